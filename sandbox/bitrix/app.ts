@@ -1,0 +1,164 @@
+import { Hono, type Context } from "hono";
+import { parse as parseQuery } from "qs";
+import { FaultInjector, type FaultSettings } from "./faults";
+import { LeakyBucket } from "./leaky-bucket";
+import { bitrixDate, Portal, RestError } from "./portal";
+import { renderLeadsPage } from "./page";
+
+export interface BitrixSandboxOptions {
+  userId?: string;
+  webhookCode?: string;
+  drainPerSecond?: number;
+  burst?: number;
+}
+
+const BATCH_MAX_COMMANDS = 50;
+// Bitrix24 parses nested query strings deeper than qs's default of 5 (e.g. fields[PHONE][0][VALUE]).
+const QS_OPTIONS = { depth: 20, arrayLimit: 1000, parameterLimit: 10_000 };
+
+type Params = Record<string, unknown>;
+
+function timeEnvelope(startedAt: number) {
+  const finish = Date.now();
+  return {
+    start: startedAt / 1000,
+    finish: finish / 1000,
+    duration: (finish - startedAt) / 1000,
+    processing: (finish - startedAt) / 1000,
+    date_start: bitrixDate(new Date(startedAt)),
+    date_finish: bitrixDate(new Date(finish)),
+    operating_reset_at: Math.floor(startedAt / 1000) + 600,
+    operating: 0,
+  };
+}
+
+async function readParams(c: Context): Promise<Params> {
+  const url = new URL(c.req.url);
+  const fromQuery = parseQuery(url.search.slice(1), QS_OPTIONS) as Params;
+  const text = await c.req.text();
+  if (text.trim() === "") return fromQuery;
+  const type = c.req.header("content-type") ?? "";
+  if (type.includes("json") || /^\s*[{[]/.test(text)) {
+    try {
+      const body = JSON.parse(text) as unknown;
+      if (body && typeof body === "object" && !Array.isArray(body)) return { ...fromQuery, ...(body as Params) };
+    } catch {
+      throw new RestError(400, "ERROR_UNEXPECTED_ANSWER", "Invalid JSON body");
+    }
+  }
+  return { ...fromQuery, ...(parseQuery(text, QS_OPTIONS) as Params) };
+}
+
+/** Bitrix24 REST over an inbound webhook, with its envelopes, limits and quirks, plus a control API. */
+export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
+  const userId = options.userId ?? "1";
+  const webhookCode = options.webhookCode ?? "sandboxcode";
+  const portal = new Portal();
+  const bucket = new LeakyBucket(options.drainPerSecond ?? 2, options.burst ?? 50);
+  const faults = new FaultInjector();
+  const stats = { httpRequests: 0, rejectedByRateLimit: 0, methods: {} as Record<string, number> };
+
+  const count = (method: string) => {
+    stats.methods[method] = (stats.methods[method] ?? 0) + 1;
+  };
+
+  function runBatch(params: Params) {
+    const rawCmd = params.cmd;
+    const cmd: Record<string, unknown> = Array.isArray(rawCmd) ? Object.fromEntries(rawCmd.map((v, i) => [String(i), v])) : ((rawCmd ?? {}) as Params);
+    const entries = Object.entries(cmd);
+    if (entries.length > BATCH_MAX_COMMANDS) throw new RestError(400, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded");
+    const halt = ["1", "true", "Y"].includes(String(params.halt ?? "0"));
+    const result: Params = {};
+    const errors: Params = {};
+    const totals: Params = {};
+    const nexts: Params = {};
+    const times: Params = {};
+    for (const [key, value] of entries) {
+      const started = Date.now();
+      const text = String(value);
+      const q = text.indexOf("?");
+      const method = (q < 0 ? text : text.slice(0, q)).replace(/\.json$/, "");
+      count(method);
+      try {
+        if (method === "batch") throw new RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage");
+        const out = portal.call(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params));
+        result[key] = out.result;
+        if (out.total !== undefined) totals[key] = out.total;
+        if (out.next !== undefined) nexts[key] = out.next;
+        times[key] = timeEnvelope(started);
+      } catch (error) {
+        if (!(error instanceof RestError)) throw error;
+        errors[key] = { error: error.code, error_description: error.description };
+        if (halt) break;
+      }
+    }
+    // PHP serialises an empty associative array as [].
+    const map = (m: Params) => (Object.keys(m).length ? m : []);
+    return { result: { result: map(result), result_error: map(errors), result_total: map(totals), result_next: map(nexts), result_time: map(times) } };
+  }
+
+  const app = new Hono();
+
+  app.all("/rest/:userId/:code/:method", async (c) => {
+    const started = Date.now();
+    const method = c.req.param("method").replace(/\.json$/, "");
+    const fail = (error: RestError) => c.json({ error: error.code, error_description: error.description }, error.status as 400);
+    if (c.req.param("userId") !== userId || c.req.param("code") !== webhookCode) {
+      return fail(new RestError(401, "NO_AUTH_FOUND", "Wrong authorization data"));
+    }
+    stats.httpRequests += 1;
+    if (!bucket.tryTake()) {
+      stats.rejectedByRateLimit += 1;
+      return fail(new RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"));
+    }
+    const fault = faults.next();
+    if (fault === "503") return fail(new RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"));
+    if (fault === "500") return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
+    try {
+      const params = await readParams(c);
+      count(method);
+      const out = method === "batch" ? runBatch(params) : portal.call(method, params);
+      // A timeout fault does the work, then answers too late: the client cannot know it was applied.
+      if (fault === "timeout") await new Promise((r) => setTimeout(r, faults.settings.delayMs));
+      return c.json({ ...out, time: timeEnvelope(started) });
+    } catch (error) {
+      if (error instanceof RestError) return fail(error);
+      return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
+    }
+  });
+
+  app.get("/_sandbox/leads", (c) => c.json(portal.snapshot()));
+  app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
+  app.get("/_sandbox/stats", (c) => c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME) }));
+  app.post("/_sandbox/reset", async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { userFields?: boolean };
+    portal.reset();
+    if (body.userFields) portal.userFields = [];
+    bucket.reset();
+    faults.configure({ rate: 0 });
+    faults.injected = { "503": 0, "500": 0, timeout: 0 };
+    stats.httpRequests = 0;
+    stats.rejectedByRateLimit = 0;
+    stats.methods = {};
+    return c.json({ ok: true });
+  });
+  app.post("/_sandbox/faults", async (c) => {
+    faults.configure((await c.req.json()) as Partial<FaultSettings>);
+    return c.json({ ok: true, settings: faults.settings });
+  });
+  app.post("/_sandbox/rate-limit", async (c) => {
+    const body = (await c.req.json()) as { drainPerSecond?: number; burst?: number };
+    bucket.drainPerSecond = body.drainPerSecond ?? bucket.drainPerSecond;
+    bucket.burst = body.burst ?? bucket.burst;
+    bucket.reset();
+    return c.json({ ok: true, drainPerSecond: bucket.drainPerSecond, burst: bucket.burst });
+  });
+  /** Seeds a lead as if made earlier by hand: `{fields, createdAt}`. */
+  app.post("/_sandbox/leads", async (c) => {
+    const body = (await c.req.json()) as { fields: Params; createdAt?: string };
+    const id = portal.addLead(body.fields, body.createdAt ? new Date(body.createdAt) : undefined);
+    return c.json({ id }, 201);
+  });
+
+  return { app, portal, bucket, faults, stats, webhookPath: `/rest/${userId}/${webhookCode}/` };
+}

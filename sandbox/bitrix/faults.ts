@@ -1,0 +1,42 @@
+export type FaultKind = "503" | "500" | "timeout";
+
+export interface FaultSettings {
+  /** Share of REST requests that fail, 0..1. */
+  rate: number;
+  kinds: FaultKind[];
+  /** How long a `timeout` fault holds the answer; set it past the client's timeout. */
+  delayMs: number;
+  seed: number;
+}
+
+export const NO_FAULTS: FaultSettings = { rate: 0, kinds: ["503", "500", "timeout"], delayMs: 30_000, seed: 1 };
+
+/** Deterministic faults (mulberry32), so a failing run can be repeated with the same seed. */
+export class FaultInjector {
+  private state: number;
+  injected: Record<FaultKind, number> = { "503": 0, "500": 0, timeout: 0 };
+
+  constructor(public settings: FaultSettings = NO_FAULTS) {
+    this.state = settings.seed;
+  }
+
+  configure(settings: Partial<FaultSettings>): void {
+    this.settings = { ...this.settings, ...settings };
+    this.state = this.settings.seed;
+  }
+
+  private random(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0;
+    let t = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  next(): FaultKind | null {
+    const { rate, kinds } = this.settings;
+    if (rate <= 0 || kinds.length === 0 || this.random() >= rate) return null;
+    const kind = kinds[Math.floor(this.random() * kinds.length)] ?? null;
+    if (kind) this.injected[kind] += 1;
+    return kind;
+  }
+}

@@ -1,0 +1,22 @@
+const escape = (value: unknown) =>
+  String(value ?? "").replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] ?? ch);
+
+function multi(value: unknown): string {
+  return Array.isArray(value) ? value.map((m: { VALUE?: string }) => escape(m.VALUE)).join("<br>") : "";
+}
+
+/** A plain page of the sandbox portal's leads, newest first, refreshed every few seconds. */
+export function renderLeadsPage(leads: Record<string, unknown>[]): string {
+  const rows = [...leads]
+    .reverse()
+    .map(
+      (l) => `<tr><td>${escape(l.ID)}</td><td>${escape(l.TITLE)}</td><td>${escape(l.STATUS_ID)}</td><td>${multi(l.PHONE)}</td><td>${multi(l.EMAIL)}</td>
+<td>${escape([l.UTM_SOURCE, l.UTM_MEDIUM, l.UTM_CAMPAIGN].filter(Boolean).join(" / "))}</td><td>${escape(l.UF_CRM_CM_VISITOR_ID)}</td><td>${escape(l.UF_CRM_COMAGIC_ID)}</td>
+<td><pre>${escape(l.COMMENTS)}</pre>${(l.TIMELINE_COMMENTS as string[]).map((c) => `<pre class="t">${escape(c)}</pre>`).join("")}</td></tr>`,
+    )
+    .join("\n");
+  return `<!doctype html><html><head><meta charset="utf-8"><title>Bitrix24 sandbox: leads</title><meta http-equiv="refresh" content="3">
+<style>body{font:14px system-ui;margin:1.5rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}pre{margin:0;font-size:12px;white-space:pre-wrap}pre.t{margin-top:.4rem;border-top:1px dashed #aaa;color:#555}</style></head>
+<body><h1>Bitrix24 sandbox: ${leads.length} lead(s)</h1><p>JSON: <a href="/_sandbox/leads">/_sandbox/leads</a> · stats: <a href="/_sandbox/stats">/_sandbox/stats</a></p>
+<table><tr><th>ID</th><th>Title</th><th>Status</th><th>Phone</th><th>Email</th><th>UTM</th><th>Visitor</th><th>CoMagic ID</th><th>Comments (timeline below)</th></tr>${rows}</table></body></html>`;
+}

@@ -1,0 +1,34 @@
+import { serve, type ServerType } from "@hono/node-server";
+import { Hono } from "hono";
+import { createBitrixSandbox, type BitrixSandboxOptions } from "./bitrix/app";
+
+export interface RunningSandbox {
+  url: string;
+  bitrixWebhookUrl: string;
+  bitrix: ReturnType<typeof createBitrixSandbox>;
+  close(): Promise<void>;
+}
+
+/** Starts the local stand-ins (Bitrix24 for now) on one port; port 0 picks a free one. */
+export async function startSandbox(options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions } = {}): Promise<RunningSandbox> {
+  const bitrix = createBitrixSandbox(options.bitrix);
+  const app = new Hono();
+  app.route("/", bitrix.app);
+  app.get("/", (c) => c.redirect("/_sandbox"));
+  const host = options.host ?? "127.0.0.1";
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: host }, () => resolve(s));
+    s.once("error", (error: NodeJS.ErrnoException) =>
+      reject(error.code === "EADDRINUSE" ? new Error(`Port ${options.port} is taken: is another \`npm start\` running? (set SANDBOX_PORT to move it)`) : error),
+    );
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  const url = `http://${host}:${port}`;
+  return {
+    url,
+    bitrixWebhookUrl: `${url}${bitrix.webhookPath}`,
+    bitrix,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

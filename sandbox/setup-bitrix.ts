@@ -1,0 +1,21 @@
+/** `npm run setup:bitrix`: creates the custom lead fields on the portal in BITRIX_WEBHOOK_URL. */
+import { createBitrixClient } from "../worker/bitrix/client";
+import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
+import { readDevVars } from "./dev-vars";
+
+const url = process.env.BITRIX_WEBHOOK_URL || readDevVars().BITRIX_WEBHOOK_URL;
+if (!url) {
+  console.error("BITRIX_WEBHOOK_URL is not set (neither in the environment nor in .dev.vars).");
+  process.exit(1);
+}
+const baseUrl = url.endsWith("/") ? url : `${url}/`;
+try {
+  const { created, existing } = await ensureLeadUserFields(createBitrixClient({ baseUrl, timeoutMs: 30_000 }));
+  for (const name of created) console.log(`created   ${name}`);
+  for (const name of existing) console.log(`existing  ${name}`);
+  console.log(`${created.length} created, ${existing.length} already there on ${new URL(baseUrl).host}.`);
+} catch (error) {
+  console.error(`Setup failed: ${error instanceof Error ? error.message : String(error)}`);
+  console.error("The webhook needs the `crm` scope and a user allowed to change CRM settings.");
+  process.exit(1);
+}

@@ -1,0 +1,42 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { ZodError } from "zod";
+import type { Env } from "./env";
+import { AppError } from "./errors";
+import { createLogger, errorMessage, type Logger } from "./log";
+import { comagicWebhookRoute } from "./routes/comagic-webhook";
+import { healthRoute } from "./routes/health";
+
+export type AppEnv = { Bindings: Env; Variables: { requestId: string; log: Logger } };
+
+export const app = new Hono<AppEnv>();
+
+app.use(requestId({ headerName: "X-Request-Id" }));
+app.use(async (c, next) => {
+  c.set("log", createLogger({ requestId: c.get("requestId") }));
+  await next();
+});
+
+app.route("/webhooks/comagic", comagicWebhookRoute);
+app.route("/health", healthRoute);
+
+app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+
+app.onError((error, c) => {
+  const log = c.get("log") ?? createLogger({ requestId: c.get("requestId") });
+  if (error instanceof AppError) {
+    if (error.status === 401) c.header("Cache-Control", "no-store");
+    return c.json({ error: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) }, error.status);
+  }
+  if (error instanceof ZodError) {
+    const issues = error.issues.slice(0, 20).map((issue) => ({ path: issue.path.join(".") || "(body)", message: issue.message }));
+    log.warn("request.invalid", { path: new URL(c.req.url).pathname, issues });
+    return c.json({ error: "invalid_body", message: "The body is not a valid request", issues }, 400);
+  }
+  if (error instanceof HTTPException) {
+    return c.json({ error: "http_error", message: error.message }, error.status);
+  }
+  log.error("request.failed", { path: new URL(c.req.url).pathname, error: errorMessage(error) });
+  return c.json({ error: "internal_error", message: "Something went wrong; the request id is in X-Request-Id" }, 500);
+});

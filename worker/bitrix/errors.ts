@@ -1,0 +1,47 @@
+/**
+ * A failed Bitrix24 call. `applied` says whether the portal may have carried the call out anyway
+ * (a timeout after sending), which decides if it is safe to repeat without looking again first.
+ */
+export class BitrixError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly transient: boolean,
+    readonly applied: "no" | "unknown",
+    readonly retryAfterSeconds = 0,
+  ) {
+    super(message);
+    this.name = "BitrixError";
+  }
+}
+
+// Credentials and scope problems are fixed by an admin, not by the code: wait and retry so nothing is lost.
+const CREDENTIAL_CODES = new Set([
+  "NO_AUTH_FOUND",
+  "INVALID_CREDENTIALS",
+  "expired_token",
+  "invalid_token",
+  "insufficient_scope",
+  "authorization_error",
+  "user_access_error",
+]);
+const CREDENTIAL_RETRY_SECONDS = 300;
+// Bitrix24 counts method time in one-minute buckets over ten minutes; retrying sooner only fails again.
+const OPERATION_LIMIT_RETRY_SECONDS = 60;
+
+/** Maps an error envelope to transient or permanent. Decide on `error`, not on the HTTP status: they disagree. */
+export function classifyBitrixError(code: string, description: string, httpStatus: number): BitrixError {
+  const message = `Bitrix24 ${code || `HTTP ${httpStatus}`}: ${description || "no description"}`;
+  if (code === "QUERY_LIMIT_EXCEEDED") return new BitrixError(code, message, true, "no", 1);
+  if (code === "OPERATION_TIME_LIMIT") return new BitrixError(code, message, true, "no", OPERATION_LIMIT_RETRY_SECONDS);
+  if (code === "OVERLOAD_LIMIT") return new BitrixError(code, message, true, "no", CREDENTIAL_RETRY_SECONDS);
+  if (CREDENTIAL_CODES.has(code)) return new BitrixError(code, message, true, "no", CREDENTIAL_RETRY_SECONDS);
+  if (code === "INTERNAL_SERVER_ERROR" || code === "ERROR_UNEXPECTED_ANSWER" || httpStatus >= 500) {
+    return new BitrixError(code || `HTTP_${httpStatus}`, message, true, "unknown");
+  }
+  // A lead that vanished between lookup and write: looking again decides anew, so retry.
+  if (/not found/i.test(description) && code !== "ERROR_METHOD_NOT_FOUND") {
+    return new BitrixError(code || "NOT_FOUND", message, true, "no");
+  }
+  return new BitrixError(code || "ERROR", message, false, "no");
+}

@@ -1,0 +1,20 @@
+/**
+ * PHP `http_build_query` encoding, which Bitrix24 `batch` commands use: `fields[PHONE][0][VALUE]=%2B7…`.
+ * null and undefined are left out (as PHP does), booleans become 1/0.
+ */
+export function encodeBitrixQuery(params: Record<string, unknown>): string {
+  const pairs: string[] = [];
+  const walk = (prefix: string, value: unknown): void => {
+    if (value === null || value === undefined) return;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(`${prefix}[${i}]`, item));
+    } else if (typeof value === "object") {
+      for (const [key, item] of Object.entries(value)) walk(`${prefix}[${encodeURIComponent(key)}]`, item);
+    } else {
+      const scalar = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
+      pairs.push(`${prefix}=${encodeURIComponent(scalar)}`);
+    }
+  };
+  for (const [key, value] of Object.entries(params)) walk(encodeURIComponent(key), value);
+  return pairs.join("&");
+}

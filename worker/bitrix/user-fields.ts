@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { LEAD_FIELD } from "../domain/lead-plan";
+import type { BitrixClient } from "./client";
+
+export interface UserFieldDefinition {
+  FIELD_NAME: string;
+  USER_TYPE_ID: "string" | "integer";
+  LABEL: string;
+}
+
+/** The lead fields this product writes. Bitrix adds the UF_CRM_ prefix itself; we pass full names. */
+export const LEAD_USER_FIELDS: UserFieldDefinition[] = [
+  { FIELD_NAME: LEAD_FIELD.comagicId, USER_TYPE_ID: "string", LABEL: "CoMagic session ID" },
+  { FIELD_NAME: LEAD_FIELD.visitorId, USER_TYPE_ID: "string", LABEL: "CoMagic visitor ID" },
+  { FIELD_NAME: LEAD_FIELD.sessions, USER_TYPE_ID: "integer", LABEL: "CoMagic sessions" },
+  { FIELD_NAME: LEAD_FIELD.firstSource, USER_TYPE_ID: "string", LABEL: "CoMagic first source" },
+  { FIELD_NAME: LEAD_FIELD.lastSource, USER_TYPE_ID: "string", LABEL: "CoMagic last source" },
+];
+
+const userFieldRows = z.array(z.object({ FIELD_NAME: z.string() }).loose());
+
+/** Creates the missing lead fields (list first, then add: a repeated add is an error in Bitrix). */
+export async function ensureLeadUserFields(client: BitrixClient): Promise<{ created: string[]; existing: string[] }> {
+  const lists = await client.batch(
+    Object.fromEntries(
+      LEAD_USER_FIELDS.map((f, i) => [`f${i}`, { method: "crm.lead.userfield.list", params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: f.FIELD_NAME } } }]),
+    ),
+    { readOnly: true },
+  );
+  const created: string[] = [];
+  const existing: string[] = [];
+  for (const [i, field] of LEAD_USER_FIELDS.entries()) {
+    const outcome = lists[`f${i}`];
+    if (!outcome?.ok) throw outcome?.error ?? new Error("crm.lead.userfield.list gave no answer");
+    const rows = userFieldRows.parse(outcome.result);
+    if (rows.some((r) => r.FIELD_NAME === field.FIELD_NAME)) {
+      existing.push(field.FIELD_NAME);
+      continue;
+    }
+    await client.call("crm.lead.userfield.add", {
+      fields: { ...field, EDIT_FORM_LABEL: field.LABEL, LIST_COLUMN_LABEL: field.LABEL, LIST_FILTER_LABEL: field.LABEL, SHOW_IN_LIST: "Y", MULTIPLE: "N", MANDATORY: "N" },
+    });
+    created.push(field.FIELD_NAME);
+  }
+  return { created, existing };
+}

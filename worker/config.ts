@@ -1,0 +1,93 @@
+import { getCountries, type CountryCode } from "libphonenumber-js/min";
+import { z } from "zod";
+import type { Env } from "./env";
+import { AppError } from "./errors";
+
+const KNOWN_REGIONS = new Set<string>(getCountries());
+
+// The webhook base must look like `<portal>/rest/<user id>/<code>/` (or the v3 `/rest/api/<id>/<code>/`).
+const BITRIX_WEBHOOK_PATH = /\/rest\/(?:api\/)?\d+\/[^/]+\/?$/;
+
+const secretList = z
+  .string()
+  .transform((raw) => raw.split(",").map((s) => s.trim()).filter(Boolean))
+  .pipe(z.array(z.string()).min(1, "has no non-empty value"));
+
+const positiveInt = (fallback: number) =>
+  z.coerce.number().int().positive().default(fallback);
+
+const configSchema = z.object({
+  BITRIX_WEBHOOK_URL: z
+    .url({ protocol: /^https?$/, error: "is not an http(s) URL" })
+    .refine((url) => BITRIX_WEBHOOK_PATH.test(new URL(url).pathname), {
+      error: "must end with /rest/<user id>/<webhook code>/",
+    })
+    .transform((url) => (url.endsWith("/") ? url : `${url}/`)),
+  BITRIX_TIMEOUT_MS: positiveInt(25_000),
+  COMAGIC_WEBHOOK_TOKEN: secretList.optional(),
+  COMAGIC_WEBHOOK_SECRET: secretList.optional(),
+  DEFAULT_PHONE_REGION: z
+    .string()
+    .default("RU")
+    .transform((r) => r.toUpperCase())
+    .refine((r) => KNOWN_REGIONS.has(r), { error: "is not an ISO 3166 region code known to libphonenumber" })
+    .transform((r) => r as CountryCode),
+  LEAD_DEDUP_DAYS: positiveInt(30),
+  MIN_LOST_CALL_SECONDS: z.coerce.number().int().nonnegative().default(10),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export interface ConfigProblem {
+  setting: string;
+  problem: string;
+}
+
+/** Empty strings count as unset: `wrangler secret put` and .dev.vars make those easily. */
+function presentValues(env: Env): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(([, v]) => typeof v === "string" && v.trim() !== ""),
+  );
+}
+
+export type ConfigResult =
+  | { ok: true; config: Config; warnings: ConfigProblem[] }
+  | { ok: false; problems: ConfigProblem[]; warnings: ConfigProblem[] };
+
+/** Parses settings once per use; never echoes a value, only the names and what is wrong with them. */
+export function readConfig(env: Env): ConfigResult {
+  const values = presentValues(env);
+  const parsed = configSchema.safeParse(values);
+  const problems: ConfigProblem[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => ({
+        setting: String(issue.path[0] ?? "config"),
+        problem: issue.code === "invalid_type" && issue.input === undefined ? "is not set" : issue.message,
+      }));
+  const warnings: ConfigProblem[] = [];
+  const hasToken = values.COMAGIC_WEBHOOK_TOKEN !== undefined;
+  const hasSecret = values.COMAGIC_WEBHOOK_SECRET !== undefined;
+  if (!hasToken && !hasSecret) {
+    problems.push({
+      setting: "COMAGIC_WEBHOOK_TOKEN",
+      problem: "neither COMAGIC_WEBHOOK_TOKEN nor COMAGIC_WEBHOOK_SECRET is set, so every webhook is refused",
+    });
+  } else if (!hasToken) {
+    warnings.push({ setting: "COMAGIC_WEBHOOK_TOKEN", problem: "is not set: only signed (X-CoMagic-Signature) webhooks are accepted" });
+  } else if (!hasSecret) {
+    warnings.push({ setting: "COMAGIC_WEBHOOK_SECRET", problem: "is not set: signatures are not checked, the token alone authenticates" });
+  }
+  if (!env.LEAD_JOBS) problems.push({ setting: "LEAD_JOBS", problem: "queue binding is missing" });
+  if (!env.DEAD_LETTERS) problems.push({ setting: "DEAD_LETTERS", problem: "queue binding is missing" });
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems, warnings };
+  return { ok: true, config: parsed.data, warnings };
+}
+
+/** For routes: the parsed config, or a 503 that names what is wrong (never a value). */
+export function requireConfig(env: Env): Config {
+  const result = readConfig(env);
+  if (!result.ok) {
+    throw new AppError(503, "misconfigured", "The worker is not configured; see GET /health", result.problems);
+  }
+  return result.config;
+}

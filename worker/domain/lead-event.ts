@@ -1,0 +1,54 @@
+import { z } from "zod";
+
+const text = z.string().max(2000).nullable();
+
+export const utmSchema = z.object({
+  source: text,
+  medium: text,
+  campaign: text,
+  content: text,
+  term: text,
+});
+export type Utm = z.infer<typeof utmSchema>;
+export const UTM_KEYS = ["source", "medium", "campaign", "content", "term"] as const;
+
+export const EMPTY_UTM: Utm = { source: null, medium: null, campaign: null, content: null, term: null };
+
+/**
+ * One contact a lead is made from, normalised at the edge (phone in E.164, email lower-cased).
+ * It is the body of a queue message, so older deploys' messages must keep parsing: add fields as optional.
+ */
+export const leadEventSchema = z.object({
+  kind: z.enum(["call", "chat", "form"]),
+  /** Idempotency key: written to ORIGIN_ID on create and to UF_CRM_COMAGIC_ID on every write. */
+  key: z.string().min(1).max(120),
+  sessionId: z.string().min(1).max(100),
+  receivedAt: z.iso.datetime(),
+  phone: z.string().regex(/^\+\d{6,15}$/).nullable(),
+  email: z.string().max(254).nullable(),
+  name: text,
+  visitorId: text,
+  utm: utmSchema,
+  employee: text,
+  trafficType: text,
+  entryPage: text,
+  tags: z.array(z.string().max(200)).max(100),
+  recordingUrl: text,
+  call: z
+    .object({
+      lost: z.boolean(),
+      totalSeconds: z.number().nonnegative().nullable(),
+      talkSeconds: z.number().nonnegative().nullable(),
+      waitSeconds: z.number().nonnegative().nullable(),
+    })
+    .nullable(),
+});
+export type LeadEvent = z.infer<typeof leadEventSchema>;
+
+/** The keys two events share when they concern the same person or the same session. */
+export function identityKeys(event: LeadEvent): string[] {
+  const keys = [`key:${event.key}`];
+  if (event.phone) keys.push(`phone:${event.phone}`);
+  if (event.email) keys.push(`email:${event.email}`);
+  return keys;
+}

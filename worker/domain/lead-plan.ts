@@ -1,0 +1,123 @@
+import type { CountryCode } from "libphonenumber-js/min";
+import { buildLeadComment, buildLeadTitle } from "./lead-comment";
+import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
+import { normalizePhone } from "./phone";
+
+export const ORIGINATOR_ID = "comagic";
+
+/** Custom lead fields this product writes; codes stay within Bitrix's 13 characters after UF_CRM_. */
+export const LEAD_FIELD = {
+  comagicId: "UF_CRM_COMAGIC_ID",
+  visitorId: "UF_CRM_CM_VISITOR_ID",
+  sessions: "UF_CRM_CM_SESSIONS",
+  firstSource: "UF_CRM_CM_FIRST_SRC",
+  lastSource: "UF_CRM_CM_LAST_SRC",
+} as const;
+
+const SOURCE_BY_KIND: Record<LeadEvent["kind"], string> = {
+  call: "CALL",
+  // Bitrix24 has no chat source out of the box; a website chat is a website contact.
+  chat: "WEB",
+  form: "WEB",
+};
+
+/** What the lead store knows about an existing lead, values as Bitrix returns them (strings). */
+export interface LeadSnapshot {
+  id: string;
+  statusSemantic: string | null;
+  dateCreate: string | null;
+  name: string | null;
+  phones: string[];
+  emails: string[];
+  utm: Utm;
+  visitorId: string | null;
+}
+
+export interface LeadLookup {
+  /** A lead that already carries this event's key (ORIGIN_ID or UF_CRM_COMAGIC_ID). */
+  appliedLeadId: string | null;
+  /** Leads sharing a phone or email with the event. */
+  candidates: LeadSnapshot[];
+}
+
+export type LeadFields = Record<string, unknown>;
+
+export type LeadWritePlan =
+  | { action: "skip"; leadId: string }
+  | { action: "create"; fields: LeadFields }
+  | { action: "update"; leadId: string; fields: LeadFields; comment: string };
+
+export interface PlanRules {
+  now: Date;
+  dedupDays: number;
+  defaultRegion: CountryCode;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The most recent open lead (status semantic P) created inside the dedup window, if any. */
+export function pickOpenLead(candidates: readonly LeadSnapshot[], rules: Pick<PlanRules, "now" | "dedupDays">): LeadSnapshot | null {
+  const since = rules.now.getTime() - rules.dedupDays * DAY_MS;
+  const open = candidates
+    .map((lead) => ({ lead, created: lead.dateCreate ? Date.parse(lead.dateCreate) : Number.NaN }))
+    .filter(({ lead, created }) => lead.statusSemantic === "P" && created >= since)
+    .sort((a, b) => b.created - a.created || Number(b.lead.id) - Number(a.lead.id));
+  return open[0]?.lead ?? null;
+}
+
+function utmFields(utm: Utm, keep: (key: (typeof UTM_KEYS)[number]) => boolean): LeadFields {
+  const fields: LeadFields = {};
+  for (const key of UTM_KEYS) {
+    const value = utm[key];
+    if (value && keep(key)) fields[`UTM_${key.toUpperCase()}`] = value;
+  }
+  return fields;
+}
+
+export function newLeadFields(event: LeadEvent): LeadFields {
+  return {
+    TITLE: buildLeadTitle(event),
+    ...(event.name ? { NAME: event.name } : {}),
+    ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
+    ...(event.email ? { EMAIL: [{ VALUE: event.email, VALUE_TYPE: "WORK" }] } : {}),
+    SOURCE_ID: SOURCE_BY_KIND[event.kind],
+    STATUS_ID: "NEW",
+    OPENED: "Y",
+    ORIGINATOR_ID,
+    ORIGIN_ID: event.key,
+    [LEAD_FIELD.comagicId]: event.key,
+    ...(event.visitorId ? { [LEAD_FIELD.visitorId]: event.visitorId } : {}),
+    ...utmFields(event.utm, () => true),
+    COMMENTS: buildLeadComment(event),
+  };
+}
+
+/**
+ * Fields for an existing lead: never the status, never a phone or email it already has (a multi-field
+ * entry without ID *adds* a value in Bitrix), first-touch UTMs kept, the latest session recorded.
+ */
+export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: CountryCode): LeadFields {
+  const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key };
+  if (event.phone && !lead.phones.some((p) => normalizePhone(p, region) === event.phone)) {
+    fields.PHONE = [{ VALUE: event.phone, VALUE_TYPE: "WORK" }];
+  }
+  if (event.email && !lead.emails.some((e) => e.trim().toLowerCase() === event.email)) {
+    fields.EMAIL = [{ VALUE: event.email, VALUE_TYPE: "WORK" }];
+  }
+  if (event.name && !lead.name) fields.NAME = event.name;
+  if (event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
+  Object.assign(fields, utmFields(event.utm, (key) => !lead.utm[key]));
+  return fields;
+}
+
+export function planLeadWrite(event: LeadEvent, lookup: LeadLookup, rules: PlanRules): LeadWritePlan {
+  if (lookup.appliedLeadId) return { action: "skip", leadId: lookup.appliedLeadId };
+  const open = pickOpenLead(lookup.candidates, rules);
+  if (!open) return { action: "create", fields: newLeadFields(event) };
+  return {
+    action: "update",
+    leadId: open.id,
+    fields: updateLeadFields(event, open, rules.defaultRegion),
+    comment: buildLeadComment(event),
+  };
+}

@@ -1,0 +1,66 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { AppEnv } from "../app";
+import { verifyWebhook } from "../comagic/webhook-auth";
+import { parseNotification } from "../comagic/notification-schema";
+import { requireConfig } from "../config";
+import { classifySession } from "../domain/comagic-session";
+import { maskPhone } from "../domain/phone";
+import { AppError } from "../errors";
+import type { LeadJob } from "../jobs/schema";
+
+/** CoMagic notifications are small; 64 KiB leaves room for long tag lists and stops abuse early. */
+export const WEBHOOK_MAX_BYTES = 64 * 1024;
+
+function parseJson(raw: ArrayBuffer): unknown {
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw));
+  } catch {
+    throw new AppError(400, "invalid_json", "The body is not valid UTF-8 JSON");
+  }
+}
+
+export const comagicWebhookRoute = new Hono<AppEnv>().post(
+  "/",
+  bodyLimit({
+    maxSize: WEBHOOK_MAX_BYTES,
+    onError: () => {
+      throw new AppError(413, "body_too_large", `The body is larger than ${WEBHOOK_MAX_BYTES} bytes`);
+    },
+  }),
+  async (c) => {
+    const config = requireConfig(c.env);
+    const log = c.get("log");
+    const raw = await c.req.arrayBuffer();
+    const verified = await verifyWebhook(
+      { token: c.req.query("token") ?? null, signature: c.req.header("X-CoMagic-Signature") ?? null },
+      raw,
+      { tokens: config.COMAGIC_WEBHOOK_TOKEN, secrets: config.COMAGIC_WEBHOOK_SECRET },
+    );
+    if (!verified) {
+      log.warn("webhook.rejected", { reason: "credentials" });
+      throw new AppError(401, "unauthorized", "Missing or invalid webhook token or signature");
+    }
+
+    const notification = parseNotification(parseJson(raw));
+    if (notification.type === "unknown_event") {
+      log.info("webhook.ignored", { reason: "unknown_event_type", eventType: notification.eventType.slice(0, 60) });
+      return c.json({ status: "ignored", reason: `unknown event_type "${notification.eventType.slice(0, 60)}"` }, 200);
+    }
+    const classified = classifySession(notification.session, {
+      defaultRegion: config.DEFAULT_PHONE_REGION,
+      minLostCallSeconds: config.MIN_LOST_CALL_SECONDS,
+      receivedAt: new Date(),
+    });
+    if (classified.status === "ignored") {
+      log.info("webhook.ignored", { reason: classified.reason, sessionId: notification.session.id });
+      return c.json({ status: "ignored", reason: classified.reason }, 200);
+    }
+
+    const { event } = classified;
+    const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
+    await c.env.LEAD_JOBS.send(job, { contentType: "json" });
+    log.info("webhook.accepted", { key: event.key, kind: event.kind, phone: event.phone ? maskPhone(event.phone) : null });
+    return c.json({ status: "accepted", id: event.key }, 202);
+  },
+);
