@@ -1,5 +1,5 @@
 import { getCountries, type CountryCode } from "libphonenumber-js/min";
-import { z } from "zod";
+import * as z from "zod";
 import type { Env } from "./env";
 import { AppError } from "./errors";
 

@@ -113,12 +113,13 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     }
     const fault = faults.next();
     if (fault === "503") return fail(new RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"));
-    if (fault === "500") return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
     try {
       const params = await readParams(c);
       count(method);
       const out = method === "batch" ? runBatch(params) : portal.call(method, params);
-      // A timeout fault does the work, then answers too late: the client cannot know it was applied.
+      // 500 and timeout faults do the work first, then fail or answer too late: the worst case for a
+      // client, which cannot tell whether its writes happened.
+      if (fault === "500") return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
       if (fault === "timeout") await new Promise((r) => setTimeout(r, faults.settings.delayMs));
       return c.json({ ...out, time: timeEnvelope(started) });
     } catch (error) {

@@ -1,3 +1,7 @@
+/**
+ * 503: refused before any work (QUERY_LIMIT_EXCEEDED). 500: the work is done, then an error is returned.
+ * timeout: the work is done, then the answer is held for `delayMs`.
+ */
 export type FaultKind = "503" | "500" | "timeout";
 
 export interface FaultSettings {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { BitrixError, classifyBitrixError } from "./errors";
 import { encodeBitrixQuery } from "./query-string";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { LeadEvent } from "../domain/lead-event";
 import { LEAD_FIELD, ORIGINATOR_ID, type LeadLookup, type LeadSnapshot, type LeadWritePlan } from "../domain/lead-plan";
 import { phoneSearchVariants } from "../domain/phone";

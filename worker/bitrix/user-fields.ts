@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import type { BitrixClient } from "./client";
 

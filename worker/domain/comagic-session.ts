@@ -1,5 +1,5 @@
 import type { CountryCode } from "libphonenumber-js/min";
-import { z } from "zod";
+import * as z from "zod";
 import type { LeadEvent, Utm } from "./lead-event";
 import { normalizePhone } from "./phone";
 

@@ -17,7 +17,7 @@ export const MAX_DELIVERY_ATTEMPTS = 20;
 
 export interface ConsumerDeps {
   store: LeadStore;
-  deadLetters: Pick<Queue<DeadLetter>, "send">;
+  deadLetters: { send(letter: DeadLetter, options?: QueueSendOptions): Promise<unknown> };
   log: Logger;
   now: () => Date;
   random: () => number;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { leadEventSchema } from "../domain/lead-event";
 
 /** A lead to write. Versioned: a message may have been sent by an older deploy. */

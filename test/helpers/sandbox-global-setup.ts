@@ -1,0 +1,21 @@
+import type { TestProject } from "vitest/node";
+import { createBitrixClient } from "../../worker/bitrix/client";
+import { ensureLeadUserFields } from "../../worker/bitrix/user-fields";
+import { startSandbox } from "../../sandbox/server";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    sandboxUrl: string;
+    bitrixWebhookUrl: string;
+  }
+}
+
+/** Starts the Bitrix24 sandbox in Node for the workerd tests, with the real rate limit on. */
+export default async function setup(project: TestProject) {
+  const sandbox = await startSandbox({ port: 0 });
+  // Provision exactly as `npm run setup:bitrix` does, so the tests also cover it.
+  await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
+  project.provide("sandboxUrl", sandbox.url);
+  project.provide("bitrixWebhookUrl", sandbox.bitrixWebhookUrl);
+  return () => sandbox.close();
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { readConfig } from "../../worker/config";
+import type { Env } from "../../worker/env";
+import { createLogger } from "../../worker/log";
+
+const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Env["LEAD_JOBS"];
+const base: Env = {
+  LEAD_JOBS: queue,
+  DEAD_LETTERS: queue,
+  BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/rest/1/abc123secret",
+  COMAGIC_WEBHOOK_TOKEN: "tok1, tok2",
+  COMAGIC_WEBHOOK_SECRET: "sec",
+};
+
+describe("readConfig", () => {
+  it("applies defaults and splits rotated secrets", () => {
+    const result = readConfig(base);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config).toMatchObject({
+      BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/rest/1/abc123secret/",
+      COMAGIC_WEBHOOK_TOKEN: ["tok1", "tok2"],
+      DEFAULT_PHONE_REGION: "RU",
+      LEAD_DEDUP_DAYS: 30,
+      MIN_LOST_CALL_SECONDS: 10,
+    });
+    expect(result.warnings).toEqual([]);
+  });
+
+  it.each([
+    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: undefined }, "is not set"],
+    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/crm/" }, "must end with /rest/<user id>/<webhook code>/"],
+    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "ftp://x/rest/1/a/" }, "is not an http(s) URL"],
+    ["COMAGIC_WEBHOOK_TOKEN", { COMAGIC_WEBHOOK_TOKEN: "", COMAGIC_WEBHOOK_SECRET: "  " }, "neither COMAGIC_WEBHOOK_TOKEN nor COMAGIC_WEBHOOK_SECRET is set, so every webhook is refused"],
+    ["COMAGIC_WEBHOOK_TOKEN", { COMAGIC_WEBHOOK_TOKEN: " , ," }, "has no non-empty value"],
+    ["DEFAULT_PHONE_REGION", { DEFAULT_PHONE_REGION: "XX" }, "is not an ISO 3166 region code known to libphonenumber"],
+    ["LEAD_DEDUP_DAYS", { LEAD_DEDUP_DAYS: "-1" }, "Too small: expected number to be >0"],
+    ["LEAD_JOBS", { LEAD_JOBS: undefined }, "queue binding is missing"],
+  ])("names %s when it is wrong, never its value", (setting, overrides, problem) => {
+    const result = readConfig({ ...base, ...overrides } as Env);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toContainEqual({ setting, problem });
+    expect(JSON.stringify(result)).not.toContain("abc123secret");
+  });
+
+  it("warns when only one of the two webhook checks is configured", () => {
+    const result = readConfig({ ...base, COMAGIC_WEBHOOK_SECRET: undefined });
+    expect(result.ok).toBe(true);
+    expect(result.warnings.map((w) => w.setting)).toEqual(["COMAGIC_WEBHOOK_SECRET"]);
+  });
+});
+
+describe("createLogger", () => {
+  it("writes one JSON object a line, masking phones and hiding secrets", () => {
+    const lines: string[] = [];
+    const log = createLogger({ requestId: "r1" }, (line) => lines.push(line)).child({ phone: "+79123456789" });
+    log.info("lead.created", { leadId: 5, accessToken: "abc", webhookSecret: "s" });
+    expect(JSON.parse(lines[0] ?? "")).toEqual({ level: "info", event: "lead.created", requestId: "r1", phone: "+7912*****89", leadId: 5, accessToken: "[redacted]", webhookSecret: "[redacted]" });
+  });
+});

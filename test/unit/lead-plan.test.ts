@@ -1,0 +1,93 @@
+import { describe, expect, it } from "vitest";
+import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
+import { newLeadFields, pickOpenLead, planLeadWrite, updateLeadFields, type LeadSnapshot } from "../../worker/domain/lead-plan";
+
+const now = new Date("2026-11-24T12:00:00Z");
+const rules = { now, dedupDays: 30, defaultRegion: "RU" as const };
+
+function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
+  return {
+    kind: "call", key: "555", sessionId: "555", receivedAt: now.toISOString(), phone: "+79123456789", email: null, name: null,
+    visitorId: "v1", utm: { ...EMPTY_UTM, source: "google", term: "sofa" }, employee: "Ivan", trafficType: "paid", entryPage: null,
+    tags: [], recordingUrl: null, call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 }, ...overrides,
+  };
+}
+
+function lead(overrides: Partial<LeadSnapshot> = {}): LeadSnapshot {
+  return {
+    id: "10", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: ["8 (912) 345-67-89"], emails: [],
+    utm: { ...EMPTY_UTM, source: "yandex" }, visitorId: null, ...overrides,
+  };
+}
+
+describe("pickOpenLead", () => {
+  it("takes the most recently created open lead inside the window", () => {
+    const picked = pickOpenLead([lead({ id: "1", dateCreate: "2026-11-01T00:00:00+03:00" }), lead({ id: "2", dateCreate: "2026-11-22T00:00:00+03:00" })], rules);
+    expect(picked?.id).toBe("2");
+  });
+
+  it.each([
+    ["converted", { statusSemantic: "S" }],
+    ["junk", { statusSemantic: "F" }],
+    ["older than the window", { dateCreate: "2026-10-24T00:00:00+03:00" }],
+    ["without a creation date", { dateCreate: null }],
+  ])("skips a lead that is %s", (_name, overrides) => {
+    expect(pickOpenLead([lead(overrides)], rules)).toBeNull();
+  });
+});
+
+describe("newLeadFields", () => {
+  it("fills the lead the way the seed does, with our idempotency keys", () => {
+    expect(newLeadFields(event())).toMatchObject({
+      TITLE: "CoMagic call: +79123456789",
+      PHONE: [{ VALUE: "+79123456789", VALUE_TYPE: "WORK" }],
+      SOURCE_ID: "CALL",
+      STATUS_ID: "NEW",
+      ORIGINATOR_ID: "comagic",
+      ORIGIN_ID: "555",
+      UF_CRM_COMAGIC_ID: "555",
+      UF_CRM_CM_VISITOR_ID: "v1",
+      UTM_SOURCE: "google",
+      UTM_TERM: "sofa",
+    });
+  });
+
+  it("leaves out fields it has no value for", () => {
+    const fields = newLeadFields(event({ visitorId: null, utm: EMPTY_UTM }));
+    expect(Object.keys(fields).filter((k) => k.startsWith("UTM_") || k === "UF_CRM_CM_VISITOR_ID")).toEqual([]);
+  });
+});
+
+describe("updateLeadFields", () => {
+  it("never sends the status, a phone the lead has in another spelling, or a first-touch UTM already set", () => {
+    const fields = updateLeadFields(event(), lead(), "RU");
+    expect(fields).toEqual({ UF_CRM_COMAGIC_ID: "555", UF_CRM_CM_VISITOR_ID: "v1", UTM_TERM: "sofa" });
+  });
+
+  it("adds a new phone and email, and the name when the lead has none", () => {
+    const fields = updateLeadFields(event({ phone: "+79990001122", email: "a@b.ru", name: "Anna" }), lead(), "RU");
+    expect(fields).toMatchObject({ PHONE: [{ VALUE: "+79990001122", VALUE_TYPE: "WORK" }], EMAIL: [{ VALUE: "a@b.ru", VALUE_TYPE: "WORK" }], NAME: "Anna" });
+  });
+
+  it("keeps an email the lead has in other letter case, and a visitor id already set", () => {
+    const fields = updateLeadFields(event({ email: "a@b.ru" }), lead({ emails: ["A@B.RU"], visitorId: "v0" }), "RU");
+    expect(fields).not.toHaveProperty("EMAIL");
+    expect(fields).not.toHaveProperty("UF_CRM_CM_VISITOR_ID");
+  });
+});
+
+describe("planLeadWrite", () => {
+  it("does nothing when a lead already carries this event's key", () => {
+    expect(planLeadWrite(event(), { appliedLeadId: "42", candidates: [lead()] }, rules)).toEqual({ action: "skip", leadId: "42" });
+  });
+
+  it("creates a lead when no open lead shares a contact", () => {
+    expect(planLeadWrite(event(), { appliedLeadId: null, candidates: [lead({ statusSemantic: "S" })] }, rules).action).toBe("create");
+  });
+
+  it("updates the open lead with a timeline comment", () => {
+    const plan = planLeadWrite(event(), { appliedLeadId: null, candidates: [lead()] }, rules);
+    expect(plan).toMatchObject({ action: "update", leadId: "10" });
+    expect(plan.action === "update" && plan.comment).toContain("CoMagic call session ID: 555");
+  });
+});

@@ -1,0 +1,50 @@
+import { fileURLToPath } from "node:url";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+export default defineConfig({
+  test: {
+    root,
+    restoreMocks: true,
+    silent: "passed-only",
+    projects: [
+      {
+        test: {
+          name: "unit",
+          root,
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+          setupFiles: ["test/helpers/no-network.ts"],
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: `${root}/wrangler.toml` },
+            miniflare: {
+              bindings: {
+                BITRIX_WEBHOOK_URL: inject<string>("bitrixWebhookUrl"),
+                BITRIX_TIMEOUT_MS: "1500",
+                COMAGIC_WEBHOOK_TOKEN: "test-token-old,test-token",
+                COMAGIC_WEBHOOK_SECRET: "test-secret",
+                SANDBOX_URL: inject<string>("sandboxUrl"),
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          root,
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/helpers/sandbox-global-setup.ts"],
+          // One sandbox portal and one queue serve every file: files run one after another.
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});

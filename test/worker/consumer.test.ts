@@ -1,0 +1,134 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { createBitrixClient } from "../../worker/bitrix/client";
+import { createLeadStore } from "../../worker/bitrix/lead-store";
+import { handleLeadBatch, MAX_DELIVERY_ATTEMPTS, type ConsumerDeps } from "../../worker/jobs/consumer";
+import type { DeadLetter, LeadJob } from "../../worker/jobs/schema";
+import worker from "../../worker/index";
+import { createLogger } from "../../worker/log";
+import { leadsWithPhone, sandbox, sandboxLeads, uniquePhone, uniqueSessionId } from "./support";
+
+function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
+  const phone = uniquePhone();
+  const id = String(uniqueSessionId());
+  return {
+    type: "lead.ingest",
+    v: 1,
+    requestId: "test",
+    event: {
+      kind: "call",
+      key: id,
+      sessionId: id,
+      receivedAt: new Date().toISOString(),
+      phone: phone.e164,
+      email: null,
+      name: null,
+      visitorId: null,
+      utm: { source: null, medium: null, campaign: null, content: null, term: null },
+      employee: "Ivan",
+      trafficType: null,
+      entryPage: null,
+      tags: [],
+      recordingUrl: null,
+      call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
+      ...overrides,
+    },
+  };
+}
+
+function batchOf(bodies: unknown[], attempts = 1) {
+  return createMessageBatch("comagic-lead-jobs", bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })));
+}
+
+function deps(deadLetters: DeadLetter[]): ConsumerDeps {
+  const client = createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
+  return {
+    store: createLeadStore(client),
+    deadLetters: { send: async (letter: DeadLetter) => void deadLetters.push(letter) },
+    log: createLogger({}, () => {}),
+    now: () => new Date(),
+    random: () => 0.5,
+    rules: { dedupDays: 30, defaultRegion: "RU" },
+  };
+}
+
+beforeAll(async () => {
+  await sandbox("/_sandbox/reset", {});
+});
+afterEach(async () => {
+  await sandbox("/_sandbox/faults", { rate: 0 });
+});
+
+describe("the queue consumer", () => {
+  it("acks a message it cannot read instead of retrying it forever", async () => {
+    const batch = batchOf([{ type: "lead.ingest", v: 99, nonsense: true }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual(["m0"]);
+    expect(result.retryMessages).toEqual([]);
+  });
+
+  it("retries with a delay while Bitrix24 refuses every request, and writes nothing", async () => {
+    await sandbox("/_sandbox/faults", { rate: 1, kinds: ["503"] });
+    const body = job();
+    const batch = batchOf([body]);
+    // getQueueResult does not report delays, so the call itself is watched.
+    const retry = vi.spyOn(batch.messages[0] as Message<unknown>, "retry");
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toHaveLength(1);
+    expect(retry.mock.calls[0]?.[0]?.delaySeconds).toBeGreaterThanOrEqual(1);
+    expect(leadsWithPhone(await sandboxLeads(), body.event.phone ?? "")).toEqual([]);
+  });
+
+  it("dead-letters a job Bitrix24 rejects for good, with Bitrix's reason, and acks it", async () => {
+    const letters: DeadLetter[] = [];
+    const bad = job({ email: "not-an-address" });
+    const batch = batchOf([bad]);
+    await handleLeadBatch(batch, deps(letters));
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual(["m0"]);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ type: "dead-letter", job: bad, attempts: 1 });
+    expect(letters[0]?.reason).toContain("Invalid e-mail address");
+  });
+
+  it("dead-letters a job still failing on its last allowed delivery", async () => {
+    await sandbox("/_sandbox/faults", { rate: 1, kinds: ["500"] });
+    const letters: DeadLetter[] = [];
+    const batch = batchOf([job()], MAX_DELIVERY_ATTEMPTS);
+    await handleLeadBatch(batch, deps(letters));
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual(["m0"]);
+    expect(letters[0]).toMatchObject({ code: "INTERNAL_SERVER_ERROR", attempts: MAX_DELIVERY_ATTEMPTS });
+  });
+
+  it("writes two events about one person in one batch to one lead, in order", async () => {
+    const first = job();
+    const second = job({ phone: first.event.phone, employee: "Second operator" });
+    const batch = batchOf([first, second]);
+    await handleLeadBatch(batch, deps([]));
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(["m0", "m1"]);
+    const leads = leadsWithPhone(await sandboxLeads(), first.event.phone ?? "");
+    expect(leads).toHaveLength(1);
+    expect(leads[0]?.ORIGIN_ID).toBe(first.event.key);
+    expect(leads[0]?.UF_CRM_COMAGIC_ID).toBe(second.event.key);
+    expect(leads[0]?.TIMELINE_COMMENTS[0]).toContain("Second operator");
+  });
+
+  it("spends a handful of Bitrix24 requests on a batch of 40 new leads", async () => {
+    const before = (await (await sandbox("/_sandbox/stats")).json()) as { httpRequests: number };
+    const batch = batchOf(Array.from({ length: 40 }, () => job()));
+    await handleLeadBatch(batch, deps([]));
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toHaveLength(40);
+    const after = (await (await sandbox("/_sandbox/stats")).json()) as { httpRequests: number };
+    // One lookup batch and one write batch: no candidate leads exist for fresh numbers.
+    expect(after.httpRequests - before.httpRequests).toBe(2);
+  });
+});

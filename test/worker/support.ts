@@ -1,0 +1,145 @@
+import { env, exports } from "cloudflare:workers";
+
+export const TOKEN = "test-token";
+export const SECRET = "test-secret";
+
+export type SandboxLead = Record<string, unknown> & {
+  ID: string;
+  PHONE?: { ID: string; VALUE: string }[];
+  EMAIL?: { ID: string; VALUE: string }[];
+  TIMELINE_COMMENTS: string[];
+};
+
+export async function sandbox(path: string, body?: unknown): Promise<Response> {
+  return fetch(`${env.SANDBOX_URL}${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+export async function sandboxLeads(): Promise<SandboxLead[]> {
+  return (await sandbox("/_sandbox/leads")).json();
+}
+
+export async function sandboxStats(): Promise<{ httpRequests: number; rejectedByRateLimit: number; methods: Record<string, number> }> {
+  return (await sandbox("/_sandbox/stats")).json();
+}
+
+/** Calls a Bitrix24 REST method on the sandbox portal the way an admin's script would. */
+export async function bitrixCall(method: string, params: Record<string, unknown>): Promise<unknown> {
+  const res = await fetch(`${env.BITRIX_WEBHOOK_URL}${method}.json`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(params) });
+  return ((await res.json()) as { result: unknown }).result;
+}
+
+const digits = (s: string) => s.replace(/\D/g, "").replace(/^8/, "7");
+
+export function leadsWithPhone(leads: SandboxLead[], phone: string): SandboxLead[] {
+  return leads.filter((l) => l.PHONE?.some((p) => digits(p.VALUE) === digits(phone)));
+}
+
+export async function hmacHex(body: string, secret: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export interface PostOptions {
+  token?: string | null;
+  signWith?: string | null;
+  signature?: string;
+  contentType?: string;
+}
+
+export async function postWebhook(body: unknown, options: PostOptions = {}): Promise<Response> {
+  const raw = typeof body === "string" ? body : JSON.stringify(body);
+  const token = options.token === undefined ? TOKEN : options.token;
+  const headers: Record<string, string> = { "content-type": options.contentType ?? "application/json" };
+  if (options.signature !== undefined) headers["x-comagic-signature"] = options.signature;
+  else if (options.signWith) headers["x-comagic-signature"] = await hmacHex(raw, options.signWith);
+  const url = `http://worker.test/webhooks/comagic${token === null ? "" : `?token=${encodeURIComponent(token)}`}`;
+  return exports.default.fetch(new Request(url, { method: "POST", headers, body: raw }));
+}
+
+let sequence = Math.floor(Math.random() * 1_000_000);
+
+/** A fresh valid Russian mobile number, in the `8 (9xx) xxx-xx-xx` spelling CoMagic admins often see. */
+export function uniquePhone(): { local: string; e164: string } {
+  sequence += 1;
+  const n = String(100_000_000 + (sequence % 900_000_000)).padStart(9, "0");
+  return { local: `8 (9${n.slice(0, 2)}) ${n.slice(2, 5)}-${n.slice(5, 7)}-${n.slice(7, 9)}`, e164: `+79${n}` };
+}
+
+export function uniqueSessionId(): number {
+  sequence += 1;
+  return 3_000_000_000 + sequence;
+}
+
+/** The seed article's call notification; every call gets its own session id and phone unless overridden. */
+export function makeCallSession(overrides: Record<string, unknown> = {}) {
+  return {
+    event_type: "call_session_completed",
+    call_session: {
+      id: uniqueSessionId(),
+      is_lost_call: false,
+      duration_total: 95,
+      visitor_phone_number: uniquePhone().local,
+      visitor_id: "7001234",
+      utm_source: "yandex",
+      utm_medium: "cpc",
+      utm_campaign: "spring_sale",
+      utm_content: "ad_42",
+      utm_term: "sofa",
+      employee_full_name: "Ivan Petrov",
+      traffic_type: "paid",
+      site_domain_url: "https://shop.example.ru/sofas",
+      tags: ["target", "new client"],
+      file_link: "https://media.comagic.ru/1/record.mp3",
+      ...overrides,
+    },
+  };
+}
+
+export function makeChatSession(overrides: Record<string, unknown> = {}) {
+  return {
+    event_type: "chat_session_completed",
+    chat_session: {
+      id: uniqueSessionId(),
+      visitor_id: "7005555",
+      visitor_name: "Anna",
+      visitor_phone_number: null,
+      visitor_email: null,
+      utm_source: "google",
+      utm_medium: "organic",
+      employee_full_name: "Olga Sidorova",
+      site_domain_url: "https://shop.example.ru/",
+      tags: [],
+      ...overrides,
+    },
+  };
+}
+
+export async function waitFor<T>(probe: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() - started > timeoutMs) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Waits until the worker has stopped talking to Bitrix24 for a while: the queue has delivered
+ * everything (a batch waits at most 2 s to fill, so 3 s of silence means no batch is pending).
+ */
+export async function waitForQuiet(quietMs = 3_000, timeoutMs = 60_000): Promise<void> {
+  const started = Date.now();
+  let last = (await sandboxStats()).httpRequests;
+  let lastChange = Date.now();
+  while (Date.now() - lastChange < quietMs) {
+    if (Date.now() - started > timeoutMs) throw new Error("The worker kept calling Bitrix24");
+    await new Promise((r) => setTimeout(r, 250));
+    const now = (await sandboxStats()).httpRequests;
+    if (now !== last) {
+      last = now;
+      lastChange = Date.now();
+    }
+  }
+}
