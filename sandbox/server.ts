@@ -1,6 +1,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { createBitrixSandbox, type BitrixSandboxOptions } from "./bitrix/app";
+import { createDemoSite } from "./demo";
 
 export interface RunningSandbox {
   url: string;
@@ -9,12 +10,16 @@ export interface RunningSandbox {
   close(): Promise<void>;
 }
 
-/** Starts the local stand-ins (Bitrix24 for now) on one port; port 0 picks a free one. */
-export async function startSandbox(options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions } = {}): Promise<RunningSandbox> {
+/** Starts the local stand-ins (Bitrix24, and a demo website when given the worker URL) on one port; port 0 picks a free one. */
+export async function startSandbox(
+  options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions; demoWorkerUrl?: string } = {},
+): Promise<RunningSandbox> {
   const bitrix = createBitrixSandbox(options.bitrix);
   const app = new Hono();
   app.route("/", bitrix.app);
+  if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
+  app.get("/favicon.ico", (c) => c.body(null, 204));
   const host = options.host ?? "127.0.0.1";
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: host }, () => resolve(s));

@@ -20,6 +20,16 @@ export default defineConfig({
         },
       },
       {
+        test: {
+          name: "browser",
+          root,
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: `${root}/wrangler.toml` },
@@ -29,6 +39,7 @@ export default defineConfig({
                 BITRIX_TIMEOUT_MS: "1500",
                 COMAGIC_WEBHOOK_TOKEN: "test-token-old,test-token",
                 COMAGIC_WEBHOOK_SECRET: "test-secret",
+                ALLOWED_ORIGINS: "https://shop.example.ru, https://*.example.org",
                 SANDBOX_URL: inject<string>("sandboxUrl"),
               },
             },

@@ -6,7 +6,9 @@ import type { Env } from "./env";
 import { AppError } from "./errors";
 import { createLogger, errorMessage, type Logger } from "./log";
 import { comagicWebhookRoute } from "./routes/comagic-webhook";
+import { formsRoute } from "./routes/forms";
 import { healthRoute } from "./routes/health";
+import { snippetRoute } from "./routes/snippet";
 
 export type AppEnv = { Bindings: Env; Variables: { requestId: string; log: Logger } };
 
@@ -19,6 +21,8 @@ app.use(async (c, next) => {
 });
 
 app.route("/webhooks/comagic", comagicWebhookRoute);
+app.route("/forms", formsRoute);
+app.route("/snippet.js", snippetRoute);
 app.route("/health", healthRoute);
 
 app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));

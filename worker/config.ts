@@ -1,6 +1,7 @@
 import { getCountries, type CountryCode } from "libphonenumber-js/min";
 import * as z from "zod";
 import type { Env } from "./env";
+import { parseAllowedOrigins } from "./domain/origins";
 import { AppError } from "./errors";
 
 const KNOWN_REGIONS = new Set<string>(getCountries());
@@ -34,6 +35,7 @@ const configSchema = z.object({
     .transform((r) => r as CountryCode),
   LEAD_DEDUP_DAYS: positiveInt(30),
   MIN_LOST_CALL_SECONDS: z.coerce.number().int().nonnegative().default(10),
+  ALLOWED_ORIGINS: z.string().optional().transform(parseAllowedOrigins),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -77,6 +79,14 @@ export function readConfig(env: Env): ConfigResult {
   } else if (!hasSecret) {
     warnings.push({ setting: "COMAGIC_WEBHOOK_SECRET", problem: "is not set: signatures are not checked, the token alone authenticates" });
   }
+  // Website forms are not the core job: their settings warn instead of failing /health and the webhooks.
+  const origins = parseAllowedOrigins(values.ALLOWED_ORIGINS);
+  if (!values.ALLOWED_ORIGINS) {
+    warnings.push({ setting: "ALLOWED_ORIGINS", problem: "is not set: browsers on other sites cannot send forms to /forms" });
+  } else if (origins.invalid.length) {
+    warnings.push({ setting: "ALLOWED_ORIGINS", problem: `has ${origins.invalid.length} entr${origins.invalid.length === 1 ? "y" : "ies"} that are not origins like https://shop.example.ru, ignored` });
+  }
+  if (!env.FORM_RATE_LIMITER) warnings.push({ setting: "FORM_RATE_LIMITER", problem: "rate-limit binding is missing: /forms is not rate limited" });
   if (!env.LEAD_JOBS) problems.push({ setting: "LEAD_JOBS", problem: "queue binding is missing" });
   if (!env.DEAD_LETTERS) problems.push({ setting: "DEAD_LETTERS", problem: "queue binding is missing" });
   if (problems.length > 0 || !parsed.success) return { ok: false, problems, warnings };

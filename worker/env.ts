@@ -4,6 +4,7 @@ import type { QueueMessageBody } from "./jobs/schema";
 export interface Env {
   LEAD_JOBS: Queue<QueueMessageBody>;
   DEAD_LETTERS: Queue<unknown>;
+  FORM_RATE_LIMITER?: RateLimit;
 
   BITRIX_WEBHOOK_URL?: string;
   BITRIX_TIMEOUT_MS?: string;
@@ -12,4 +13,5 @@ export interface Env {
   DEFAULT_PHONE_REGION?: string;
   LEAD_DEDUP_DAYS?: string;
   MIN_LOST_CALL_SECONDS?: string;
+  ALLOWED_ORIGINS?: string;
 }

@@ -10,6 +10,8 @@ const base: Env = {
   BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/rest/1/abc123secret",
   COMAGIC_WEBHOOK_TOKEN: "tok1, tok2",
   COMAGIC_WEBHOOK_SECRET: "sec",
+  ALLOWED_ORIGINS: "https://shop.example.ru",
+  FORM_RATE_LIMITER: { limit: async () => ({ success: true }) },
 };
 
 describe("readConfig", () => {
@@ -42,6 +44,18 @@ describe("readConfig", () => {
     if (result.ok) return;
     expect(result.problems).toContainEqual({ setting, problem });
     expect(JSON.stringify(result)).not.toContain("abc123secret");
+  });
+
+  it("warns, without failing, when the website-form settings are missing or wrong", () => {
+    for (const [overrides, setting] of [
+      [{ ALLOWED_ORIGINS: undefined }, "ALLOWED_ORIGINS"],
+      [{ ALLOWED_ORIGINS: "shop.example.ru" }, "ALLOWED_ORIGINS"],
+      [{ FORM_RATE_LIMITER: undefined }, "FORM_RATE_LIMITER"],
+    ] as const) {
+      const result = readConfig({ ...base, ...overrides });
+      expect(result.ok).toBe(true);
+      expect(result.warnings.map((w) => w.setting)).toEqual([setting]);
+    }
   });
 
   it("warns when only one of the two webhook checks is configured", () => {

@@ -42,6 +42,22 @@ export const leadEventSchema = z.object({
       waitSeconds: z.number().nonnegative().nullable(),
     })
     .nullable(),
+  /** Website forms only; optional so that messages queued before forms existed still parse. */
+  form: z
+    .object({
+      name: text,
+      pageUrl: text,
+      referrer: text,
+      message: text,
+      /** The visitor's first tagged visit (the snippet keeps it 90 days); `utm` is the last one. */
+      firstUtm: utmSchema,
+      comagicSessionId: text,
+      clickIds: z.record(z.string().max(40), z.string().max(300)),
+      /** Fields the form had that we do not map, kept for the comment so nothing is lost. */
+      extra: z.record(z.string().max(100), z.string().max(2000)),
+    })
+    .nullable()
+    .optional(),
 });
 export type LeadEvent = z.infer<typeof leadEventSchema>;
 

@@ -74,6 +74,12 @@ function utmFields(utm: Utm, keep: (key: (typeof UTM_KEYS)[number]) => boolean):
   return fields;
 }
 
+/** The UTMs a lead is credited to: a form's first touch when the visitor had one, else the contact's own. */
+export function creationUtm(event: LeadEvent): Utm {
+  const first = event.form?.firstUtm;
+  return first && UTM_KEYS.some((k) => first[k]) ? first : event.utm;
+}
+
 export function newLeadFields(event: LeadEvent): LeadFields {
   return {
     TITLE: buildLeadTitle(event),
@@ -81,13 +87,14 @@ export function newLeadFields(event: LeadEvent): LeadFields {
     ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
     ...(event.email ? { EMAIL: [{ VALUE: event.email, VALUE_TYPE: "WORK" }] } : {}),
     SOURCE_ID: SOURCE_BY_KIND[event.kind],
+    ...(event.form?.pageUrl ? { SOURCE_DESCRIPTION: event.form.pageUrl } : {}),
     STATUS_ID: "NEW",
     OPENED: "Y",
     ORIGINATOR_ID,
     ORIGIN_ID: event.key,
     [LEAD_FIELD.comagicId]: event.key,
     ...(event.visitorId ? { [LEAD_FIELD.visitorId]: event.visitorId } : {}),
-    ...utmFields(event.utm, () => true),
+    ...utmFields(creationUtm(event), () => true),
     COMMENTS: buildLeadComment(event),
   };
 }
@@ -106,7 +113,7 @@ export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: C
   }
   if (event.name && !lead.name) fields.NAME = event.name;
   if (event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
-  Object.assign(fields, utmFields(event.utm, (key) => !lead.utm[key]));
+  Object.assign(fields, utmFields(creationUtm(event), (key) => !lead.utm[key]));
   return fields;
 }
 

@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+
+export interface LocalWorker {
+  url: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Runs the worker with `wrangler dev` (local Queues and KV), its settings in an env file of its own so a
+ * developer's .dev.vars is left alone. Resolves once /health answers.
+ */
+export async function startLocalWorker(options: {
+  vars: Record<string, string>;
+  port?: number;
+  stateDir?: string;
+  output?: "inherit" | "ignore";
+}): Promise<LocalWorker> {
+  const port = options.port ?? (await freePort());
+  const stateDir = options.stateDir ?? ".wrangler/state";
+  mkdirSync(stateDir, { recursive: true });
+  const envFile = `${stateDir}/worker.env`;
+  writeFileSync(envFile, Object.entries(options.vars).map(([k, v]) => `${k}=${v}`).join("\n"));
+  const child = spawn(
+    "npx",
+    ["wrangler", "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--env-file", envFile, "--persist-to", stateDir, "--show-interactive-dev-session=false"],
+    { stdio: ["ignore", options.output ?? "inherit", options.output ?? "inherit"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" }, detached: true },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // wrangler starts workerd as a child: signal the whole process group.
+    if (child.pid) process.kill(-child.pid, "SIGINT");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    if (child.exitCode === null && child.pid) process.kill(-child.pid, "SIGKILL");
+  };
+  for (let i = 0; i < 240; i++) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.status === 200 || res.status === 503) return { url, process: child, stop };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop();
+  throw new Error("wrangler dev did not answer /health within a minute");
+}

@@ -1,0 +1,271 @@
+import { rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { freePort, startLocalWorker, type LocalWorker } from "../../sandbox/local-worker";
+import { startSandbox, type RunningSandbox } from "../../sandbox/server";
+import { createBitrixClient } from "../../worker/bitrix/client";
+import { ensureLeadUserFields } from "../../worker/bitrix/user-fields";
+import { chromiumPath, launchChromium } from "../helpers/chromium";
+
+/*
+ * The snippet in real Chromium, on pages of a stand-in website (its own origin), with the worker running
+ * under wrangler dev and the Bitrix24 sandbox behind it.
+ */
+
+let sandbox: RunningSandbox;
+let worker: LocalWorker;
+let browser: Browser;
+let site: Server;
+let siteUrl: string;
+/** What the stand-in site's own backend received, by form post. */
+const received: Record<string, string>[] = [];
+const pages = new Map<string, string>();
+let page: Page;
+let pageErrors: string[];
+const stateDir = `.wrangler/browser-test-${process.pid}`;
+
+function sitePage(name: string, body: string, { head = "", snippet = 'data-forms="form"' } = {}): string {
+  pages.set(`/${name}`, `<!doctype html><html><head><meta charset="utf-8">${head}<script src="${worker.url}/snippet.js" ${snippet} async></script></head><body>${body}</body></html>`);
+  return `${siteUrl}/${name}`;
+}
+
+async function leadsWithEmail(email: string): Promise<Record<string, unknown>[]> {
+  const leads = (await (await fetch(`${sandbox.url}/_sandbox/leads`)).json()) as { EMAIL?: { VALUE: string }[] }[];
+  return leads.filter((l) => l.EMAIL?.some((e) => e.VALUE === email));
+}
+
+async function waitUntil<T>(probe: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() - started > timeoutMs) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Waits for the snippet to load (it defines window.ComagicLeads). */
+async function snippetReady(): Promise<void> {
+  await page.waitForFunction(() => "ComagicLeads" in window, null, { timeout: 10_000 });
+}
+
+describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
+  beforeAll(async () => {
+    site = createServer((req, res) => {
+      if (req.method === "POST") {
+        let body = "";
+        req.on("data", (chunk) => (body += chunk));
+        req.on("end", () => {
+          received.push(Object.fromEntries(new URLSearchParams(body)));
+          res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><p>thanks</p>");
+        });
+        return;
+      }
+      const html = pages.get((req.url ?? "/").split("?")[0] ?? "/");
+      if (html) res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
+      else res.writeHead(req.url === "/favicon.ico" ? 204 : 404).end();
+    });
+    const sitePort = await freePort();
+    await new Promise<void>((resolve) => site.listen(sitePort, "127.0.0.1", resolve));
+    siteUrl = `http://127.0.0.1:${sitePort}`;
+    sandbox = await startSandbox({ port: 0 });
+    await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
+    worker = await startLocalWorker({
+      vars: { BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl, COMAGIC_WEBHOOK_TOKEN: "browser-test", ALLOWED_ORIGINS: siteUrl },
+      stateDir,
+      output: "ignore",
+    });
+    browser = await launchChromium();
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await worker?.stop();
+    await sandbox?.close();
+    await new Promise((r) => site?.close(r));
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  afterEach(async () => {
+    // No test may leave an error in the page: the snippet must never break its host.
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  async function open(url: string): Promise<void> {
+    const context = await browser.newContext();
+    page = await context.newPage();
+    pageErrors = [];
+    page.on("pageerror", (error) => pageErrors.push(String(error)));
+    page.on("console", (message) => {
+      if (message.type() === "error") pageErrors.push(message.text());
+    });
+    await page.goto(url);
+    await snippetReady();
+  }
+
+  it("stamps a form with the comagic_visitor cookie and the landing UTMs, and the site's backend gets them", async () => {
+    const url = sitePage(
+      "cookie",
+      `<form action="/submit" method="post"><input name="phone" value="+79120001111"><input name="utm_source" type="hidden" value="site-own"><button>Send</button></form>`,
+      { head: `<script>document.cookie = "comagic_visitor=cookie-123; path=/";</script>` },
+    );
+    await open(`${url}?utm_source=yandex&utm_medium=cpc&utm_campaign=sofa&gclid=abc`);
+    const before = received.length;
+    await Promise.all([page.waitForURL(`${siteUrl}/submit`), page.click("button")]);
+    const fields = received[before] ?? {};
+    expect(fields).toMatchObject({
+      phone: "+79120001111",
+      comagic_visitor_id: "cookie-123",
+      utm_medium: "cpc",
+      utm_campaign: "sofa",
+      first_utm_medium: "cpc",
+      gclid: "abc",
+      page_url: `${url}?utm_source=yandex&utm_medium=cpc&utm_campaign=sofa&gclid=abc`,
+    });
+    // The site's own field is neither overwritten nor duplicated.
+    expect(fields.utm_source).toBe("site-own");
+    expect(Object.keys(fields).filter((k) => k === "utm_source")).toHaveLength(1);
+  });
+
+  it.each([
+    ["getVisitorId()", "{ getVisitorId: () => 456, getSessionId: () => 789 }", "456", "789"],
+    ["getCredentials()", "{ getCredentials: () => ({ visitor_id: 111, session_id: 222 }) }", "111", "222"],
+  ])("reads the visitor from CoMagic's JS API %s when it loads after the snippet", async (_name, api, visitor, session) => {
+    const url = sitePage(
+      `api-${visitor}`,
+      `<form id="f"><input name="email" value="a@b.ru"><button>Send</button></form>
+<script>
+  setTimeout(() => { window.Comagic = ${api}; }, 600);
+  document.getElementById("f").addEventListener("submit", (e) => { e.preventDefault(); window.sent = Object.fromEntries(new FormData(e.target)); });
+</script>`,
+      { head: `<script>document.cookie = "comagic_visitor=from-cookie; path=/";</script>` },
+    );
+    await open(url);
+    await page.waitForFunction(() => "Comagic" in window);
+    await page.click("button");
+    const sent = await page.evaluate(() => (window as unknown as { sent: Record<string, string> }).sent);
+    expect(sent).toMatchObject({ comagic_visitor_id: visitor, comagic_session_id: session });
+  });
+
+  it("stamps a form added to the page after load, like a popup", async () => {
+    const url = sitePage(
+      "late",
+      `<script>
+  setTimeout(() => {
+    document.body.insertAdjacentHTML("beforeend", '<div class="popup"><form id="late"><input name="phone" value="89120002222"><button>Call me</button></form></div>');
+    document.getElementById("late").addEventListener("submit", (e) => { e.preventDefault(); window.sent = Object.fromEntries(new FormData(e.target)); });
+  }, 300);
+</script>`,
+    );
+    await open(`${url}?utm_source=vk`);
+    await page.click("#late button");
+    const sent = await page.evaluate(() => (window as unknown as { sent: Record<string, string> }).sent);
+    expect(sent).toMatchObject({ phone: "89120002222", utm_source: "vk", first_utm_source: "vk" });
+  });
+
+  it("leaves the site's own submit handler in charge: it still runs and its preventDefault still holds", async () => {
+    const url = sitePage(
+      "own-handler",
+      `<form action="/submit" method="post"><input name="phone" value="+79120003333"><button>Send</button></form>
+<script>
+  document.querySelector("form").addEventListener("submit", (e) => { window.handled = (window.handled || 0) + 1; e.preventDefault(); });
+</script>`,
+    );
+    await open(url);
+    const before = received.length;
+    await page.click("button");
+    await page.waitForTimeout(500);
+    expect(await page.evaluate(() => (window as unknown as { handled: number }).handled)).toBe(1);
+    expect(page.url()).toBe(url);
+    expect(received.length).toBe(before);
+    expect(await page.locator("input[name=comagic_visitor_id]").count()).toBe(1);
+  });
+
+  it("keeps the first touch across visits and updates the last touch", async () => {
+    const url = sitePage("touches", `<form id="f"><input name="email" value="t@b.ru"><button>Send</button></form>
+<script>document.getElementById("f").addEventListener("submit", (e) => { e.preventDefault(); window.sent = Object.fromEntries(new FormData(e.target)); });</script>`);
+    await open(`${url}?utm_source=google&utm_campaign=first`);
+    await page.goto(`${url}?utm_source=facebook&utm_campaign=second`);
+    await snippetReady();
+    await page.goto(url);
+    await snippetReady();
+    await page.click("button");
+    const sent = await page.evaluate(() => (window as unknown as { sent: Record<string, string> }).sent);
+    expect(sent).toMatchObject({ first_utm_source: "google", first_utm_campaign: "first", utm_source: "facebook", utm_campaign: "second" });
+  });
+
+  it("works on a page where localStorage throws, falling back to the current page's tags", async () => {
+    const url = sitePage(
+      "no-storage",
+      `<form id="f"><input name="email" value="p@b.ru"><button>Send</button></form>
+<script>document.getElementById("f").addEventListener("submit", (e) => { e.preventDefault(); window.sent = Object.fromEntries(new FormData(e.target)); });</script>`,
+      { head: `<script>Object.defineProperty(window, "localStorage", { get() { throw new DOMException("denied", "SecurityError"); } });</script>` },
+    );
+    await open(`${url}?utm_source=private&utm_medium=mode`);
+    await page.click("button");
+    const sent = await page.evaluate(() => (window as unknown as { sent: Record<string, string> }).sent);
+    expect(sent).toMatchObject({ utm_source: "private", first_utm_source: "private", utm_medium: "mode" });
+  });
+
+  it("delivers a form with data-comagic-send to the worker: a Bitrix24 lead with the visitor id and UTMs", async () => {
+    const email = `beacon${Date.now()}@example.ru`;
+    const url = sitePage(
+      "beacon",
+      `<form name="Callback" action="/submit" method="post" data-comagic-send><input name="name" value="Irina"><input name="email" value="${email}"><input name="password" value="secret"><button>Send</button></form>`,
+      { head: `<script>document.cookie = "comagic_visitor=v-777; path=/";</script>` },
+    );
+    await open(`${url}?utm_source=google&utm_medium=cpc&utm_campaign=beacon`);
+    await Promise.all([page.waitForURL(`${siteUrl}/submit`), page.click("button")]);
+    const [lead] = await waitUntil(async () => {
+      const leads = await leadsWithEmail(email);
+      return leads.length ? leads : null;
+    }, "the lead from the beacon");
+    expect(lead).toMatchObject({ TITLE: "Website form: Callback", NAME: "Irina", UF_CRM_CM_VISITOR_ID: "v-777", UTM_SOURCE: "google", UTM_MEDIUM: "cpc", UTM_CAMPAIGN: "beacon", SOURCE_ID: "WEB" });
+    expect(String(lead?.COMMENTS)).not.toContain("secret");
+  });
+
+  it("makes one lead from a double-clicked form", async () => {
+    const email = `double${Date.now()}@example.ru`;
+    const url = sitePage(
+      "double",
+      `<form data-comagic-send><input name="email" value="${email}"><button>Send</button></form>
+<script>document.querySelector("form").addEventListener("submit", (e) => e.preventDefault());</script>`,
+    );
+    await open(url);
+    await page.dblclick("button");
+    await page.click("button");
+    await waitUntil(async () => (await leadsWithEmail(email)).length > 0, "the lead");
+    // Later deliveries would arrive within a queue batch (2 s): wait past that, then count.
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(await leadsWithEmail(email)).toHaveLength(1);
+  });
+
+  it("sends data from a form submitted by JavaScript through window.ComagicLeads.send", async () => {
+    const email = `js${Date.now()}@example.ru`;
+    const url = sitePage("js-send", `<p>An SPA</p>`, { head: `<script>document.cookie = "comagic_visitor=spa-1; path=/";</script>` });
+    await open(`${url}?utm_source=telegram`);
+    await page.evaluate((address) => (window as unknown as { ComagicLeads: { send(d: object): void } }).ComagicLeads.send({ email: address, form_name: "Quiz" }), email);
+    const [lead] = await waitUntil(async () => {
+      const leads = await leadsWithEmail(email);
+      return leads.length ? leads : null;
+    }, "the lead from ComagicLeads.send");
+    expect(lead).toMatchObject({ TITLE: "Website form: Quiz", UF_CRM_CM_VISITOR_ID: "spa-1", UTM_SOURCE: "telegram" });
+  });
+
+  it("never throws into the page, even when the form's matches() is broken and CoMagic's API throws", async () => {
+    const url = sitePage(
+      "hostile",
+      `<form id="f"><input name="email" value="h@b.ru"><button>Send</button></form>
+<script>
+  window.Comagic = { getVisitorId() { throw new Error("not ready"); } };
+  document.getElementById("f").matches = () => { throw new Error("broken"); };
+  document.getElementById("f").addEventListener("submit", (e) => { e.preventDefault(); window.submitted = true; });
+</script>`,
+    );
+    await open(url);
+    await page.click("button");
+    expect(await page.evaluate(() => (window as unknown as { submitted: boolean }).submitted)).toBe(true);
+  });
+});

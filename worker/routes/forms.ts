@@ -1,0 +1,134 @@
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import type { AppEnv } from "../app";
+import { requireConfig } from "../config";
+import { formFingerprint, readFormSubmission, type FormFields } from "../domain/form-submission";
+import { maskPhone } from "../domain/phone";
+import { AppError } from "../errors";
+import type { LeadJob } from "../jobs/schema";
+
+export const FORM_MAX_BYTES = 64 * 1024;
+/** What the rate-limit binding's period is set to in wrangler.toml; sent as Retry-After. */
+const RATE_LIMIT_PERIOD_SECONDS = 60;
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function stringFields(input: unknown): FormFields {
+  if (!input || typeof input !== "object" || Array.isArray(input)) {
+    throw new AppError(400, "invalid_body", "The body must be an object of form fields");
+  }
+  const fields: FormFields = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (typeof value === "string") fields[key] = value;
+    else if (typeof value === "number" || typeof value === "boolean") fields[key] = String(value);
+    else if (Array.isArray(value)) fields[key] = value.filter((v) => typeof v === "string" || typeof v === "number").join(", ");
+    // Files and nested objects are not lead data.
+  }
+  return fields;
+}
+
+/** Forms come as urlencoded or multipart (HTML), JSON (fetch), or JSON in text/plain (sendBeacon). */
+async function readFields(c: Context<AppEnv>): Promise<FormFields> {
+  const type = (c.req.header("content-type") ?? "").toLowerCase();
+  if (type.startsWith("application/x-www-form-urlencoded") || type.startsWith("multipart/form-data")) {
+    try {
+      return stringFields(await c.req.parseBody({ all: true }));
+    } catch {
+      throw new AppError(400, "invalid_body", "The form body could not be read");
+    }
+  }
+  const text = await c.req.text();
+  try {
+    return stringFields(JSON.parse(text));
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new AppError(400, "invalid_body", "The body is neither a form nor JSON (send application/x-www-form-urlencoded, multipart/form-data or JSON)");
+  }
+}
+
+/** A browser navigating (a plain HTML form) gets a redirect; scripts and beacons get JSON. */
+function wantsRedirect(c: Context<AppEnv>): boolean {
+  return (c.req.header("accept") ?? "").includes("text/html");
+}
+
+function redirectTarget(c: Context<AppEnv>, fields: FormFields, allows: (origin: string) => boolean): string | null {
+  for (const candidate of [fields._redirect, c.req.header("referer")]) {
+    if (!candidate) continue;
+    try {
+      const url = new URL(candidate);
+      // Only back to a site we serve: anything else would make the worker an open redirect.
+      if (allows(url.origin)) return url.toString();
+    } catch {
+      // not a URL: try the next candidate
+    }
+  }
+  return null;
+}
+
+const THANK_YOU_PAGE = `<!doctype html><meta charset="utf-8"><title>Thank you</title><p>Thank you, we have your request and will be in touch soon.</p>`;
+
+export const formsRoute = new Hono<AppEnv>();
+
+formsRoute.use(
+  "*",
+  cors({
+    origin: (origin, c) => (requireConfig(c.env).ALLOWED_ORIGINS.allows(origin) ? origin : null),
+    allowMethods: ["POST", "OPTIONS"],
+    allowHeaders: ["Content-Type"],
+    maxAge: 86_400,
+  }),
+);
+
+formsRoute.post(
+  "/",
+  bodyLimit({
+    maxSize: FORM_MAX_BYTES,
+    onError: () => {
+      throw new AppError(413, "body_too_large", `The body is larger than ${FORM_MAX_BYTES} bytes`);
+    },
+  }),
+  async (c) => {
+    const config = requireConfig(c.env);
+    const log = c.get("log");
+    const origin = c.req.header("origin");
+    if (origin !== undefined && !config.ALLOWED_ORIGINS.allows(origin)) {
+      log.warn("form.rejected", { reason: "origin", origin: origin.slice(0, 100) });
+      throw new AppError(403, "origin_not_allowed", "This site may not send forms here; add its origin to ALLOWED_ORIGINS");
+    }
+    const ip = c.req.header("cf-connecting-ip") ?? "unknown";
+    if (c.env.FORM_RATE_LIMITER && !(await c.env.FORM_RATE_LIMITER.limit({ key: `forms:${ip}` })).success) {
+      log.warn("form.rejected", { reason: "rate_limited" });
+      c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
+      throw new AppError(429, "rate_limited", "Too many forms from this address; try again in a minute");
+    }
+
+    const fields = await readFields(c);
+    const now = new Date();
+    const key = `form-${(await sha256Hex(formFingerprint(fields, now))).slice(0, 32)}`;
+    const accepted = () => {
+      if (!wantsRedirect(c)) return c.json({ status: "accepted", id: key }, 202);
+      const target = redirectTarget(c, fields, config.ALLOWED_ORIGINS.allows);
+      return target ? c.redirect(target, 303) : c.html(THANK_YOU_PAGE, 200);
+    };
+
+    // A bot filled the field people cannot see: answer as if accepted, so it learns nothing.
+    if (fields._hp?.trim()) {
+      log.info("form.dropped", { reason: "honeypot" });
+      return accepted();
+    }
+    const submission = readFormSubmission(fields, { key, receivedAt: now, defaultRegion: config.DEFAULT_PHONE_REGION });
+    if (!submission.ok) {
+      log.info("form.rejected", { reason: "invalid", fields: submission.issues.map((i) => i.path) });
+      throw new AppError(400, "invalid_form", "The form needs a valid phone or email", submission.issues);
+    }
+    const { event } = submission;
+    const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
+    await c.env.LEAD_JOBS.send(job, { contentType: "json" });
+    log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
+    return accepted();
+  },
+);
