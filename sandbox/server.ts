@@ -1,22 +1,27 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { createBitrixSandbox, type BitrixSandboxOptions } from "./bitrix/app";
+import { createDataApiSandbox, type DataApiSettings } from "./comagic/data-api";
 import { createDemoSite } from "./demo";
 
 export interface RunningSandbox {
   url: string;
   bitrixWebhookUrl: string;
+  dataApiUrl: string;
   bitrix: ReturnType<typeof createBitrixSandbox>;
   close(): Promise<void>;
 }
 
-/** Starts the local stand-ins (Bitrix24, and a demo website when given the worker URL) on one port; port 0 picks a free one. */
+/** Starts the local stand-ins (Bitrix24, CoMagic, and a demo website when given the worker URL) on one port; port 0 picks a free one. */
 export async function startSandbox(
-  options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions; demoWorkerUrl?: string } = {},
+  options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions; comagic?: Partial<DataApiSettings>; demoWorkerUrl?: string } = {},
 ): Promise<RunningSandbox> {
   const bitrix = createBitrixSandbox(options.bitrix);
   const app = new Hono();
+  const dataApi = createDataApiSandbox();
+  if (options.comagic) dataApi.setSettings(options.comagic);
   app.route("/", bitrix.app);
+  app.route("/", dataApi.app);
   if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
   app.get("/favicon.ico", (c) => c.body(null, 204));
@@ -33,6 +38,7 @@ export async function startSandbox(
   return {
     url,
     bitrixWebhookUrl: `${url}${bitrix.webhookPath}`,
+    dataApiUrl: `${url}/comagic/dataapi/v2.0`,
     bitrix,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

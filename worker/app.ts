@@ -5,6 +5,7 @@ import { ZodError } from "zod";
 import type { Env } from "./env";
 import { AppError } from "./errors";
 import { createLogger, errorMessage, type Logger } from "./log";
+import { adminRoute } from "./routes/admin";
 import { comagicWebhookRoute } from "./routes/comagic-webhook";
 import { formsRoute } from "./routes/forms";
 import { healthRoute } from "./routes/health";
@@ -24,6 +25,7 @@ app.route("/webhooks/comagic", comagicWebhookRoute);
 app.route("/forms", formsRoute);
 app.route("/snippet.js", snippetRoute);
 app.route("/health", healthRoute);
+app.route("/admin", adminRoute);
 
 app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 

@@ -1,6 +1,7 @@
 import { getCountries, type CountryCode } from "libphonenumber-js/min";
 import * as z from "zod";
 import type { Env } from "./env";
+import type { CoMagicAuth } from "./comagic/data-api";
 import { parseAllowedOrigins } from "./domain/origins";
 import { AppError } from "./errors";
 
@@ -36,7 +37,34 @@ const configSchema = z.object({
   LEAD_DEDUP_DAYS: positiveInt(30),
   MIN_LOST_CALL_SECONDS: z.coerce.number().int().nonnegative().default(10),
   ALLOWED_ORIGINS: z.string().optional().transform(parseAllowedOrigins),
+  COMAGIC_DATA_API_URL: z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default("https://dataapi.comagic.ru/v2.0"),
+  COMAGIC_API_TOKEN: z.string().optional(),
+  COMAGIC_LOGIN: z.string().optional(),
+  COMAGIC_PASSWORD: z.string().optional(),
+  COMAGIC_TIMEZONE: z
+    .string()
+    .default("Europe/Moscow")
+    .refine(isTimeZone, { error: "is not an IANA time zone such as Europe/Moscow" }),
+  RECONCILE_WINDOW_HOURS: z.coerce.number().positive().max(24 * 30).default(2),
+  ENRICH_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(43_200).default(60),
+  ADMIN_TOKEN: secretList.optional(),
 });
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Data API credentials: a permanent or dated API key, or a user's login and password for login.user. */
+export function comagicAuth(config: Config): CoMagicAuth | null {
+  if (config.COMAGIC_API_TOKEN) return { kind: "key", token: config.COMAGIC_API_TOKEN };
+  if (config.COMAGIC_LOGIN && config.COMAGIC_PASSWORD) return { kind: "login", login: config.COMAGIC_LOGIN, password: config.COMAGIC_PASSWORD };
+  return null;
+}
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -85,6 +113,14 @@ export function readConfig(env: Env): ConfigResult {
     warnings.push({ setting: "ALLOWED_ORIGINS", problem: "is not set: browsers on other sites cannot send forms to /forms" });
   } else if (origins.invalid.length) {
     warnings.push({ setting: "ALLOWED_ORIGINS", problem: `has ${origins.invalid.length} entr${origins.invalid.length === 1 ? "y" : "ies"} that are not origins like https://shop.example.ru, ignored` });
+  }
+  if (!values.COMAGIC_API_TOKEN && !(values.COMAGIC_LOGIN && values.COMAGIC_PASSWORD)) {
+    const half = values.COMAGIC_LOGIN ? "COMAGIC_PASSWORD is not set" : values.COMAGIC_PASSWORD ? "COMAGIC_LOGIN is not set" : "neither COMAGIC_API_TOKEN nor COMAGIC_LOGIN/COMAGIC_PASSWORD is set";
+    warnings.push({ setting: "COMAGIC_API_TOKEN", problem: `${half}: leads are not enriched from the Data API and missed calls are not reconciled` });
+  }
+  if (!values.ADMIN_TOKEN) warnings.push({ setting: "ADMIN_TOKEN", problem: "is not set: the /admin routes are off" });
+  for (const [binding, feature] of [["ENRICH_JOBS", "enrichment"], ["COMAGIC_CACHE", "token caching and touchpoints"], ["DB", "dead letters and the applied-events ledger"]] as const) {
+    if (!env[binding]) warnings.push({ setting: binding, problem: `binding is missing: ${feature} off` });
   }
   if (!env.FORM_RATE_LIMITER) warnings.push({ setting: "FORM_RATE_LIMITER", problem: "rate-limit binding is missing: /forms is not rate limited" });
   if (!env.LEAD_JOBS) problems.push({ setting: "LEAD_JOBS", problem: "queue binding is missing" });

@@ -5,6 +5,9 @@ export interface Env {
   LEAD_JOBS: Queue<QueueMessageBody>;
   DEAD_LETTERS: Queue<unknown>;
   FORM_RATE_LIMITER?: RateLimit;
+  ENRICH_JOBS?: Queue<unknown>;
+  COMAGIC_CACHE?: KVNamespace;
+  DB?: D1Database;
 
   BITRIX_WEBHOOK_URL?: string;
   BITRIX_TIMEOUT_MS?: string;
@@ -14,4 +17,12 @@ export interface Env {
   LEAD_DEDUP_DAYS?: string;
   MIN_LOST_CALL_SECONDS?: string;
   ALLOWED_ORIGINS?: string;
+  COMAGIC_DATA_API_URL?: string;
+  COMAGIC_API_TOKEN?: string;
+  COMAGIC_LOGIN?: string;
+  COMAGIC_PASSWORD?: string;
+  COMAGIC_TIMEZONE?: string;
+  RECONCILE_WINDOW_HOURS?: string;
+  ENRICH_DELAY_SECONDS?: string;
+  ADMIN_TOKEN?: string;
 }

@@ -1,8 +1,10 @@
 import { app } from "./app";
 import type { Env } from "./env";
-import { consumeLeadJobs } from "./jobs/queue-handler";
+import { consumeQueue } from "./jobs/queue-handler";
+import { runScheduled } from "./jobs/scheduled";
 
 export default {
   fetch: app.fetch,
-  queue: (batch, env) => consumeLeadJobs(batch, env),
+  queue: (batch, env) => consumeQueue(batch, env),
+  scheduled: (controller, env) => runScheduled(controller, env),
 } satisfies ExportedHandler<Env>;

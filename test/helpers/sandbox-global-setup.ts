@@ -7,6 +7,7 @@ declare module "vitest" {
   export interface ProvidedContext {
     sandboxUrl: string;
     bitrixWebhookUrl: string;
+    dataApiUrl: string;
   }
 }
 
@@ -17,5 +18,6 @@ export default async function setup(project: TestProject) {
   await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
   project.provide("sandboxUrl", sandbox.url);
   project.provide("bitrixWebhookUrl", sandbox.bitrixWebhookUrl);
+  project.provide("dataApiUrl", sandbox.dataApiUrl);
   return () => sandbox.close();
 }

@@ -12,6 +12,12 @@ const base: Env = {
   COMAGIC_WEBHOOK_SECRET: "sec",
   ALLOWED_ORIGINS: "https://shop.example.ru",
   FORM_RATE_LIMITER: { limit: async () => ({ success: true }) },
+  COMAGIC_LOGIN: "user",
+  COMAGIC_PASSWORD: "secret-password",
+  ADMIN_TOKEN: "admin",
+  ENRICH_JOBS: queue,
+  COMAGIC_CACHE: {} as KVNamespace,
+  DB: {} as D1Database,
 };
 
 describe("readConfig", () => {
@@ -56,6 +62,26 @@ describe("readConfig", () => {
       expect(result.ok).toBe(true);
       expect(result.warnings.map((w) => w.setting)).toEqual([setting]);
     }
+  });
+
+  it.each([
+    [{ COMAGIC_LOGIN: undefined, COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "neither COMAGIC_API_TOKEN nor COMAGIC_LOGIN/COMAGIC_PASSWORD is set"],
+    [{ COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD is not set"],
+    [{ ADMIN_TOKEN: undefined }, "ADMIN_TOKEN", "is not set: the /admin routes are off"],
+    [{ DB: undefined }, "DB", "binding is missing: dead letters and the applied-events ledger off"],
+  ])("warns, without failing, about optional CoMagic and admin settings (%o)", (overrides, setting, problem) => {
+    const result = readConfig({ ...base, ...overrides } as Env);
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toHaveLength(1);
+    expect(result.warnings[0]?.setting).toBe(setting);
+    expect(result.warnings[0]?.problem).toContain(problem);
+    expect(JSON.stringify(result.warnings)).not.toContain("secret-password");
+  });
+
+  it("refuses a time zone it does not know", () => {
+    const result = readConfig({ ...base, COMAGIC_TIMEZONE: "Moscow" });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.problems).toContainEqual({ setting: "COMAGIC_TIMEZONE", problem: "is not an IANA time zone such as Europe/Moscow" });
   });
 
   it("warns when only one of the two webhook checks is configured", () => {

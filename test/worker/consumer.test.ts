@@ -50,6 +50,9 @@ function deps(deadLetters: DeadLetter[]): ConsumerDeps {
     now: () => new Date(),
     random: () => 0.5,
     rules: { dedupDays: 30, defaultRegion: "RU" },
+    ledger: null,
+    enrich: null,
+    queue: "comagic-lead-jobs",
   };
 }
 
@@ -93,7 +96,7 @@ describe("the queue consumer", () => {
     const result = await getQueueResult(batch, createExecutionContext());
     expect(result.explicitAcks).toEqual(["m0"]);
     expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ type: "dead-letter", job: bad, attempts: 1 });
+    expect(letters[0]).toMatchObject({ type: "dead-letter", queue: "comagic-lead-jobs", job: bad, attempts: 1 });
     expect(letters[0]?.reason).toContain("Invalid e-mail address");
   });
 

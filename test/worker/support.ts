@@ -1,3 +1,4 @@
+import { formatComagicDateTime } from "../../worker/domain/comagic-time";
 import { env, exports } from "cloudflare:workers";
 
 export const TOKEN = "test-token";
@@ -142,4 +143,39 @@ export async function waitForQuiet(quietMs = 3_000, timeoutMs = 60_000): Promise
       lastChange = Date.now();
     }
   }
+}
+
+export const ADMIN_TOKEN = "test-admin-token";
+
+/** A time as CoMagic's reports write it for the account's zone (the worker's default, Europe/Moscow). */
+export function comagicTime(date: Date): string {
+  return formatComagicDateTime(date, "Europe/Moscow");
+}
+
+export async function comagicStats(): Promise<{ logins: number; authorizedCalls: number; methods: Record<string, number>; errors: Record<string, number> }> {
+  return (await sandbox("/_sandbox/comagic/stats")).json();
+}
+
+export function admin(path: string, init: RequestInit = {}, token: string | null = ADMIN_TOKEN): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (token !== null) headers.set("authorization", `Bearer ${token}`);
+  return exports.default.fetch(new Request(`http://worker.test/admin${path}`, { ...init, headers }));
+}
+
+/** Visits of one visitor, `daysAgo` apart, oldest first; the first has utm_source google. */
+export function visitorSessions(visitorId: number, channels: (string | null)[]): Record<string, unknown>[] {
+  return channels.map((channel, i) => ({
+    id: visitorId * 100 + i,
+    date_time: comagicTime(new Date(Date.now() - (channels.length - i) * 86_400_000)),
+    visitor_id: visitorId,
+    channel,
+    source_name: channel,
+    referrer: i === 0 ? "https://www.google.com/" : null,
+    entrance_page: `https://shop.example.ru/page${i}`,
+    utm_source: i === 0 ? "google" : null,
+    utm_medium: i === 0 ? "cpc" : null,
+    utm_campaign: null,
+    utm_content: null,
+    utm_term: null,
+  }));
 }

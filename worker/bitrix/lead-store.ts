@@ -11,6 +11,8 @@ export type WriteOutcome =
 
 /** Lead reads and writes for a round of events, a few `batch` requests per round whatever its size. */
 export interface LeadStore {
+  /** Keys already carried by a lead (ORIGIN_ID of the lead it created, or the latest UF_CRM_COMAGIC_ID). */
+  findAppliedKeys(keys: readonly string[]): Promise<Map<string, string>>;
   lookup(events: readonly LeadEvent[]): Promise<Map<string, LeadLookup>>;
   apply(writes: readonly { event: LeadEvent; plan: LeadWritePlan }[]): Promise<Map<string, WriteOutcome>>;
 }
@@ -82,22 +84,44 @@ function leadsByKey(rows: Record<string, unknown>[], field: string, keys: Set<st
   return found;
 }
 
+/** Two list commands a chunk of keys; each key matches at most one lead, so a page of 50 holds them all. */
+function appliedKeyCommands(keys: readonly string[]): Record<string, BitrixCommand> {
+  const commands: Record<string, BitrixCommand> = {};
+  for (const [i, part] of chunks(keys, LIST_PAGE_SIZE).entries()) {
+    commands[`uf${i}`] = {
+      method: "crm.lead.list",
+      params: { order: { ID: "ASC" }, filter: { [`@${LEAD_FIELD.comagicId}`]: part }, select: ["ID", LEAD_FIELD.comagicId] },
+    };
+    commands[`origin${i}`] = {
+      method: "crm.lead.list",
+      params: { order: { ID: "ASC" }, filter: { ORIGINATOR_ID, "@ORIGIN_ID": part }, select: ["ID", "ORIGIN_ID"] },
+    };
+  }
+  return commands;
+}
+
+function appliedKeysFrom(found: Record<string, CommandOutcome>, keys: readonly string[]): Map<string, string> {
+  const keySet = new Set(keys);
+  const applied = new Map<string, string>();
+  for (const [i] of chunks(keys, LIST_PAGE_SIZE).entries()) {
+    for (const [field, name] of [[LEAD_FIELD.comagicId, `uf${i}`], ["ORIGIN_ID", `origin${i}`]] as const) {
+      for (const [key, id] of leadsByKey(unwrap(found[name], keyRows, "crm.lead.list"), field, keySet)) applied.set(key, id);
+    }
+  }
+  return applied;
+}
+
 export function createLeadStore(client: BitrixClient): LeadStore {
   return {
+    async findAppliedKeys(keys) {
+      const unique = [...new Set(keys)];
+      if (unique.length === 0) return new Map();
+      return appliedKeysFrom(await client.batch(appliedKeyCommands(unique), { readOnly: true }), unique);
+    },
+
     async lookup(events) {
       const keys = [...new Set(events.map((e) => e.key))];
-      const commands: Record<string, BitrixCommand> = {};
-      // The rounds keep each batch at or under 40 events, so one page of 50 rows holds every match.
-      for (const [i, part] of chunks(keys, LIST_PAGE_SIZE).entries()) {
-        commands[`uf${i}`] = {
-          method: "crm.lead.list",
-          params: { order: { ID: "ASC" }, filter: { [`@${LEAD_FIELD.comagicId}`]: part }, select: ["ID", LEAD_FIELD.comagicId] },
-        };
-        commands[`origin${i}`] = {
-          method: "crm.lead.list",
-          params: { order: { ID: "ASC" }, filter: { ORIGINATOR_ID, "@ORIGIN_ID": part }, select: ["ID", "ORIGIN_ID"] },
-        };
-      }
+      const commands = appliedKeyCommands(keys);
       events.forEach((event, i) => {
         if (event.phone) {
           commands[`phone${i}`] = { method: "crm.duplicate.findbycomm", params: { entity_type: "LEAD", type: "PHONE", values: phoneSearchVariants(event.phone) } };
@@ -107,14 +131,7 @@ export function createLeadStore(client: BitrixClient): LeadStore {
         }
       });
       const found = await client.batch(commands, { readOnly: true });
-
-      const keySet = new Set(keys);
-      const applied = new Map<string, string>();
-      for (const [i] of chunks(keys, LIST_PAGE_SIZE).entries()) {
-        for (const [field, name] of [[LEAD_FIELD.comagicId, `uf${i}`], ["ORIGIN_ID", `origin${i}`]] as const) {
-          for (const [key, id] of leadsByKey(unwrap(found[name], keyRows, "crm.lead.list"), field, keySet)) applied.set(key, id);
-        }
-      }
+      const applied = appliedKeysFrom(found, keys);
       const candidateIdsByEvent = events.map((event, i) => {
         if (applied.has(event.key)) return [];
         const ids = [

@@ -1,20 +1,6 @@
+import { matchesAnySecret } from "../security";
+
 const encoder = new TextEncoder();
-
-async function sha256(data: string): Promise<ArrayBuffer> {
-  return crypto.subtle.digest("SHA-256", encoder.encode(data));
-}
-
-/** Constant-time string equality: both sides are hashed first so their lengths never leak either. */
-async function safeEqual(a: string, b: string): Promise<boolean> {
-  const [ha, hb] = await Promise.all([sha256(a), sha256(b)]);
-  return crypto.subtle.timingSafeEqual(ha, hb);
-}
-
-async function anyEqual(candidate: string, accepted: readonly string[]): Promise<boolean> {
-  // Every configured value is compared, so timing does not tell which one (if any) matched.
-  const results = await Promise.all(accepted.map((value) => safeEqual(candidate, value)));
-  return results.includes(true);
-}
 
 function hexToBytes(hex: string): Uint8Array | null {
   if (!/^[0-9a-f]{64}$/.test(hex)) return null;
@@ -52,7 +38,7 @@ export interface WebhookSecrets {
  */
 export async function verifyWebhook(credentials: WebhookCredentials, body: ArrayBuffer, configured: WebhookSecrets): Promise<boolean> {
   const checks: Promise<boolean>[] = [];
-  if (credentials.token !== null && configured.tokens?.length) checks.push(anyEqual(credentials.token, configured.tokens));
+  if (credentials.token !== null && configured.tokens?.length) checks.push(matchesAnySecret(credentials.token, configured.tokens));
   if (credentials.signature !== null && configured.secrets?.length) checks.push(signatureMatches(credentials.signature, body, configured.secrets));
   if (checks.length === 0) return false;
   return (await Promise.all(checks)).every(Boolean);

@@ -1,59 +1,32 @@
 import type { CountryCode } from "libphonenumber-js/min";
 import { BitrixError } from "../bitrix/errors";
 import type { LeadStore, WriteOutcome } from "../bitrix/lead-store";
-import { retryDelaySeconds } from "../domain/backoff";
 import { identityKeys } from "../domain/lead-event";
 import { planLeadWrite } from "../domain/lead-plan";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
-import { errorMessage, type Logger } from "../log";
-import { queueMessageSchema, type DeadLetter, type LeadJob } from "./schema";
+import { errorMessage } from "../log";
+import type { AppliedEvents } from "../storage/d1";
+import { leadJobSchema, type EnrichJob, type LeadJob } from "./schema";
+import { retryOrDeadLetter, type SettleDeps } from "./settle";
 
-/**
- * The consumer gives up (dead-letters with a reason) on the 20th delivery, one short of wrangler.toml's
- * max_retries = 20, so the platform's own dead-lettering (which carries no reason) stays a backstop.
- */
-export const MAX_DELIVERY_ATTEMPTS = 20;
+export { MAX_DELIVERY_ATTEMPTS } from "./settle";
 
-export interface ConsumerDeps {
+export interface ConsumerDeps extends SettleDeps {
   store: LeadStore;
-  deadLetters: { send(letter: DeadLetter, options?: QueueSendOptions): Promise<unknown> };
-  log: Logger;
-  now: () => Date;
-  random: () => number;
+  /** The ledger of applied events; without it, Bitrix24's own fields are the only record. */
+  ledger: AppliedEvents | null;
+  /** Where enrichment jobs go, and how long they wait for CoMagic's reports to catch up. */
+  enrich: { send(jobs: EnrichJob[], delaySeconds: number): Promise<void>; delaySeconds: number } | null;
+  queue: string;
   rules: { dedupDays: number; defaultRegion: CountryCode };
 }
 
 type Job = { message: Message<unknown>; job: LeadJob };
 
-async function giveUp({ message, job }: Job, error: { code: string; message: string }, deps: ConsumerDeps): Promise<void> {
-  const letter: DeadLetter = {
-    type: "dead-letter",
-    job,
-    reason: error.message,
-    code: error.code,
-    attempts: message.attempts,
-    failedAt: deps.now().toISOString(),
-  };
-  try {
-    await deps.deadLetters.send(letter, { contentType: "json" });
-    deps.log.error("job.dead_lettered", { key: job.event.key, code: error.code, reason: error.message, attempts: message.attempts });
-    message.ack();
-  } catch (sendError) {
-    deps.log.error("job.dead_letter_failed", { key: job.event.key, error: errorMessage(sendError) });
-    message.retry({ delaySeconds: retryDelaySeconds(message.attempts, deps.random()) });
-  }
-}
-
-async function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Promise<void> {
+function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Promise<void> {
   const failure = error instanceof BitrixError ? error : new BitrixError("UNEXPECTED", errorMessage(error), true, "unknown");
-  if (!failure.transient || item.message.attempts >= MAX_DELIVERY_ATTEMPTS) {
-    await giveUp(item, failure, deps);
-    return;
-  }
-  const delaySeconds = retryDelaySeconds(item.message.attempts, deps.random(), failure.retryAfterSeconds);
-  deps.log.warn("job.retry", { key: item.job.event.key, code: failure.code, reason: failure.message, attempts: item.message.attempts, delaySeconds });
-  item.message.retry({ delaySeconds });
+  return retryOrDeadLetter(item.message, deps.queue, failure, { key: item.job.event.key }, deps);
 }
 
 function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps): Promise<void> | void {
@@ -72,6 +45,27 @@ function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps
   item.message.ack();
 }
 
+/** Records applied events in the ledger and queues enrichment for leads with a CoMagic visitor. */
+async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, deps: ConsumerDeps): Promise<void> {
+  const applied = round.flatMap((item) => {
+    const outcome = outcomes.get(item.job.event.key);
+    return outcome?.ok ? [{ item, outcome }] : [];
+  });
+  if (deps.ledger) {
+    await deps.ledger.record(applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: outcome.leadId })), deps.now()).catch((error: unknown) => {
+      // Bitrix24 has the write; the ledger only saves lookups, so a miss here is logged, not retried.
+      deps.log.warn("ledger.record_failed", { error: errorMessage(error) });
+    });
+  }
+  const enrich = applied.filter(({ item, outcome }) => item.job.event.visitorId && outcome.action !== "skipped");
+  if (deps.enrich && enrich.length) {
+    const jobs = enrich.map(({ item, outcome }): EnrichJob => ({ type: "lead.enrich", v: 1, requestId: item.job.requestId, leadId: outcome.leadId, visitorId: item.job.event.visitorId as string }));
+    await deps.enrich.send(jobs, deps.enrich.delaySeconds).catch((error: unknown) => {
+      deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
+    });
+  }
+}
+
 /**
  * Writes a queue batch into Bitrix24: events about different people are looked up and written together,
  * events about the same person or session one after another. Never throws: every message is acked,
@@ -80,7 +74,7 @@ function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps
 export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
   const jobs: Job[] = [];
   for (const message of batch.messages) {
-    const parsed = queueMessageSchema.safeParse(message.body);
+    const parsed = leadJobSchema.safeParse(message.body);
     if (parsed.success) {
       jobs.push({ message, job: parsed.data });
     } else {
@@ -89,7 +83,19 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
     }
   }
 
-  const rounds = splitIntoRounds(jobs, (item) => identityKeys(item.job.event));
+  // Events the ledger knows were applied need no Bitrix24 lookup at all.
+  const ledgered = deps.ledger ? await deps.ledger.find(jobs.map((j) => j.job.event.key)).catch((error: unknown) => {
+    deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
+    return new Map<string, string>();
+  }) : new Map<string, string>();
+  const pending: Job[] = [];
+  for (const item of jobs) {
+    const leadId = ledgered.get(item.job.event.key);
+    if (leadId) await settle(item, { ok: true, action: "skipped", leadId }, deps);
+    else pending.push(item);
+  }
+
+  const rounds = splitIntoRounds(pending, (item) => identityKeys(item.job.event));
   // Keys of events that failed in this batch: a later event about the same person waits for them.
   const failedKeys = new Set<string>();
   for (const [index, allInRound] of rounds.entries()) {
@@ -112,6 +118,7 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
         return { event, plan: planLeadWrite(event, lookup, { now: deps.now(), ...deps.rules }) };
       });
       const outcomes = await deps.store.apply(writes);
+      await afterWrites(round, outcomes, deps);
       for (const item of round) {
         const outcome = outcomes.get(item.job.event.key);
         if (!outcome?.ok) identityKeys(item.job.event).forEach((k) => failedKeys.add(k));

@@ -1,16 +1,82 @@
-import { createBitrixClient } from "../bitrix/client";
 import { createLeadStore } from "../bitrix/lead-store";
-import { readConfig } from "../config";
+import { readConfig, type Config } from "../config";
 import { retryDelaySeconds } from "../domain/backoff";
 import type { Env } from "../env";
-import { createLogger, errorMessage } from "../log";
+import { createLogger, errorMessage, type Logger } from "../log";
+import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
+import { kvJourneyStore } from "../storage/journeys";
+import { bitrixClientFor, dataApiClientFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
+import { handleDeadLetters } from "./dead-letters";
+import { handleEnrichBatch } from "./enrich";
+import type { DeadLetterSender } from "./schema";
 
 // Misconfiguration is fixed by a person: wait minutes, not seconds, and keep every message.
 const MISCONFIGURED_RETRY_SECONDS = 300;
 
-/** The `queue()` entry: wires adapters from Env, and never throws. */
-export async function consumeLeadJobs(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+/** Which handler a queue feeds: names as in wrangler.toml (a renamed queue keeps these endings). */
+function kindOf(queue: string): "dead-letters" | "enrich" | "leads" {
+  if (queue.endsWith("dead-letters")) return "dead-letters";
+  if (queue.includes("enrich")) return "enrich";
+  return "leads";
+}
+
+function commonDeps(env: Env, log: Logger) {
+  return { deadLetters: env.DEAD_LETTERS as DeadLetterSender, log, now: () => new Date(), random: Math.random };
+}
+
+async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, log: Logger): Promise<void> {
+  const kind = kindOf(batch.queue);
+  if (kind === "dead-letters") {
+    if (!env.DB) {
+      log.error("dead_letter.unrecorded", { reason: "no DB binding", count: batch.messages.length });
+      batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
+      return;
+    }
+    await handleDeadLetters(batch, { store: deadLetterStore(env.DB), log });
+    return;
+  }
+  const bitrix = bitrixClientFor(config);
+  if (kind === "enrich") {
+    const dataApi = dataApiClientFor(config, env);
+    if (!dataApi) {
+      log.warn("enrich.skipped", { reason: "no CoMagic Data API credentials", count: batch.messages.length });
+      batch.ackAll();
+      return;
+    }
+    await handleEnrichBatch(batch, {
+      ...commonDeps(env, log),
+      dataApi,
+      bitrix,
+      journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null,
+      queue: batch.queue,
+      timeZone: config.COMAGIC_TIMEZONE,
+    });
+    log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
+    return;
+  }
+  const enrichQueue = env.ENRICH_JOBS;
+  await handleLeadBatch(batch, {
+    ...commonDeps(env, log),
+    store: createLeadStore(bitrix),
+    ledger: env.DB ? d1AppliedEvents(env.DB) : null,
+    enrich:
+      enrichQueue && dataApiClientFor(config, env)
+        ? {
+            delaySeconds: config.ENRICH_DELAY_SECONDS,
+            send: async (jobs, delaySeconds) => {
+              await enrichQueue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds })));
+            },
+          }
+        : null,
+    queue: batch.queue,
+    rules: { dedupDays: config.LEAD_DEDUP_DAYS, defaultRegion: config.DEFAULT_PHONE_REGION },
+  });
+  log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount });
+}
+
+/** The `queue()` entry for every queue the worker consumes. Never throws. */
+export async function consumeQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const log = createLogger({ queue: batch.queue, batchSize: batch.messages.length });
   try {
     const configResult = readConfig(env);
@@ -19,17 +85,7 @@ export async function consumeLeadJobs(batch: MessageBatch<unknown>, env: Env): P
       batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
       return;
     }
-    const { config } = configResult;
-    const client = createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS });
-    await handleLeadBatch(batch, {
-      store: createLeadStore(client),
-      deadLetters: env.DEAD_LETTERS,
-      log,
-      now: () => new Date(),
-      random: Math.random,
-      rules: { dedupDays: config.LEAD_DEDUP_DAYS, defaultRegion: config.DEFAULT_PHONE_REGION },
-    });
-    log.info("queue.batch_done", { bitrixRequests: client.requestCount });
+    await consume(batch, env, configResult.config, log);
   } catch (error) {
     log.error("queue.batch_failed", { error: errorMessage(error) });
     const attempts = Math.max(...batch.messages.map((m) => m.attempts));

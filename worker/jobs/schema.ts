@@ -10,15 +10,31 @@ export const leadJobSchema = z.object({
 });
 export type LeadJob = z.infer<typeof leadJobSchema>;
 
-export const queueMessageSchema = leadJobSchema;
-export type QueueMessageBody = z.infer<typeof queueMessageSchema>;
+/** Fill a lead's CoMagic fields and cache its visitor's touchpoints. */
+export const enrichJobSchema = z.object({
+  type: z.literal("lead.enrich"),
+  v: z.literal(1),
+  requestId: z.string().max(200),
+  leadId: z.string().regex(/^\d+$/),
+  visitorId: z.string().min(1).max(100),
+});
+export type EnrichJob = z.infer<typeof enrichJobSchema>;
 
-/** What the consumer sends to the dead-letter queue when it gives up on a job itself. */
+export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema]);
+export type Job = z.infer<typeof jobSchema>;
+export type QueueMessageBody = Job;
+
+/** What a consumer sends to the dead-letter queue when it gives up on a job itself. */
 export interface DeadLetter {
   type: "dead-letter";
+  queue: string;
   job: unknown;
   reason: string;
   code: string;
   attempts: number;
   failedAt: string;
+}
+
+export interface DeadLetterSender {
+  send(letter: DeadLetter, options?: QueueSendOptions): Promise<unknown>;
 }

@@ -1,0 +1,140 @@
+import { env } from "cloudflare:workers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { app } from "../../worker/app";
+import {
+  admin,
+  comagicStats,
+  comagicTime,
+  makeCallSession,
+  postWebhook,
+  sandbox,
+  sandboxLeads,
+  uniquePhone,
+  visitorSessions,
+  waitFor,
+  type SandboxLead,
+} from "./support";
+
+let visitorSeq = 8_000_000 + Math.floor(Math.random() * 100_000) * 10;
+const newVisitor = () => ++visitorSeq;
+
+async function callFromVisitor(visitorId: number): Promise<string> {
+  const phone = uniquePhone();
+  expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local, visitor_id: String(visitorId) }))).status).toBe(202);
+  return phone.e164;
+}
+
+async function enrichedLead(visitorId: number, timeoutMs = 60_000): Promise<SandboxLead> {
+  return waitFor(async () => (await sandboxLeads()).find((l) => l.UF_CRM_CM_VISITOR_ID === String(visitorId) && l.UF_CRM_CM_SESSIONS !== ""), `lead of visitor ${visitorId} enriched`, timeoutMs);
+}
+
+beforeAll(async () => {
+  await sandbox("/_sandbox/reset", {});
+  await sandbox("/_sandbox/comagic/reset", {});
+});
+afterAll(async () => {
+  await sandbox("/_sandbox/comagic/reset", {});
+});
+
+describe("enrichment from the CoMagic Data API", () => {
+  it("fills the visitor's session count and first and last source, and caches the journey for the CRM tab", async () => {
+    const visitor = newVisitor();
+    await sandbox("/_sandbox/comagic/data", {
+      visitor_sessions: visitorSessions(visitor, ["paid", "organic", "direct"]),
+      communications: [{ id: 555, communication_type: "call", date_time: comagicTime(new Date(Date.now() - 60_000)), visitor_id: visitor, visitor_session_id: visitor * 100 + 2 }],
+    });
+    await callFromVisitor(visitor);
+    const lead = await enrichedLead(visitor);
+    expect(lead).toMatchObject({ UF_CRM_CM_SESSIONS: "3", UF_CRM_CM_FIRST_SRC: "google", UF_CRM_CM_LAST_SRC: "direct" });
+
+    const journey = (await env.COMAGIC_CACHE?.get(`journey:v1:${visitor}`, "json")) as { touchpoints: { type: string }[] } | null;
+    expect(journey?.touchpoints.map((t) => t.type)).toEqual(["session", "session", "session", "call"]);
+  });
+
+  it("enriches 100 leads while tokens expire every few calls and 30% of report calls fail, logging in once per token", async () => {
+    await sandbox("/_sandbox/comagic/reset", {});
+    // Each enrichment reads two reports: a token lasts three leads.
+    await sandbox("/_sandbox/comagic/settings", { tokenMaxCalls: 6, faultRate: 0.3, faultKinds: ["limit", "internal", "http_503"], limitResetSeconds: 2 });
+    const visitors = Array.from({ length: 100 }, () => newVisitor());
+    await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitors.flatMap((v) => visitorSessions(v, ["paid", "social"])) });
+    for (const v of visitors) await callFromVisitor(v);
+
+    await waitFor(
+      async () => {
+        const leads = await sandboxLeads();
+        return visitors.every((v) => leads.some((l) => l.UF_CRM_CM_VISITOR_ID === String(v) && l.UF_CRM_CM_SESSIONS === "2" && l.UF_CRM_CM_LAST_SRC === "social"));
+      },
+      "all 100 leads enriched",
+      240_000,
+    );
+    const stats = await comagicStats();
+    // The faults really happened...
+    expect(stats.errors.limit_exceeded ?? 0).toBeGreaterThan(0);
+    expect(stats.errors.internal_error ?? 0).toBeGreaterThan(0);
+    // ...and every token served its six calls before the next login.user (one more for the last token).
+    expect(stats.logins).toBeLessThanOrEqual(Math.floor(stats.authorizedCalls / 6) + 1);
+    expect(stats.logins).toBeGreaterThan(1);
+  }, 300_000);
+});
+
+describe("dead letters", () => {
+  it("records a job CoMagic refuses for good, lists it for the operator, and replays it once fixed", async () => {
+    await sandbox("/_sandbox/comagic/reset", {});
+    const visitor = newVisitor();
+    await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitorSessions(visitor, ["paid"]) });
+    // The cached token is gone with the reset, and the password no longer matches: auth_error, permanent.
+    await sandbox("/_sandbox/comagic/settings", { password: "rotated-by-admin" });
+    await callFromVisitor(visitor);
+
+    const letter = await waitFor(
+      async () => {
+        const res = await admin("/dead-letters?pending=1");
+        const { deadLetters } = (await res.json()) as { deadLetters: { id: string; jobType: string; code: string; reason: string; job: { visitorId?: string } }[] };
+        return deadLetters.find((l) => l.job.visitorId === String(visitor));
+      },
+      "the dead letter",
+      60_000,
+    );
+    expect(letter).toMatchObject({ jobType: "lead.enrich", code: "auth_error" });
+    expect(letter.reason).toContain("check COMAGIC_LOGIN and COMAGIC_PASSWORD");
+    expect(letter.reason).not.toContain("sandbox-password");
+
+    await sandbox("/_sandbox/comagic/settings", { password: "sandbox-password" });
+    const replay = await admin(`/dead-letters/${letter.id}/replay`, { method: "POST" });
+    expect(replay.status).toBe(202);
+    expect(await replay.json()).toEqual({ status: "replayed", id: letter.id, jobType: "lead.enrich" });
+    expect((await enrichedLead(visitor)).UF_CRM_CM_SESSIONS).toBe("1");
+
+    const after = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string }[] };
+    expect(after.deadLetters.map((l) => l.id)).not.toContain(letter.id);
+  });
+
+  it("answers 404 for a dead letter that does not exist", async () => {
+    const res = await admin("/dead-letters/nope/replay", { method: "POST" });
+    expect(res.status).toBe(404);
+  });
+});
+
+describe("the admin routes refuse", () => {
+  it.each([
+    ["no token", null],
+    ["a wrong token", "guess"],
+  ])("%s with 401 and no data", async (_name, token) => {
+    const res = await admin("/dead-letters", {}, token);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(await res.json()).toEqual({ error: "unauthorized", message: "Missing or invalid bearer token" });
+  });
+
+  it("everything with 403 when ADMIN_TOKEN is not set", async () => {
+    const res = await app.request("/admin/dead-letters", { headers: { authorization: "Bearer anything" } }, { ...env, ADMIN_TOKEN: undefined });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: "admin_disabled" });
+  });
+
+  it("a reconciliation window longer than a week, naming the field", async () => {
+    const res = await admin("/reconcile", { method: "POST", body: JSON.stringify({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z" }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ issues: [{ path: "to" }] });
+  });
+});

@@ -1,0 +1,231 @@
+import * as z from "zod";
+
+/** A failed Data API or Call API call, classified by CoMagic's `mnemonic` (its code is not unique). */
+export class CoMagicError extends Error {
+  constructor(
+    readonly mnemonic: string,
+    message: string,
+    readonly transient: boolean,
+    readonly retryAfterSeconds = 0,
+  ) {
+    super(message);
+    this.name = "CoMagicError";
+  }
+}
+
+export interface CachedToken {
+  accessToken: string;
+  /** Unix seconds. */
+  expireAt: number;
+}
+
+/** Where login.user tokens are shared between isolates (KV in production). */
+export interface TokenStore {
+  get(key: string): Promise<CachedToken | null>;
+  put(key: string, token: CachedToken, ttlSeconds: number): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export type CoMagicAuth = { kind: "key"; token: string } | { kind: "login"; login: string; password: string };
+
+export interface RpcResult {
+  data: unknown;
+  metadata: { total_items?: number } & Record<string, unknown>;
+}
+
+export interface CoMagicRpcClient {
+  call(method: string, params?: Record<string, unknown>): Promise<RpcResult>;
+  readonly loginCount: number;
+}
+
+export interface CoMagicRpcOptions {
+  url: string;
+  auth: CoMagicAuth;
+  tokens: TokenStore;
+  /** Which API this is ("Data API", "Call API"), for messages and the token cache key. */
+  api: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+// Tokens are dropped this long before CoMagic says they expire, so a call never starts with a dying one.
+const TOKEN_MARGIN_SECONDS = 60;
+// Workers KV refuses a TTL under 60 seconds.
+const KV_MIN_TTL_SECONDS = 60;
+
+const limitsSchema = z
+  .object({ minute_remaining: z.number().optional(), minute_reset: z.number().optional(), day_remaining: z.number().optional(), day_reset: z.number().optional(), hour_remaining: z.number().optional(), hour_reset: z.number().optional() })
+  .loose();
+const successEnvelope = z.object({ result: z.object({ data: z.unknown(), metadata: z.record(z.string(), z.unknown()).nullish() }).loose() }).loose();
+const errorEnvelope = z
+  .object({
+    error: z.object({
+      code: z.number(),
+      message: z.string().nullish(),
+      data: z.object({ mnemonic: z.string().nullish(), field: z.string().nullish(), metadata: z.object({ limits: limitsSchema.nullish() }).loose().nullish() }).loose().nullish(),
+    }),
+  })
+  .loose();
+const loginResult = z.object({ access_token: z.string().min(1), expire_at: z.number().optional(), expire: z.number().optional() }).loose();
+
+const PERMANENT = new Set([
+  "auth_error", "ip_not_whitelisted", "forbidden", "account_inactive", "method_component_disabled", "parameter_component_disabled",
+  "required_parameter_missed", "invalid_parameter_value", "unexpected_parameters", "invalid_parameters_combination", "data_type_error",
+  "date_interval_limit_reached", "filter_prohibited", "sort_prohibited", "method_not_found", "error", "invalid_request", "parse_error",
+  "access_token_blocked", "virtual_phone_number_not_found", "employee_not_found", "no_active_phone_number", "contact_in_blacklist",
+  "own_virtual_phone_number_not_allowed", "tariff_restrictions",
+]);
+const TOKEN_REJECTED = new Set(["access_token_expired", "access_token_invalid"]);
+// When CoMagic says a limit is hit but not when it resets, a minute is its smallest window.
+const LIMIT_RETRY_SECONDS = 60;
+/** Reads (`get.*`) are tried this often in place before the failure goes back to the queue. */
+const READ_TRIES = 3;
+const READ_PAUSE_MS = 300;
+/** A limit that resets within this many seconds is waited out in place; a longer one goes back to the queue. */
+const LIMIT_WAIT_IN_PLACE_SECONDS = 5;
+
+const HINTS: Record<string, string> = {
+  ip_not_whitelisted: "allow the worker in CoMagic: Администратор → Аккаунт → Правила и настройки безопасности → API (Workers have no fixed IP; see README)",
+  auth_error: "check COMAGIC_LOGIN and COMAGIC_PASSWORD",
+  forbidden: "the CoMagic user lacks the rights for this method",
+  method_component_disabled: "the CoMagic account lacks the component (tariff option) for this method",
+  access_token_blocked: "the CoMagic API key was blocked; make a new one",
+};
+
+function limitRetrySeconds(limits: z.infer<typeof limitsSchema> | null | undefined): number {
+  if (!limits) return LIMIT_RETRY_SECONDS;
+  if (limits.day_remaining === 0 && limits.day_reset) return limits.day_reset;
+  if (limits.hour_remaining === 0 && limits.hour_reset) return limits.hour_reset;
+  return limits.minute_reset ?? LIMIT_RETRY_SECONDS;
+}
+
+async function cacheKey(api: string, url: string, auth: CoMagicAuth): Promise<string> {
+  const who = auth.kind === "login" ? auth.login : "key";
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${api}|${url}|${who}`));
+  return `comagic-token:${[...new Uint8Array(digest).slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/**
+ * JSON-RPC 2.0 client for CoMagic's Data API and Call API. With login/password it logs in with login.user,
+ * shares the token through the TokenStore until shortly before it expires, and on -32001 logs in again
+ * once and repeats the call. Tokens never leave this module except into the store.
+ */
+export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcClient {
+  const doFetch = options.fetch ?? fetch;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = options.now ?? Date.now;
+  let token: CachedToken | null = null;
+  let loginCount = 0;
+  let requestId = 0;
+
+  async function rpc(method: string, params: Record<string, unknown>): Promise<RpcResult> {
+    requestId += 1;
+    let response: Response;
+    try {
+      response = await doFetch(options.url, {
+        method: "POST",
+        headers: { "content-type": "application/json; charset=UTF-8" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: requestId, method, params }),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 20_000),
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+      throw new CoMagicError(timedOut ? "timeout" : "network_error", `CoMagic ${options.api} ${method}: ${timedOut ? "no answer in time" : "network error"}`, true);
+    }
+    const text = await response.text().catch(() => "");
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new CoMagicError(`http_${response.status}`, `CoMagic ${options.api} ${method}: HTTP ${response.status} without JSON`, response.status >= 500 || response.status === 429);
+    }
+    const failure = errorEnvelope.safeParse(body);
+    if (failure.success) {
+      const { code, message, data } = failure.data.error;
+      const mnemonic = data?.mnemonic ?? String(code);
+      const text = `CoMagic ${options.api} ${method}: ${mnemonic}${data?.field ? ` (${data.field})` : ""}: ${message ?? ""}${HINTS[mnemonic] ? `; ${HINTS[mnemonic]}` : ""}`;
+      if (mnemonic === "limit_exceeded") throw new CoMagicError(mnemonic, text, true, limitRetrySeconds(data?.metadata?.limits));
+      throw new CoMagicError(mnemonic, text, !PERMANENT.has(mnemonic) && !(TOKEN_REJECTED.has(mnemonic) && options.auth.kind === "key"));
+    }
+    const success = successEnvelope.safeParse(body);
+    if (!success.success) throw new CoMagicError("unexpected_answer", `CoMagic ${options.api} ${method}: unexpected answer`, true);
+    return { data: success.data.result.data, metadata: success.data.result.metadata ?? {} };
+  }
+
+  async function login(auth: Extract<CoMagicAuth, { kind: "login" }>, key: string): Promise<CachedToken> {
+    loginCount += 1;
+    const result = loginResult.safeParse((await rpc("login.user", { login: auth.login, password: auth.password })).data);
+    if (!result.success) throw new CoMagicError("unexpected_answer", `CoMagic ${options.api} login.user: no token in the answer`, true);
+    // CoMagic documents `expire_at`; one of its pages shows `expire`. A session lives an hour.
+    const expireAt = result.data.expire_at ?? result.data.expire ?? Math.floor(now() / 1000) + 3600;
+    const fresh = { accessToken: result.data.access_token, expireAt };
+    const ttl = Math.max(KV_MIN_TTL_SECONDS, expireAt - Math.floor(now() / 1000) - TOKEN_MARGIN_SECONDS);
+    await options.tokens.put(key, fresh, ttl);
+    return fresh;
+  }
+
+  const usable = (t: CachedToken | null) => t !== null && t.expireAt - TOKEN_MARGIN_SECONDS > now() / 1000;
+
+  async function accessToken(key: string, auth: Extract<CoMagicAuth, { kind: "login" }>): Promise<string> {
+    if (!usable(token)) token = await options.tokens.get(key);
+    if (!usable(token)) token = await login(auth, key);
+    return (token as CachedToken).accessToken;
+  }
+
+  async function authorizedCall(method: string, params: Record<string, unknown>): Promise<RpcResult> {
+    const { auth } = options;
+    if (auth.kind === "key") return rpc(method, { ...params, access_token: auth.token });
+    const key = await cacheKey(options.api, options.url, auth);
+    try {
+      return await rpc(method, { ...params, access_token: await accessToken(key, auth) });
+    } catch (error) {
+      if (!(error instanceof CoMagicError) || !TOKEN_REJECTED.has(error.mnemonic)) throw error;
+      // The shared token died early (logged out, or expired ahead of expire_at): log in once more.
+      token = null;
+      await options.tokens.delete(key);
+      token = await login(auth, key);
+      return rpc(method, { ...params, access_token: token.accessToken });
+    }
+  }
+
+  /** Reads change nothing, so a transient failure is tried again here; writes (calls) never are. */
+  async function callWithRetries(method: string, params: Record<string, unknown>): Promise<RpcResult> {
+    const reads = method.startsWith("get.");
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await authorizedCall(method, params);
+      } catch (error) {
+        const again =
+          reads &&
+          attempt < READ_TRIES &&
+          error instanceof CoMagicError &&
+          error.transient &&
+          error.retryAfterSeconds <= LIMIT_WAIT_IN_PLACE_SECONDS;
+        if (!again) throw error;
+        await sleep(Math.max(READ_PAUSE_MS * attempt, error.retryAfterSeconds * 1000));
+      }
+    }
+  }
+
+  return {
+    get loginCount() {
+      return loginCount;
+    },
+    call: (method, params = {}) => callWithRetries(method, params),
+  };
+}
+
+/** A TokenStore on Workers KV. */
+export function kvTokenStore(kv: KVNamespace): TokenStore {
+  const schema = z.object({ accessToken: z.string(), expireAt: z.number() });
+  return {
+    async get(key) {
+      const parsed = schema.safeParse(await kv.get(key, "json"));
+      return parsed.success ? parsed.data : null;
+    },
+    put: (key, value, ttlSeconds) => kv.put(key, JSON.stringify(value), { expirationTtl: ttlSeconds }),
+    delete: (key) => kv.delete(key),
+  };
+}

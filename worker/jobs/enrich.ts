@@ -1,0 +1,104 @@
+import type { BitrixClient, BitrixCommand } from "../bitrix/client";
+import { BitrixError } from "../bitrix/errors";
+import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
+import { fetchVisitorTouchpoints } from "../comagic/reports";
+import { LEAD_FIELD } from "../domain/lead-plan";
+import { buildJourney, summarizeJourney, type Journey } from "../domain/touchpoints";
+import { errorMessage } from "../log";
+import type { JourneyStore } from "../storage/journeys";
+import { enrichJobSchema, type EnrichJob } from "./schema";
+import { retryOrDeadLetter, type Failure, type SettleDeps } from "./settle";
+
+/** The Data API's report window is three months; ninety days stays inside it whatever the month. */
+export const JOURNEY_DAYS = 90;
+/** CoMagic's reports lag behind its events: a visitor with no visits yet is asked again, this many times. */
+const EMPTY_JOURNEY_RETRIES = 3;
+const EMPTY_JOURNEY_RETRY_SECONDS = 120;
+
+export interface EnrichDeps extends SettleDeps {
+  dataApi: CoMagicRpcClient;
+  bitrix: BitrixClient;
+  journeys: JourneyStore | null;
+  queue: string;
+  timeZone: string;
+}
+
+function asFailure(error: unknown): Failure {
+  if (error instanceof CoMagicError) return { code: error.mnemonic, message: error.message, transient: error.transient, retryAfterSeconds: error.retryAfterSeconds };
+  if (error instanceof BitrixError) return error;
+  return { code: "UNEXPECTED", message: errorMessage(error), transient: true, retryAfterSeconds: 0 };
+}
+
+/**
+ * Fills each lead's CoMagic fields (visitor, sessions, first and last source) from the visitor's last 90
+ * days in the Data API, and caches the touchpoints for the CRM tab. Rerunning a job writes the same values.
+ */
+export async function handleEnrichBatch(batch: MessageBatch<unknown>, deps: EnrichDeps): Promise<void> {
+  const jobs: { message: Message<unknown>; job: EnrichJob }[] = [];
+  for (const message of batch.messages) {
+    const parsed = enrichJobSchema.safeParse(message.body);
+    if (parsed.success) jobs.push({ message, job: parsed.data });
+    else {
+      deps.log.error("job.invalid", { messageId: message.id, issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`) });
+      message.ack();
+    }
+  }
+
+  const now = deps.now();
+  const journeys = new Map<string, Promise<Journey>>();
+  const journeyOf = (visitorId: string) => {
+    let pending = journeys.get(visitorId);
+    if (!pending) {
+      const window = { from: new Date(now.getTime() - JOURNEY_DAYS * 86_400_000), to: now, timeZone: deps.timeZone };
+      pending = fetchVisitorTouchpoints(deps.dataApi, visitorId, window).then((t) => buildJourney(visitorId, now, t));
+      journeys.set(visitorId, pending);
+    }
+    return pending;
+  };
+
+  const updates: Record<string, BitrixCommand> = {};
+  const ready: { message: Message<unknown>; job: EnrichJob; key: string }[] = [];
+  for (const [i, { message, job }] of jobs.entries()) {
+    const context = { leadId: job.leadId, visitorId: job.visitorId };
+    try {
+      const journey = await journeyOf(job.visitorId);
+      const summary = summarizeJourney(journey);
+      if (summary.sessions === 0 && message.attempts < EMPTY_JOURNEY_RETRIES) {
+        deps.log.info("enrich.waiting_for_reports", { ...context, attempts: message.attempts });
+        message.retry({ delaySeconds: EMPTY_JOURNEY_RETRY_SECONDS });
+        continue;
+      }
+      await deps.journeys?.put(journey);
+      updates[`lead${i}`] = {
+        method: "crm.lead.update",
+        params: {
+          id: Number(job.leadId),
+          fields: {
+            [LEAD_FIELD.visitorId]: job.visitorId,
+            [LEAD_FIELD.sessions]: summary.sessions,
+            [LEAD_FIELD.firstSource]: summary.firstSource ?? "",
+            [LEAD_FIELD.lastSource]: summary.lastSource ?? "",
+          },
+          params: { REGISTER_SONET_EVENT: "N" },
+        },
+      };
+      ready.push({ message, job, key: `lead${i}` });
+    } catch (error) {
+      await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
+    }
+  }
+  if (ready.length === 0) return;
+
+  // Field updates are idempotent, so the batch may be repeated after any failure.
+  const outcomes = await deps.bitrix.batch(updates, { readOnly: true });
+  for (const { message, job, key } of ready) {
+    const outcome = outcomes[key];
+    if (outcome?.ok) {
+      deps.log.info("lead.enriched", { leadId: job.leadId, visitorId: job.visitorId });
+      message.ack();
+    } else {
+      const error = outcome?.error ?? new BitrixError("UNEXPECTED", "no outcome for lead update", true, "no");
+      await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import { createLeadStore } from "../bitrix/lead-store";
+import { readConfig, type Config } from "../config";
+import type { Env } from "../env";
+import { createLogger, errorMessage, type Logger } from "../log";
+import { d1AppliedEvents } from "../storage/d1";
+import { bitrixClientFor, dataApiClientFor } from "../wiring";
+import { reconcileCalls, type ReconcileReport } from "./reconcile";
+
+/** Reconciles one window with adapters from Env; null when the Data API is not configured. */
+export async function reconcileWindow(window: { from: Date; to: Date }, env: Env, config: Config, log: Logger): Promise<ReconcileReport | null> {
+  const dataApi = dataApiClientFor(config, env);
+  if (!dataApi) return null;
+  return reconcileCalls(window, {
+    dataApi,
+    store: createLeadStore(bitrixClientFor(config)),
+    ledger: env.DB ? d1AppliedEvents(env.DB) : null,
+    leadJobs: env.LEAD_JOBS,
+    log,
+    now: () => new Date(),
+    rules: { defaultRegion: config.DEFAULT_PHONE_REGION, minLostCallSeconds: config.MIN_LOST_CALL_SECONDS, timeZone: config.COMAGIC_TIMEZONE },
+  });
+}
+
+/** The Cron Trigger: reconcile the last RECONCILE_WINDOW_HOURS. Never throws. */
+export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
+  const log = createLogger({ cron: controller.cron });
+  try {
+    const result = readConfig(env);
+    if (!result.ok) {
+      log.error("reconcile.misconfigured", { problems: result.problems });
+      return;
+    }
+    const to = new Date(controller.scheduledTime);
+    const from = new Date(to.getTime() - result.config.RECONCILE_WINDOW_HOURS * 3_600_000);
+    if ((await reconcileWindow({ from, to }, env, result.config, log)) === null) log.info("reconcile.skipped", { reason: "no CoMagic Data API credentials" });
+  } catch (error) {
+    log.error("reconcile.failed", { error: errorMessage(error) });
+  }
+}

@@ -1,0 +1,44 @@
+import { retryDelaySeconds } from "../domain/backoff";
+import { errorMessage, type Logger } from "../log";
+import type { DeadLetterSender } from "./schema";
+
+/**
+ * Consumers give up (dead-letter with a reason) on the 20th delivery, one short of wrangler.toml's
+ * max_retries = 20, so the platform's own dead-lettering (which carries no reason) stays a backstop.
+ */
+export const MAX_DELIVERY_ATTEMPTS = 20;
+
+export interface Failure {
+  code: string;
+  message: string;
+  transient: boolean;
+  retryAfterSeconds: number;
+}
+
+export interface SettleDeps {
+  deadLetters: DeadLetterSender;
+  log: Logger;
+  now: () => Date;
+  random: () => number;
+}
+
+/** Retries a transient failure with backoff; dead-letters a permanent one, or one out of attempts. */
+export async function retryOrDeadLetter(message: Message<unknown>, queue: string, failure: Failure, context: Record<string, unknown>, deps: SettleDeps): Promise<void> {
+  if (failure.transient && message.attempts < MAX_DELIVERY_ATTEMPTS) {
+    const delaySeconds = retryDelaySeconds(message.attempts, deps.random(), failure.retryAfterSeconds);
+    deps.log.warn("job.retry", { ...context, code: failure.code, reason: failure.message, attempts: message.attempts, delaySeconds });
+    message.retry({ delaySeconds });
+    return;
+  }
+  try {
+    await deps.deadLetters.send(
+      { type: "dead-letter", queue, job: message.body, reason: failure.message, code: failure.code, attempts: message.attempts, failedAt: deps.now().toISOString() },
+      { contentType: "json" },
+    );
+    deps.log.error("job.dead_lettered", { ...context, code: failure.code, reason: failure.message, attempts: message.attempts });
+    message.ack();
+  } catch (sendError) {
+    deps.log.error("job.dead_letter_failed", { ...context, error: errorMessage(sendError) });
+    message.retry({ delaySeconds: retryDelaySeconds(message.attempts, deps.random()) });
+  }
+}

@@ -1,0 +1,69 @@
+import { Hono } from "hono";
+import * as z from "zod";
+import type { AppEnv } from "../app";
+import { requireConfig } from "../config";
+import { AppError } from "../errors";
+import { jobSchema } from "../jobs/schema";
+import { reconcileWindow } from "../jobs/scheduled";
+import { matchesAnySecret } from "../security";
+import { deadLetterStore } from "../storage/d1";
+
+/** One request reconciles at most a week; `npm run reconcile` walks longer ranges in steps. */
+const MAX_RECONCILE_DAYS = 7;
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  pending: z.enum(["0", "1"]).default("0"),
+});
+const reconcileBody = z
+  .object({ from: z.iso.datetime({ offset: true }), to: z.iso.datetime({ offset: true }) })
+  .refine((w) => Date.parse(w.to) > Date.parse(w.from), { error: "must be after from", path: ["to"] })
+  .refine((w) => Date.parse(w.to) - Date.parse(w.from) <= MAX_RECONCILE_DAYS * 86_400_000, { error: `the window may span at most ${MAX_RECONCILE_DAYS} days`, path: ["to"] });
+
+function deadLettersOf(db: D1Database | undefined) {
+  if (!db) throw new AppError(503, "no_database", "The DB binding (D1) is missing, so dead letters are not recorded");
+  return deadLetterStore(db);
+}
+
+/** Operator routes, behind ADMIN_TOKEN (a bearer token, compared in constant time). Off without it. */
+export const adminRoute = new Hono<AppEnv>();
+
+adminRoute.use("*", async (c, next) => {
+  const config = requireConfig(c.env);
+  if (!config.ADMIN_TOKEN) throw new AppError(403, "admin_disabled", "The admin routes are off: set the ADMIN_TOKEN secret to use them");
+  const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+  if (!bearer || !(await matchesAnySecret(bearer, config.ADMIN_TOKEN))) {
+    c.get("log").warn("admin.rejected", { path: new URL(c.req.url).pathname });
+    throw new AppError(401, "unauthorized", "Missing or invalid bearer token");
+  }
+  c.header("Cache-Control", "no-store");
+  await next();
+});
+
+adminRoute.get("/dead-letters", async (c) => {
+  const query = listQuery.parse(c.req.query());
+  const letters = await deadLettersOf(c.env.DB).list({ limit: query.limit, pendingOnly: query.pending === "1" });
+  return c.json({ deadLetters: letters });
+});
+
+adminRoute.post("/dead-letters/:id/replay", async (c) => {
+  const store = deadLettersOf(c.env.DB);
+  const letter = await store.get(c.req.param("id"));
+  if (!letter) throw new AppError(404, "not_found", "No dead letter with that id");
+  const job = jobSchema.safeParse(letter.job);
+  if (!job.success) throw new AppError(422, "unreadable_job", "This job is from a version the worker can no longer read; it cannot be replayed");
+  const queue = job.data.type === "lead.enrich" ? c.env.ENRICH_JOBS : c.env.LEAD_JOBS;
+  if (!queue) throw new AppError(503, "no_queue", "The queue for this job is not bound");
+  await queue.send(job.data, { contentType: "json" });
+  await store.markReplayed(letter.id, new Date());
+  c.get("log").info("dead_letter.replayed", { id: letter.id, jobType: job.data.type });
+  return c.json({ status: "replayed", id: letter.id, jobType: job.data.type }, 202);
+});
+
+adminRoute.post("/reconcile", async (c) => {
+  const config = requireConfig(c.env);
+  const window = reconcileBody.parse(await c.req.json().catch(() => null));
+  const report = await reconcileWindow({ from: new Date(window.from), to: new Date(window.to) }, c.env, config, c.get("log"));
+  if (!report) throw new AppError(409, "comagic_not_configured", "Set COMAGIC_API_TOKEN (or COMAGIC_LOGIN and COMAGIC_PASSWORD) to reconcile");
+  return c.json(report);
+});

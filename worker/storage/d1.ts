@@ -1,0 +1,131 @@
+import type { DeadLetter } from "../jobs/schema";
+
+/*
+ * D1 holds what must survive and be queried: dead letters (listed newest first, replayed by id) and the
+ * ledger of applied events (every session ever written, which Bitrix24's own fields cannot tell once a
+ * later call has updated the lead). The schema is created on first use: no migration step to forget.
+ */
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS dead_letters (
+     id TEXT PRIMARY KEY, queue TEXT NOT NULL, job_type TEXT NOT NULL, job TEXT NOT NULL, reason TEXT NOT NULL,
+     code TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at TEXT NOT NULL, replayed_at TEXT, replay_count INTEGER NOT NULL DEFAULT 0)`,
+  `CREATE INDEX IF NOT EXISTS dead_letters_failed_at ON dead_letters (failed_at DESC)`,
+  `CREATE TABLE IF NOT EXISTS applied_events (key TEXT PRIMARY KEY, lead_id TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+];
+
+const ready = new WeakMap<D1Database, Promise<unknown>>();
+
+function ensureSchema(db: D1Database): Promise<unknown> {
+  let pending = ready.get(db);
+  if (!pending) {
+    pending = db.batch(SCHEMA.map((sql) => db.prepare(sql)));
+    // A failure is not cached: the next use tries again.
+    pending.catch(() => ready.delete(db));
+    ready.set(db, pending);
+  }
+  return pending;
+}
+
+export interface DeadLetterRecord {
+  id: string;
+  queue: string;
+  jobType: string;
+  job: unknown;
+  reason: string;
+  code: string;
+  attempts: number;
+  failedAt: string;
+  replayedAt: string | null;
+  replayCount: number;
+}
+
+interface DeadLetterRow {
+  id: string;
+  queue: string;
+  job_type: string;
+  job: string;
+  reason: string;
+  code: string;
+  attempts: number;
+  failed_at: string;
+  replayed_at: string | null;
+  replay_count: number;
+}
+
+const toRecord = (r: DeadLetterRow): DeadLetterRecord => ({
+  id: r.id,
+  queue: r.queue,
+  jobType: r.job_type,
+  job: JSON.parse(r.job),
+  reason: r.reason,
+  code: r.code,
+  attempts: r.attempts,
+  failedAt: r.failed_at,
+  replayedAt: r.replayed_at,
+  replayCount: r.replay_count,
+});
+
+export function deadLetterStore(db: D1Database) {
+  return {
+    /** Idempotent by message id: the dead-letter queue may deliver a letter twice. */
+    async record(letters: { id: string; queue: string; jobType: string; letter: Omit<DeadLetter, "type"> }[]): Promise<void> {
+      if (letters.length === 0) return;
+      await ensureSchema(db);
+      await db.batch(
+        letters.map(({ id, queue, jobType, letter }) =>
+          db
+            .prepare("INSERT OR IGNORE INTO dead_letters (id, queue, job_type, job, reason, code, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(id, queue, jobType, JSON.stringify(letter.job), letter.reason.slice(0, 2000), letter.code, letter.attempts, letter.failedAt),
+        ),
+      );
+    },
+    async list(options: { limit: number; pendingOnly: boolean }): Promise<DeadLetterRecord[]> {
+      await ensureSchema(db);
+      const where = options.pendingOnly ? "WHERE replayed_at IS NULL" : "";
+      const { results } = await db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY failed_at DESC, id LIMIT ?`).bind(options.limit).all<DeadLetterRow>();
+      return results.map(toRecord);
+    },
+    async get(id: string): Promise<DeadLetterRecord | null> {
+      await ensureSchema(db);
+      const row = await db.prepare("SELECT * FROM dead_letters WHERE id = ?").bind(id).first<DeadLetterRow>();
+      return row ? toRecord(row) : null;
+    },
+    async markReplayed(id: string, at: Date): Promise<void> {
+      await db.prepare("UPDATE dead_letters SET replayed_at = ?, replay_count = replay_count + 1 WHERE id = ?").bind(at.toISOString(), id).run();
+    },
+  };
+}
+export type DeadLetterStore = ReturnType<typeof deadLetterStore>;
+
+/** The ledger of events written to Bitrix24, keyed like ORIGIN_ID / UF_CRM_COMAGIC_ID. */
+export interface AppliedEvents {
+  find(keys: readonly string[]): Promise<Map<string, string>>;
+  record(rows: readonly { key: string; leadId: string }[], at: Date): Promise<void>;
+}
+
+// D1 allows 100 bound parameters a statement.
+const KEYS_PER_QUERY = 90;
+
+export function d1AppliedEvents(db: D1Database): AppliedEvents {
+  return {
+    async find(keys) {
+      const found = new Map<string, string>();
+      if (keys.length === 0) return found;
+      await ensureSchema(db);
+      for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+        const part = keys.slice(i, i + KEYS_PER_QUERY);
+        const { results } = await db
+          .prepare(`SELECT key, lead_id FROM applied_events WHERE key IN (${part.map(() => "?").join(",")})`)
+          .bind(...part)
+          .all<{ key: string; lead_id: string }>();
+        for (const r of results) found.set(r.key, r.lead_id);
+      }
+      return found;
+    },
+    async record(rows, at) {
+      if (rows.length === 0) return;
+      await ensureSchema(db);
+      await db.batch(rows.map((r) => db.prepare("INSERT OR IGNORE INTO applied_events (key, lead_id, applied_at) VALUES (?, ?, ?)").bind(r.key, r.leadId, at.toISOString())));
+    },
+  };
+}

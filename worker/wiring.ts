@@ -1,0 +1,28 @@
+import { createBitrixClient, type BitrixClient } from "./bitrix/client";
+import { createCoMagicRpcClient, kvTokenStore, type CoMagicRpcClient, type TokenStore } from "./comagic/data-api";
+import { comagicAuth, type Config } from "./config";
+import type { Env } from "./env";
+
+/** Adapters built from settings and bindings; everything below takes these, never the whole Env. */
+export function bitrixClientFor(config: Config): BitrixClient {
+  return createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS });
+}
+
+/** Without KV, tokens live only as long as the isolate: still correct, only more login.user calls. */
+function memoryTokenStore(): TokenStore {
+  const tokens = new Map<string, { accessToken: string; expireAt: number }>();
+  return {
+    get: async (key) => tokens.get(key) ?? null,
+    put: async (key, token) => void tokens.set(key, token),
+    delete: async (key) => void tokens.delete(key),
+  };
+}
+
+export function tokenStoreFor(env: Env): TokenStore {
+  return env.COMAGIC_CACHE ? kvTokenStore(env.COMAGIC_CACHE) : memoryTokenStore();
+}
+
+export function dataApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
+  const auth = comagicAuth(config);
+  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env), api: "Data API" }) : null;
+}
