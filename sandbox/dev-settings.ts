@@ -4,6 +4,9 @@ export const DEV = {
   sandboxPort: Number(process.env.SANDBOX_PORT ?? 8790),
   webhookToken: "dev-token",
   webhookSecret: "dev-secret",
+  adminToken: "dev-admin-token",
+  comagicLogin: "sandbox",
+  comagicPassword: "sandbox-password",
 };
 export const workerUrl = `http://127.0.0.1:${DEV.workerPort}`;
 export const sandboxUrl = `http://127.0.0.1:${DEV.sandboxPort}`;

@@ -6,7 +6,8 @@ import { startLocalWorker } from "./local-worker";
 import { startSandbox } from "./server";
 
 if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).status !== 0) process.exit(1);
-const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl });
+// Visitors nobody seeded get a made-up journey, so enrichment and the CRM tab show something.
+const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true } });
 const fields = await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
 console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields.created.length})`);
 
@@ -18,6 +19,11 @@ const worker = await startLocalWorker({
     COMAGIC_WEBHOOK_TOKEN: DEV.webhookToken,
     COMAGIC_WEBHOOK_SECRET: DEV.webhookSecret,
     ALLOWED_ORIGINS: sandboxUrl,
+    COMAGIC_DATA_API_URL: sandbox.dataApiUrl,
+    COMAGIC_LOGIN: DEV.comagicLogin,
+    COMAGIC_PASSWORD: DEV.comagicPassword,
+    ENRICH_DELAY_SECONDS: "5",
+    ADMIN_TOKEN: DEV.adminToken,
   },
 }).catch(async (error: unknown) => {
   console.error(String(error));
@@ -33,6 +39,8 @@ console.log(`
 
   Next:    npm run send:call        posts a signed sample call and prints the lead it made
   Webhook  POST ${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}
+  Admin    curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/dead-letters
+           npm run reconcile -- --from <date>   (calls seeded in the CoMagic sandbox)
   Stop:    Ctrl+C
 `);
 
