@@ -1,6 +1,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { createBitrixSandbox, type BitrixSandboxOptions } from "./bitrix/app";
+import { createCallApiSandbox } from "./comagic/call-api";
 import { createDataApiSandbox, type DataApiSettings } from "./comagic/data-api";
 import { createDemoSite } from "./demo";
 
@@ -8,6 +9,7 @@ export interface RunningSandbox {
   url: string;
   bitrixWebhookUrl: string;
   dataApiUrl: string;
+  callApiUrl: string;
   bitrix: ReturnType<typeof createBitrixSandbox>;
   close(): Promise<void>;
 }
@@ -22,6 +24,7 @@ export async function startSandbox(
   if (options.comagic) dataApi.setSettings(options.comagic);
   app.route("/", bitrix.app);
   app.route("/", dataApi.app);
+  app.route("/", createCallApiSandbox(dataApi.credentials).app);
   if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
   app.get("/favicon.ico", (c) => c.body(null, 204));
@@ -39,6 +42,7 @@ export async function startSandbox(
     url,
     bitrixWebhookUrl: `${url}${bitrix.webhookPath}`,
     dataApiUrl: `${url}/comagic/dataapi/v2.0`,
+    callApiUrl: `${url}/comagic/callapi/v4.0`,
     bitrix,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

@@ -48,7 +48,30 @@ const configSchema = z.object({
   RECONCILE_WINDOW_HOURS: z.coerce.number().positive().max(24 * 30).default(2),
   ENRICH_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(43_200).default(60),
   ADMIN_TOKEN: secretList.optional(),
+  BITRIX_APP_CLIENT_ID: z.string().optional(),
+  BITRIX_APP_CLIENT_SECRET: z.string().optional(),
+  BITRIX_OAUTH_URL: z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default("https://oauth.bitrix.info/oauth/token/"),
+  COMAGIC_CALL_API_URL: z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default("https://callapi.comagic.ru/v4.0"),
+  COMAGIC_VIRTUAL_NUMBER: z
+    .string()
+    .transform((n) => n.replace(/[\s()+-]/g, ""))
+    .refine((n) => /^\d{10,15}$/.test(n), { error: "is not a phone number in E.164 digits, like 74993720692" })
+    .optional(),
+  /** JSON object: Bitrix24 user id → CoMagic employee id. A broken value is a warning, not a failure. */
+  COMAGIC_EMPLOYEES: z.string().optional().transform(parseEmployeeMap),
 });
+
+const employeeMap = z.record(z.string().regex(/^\d+$/), z.coerce.number().int().positive());
+
+function parseEmployeeMap(raw: string | undefined): Record<string, number> | null {
+  if (raw === undefined) return {};
+  try {
+    const parsed = employeeMap.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -60,6 +83,11 @@ function isTimeZone(zone: string): boolean {
 }
 
 /** Data API credentials: a permanent or dated API key, or a user's login and password for login.user. */
+export function appSettings(config: Config): { clientId: string; clientSecret: string; tokenUrl: string } | null {
+  if (!config.BITRIX_APP_CLIENT_ID || !config.BITRIX_APP_CLIENT_SECRET) return null;
+  return { clientId: config.BITRIX_APP_CLIENT_ID, clientSecret: config.BITRIX_APP_CLIENT_SECRET, tokenUrl: config.BITRIX_OAUTH_URL };
+}
+
 export function comagicAuth(config: Config): CoMagicAuth | null {
   if (config.COMAGIC_API_TOKEN) return { kind: "key", token: config.COMAGIC_API_TOKEN };
   if (config.COMAGIC_LOGIN && config.COMAGIC_PASSWORD) return { kind: "login", login: config.COMAGIC_LOGIN, password: config.COMAGIC_PASSWORD };
@@ -118,8 +146,21 @@ export function readConfig(env: Env): ConfigResult {
     const half = values.COMAGIC_LOGIN ? "COMAGIC_PASSWORD is not set" : values.COMAGIC_PASSWORD ? "COMAGIC_LOGIN is not set" : "neither COMAGIC_API_TOKEN nor COMAGIC_LOGIN/COMAGIC_PASSWORD is set";
     warnings.push({ setting: "COMAGIC_API_TOKEN", problem: `${half}: leads are not enriched from the Data API and missed calls are not reconciled` });
   }
+  if (!values.BITRIX_APP_CLIENT_ID || !values.BITRIX_APP_CLIENT_SECRET) {
+    warnings.push({ setting: "BITRIX_APP_CLIENT_SECRET", problem: "BITRIX_APP_CLIENT_ID and BITRIX_APP_CLIENT_SECRET are not both set: the Bitrix24 app (CoMagic tab, click-to-call) is off" });
+  } else if (!values.COMAGIC_VIRTUAL_NUMBER) {
+    warnings.push({ setting: "COMAGIC_VIRTUAL_NUMBER", problem: "is not set: the tab's Call button is off" });
+  }
+  if (values.COMAGIC_EMPLOYEES && parseEmployeeMap(values.COMAGIC_EMPLOYEES) === null) {
+    warnings.push({ setting: "COMAGIC_EMPLOYEES", problem: 'is not a JSON object of Bitrix24 user id to CoMagic employee id, like {"1": 25}; users are matched by email instead' });
+  }
   if (!values.ADMIN_TOKEN) warnings.push({ setting: "ADMIN_TOKEN", problem: "is not set: the /admin routes are off" });
-  for (const [binding, feature] of [["ENRICH_JOBS", "enrichment"], ["COMAGIC_CACHE", "token caching and touchpoints"], ["DB", "dead letters and the applied-events ledger"]] as const) {
+  for (const [binding, feature] of [
+    ["ENRICH_JOBS", "enrichment"],
+    ["COMAGIC_CACHE", "token caching, touchpoints and the Bitrix24 app"],
+    ["DB", "dead letters and the applied-events ledger"],
+    ["CALL_RATE_LIMITER", "the per-user limit on click-to-call, so the Call button"],
+  ] as const) {
     if (!env[binding]) warnings.push({ setting: binding, problem: `binding is missing: ${feature} off` });
   }
   if (!env.FORM_RATE_LIMITER) warnings.push({ setting: "FORM_RATE_LIMITER", problem: "rate-limit binding is missing: /forms is not rate limited" });

@@ -5,6 +5,7 @@ export interface Env {
   LEAD_JOBS: Queue<QueueMessageBody>;
   DEAD_LETTERS: Queue<unknown>;
   FORM_RATE_LIMITER?: RateLimit;
+  CALL_RATE_LIMITER?: RateLimit;
   ENRICH_JOBS?: Queue<unknown>;
   COMAGIC_CACHE?: KVNamespace;
   DB?: D1Database;
@@ -25,4 +26,10 @@ export interface Env {
   RECONCILE_WINDOW_HOURS?: string;
   ENRICH_DELAY_SECONDS?: string;
   ADMIN_TOKEN?: string;
+  BITRIX_APP_CLIENT_ID?: string;
+  BITRIX_APP_CLIENT_SECRET?: string;
+  BITRIX_OAUTH_URL?: string;
+  COMAGIC_CALL_API_URL?: string;
+  COMAGIC_VIRTUAL_NUMBER?: string;
+  COMAGIC_EMPLOYEES?: string;
 }

@@ -22,6 +22,11 @@ export function tokenStoreFor(env: Env): TokenStore {
   return env.COMAGIC_CACHE ? kvTokenStore(env.COMAGIC_CACHE) : memoryTokenStore();
 }
 
+export function callApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
+  const auth = comagicAuth(config);
+  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_CALL_API_URL, auth, tokens: tokenStoreFor(env), api: "Call API" }) : null;
+}
+
 export function dataApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
   const auth = comagicAuth(config);
   return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env), api: "Data API" }) : null;

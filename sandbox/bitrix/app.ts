@@ -1,6 +1,7 @@
 import { Hono, type Context } from "hono";
 import { parse as parseQuery } from "qs";
 import { FaultInjector, type FaultSettings } from "./faults";
+import { createOAuthApp, type AppSettings } from "./oauth-app";
 import { LeakyBucket } from "./leaky-bucket";
 import { bitrixDate, Portal, RestError } from "./portal";
 import { renderLeadsPage } from "./page";
@@ -10,6 +11,7 @@ export interface BitrixSandboxOptions {
   webhookCode?: string;
   drainPerSecond?: number;
   burst?: number;
+  app?: Partial<AppSettings>;
 }
 
 const BATCH_MAX_COMMANDS = 50;
@@ -57,12 +59,16 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   const bucket = new LeakyBucket(options.drainPerSecond ?? 2, options.burst ?? 50);
   const faults = new FaultInjector();
   const stats = { httpRequests: 0, rejectedByRateLimit: 0, methods: {} as Record<string, number> };
+  const oauth = createOAuthApp({ clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app });
+
+  /** One REST method, as a webhook (userId null) or as the app for a user. */
+  const callMethod = (method: string, params: Params, appUserId: number | null) => oauth.appMethod(method, params, appUserId) ?? portal.call(method, params);
 
   const count = (method: string) => {
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;
   };
 
-  function runBatch(params: Params) {
+  function runBatch(params: Params, appUserId: number | null) {
     const rawCmd = params.cmd;
     const cmd: Record<string, unknown> = Array.isArray(rawCmd) ? Object.fromEntries(rawCmd.map((v, i) => [String(i), v])) : ((rawCmd ?? {}) as Params);
     const entries = Object.entries(cmd);
@@ -81,7 +87,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       count(method);
       try {
         if (method === "batch") throw new RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage");
-        const out = portal.call(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params));
+        const out = callMethod(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params), appUserId);
         result[key] = out.result;
         if (out.total !== undefined) totals[key] = out.total;
         if (out.next !== undefined) nexts[key] = out.next;
@@ -99,11 +105,11 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
 
   const app = new Hono();
 
-  app.all("/rest/:userId/:code/:method", async (c) => {
+  /** Webhook calls (`/rest/<user>/<code>/<method>`) and app calls (`/rest/<method>` with `auth`). */
+  const handleRest = async (c: Context, method: string, webhook: boolean) => {
     const started = Date.now();
-    const method = c.req.param("method").replace(/\.json$/, "");
     const fail = (error: RestError) => c.json({ error: error.code, error_description: error.description }, error.status as 400);
-    if (c.req.param("userId") !== userId || c.req.param("code") !== webhookCode) {
+    if (webhook && (c.req.param("userId") !== userId || c.req.param("code") !== webhookCode)) {
       return fail(new RestError(401, "NO_AUTH_FOUND", "Wrong authorization data"));
     }
     stats.httpRequests += 1;
@@ -115,8 +121,11 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     if (fault === "503") return fail(new RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"));
     try {
       const params = await readParams(c);
+      const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+      const appUserId = webhook ? null : oauth.userOf(params.auth ?? params.access_token ?? bearer);
+      delete params.auth;
       count(method);
-      const out = method === "batch" ? runBatch(params) : portal.call(method, params);
+      const out = method === "batch" ? runBatch(params, appUserId) : callMethod(method, params, appUserId);
       // 500 and timeout faults do the work first, then fail or answer too late: the worst case for a
       // client, which cannot tell whether its writes happened.
       if (fault === "500") return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
@@ -126,7 +135,10 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       if (error instanceof RestError) return fail(error);
       return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
     }
-  });
+  };
+  app.all("/rest/:userId/:code/:method", (c) => handleRest(c, c.req.param("method").replace(/\.json$/, ""), true));
+  app.all("/rest/:method", (c) => handleRest(c, c.req.param("method").replace(/\.json$/, ""), false));
+  app.route("/", oauth.app);
 
   app.get("/_sandbox/leads", (c) => c.json(portal.snapshot()));
   app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
@@ -161,5 +173,5 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     return c.json({ id }, 201);
   });
 
-  return { app, portal, bucket, faults, stats, webhookPath: `/rest/${userId}/${webhookCode}/` };
+  return { app, portal, bucket, faults, stats, oauth, webhookPath: `/rest/${userId}/${webhookCode}/` };
 }

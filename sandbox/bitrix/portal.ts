@@ -47,6 +47,13 @@ interface TimelineComment {
 
 type Params = Record<string, unknown>;
 
+/** The portal's people: an administrator, and a sales manager who is not one. */
+export const SANDBOX_USERS = [
+  { ID: 1, NAME: "Ivan", LAST_NAME: "Admin", EMAIL: "admin@shop.example.ru", ADMIN: true },
+  { ID: 2, NAME: "Maria", LAST_NAME: "Sales", EMAIL: "maria@shop.example.ru", ADMIN: false },
+  { ID: 3, NAME: "Oleg", LAST_NAME: "Newcomer", EMAIL: "oleg@shop.example.ru", ADMIN: false },
+];
+
 const STANDARD_FIELDS = [
   "TITLE", "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "COMPANY_TITLE", "SOURCE_ID", "SOURCE_DESCRIPTION",
   "STATUS_ID", "STATUS_DESCRIPTION", "POST", "COMMENTS", "CURRENCY_ID", "OPPORTUNITY", "ASSIGNED_BY_ID", "OPENED",
@@ -332,6 +339,11 @@ export class Portal {
           (c) => (filter.ENTITY_ID === undefined || c.ENTITY_ID === Number(filter.ENTITY_ID)) && (filter.ENTITY_TYPE === undefined || c.ENTITY_TYPE === String(filter.ENTITY_TYPE).toLowerCase()),
         );
         return { result: rows.map((c) => ({ ID: String(c.ID), ENTITY_ID: String(c.ENTITY_ID), ENTITY_TYPE: c.ENTITY_TYPE, COMMENT: c.COMMENT, CREATED: bitrixDate(c.CREATED) })), total: rows.length };
+      }
+      case "user.get": {
+        const wanted = params.ID ?? (params.filter as Params | undefined)?.ID;
+        const rows = SANDBOX_USERS.filter((u) => wanted === undefined || String(u.ID) === String(wanted));
+        return { result: rows.map((u) => ({ ID: String(u.ID), NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, ACTIVE: true })), total: rows.length };
       }
       default:
         throw new RestError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!");

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
+import { SANDBOX_EMPLOYEES } from "./call-api";
+import { RpcError } from "./rpc-error";
 
 /*
  * CoMagic Data API v2.0 (JSON-RPC 2.0) as ../shared/reference/comagic/FACTS.md describes it: login.user with
@@ -10,16 +12,6 @@ import { Hono } from "hono";
 type Row = Record<string, unknown>;
 type Params = Record<string, unknown>;
 
-export class RpcError extends Error {
-  constructor(
-    readonly code: number,
-    readonly mnemonic: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
 
 const UTM = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
 
@@ -240,6 +232,11 @@ export function createDataApiSandbox() {
     }
     chargeLimit();
     if (method in data) return report(method as keyof typeof data, params);
+    if (method === "get.employees") {
+      const rows = SANDBOX_EMPLOYEES.filter((e) => matches(e as unknown as Row, params.filter));
+      const fields = Array.isArray(params.fields) ? params.fields.map(String) : ["id", "full_name", "email"];
+      return { data: rows.map((e) => Object.fromEntries(fields.map((f) => [f, (e as unknown as Row)[f] ?? null]))), metadata: { total_items: rows.length, limits: limits() } };
+    }
     throw new RpcError(-32601, "method_not_found", "The method does not exist");
   }
 
@@ -304,5 +301,5 @@ export function createDataApiSandbox() {
   });
   app.get("/_sandbox/comagic/stats", (c) => c.json(stats));
 
-  return { app, setSettings: (s: Partial<DataApiSettings>) => (settings = { ...settings, ...s }) };
+  return { app, setSettings: (s: Partial<DataApiSettings>) => (settings = { ...settings, ...s }), credentials: () => ({ login: settings.login, password: settings.password }) };
 }

@@ -8,6 +8,7 @@ declare module "vitest" {
     sandboxUrl: string;
     bitrixWebhookUrl: string;
     dataApiUrl: string;
+    callApiUrl: string;
   }
 }
 
@@ -19,5 +20,6 @@ export default async function setup(project: TestProject) {
   project.provide("sandboxUrl", sandbox.url);
   project.provide("bitrixWebhookUrl", sandbox.bitrixWebhookUrl);
   project.provide("dataApiUrl", sandbox.dataApiUrl);
+  project.provide("callApiUrl", sandbox.callApiUrl);
   return () => sandbox.close();
 }

@@ -27,6 +27,11 @@ export interface BitrixClientOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Tries per request while Bitrix answers QUERY_LIMIT_EXCEEDED (or any transient error, for reads). */
   maxTries?: number;
+  /**
+   * OAuth (application) calls: the token goes in the `auth` parameter; on `expired_token` it is refreshed
+   * once and the call repeated. Webhook calls carry their credentials in `baseUrl` and leave this out.
+   */
+  oauth?: { token(): Promise<string>; refresh(): Promise<string> };
 }
 
 const BATCH_MAX_COMMANDS = 50;
@@ -87,10 +92,22 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
     return success.data.result;
   }
 
+  async function authorized(method: string, params: Record<string, unknown>): Promise<unknown> {
+    const { oauth } = options;
+    if (!oauth) return requestOnce(method, params);
+    try {
+      return await requestOnce(method, { ...params, auth: await oauth.token() });
+    } catch (error) {
+      // Bitrix asks apps to refresh only when told the token expired, never ahead of time.
+      if (!(error instanceof BitrixError) || error.code !== "expired_token") throw error;
+      return requestOnce(method, { ...params, auth: await oauth.refresh() });
+    }
+  }
+
   async function request(method: string, params: Record<string, unknown>, readOnly: boolean): Promise<unknown> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await requestOnce(method, params);
+        return await authorized(method, params);
       } catch (error) {
         const repeatable =
           error instanceof BitrixError &&

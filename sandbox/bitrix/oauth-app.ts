@@ -1,0 +1,162 @@
+import { randomBytes } from "node:crypto";
+import { Hono } from "hono";
+import { SANDBOX_USERS, RestError } from "./portal";
+
+/*
+ * The application side of Bitrix24 (FACTS.md §1.2–1.4): a local app with OAuth tokens that expire
+ * (`expired_token`, HTTP 401), refreshed at the OAuth server with a new refresh token each time,
+ * app-only methods (app.info, placement.*) refused to webhooks, and the placement POST a card makes.
+ */
+
+export interface AppSettings {
+  clientId: string;
+  clientSecret: string;
+  memberId: string;
+  tokenLifetimeSeconds: number;
+}
+
+interface Grant {
+  userId: number;
+  expiresAt: number;
+}
+
+export function createOAuthApp(settings: AppSettings) {
+  const access = new Map<string, Grant>();
+  const refresh = new Map<string, number>();
+  const placements: { placement: string; handler: string; title: string }[] = [];
+  const stats = { refreshes: 0, issued: 0 };
+
+  function issue(userId: number) {
+    const accessToken = randomBytes(16).toString("hex");
+    const refreshToken = randomBytes(16).toString("hex");
+    access.set(accessToken, { userId, expiresAt: Date.now() + settings.tokenLifetimeSeconds * 1000 });
+    refresh.set(refreshToken, userId);
+    stats.issued += 1;
+    return { accessToken, refreshToken, expiresIn: settings.tokenLifetimeSeconds };
+  }
+
+  /** The user an app token stands for, or the REST error Bitrix24 answers with. */
+  function userOf(token: unknown): number {
+    if (typeof token !== "string" || token === "") throw new RestError(401, "NO_AUTH_FOUND", "Wrong authorization data");
+    const grant = access.get(token);
+    if (!grant) throw new RestError(401, "invalid_token", "Token expired or invalid");
+    if (Date.now() >= grant.expiresAt) throw new RestError(401, "expired_token", "The access token provided has expired.");
+    return grant.userId;
+  }
+
+  /** Methods only an application may call; `userId` is null for a webhook. */
+  function appMethod(method: string, params: Record<string, unknown>, userId: number | null): { result: unknown; total?: number; next?: number } | null {
+    const appOnly = method === "app.info" || method.startsWith("placement.");
+    if (!appOnly && method !== "profile") return null;
+    if (userId === null) {
+      if (method === "app.info") throw new RestError(403, "ACCESS_DENIED", "Access denied! Application context required");
+      if (appOnly) throw new RestError(403, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method");
+    }
+    const user = SANDBOX_USERS.find((u) => u.ID === (userId ?? 1));
+    switch (method) {
+      case "profile":
+        return { result: { ID: String(user?.ID), ADMIN: user?.ADMIN ?? false, NAME: user?.NAME, LAST_NAME: user?.LAST_NAME, PERSONAL_GENDER: "", TIME_ZONE: "" } };
+      case "app.info":
+        return { result: { ID: 5, CODE: settings.clientId, VERSION: 1, STATUS: "L", INSTALLED: true, PAYMENT_EXPIRED: "N", DAYS: null, LANGUAGE_ID: "ru", LICENSE: "ru_project" } };
+      case "placement.get":
+        return { result: placements.map((p) => ({ placement: p.placement, handler: p.handler, title: p.title, options: [] })) };
+      case "placement.bind": {
+        if (!user?.ADMIN) throw new RestError(403, "ACCESS_DENIED", "Access denied! Portal admin rights required");
+        const placement = String(params.PLACEMENT ?? "");
+        const handler = String(params.HANDLER ?? "");
+        if (!placement) throw new RestError(400, "ERROR_ARGUMENT", "Argument 'PLACEMENT' is null or empty");
+        if (!handler) throw new RestError(400, "ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty");
+        if (!/^https?:\/\/[^/]+\.[^/]+/.test(handler) && !/^https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\//.test(handler)) {
+          throw new RestError(400, "ERROR_WRONG_HANDLER_URL", "Wrong handler URL");
+        }
+        if (placements.some((p) => p.placement === placement && p.handler === handler)) {
+          throw new RestError(400, "ERROR_PLACEMENT_HANDLER_ALREADY_BINDED", "Handler already binded");
+        }
+        placements.push({ placement, handler, title: String(params.TITLE ?? "") });
+        return { result: true };
+      }
+      default:
+        throw new RestError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
+    }
+  }
+
+  const app = new Hono();
+  // The OAuth server's token endpoint (oauth.bitrix.info/oauth/token/), GET or form POST.
+  app.on(["GET", "POST"], "/oauth/token/", async (c) => {
+    const form = c.req.method === "POST" ? ((await c.req.parseBody()) as Record<string, string>) : c.req.query();
+    if (form.client_id !== settings.clientId || form.client_secret !== settings.clientSecret) {
+      return c.json({ error: "invalid_client", error_description: "Invalid client" }, 401);
+    }
+    if (form.grant_type !== "refresh_token") return c.json({ error: "invalid_request", error_description: "grant_type" }, 400);
+    const userId = refresh.get(String(form.refresh_token));
+    if (userId === undefined) return c.json({ error: "invalid_grant", error_description: "Invalid refresh token" }, 400);
+    refresh.delete(String(form.refresh_token));
+    stats.refreshes += 1;
+    const pair = issue(userId);
+    const origin = new URL(c.req.url).origin;
+    return c.json({
+      access_token: pair.accessToken,
+      refresh_token: pair.refreshToken,
+      expires_in: pair.expiresIn,
+      expires: Math.floor(Date.now() / 1000) + pair.expiresIn,
+      member_id: settings.memberId,
+      client_endpoint: `${origin}/rest/`,
+      server_endpoint: `${origin}/oauth/`,
+      domain: "oauth.bitrix.info",
+      scope: "crm,placement,user_brief",
+      status: "L",
+      user_id: userId,
+    });
+  });
+
+  /** Tokens as the portal hands them to the app for a user (on install, or in a placement POST). */
+  app.post("/_sandbox/bitrix/app/tokens", async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { userId?: number };
+    const pair = issue(body.userId ?? 1);
+    return c.json({ AUTH_ID: pair.accessToken, REFRESH_ID: pair.refreshToken, AUTH_EXPIRES: pair.expiresIn, member_id: settings.memberId, DOMAIN: new URL(c.req.url).host });
+  });
+  app.post("/_sandbox/bitrix/app/settings", async (c) => {
+    Object.assign(settings, (await c.req.json()) as Partial<AppSettings>);
+    return c.json({ ok: true });
+  });
+  /** Makes every token issued so far expire now (the refresh tokens stay good). */
+  app.post("/_sandbox/bitrix/app/expire-tokens", (c) => {
+    for (const grant of access.values()) grant.expiresAt = 0;
+    return c.json({ ok: true });
+  });
+  app.get("/_sandbox/bitrix/app/state", (c) => c.json({ placements, ...stats }));
+
+  /**
+   * A lead card the way Bitrix24 shows the CoMagic tab: the browser posts the placement form into an
+   * iframe, with a fresh token for the chosen user (?user=2 for the sales manager).
+   */
+  app.get("/_sandbox/lead-card/:leadId", (c) => {
+    const userId = Number(c.req.query("user") ?? 2);
+    const handler = placements.find((p) => p.placement === "CRM_LEAD_DETAIL_TAB")?.handler;
+    const leadId = c.req.param("leadId");
+    if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: no CoMagic tab is bound.</p>`, 404);
+    const pair = issue(userId);
+    const host = new URL(c.req.url).host;
+    const fields = {
+      AUTH_ID: pair.accessToken,
+      AUTH_EXPIRES: String(pair.expiresIn),
+      REFRESH_ID: pair.refreshToken,
+      member_id: settings.memberId,
+      status: "L",
+      PLACEMENT: "CRM_LEAD_DETAIL_TAB",
+      PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId, URI: `/crm/lead/details/${leadId}/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER` }),
+    };
+    const inputs = Object.entries(fields)
+      .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`)
+      .join("");
+    const user = SANDBOX_USERS.find((u) => u.ID === userId);
+    return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Lead #${leadId}</title>
+<style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}nav span{display:inline-block;padding:8px 14px;color:#525c69}nav span.on{border-bottom:2px solid #2fc6f6;color:#000}iframe{border:0;width:100%;height:760px;background:#fff}</style></head>
+<body><header><strong>Lead #${leadId}</strong> · signed in as ${user?.NAME ?? "?"} ${user?.LAST_NAME ?? ""} (sandbox)<nav><span>General</span><span class="on">CoMagic</span><span>History</span></nav></header>
+<form id="placement" method="post" target="tab" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=ru&APP_SID=sandbox">${inputs}</form>
+<iframe name="tab" id="tab" title="CoMagic tab"></iframe>
+<script>document.getElementById("placement").submit();</script></body></html>`);
+  });
+
+  return { app, appMethod, userOf, settings };
+}

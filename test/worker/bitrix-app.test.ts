@@ -1,0 +1,225 @@
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { signTabToken } from "../../worker/bitrix/tab-token";
+import { sandbox, uniquePhone, visitorSessions } from "./support";
+
+const MEMBER = "sandbox-member-0001";
+const SECRET = "sandbox-app-secret";
+let host: string;
+
+interface PortalTokens {
+  AUTH_ID: string;
+  REFRESH_ID: string;
+  AUTH_EXPIRES: number;
+  member_id: string;
+  DOMAIN: string;
+}
+
+/** Tokens the sandbox portal hands the app for a user, as on install or in a card's placement POST. */
+async function tokensFor(userId: number): Promise<PortalTokens> {
+  return (await sandbox("/_sandbox/bitrix/app/tokens", { userId })).json();
+}
+
+function form(path: string, fields: Record<string, string>, query = `?DOMAIN=${host}&PROTOCOL=0&LANG=ru`): Promise<Response> {
+  return exports.default.fetch(new Request(`http://worker.test${path}${query}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() }));
+}
+
+async function install(userId = 1, overrides: Record<string, string> = {}): Promise<Response> {
+  const t = await tokensFor(userId);
+  return form("/bitrix/install", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: String(t.AUTH_EXPIRES), REFRESH_ID: t.REFRESH_ID, member_id: t.member_id, status: "L", ...overrides });
+}
+
+async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string): Promise<Response> {
+  const t = await tokensFor(userId);
+  return form(
+    "/bitrix/tab",
+    { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: "3600", REFRESH_ID: t.REFRESH_ID, member_id: MEMBER, status: "L", PLACEMENT: "CRM_LEAD_DETAIL_TAB", PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId }), ...overrides },
+    query,
+  );
+}
+
+async function seedLead(fields: Record<string, unknown>): Promise<string> {
+  const { id } = (await (await sandbox("/_sandbox/leads", { fields })).json()) as { id: number };
+  return String(id);
+}
+
+const tokenIn = (html: string) => /data-token="([^"]+)"/.exec(html)?.[1] ?? "";
+
+function call(token: string): Promise<Response> {
+  return exports.default.fetch(new Request("http://worker.test/bitrix/call", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) }));
+}
+
+async function callsMade(): Promise<Record<string, unknown>[]> {
+  return (await sandbox("/_sandbox/comagic/calls-made")).json();
+}
+
+let visitor = 9_100_000 + Math.floor(Math.random() * 100_000);
+
+beforeAll(async () => {
+  host = new URL(env.BITRIX_WEBHOOK_URL ?? "").host;
+  await sandbox("/_sandbox/reset", {});
+  await sandbox("/_sandbox/comagic/reset", {});
+});
+
+describe("installing the app", () => {
+  it("stores the portal, creates the fields, binds the CoMagic tab to lead and deal cards, and finishes the install", async () => {
+    const res = await install();
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain("BX24.installFinish()");
+    const state = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { placements: { placement: string; handler: string; title: string }[] };
+    expect(state.placements).toEqual([
+      { placement: "CRM_LEAD_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
+      { placement: "CRM_DEAL_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
+    ]);
+    const portal = (await env.COMAGIC_CACHE?.get(`portal:v1:${MEMBER}`, "json")) as { memberId: string; installedByUserId: string } | null;
+    expect(portal).toMatchObject({ memberId: MEMBER, installedByUserId: "1" });
+  });
+
+  it("is idempotent: installing again binds nothing twice", async () => {
+    expect((await install()).status).toBe(200);
+    const state = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { placements: unknown[] };
+    expect(state.placements).toHaveLength(2);
+  });
+
+  it.each([
+    ["by a user who is not an administrator", () => install(2), 403],
+    ["with a token the portal does not know", () => install(1, { AUTH_ID: "forged-token" }), 401],
+    ["claiming another portal's domain", () => install(1, { DOMAIN: "evil.bitrix24.ru" }), 403],
+    ["without the tokens", () => form("/bitrix/install", { member_id: MEMBER }), 400],
+  ])("is refused %s", async (_name, attempt, status) => {
+    const res = await attempt();
+    expect(res.status).toBe(status);
+  });
+});
+
+describe("the CoMagic tab", () => {
+  it("shows a verified user the visitor's journey and the attribution table", async () => {
+    visitor += 1;
+    await sandbox("/_sandbox/comagic/data", {
+      visitor_sessions: visitorSessions(visitor, ["paid", "organic", "direct"]),
+      communications: [{ id: 7001, communication_type: "call", date_time: visitorSessions(visitor, ["x"])[0]?.date_time, visitor_id: visitor, visitor_session_id: null }],
+    });
+    const leadId = await seedLead({ TITLE: "Journey lead", PHONE: [{ VALUE: uniquePhone().e164 }], UF_CRM_CM_VISITOR_ID: String(visitor) });
+    const res = await openTab(leadId);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toBe(`frame-ancestors http://${host}`);
+    const html = await res.text();
+    expect(html.match(/<li class="session">/g)).toHaveLength(3);
+    expect(html).toContain("google / cpc");
+    expect(html).toContain('<table id="attribution">');
+    expect(html).toContain("Position-based (40/20/40)");
+    expect(tokenIn(html)).not.toBe("");
+  });
+
+  it("explains an empty journey: no visitor id, and how to get one", async () => {
+    const leadId = await seedLead({ TITLE: "No visitor", PHONE: [{ VALUE: uniquePhone().e164 }] });
+    const html = await (await openTab(leadId)).text();
+    expect(html).toContain("no CoMagic visitor id");
+    expect(html).toContain("http://worker.test/snippet.js");
+  });
+
+  it.each([
+    ["a portal the app is not installed on", { member_id: "someone-else" }, undefined, 401],
+    ["a forged token", { AUTH_ID: "forged-token" }, undefined, 401],
+    ["a request that claims another portal's domain", {}, "?DOMAIN=evil.bitrix24.ru", 403],
+    ["a placement that is not a CRM card", { PLACEMENT: "USER_PROFILE_MENU" }, undefined, 400],
+  ])("refuses %s, showing no data", async (_name, overrides, query, status) => {
+    const leadId = await seedLead({ TITLE: "Secret lead", PHONE: [{ VALUE: uniquePhone().e164 }] });
+    const res = await openTab(leadId, 2, overrides, query);
+    expect(res.status).toBe(status);
+    const html = await res.text();
+    expect(html).not.toContain("Secret lead");
+    expect(html).not.toContain("data-token");
+  });
+
+  it("refuses a token that has expired", async () => {
+    const leadId = await seedLead({ TITLE: "Secret lead" });
+    const t = await tokensFor(2);
+    await sandbox("/_sandbox/bitrix/app/expire-tokens", {});
+    const res = await form("/bitrix/tab", { AUTH_ID: t.AUTH_ID, member_id: MEMBER, PLACEMENT: "CRM_LEAD_DETAIL_TAB", PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId }) });
+    expect(res.status).toBe(401);
+    expect(await res.text()).not.toContain("data-token");
+  });
+});
+
+describe("click-to-call", () => {
+  it("rings the manager's CoMagic employee, then the lead, once, and records it on the lead's timeline", async () => {
+    const phone = uniquePhone();
+    const leadId = await seedLead({ TITLE: "Call me", PHONE: [{ VALUE: phone.local }] });
+    const token = tokenIn(await (await openTab(leadId, 2)).text());
+    const before = (await callsMade()).length;
+    const res = await call(token);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "started" });
+
+    const made = (await callsMade()).slice(before);
+    expect(made).toHaveLength(1);
+    // Maria (user 2) is not in COMAGIC_EMPLOYEES: she is found by her email among CoMagic's employees.
+    expect(made[0]).toMatchObject({ first_call: "employee", virtual_phone_number: "74993720692", contact: phone.e164.slice(1), employee: { id: 26 } });
+    expect(String(made[0]?.external_id)).toContain(`bitrix24-lead-${leadId}-`);
+    const leads = (await (await sandbox("/_sandbox/leads")).json()) as { ID: string; TIMELINE_COMMENTS: string[] }[];
+    expect(leads.find((l) => l.ID === leadId)?.TIMELINE_COMMENTS[0]).toContain("Click-to-call through CoMagic by Maria Sales");
+
+    // The same button again (a double click): no second call.
+    expect((await call(token)).status).toBe(409);
+    expect((await callsMade()).length).toBe(before + 1);
+  });
+
+  it("uses the COMAGIC_EMPLOYEES map, and refreshes the app's Bitrix24 token when it has expired", async () => {
+    const leadId = await seedLead({ TITLE: "Refresh", PHONE: [{ VALUE: uniquePhone().e164 }] });
+    const token = tokenIn(await (await openTab(leadId, 1)).text());
+    await sandbox("/_sandbox/bitrix/app/expire-tokens", {});
+    const stateBefore = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { refreshes: number };
+    const res = await call(token);
+    expect(res.status).toBe(200);
+    expect((await callsMade()).at(-1)).toMatchObject({ employee: { id: 25 } });
+    const stateAfter = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { refreshes: number };
+    expect(stateAfter.refreshes).toBe(stateBefore.refreshes + 1);
+  });
+
+  it.each([
+    ["a lead without a phone", { TITLE: "No phone" }, 2, 422, "no_phone"],
+    ["a user linked to no CoMagic employee", { TITLE: "Oleg's", PHONE: [{ VALUE: "+79990001122" }] }, 3, 422, "user_not_mapped"],
+  ])("explains %s and starts nothing", async (_name, fields, userId, status, code) => {
+    const leadId = await seedLead(fields);
+    const token = tokenIn(await (await openTab(leadId, userId)).text());
+    const before = (await callsMade()).length;
+    const res = await call(token);
+    expect(res.status).toBe(status);
+    expect(await res.json()).toMatchObject({ error: code });
+    expect((await callsMade()).length).toBe(before);
+  });
+
+  it.each([
+    ["no token", ""],
+    ["a token with a changed lead", "tamper"],
+    ["an expired token", "expired"],
+    ["a token signed with another secret", "foreign"],
+  ])("refuses %s with 401 and starts nothing", async (_name, kind) => {
+    const leadId = await seedLead({ TITLE: "Target", PHONE: [{ VALUE: uniquePhone().e164 }] });
+    const claims = { memberId: MEMBER, userId: "2", leadId, expiresAt: Math.floor(Date.now() / 1000) + 600, nonce: crypto.randomUUID() };
+    let token = "";
+    if (kind === "tamper") {
+      const [payload, signature] = (await signTabToken(claims, SECRET)).split(".");
+      const changed = btoa(JSON.stringify({ ...JSON.parse(atob(String(payload).replace(/-/g, "+").replace(/_/g, "/"))), leadId: "1" })).replace(/=+$/, "");
+      token = `${changed}.${signature}`;
+    } else if (kind === "expired") token = await signTabToken({ ...claims, expiresAt: Math.floor(Date.now() / 1000) - 1 }, SECRET);
+    else if (kind === "foreign") token = await signTabToken(claims, "another-secret");
+    const before = (await callsMade()).length;
+    const res = await call(token);
+    expect(res.status).toBe(401);
+    expect((await callsMade()).length).toBe(before);
+  });
+
+  it("limits each user to 5 calls a minute", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const leadId = await seedLead({ TITLE: `Burst ${i}`, PHONE: [{ VALUE: uniquePhone().e164 }] });
+      statuses.push((await call(tokenIn(await (await openTab(leadId, 1)).text()))).status);
+    }
+    // User 1 already made one call in an earlier test of this file.
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
+    expect(statuses.slice(0, 4)).toEqual([200, 200, 200, 200]);
+  });
+});

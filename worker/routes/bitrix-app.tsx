@@ -1,0 +1,199 @@
+import { Hono, type Context } from "hono";
+import * as z from "zod";
+import type { AppEnv } from "../app";
+import { installApp, openTab, startCall, TAB_PLACEMENTS } from "../bitrix/app-service";
+import { appClientFor, kvPortalStore, userClientFor } from "../bitrix/portal";
+import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
+import { appSettings, requireConfig } from "../config";
+import { AppError } from "../errors";
+import { kvJourneyStore } from "../storage/journeys";
+import { callApiClientFor, dataApiClientFor } from "../wiring";
+import { MessagePage, TabPage } from "./bitrix-tab-page";
+
+/*
+ * The Bitrix24 local application: install handler, the "CoMagic" tab in lead and deal cards, and
+ * click-to-call. Placement requests are posted by the user's browser, so nothing in them is trusted until
+ * the portal this worker serves (never the request's DOMAIN) accepts their token.
+ */
+
+const text = z.string().trim().min(1).max(500);
+const installForm = z.object({ AUTH_ID: text, REFRESH_ID: text, member_id: text, AUTH_EXPIRES: z.coerce.number().int().positive().max(86_400).default(3600) });
+const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(TAB_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000) });
+const placementOptions = z.object({ ID: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/)) }).loose();
+const callBody = z.object({ token: z.string().min(10).max(2000) });
+
+function appContext(c: Context<AppEnv>) {
+  const config = requireConfig(c.env);
+  const app = appSettings(config);
+  if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID and BITRIX_APP_CLIENT_SECRET");
+  if (!c.env.COMAGIC_CACHE) throw new AppError(503, "no_kv", "The COMAGIC_CACHE binding (KV) is missing: installed portals cannot be stored");
+  const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
+  return { config, app, origin, portals: kvPortalStore(c.env.COMAGIC_CACHE), kv: c.env.COMAGIC_CACHE };
+}
+
+/** Install events post `auth[access_token]` …; the install page posts AUTH_ID …: read either. */
+function installFields(form: Record<string, string | File | (string | File)[]>): Record<string, unknown> {
+  const get = (key: string) => (typeof form[key] === "string" ? form[key] : undefined);
+  return {
+    AUTH_ID: get("AUTH_ID") ?? get("auth[access_token]"),
+    REFRESH_ID: get("REFRESH_ID") ?? get("auth[refresh_token]"),
+    member_id: get("member_id") ?? get("auth[member_id]"),
+    AUTH_EXPIRES: get("AUTH_EXPIRES") ?? get("auth[expires_in]"),
+  };
+}
+
+/** The request's DOMAIN, when given, must be the portal this worker serves. */
+function checkDomain(c: Context<AppEnv>, origin: string, domain: unknown): void {
+  const claimed = typeof domain === "string" ? domain : c.req.query("DOMAIN");
+  if (claimed && claimed.toLowerCase() !== new URL(origin).host.toLowerCase()) {
+    throw new AppError(403, "foreign_portal", "This worker serves another Bitrix24 portal");
+  }
+}
+
+function htmlError(c: Context<AppEnv>, error: unknown) {
+  if (!(error instanceof AppError)) throw error;
+  if (error.status === 401 || error.status === 403) {
+    c.get("log").warn("bitrix.rejected", { code: error.code, path: new URL(c.req.url).pathname });
+    c.header("Cache-Control", "no-store");
+  }
+  return c.html(<MessagePage title="CoMagic" message={error.message} />, error.status);
+}
+
+export const bitrixAppRoute = new Hono<AppEnv>();
+
+bitrixAppRoute.post("/install", async (c) => {
+  try {
+    const { app, origin, portals, config } = appContext(c);
+    const form = await c.req.parseBody();
+    checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
+    const request = installForm.parse(installFields(form));
+    const now = () => new Date();
+    const handlerUrl = `${new URL(c.req.url).origin}/bitrix/tab`;
+    const result = await installApp(
+      { memberId: request.member_id, authId: request.AUTH_ID, refreshId: request.REFRESH_ID, expiresInSeconds: request.AUTH_EXPIRES },
+      {
+        origin,
+        handlerUrl,
+        userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS),
+        appClient: (portal) => appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }),
+        portals,
+        now,
+      },
+    );
+    c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
+    return c.html(
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <title>CoMagic installed</title>
+          <script src="//api.bitrix24.com/api/v1/" />
+        </head>
+        <body>
+          <p id="installed">CoMagic is installed: lead and deal cards now have a "CoMagic" tab.</p>
+          <script dangerouslySetInnerHTML={{ __html: "if (window.BX24) BX24.init(function () { BX24.installFinish(); });" }} />
+        </body>
+      </html>,
+    );
+  } catch (error) {
+    if (error instanceof z.ZodError) return htmlError(c, new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id"));
+    return htmlError(c, error);
+  }
+});
+
+function tabHeaders(c: Context<AppEnv>, origin: string): void {
+  // Shown inside the portal's card: only that portal may frame it.
+  c.header("Content-Security-Policy", `frame-ancestors ${origin}`);
+  c.header("Cache-Control", "no-store");
+}
+
+bitrixAppRoute.post("/tab", async (c) => {
+  try {
+    const { app, origin, portals, config, kv } = appContext(c);
+    const form = tabForm.safeParse(await c.req.parseBody());
+    if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic tab of a lead or deal card in Bitrix24");
+    checkDomain(c, origin, c.req.query("DOMAIN"));
+    const portal = await portals.get(form.data.member_id);
+    if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is not installed on this portal (or was installed on another worker)");
+    let entity: z.infer<typeof placementOptions>;
+    try {
+      entity = placementOptions.parse(JSON.parse(form.data.PLACEMENT_OPTIONS));
+    } catch {
+      throw new AppError(400, "invalid_placement", "The card did not say which lead or deal it shows");
+    }
+    const view = await openTab(
+      { memberId: portal.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
+      {
+        userClient: userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS),
+        journeys: kvJourneyStore(kv),
+        dataApi: dataApiClientFor(config, c.env),
+        timeZone: config.COMAGIC_TIMEZONE,
+        defaultRegion: config.DEFAULT_PHONE_REGION,
+        now: () => new Date(),
+        nonce: () => crypto.randomUUID(),
+      },
+    );
+    const workerOrigin = new URL(c.req.url).origin;
+    tabHeaders(c, portal.origin);
+    c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, leadId: view.lead.ID, journey: view.journeyState.kind });
+    return c.html(
+      <TabPage
+        view={view}
+        token={await signTabToken(view.claims, app.clientSecret)}
+        callUrl={`${workerOrigin}/bitrix/call`}
+        snippetUrl={`${workerOrigin}/snippet.js`}
+        timeZone={config.COMAGIC_TIMEZONE}
+        canCall={Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER)}
+      />,
+    );
+  } catch (error) {
+    return htmlError(c, error);
+  }
+});
+
+/** A tab token starts one call: its nonce is remembered for as long as the token lives. */
+const NONCE_TTL_SECONDS = 60 * 15;
+
+bitrixAppRoute.post("/call", async (c) => {
+  const { app, config, portals, kv } = appContext(c);
+  const log = c.get("log");
+  const body = callBody.safeParse(await c.req.json().catch(() => null));
+  const claims = body.success ? await verifyTabToken(body.data.token, app.clientSecret, Date.now() / 1000) : null;
+  if (!claims) {
+    log.warn("call.refused", { reason: "invalid_token" });
+    throw new AppError(401, "invalid_token", "This call button has expired or is not genuine; reopen the lead card");
+  }
+  const audit = { memberId: claims.memberId, userId: claims.userId, leadId: claims.leadId };
+  log.info("call.requested", audit);
+  if (!c.env.CALL_RATE_LIMITER) throw new AppError(503, "not_configured", "Click-to-call needs the CALL_RATE_LIMITER binding");
+  if (!(await c.env.CALL_RATE_LIMITER.limit({ key: `call:${claims.memberId}:${claims.userId}` })).success) {
+    log.warn("call.refused", { ...audit, reason: "rate_limited" });
+    c.header("Retry-After", "60");
+    throw new AppError(429, "rate_limited", "Too many calls in a minute; wait a little and try again");
+  }
+  const nonceKey = `call-nonce:${claims.nonce}`;
+  if (await kv.get(nonceKey)) {
+    log.warn("call.refused", { ...audit, reason: "already_started" });
+    throw new AppError(409, "already_started", "This call was already started from this card; reopen the card to call again");
+  }
+  await kv.put(nonceKey, "1", { expirationTtl: NONCE_TTL_SECONDS });
+  const portal = await portals.get(claims.memberId);
+  if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  const outcome = await startCall(claims, {
+    appClient: appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }),
+    employees: config.COMAGIC_EMPLOYEES ?? {},
+    dataApi: dataApiClientFor(config, c.env),
+    callApi: callApiClientFor(config, c.env),
+    virtualNumber: config.COMAGIC_VIRTUAL_NUMBER,
+    defaultRegion: config.DEFAULT_PHONE_REGION,
+    now: () => new Date(),
+  });
+  if (!outcome.ok) {
+    // A call that did not start may be tried again from the same card.
+    await kv.delete(nonceKey);
+    log.warn("call.refused", { ...audit, reason: outcome.code });
+    throw new AppError(outcome.status, outcome.code, outcome.message);
+  }
+  log.info("call.started", { ...audit, callSessionId: outcome.callSessionId, timelineRecorded: outcome.timelineRecorded });
+  return c.json({ status: "started", callSessionId: outcome.callSessionId });
+});
+
