@@ -2,7 +2,8 @@ import { spawnSync } from "node:child_process";
 import { createBitrixClient } from "../worker/bitrix/client";
 import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
 import { DEV, sandboxUrl, workerUrl } from "./dev-settings";
-import { startLocalWorker } from "./local-worker";
+import { installSandboxApp, sandboxWorkerVars, startLocalWorker } from "./local-worker";
+import { sampleCallBody, signBody } from "./sample-call";
 import { startSandbox } from "./server";
 
 if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).status !== 0) process.exit(1);
@@ -13,29 +14,30 @@ console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields
 
 const worker = await startLocalWorker({
   port: DEV.workerPort,
-  vars: {
-    BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl,
-    BITRIX_TIMEOUT_MS: "10000",
+  vars: sandboxWorkerVars(sandbox, {
     COMAGIC_WEBHOOK_TOKEN: DEV.webhookToken,
     COMAGIC_WEBHOOK_SECRET: DEV.webhookSecret,
     ALLOWED_ORIGINS: sandboxUrl,
-    COMAGIC_DATA_API_URL: sandbox.dataApiUrl,
-    COMAGIC_LOGIN: DEV.comagicLogin,
-    COMAGIC_PASSWORD: DEV.comagicPassword,
     ENRICH_DELAY_SECONDS: "5",
     ADMIN_TOKEN: DEV.adminToken,
-  },
+  }),
 }).catch(async (error: unknown) => {
   console.error(String(error));
   await sandbox.close();
   process.exit(1);
 });
 
+// The Bitrix24 app, installed as the portal's admin would, and a sample lead to open in a card.
+await installSandboxApp(sandbox, worker.url);
+const sampleLeadId = await createSampleLead();
+
 console.log(`
   Worker   ${workerUrl}             health: ${workerUrl}/health
   Sandbox  ${sandboxUrl}/_sandbox    (the Bitrix24 portal's leads)
   Demo     ${sandboxUrl}/demo?utm_source=demo&utm_medium=cpc&utm_campaign=launch
            (a site with the snippet: submit its form, then look at the sandbox's leads)
+  Card     ${sandboxUrl}/_sandbox/lead-card/${sampleLeadId}?user=2
+           (a lead card with the CoMagic tab, as Bitrix24 shows it: journey, attribution, Call)
 
   Next:    npm run send:call        posts a signed sample call and prints the lead it made
   Webhook  POST ${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}
@@ -43,6 +45,19 @@ console.log(`
            npm run reconcile -- --from <date>   (calls seeded in the CoMagic sandbox)
   Stop:    Ctrl+C
 `);
+
+async function createSampleLead(): Promise<string> {
+  const body = JSON.stringify(sampleCallBody());
+  const res = await fetch(`${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}`, { method: "POST", body, headers: { "x-comagic-signature": signBody(body, DEV.webhookSecret) } });
+  const { id } = (await res.json()) as { id: string };
+  for (let i = 0; i < 60; i++) {
+    const leads = (await (await fetch(`${sandboxUrl}/_sandbox/leads`)).json()) as { ID: string; UF_CRM_COMAGIC_ID: string }[];
+    const lead = leads.find((l) => l.UF_CRM_COMAGIC_ID === id);
+    if (lead) return lead.ID;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return "1";
+}
 
 const stop = async () => {
   await worker.stop();

@@ -1,6 +1,33 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import type { RunningSandbox } from "./server";
+
+/** Settings that wire a local worker to the sandbox: Bitrix24 webhook and app, CoMagic Data and Call APIs. */
+export function sandboxWorkerVars(sandbox: RunningSandbox, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl,
+    BITRIX_TIMEOUT_MS: "10000",
+    BITRIX_APP_CLIENT_ID: "local.sandbox-app",
+    BITRIX_APP_CLIENT_SECRET: "sandbox-app-secret",
+    BITRIX_OAUTH_URL: `${sandbox.url}/oauth/token/`,
+    COMAGIC_DATA_API_URL: sandbox.dataApiUrl,
+    COMAGIC_CALL_API_URL: sandbox.callApiUrl,
+    COMAGIC_LOGIN: "sandbox",
+    COMAGIC_PASSWORD: "sandbox-password",
+    COMAGIC_VIRTUAL_NUMBER: "74993720692",
+    COMAGIC_EMPLOYEES: '{"1":25}',
+    ...overrides,
+  };
+}
+
+/** Installs the app on the sandbox portal as its administrator would, through the worker's install URL. */
+export async function installSandboxApp(sandbox: RunningSandbox, workerUrl: string): Promise<void> {
+  const tokens = (await (await fetch(`${sandbox.url}/_sandbox/bitrix/app/tokens`, { method: "POST", body: JSON.stringify({ userId: 1 }) })).json()) as Record<string, string | number>;
+  const form = new URLSearchParams(Object.entries(tokens).map(([k, v]) => [k, String(v)]));
+  const res = await fetch(`${workerUrl}/bitrix/install?DOMAIN=${encodeURIComponent(String(tokens.DOMAIN))}&PROTOCOL=0`, { method: "POST", body: form });
+  if (!res.ok) throw new Error(`Installing the app failed: HTTP ${res.status} ${await res.text()}`);
+}
 
 export interface LocalWorker {
   url: string;

@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { html } from "hono/html";
 import * as z from "zod";
 import type { AppEnv } from "../app";
 import { installApp, openTab, startCall, TAB_PLACEMENTS } from "../bitrix/app-service";
@@ -56,7 +57,7 @@ function htmlError(c: Context<AppEnv>, error: unknown) {
     c.get("log").warn("bitrix.rejected", { code: error.code, path: new URL(c.req.url).pathname });
     c.header("Cache-Control", "no-store");
   }
-  return c.html(<MessagePage title="CoMagic" message={error.message} />, error.status);
+  return c.html(html`<!doctype html>${<MessagePage title="CoMagic" message={error.message} />}`, error.status);
 }
 
 export const bitrixAppRoute = new Hono<AppEnv>();
@@ -82,6 +83,7 @@ bitrixAppRoute.post("/install", async (c) => {
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
     return c.html(
+      html`<!doctype html>${(
       <html lang="en">
         <head>
           <meta charset="utf-8" />
@@ -92,7 +94,8 @@ bitrixAppRoute.post("/install", async (c) => {
           <p id="installed">CoMagic is installed: lead and deal cards now have a "CoMagic" tab.</p>
           <script dangerouslySetInnerHTML={{ __html: "if (window.BX24) BX24.init(function () { BX24.installFinish(); });" }} />
         </body>
-      </html>,
+      </html>
+      )}`,
     );
   } catch (error) {
     if (error instanceof z.ZodError) return htmlError(c, new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id"));
@@ -135,15 +138,18 @@ bitrixAppRoute.post("/tab", async (c) => {
     const workerOrigin = new URL(c.req.url).origin;
     tabHeaders(c, portal.origin);
     c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, leadId: view.lead.ID, journey: view.journeyState.kind });
+    // Without a doctype the page renders in quirks mode, where tables ignore the page's font.
     return c.html(
-      <TabPage
+      html`<!doctype html>${(
+        <TabPage
         view={view}
         token={await signTabToken(view.claims, app.clientSecret)}
         callUrl={`${workerOrigin}/bitrix/call`}
         snippetUrl={`${workerOrigin}/snippet.js`}
         timeZone={config.COMAGIC_TIMEZONE}
-        canCall={Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER)}
-      />,
+          canCall={Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER)}
+        />
+      )}`,
     );
   } catch (error) {
     return htmlError(c, error);

@@ -132,7 +132,9 @@ export const TabPage: FC<{ view: TabView; token: string; callUrl: string; snippe
           </button>
           <span id="call-result">{!view.hasPhone ? "This lead has no phone number." : !canCall ? "Click-to-call is not configured on the worker." : ""}</span>
         </div>
-        <h2>Journey</h2>
+        <h2>
+          Journey <span class="when">· times in {timeZone}</span>
+        </h2>
         {journeyState.kind === "ready" ? <Timeline touchpoints={journeyState.journey.touchpoints} timeZone={timeZone} /> : <EmptyState state={journeyState} snippetUrl={snippetUrl} />}
         {sessions.length > 0 && (
           <>
