@@ -18,6 +18,11 @@ const base: Env = {
   ENRICH_JOBS: queue,
   COMAGIC_CACHE: {} as KVNamespace,
   DB: {} as D1Database,
+  BITRIX_APP_CLIENT_ID: "local.app",
+  BITRIX_APP_CLIENT_SECRET: "app-secret",
+  COMAGIC_VIRTUAL_NUMBER: "+7 (499) 372-06-92",
+  COMAGIC_EMPLOYEES: '{"1": 25, "7": "26"}',
+  CALL_RATE_LIMITER: { limit: async () => ({ success: true }) },
 };
 
 describe("readConfig", () => {
@@ -69,6 +74,10 @@ describe("readConfig", () => {
     [{ COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD is not set"],
     [{ ADMIN_TOKEN: undefined }, "ADMIN_TOKEN", "is not set: the /admin routes are off"],
     [{ DB: undefined }, "DB", "binding is missing: dead letters and the applied-events ledger off"],
+    [{ BITRIX_APP_CLIENT_SECRET: undefined }, "BITRIX_APP_CLIENT_SECRET", "the Bitrix24 app (CoMagic tab, click-to-call) is off"],
+    [{ COMAGIC_VIRTUAL_NUMBER: undefined }, "COMAGIC_VIRTUAL_NUMBER", "the tab's Call button is off"],
+    [{ COMAGIC_EMPLOYEES: "[1,2]" }, "COMAGIC_EMPLOYEES", "users are matched by email instead"],
+    [{ CALL_RATE_LIMITER: undefined }, "CALL_RATE_LIMITER", "binding is missing"],
   ])("warns, without failing, about optional CoMagic and admin settings (%o)", (overrides, setting, problem) => {
     const result = readConfig({ ...base, ...overrides } as Env);
     expect(result.ok).toBe(true);
@@ -76,6 +85,12 @@ describe("readConfig", () => {
     expect(result.warnings[0]?.setting).toBe(setting);
     expect(result.warnings[0]?.problem).toContain(problem);
     expect(JSON.stringify(result.warnings)).not.toContain("secret-password");
+  });
+
+  it("reads the virtual number as E.164 digits and the employee map as numbers", () => {
+    const result = readConfig(base);
+    expect(result.ok && result.config.COMAGIC_VIRTUAL_NUMBER).toBe("74993720692");
+    expect(result.ok && result.config.COMAGIC_EMPLOYEES).toEqual({ "1": 25, "7": 26 });
   });
 
   it("refuses a time zone it does not know", () => {

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { kvJson } from "../storage/kv-json";
 import { createBitrixClient, type BitrixClient } from "./client";
 import { BitrixError } from "./errors";
 
@@ -22,14 +23,9 @@ export interface PortalStore {
 }
 
 export function kvPortalStore(kv: KVNamespace): PortalStore {
+  const store = kvJson(kv, portalSchema);
   const key = (memberId: string) => `portal:v1:${memberId}`;
-  return {
-    async get(memberId) {
-      const parsed = portalSchema.safeParse(await kv.get(key(memberId), "json"));
-      return parsed.success ? parsed.data : null;
-    },
-    put: (portal) => kv.put(key(portal.memberId), JSON.stringify(portal)),
-  };
+  return { get: (memberId) => store.get(key(memberId)), put: (portal) => store.put(key(portal.memberId), portal) };
 }
 
 export interface OAuthSettings {

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { kvJson } from "../storage/kv-json";
 
 /** A failed Data API or Call API call, classified by CoMagic's `mnemonic` (its code is not unique). */
 export class CoMagicError extends Error {
@@ -219,13 +220,5 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
 
 /** A TokenStore on Workers KV. */
 export function kvTokenStore(kv: KVNamespace): TokenStore {
-  const schema = z.object({ accessToken: z.string(), expireAt: z.number() });
-  return {
-    async get(key) {
-      const parsed = schema.safeParse(await kv.get(key, "json"));
-      return parsed.success ? parsed.data : null;
-    },
-    put: (key, value, ttlSeconds) => kv.put(key, JSON.stringify(value), { expirationTtl: ttlSeconds }),
-    delete: (key) => kv.delete(key),
-  };
+  return kvJson(kv, z.object({ accessToken: z.string(), expireAt: z.number() }));
 }

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import type { CoMagicSession } from "../domain/comagic-session";
+import type { CoMagicSession, SessionBase } from "../domain/comagic-session";
 
 /*
  * CoMagic notification bodies are templates an admin writes, with values substituted as JSON literals:
@@ -75,27 +75,46 @@ const toUtm = (s: UtmInput) => ({
   term: s.utm_term,
 });
 
-/** The seed article's `call_session` object; CoMagic's own report names are accepted as aliases. */
+/** Fields the seed's call and chat objects share; CoMagic's own report names are accepted as aliases. */
+const seedSessionFields = {
+  id: requiredId,
+  visitor_phone_number: optionalText,
+  contact_phone_number: optionalText,
+  visitor_id: optionalText,
+  employee_full_name: optionalText,
+  traffic_type: optionalText,
+  channel: optionalText,
+  site_domain_url: optionalText,
+  site_domain_name: optionalText,
+  tags: tagList,
+  ...utmFields,
+};
+type SeedSession = { [K in keyof typeof seedSessionFields]: z.output<(typeof seedSessionFields)[K]> };
+
+function seedSessionBase(s: SeedSession): SessionBase {
+  return {
+    id: s.id,
+    phone: s.visitor_phone_number ?? s.contact_phone_number,
+    visitorId: s.visitor_id,
+    utm: toUtm(s),
+    employee: s.employee_full_name,
+    trafficType: s.traffic_type ?? s.channel,
+    entryPage: s.site_domain_url ?? s.site_domain_name,
+    tags: s.tags,
+  };
+}
+
+/** The seed article's `call_session` object. */
 const seedCallSession = z
   .object({
-    id: requiredId,
+    ...seedSessionFields,
     is_lost_call: optionalBoolean,
     is_lost: optionalBoolean,
     duration_total: optionalNumber,
     total_duration: optionalNumber,
     talk_duration: optionalNumber,
     wait_duration: optionalNumber,
-    visitor_phone_number: optionalText,
-    contact_phone_number: optionalText,
-    visitor_id: optionalText,
-    employee_full_name: optionalText,
-    traffic_type: optionalText,
-    channel: optionalText,
-    site_domain_url: optionalText,
-    site_domain_name: optionalText,
-    tags: tagList,
     file_link: optionalText,
-    ...utmFields,
   })
   .loose()
   .refine((s) => s.visitor_phone_number ?? s.contact_phone_number, {
@@ -104,55 +123,20 @@ const seedCallSession = z
   })
   .transform(
     (s): CoMagicSession => ({
+      ...seedSessionBase(s),
       kind: "call",
-      id: s.id,
       lost: s.is_lost_call ?? s.is_lost,
       totalSeconds: s.duration_total ?? s.total_duration,
       talkSeconds: s.talk_duration,
       waitSeconds: s.wait_duration,
-      phone: s.visitor_phone_number ?? s.contact_phone_number,
-      visitorId: s.visitor_id,
-      utm: toUtm(s),
-      employee: s.employee_full_name,
-      trafficType: s.traffic_type ?? s.channel,
-      entryPage: s.site_domain_url ?? s.site_domain_name,
-      tags: s.tags,
       recordingUrl: s.file_link,
     }),
   );
 
 const seedChatSession = z
-  .object({
-    id: requiredId,
-    visitor_id: optionalText,
-    visitor_name: optionalText,
-    visitor_phone_number: optionalText,
-    contact_phone_number: optionalText,
-    visitor_email: optionalText,
-    employee_full_name: optionalText,
-    traffic_type: optionalText,
-    channel: optionalText,
-    site_domain_url: optionalText,
-    site_domain_name: optionalText,
-    tags: tagList,
-    ...utmFields,
-  })
+  .object({ ...seedSessionFields, visitor_name: optionalText, visitor_email: optionalText })
   .loose()
-  .transform(
-    (s): CoMagicSession => ({
-      kind: "chat",
-      id: s.id,
-      name: s.visitor_name,
-      phone: s.visitor_phone_number ?? s.contact_phone_number,
-      email: s.visitor_email,
-      visitorId: s.visitor_id,
-      utm: toUtm(s),
-      employee: s.employee_full_name,
-      trafficType: s.traffic_type ?? s.channel,
-      entryPage: s.site_domain_url ?? s.site_domain_name,
-      tags: s.tags,
-    }),
-  );
+  .transform((s): CoMagicSession => ({ ...seedSessionBase(s), kind: "chat", name: s.visitor_name, email: s.visitor_email }));
 
 /** A flat body made of CoMagic's own notification variables (the template in docs/). */
 const flatCall = z

@@ -3,38 +3,30 @@ import * as z from "zod";
 import type { LeadEvent, Utm } from "./lead-event";
 import { normalizePhone } from "./phone";
 
+/** What calls and chats have in common. */
+export interface SessionBase {
+  id: string;
+  phone: string | null;
+  visitorId: string | null;
+  utm: Utm;
+  employee: string | null;
+  trafficType: string | null;
+  entryPage: string | null;
+  tags: string[];
+}
+
 /** A completed CoMagic call or chat as read from a notification, before any rule is applied. */
 export type CoMagicSession =
-  | {
+  | (SessionBase & {
       kind: "call";
-      id: string;
       /** null when the notification does not say. */
       lost: boolean | null;
       totalSeconds: number | null;
       talkSeconds: number | null;
       waitSeconds: number | null;
-      phone: string | null;
-      visitorId: string | null;
-      utm: Utm;
-      employee: string | null;
-      trafficType: string | null;
-      entryPage: string | null;
-      tags: string[];
       recordingUrl: string | null;
-    }
-  | {
-      kind: "chat";
-      id: string;
-      name: string | null;
-      phone: string | null;
-      email: string | null;
-      visitorId: string | null;
-      utm: Utm;
-      employee: string | null;
-      trafficType: string | null;
-      entryPage: string | null;
-      tags: string[];
-    };
+    })
+  | (SessionBase & { kind: "chat"; name: string | null; email: string | null });
 
 export interface SessionRules {
   defaultRegion: CountryCode;
@@ -65,8 +57,21 @@ function isLost(session: Extract<CoMagicSession, { kind: "call" }>): boolean {
   return session.talkSeconds !== null && session.talkSeconds <= 0;
 }
 
+/** The lead-event fields a call and a chat fill the same way. */
+function sharedEventFields(session: SessionBase, receivedAt: Date) {
+  return {
+    sessionId: session.id,
+    receivedAt: receivedAt.toISOString(),
+    visitorId: session.visitorId,
+    utm: session.utm,
+    employee: session.employee,
+    trafficType: session.trafficType,
+    entryPage: session.entryPage,
+    tags: session.tags,
+  };
+}
+
 export function classifySession(session: CoMagicSession, rules: SessionRules): Classification {
-  const receivedAt = rules.receivedAt.toISOString();
   if (session.kind === "call") {
     const lost = isLost(session);
     if (!isTargetedCall(lost, session.totalSeconds, rules.minLostCallSeconds)) {
@@ -77,19 +82,12 @@ export function classifySession(session: CoMagicSession, rules: SessionRules): C
     return {
       status: "accepted",
       event: {
+        ...sharedEventFields(session, rules.receivedAt),
         kind: "call",
         key: session.id,
-        sessionId: session.id,
-        receivedAt,
         phone,
         email: null,
         name: null,
-        visitorId: session.visitorId,
-        utm: session.utm,
-        employee: session.employee,
-        trafficType: session.trafficType,
-        entryPage: session.entryPage,
-        tags: session.tags,
         recordingUrl: session.recordingUrl,
         call: { lost, totalSeconds: session.totalSeconds, talkSeconds: session.talkSeconds, waitSeconds: session.waitSeconds },
       },
@@ -101,20 +99,13 @@ export function classifySession(session: CoMagicSession, rules: SessionRules): C
   return {
     status: "accepted",
     event: {
+      ...sharedEventFields(session, rules.receivedAt),
       kind: "chat",
       // Chat and call sessions are numbered separately in CoMagic, so the chat key carries a prefix.
       key: `chat-${session.id}`,
-      sessionId: session.id,
-      receivedAt,
       phone,
       email,
       name: session.name,
-      visitorId: session.visitorId,
-      utm: session.utm,
-      employee: session.employee,
-      trafficType: session.trafficType,
-      entryPage: session.entryPage,
-      tags: session.tags,
       recordingUrl: null,
       call: null,
     },

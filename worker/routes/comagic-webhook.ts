@@ -1,6 +1,6 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../app";
+import { limitBody } from "./body-limit";
 import { verifyWebhook } from "../comagic/webhook-auth";
 import { parseNotification } from "../comagic/notification-schema";
 import { requireConfig } from "../config";
@@ -22,12 +22,7 @@ function parseJson(raw: ArrayBuffer): unknown {
 
 export const comagicWebhookRoute = new Hono<AppEnv>().post(
   "/",
-  bodyLimit({
-    maxSize: WEBHOOK_MAX_BYTES,
-    onError: () => {
-      throw new AppError(413, "body_too_large", `The body is larger than ${WEBHOOK_MAX_BYTES} bytes`);
-    },
-  }),
+  limitBody(WEBHOOK_MAX_BYTES),
   async (c) => {
     const config = requireConfig(c.env);
     const log = c.get("log");

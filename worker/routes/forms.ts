@@ -1,7 +1,7 @@
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../app";
+import { limitBody } from "./body-limit";
 import { requireConfig } from "../config";
 import { formFingerprint, readFormSubmission, type FormFields } from "../domain/form-submission";
 import { maskPhone } from "../domain/phone";
@@ -85,12 +85,7 @@ formsRoute.use(
 
 formsRoute.post(
   "/",
-  bodyLimit({
-    maxSize: FORM_MAX_BYTES,
-    onError: () => {
-      throw new AppError(413, "body_too_large", `The body is larger than ${FORM_MAX_BYTES} bytes`);
-    },
-  }),
+  limitBody(FORM_MAX_BYTES),
   async (c) => {
     const config = requireConfig(c.env);
     const log = c.get("log");

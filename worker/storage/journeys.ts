@@ -1,5 +1,6 @@
 import * as z from "zod";
 import type { Journey } from "../domain/touchpoints";
+import { kvJson } from "./kv-json";
 
 /** How long a visitor's touchpoints stay cached for the CRM tab: CoMagic's own 90-day report window. */
 export const JOURNEY_RETENTION_SECONDS = 90 * 86_400;
@@ -23,12 +24,10 @@ export interface JourneyStore {
 
 /** Touchpoints in KV: rebuilt from CoMagic on a miss, so losing them costs a fetch, never data. */
 export function kvJourneyStore(kv: KVNamespace): JourneyStore {
+  const store = kvJson(kv, journeySchema);
   const key = (visitorId: string) => `journey:v1:${visitorId}`;
   return {
-    async get(visitorId) {
-      const parsed = journeySchema.safeParse(await kv.get(key(visitorId), "json"));
-      return parsed.success ? parsed.data : null;
-    },
-    put: (journey) => kv.put(key(journey.visitorId), JSON.stringify(journey), { expirationTtl: JOURNEY_RETENTION_SECONDS }),
+    get: (visitorId) => store.get(key(visitorId)),
+    put: (journey) => store.put(key(journey.visitorId), journey, JOURNEY_RETENTION_SECONDS),
   };
 }
