@@ -130,6 +130,10 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       // client, which cannot tell whether its writes happened.
       if (fault === "500") return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
       if (fault === "timeout") await new Promise((r) => setTimeout(r, faults.settings.delayMs));
+      if (fault === "drop") {
+        // @hono/node-server hands the Node request over as env.incoming: cut its socket, answer nothing.
+        (c.env as { incoming?: { socket?: { destroy(): void } } } | undefined)?.incoming?.socket?.destroy();
+      }
       return c.json({ ...out, time: timeEnvelope(started) });
     } catch (error) {
       if (error instanceof RestError) return fail(error);
@@ -149,7 +153,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     if (body.userFields) portal.userFields = [];
     bucket.reset();
     faults.configure({ rate: 0 });
-    faults.injected = { "503": 0, "500": 0, timeout: 0 };
+    faults.resetCounts();
     stats.httpRequests = 0;
     stats.rejectedByRateLimit = 0;
     stats.methods = {};

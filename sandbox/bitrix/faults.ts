@@ -1,8 +1,9 @@
 /**
  * 503: refused before any work (QUERY_LIMIT_EXCEEDED). 500: the work is done, then an error is returned.
- * timeout: the work is done, then the answer is held for `delayMs`.
+ * timeout: the work is done, then the answer is held for `delayMs`. drop: the work is done, then the
+ * connection is cut without an answer.
  */
-export type FaultKind = "503" | "500" | "timeout";
+export type FaultKind = "503" | "500" | "timeout" | "drop";
 
 export interface FaultSettings {
   /** Share of REST requests that fail, 0..1. */
@@ -14,14 +15,19 @@ export interface FaultSettings {
 }
 
 export const NO_FAULTS: FaultSettings = { rate: 0, kinds: ["503", "500", "timeout"], delayMs: 30_000, seed: 1 };
+const NONE_INJECTED = (): Record<FaultKind, number> => ({ "503": 0, "500": 0, timeout: 0, drop: 0 });
 
 /** Deterministic faults (mulberry32), so a failing run can be repeated with the same seed. */
 export class FaultInjector {
   private state: number;
-  injected: Record<FaultKind, number> = { "503": 0, "500": 0, timeout: 0 };
+  injected: Record<FaultKind, number> = NONE_INJECTED();
 
   constructor(public settings: FaultSettings = NO_FAULTS) {
     this.state = settings.seed;
+  }
+
+  resetCounts(): void {
+    this.injected = NONE_INJECTED();
   }
 
   configure(settings: Partial<FaultSettings>): void {

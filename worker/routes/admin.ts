@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import { jobSchema } from "../jobs/schema";
 import { reconcileWindow } from "../jobs/scheduled";
 import { matchesAnySecret } from "../security";
-import { deadLetterStore } from "../storage/d1";
+import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
 
 /** One request reconciles at most a week; `npm run reconcile` walks longer ranges in steps. */
 const MAX_RECONCILE_DAYS = 7;
@@ -58,6 +58,13 @@ adminRoute.post("/dead-letters/:id/replay", async (c) => {
   await store.markReplayed(letter.id, new Date());
   c.get("log").info("dead_letter.replayed", { id: letter.id, jobType: job.data.type });
   return c.json({ status: "replayed", id: letter.id, jobType: job.data.type }, 202);
+});
+
+/** Which events (session or form keys) were written to Bitrix24, and to which lead, per the ledger. */
+adminRoute.post("/applied", async (c) => {
+  if (!c.env.DB) throw new AppError(503, "no_database", "The DB binding (D1) is missing, so the ledger is not kept");
+  const { keys } = z.object({ keys: z.array(z.string().min(1).max(120)).max(1000) }).parse(await c.req.json().catch(() => null));
+  return c.json({ applied: Object.fromEntries(await d1AppliedEvents(c.env.DB).find(keys)) });
 });
 
 adminRoute.post("/reconcile", async (c) => {

@@ -1,0 +1,196 @@
+/**
+ * `npm run soak [-- --events 1000] [-- --restart]`: call and form events, 20% delivered twice and some out of
+ * order, while the Bitrix24 sandbox fails 30% of requests (503, 500 after the work, answers past the client's
+ * timeout, connections cut after the work). Every event must end up created, updated, ignored with a reason, or
+ * dead-lettered with a reason, and every person must have exactly one lead. Prints the ledger; exits 1 if not.
+ * With --restart the worker is stopped halfway and started again on the same local state.
+ */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { ADMIN, freshId, freshPhone, json, machine, pool, startStack, TOKEN, waitForQuiet } from "./common";
+import { formatComagicDateTime } from "../worker/domain/comagic-time";
+import { sandboxWorkerVars, startLocalWorker } from "../sandbox/local-worker";
+
+const { values } = parseArgs({ options: { events: { type: "string", default: "1000" }, restart: { type: "boolean", default: false }, seed: { type: "string", default: "42" } } });
+const EVENTS = Number(values.events);
+let rng = Number(values.seed);
+const random = () => {
+  rng = (rng * 1103515245 + 12345) % 2 ** 31;
+  return rng / 2 ** 31;
+};
+
+interface Person {
+  phone: string;
+  email: string | null;
+}
+interface SoakEvent {
+  n: number;
+  kind: "call" | "form";
+  person: Person;
+  targeted: boolean;
+  body: string;
+  path: string;
+  headers: Record<string, string>;
+  callId?: number;
+  at: Date;
+}
+
+// About 1.6 events a person, so many people call or write more than once.
+const people: Person[] = Array.from({ length: Math.ceil(EVENTS / 1.6) }, (_, i) => ({ phone: freshPhone(), email: i % 3 === 0 ? `soak${i}-${Date.now()}@example.ru` : null }));
+const events: SoakEvent[] = Array.from({ length: EVENTS }, (_, n): SoakEvent => {
+  const person = people[n < people.length ? n : Math.floor(random() * people.length)] as Person;
+  const at = new Date(Date.now() - 20 * 60_000 + n * 500);
+  if (random() < 0.7) {
+    const callId = freshId();
+    const targeted = random() > 0.05;
+    const body = JSON.stringify({
+      event_type: "call_session_completed",
+      call_session: { id: callId, visitor_phone_number: person.phone, is_lost_call: !targeted, duration_total: targeted ? 60 + (n % 300) : 5, utm_source: "soak", employee_full_name: "Soak Operator" },
+    });
+    return { n, kind: "call", person, targeted, body, path: `/webhooks/comagic?token=${TOKEN}`, headers: { "content-type": "application/json" }, callId, at };
+  }
+  const body = JSON.stringify({ name: `Person ${n}`, phone: person.phone, ...(person.email ? { email: person.email } : {}), message: `soak form ${n}`, submission_id: `soak-${n}` });
+  return { n, kind: "form", person, targeted: true, body, path: "/forms", headers: { "content-type": "text/plain;charset=UTF-8", origin: "https://shop.example.ru", "cf-connecting-ip": `198.18.${Math.floor(n / 250)}.${n % 250}` }, at };
+});
+
+// 20% delivered twice; deliveries shuffled within windows of 20 so some arrive out of order.
+const deliveries = events.flatMap((e) => (random() < 0.2 ? [e, e] : [e]));
+for (let start = 0; start < deliveries.length; start += 20) {
+  for (let i = Math.min(start + 19, deliveries.length - 1); i > start; i--) {
+    const j = start + Math.floor(random() * (i - start + 1));
+    [deliveries[i], deliveries[j]] = [deliveries[j] as SoakEvent, deliveries[i] as SoakEvent];
+  }
+}
+
+const stateDir = `.wrangler/soak-${process.pid}`;
+const vars = { BITRIX_TIMEOUT_MS: "2000", ENRICH_DELAY_SECONDS: "3600" };
+let stack = await startStack(vars, stateDir);
+const { sandbox } = stack;
+// CoMagic's calls report knows every call, so reconciliation can bring back what a restart lost.
+await json(`${sandbox.url}/_sandbox/comagic/data`, {
+  calls: events.filter((e) => e.kind === "call").map((e) => ({
+    id: e.callId, start_time: formatComagicDateTime(e.at, "Europe/Moscow"), direction: "in", is_lost: !e.targeted, contact_phone_number: e.person.phone.slice(1),
+    total_duration: e.targeted ? 60 : 5, talk_duration: e.targeted ? 50 : 0, wait_duration: 5, utm_source: "soak",
+  })),
+});
+await json(`${sandbox.url}/_sandbox/faults`, { rate: 0.3, kinds: ["503", "500", "timeout", "drop"], delayMs: 3_000, seed: 5 });
+
+const outcomes = new Map<number, { status: number; id?: string; reason?: string }>();
+async function deliver(list: SoakEvent[]) {
+  await pool(list, 10, async (e) => {
+    const res = await fetch(`${stack.worker.url}${e.path}`, { method: "POST", headers: e.headers, body: e.body }).catch(() => null);
+    const answer = res ? ((await res.json().catch(() => ({}))) as { id?: string; reason?: string }) : {};
+    if (!outcomes.has(e.n) || outcomes.get(e.n)?.status !== 202) outcomes.set(e.n, { status: res?.status ?? 0, ...answer });
+  });
+}
+
+const started = Date.now();
+const half = Math.floor(deliveries.length / 2);
+await deliver(deliveries.slice(0, half));
+let restartNote = "";
+if (values.restart) {
+  // Stop the worker with work still queued, then start it again on the same local state.
+  const queuedAt = Date.now();
+  await stack.worker.stop();
+  stack = { sandbox, worker: await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: TOKEN, ADMIN_TOKEN: ADMIN, ALLOWED_ORIGINS: "https://shop.example.ru", ...vars }), stateDir, output: "ignore", port: Number(new URL(stack.worker.url).port) }) };
+  restartNote = `worker stopped and restarted ${((Date.now() - queuedAt) / 1000).toFixed(1)} s after half the deliveries`;
+}
+await deliver(deliveries.slice(half));
+const posted = Date.now();
+
+const admin = { authorization: `Bearer ${ADMIN}` };
+const acceptedKeys = () => [...new Set([...outcomes.values()].filter((o) => o.status === 202 && o.id).map((o) => o.id as string))];
+async function account() {
+  const keys = acceptedKeys();
+  const applied: Record<string, string> = {};
+  for (let i = 0; i < keys.length; i += 1000) Object.assign(applied, (await json<{ applied: Record<string, string> }>(`${stack.worker.url}/admin/applied`, { keys: keys.slice(i, i + 1000) }, admin)).applied);
+  const { deadLetters } = await json<{ deadLetters: { code: string; job: { event?: { key?: string } } }[] }>(`${stack.worker.url}/admin/dead-letters?limit=500`, undefined, admin);
+  const dead = new Map(deadLetters.flatMap((d) => (d.job?.event?.key ? [[d.job.event.key, d.code] as const] : [])));
+  const lost = keys.filter((k) => !applied[k] && !dead.has(k));
+  return { keys, applied, dead, lost };
+}
+
+let result = await account();
+for (let waited = 0; result.lost.length > 0 && waited < 600_000; waited += 5_000) {
+  await new Promise((r) => setTimeout(r, 5_000));
+  result = await account();
+}
+let reconciled = "";
+if (result.lost.length > 0 && values.restart) {
+  const before = result.lost.length;
+  const report = await json<{ enqueued: number }>(`${stack.worker.url}/admin/reconcile`, { from: new Date(started - 30 * 60_000).toISOString(), to: new Date().toISOString() }, admin);
+  for (let waited = 0; result.lost.length > 0 && waited < 300_000; waited += 5_000) {
+    await new Promise((r) => setTimeout(r, 5_000));
+    result = await account();
+  }
+  reconciled = `${before} accepted events were missing after the restart; reconciliation queued ${report.enqueued} calls; ${result.lost.length} still missing afterwards (forms have no CoMagic report to reconcile from)`;
+}
+await waitForQuiet(sandbox.url, 5_000, 120_000);
+const finished = Date.now();
+
+// The ledger.
+const leads = await json<{ ID: string; ORIGIN_ID: string | null; PHONE?: { VALUE: string }[] }[]>(`${sandbox.url}/_sandbox/leads`);
+const leadById = new Map(leads.map((l) => [l.ID, l]));
+const statusCounts = new Map<string, number>();
+for (const o of outcomes.values()) {
+  const label = o.status === 202 ? "accepted" : o.status === 200 ? `ignored: ${o.reason}` : `HTTP ${o.status}`;
+  statusCounts.set(label, (statusCounts.get(label) ?? 0) + 1);
+}
+let created = 0;
+let updated = 0;
+for (const key of result.keys) {
+  const leadId = result.applied[key];
+  if (!leadId) continue;
+  if (leadById.get(leadId)?.ORIGIN_ID === key) created += 1;
+  else updated += 1;
+}
+const deadCodes = new Map<string, number>();
+for (const key of result.keys) {
+  const code = !result.applied[key] ? result.dead.get(key) : undefined;
+  if (code) deadCodes.set(code, (deadCodes.get(code) ?? 0) + 1);
+}
+const personsWithEvents = people.filter((p) => events.some((e) => e.person === p && outcomes.get(e.n)?.status === 202));
+const leadsPerPerson = personsWithEvents.map((p) => leads.filter((l) => l.PHONE?.some((x) => x.VALUE === p.phone)).length);
+const duplicated = leadsPerPerson.filter((c) => c > 1).length;
+const missingLead = leadsPerPerson.filter((c) => c === 0).length;
+const faults = await json<{ faultsInjected: Record<string, number>; httpRequests: number }>(`${sandbox.url}/_sandbox/stats`);
+
+const lines = [
+  `events ${EVENTS} (${events.filter((e) => e.kind === "call").length} calls, ${events.filter((e) => e.kind === "form").length} forms), deliveries ${deliveries.length} (${deliveries.length - EVENTS} repeated), ${people.length} people`,
+  `faults injected by the Bitrix24 sandbox: ${Object.entries(faults.faultsInjected).map(([k, v]) => `${k} ${v}`).join(", ")} of ${faults.httpRequests} REST requests`,
+  ...[...statusCounts].map(([label, count]) => `webhook/form answers: ${label} ${count}`),
+  `accepted events (unique keys) ${result.keys.length}: created ${created}, updated ${updated}, dead-lettered ${[...deadCodes.values()].reduce((a, b) => a + b, 0)}${deadCodes.size ? ` (${[...deadCodes].map(([c, n]) => `${c} ${n}`).join(", ")})` : ""}, lost ${result.lost.length}`,
+  `people with accepted events ${personsWithEvents.length}: exactly one lead ${leadsPerPerson.filter((c) => c === 1).length}, more than one ${duplicated}, none ${missingLead}`,
+  `time: posting ${((posted - started) / 1000).toFixed(1)} s, everything settled after ${((finished - started) / 1000).toFixed(1)} s`,
+  ...(restartNote ? [`restart: ${restartNote}`] : []),
+  ...(reconciled ? [`reconciliation: ${reconciled}`] : []),
+];
+console.log(lines.join("\n"));
+
+const ok = result.lost.length === 0 && duplicated === 0 && missingLead === 0;
+const section = `## Soak${values.restart ? " with a restart" : ""}
+
+\`npm run soak${values.restart ? " -- --restart" : ""}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${machine()}: ${ok ? "every event accounted for, one lead per person" : "**FAILED**"}.
+
+\`\`\`
+${lines.join("\n")}
+\`\`\`
+`;
+const path = "docs/performance.md";
+let doc = "";
+try {
+  doc = readFileSync(path, "utf8");
+} catch {
+  doc = "# Performance\n";
+}
+const heading = values.restart ? "## Soak with a restart" : "## Soak\n";
+const at = doc.indexOf(heading);
+if (at >= 0) {
+  const next = doc.indexOf("\n## ", at + 3);
+  doc = doc.slice(0, at) + (next >= 0 ? doc.slice(next + 1) : "");
+}
+writeFileSync(path, `${doc.trimEnd()}\n\n${section}`);
+await stack.worker.stop();
+await sandbox.close();
+rmSync(stateDir, { recursive: true, force: true });
+process.exit(ok ? 0 : 1);
