@@ -80,7 +80,8 @@ async function deliver(list: SoakEvent[]) {
   await pool(list, 10, async (e) => {
     const res = await fetch(`${stack.worker.url}${e.path}`, { method: "POST", headers: e.headers, body: e.body }).catch(() => null);
     const answer = res ? ((await res.json().catch(() => ({}))) as { id?: string; reason?: string }) : {};
-    if (!outcomes.has(e.n) || outcomes.get(e.n)?.status !== 202) outcomes.set(e.n, { status: res?.status ?? 0, ...answer });
+    // The body's own "status" word must not hide the HTTP status.
+    if (!outcomes.has(e.n) || outcomes.get(e.n)?.status !== 202) outcomes.set(e.n, { id: answer.id, reason: answer.reason, status: res?.status ?? 0 });
   });
 }
 
@@ -167,7 +168,8 @@ const lines = [
 ];
 console.log(lines.join("\n"));
 
-const ok = result.lost.length === 0 && duplicated === 0 && missingLead === 0;
+const everyEventAnswered = outcomes.size === EVENTS && [...outcomes.values()].every((o) => o.status === 202 || (o.status === 200 && o.reason));
+const ok = everyEventAnswered && result.keys.length > 0 && result.lost.length === 0 && duplicated === 0 && missingLead === 0;
 const section = `## Soak${values.restart ? " with a restart" : ""}
 
 \`npm run soak${values.restart ? " -- --restart" : ""}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${machine()}: ${ok ? "every event accounted for, one lead per person" : "**FAILED**"}.

@@ -112,8 +112,20 @@ export type ConfigResult =
   | { ok: true; config: Config; warnings: ConfigProblem[] }
   | { ok: false; problems: ConfigProblem[]; warnings: ConfigProblem[] };
 
-/** Parses settings once per use; never echoes a value, only the names and what is wrong with them. */
+// Bindings do not change while an isolate lives: parse each env object once.
+const parsedConfigs = new WeakMap<Env, ConfigResult>();
+
+/** Parses settings (once per env object); never echoes a value, only the names and what is wrong with them. */
 export function readConfig(env: Env): ConfigResult {
+  let result = parsedConfigs.get(env);
+  if (!result) {
+    result = parseConfig(env);
+    parsedConfigs.set(env, result);
+  }
+  return result;
+}
+
+function parseConfig(env: Env): ConfigResult {
   const values = presentValues(env);
   const parsed = configSchema.safeParse(values);
   const problems: ConfigProblem[] = parsed.success

@@ -1,5 +1,4 @@
 import { Hono, type Context } from "hono";
-import { html } from "hono/html";
 import * as z from "zod";
 import type { AppEnv } from "../app";
 import { installApp, openTab, startCall, TAB_PLACEMENTS } from "../bitrix/app-service";
@@ -9,7 +8,7 @@ import { appSettings, requireConfig } from "../config";
 import { AppError } from "../errors";
 import { kvJourneyStore } from "../storage/journeys";
 import { callApiClientFor, dataApiClientFor } from "../wiring";
-import { MessagePage, TabPage } from "./bitrix-tab-page";
+import { renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
 
 /*
  * The Bitrix24 local application: install handler, the "CoMagic" tab in lead and deal cards, and
@@ -57,7 +56,7 @@ function htmlError(c: Context<AppEnv>, error: unknown) {
     c.get("log").warn("bitrix.rejected", { code: error.code, path: new URL(c.req.url).pathname });
     c.header("Cache-Control", "no-store");
   }
-  return c.html(html`<!doctype html>${<MessagePage title="CoMagic" message={error.message} />}`, error.status);
+  return c.html(renderMessagePage("CoMagic", error.message), error.status);
 }
 
 export const bitrixAppRoute = new Hono<AppEnv>();
@@ -82,21 +81,7 @@ bitrixAppRoute.post("/install", async (c) => {
       },
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
-    return c.html(
-      html`<!doctype html>${(
-      <html lang="en">
-        <head>
-          <meta charset="utf-8" />
-          <title>CoMagic installed</title>
-          <script src="//api.bitrix24.com/api/v1/" />
-        </head>
-        <body>
-          <p id="installed">CoMagic is installed: lead and deal cards now have a "CoMagic" tab.</p>
-          <script dangerouslySetInnerHTML={{ __html: "if (window.BX24) BX24.init(function () { BX24.installFinish(); });" }} />
-        </body>
-      </html>
-      )}`,
-    );
+    return c.html(renderInstalledPage());
   } catch (error) {
     if (error instanceof z.ZodError) return htmlError(c, new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id"));
     return htmlError(c, error);
@@ -138,18 +123,15 @@ bitrixAppRoute.post("/tab", async (c) => {
     const workerOrigin = new URL(c.req.url).origin;
     tabHeaders(c, portal.origin);
     c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, leadId: view.lead.ID, journey: view.journeyState.kind });
-    // Without a doctype the page renders in quirks mode, where tables ignore the page's font.
     return c.html(
-      html`<!doctype html>${(
-        <TabPage
-        view={view}
-        token={await signTabToken(view.claims, app.clientSecret)}
-        callUrl={`${workerOrigin}/bitrix/call`}
-        snippetUrl={`${workerOrigin}/snippet.js`}
-        timeZone={config.COMAGIC_TIMEZONE}
-          canCall={Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER)}
-        />
-      )}`,
+      renderTabPage({
+        view,
+        token: await signTabToken(view.claims, app.clientSecret),
+        callUrl: `${workerOrigin}/bitrix/call`,
+        snippetUrl: `${workerOrigin}/snippet.js`,
+        timeZone: config.COMAGIC_TIMEZONE,
+        canCall: Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER),
+      }),
     );
   } catch (error) {
     return htmlError(c, error);
