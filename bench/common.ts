@@ -23,7 +23,12 @@ export async function startStack(vars: Record<string, string> = {}, stateDir = `
 
 export async function json<T>(url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
   const res = await fetch(url, body === undefined ? { headers } : { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  return (await res.json()) as T;
+  const text = await res.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${url} answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+  }
 }
 
 let phoneSeq = Math.floor(Math.random() * 1e6);

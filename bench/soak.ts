@@ -85,19 +85,24 @@ async function deliver(list: SoakEvent[]) {
   });
 }
 
+const progress = (text: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
 const started = Date.now();
 const half = Math.floor(deliveries.length / 2);
 await deliver(deliveries.slice(0, half));
+progress(`delivered ${half} of ${deliveries.length}`);
 let restartNote = "";
 if (values.restart) {
   // Stop the worker with work still queued, then start it again on the same local state.
   const queuedAt = Date.now();
   await stack.worker.stop();
+  progress("worker stopped");
   stack = { sandbox, worker: await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: TOKEN, ADMIN_TOKEN: ADMIN, ALLOWED_ORIGINS: "https://shop.example.ru", ...vars }), stateDir, output: "ignore", port: Number(new URL(stack.worker.url).port) }) };
+  progress("worker started again");
   restartNote = `worker stopped and restarted ${((Date.now() - queuedAt) / 1000).toFixed(1)} s after half the deliveries`;
 }
 await deliver(deliveries.slice(half));
 const posted = Date.now();
+progress(`delivered all ${deliveries.length}`);
 
 const admin = { authorization: `Bearer ${ADMIN}` };
 const acceptedKeys = () => [...new Set([...outcomes.values()].filter((o) => o.status === 202 && o.id).map((o) => o.id as string))];
@@ -112,9 +117,13 @@ async function account() {
 }
 
 let result = await account();
-for (let waited = 0; result.lost.length > 0 && waited < 600_000; waited += 5_000) {
+// Retries back off up to minutes: wait until every accepted event is accounted for, or no progress for 2 minutes.
+for (let idle = 0, before = result.lost.length; result.lost.length > 0 && idle < 120_000; ) {
   await new Promise((r) => setTimeout(r, 5_000));
   result = await account();
+  idle = result.lost.length < before ? 0 : idle + 5_000;
+  before = result.lost.length;
+  progress(`${result.keys.length - result.lost.length} of ${result.keys.length} accepted events accounted for`);
 }
 let reconciled = "";
 if (result.lost.length > 0 && values.restart) {
