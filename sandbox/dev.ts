@@ -3,7 +3,7 @@ import { createBitrixClient } from "../worker/bitrix/client";
 import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
 import { DEV, sandboxUrl, workerUrl } from "./dev-settings";
 import { installSandboxApp, sandboxWorkerVars, startLocalWorker } from "./local-worker";
-import { sampleCallBody, signBody } from "./sample-call";
+import { postSampleCall, waitForLeadOf } from "./sample-call";
 import { startSandbox } from "./server";
 
 if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).status !== 0) process.exit(1);
@@ -47,16 +47,9 @@ console.log(`
 `);
 
 async function createSampleLead(): Promise<string> {
-  const body = JSON.stringify(sampleCallBody());
-  const res = await fetch(`${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}`, { method: "POST", body, headers: { "x-comagic-signature": signBody(body, DEV.webhookSecret) } });
-  const { id } = (await res.json()) as { id: string };
-  for (let i = 0; i < 60; i++) {
-    const leads = (await (await fetch(`${sandboxUrl}/_sandbox/leads`)).json()) as { ID: string; UF_CRM_COMAGIC_ID: string }[];
-    const lead = leads.find((l) => l.UF_CRM_COMAGIC_ID === id);
-    if (lead) return lead.ID;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return "1";
+  const answer = await postSampleCall(workerUrl, DEV.webhookToken, DEV.webhookSecret);
+  const lead = answer?.id ? await waitForLeadOf(sandboxUrl, answer.id, 15_000) : null;
+  return lead ? String(lead.ID) : "1";
 }
 
 const stop = async () => {

@@ -29,3 +29,27 @@ export function sampleCallBody(overrides: Record<string, unknown> = {}) {
 export function signBody(body: string, secret: string): string {
   return createHmac("sha256", secret).update(body).digest("hex");
 }
+
+/** Posts a signed sample call to a local worker: the worker's answer, or null when nothing listens there. */
+export async function postSampleCall(workerUrl: string, token: string, secret: string): Promise<{ status: number; id?: string; answer: unknown } | null> {
+  const body = JSON.stringify(sampleCallBody());
+  const response = await fetch(`${workerUrl}/webhooks/comagic?token=${token}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-comagic-signature": signBody(body, secret) },
+    body,
+  }).catch(() => null);
+  if (!response) return null;
+  const answer = (await response.json()) as { id?: string };
+  return { status: response.status, id: answer.id, answer };
+}
+
+/** Waits up to `timeoutMs` for the sandbox portal's lead carrying this CoMagic session key. */
+export async function waitForLeadOf(sandboxUrl: string, key: string, timeoutMs = 30_000): Promise<Record<string, unknown> | null> {
+  for (const started = Date.now(); Date.now() - started < timeoutMs; ) {
+    const leads = (await (await fetch(`${sandboxUrl}/_sandbox/leads`)).json()) as Record<string, unknown>[];
+    const lead = leads.find((l) => l.UF_CRM_COMAGIC_ID === key);
+    if (lead) return lead;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return null;
+}

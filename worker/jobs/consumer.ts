@@ -8,7 +8,7 @@ import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
 import type { AppliedEvents } from "../storage/d1";
 import { leadJobSchema, type EnrichJob, type LeadJob } from "./schema";
-import { retryOrDeadLetter, type SettleDeps } from "./settle";
+import { readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 export { MAX_DELIVERY_ATTEMPTS } from "./settle";
 
@@ -16,8 +16,8 @@ export interface ConsumerDeps extends SettleDeps {
   store: LeadStore;
   /** The ledger of applied events; without it, Bitrix24's own fields are the only record. */
   ledger: AppliedEvents | null;
-  /** Where enrichment jobs go, and how long they wait for CoMagic's reports to catch up. */
-  enrich: { send(jobs: EnrichJob[], delaySeconds: number): Promise<void>; delaySeconds: number } | null;
+  /** Queues enrichment jobs (delayed, so CoMagic's reports can catch up); null when enrichment is off. */
+  enrich: { send(jobs: EnrichJob[]): Promise<void> } | null;
   queue: string;
   rules: { dedupDays: number; defaultRegion: CountryCode };
 }
@@ -60,7 +60,7 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
   const enrich = applied.filter(({ item, outcome }) => item.job.event.visitorId && outcome.action !== "skipped");
   if (deps.enrich && enrich.length) {
     const jobs = enrich.map(({ item, outcome }): EnrichJob => ({ type: "lead.enrich", v: 1, requestId: item.job.requestId, leadId: outcome.leadId, visitorId: item.job.event.visitorId as string }));
-    await deps.enrich.send(jobs, deps.enrich.delaySeconds).catch((error: unknown) => {
+    await deps.enrich.send(jobs).catch((error: unknown) => {
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
     });
   }
@@ -72,16 +72,7 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
  * retried with backoff, or dead-lettered with its reason.
  */
 export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
-  const jobs: Job[] = [];
-  for (const message of batch.messages) {
-    const parsed = leadJobSchema.safeParse(message.body);
-    if (parsed.success) {
-      jobs.push({ message, job: parsed.data });
-    } else {
-      deps.log.error("job.invalid", { messageId: message.id, issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`) });
-      message.ack();
-    }
-  }
+  const jobs: Job[] = readJobs(batch, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.
   const ledgered = deps.ledger ? await deps.ledger.find(jobs.map((j) => j.job.event.key)).catch((error: unknown) => {

@@ -7,7 +7,7 @@ import { buildJourney, summarizeJourney, type Journey } from "../domain/touchpoi
 import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
-import { retryOrDeadLetter, type Failure, type SettleDeps } from "./settle";
+import { readJobs, retryOrDeadLetter, type Failure, type SettleDeps } from "./settle";
 
 /** The Data API's report window is three months; ninety days stays inside it whatever the month. */
 export const JOURNEY_DAYS = 90;
@@ -34,15 +34,7 @@ function asFailure(error: unknown): Failure {
  * days in the Data API, and caches the touchpoints for the CRM tab. Rerunning a job writes the same values.
  */
 export async function handleEnrichBatch(batch: MessageBatch<unknown>, deps: EnrichDeps): Promise<void> {
-  const jobs: { message: Message<unknown>; job: EnrichJob }[] = [];
-  for (const message of batch.messages) {
-    const parsed = enrichJobSchema.safeParse(message.body);
-    if (parsed.success) jobs.push({ message, job: parsed.data });
-    else {
-      deps.log.error("job.invalid", { messageId: message.id, issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`) });
-      message.ack();
-    }
-  }
+  const jobs = readJobs(batch, enrichJobSchema, deps.log);
 
   const now = deps.now();
   const journeys = new Map<string, Promise<Journey>>();

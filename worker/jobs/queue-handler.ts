@@ -1,5 +1,5 @@
 import { createLeadStore } from "../bitrix/lead-store";
-import { readConfig, type Config } from "../config";
+import { comagicAuth, readConfig, type Config } from "../config";
 import { retryDelaySeconds } from "../domain/backoff";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
@@ -61,11 +61,10 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     store: createLeadStore(bitrix),
     ledger: env.DB ? d1AppliedEvents(env.DB) : null,
     enrich:
-      enrichQueue && dataApiClientFor(config, env)
+      enrichQueue && comagicAuth(config)
         ? {
-            delaySeconds: config.ENRICH_DELAY_SECONDS,
-            send: async (jobs, delaySeconds) => {
-              await enrichQueue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds })));
+            send: async (jobs) => {
+              await enrichQueue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS })));
             },
           }
         : null,

@@ -1,3 +1,4 @@
+import type * as z from "zod";
 import { retryDelaySeconds } from "../domain/backoff";
 import { errorMessage, type Logger } from "../log";
 import type { DeadLetterSender } from "./schema";
@@ -41,4 +42,22 @@ export async function retryOrDeadLetter(message: Message<unknown>, queue: string
     deps.log.error("job.dead_letter_failed", { ...context, error: errorMessage(sendError) });
     message.retry({ delaySeconds: retryDelaySeconds(message.attempts, deps.random()) });
   }
+}
+
+/**
+ * Reads each message with the job's schema. A message no version of the worker can read (or one from a
+ * future one) is logged and acked: retrying it would never help.
+ */
+export function readJobs<T>(batch: MessageBatch<unknown>, schema: z.ZodType<T>, log: Logger): { message: Message<unknown>; job: T }[] {
+  const jobs: { message: Message<unknown>; job: T }[] = [];
+  for (const message of batch.messages) {
+    const parsed = schema.safeParse(message.body);
+    if (parsed.success) {
+      jobs.push({ message, job: parsed.data });
+    } else {
+      log.error("job.invalid", { messageId: message.id, issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`) });
+      message.ack();
+    }
+  }
+  return jobs;
 }

@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app";
 import { installApp, openTab, startCall, TAB_PLACEMENTS } from "../bitrix/app-service";
-import { appClientFor, kvPortalStore, userClientFor } from "../bitrix/portal";
+import { appClientFor, kvPortalStore, userClientFor, type Portal } from "../bitrix/portal";
 import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
 import { appSettings, requireConfig } from "../config";
 import { AppError } from "../errors";
@@ -28,7 +28,10 @@ function appContext(c: Context<AppEnv>) {
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID and BITRIX_APP_CLIENT_SECRET");
   if (!c.env.COMAGIC_CACHE) throw new AppError(503, "no_kv", "The COMAGIC_CACHE binding (KV) is missing: installed portals cannot be stored");
   const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
-  return { config, app, origin, portals: kvPortalStore(c.env.COMAGIC_CACHE), kv: c.env.COMAGIC_CACHE };
+  const portals = kvPortalStore(c.env.COMAGIC_CACHE);
+  /** The app acting on the installed portal with its stored tokens. */
+  const appClient = (portal: Portal) => appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS });
+  return { config, app, origin, portals, appClient, kv: c.env.COMAGIC_CACHE };
 }
 
 /** Install events post `auth[access_token]` …; the install page posts AUTH_ID …: read either. */
@@ -63,7 +66,7 @@ export const bitrixAppRoute = new Hono<AppEnv>();
 
 bitrixAppRoute.post("/install", async (c) => {
   try {
-    const { app, origin, portals, config } = appContext(c);
+    const { origin, portals, config, appClient } = appContext(c);
     const form = await c.req.parseBody();
     checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
     const request = installForm.parse(installFields(form));
@@ -75,7 +78,7 @@ bitrixAppRoute.post("/install", async (c) => {
         origin,
         handlerUrl,
         userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS),
-        appClient: (portal) => appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }),
+        appClient,
         portals,
         now,
       },
@@ -142,7 +145,7 @@ bitrixAppRoute.post("/tab", async (c) => {
 const NONCE_TTL_SECONDS = 60 * 15;
 
 bitrixAppRoute.post("/call", async (c) => {
-  const { app, config, portals, kv } = appContext(c);
+  const { app, config, portals, kv, appClient } = appContext(c);
   const log = c.get("log");
   const body = callBody.safeParse(await c.req.json().catch(() => null));
   const claims = body.success ? await verifyTabToken(body.data.token, app.clientSecret, Date.now() / 1000) : null;
@@ -167,7 +170,7 @@ bitrixAppRoute.post("/call", async (c) => {
   const portal = await portals.get(claims.memberId);
   if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
   const outcome = await startCall(claims, {
-    appClient: appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }),
+    appClient: appClient(portal),
     employees: config.COMAGIC_EMPLOYEES ?? {},
     dataApi: dataApiClientFor(config, c.env),
     callApi: callApiClientFor(config, c.env),
