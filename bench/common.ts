@@ -12,13 +12,18 @@ export function machine(): string {
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? "unknown CPU"}, Linux ${release()}, Node ${process.version}`;
 }
 
+/** The worker wired to a running sandbox, under wrangler dev unless `devtools` is false. */
+export async function startBenchWorker(sandbox: RunningSandbox, vars: Record<string, string>, stateDir: string, options: { devtools?: boolean; port?: number } = {}): Promise<LocalWorker> {
+  const worker = await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: TOKEN, ADMIN_TOKEN: ADMIN, ALLOWED_ORIGINS: "https://shop.example.ru", ...vars }), stateDir, output: "ignore", ...options });
+  await installSandboxApp(sandbox, worker.url).catch(() => undefined);
+  return worker;
+}
+
 /** The sandbox (real Bitrix24 limits) and the worker under wrangler dev, wired together. */
 export async function startStack(vars: Record<string, string> = {}, stateDir = `.wrangler/bench-${process.pid}`): Promise<{ sandbox: RunningSandbox; worker: LocalWorker }> {
   const sandbox = await startSandbox({ port: 0 });
   await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
-  const worker = await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: TOKEN, ADMIN_TOKEN: ADMIN, ALLOWED_ORIGINS: "https://shop.example.ru", ...vars }), stateDir, output: "ignore" });
-  await installSandboxApp(sandbox, worker.url).catch(() => undefined);
-  return { sandbox, worker };
+  return { sandbox, worker: await startBenchWorker(sandbox, vars, stateDir) };
 }
 
 export async function json<T>(url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
