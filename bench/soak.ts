@@ -168,8 +168,10 @@ for (const key of result.keys) {
 }
 const lostForever = new Set(formsLostInRestart);
 // A person whose only accepted events are forms lost in the local restart cannot have a lead; reported above.
-const personsWithEvents = people.filter((p) => events.some((e) => e.person === p && outcomes.get(e.n)?.status === 202 && !lostForever.has(outcomes.get(e.n)?.id ?? "")));
-const peopleOnlyInLostForms = people.filter((p) => events.some((e) => e.person === p && outcomes.get(e.n)?.status === 202)).length - personsWithEvents.length;
+const acceptedEventsOf = (p: Person) => events.filter((e) => e.person === p && outcomes.get(e.n)?.status === 202);
+const peopleWithAccepted = people.filter((p) => acceptedEventsOf(p).length > 0);
+const personsWithEvents = peopleWithAccepted.filter((p) => acceptedEventsOf(p).some((e) => !lostForever.has(outcomes.get(e.n)?.id ?? "")));
+const peopleOnlyInLostForms = peopleWithAccepted.length - personsWithEvents.length;
 const leadsPerPerson = personsWithEvents.map((p) => leads.filter((l) => l.PHONE?.some((x) => x.VALUE === p.phone)).length);
 const duplicated = leadsPerPerson.filter((c) => c > 1).length;
 const missingLead = leadsPerPerson.filter((c) => c === 0).length;

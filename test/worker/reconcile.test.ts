@@ -2,7 +2,7 @@ import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../worker/index";
-import { admin, comagicTime, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet } from "./support";
+import { admin, bitrixCall, comagicTime, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet } from "./support";
 
 interface SeededCall {
   id: number;
@@ -118,6 +118,17 @@ describe("reconciliation with CoMagic's calls report", () => {
     const [lead] = leadsWithPhone(await sandboxLeads(), first.phone);
     expect(lead?.TIMELINE_COMMENTS).toHaveLength(2);
     expect(lead?.UF_CRM_COMAGIC_ID).toBe(String(third.id));
+  });
+
+  it("records in the ledger a call Bitrix24 has but the ledger missed (a consumer stopped between the two writes)", async () => {
+    const call = seededCall();
+    await sandbox("/_sandbox/comagic/data", { calls: [reportRow(call)] });
+    const leadId = String(await bitrixCall("crm.lead.add", { fields: { TITLE: "written before a restart", ORIGINATOR_ID: "comagic", ORIGIN_ID: String(call.id), PHONE: [{ VALUE: call.phone, VALUE_TYPE: "WORK" }] } }));
+    const ledger = async () => ((await (await admin("/applied", { method: "POST", body: JSON.stringify({ keys: [String(call.id)] }) })).json()) as { applied: Record<string, string> }).applied;
+    expect(await ledger()).toEqual({});
+
+    expect((await reconcileLastHour()).enqueued).toBe(0);
+    expect(await ledger()).toEqual({ [String(call.id)]: leadId });
   });
 
   it("makes one lead when the late webhook for a call arrives while reconciliation queues it", async () => {
