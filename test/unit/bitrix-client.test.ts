@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createBitrixClient } from "../../worker/bitrix/client";
 import { BitrixError } from "../../worker/bitrix/errors";
 import { encodeBitrixQuery } from "../../worker/bitrix/query-string";
+import { rejection } from "../helpers/rejection";
 
 type Reply = { status: number; body: unknown } | Error;
 
@@ -20,11 +21,7 @@ function scripted(...replies: Reply[]) {
   return { client, sent };
 }
 
-async function failure(promise: Promise<unknown>): Promise<BitrixError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
-  expect(error).toBeInstanceOf(BitrixError);
-  return error as BitrixError;
-}
+const failure = (promise: Promise<unknown>) => rejection(promise, BitrixError);
 
 describe("BitrixClient.call", () => {
   it("posts JSON to <webhook base><method>.json and returns result", async () => {

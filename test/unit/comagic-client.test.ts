@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CoMagicError, createCoMagicRpcClient, type CachedToken, type CoMagicAuth, type TokenStore } from "../../worker/comagic/data-api";
 import { fetchReport } from "../../worker/comagic/reports";
 import * as z from "zod";
+import { rejection } from "../helpers/rejection";
 
 type Reply = { status?: number; body: unknown } | Error;
 
@@ -35,11 +36,7 @@ const ok = (data: unknown, metadata: Record<string, unknown> = {}) => ({ body: {
 const err = (code: number, mnemonic: string, extra: Record<string, unknown> = {}) => ({ body: { jsonrpc: "2.0", id: 1, error: { code, message: mnemonic, data: { mnemonic, ...extra } } } });
 const login = (token: string, expireAt = NOW / 1000 + 3600) => ok({ access_token: token, expire_at: expireAt, app_id: 1 });
 
-async function failure(promise: Promise<unknown>): Promise<CoMagicError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
-  expect(error).toBeInstanceOf(CoMagicError);
-  return error as CoMagicError;
-}
+const failure = (promise: Promise<unknown>) => rejection(promise, CoMagicError);
 
 describe("the CoMagic JSON-RPC client", () => {
   it("logs in once, puts the token in params, and shares it through the store until shortly before expiry", async () => {

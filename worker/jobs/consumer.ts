@@ -6,7 +6,7 @@ import { planLeadWrite } from "../domain/lead-plan";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
-import type { AppliedEvents } from "../storage/d1";
+import { recordInLedger, type AppliedEvents } from "../storage/d1";
 import { leadJobSchema, type EnrichJob, type LeadJob } from "./schema";
 import { readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
@@ -51,12 +51,7 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
     const outcome = outcomes.get(item.job.event.key);
     return outcome?.ok ? [{ item, outcome }] : [];
   });
-  if (deps.ledger) {
-    await deps.ledger.record(applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: outcome.leadId })), deps.now()).catch((error: unknown) => {
-      // Bitrix24 has the write; the ledger only saves lookups, so a miss here is logged, not retried.
-      deps.log.warn("ledger.record_failed", { error: errorMessage(error) });
-    });
-  }
+  await recordInLedger(deps.ledger, applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: outcome.leadId })), deps.now(), deps.log);
   const enrich = applied.filter(({ item, outcome }) => item.job.event.visitorId && outcome.action !== "skipped");
   if (deps.enrich && enrich.length) {
     const jobs = enrich.map(({ item, outcome }): EnrichJob => ({ type: "lead.enrich", v: 1, requestId: item.job.requestId, leadId: outcome.leadId, visitorId: item.job.event.visitorId as string }));

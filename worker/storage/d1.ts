@@ -1,4 +1,5 @@
 import type { DeadLetter } from "../jobs/schema";
+import { errorMessage, type Logger } from "../log";
 
 /*
  * D1 holds what must survive and be queried: dead letters (listed newest first, replayed by id) and the
@@ -128,4 +129,11 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
       await db.batch(rows.map((r) => db.prepare("INSERT OR IGNORE INTO applied_events (key, lead_id, applied_at) VALUES (?, ?, ?)").bind(r.key, r.leadId, at.toISOString())));
     },
   };
+}
+
+/** Bitrix24 has the writes and stays the source of truth, so a failed ledger write is logged, never retried. */
+export async function recordInLedger(ledger: AppliedEvents | null, rows: readonly { key: string; leadId: string }[], at: Date, log: Logger): Promise<void> {
+  await ledger?.record(rows, at).catch((error: unknown) => {
+    log.warn("ledger.record_failed", { error: errorMessage(error) });
+  });
 }
