@@ -153,15 +153,19 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     if (body.userFields) portal.userFields = [];
     bucket.reset();
     faults.configure({ rate: 0 });
+    portal.findbycommLagMs = 0;
     faults.resetCounts();
     stats.httpRequests = 0;
     stats.rejectedByRateLimit = 0;
     stats.methods = {};
     return c.json({ ok: true });
   });
+  /** Fault settings, plus `findbycommLagMs`: how long a written phone or email stays invisible to findbycomm. */
   app.post("/_sandbox/faults", async (c) => {
-    faults.configure((await c.req.json()) as Partial<FaultSettings>);
-    return c.json({ ok: true, settings: faults.settings });
+    const { findbycommLagMs, ...settings } = (await c.req.json()) as Partial<FaultSettings> & { findbycommLagMs?: number };
+    faults.configure(settings);
+    if (findbycommLagMs !== undefined) portal.findbycommLagMs = findbycommLagMs;
+    return c.json({ ok: true, settings: faults.settings, findbycommLagMs: portal.findbycommLagMs });
   });
   app.post("/_sandbox/rate-limit", async (c) => {
     const body = (await c.req.json()) as { drainPerSecond?: number; burst?: number };

@@ -15,6 +15,8 @@ interface MultiValue {
   ID: number;
   VALUE: string;
   VALUE_TYPE: string;
+  /** When crm.duplicate.findbycomm starts to find it (epoch ms): see `findbycommLagMs`. */
+  indexedAt: number;
 }
 
 interface Lead {
@@ -104,6 +106,12 @@ export class Portal {
   private nextMultiId = 1;
   private nextUserFieldId = 100;
   private nextCommentId = 1;
+  /**
+   * FACTS.md §7: whether the duplicate index is updated synchronously on crm.lead.add is [UNCERTAIN], and newer
+   * versions defer it ("Don't rely on findbycomm to dedupe two requests arriving milliseconds apart"). A phone
+   * or email written now is found by findbycomm only this many milliseconds later; lists and gets see it at once.
+   */
+  findbycommLagMs = 0;
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
@@ -135,12 +143,16 @@ export class Portal {
         const existing = lead[type].find((m) => m.ID === id);
         if (!existing) continue;
         if (text === "") lead[type] = lead[type].filter((m) => m.ID !== id);
-        else Object.assign(existing, { VALUE: text, VALUE_TYPE: types.has(valueType) ? valueType : existing.VALUE_TYPE });
+        else Object.assign(existing, { VALUE: text, VALUE_TYPE: types.has(valueType) ? valueType : existing.VALUE_TYPE, indexedAt: this.indexedAt() });
       } else if (text !== "") {
         // Without ID: always a new entry, even if the same value is already there.
-        lead[type].push({ ID: this.nextMultiId++, VALUE: text.slice(0, 250), VALUE_TYPE: types.has(valueType) ? valueType : "WORK" });
+        lead[type].push({ ID: this.nextMultiId++, VALUE: text.slice(0, 250), VALUE_TYPE: types.has(valueType) ? valueType : "WORK", indexedAt: this.indexedAt() });
       }
     }
+  }
+
+  private indexedAt(): number {
+    return this.now().getTime() + this.findbycommLagMs;
   }
 
   private applyFields(lead: Lead, fields: Params): void {
@@ -250,6 +262,11 @@ export class Portal {
         lead.DATE_MODIFY = this.now();
         return { result: true };
       }
+      case "crm.lead.delete": {
+        const lead = this.leadById(params.id ?? params.ID);
+        this.leads.delete(lead.ID);
+        return { result: true };
+      }
       case "crm.lead.get":
         return { result: this.view(this.leadById(params.id ?? params.ID)) };
       case "crm.lead.list": {
@@ -282,8 +299,9 @@ export class Portal {
         if (entityType !== "LEAD") return { result: [] };
         const normalize = type === "PHONE" ? bitrixNormalizePhone : (v: string) => v.trim().toLowerCase();
         const wanted = new Set(asList(rawValues).slice(0, 20).map((v) => normalize(String(v))).filter(Boolean));
+        const now = this.now().getTime();
         const ids = [...this.leads.values()]
-          .filter((lead) => lead[type].some((m) => wanted.has(normalize(m.VALUE))))
+          .filter((lead) => lead[type].some((m) => m.indexedAt <= now && wanted.has(normalize(m.VALUE))))
           .map((lead) => lead.ID)
           .slice(0, 20);
         return { result: ids.length ? { LEAD: ids } : [] };

@@ -39,8 +39,19 @@ const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: stri
 };
 
 const DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
-// "Max value of requested date interval is 3 months": 92 days covers any three calendar months.
-const MAX_INTERVAL_MS = 92 * 86_400_000;
+/*
+ * FACTS-calls §2 [CONFLICT]: the error says "Max value of requested date interval is 3 months", the reports
+ * index says "90 дней". Which the server applies is unknown, so the sandbox refuses what either reading refuses.
+ */
+const MAX_INTERVAL_MS = 90 * 86_400_000;
+
+/** `till` is more than three calendar months after `from` (the day clamped: 31 May − 3 months = 28/29 Feb). */
+function beyondThreeMonths(from: string, till: string): boolean {
+  const [y, m, d] = till.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const lastDay = new Date(Date.UTC(y, m - 3, 0)).getUTCDate();
+  const back = Date.UTC(y, m - 4, Math.min(d, lastDay)) + (Date.parse(`${till.replace(" ", "T")}Z`) % 86_400_000);
+  return Date.parse(`${from.replace(" ", "T")}Z`) < back;
+}
 
 export interface DataApiSettings {
   login: string;
@@ -191,7 +202,7 @@ export function createDataApiSandbox() {
     }
     const from = params.date_from as string;
     const till = params.date_till as string;
-    if (Date.parse(`${till}Z`) - Date.parse(`${from}Z`) > MAX_INTERVAL_MS) {
+    if (Date.parse(`${till}Z`) - Date.parse(`${from}Z`) > MAX_INTERVAL_MS || beyondThreeMonths(from, till)) {
       throw new RpcError(-32602, "date_interval_limit_reached", "Max value of requested date interval is 3 months");
     }
     const fields = params.fields === undefined ? spec.defaults : params.fields;

@@ -35,6 +35,19 @@ describe("the sandbox portal behaves like Bitrix24", () => {
     expect(portal.call("crm.duplicate.findbycomm", { type: "PHONE", values: ["+79123456789"], entity_type: "LEAD" }).result).toEqual({ LEAD: [id] });
   });
 
+  // FACTS.md §7: "Don't rely on findbycomm to dedupe two requests arriving milliseconds apart".
+  it("finds a new lead's phone by findbycomm only after the configured index lag, while crm.lead.list sees it at once", () => {
+    let now = new Date("2026-11-24T10:00:00Z");
+    const portal = new Portal(() => now);
+    portal.findbycommLagMs = 30_000;
+    const id = portal.addLead({ PHONE: [{ VALUE: "+79123456789" }] });
+    const search = () => portal.call("crm.duplicate.findbycomm", { type: "PHONE", values: ["+79123456789"], entity_type: "LEAD" }).result;
+    expect(search()).toEqual([]);
+    expect(portal.call("crm.lead.list", { filter: { "@ID": [id] }, select: ["ID"] }).result).toEqual([{ ID: String(id) }]);
+    now = new Date(now.getTime() + 30_000);
+    expect(search()).toEqual({ LEAD: [id] });
+  });
+
   it("drops unknown fields silently, including a user field that was never created", () => {
     const portal = new Portal();
     const id = portal.addLead({ TITLE: "x", UF_CRM_NOPE: "1", BOGUS: "2" });

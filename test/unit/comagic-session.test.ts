@@ -6,13 +6,13 @@ const rules = { defaultRegion: "RU" as const, minLostCallSeconds: 10, receivedAt
 
 function call(overrides: Partial<Extract<CoMagicSession, { kind: "call" }>> = {}): CoMagicSession {
   return {
-    kind: "call", id: "100", lost: false, totalSeconds: 60, talkSeconds: null, waitSeconds: null, phone: "8 (912) 345-67-89",
-    visitorId: null, utm: EMPTY_UTM, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null, ...overrides,
+    kind: "call", id: "100", direction: null, internal: null, lost: false, totalSeconds: 60, talkSeconds: null, waitSeconds: null, phone: "8 (912) 345-67-89",
+    visitorId: null, utm: EMPTY_UTM, employee: null, employeeId: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null, startedByWorker: false, ...overrides,
   };
 }
 
 function chat(overrides: Partial<Extract<CoMagicSession, { kind: "chat" }>> = {}): CoMagicSession {
-  return { kind: "chat", id: "7", name: "Anna", phone: null, email: null, visitorId: null, utm: EMPTY_UTM, employee: null, trafficType: null, entryPage: null, tags: [], ...overrides };
+  return { kind: "chat", id: "7", name: "Anna", phone: null, email: null, visitorId: null, utm: EMPTY_UTM, employee: null, employeeId: null, trafficType: null, entryPage: null, tags: [], ...overrides };
 }
 
 describe("isTargetedCall", () => {
@@ -44,6 +44,33 @@ describe("classifySession", () => {
 
   it("ignores a call whose number cannot be read", () => {
     expect(classifySession(call({ phone: "anonymous" }), rules)).toEqual({ status: "ignored", reason: "unparseable_phone" });
+  });
+
+  it("ignores a call whose caller hid the number", () => {
+    expect(classifySession(call({ phone: null }), rules)).toEqual({ status: "ignored", reason: "hidden_number" });
+  });
+
+  // FACTS-calls §3.3: direction is `in` or `out`; `is_internal` is a separate variable.
+  it.each([
+    [{ direction: "out" as const }, "outbound_call"],
+    [{ internal: true }, "internal_call"],
+    [{ direction: "in" as const, internal: true }, "internal_call"],
+    [{ startedByWorker: true }, "started_by_worker"],
+  ])("ignores a call that is not an inbound client call (%o → %s)", (overrides, reason) => {
+    expect(classifySession(call(overrides), rules)).toEqual({ status: "ignored", reason });
+  });
+
+  // FACTS-calls §3.2: the "Потерянный звонок" template carries no direction.
+  it("counts a call without direction as inbound", () => {
+    expect(classifySession(call({ direction: null, internal: null }), rules)).toMatchObject({ status: "accepted" });
+  });
+
+  it("counts a call that says nothing of being lost nor of its talk time as answered", () => {
+    expect(classifySession(call({ lost: null, talkSeconds: null, totalSeconds: 3 }), rules)).toMatchObject({ status: "accepted", event: { call: { lost: false } } });
+  });
+
+  it("carries the answering employee's CoMagic id to the lead event", () => {
+    expect(classifySession(call({ employeeId: "25" }), rules)).toMatchObject({ status: "accepted", event: { employeeId: "25" } });
   });
 
   it("keys chats apart from calls with the same number", () => {

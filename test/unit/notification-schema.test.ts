@@ -33,6 +33,10 @@ describe("parseNotification reads", () => {
     expect(session(seedCall)).toEqual({
       kind: "call",
       id: "2427195081",
+      direction: null,
+      internal: null,
+      startedByWorker: false,
+      employeeId: null,
       lost: false,
       totalSeconds: 95,
       talkSeconds: null,
@@ -68,12 +72,41 @@ describe("parseNotification reads", () => {
       visitor_id: null,
       utm_source: "google",
     });
-    expect(s).toMatchObject({ kind: "call", id: "4000123456", lost: false, totalSeconds: 57, talkSeconds: 42, waitSeconds: 15, phone: "79123456789", tags: ["target", "repeat"], visitorId: null });
+    expect(s).toMatchObject({ kind: "call", id: "4000123456", lost: null, totalSeconds: 57, talkSeconds: 42, waitSeconds: 15, phone: "79123456789", tags: ["target", "repeat"], visitorId: null });
   });
 
-  it("a flat call with no talk time as a lost call, its duration summed from the parts", () => {
+  it("a flat call's facts only, leaving lost to the domain rule, its duration summed from the parts", () => {
     const s = session({ event_type: "call_session_completed", call_session_id: 1, contact_phone_number: "79123456789", talk_time_duration: 0, wait_time_duration: "8" });
-    expect(s).toMatchObject({ lost: true, totalSeconds: 8 });
+    expect(s).toMatchObject({ lost: null, talkSeconds: 0, totalSeconds: 8 });
+  });
+
+  // samples/notifications_templates_collected.md §1: the "Завершение звонка" template with direction and employee_id.
+  it("direction, is_internal and employee_id of a real call-finished template", () => {
+    const s = session({ call_session_id: 1, contact_phone_number: "79123456789", direction: "OUT", is_internal: "false", employee_id: 25, employee_full_name: "Иван" });
+    expect(s).toMatchObject({ direction: "out", internal: false, employeeId: "25", employee: "Иван" });
+  });
+
+  it("a direction CoMagic does not document as unknown", () => {
+    expect(session({ call_session_id: 1, contact_phone_number: "79123456789", direction: "callback" })).toMatchObject({ direction: null });
+  });
+
+  // FACTS-calls §3.1 / samples §6: substitution is undocumented; a variable the event lacks may stay as written.
+  it.each([
+    ["left as a quoted placeholder", "{{visitor_id}}"],
+    ["empty", ""],
+    ["blank", "  "],
+    ["null", null],
+  ])("a value the template could not fill (%s) as absent, never as an error", (_name, value) => {
+    const s = session({ call_session_id: 1, contact_phone_number: "79123456789", visitor_id: value, talk_time_duration: value, is_lost: value, tag_names: value, direction: value, employee_id: value });
+    expect(s).toMatchObject({ visitorId: null, talkSeconds: null, lost: null, tags: [], direction: null, employeeId: null });
+  });
+
+  it.each([
+    ["a flat call", { call_session_id: 1, contact_phone_number: null }],
+    ["a flat call with the number left unfilled", { call_session_id: 1, contact_phone_number: "{{contact_phone_number}}" }],
+    ["a seed call", { call_session: { id: 1 } }],
+  ])("%s without a caller number (hidden), for the domain to ignore", (_name, body) => {
+    expect(session(body)).toMatchObject({ kind: "call", phone: null });
   });
 
   it("a chat_session, without event_type too", () => {
@@ -91,8 +124,7 @@ describe("parseNotification rejects with the failing path", () => {
     ["an array", [], ""],
     ["an object that is no session", { hello: 1 }, "call_session"],
     ["a call without an id", { call_session: { visitor_phone_number: "79123456789" } }, "call_session.id"],
-    ["a call without a phone", { call_session: { id: 1 } }, "call_session.visitor_phone_number"],
-    ["a flat call without a phone", { call_session_id: 1 }, "contact_phone_number"],
+    ["a flat call whose session id CoMagic did not fill", { call_session_id: "{{call_session_id}}", contact_phone_number: "79123456789" }, "call_session_id"],
     ["a negative duration", { call_session: { id: 1, visitor_phone_number: "1", duration_total: -3 } }, "call_session.duration_total"],
     ["a lost flag that is not a boolean", { call_session: { id: 1, visitor_phone_number: "1", is_lost_call: "maybe" } }, "call_session.is_lost_call"],
     ["a chat announced as a chat without chat_session", { event_type: "chat_session_completed" }, "chat_session"],

@@ -2,11 +2,10 @@ import * as z from "zod";
 import type { CountryCode } from "libphonenumber-js/min";
 import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
-import { fetchVisitorTouchpoints } from "../comagic/reports";
-import { JOURNEY_DAYS } from "../jobs/enrich";
+import { loadJourney } from "../comagic/reports";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { normalizePhone } from "../domain/phone";
-import { buildJourney, type Journey } from "../domain/touchpoints";
+import type { Journey } from "../domain/touchpoints";
 import { AppError } from "../errors";
 import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
@@ -138,11 +137,10 @@ export async function openTab(
     else if (!deps.dataApi) journeyState = { kind: "not_loaded", reason: "The CoMagic Data API is not configured on the worker, so touchpoints cannot be loaded." };
     else {
       try {
-        const now = deps.now();
-        const touchpoints = await fetchVisitorTouchpoints(deps.dataApi, visitorId, { from: new Date(now.getTime() - JOURNEY_DAYS * 86_400_000), to: now, timeZone: deps.timeZone });
-        const journey = buildJourney(visitorId, now, touchpoints);
-        if (touchpoints.length) await deps.journeys?.put(journey);
-        journeyState = touchpoints.length ? { kind: "ready", journey } : { kind: "not_loaded", reason: "CoMagic has no visits for this visitor yet; its reports lag a few minutes behind." };
+        const journey = await loadJourney(deps.dataApi, visitorId, deps.now(), deps.timeZone);
+        const found = journey.touchpoints.length > 0;
+        if (found) await deps.journeys?.put(journey);
+        journeyState = found ? { kind: "ready", journey } : { kind: "not_loaded", reason: "CoMagic has no visits for this visitor yet; its reports lag a few minutes behind." };
       } catch (error) {
         journeyState = { kind: "unreachable", reason: error instanceof CoMagicError ? error.message : errorMessage(error) };
       }

@@ -13,7 +13,8 @@ export type WriteOutcome =
 export interface LeadStore {
   /** Keys already carried by a lead (ORIGIN_ID of the lead it created, or the latest UF_CRM_COMAGIC_ID). */
   findAppliedKeys(keys: readonly string[]): Promise<Map<string, string>>;
-  lookup(events: readonly LeadEvent[]): Promise<Map<string, LeadLookup>>;
+  /** `knownLeadIds`: per event key, leads our own records tie to its contacts, checked here like findbycomm's. */
+  lookup(events: readonly LeadEvent[], knownLeadIds?: ReadonlyMap<string, readonly string[]>): Promise<Map<string, LeadLookup>>;
   apply(writes: readonly { event: LeadEvent; plan: LeadWritePlan }[]): Promise<Map<string, WriteOutcome>>;
 }
 
@@ -119,7 +120,7 @@ export function createLeadStore(client: BitrixClient): LeadStore {
       return appliedKeysFrom(await client.batch(appliedKeyCommands(unique), { readOnly: true }), unique);
     },
 
-    async lookup(events) {
+    async lookup(events, knownLeadIds = new Map()) {
       const keys = [...new Set(events.map((e) => e.key))];
       const commands = appliedKeyCommands(keys);
       events.forEach((event, i) => {
@@ -135,6 +136,7 @@ export function createLeadStore(client: BitrixClient): LeadStore {
       const candidateIdsByEvent = events.map((event, i) => {
         if (applied.has(event.key)) return [];
         const ids = [
+          ...(knownLeadIds.get(event.key) ?? []),
           ...(event.phone ? unwrap(found[`phone${i}`], duplicateIds, "crm.duplicate.findbycomm") : []),
           ...(event.email ? unwrap(found[`email${i}`], duplicateIds, "crm.duplicate.findbycomm") : []),
         ];

@@ -15,7 +15,8 @@ const callStarted = z.object({ call_session_id: z.union([z.number(), z.string()]
 
 /**
  * Rings the employee first, then the client (`start.employee_call`, first_call=employee). Numbers are E.164
- * digits without "+", as the Call API wants them.
+ * digits without "+", as the Call API wants them. `direction` defaults to `in` there (FACTS-calls §4): sent as
+ * `out`, CoMagic records the call as outbound, so it never comes back as a new inbound client.
  */
 export async function startEmployeeCall(
   callApi: CoMagicRpcClient,
@@ -23,6 +24,7 @@ export async function startEmployeeCall(
 ): Promise<string> {
   const { data } = await callApi.call("start.employee_call", {
     first_call: "employee",
+    direction: "out",
     virtual_phone_number: call.virtualNumber.replace(/^\+/, ""),
     contact: call.contactE164.replace(/^\+/, ""),
     employee: { id: call.employeeId },

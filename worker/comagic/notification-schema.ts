@@ -3,20 +3,27 @@ import type { CoMagicSession, SessionBase } from "../domain/comagic-session";
 
 /*
  * CoMagic notification bodies are templates an admin writes, with values substituted as JSON literals:
- * numbers may arrive as strings, lists as comma-separated strings, and any field may be null or absent.
+ * numbers may arrive as strings, lists as comma-separated strings, and any field may be null, empty, absent,
+ * or a placeholder CoMagic left as it was ("{{visitor_id}}") because the event has no such variable.
+ * The schemas report facts only (null when the body does not say); every rule lives in domain/.
  */
+
+const PLACEHOLDER = /^\{\{\s*[\w.]+\s*\}\}$/;
+
+/** A value the template could not fill reads as absent: null, "", whitespace, or the placeholder itself. */
+function unfilled(v: unknown): boolean {
+  return v === null || v === undefined || (typeof v === "string" && (v.trim() === "" || PLACEHOLDER.test(v.trim())));
+}
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
-const optionalText = scalar
-  .nullish()
-  .transform((v) => (v === null || v === undefined ? null : String(v).trim() || null));
+const optionalText = scalar.nullish().transform((v) => (unfilled(v) ? null : String(v).trim()));
 
 const optionalNumber = z
   .union([z.number(), z.string()])
   .nullish()
   .transform((v, ctx) => {
-    if (v === null || v === undefined || (typeof v === "string" && v.trim() === "")) return null;
+    if (unfilled(v)) return null;
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) {
       ctx.addIssue({ code: "custom", message: "must be a non-negative number" });
@@ -26,12 +33,12 @@ const optionalNumber = z
   });
 
 const TRUE_WORDS = new Set(["true", "1", "yes", "y"]);
-const FALSE_WORDS = new Set(["false", "0", "no", "n", ""]);
+const FALSE_WORDS = new Set(["false", "0", "no", "n"]);
 const optionalBoolean = z
   .union([z.boolean(), z.number(), z.string()])
   .nullish()
   .transform((v, ctx) => {
-    if (v === null || v === undefined) return null;
+    if (unfilled(v)) return null;
     if (typeof v === "boolean") return v;
     const word = String(v).trim().toLowerCase();
     if (TRUE_WORDS.has(word)) return true;
@@ -40,11 +47,15 @@ const optionalBoolean = z
     return z.NEVER;
   });
 
-const requiredId = z
-  .union([z.string().trim().min(1).max(100), z.number().int().nonnegative()])
-  .transform(String);
+/** CoMagic documents `in` and `out` only (FACTS-calls §3.3); anything else is unknown. */
+const direction = scalar.nullish().transform((v): "in" | "out" | null => {
+  const word = unfilled(v) ? "" : String(v).trim().toLowerCase();
+  return word === "in" || word === "out" ? word : null;
+});
 
-const requiredText = z.union([z.string().trim().min(1), z.number()]).transform(String);
+const requiredId = z
+  .union([z.string().trim().min(1).max(100).refine((s) => !PLACEHOLDER.test(s), { error: "was not filled in by CoMagic" }), z.number().int().nonnegative()])
+  .transform(String);
 
 const tagList = z
   .union([
@@ -53,7 +64,7 @@ const tagList = z
   ])
   .nullish()
   .transform((v) => {
-    if (v === null || v === undefined) return [];
+    if (v === null || v === undefined || unfilled(v)) return [];
     const items = typeof v === "string" ? v.split(",") : v.map((t) => (typeof t === "object" ? t.tag_name : String(t)));
     return items.map((t) => t.trim()).filter(Boolean).slice(0, 100);
   });
@@ -82,6 +93,7 @@ const seedSessionFields = {
   contact_phone_number: optionalText,
   visitor_id: optionalText,
   employee_full_name: optionalText,
+  employee_id: optionalText,
   traffic_type: optionalText,
   channel: optionalText,
   site_domain_url: optionalText,
@@ -98,6 +110,7 @@ function seedSessionBase(s: SeedSession): SessionBase {
     visitorId: s.visitor_id,
     utm: toUtm(s),
     employee: s.employee_full_name,
+    employeeId: s.employee_id,
     trafficType: s.traffic_type ?? s.channel,
     entryPage: s.site_domain_url ?? s.site_domain_name,
     tags: s.tags,
@@ -110,6 +123,8 @@ const seedCallSession = z
     ...seedSessionFields,
     is_lost_call: optionalBoolean,
     is_lost: optionalBoolean,
+    direction,
+    is_internal: optionalBoolean,
     duration_total: optionalNumber,
     total_duration: optionalNumber,
     talk_duration: optionalNumber,
@@ -117,19 +132,18 @@ const seedCallSession = z
     file_link: optionalText,
   })
   .loose()
-  .refine((s) => s.visitor_phone_number ?? s.contact_phone_number, {
-    error: "is required (visitor_phone_number or contact_phone_number)",
-    path: ["visitor_phone_number"],
-  })
   .transform(
     (s): CoMagicSession => ({
       ...seedSessionBase(s),
       kind: "call",
+      direction: s.direction,
+      internal: s.is_internal,
       lost: s.is_lost_call ?? s.is_lost,
       totalSeconds: s.duration_total ?? s.total_duration,
       talkSeconds: s.talk_duration,
       waitSeconds: s.wait_duration,
       recordingUrl: s.file_link,
+      startedByWorker: false,
     }),
   );
 
@@ -138,15 +152,22 @@ const seedChatSession = z
   .loose()
   .transform((s): CoMagicSession => ({ ...seedSessionBase(s), kind: "chat", name: s.visitor_name, email: s.visitor_email }));
 
-/** A flat body made of CoMagic's own notification variables (the template in docs/). */
+/**
+ * A flat body of CoMagic's own notification variables: the "Завершение звонка" / "Call finished" template
+ * in docs/, or any real call template (FACTS-calls §3.2). Only `call_session_id` is required; variables seen
+ * only in third-party consumers (visitor_id, site_domain_name, is_lost, …) and the utm_* and file_link variables are read when present.
+ */
 const flatCall = z
   .object({
     call_session_id: requiredId,
-    contact_phone_number: requiredText,
+    contact_phone_number: optionalText,
+    direction,
+    is_internal: optionalBoolean,
     talk_time_duration: optionalNumber,
     total_time_duration: optionalNumber,
     wait_time_duration: optionalNumber,
     is_lost: optionalBoolean,
+    employee_id: optionalText,
     employee_full_name: optionalText,
     tag_names: tagList,
     visitor_id: optionalText,
@@ -158,23 +179,25 @@ const flatCall = z
   .loose()
   .transform((s): CoMagicSession => {
     const parts = [s.wait_time_duration, s.talk_time_duration].filter((n): n is number => n !== null);
-    const total = s.total_time_duration ?? (parts.length ? parts.reduce((a, b) => a + b, 0) : null);
     return {
       kind: "call",
       id: s.call_session_id,
-      // "A call with no talk time is a lost call."
-      lost: s.is_lost ?? !(s.talk_time_duration && s.talk_time_duration > 0),
-      totalSeconds: total,
+      direction: s.direction,
+      internal: s.is_internal,
+      lost: s.is_lost,
+      totalSeconds: s.total_time_duration ?? (parts.length ? parts.reduce((a, b) => a + b, 0) : null),
       talkSeconds: s.talk_time_duration,
       waitSeconds: s.wait_time_duration,
       phone: s.contact_phone_number,
       visitorId: s.visitor_id,
       utm: toUtm(s),
       employee: s.employee_full_name,
+      employeeId: s.employee_id,
       trafficType: s.channel,
       entryPage: s.site_domain_name,
       tags: s.tag_names,
       recordingUrl: s.file_link,
+      startedByWorker: false,
     };
   });
 
@@ -182,8 +205,24 @@ export const CALL_EVENT = "call_session_completed";
 export const CHAT_EVENT = "chat_session_completed";
 
 const envelope = z
-  .object({ event_type: z.string().nullish(), call_session: z.unknown().optional(), chat_session: z.unknown().optional(), call_session_id: z.unknown().optional() })
+  .object({ event_type: optionalText, call_session: z.unknown().optional(), chat_session: z.unknown().optional(), call_session_id: z.unknown().optional() })
   .loose();
+type Envelope = z.infer<typeof envelope>;
+
+/** Each body shape the worker reads: the first whose `detect` holds is parsed with its schema. */
+const SHAPES: { name: string; detect: (head: Envelope) => boolean; schema: z.ZodType<CoMagicSession> }[] = [
+  {
+    name: "seed chat_session",
+    detect: (h) => h.event_type === CHAT_EVENT || (h.event_type === null && h.chat_session !== undefined),
+    schema: z.object({ chat_session: seedChatSession }).transform((b) => b.chat_session),
+  },
+  {
+    name: "seed call_session",
+    detect: (h) => h.call_session !== undefined || h.call_session_id === undefined,
+    schema: z.object({ call_session: seedCallSession }).transform((b) => b.call_session),
+  },
+  { name: "flat call template", detect: () => true, schema: flatCall },
+];
 
 export type Notification = { type: "session"; session: CoMagicSession } | { type: "unknown_event"; eventType: string };
 
@@ -193,15 +232,10 @@ export type Notification = { type: "session"; session: CoMagicSession } | { type
  */
 export function parseNotification(body: unknown): Notification {
   const head = envelope.parse(body);
-  const eventType = head.event_type ?? null;
+  const eventType = head.event_type;
   if (eventType !== null && eventType !== CALL_EVENT && eventType !== CHAT_EVENT) {
     return { type: "unknown_event", eventType };
   }
-  if (eventType === CHAT_EVENT || (eventType === null && head.chat_session !== undefined)) {
-    return { type: "session", session: z.object({ chat_session: seedChatSession }).parse(body).chat_session };
-  }
-  if (head.call_session !== undefined || head.call_session_id === undefined) {
-    return { type: "session", session: z.object({ call_session: seedCallSession }).parse(body).call_session };
-  }
-  return { type: "session", session: flatCall.parse(body) };
+  const shape = SHAPES.find((s) => s.detect(head)) as (typeof SHAPES)[number];
+  return { type: "session", session: shape.schema.parse(body) };
 }

@@ -1,7 +1,8 @@
 import * as z from "zod";
 import type { CoMagicSession } from "../domain/comagic-session";
 import { formatComagicDateTime, parseComagicDateTime } from "../domain/comagic-time";
-import type { ContactTouch, SessionTouch } from "../domain/touchpoints";
+import { journeyWindow, type ReportWindow } from "../domain/report-window";
+import { buildJourney, type ContactTouch, type Journey, type SessionTouch } from "../domain/touchpoints";
 import { CoMagicError, type CoMagicRpcClient } from "./data-api";
 
 /** CoMagic allows at most 10,000 rows a page; 1,000 keeps each answer small. */
@@ -15,11 +16,6 @@ const text = z.union([z.string(), z.number()]).nullish().transform((v) => (v ===
 const utmShape = Object.fromEntries(UTM_FIELDS.map((f) => [f, text])) as Record<(typeof UTM_FIELDS)[number], typeof text>;
 const toUtm = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
 
-export interface ReportWindow {
-  from: Date;
-  to: Date;
-  timeZone: string;
-}
 
 /**
  * Reads every page of a report. Fields are always named: CoMagic's defaults leave out visitor_id and UTMs.
@@ -79,14 +75,27 @@ export async function fetchVisitorTouchpoints(client: CoMagicRpcClient, visitorI
   ];
 }
 
+/** A visitor's journey over the longest window CoMagic accepts, ending now: for enrichment and the tab alike. */
+export async function loadJourney(client: CoMagicRpcClient, visitorId: string, now: Date, timeZone: string): Promise<Journey> {
+  return buildJourney(visitorId, now, await fetchVisitorTouchpoints(client, visitorId, journeyWindow(now, timeZone)));
+}
+
+/**
+ * What get.calls_report says of a call (FACTS-calls §1.2). Every field is named: most are not defaults.
+ * The raw utm_* win over CoMagic's extended eq_utm_*, which fill in where the visit had none.
+ */
 const CALL_FIELDS = [
   "id", "start_time", "direction", "is_lost", "contact_phone_number", "total_duration", "talk_duration", "wait_duration", "visitor_id",
-  "channel", "site_domain_name", "entrance_page", "tags", "last_answered_employee_full_name", "full_record_file_link", ...UTM_FIELDS,
+  "channel", "source_name", "site_domain_name", "entrance_page", "tags", "call_records", "full_record_file_link",
+  "last_answered_employee_id", "last_answered_employee_full_name", "call_api_external_id", "campaign_id",
+  ...UTM_FIELDS, ...UTM_FIELDS.map((f) => `eq_${f}`),
 ];
 const seconds = z.union([z.number(), z.string()]).nullish().transform((v) => (v === null || v === undefined || v === "" || Number.isNaN(Number(v)) ? null : Number(v)));
+const eqUtmShape = Object.fromEntries(UTM_FIELDS.map((f) => [`eq_${f}`, text])) as Record<`eq_${(typeof UTM_FIELDS)[number]}`, typeof text>;
 const callRow = z
   .object({
     id,
+    start_time: text,
     direction: text,
     is_lost: z.boolean().nullish(),
     contact_phone_number: text,
@@ -95,32 +104,70 @@ const callRow = z
     wait_duration: seconds,
     visitor_id: text,
     channel: text,
+    source_name: text,
     site_domain_name: text,
     entrance_page: text,
     tags: z.array(z.object({ tag_name: z.string() }).loose()).nullish(),
-    last_answered_employee_full_name: text,
     full_record_file_link: text,
+    last_answered_employee_id: text,
+    last_answered_employee_full_name: text,
+    call_api_external_id: text,
+    campaign_id: text,
     ...utmShape,
+    ...eqUtmShape,
   })
-  .loose();
+  .loose()
+  .transform(
+    (r): CallRecord => ({
+      kind: "call",
+      id: r.id,
+      direction: r.direction === "in" || r.direction === "out" ? r.direction : null,
+      internal: null,
+      lost: r.is_lost ?? null,
+      totalSeconds: r.total_duration,
+      talkSeconds: r.talk_duration,
+      waitSeconds: r.wait_duration,
+      phone: r.contact_phone_number,
+      visitorId: r.visitor_id,
+      utm: {
+        source: r.utm_source ?? r.eq_utm_source,
+        medium: r.utm_medium ?? r.eq_utm_medium,
+        campaign: r.utm_campaign ?? r.eq_utm_campaign,
+        content: r.utm_content ?? r.eq_utm_content,
+        term: r.utm_term ?? r.eq_utm_term,
+      },
+      employee: r.last_answered_employee_full_name,
+      employeeId: r.last_answered_employee_id,
+      trafficType: r.channel,
+      entryPage: r.entrance_page ?? r.site_domain_name,
+      tags: (r.tags ?? []).map((t) => t.tag_name),
+      recordingUrl: r.full_record_file_link,
+      startedByWorker: r.call_api_external_id !== null,
+      source: r.source_name,
+      siteDomain: r.site_domain_name,
+      campaignId: r.campaign_id,
+      startTime: r.start_time,
+    }),
+  );
 
-/** Inbound calls that finished in the window, read as the same sessions a notification would carry. */
-export async function fetchInboundCalls(client: CoMagicRpcClient, window: ReportWindow): Promise<CoMagicSession[]> {
-  const rows = await fetchReport(client, "get.calls_report", CALL_FIELDS, callRow, window, { field: "direction", operator: "=", value: "in" });
-  return rows.map((r) => ({
-    kind: "call",
-    id: r.id,
-    lost: r.is_lost ?? null,
-    totalSeconds: r.total_duration,
-    talkSeconds: r.talk_duration,
-    waitSeconds: r.wait_duration,
-    phone: r.contact_phone_number,
-    visitorId: r.visitor_id,
-    utm: toUtm(r),
-    employee: r.last_answered_employee_full_name,
-    trafficType: r.channel,
-    entryPage: r.entrance_page ?? r.site_domain_name,
-    tags: (r.tags ?? []).map((t) => t.tag_name),
-    recordingUrl: r.full_record_file_link,
-  }));
+/** A call as CoMagic's own call record has it: the session a notification would carry, and more. */
+export type CallRecord = Extract<CoMagicSession, { kind: "call" }> & {
+  source: string | null;
+  siteDomain: string | null;
+  campaignId: string | null;
+  startTime: string | null;
+};
+
+/** Inbound calls that started in the window, read as the same sessions a notification would carry. */
+export async function fetchInboundCalls(client: CoMagicRpcClient, window: ReportWindow): Promise<CallRecord[]> {
+  return fetchReport(client, "get.calls_report", CALL_FIELDS, callRow, window, { field: "direction", operator: "=", value: "in" });
+}
+
+/**
+ * One call by its session id, or null while CoMagic's report does not have it yet. `date_from`/`date_till`
+ * are required even with an id filter (FACTS-calls §1.1), so the window must cover the call's start.
+ */
+export async function fetchCallRecord(client: CoMagicRpcClient, sessionId: string, window: ReportWindow): Promise<CallRecord | null> {
+  const rows = await fetchReport(client, "get.calls_report", CALL_FIELDS, callRow, window, { field: "id", operator: "=", value: Number(sessionId) });
+  return rows.find((r) => r.id === sessionId) ?? null;
 }

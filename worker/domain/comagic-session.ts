@@ -10,6 +10,8 @@ export interface SessionBase {
   visitorId: string | null;
   utm: Utm;
   employee: string | null;
+  /** CoMagic's employee id (`employee_id` / `last_answered_employee_id`), when the body carries it. */
+  employeeId: string | null;
   trafficType: string | null;
   entryPage: string | null;
   tags: string[];
@@ -19,12 +21,18 @@ export interface SessionBase {
 export type CoMagicSession =
   | (SessionBase & {
       kind: "call";
+      /** `in` / `out` as CoMagic documents them; null when the body does not say (lost-call templates never do). */
+      direction: "in" | "out" | null;
+      /** CoMagic's `is_internal`: a call between two employees. */
+      internal: boolean | null;
       /** null when the notification does not say. */
       lost: boolean | null;
       totalSeconds: number | null;
       talkSeconds: number | null;
       waitSeconds: number | null;
       recordingUrl: string | null;
+      /** A call the worker itself started through the Call API (the calls report's `call_api_external_id`). */
+      startedByWorker: boolean;
     })
   | (SessionBase & { kind: "chat"; name: string | null; email: string | null });
 
@@ -36,7 +44,10 @@ export interface SessionRules {
 
 export type Classification =
   | { status: "accepted"; event: LeadEvent }
-  | { status: "ignored"; reason: "untargeted_call" | "unparseable_phone" | "no_contact" };
+  | { status: "ignored"; reason: IgnoreReason };
+
+/** Why a session is not a lead; each is answered `200 ignored` so CoMagic does not send it again. */
+export type IgnoreReason = "untargeted_call" | "unparseable_phone" | "hidden_number" | "no_contact" | "outbound_call" | "internal_call" | "started_by_worker";
 
 const emailSchema = z.email();
 
@@ -51,10 +62,26 @@ export function isTargetedCall(lost: boolean, totalSeconds: number | null, minLo
   return !(lost && (totalSeconds ?? 0) < minLostCallSeconds);
 }
 
-/** A call whose notification says nothing about being lost is lost when nobody talked. */
+/**
+ * A call whose notification says nothing about being lost is lost when nobody talked. Without a talk time
+ * either (the "Потерянный звонок" template sends none) it cannot be told apart, so it counts as answered:
+ * a lead too many beats a client lost.
+ */
 function isLost(session: Extract<CoMagicSession, { kind: "call" }>): boolean {
   if (session.lost !== null) return session.lost;
   return session.talkSeconds !== null && session.talkSeconds <= 0;
+}
+
+/**
+ * Only inbound client calls become leads. Outbound calls (`direction` out, which click-to-call sets) and
+ * internal ones never do; a notification without `direction` is inbound (FACTS-calls §3.2: lost-call templates
+ * carry none).
+ */
+function notInbound(session: Extract<CoMagicSession, { kind: "call" }>): IgnoreReason | null {
+  if (session.startedByWorker) return "started_by_worker";
+  if (session.internal === true) return "internal_call";
+  if (session.direction === "out") return "outbound_call";
+  return null;
 }
 
 /** The lead-event fields a call and a chat fill the same way. */
@@ -65,6 +92,7 @@ function sharedEventFields(session: SessionBase, receivedAt: Date) {
     visitorId: session.visitorId,
     utm: session.utm,
     employee: session.employee,
+    employeeId: session.employeeId,
     trafficType: session.trafficType,
     entryPage: session.entryPage,
     tags: session.tags,
@@ -73,11 +101,14 @@ function sharedEventFields(session: SessionBase, receivedAt: Date) {
 
 export function classifySession(session: CoMagicSession, rules: SessionRules): Classification {
   if (session.kind === "call") {
+    const direction = notInbound(session);
+    if (direction) return { status: "ignored", reason: direction };
     const lost = isLost(session);
     if (!isTargetedCall(lost, session.totalSeconds, rules.minLostCallSeconds)) {
       return { status: "ignored", reason: "untargeted_call" };
     }
-    const phone = session.phone ? normalizePhone(session.phone, rules.defaultRegion) : null;
+    if (!session.phone) return { status: "ignored", reason: "hidden_number" };
+    const phone = normalizePhone(session.phone, rules.defaultRegion);
     if (!phone) return { status: "ignored", reason: "unparseable_phone" };
     return {
       status: "accepted",

@@ -2,10 +2,16 @@
  * CoMagic reports speak `YYYY-MM-DD hh:mm:ss` in the account's time zone, with no offset. These convert
  * between that and real instants for a given IANA zone (COMAGIC_TIMEZONE).
  */
+const formats = new Map<string, Intl.DateTimeFormat>();
+
 function partsIn(date: Date, timeZone: string): Record<string, number> {
-  const format = new Intl.DateTimeFormat("en-US", {
-    timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
+  let format = formats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    });
+    formats.set(timeZone, format);
+  }
   return Object.fromEntries(format.formatToParts(date).filter((p) => p.type !== "literal").map((p) => [p.type, Number(p.value)]));
 }
 

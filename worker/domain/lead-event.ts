@@ -30,6 +30,8 @@ export const leadEventSchema = z.object({
   visitorId: text,
   utm: utmSchema,
   employee: text,
+  /** CoMagic's id of the employee who answered; optional so messages from older deploys still parse. */
+  employeeId: text.optional(),
   trafficType: text,
   entryPage: text,
   tags: z.array(z.string().max(200)).max(100),
@@ -61,10 +63,15 @@ export const leadEventSchema = z.object({
 });
 export type LeadEvent = z.infer<typeof leadEventSchema>;
 
-/** The keys two events share when they concern the same person or the same session. */
-export function identityKeys(event: LeadEvent): string[] {
-  const keys = [`key:${event.key}`];
+/** The person's normalised contacts, as the ledger records which lead each was written to. */
+export function contactKeys(event: Pick<LeadEvent, "phone" | "email">): string[] {
+  const keys: string[] = [];
   if (event.phone) keys.push(`phone:${event.phone}`);
   if (event.email) keys.push(`email:${event.email}`);
   return keys;
+}
+
+/** The keys two events share when they concern the same person or the same session. */
+export function identityKeys(event: LeadEvent): string[] {
+  return [`key:${event.key}`, ...contactKeys(event)];
 }

@@ -1,7 +1,7 @@
 import type { CountryCode } from "libphonenumber-js/min";
 import { BitrixError } from "../bitrix/errors";
 import type { LeadStore, WriteOutcome } from "../bitrix/lead-store";
-import { identityKeys } from "../domain/lead-event";
+import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";
 import { planLeadWrite } from "../domain/lead-plan";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
@@ -51,7 +51,12 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
     const outcome = outcomes.get(item.job.event.key);
     return outcome?.ok ? [{ item, outcome }] : [];
   });
-  await recordInLedger(deps.ledger, applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: outcome.leadId })), deps.now(), deps.log);
+  await recordInLedger(
+    deps.ledger,
+    applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: outcome.leadId, contacts: contactKeys(item.job.event) })),
+    deps.now(),
+    deps.log,
+  );
   const enrich = applied.filter(({ item, outcome }) => item.job.event.visitorId && outcome.action !== "skipped");
   if (deps.enrich && enrich.length) {
     const jobs = enrich.map(({ item, outcome }): EnrichJob => ({ type: "lead.enrich", v: 1, requestId: item.job.requestId, leadId: outcome.leadId, visitorId: item.job.event.visitorId as string }));
@@ -59,6 +64,21 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
     });
   }
+}
+
+/**
+ * Leads our own ledger says each event's phone or email was written to. Bitrix24's duplicate search may not
+ * know a lead for seconds after creating it (FACTS.md §7), so without these two contacts close together
+ * would make two leads. A ledger that cannot be read leaves findbycomm alone, as before the ledger existed.
+ */
+async function leadsKnownByContact(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<Map<string, string[]>> {
+  const known = deps.ledger
+    ? await deps.ledger.findContacts(events.flatMap(contactKeys)).catch((error: unknown) => {
+        deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
+        return new Map<string, string>();
+      })
+    : new Map<string, string>();
+  return new Map(events.map((e) => [e.key, contactKeys(e).flatMap((k) => known.get(k) ?? [])]));
 }
 
 /**
@@ -98,7 +118,7 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
     if (round.length === 0) continue;
     try {
       const events = round.map((item) => item.job.event);
-      const lookups = await deps.store.lookup(events);
+      const lookups = await deps.store.lookup(events, await leadsKnownByContact(events, deps));
       const writes = events.map((event) => {
         const lookup = lookups.get(event.key) ?? { appliedLeadId: null, candidates: [] };
         return { event, plan: planLeadWrite(event, lookup, { now: deps.now(), ...deps.rules }) };

@@ -1,16 +1,14 @@
 import type { BitrixClient, BitrixCommand } from "../bitrix/client";
 import { BitrixError } from "../bitrix/errors";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
-import { fetchVisitorTouchpoints } from "../comagic/reports";
+import { loadJourney } from "../comagic/reports";
 import { LEAD_FIELD } from "../domain/lead-plan";
-import { buildJourney, summarizeJourney, type Journey } from "../domain/touchpoints";
+import { summarizeJourney, type Journey } from "../domain/touchpoints";
 import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
 import { readJobs, retryOrDeadLetter, type Failure, type SettleDeps } from "./settle";
 
-/** The Data API's report window is three months; ninety days stays inside it whatever the month. */
-export const JOURNEY_DAYS = 90;
 /** CoMagic's reports lag behind its events: a visitor with no visits yet is asked again, this many times. */
 const EMPTY_JOURNEY_RETRIES = 3;
 const EMPTY_JOURNEY_RETRY_SECONDS = 120;
@@ -41,8 +39,7 @@ export async function handleEnrichBatch(batch: MessageBatch<unknown>, deps: Enri
   const journeyOf = (visitorId: string) => {
     let pending = journeys.get(visitorId);
     if (!pending) {
-      const window = { from: new Date(now.getTime() - JOURNEY_DAYS * 86_400_000), to: now, timeZone: deps.timeZone };
-      pending = fetchVisitorTouchpoints(deps.dataApi, visitorId, window).then((t) => buildJourney(visitorId, now, t));
+      pending = loadJourney(deps.dataApi, visitorId, now, deps.timeZone);
       journeys.set(visitorId, pending);
     }
     return pending;

@@ -3,6 +3,7 @@ import type { LeadStore } from "../bitrix/lead-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchInboundCalls } from "../comagic/reports";
 import { classifySession } from "../domain/comagic-session";
+import { contactKeys } from "../domain/lead-event";
 import type { Logger } from "../log";
 import { recordInLedger, type AppliedEvents } from "../storage/d1";
 import type { LeadJob } from "./schema";
@@ -45,7 +46,8 @@ export async function reconcileCalls(window: { from: Date; to: Date }, deps: Rec
   const inBitrix = await deps.store.findAppliedKeys(keys.filter((k) => !known.has(k)));
   const missing = events.filter((e) => !known.has(e.key) && !inBitrix.has(e.key));
   // Written to Bitrix24 by a consumer stopped before its ledger write: record them as the consumer would have.
-  await recordInLedger(deps.ledger, [...inBitrix].map(([key, leadId]) => ({ key, leadId })), deps.now(), deps.log);
+  const byKey = new Map(events.map((e) => [e.key, e]));
+  await recordInLedger(deps.ledger, [...inBitrix].map(([key, leadId]) => ({ key, leadId, contacts: contactKeys(byKey.get(key) ?? { phone: null, email: null }) })), deps.now(), deps.log);
 
   const requestId = `reconcile-${deps.now().toISOString()}`;
   for (let i = 0; i < missing.length; i += SEND_BATCH_SIZE) {

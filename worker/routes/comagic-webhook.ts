@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app";
 import { limitBody } from "./body-limit";
 import { verifyWebhook } from "../comagic/webhook-auth";
+import { parseNotificationJson } from "../comagic/notification-body";
 import { parseNotification } from "../comagic/notification-schema";
 import { requireConfig } from "../config";
 import { classifySession } from "../domain/comagic-session";
@@ -13,11 +14,15 @@ import type { LeadJob } from "../jobs/schema";
 export const WEBHOOK_MAX_BYTES = 64 * 1024;
 
 function parseJson(raw: ArrayBuffer): unknown {
+  let text: string;
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw);
   } catch {
-    throw new AppError(400, "invalid_json", "The body is not valid UTF-8 JSON");
+    throw new AppError(400, "invalid_json", "The body is not valid UTF-8");
   }
+  const body = parseNotificationJson(text);
+  if (body === undefined) throw new AppError(400, "invalid_json", "The body is not JSON, even allowing for unfilled template variables");
+  return body;
 }
 
 export const comagicWebhookRoute = new Hono<AppEnv>().post(

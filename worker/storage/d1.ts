@@ -12,6 +12,7 @@ const SCHEMA = [
      code TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at TEXT NOT NULL, replayed_at TEXT, replay_count INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS dead_letters_failed_at ON dead_letters (failed_at DESC)`,
   `CREATE TABLE IF NOT EXISTS applied_events (key TEXT PRIMARY KEY, lead_id TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS contact_leads (contact TEXT PRIMARY KEY, lead_id TEXT NOT NULL, written_at TEXT NOT NULL)`,
 ];
 
 const ready = new WeakMap<D1Database, Promise<unknown>>();
@@ -98,41 +99,69 @@ export function deadLetterStore(db: D1Database) {
 }
 export type DeadLetterStore = ReturnType<typeof deadLetterStore>;
 
-/** The ledger of events written to Bitrix24, keyed like ORIGIN_ID / UF_CRM_COMAGIC_ID. */
+/** One event written to Bitrix24: its key, the lead, and the normalised contacts (`phone:+7…`, `email:…`) it carried. */
+export interface AppliedEvent {
+  key: string;
+  leadId: string;
+  contacts?: readonly string[];
+}
+
+/**
+ * The ledger of events written to Bitrix24 (keyed like ORIGIN_ID / UF_CRM_COMAGIC_ID), and the lead each
+ * contact was last written to. Bitrix24 indexes a new lead's phone for findbycomm some time after
+ * crm.lead.add returns (FACTS.md §7), so a second contact seconds later finds its lead here. It is a hint
+ * checked against Bitrix24, never the truth: a deleted or closed lead is not updated.
+ */
 export interface AppliedEvents {
   find(keys: readonly string[]): Promise<Map<string, string>>;
-  record(rows: readonly { key: string; leadId: string }[], at: Date): Promise<void>;
+  findContacts(contacts: readonly string[]): Promise<Map<string, string>>;
+  record(rows: readonly AppliedEvent[], at: Date): Promise<void>;
 }
 
 // D1 allows 100 bound parameters a statement.
 const KEYS_PER_QUERY = 90;
 
+async function lookUp(db: D1Database, table: "applied_events" | "contact_leads", column: "key" | "contact", values: readonly string[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const unique = [...new Set(values)];
+  if (unique.length === 0) return found;
+  await ensureSchema(db);
+  for (let i = 0; i < unique.length; i += KEYS_PER_QUERY) {
+    const part = unique.slice(i, i + KEYS_PER_QUERY);
+    const { results } = await db
+      .prepare(`SELECT ${column} AS k, lead_id FROM ${table} WHERE ${column} IN (${part.map(() => "?").join(",")})`)
+      .bind(...part)
+      .all<{ k: string; lead_id: string }>();
+    for (const r of results) found.set(r.k, r.lead_id);
+  }
+  return found;
+}
+
 export function d1AppliedEvents(db: D1Database): AppliedEvents {
   return {
-    async find(keys) {
-      const found = new Map<string, string>();
-      if (keys.length === 0) return found;
-      await ensureSchema(db);
-      for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
-        const part = keys.slice(i, i + KEYS_PER_QUERY);
-        const { results } = await db
-          .prepare(`SELECT key, lead_id FROM applied_events WHERE key IN (${part.map(() => "?").join(",")})`)
-          .bind(...part)
-          .all<{ key: string; lead_id: string }>();
-        for (const r of results) found.set(r.key, r.lead_id);
-      }
-      return found;
-    },
+    find: (keys) => lookUp(db, "applied_events", "key", keys),
+    findContacts: (contacts) => lookUp(db, "contact_leads", "contact", contacts),
     async record(rows, at) {
       if (rows.length === 0) return;
       await ensureSchema(db);
-      await db.batch(rows.map((r) => db.prepare("INSERT OR IGNORE INTO applied_events (key, lead_id, applied_at) VALUES (?, ?, ?)").bind(r.key, r.leadId, at.toISOString())));
+      const when = at.toISOString();
+      // One batch is one transaction: the event and its contacts are recorded together or not at all.
+      await db.batch(
+        rows.flatMap((r) => [
+          db.prepare("INSERT OR IGNORE INTO applied_events (key, lead_id, applied_at) VALUES (?, ?, ?)").bind(r.key, r.leadId, when),
+          ...(r.contacts ?? []).map((contact) =>
+            db
+              .prepare("INSERT INTO contact_leads (contact, lead_id, written_at) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET lead_id = excluded.lead_id, written_at = excluded.written_at")
+              .bind(contact, r.leadId, when),
+          ),
+        ]),
+      );
     },
   };
 }
 
 /** Bitrix24 has the writes and stays the source of truth, so a failed ledger write is logged, never retried. */
-export async function recordInLedger(ledger: AppliedEvents | null, rows: readonly { key: string; leadId: string }[], at: Date, log: Logger): Promise<void> {
+export async function recordInLedger(ledger: AppliedEvents | null, rows: readonly AppliedEvent[], at: Date, log: Logger): Promise<void> {
   await ledger?.record(rows, at).catch((error: unknown) => {
     log.warn("ledger.record_failed", { error: errorMessage(error) });
   });
