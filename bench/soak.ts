@@ -3,14 +3,17 @@
  * order, while the Bitrix24 sandbox fails 30% of requests (503, 500 after the work, answers past the client's
  * timeout, connections cut after the work). Every event must end up created, updated, ignored with a reason, or
  * dead-lettered with a reason, and every person must have exactly one lead. Prints the ledger; exits 1 if not.
- * With --restart the worker is stopped halfway and started again on the same local state.
+ * With --restart the worker is stopped halfway and started again on the same local state. Throughout, Bitrix24's
+ * duplicate search lags behind its writes (FACTS.md §7): a new phone or email is found by findbycomm only
+ * `--lag` ms (default 30 s) after it is written. Calls use the shipped call-finished template's variables.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ADMIN, freshId, freshPhone, json, machine, pool, startBenchWorker, startStack, TOKEN, waitForQuiet } from "./common";
 import { formatComagicDateTime } from "../worker/domain/comagic-time";
 
-const { values } = parseArgs({ options: { events: { type: "string", default: "1000" }, restart: { type: "boolean", default: false }, seed: { type: "string", default: "42" } } });
+const { values } = parseArgs({ options: { events: { type: "string", default: "1000" }, restart: { type: "boolean", default: false }, seed: { type: "string", default: "42" }, lag: { type: "string", default: "30000" } } });
+const FINDBYCOMM_LAG_MS = Number(values.lag);
 const EVENTS = Number(values.events);
 let rng = Number(values.seed);
 const random = () => {
@@ -31,6 +34,7 @@ interface SoakEvent {
   path: string;
   headers: Record<string, string>;
   callId?: number;
+  direction?: "in" | "out";
   at: Date;
 }
 
@@ -42,11 +46,14 @@ const events: SoakEvent[] = Array.from({ length: EVENTS }, (_, n): SoakEvent => 
   if (random() < 0.7) {
     const callId = freshId();
     const targeted = random() > 0.05;
+    // A few outbound calls (a manager calling back): answered "ignored: outbound_call", never a lead.
+    const direction = random() < 0.03 ? "out" : "in";
+    const talk = targeted ? 50 + (n % 300) : 0;
     const body = JSON.stringify({
-      event_type: "call_session_completed",
-      call_session: { id: callId, visitor_phone_number: person.phone, is_lost_call: !targeted, duration_total: targeted ? 60 + (n % 300) : 5, utm_source: "soak", employee_full_name: "Soak Operator" },
+      notification_name: "Завершение звонка", call_session_id: callId, contact_phone_number: person.phone.slice(1), direction, employee_id: 25,
+      employee_full_name: "Soak Operator", talk_time_duration: talk, wait_time_duration: 5, total_time_duration: talk + 5, tag_names: "soak",
     });
-    return { n, kind: "call", person, targeted, body, path: `/webhooks/comagic?token=${TOKEN}`, headers: { "content-type": "application/json" }, callId, at };
+    return { n, kind: "call", person, targeted: targeted && direction === "in", body, path: `/webhooks/comagic?token=${TOKEN}`, headers: { "content-type": "application/json" }, callId, direction, at };
   }
   const body = JSON.stringify({ name: `Person ${n}`, phone: person.phone, ...(person.email ? { email: person.email } : {}), message: `soak form ${n}`, submission_id: `soak-${n}` });
   return { n, kind: "form", person, targeted: true, body, path: "/forms", headers: { "content-type": "text/plain;charset=UTF-8", origin: "https://shop.example.ru", "cf-connecting-ip": `198.18.${Math.floor(n / 250)}.${n % 250}` }, at };
@@ -68,11 +75,11 @@ const { sandbox } = stack;
 // CoMagic's calls report knows every call, so reconciliation can bring back what a restart lost.
 await json(`${sandbox.url}/_sandbox/comagic/data`, {
   calls: events.filter((e) => e.kind === "call").map((e) => ({
-    id: e.callId, start_time: formatComagicDateTime(e.at, "Europe/Moscow"), direction: "in", is_lost: !e.targeted, contact_phone_number: e.person.phone.slice(1),
+    id: e.callId, start_time: formatComagicDateTime(e.at, "Europe/Moscow"), direction: e.direction, is_lost: !e.targeted && e.direction === "in", contact_phone_number: e.person.phone.slice(1),
     total_duration: e.targeted ? 60 : 5, talk_duration: e.targeted ? 50 : 0, wait_duration: 5, utm_source: "soak",
   })),
 });
-await json(`${sandbox.url}/_sandbox/faults`, { rate: 0.3, kinds: ["503", "500", "timeout", "drop"], delayMs: 3_000, seed: 5 });
+await json(`${sandbox.url}/_sandbox/faults`, { rate: 0.3, kinds: ["503", "500", "timeout", "drop"], delayMs: 3_000, seed: 5, findbycommLagMs: FINDBYCOMM_LAG_MS });
 
 const outcomes = new Map<number, { status: number; id?: string; reason?: string }>();
 async function deliver(list: SoakEvent[]) {
@@ -180,6 +187,7 @@ const faults = await json<{ faultsInjected: Record<string, number>; httpRequests
 const lines = [
   `events ${EVENTS} (${events.filter((e) => e.kind === "call").length} calls, ${events.filter((e) => e.kind === "form").length} forms), deliveries ${deliveries.length} (${deliveries.length - EVENTS} repeated), ${people.length} people`,
   `faults injected by the Bitrix24 sandbox: ${Object.entries(faults.faultsInjected).map(([k, v]) => `${k} ${v}`).join(", ")} of ${faults.httpRequests} REST requests`,
+  `duplicate search lag: findbycomm finds a new phone or email ${(FINDBYCOMM_LAG_MS / 1000).toFixed(0)} s after it is written`,
   ...[...statusCounts].map(([label, count]) => `webhook/form answers: ${label} ${count}`),
   `accepted events (unique keys) ${result.keys.length}: created ${created}, updated ${updated}, dead-lettered ${[...deadCodes.values()].reduce((a, b) => a + b, 0)}${deadCodes.size ? ` (${[...deadCodes].map(([c, n]) => `${c} ${n}`).join(", ")})` : ""}, lost ${result.lost.length - formsLostInRestart.length}${formsLostInRestart.length ? ` (plus ${formsLostInRestart.length} forms dropped with the local queue in the restart)` : ""}`,
   `people with accepted events ${personsWithEvents.length}: exactly one lead ${leadsPerPerson.filter((c) => c === 1).length}, more than one ${duplicated}, none ${missingLead}${peopleOnlyInLostForms ? ` (and ${peopleOnlyInLostForms} people whose only events were the dropped forms)` : ""}`,

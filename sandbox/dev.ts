@@ -47,7 +47,7 @@ console.log(`
 `);
 
 async function createSampleLead(): Promise<string> {
-  const answer = await postSampleCall(workerUrl, DEV.webhookToken, DEV.webhookSecret);
+  const answer = await postSampleCall(workerUrl, sandboxUrl, DEV.webhookToken, DEV.webhookSecret);
   const lead = answer?.id ? await waitForLeadOf(sandboxUrl, answer.id, 15_000) : null;
   return lead ? String(lead.ID) : "1";
 }

@@ -1,38 +1,57 @@
 import { createHmac, randomInt } from "node:crypto";
+import { readFileSync } from "node:fs";
 
-/** A completed-call notification in the seed's shape, with a fresh session id and number each time. */
-export function sampleCallBody(overrides: Record<string, unknown> = {}) {
+const TEMPLATE = readFileSync(new URL("../docs/comagic-call-notification.template", import.meta.url), "utf8");
+
+/** A fresh call: the notification as CoMagic renders the shipped template, and the call's row in get.calls_report. */
+export function sampleCall() {
   const id = randomInt(1_000_000_000, 9_999_999_999);
-  return {
-    event_type: "call_session_completed",
-    call_session: {
-      id,
-      is_lost_call: false,
-      duration_total: 95,
-      visitor_phone_number: `8 (9${randomInt(10, 99)}) ${randomInt(100, 999)}-${randomInt(10, 99)}-${randomInt(10, 99)}`,
-      visitor_id: String(randomInt(10_000_000, 99_999_999)),
-      utm_source: "yandex",
-      utm_medium: "cpc",
-      utm_campaign: "spring_sale",
-      utm_content: "ad_42",
-      utm_term: "buy sofa",
-      employee_full_name: "Ivan Petrov",
-      traffic_type: "paid",
-      site_domain_url: "https://shop.example.ru/sofas",
-      tags: ["target", "new client"],
-      file_link: `https://media.comagic.ru/${id}/record.mp3`,
-      ...overrides,
-    },
+  const digits = `79${randomInt(10, 99)}${randomInt(1_000_000, 9_999_999)}`;
+  const visitorId = randomInt(10_000_000, 99_999_999);
+  const values: Record<string, unknown> = {
+    notification_name: "Завершение звонка",
+    notification_time: formatMoscow(new Date()),
+    call_session_id: id,
+    communication_number: 1,
+    contact_phone_number: digits,
+    virtual_phone_number: "74993720692",
+    direction: "in",
+    is_internal: false,
+    call_source: "va",
+    scenario_name: "Основной",
+    employee_id: 25,
+    employee_full_name: "Ivan Admin",
+    talk_time_duration: 80,
+    total_time_duration: 95,
+    wait_time_duration: 15,
+    tag_names: ["target", "new client"],
   };
+  const notification = TEMPLATE.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => JSON.stringify(values[name] ?? null));
+  const reportRow = {
+    id, start_time: formatMoscow(new Date(Date.now() - 95_000)), direction: "in", is_lost: false, contact_phone_number: digits, total_duration: 95, talk_duration: 80,
+    wait_duration: 15, visitor_id: visitorId, channel: "paid", source_name: "Яндекс.Директ", site_domain_name: "shop.example.ru", tags: [{ tag_name: "target" }],
+    full_record_file_link: `https://media.comagic.ru/${id}/full.mp3`, last_answered_employee_id: 25, last_answered_employee_full_name: "Ivan Admin",
+    call_api_external_id: null, utm_source: "yandex", utm_medium: "cpc", utm_campaign: "spring_sale", utm_content: "ad_42", utm_term: "buy sofa",
+  };
+  return { id, notification, reportRow };
+}
+
+/** The sandbox account's wall clock (Europe/Moscow, no daylight saving). */
+function formatMoscow(date: Date): string {
+  return new Date(date.getTime() + 3 * 3_600_000).toISOString().slice(0, 19).replace("T", " ");
 }
 
 export function signBody(body: string, secret: string): string {
   return createHmac("sha256", secret).update(body).digest("hex");
 }
 
-/** Posts a signed sample call to a local worker: the worker's answer, or null when nothing listens there. */
-export async function postSampleCall(workerUrl: string, token: string, secret: string): Promise<{ status: number; id?: string; answer: unknown } | null> {
-  const body = JSON.stringify(sampleCallBody());
+/**
+ * Seeds a sample call in the CoMagic sandbox's calls report and posts its signed notification to a local
+ * worker: the worker's answer, or null when nothing listens there.
+ */
+export async function postSampleCall(workerUrl: string, sandboxUrl: string, token: string, secret: string): Promise<{ status: number; id?: string; answer: unknown } | null> {
+  const { notification: body, reportRow } = sampleCall();
+  await fetch(`${sandboxUrl}/_sandbox/comagic/data`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ calls: [reportRow] }) }).catch(() => null);
   const response = await fetch(`${workerUrl}/webhooks/comagic?token=${token}`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-comagic-signature": signBody(body, secret) },

@@ -2,7 +2,7 @@
 import { DEV, sandboxUrl, workerUrl } from "./dev-settings";
 import { postSampleCall, waitForLeadOf } from "./sample-call";
 
-const answer = await postSampleCall(workerUrl, DEV.webhookToken, DEV.webhookSecret);
+const answer = await postSampleCall(workerUrl, sandboxUrl, DEV.webhookToken, DEV.webhookSecret);
 if (!answer) {
   console.error(`Nothing answers on ${workerUrl}: start it first with \`npm start\`.`);
   process.exit(1);

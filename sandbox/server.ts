@@ -24,7 +24,7 @@ export async function startSandbox(
   if (options.comagic) dataApi.setSettings(options.comagic);
   app.route("/", bitrix.app);
   app.route("/", dataApi.app);
-  app.route("/", createCallApiSandbox(dataApi.credentials).app);
+  app.route("/", createCallApiSandbox(dataApi.credentials, dataApi.recordCall).app);
   if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
   app.get("/favicon.ico", (c) => c.body(null, 204));

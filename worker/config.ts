@@ -156,7 +156,10 @@ function parseConfig(env: Env): ConfigResult {
   }
   if (!values.COMAGIC_API_TOKEN && !(values.COMAGIC_LOGIN && values.COMAGIC_PASSWORD)) {
     const half = values.COMAGIC_LOGIN ? "COMAGIC_PASSWORD is not set" : values.COMAGIC_PASSWORD ? "COMAGIC_LOGIN is not set" : "neither COMAGIC_API_TOKEN nor COMAGIC_LOGIN/COMAGIC_PASSWORD is set";
-    warnings.push({ setting: "COMAGIC_API_TOKEN", problem: `${half}: leads are not enriched from the Data API and missed calls are not reconciled` });
+    warnings.push({
+      setting: "COMAGIC_API_TOKEN",
+      problem: `${half}: attribution is limited to what the notification template sends (no UTMs, visitor or recording from CoMagic's call record), leads are not enriched and missed calls are not reconciled`,
+    });
   }
   if (!values.BITRIX_APP_CLIENT_ID || !values.BITRIX_APP_CLIENT_SECRET) {
     warnings.push({ setting: "BITRIX_APP_CLIENT_SECRET", problem: "BITRIX_APP_CLIENT_ID and BITRIX_APP_CLIENT_SECRET are not both set: the Bitrix24 app (CoMagic tab, click-to-call) is off" });

@@ -16,7 +16,7 @@ type Params = Record<string, unknown>;
 const UTM = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
 
 /** Every field the sandbox knows per report, and the defaults returned when `fields` is omitted. */
-const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: string }> = {
+const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: string; filterable?: string[] }> = {
   "get.visitor_sessions_report": {
     fields: ["id", "date_time", "referrer", "referrer_domain", "entrance_page", "channel", "campaign_name", "site_domain_name", "visitor_id", "person_id", "visitor_device", "source_name", "gclid", "yclid", "search_query", ...UTM],
     defaults: ["campaign_id", "site_id", "person_id", "visitor_id", "visitor_device"],
@@ -27,14 +27,19 @@ const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: stri
     defaults: ["id", "communication_type", "date_time", "visitor_id", "person_id", "visitor_session_id", "site_id", "campaign_id"],
     time: "date_time",
   },
+  // ../shared/reference/comagic/samples/fields_get_calls_report.tsv: `start_time` is not filterable; `id`, `direction`, `call_api_external_id` are.
   "get.calls_report": {
     fields: [
-      "id", "start_time", "finish_time", "direction", "source", "is_lost", "contact_phone_number", "communication_id", "wait_duration", "talk_duration",
-      "total_duration", "full_record_file_link", "virtual_phone_number", "visitor_id", "channel", "site_domain_name", "entrance_page", "tags",
-      "last_answered_employee_full_name", "call_api_external_id", ...UTM,
+      "id", "start_time", "finish_time", "direction", "source", "is_lost", "contact_phone_number", "communication_id", "communication_number", "wait_duration", "talk_duration",
+      "total_duration", "call_records", "full_record_file_link", "virtual_phone_number", "visitor_id", "channel", "source_name", "site_domain_name", "site_id", "campaign_id",
+      "campaign_name", "entrance_page", "tags", "employees", "last_answered_employee_id", "last_answered_employee_full_name", "call_api_external_id", ...UTM, ...UTM.map((f) => `eq_${f}`),
     ],
-    defaults: ["id", "start_time", "finish_time", "finish_reason", "direction", "source", "is_lost", "contact_phone_number", "communication_id", "wait_duration", "talk_duration", "total_duration", "full_record_file_link", "virtual_phone_number"],
+    defaults: ["id", "start_time", "finish_time", "finish_reason", "direction", "source", "is_lost", "contact_phone_number", "communication_id", "wait_duration", "talk_duration", "total_duration", "call_records", "full_record_file_link", "virtual_phone_number"],
     time: "start_time",
+    filterable: [
+      "id", "direction", "is_lost", "contact_phone_number", "communication_id", "visitor_id", "channel", "source_name", "site_domain_name", "site_id", "campaign_id", "entrance_page",
+      "tags", "employees", "last_answered_employee_id", "call_api_external_id", ...UTM, ...UTM.map((f) => `eq_${f}`),
+    ],
   },
 };
 
@@ -70,6 +75,11 @@ export interface DataApiSettings {
   syntheticVisitors: boolean;
   /** Seconds a limit_exceeded fault says until the limit resets (null: until the real minute ends). */
   limitResetSeconds: number | null;
+  /**
+   * How long a seeded call stays out of get.calls_report (ms). FACTS-calls §1.3: no source states the lag
+   * behind notifications, but `include_ongoing_calls` and the real-time `get.visits` suggest there is one.
+   */
+  callsReportLagMs: number;
 }
 
 const DEFAULTS: DataApiSettings = {
@@ -84,6 +94,7 @@ const DEFAULTS: DataApiSettings = {
   faultKinds: ["limit", "internal", "http_503"],
   syntheticVisitors: false,
   limitResetSeconds: null,
+  callsReportLagMs: 0,
 };
 
 function formatDateTime(date: Date): string {
@@ -123,6 +134,8 @@ export function createDataApiSandbox() {
   let settings: DataApiSettings = { ...DEFAULTS };
   const tokens = new Map<string, { expireAt: number; calls: number }>();
   const data = { "get.visitor_sessions_report": [] as Row[], "get.communications_report": [] as Row[], "get.calls_report": [] as Row[] };
+  /** When each call row was seeded: it shows in the report only `callsReportLagMs` later. */
+  const seededAt = new WeakMap<Row, number>();
   /** authorizedCalls: calls a token (or key) was accepted for; with tokenMaxCalls it bounds how many logins were needed. */
   const stats = { requests: 0, logins: 0, authorizedCalls: 0, methods: {} as Record<string, number>, errors: {} as Record<string, number> };
   let minute = { start: Date.now(), used: 0 };
@@ -173,6 +186,14 @@ export function createDataApiSandbox() {
     day.used += 1;
   }
 
+  /** Every field a filter names must be filterable in that report (FACTS.md §1.5: else filter_prohibited). */
+  function checkFilterable(filter: unknown, filterable: string[] | undefined): void {
+    if (filter === undefined || filter === null || !filterable) return;
+    const f = filter as { filters?: unknown[]; field?: string };
+    if (Array.isArray(f.filters)) return f.filters.forEach((child) => checkFilterable(child, filterable));
+    if (!filterable.includes(String(f.field))) throw new RpcError(-32602, "filter_prohibited", "Filtering by this field is prohibited", { field: `filter.${String(f.field)}` });
+  }
+
   function matches(row: Row, filter: unknown): boolean {
     if (filter === undefined || filter === null) return true;
     const f = filter as { filters?: unknown[]; condition?: string; field?: string; operator?: string; value?: unknown };
@@ -214,7 +235,10 @@ export function createDataApiSandbox() {
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "limit" });
     if (!Number.isInteger(offset) || offset < 0 || offset > 100_000) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "offset" });
 
+    checkFilterable(params.filter, spec.filterable);
+    const visibleFrom = Date.now() - settings.callsReportLagMs;
     let rows = data[method].filter((row) => {
+      if (method === "get.calls_report" && (seededAt.get(row) ?? 0) > visibleFrom) return false;
       const t = String(row[spec.time] ?? "");
       return t >= from && t <= till && matches(row, params.filter);
     });
@@ -307,10 +331,17 @@ export function createDataApiSandbox() {
     const body = (await c.req.json()) as { visitor_sessions?: Row[]; communications?: Row[]; calls?: Row[] };
     data["get.visitor_sessions_report"].push(...(body.visitor_sessions ?? []));
     data["get.communications_report"].push(...(body.communications ?? []));
+    for (const row of body.calls ?? []) seededAt.set(row, Date.now());
     data["get.calls_report"].push(...(body.calls ?? []));
     return c.json({ ok: true });
   });
   app.get("/_sandbox/comagic/stats", (c) => c.json(stats));
 
-  return { app, setSettings: (s: Partial<DataApiSettings>) => (settings = { ...settings, ...s }), credentials: () => ({ login: settings.login, password: settings.password }) };
+  /** A call CoMagic itself recorded (the Call API's), added to get.calls_report like a seeded one. */
+  const recordCall = (row: Row) => {
+    seededAt.set(row, Date.now());
+    data["get.calls_report"].push(row);
+  };
+
+  return { app, recordCall, setSettings: (s: Partial<DataApiSettings>) => (settings = { ...settings, ...s }), credentials: () => ({ login: settings.login, password: settings.password }) };
 }

@@ -71,6 +71,7 @@ describe("readConfig", () => {
 
   it.each([
     [{ COMAGIC_LOGIN: undefined, COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "neither COMAGIC_API_TOKEN nor COMAGIC_LOGIN/COMAGIC_PASSWORD is set"],
+    [{ COMAGIC_LOGIN: undefined, COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "attribution is limited to what the notification template sends"],
     [{ COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD is not set"],
     [{ ADMIN_TOKEN: undefined }, "ADMIN_TOKEN", "is not set: the /admin routes are off"],
     [{ DB: undefined }, "DB", "binding is missing: dead letters and the applied-events ledger off"],

@@ -156,7 +156,8 @@ describe("click-to-call", () => {
     const made = (await callsMade()).slice(before);
     expect(made).toHaveLength(1);
     // Maria (user 2) is not in COMAGIC_EMPLOYEES: she is found by her email among CoMagic's employees.
-    expect(made[0]).toMatchObject({ first_call: "employee", virtual_phone_number: "74993720692", contact: phone.e164.slice(1), employee: { id: 26 } });
+    // FACTS-calls §4: start.employee_call's direction defaults to `in`; `out` keeps the call from coming back as a new client.
+    expect(made[0]).toMatchObject({ first_call: "employee", direction: "out", virtual_phone_number: "74993720692", contact: phone.e164.slice(1), employee: { id: 26 } });
     expect(String(made[0]?.external_id)).toContain(`bitrix24-lead-${leadId}-`);
     const leads = (await (await sandbox("/_sandbox/leads")).json()) as { ID: string; TIMELINE_COMMENTS: string[] }[];
     expect(leads.find((l) => l.ID === leadId)?.TIMELINE_COMMENTS[0]).toContain("Click-to-call through CoMagic by Maria Sales");

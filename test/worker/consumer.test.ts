@@ -51,7 +51,7 @@ function deps(deadLetters: DeadLetter[]): ConsumerDeps {
     random: () => 0.5,
     rules: { dedupDays: 30, defaultRegion: "RU" },
     ledger: null,
-    enrich: null,
+    followUps: null,
     queue: "comagic-lead-jobs",
   };
 }

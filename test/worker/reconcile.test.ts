@@ -120,6 +120,23 @@ describe("reconciliation with CoMagic's calls report", () => {
     expect(lead?.UF_CRM_COMAGIC_ID).toBe(String(third.id));
   });
 
+  // FACTS-calls §1.2: direction is in/out; call_api_external_id marks a call started through the Call API.
+  it("takes only inbound calls, and never one the worker started through the Call API", async () => {
+    const outbound = seededCall();
+    const clickToCall = seededCall();
+    const inbound = seededCall();
+    await sandbox("/_sandbox/comagic/data", {
+      calls: [{ ...reportRow(outbound), direction: "out" }, { ...reportRow(clickToCall), call_api_external_id: "bitrix24-lead-7-abc" }, reportRow(inbound)],
+    });
+    const report = await reconcileLastHour();
+    expect(report).toMatchObject({ calls: expect.any(Number), enqueued: 1 });
+    await waitFor(async () => leadsWithPhone(await sandboxLeads(), inbound.phone).length > 0, "the inbound call's lead");
+    await waitForQuiet();
+    const leads = await sandboxLeads();
+    expect(leadsWithPhone(leads, outbound.phone)).toEqual([]);
+    expect(leadsWithPhone(leads, clickToCall.phone)).toEqual([]);
+  });
+
   it("records in the ledger a call Bitrix24 has but the ledger missed (a consumer stopped between the two writes)", async () => {
     const call = seededCall();
     await sandbox("/_sandbox/comagic/data", { calls: [reportRow(call)] });

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { hmacHex, leadsWithPhone, makeCallSession, makeChatSession, postWebhook, sandbox, sandboxLeads, SECRET, uniquePhone, waitForQuiet } from "./support";
+import { hmacHex, leadsWithPhone, makeCallSession, makeChatSession, postWebhook, sandbox, sandboxLeads, SECRET, uniquePhone, uniqueSessionId, waitForQuiet } from "./support";
 
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});
@@ -68,10 +68,24 @@ describe("POST /webhooks/comagic ignores with 200, so CoMagic does not retry", (
     ["a lost 5-second call", makeCallSession({ is_lost_call: true, duration_total: 5 }), "untargeted_call"],
     ["a call from a number that is not a phone number", makeCallSession({ visitor_phone_number: "12345" }), "unparseable_phone"],
     ["a chat with neither phone nor email", makeChatSession(), "no_contact"],
+    // FACTS-calls §3.3: `direction` is in/out; `is_internal` a separate variable.
+    ["a call whose caller hid the number", makeCallSession({ visitor_phone_number: undefined }), "hidden_number"],
+    ["an outbound call of the call-finished template", { call_session_id: 11, contact_phone_number: "79123456789", direction: "out", talk_time_duration: 30 }, "outbound_call"],
+    ["an internal call", { call_session_id: 12, contact_phone_number: "79123456789", direction: "in", is_internal: true }, "internal_call"],
+    ["a hidden number CoMagic left as its placeholder", { call_session_id: 13, contact_phone_number: "{{contact_phone_number}}", direction: "in" }, "hidden_number"],
   ])("%s", async (_name, body, reason) => {
     const res = await postWebhook(body);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ignored", reason });
+  });
+
+  // samples/notifications_templates_collected.md §6: substitution is undocumented; a variable the event lacks may stay unreplaced.
+  it("accepts the call-finished template with a variable CoMagic left unreplaced, unquoted (not valid JSON as sent)", async () => {
+    const phone = uniquePhone();
+    const raw = `{"call_session_id": ${uniqueSessionId()}, "contact_phone_number": "${phone.e164.slice(1)}", "direction": "in", "employee_id": {{employee_id}}, "talk_time_duration": 40, "tag_names": }`;
+    const res = await postWebhook(raw);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ status: "accepted" });
   });
 
   it("an event type it does not handle", async () => {
@@ -122,13 +136,6 @@ describe("POST /webhooks/comagic refuses", () => {
     const answer = (await res.json()) as { error: string; issues: { path: string }[] };
     expect(answer.error).toBe("invalid_body");
     expect(answer.issues.map((i) => i.path)).toContain("call_session");
-  });
-
-  it("a call without any phone field, naming the field", async () => {
-    const res = await postWebhook(makeCallSession({ visitor_phone_number: undefined }));
-    expect(res.status).toBe(400);
-    const answer = (await res.json()) as { issues: { path: string }[] };
-    expect(answer.issues.map((i) => i.path)).toContain("call_session.visitor_phone_number");
   });
 
   it("a duration that is not a number, naming the field", async () => {

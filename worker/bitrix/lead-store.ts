@@ -16,6 +16,8 @@ export interface LeadStore {
   /** `knownLeadIds`: per event key, leads our own records tie to its contacts, checked here like findbycomm's. */
   lookup(events: readonly LeadEvent[], knownLeadIds?: ReadonlyMap<string, readonly string[]>): Promise<Map<string, LeadLookup>>;
   apply(writes: readonly { event: LeadEvent; plan: LeadWritePlan }[]): Promise<Map<string, WriteOutcome>>;
+  /** The leads with these ids as they are now; a deleted lead is simply missing. */
+  snapshots(ids: readonly string[]): Promise<Map<string, LeadSnapshot>>;
 }
 
 const LIST_PAGE_SIZE = 50;
@@ -113,7 +115,23 @@ function appliedKeysFrom(found: Record<string, CommandOutcome>, keys: readonly s
 }
 
 export function createLeadStore(client: BitrixClient): LeadStore {
+  async function readSnapshots(ids: readonly string[]): Promise<Map<string, LeadSnapshot>> {
+    const snapshots = new Map<string, LeadSnapshot>();
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return snapshots;
+    const listCommands: Record<string, BitrixCommand> = {};
+    chunks(unique, LIST_PAGE_SIZE).forEach((part, i) => {
+      listCommands[`leads${i}`] = { method: "crm.lead.list", params: { order: { ID: "ASC" }, filter: { "@ID": part }, select: SNAPSHOT_SELECT } };
+    });
+    const lists = await client.batch(listCommands, { readOnly: true });
+    for (const key of Object.keys(listCommands)) {
+      for (const lead of unwrap(lists[key], snapshotRows, "crm.lead.list")) snapshots.set(lead.id, lead);
+    }
+    return snapshots;
+  }
+
   return {
+    snapshots: readSnapshots,
     async findAppliedKeys(keys) {
       const unique = [...new Set(keys)];
       if (unique.length === 0) return new Map();
@@ -143,18 +161,7 @@ export function createLeadStore(client: BitrixClient): LeadStore {
         return [...new Set(ids)];
       });
 
-      const allIds = [...new Set(candidateIdsByEvent.flat())];
-      const snapshots = new Map<string, LeadSnapshot>();
-      if (allIds.length > 0) {
-        const listCommands: Record<string, BitrixCommand> = {};
-        chunks(allIds, LIST_PAGE_SIZE).forEach((part, i) => {
-          listCommands[`leads${i}`] = { method: "crm.lead.list", params: { order: { ID: "ASC" }, filter: { "@ID": part }, select: SNAPSHOT_SELECT } };
-        });
-        const lists = await client.batch(listCommands, { readOnly: true });
-        for (const key of Object.keys(listCommands)) {
-          for (const lead of unwrap(lists[key], snapshotRows, "crm.lead.list")) snapshots.set(lead.id, lead);
-        }
-      }
+      const snapshots = await readSnapshots(candidateIdsByEvent.flat());
 
       return new Map(
         events.map((event, i) => [

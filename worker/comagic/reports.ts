@@ -1,5 +1,5 @@
 import * as z from "zod";
-import type { CoMagicSession } from "../domain/comagic-session";
+import type { CallRecord } from "../domain/call-record";
 import { formatComagicDateTime, parseComagicDateTime } from "../domain/comagic-time";
 import { journeyWindow, type ReportWindow } from "../domain/report-window";
 import { buildJourney, type ContactTouch, type Journey, type SessionTouch } from "../domain/touchpoints";
@@ -149,14 +149,6 @@ const callRow = z
       startTime: r.start_time,
     }),
   );
-
-/** A call as CoMagic's own call record has it: the session a notification would carry, and more. */
-export type CallRecord = Extract<CoMagicSession, { kind: "call" }> & {
-  source: string | null;
-  siteDomain: string | null;
-  campaignId: string | null;
-  startTime: string | null;
-};
 
 /** Inbound calls that started in the window, read as the same sessions a notification would carry. */
 export async function fetchInboundCalls(client: CoMagicRpcClient, window: ReportWindow): Promise<CallRecord[]> {

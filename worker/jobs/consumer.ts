@@ -7,7 +7,7 @@ import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
 import { recordInLedger, type AppliedEvents } from "../storage/d1";
-import { leadJobSchema, type EnrichJob, type LeadJob } from "./schema";
+import { leadJobSchema, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
 import { readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 export { MAX_DELIVERY_ATTEMPTS } from "./settle";
@@ -16,8 +16,8 @@ export interface ConsumerDeps extends SettleDeps {
   store: LeadStore;
   /** The ledger of applied events; without it, Bitrix24's own fields are the only record. */
   ledger: AppliedEvents | null;
-  /** Queues enrichment jobs (delayed, so CoMagic's reports can catch up); null when enrichment is off. */
-  enrich: { send(jobs: EnrichJob[]): Promise<void> } | null;
+  /** Queues call-record and enrichment jobs (delayed, so CoMagic's reports can catch up); null without Data API credentials. */
+  followUps: FollowUpSender | null;
   queue: string;
   rules: { dedupDays: number; defaultRegion: CountryCode };
 }
@@ -45,7 +45,21 @@ function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps
   item.message.ack();
 }
 
-/** Records applied events in the ledger and queues enrichment for leads with a CoMagic visitor. */
+/**
+ * What follows a written call, chat or form: a visitor the event names is enriched at once; a call's record is
+ * also read from CoMagic, since it carries the UTMs, visitor and recording a minimal template lacks.
+ */
+function followUpJobs(job: LeadJob, leadId: string): FollowUpJob[] {
+  const { event } = job;
+  const jobs: FollowUpJob[] = [];
+  if (event.visitorId) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId, visitorId: event.visitorId });
+  if (event.kind === "call") {
+    jobs.push({ type: "call.record", v: 1, requestId: job.requestId, leadId, sessionId: event.sessionId, calledAt: event.receivedAt, visitorId: event.visitorId, recordingUrl: event.recordingUrl });
+  }
+  return jobs;
+}
+
+/** Records applied events (and their contacts) in the ledger and queues their follow-up work. */
 async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, deps: ConsumerDeps): Promise<void> {
   const applied = round.flatMap((item) => {
     const outcome = outcomes.get(item.job.event.key);
@@ -57,10 +71,9 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
     deps.now(),
     deps.log,
   );
-  const enrich = applied.filter(({ item, outcome }) => item.job.event.visitorId && outcome.action !== "skipped");
-  if (deps.enrich && enrich.length) {
-    const jobs = enrich.map(({ item, outcome }): EnrichJob => ({ type: "lead.enrich", v: 1, requestId: item.job.requestId, leadId: outcome.leadId, visitorId: item.job.event.visitorId as string }));
-    await deps.enrich.send(jobs).catch((error: unknown) => {
+  const jobs = applied.flatMap(({ item, outcome }) => (outcome.action === "skipped" ? [] : followUpJobs(item.job, outcome.leadId)));
+  if (deps.followUps && jobs.length) {
+    await deps.followUps.send(jobs).catch((error: unknown) => {
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
     });
   }
@@ -87,7 +100,7 @@ async function leadsKnownByContact(events: readonly LeadEvent[], deps: ConsumerD
  * retried with backoff, or dead-lettered with its reason.
  */
 export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
-  const jobs: Job[] = readJobs(batch, leadJobSchema, deps.log);
+  const jobs: Job[] = readJobs(batch.messages, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.
   const ledgered = deps.ledger ? await deps.ledger.find(jobs.map((j) => j.job.event.key)).catch((error: unknown) => {

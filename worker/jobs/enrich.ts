@@ -1,13 +1,12 @@
 import type { BitrixClient, BitrixCommand } from "../bitrix/client";
 import { BitrixError } from "../bitrix/errors";
-import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
+import type { CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { summarizeJourney, type Journey } from "../domain/touchpoints";
-import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
-import { readJobs, retryOrDeadLetter, type Failure, type SettleDeps } from "./settle";
+import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 /** CoMagic's reports lag behind its events: a visitor with no visits yet is asked again, this many times. */
 const EMPTY_JOURNEY_RETRIES = 3;
@@ -21,18 +20,12 @@ export interface EnrichDeps extends SettleDeps {
   timeZone: string;
 }
 
-function asFailure(error: unknown): Failure {
-  if (error instanceof CoMagicError) return { code: error.mnemonic, message: error.message, transient: error.transient, retryAfterSeconds: error.retryAfterSeconds };
-  if (error instanceof BitrixError) return error;
-  return { code: "UNEXPECTED", message: errorMessage(error), transient: true, retryAfterSeconds: 0 };
-}
-
 /**
  * Fills each lead's CoMagic fields (visitor, sessions, first and last source) from the visitor's last 90
  * days in the Data API, and caches the touchpoints for the CRM tab. Rerunning a job writes the same values.
  */
-export async function handleEnrichBatch(batch: MessageBatch<unknown>, deps: EnrichDeps): Promise<void> {
-  const jobs = readJobs(batch, enrichJobSchema, deps.log);
+export async function handleEnrichJobs(messages: readonly Message<unknown>[], deps: EnrichDeps): Promise<void> {
+  const jobs = readJobs(messages, enrichJobSchema, deps.log);
 
   const now = deps.now();
   const journeys = new Map<string, Promise<Journey>>();

@@ -8,8 +8,9 @@ import { kvJourneyStore } from "../storage/journeys";
 import { bitrixClientFor, dataApiClientFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
-import { handleEnrichBatch } from "./enrich";
-import type { DeadLetterSender } from "./schema";
+import { handleCallRecordJobs } from "./call-record";
+import { handleEnrichJobs } from "./enrich";
+import type { DeadLetterSender, FollowUpSender } from "./schema";
 
 // Misconfiguration is fixed by a person: wait minutes, not seconds, and keep every message.
 const MISCONFIGURED_RETRY_SECONDS = 300;
@@ -19,6 +20,17 @@ function kindOf(queue: string): "dead-letters" | "enrich" | "leads" {
   if (queue.endsWith("dead-letters")) return "dead-letters";
   if (queue.includes("enrich")) return "enrich";
   return "leads";
+}
+
+/** Follow-up jobs go on the enrichment queue, delayed so CoMagic's reports can catch up; off without Data API credentials. */
+function followUpSender(env: Env, config: Config): FollowUpSender | null {
+  const queue = env.ENRICH_JOBS;
+  if (!queue || !comagicAuth(config)) return null;
+  return {
+    send: async (jobs) => {
+      await queue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS })));
+    },
+  };
 }
 
 function commonDeps(env: Env, log: Logger) {
@@ -37,6 +49,8 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     return;
   }
   const bitrix = bitrixClientFor(config);
+  const ledger = env.DB ? d1AppliedEvents(env.DB) : null;
+  const followUps = followUpSender(env, config);
   if (kind === "enrich") {
     const dataApi = dataApiClientFor(config, env);
     if (!dataApi) {
@@ -44,30 +58,18 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
       batch.ackAll();
       return;
     }
-    await handleEnrichBatch(batch, {
-      ...commonDeps(env, log),
-      dataApi,
-      bitrix,
-      journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null,
-      queue: batch.queue,
-      timeZone: config.COMAGIC_TIMEZONE,
-    });
+    const shared = { ...commonDeps(env, log), dataApi, bitrix, queue: batch.queue, timeZone: config.COMAGIC_TIMEZONE };
+    const isCallRecord = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type === "call.record";
+    await handleCallRecordJobs(batch.messages.filter(isCallRecord), { ...shared, store: createLeadStore(bitrix), ledger, followUps, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
+    await handleEnrichJobs(batch.messages.filter((m) => !isCallRecord(m)), { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null });
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
     return;
   }
-  const enrichQueue = env.ENRICH_JOBS;
   await handleLeadBatch(batch, {
     ...commonDeps(env, log),
     store: createLeadStore(bitrix),
-    ledger: env.DB ? d1AppliedEvents(env.DB) : null,
-    enrich:
-      enrichQueue && comagicAuth(config)
-        ? {
-            send: async (jobs) => {
-              await enrichQueue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS })));
-            },
-          }
-        : null,
+    ledger,
+    followUps,
     queue: batch.queue,
     rules: { dedupDays: config.LEAD_DEDUP_DAYS, defaultRegion: config.DEFAULT_PHONE_REGION },
   });

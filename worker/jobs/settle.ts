@@ -1,4 +1,6 @@
 import type * as z from "zod";
+import { BitrixError } from "../bitrix/errors";
+import { CoMagicError } from "../comagic/data-api";
 import { retryDelaySeconds } from "../domain/backoff";
 import { errorMessage, type Logger } from "../log";
 import type { DeadLetterSender } from "./schema";
@@ -21,6 +23,13 @@ export interface SettleDeps {
   log: Logger;
   now: () => Date;
   random: () => number;
+}
+
+/** Any error thrown by an adapter, as a failure the retry policy understands; unknown ones are transient. */
+export function asFailure(error: unknown): Failure {
+  if (error instanceof CoMagicError) return { code: error.mnemonic, message: error.message, transient: error.transient, retryAfterSeconds: error.retryAfterSeconds };
+  if (error instanceof BitrixError) return error;
+  return { code: "UNEXPECTED", message: errorMessage(error), transient: true, retryAfterSeconds: 0 };
 }
 
 /** Retries a transient failure with backoff; dead-letters a permanent one, or one out of attempts. */
@@ -48,9 +57,9 @@ export async function retryOrDeadLetter(message: Message<unknown>, queue: string
  * Reads each message with the job's schema. A message no version of the worker can read (or one from a
  * future one) is logged and acked: retrying it would never help.
  */
-export function readJobs<T>(batch: MessageBatch<unknown>, schema: z.ZodType<T>, log: Logger): { message: Message<unknown>; job: T }[] {
+export function readJobs<T>(messages: readonly Message<unknown>[], schema: z.ZodType<T>, log: Logger): { message: Message<unknown>; job: T }[] {
   const jobs: { message: Message<unknown>; job: T }[] = [];
-  for (const message of batch.messages) {
+  for (const message of messages) {
     const parsed = schema.safeParse(message.body);
     if (parsed.success) {
       jobs.push({ message, job: parsed.data });

@@ -1,0 +1,141 @@
+import type { BitrixClient, BitrixCommand } from "../bitrix/client";
+import { BitrixError } from "../bitrix/errors";
+import type { LeadStore } from "../bitrix/lead-store";
+import type { CoMagicRpcClient } from "../comagic/data-api";
+import { fetchCallRecord } from "../comagic/reports";
+import { callRecordUpdate, type CallRecord } from "../domain/call-record";
+import { errorMessage } from "../log";
+import { recordInLedger, type AppliedEvents } from "../storage/d1";
+import { callRecordJobSchema, type CallRecordJob, type FollowUpSender } from "./schema";
+import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
+
+/*
+ * CoMagic's reports lag behind its notifications by an unknown time (FACTS-calls §1.3 [UNCERTAIN]): a call
+ * missing from get.calls_report is asked for again after `retrySeconds` (ENRICH_DELAY_SECONDS, a minute by
+ * default), six times in all, then given up with a log line. The lead exists by then, so giving up loses
+ * attribution detail, never the client.
+ */
+export const CALL_RECORD_TRIES = 6;
+// A call starts before its notification, and calls can last hours: its record is looked for from a day before.
+const LOOKBACK_MS = 86_400_000;
+
+export interface CallRecordDeps extends SettleDeps {
+  dataApi: CoMagicRpcClient;
+  store: Pick<LeadStore, "snapshots">;
+  bitrix: BitrixClient;
+  /** Remembers which records already put their recording on the timeline, so a redelivery does not repeat it. */
+  ledger: AppliedEvents | null;
+  /** Queues the visitor's enrichment when the record names a visitor the notification did not. */
+  followUps: FollowUpSender | null;
+  queue: string;
+  timeZone: string;
+  /** Pause before asking CoMagic again for a call its report does not have yet. */
+  retrySeconds: number;
+}
+
+type Found = { message: Message<unknown>; job: CallRecordJob; record: CallRecord };
+
+const timelineKey = (sessionId: string) => `record:${sessionId}`;
+
+/** A visitor the notification named is being enriched already; one only the record names is enriched now. */
+async function enrichNewVisitor(job: CallRecordJob, visitorId: string | null, deps: CallRecordDeps): Promise<void> {
+  if (!visitorId || visitorId === job.visitorId || !deps.followUps) return;
+  await deps.followUps.send([{ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: job.leadId, visitorId }]).catch((error: unknown) => {
+    deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: 1 });
+  });
+}
+
+/** Looks each call up in CoMagic's calls report: found, waiting for the report, or given up. */
+async function findRecords(messages: readonly Message<unknown>[], deps: CallRecordDeps): Promise<Found[]> {
+  const found: Found[] = [];
+  const now = deps.now();
+  for (const { message, job } of readJobs(messages, callRecordJobSchema, deps.log)) {
+    const context = { leadId: job.leadId, sessionId: job.sessionId };
+    try {
+      const calledAt = new Date(job.calledAt);
+      const window = { from: new Date(calledAt.getTime() - LOOKBACK_MS), to: now > calledAt ? now : calledAt, timeZone: deps.timeZone };
+      const record = await fetchCallRecord(deps.dataApi, job.sessionId, window);
+      if (record) {
+        found.push({ message, job, record });
+      } else if (message.attempts < CALL_RECORD_TRIES) {
+        deps.log.info("call_record.waiting_for_report", { ...context, attempts: message.attempts });
+        message.retry({ delaySeconds: deps.retrySeconds });
+      } else {
+        deps.log.warn("call_record.not_found", { ...context, attempts: message.attempts });
+        message.ack();
+      }
+    } catch (error) {
+      await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
+    }
+  }
+  return found;
+}
+
+/**
+ * Fills each call's lead from CoMagic's own record of the call: empty UTM and visitor fields, and one timeline
+ * entry with the recording and source. Then the visitor's journey is enriched as for any lead.
+ */
+export async function handleCallRecordJobs(messages: readonly Message<unknown>[], deps: CallRecordDeps): Promise<void> {
+  const found = await findRecords(messages, deps);
+  if (found.length === 0) return;
+  const giveBack = async (items: Found[], error: unknown) => {
+    for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);
+  };
+
+  let leads: Awaited<ReturnType<LeadStore["snapshots"]>>;
+  try {
+    leads = await deps.store.snapshots(found.map((f) => f.job.leadId));
+  } catch (error) {
+    await giveBack(found, error);
+    return;
+  }
+  const commented = deps.ledger
+    ? await deps.ledger.find(found.map((f) => timelineKey(f.job.sessionId))).catch((error: unknown) => {
+        deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
+        return new Map<string, string>();
+      })
+    : new Map<string, string>();
+
+  const commands: Record<string, BitrixCommand> = {};
+  const writing: { item: Found; keys: string[]; fields: number; commented: boolean }[] = [];
+  for (const [i, item] of found.entries()) {
+    const lead = leads.get(item.job.leadId);
+    if (!lead) {
+      deps.log.warn("call_record.lead_gone", { leadId: item.job.leadId, sessionId: item.job.sessionId });
+      item.message.ack();
+      continue;
+    }
+    const update = callRecordUpdate(item.record, lead, item.job.recordingUrl);
+    const keys: string[] = [];
+    if (Object.keys(update.fields).length) {
+      commands[`fields${i}`] = { method: "crm.lead.update", params: { id: Number(lead.id), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } } };
+      keys.push(`fields${i}`);
+    }
+    const comment = update.comment !== null && !commented.has(timelineKey(item.job.sessionId));
+    if (comment) {
+      commands[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(lead.id), ENTITY_TYPE: "lead", COMMENT: update.comment } } };
+      keys.push(`comment${i}`);
+    }
+    writing.push({ item, keys, fields: Object.keys(update.fields).length, commented: comment });
+  }
+
+  let outcomes: Awaited<ReturnType<BitrixClient["batch"]>> = {};
+  try {
+    if (Object.keys(commands).length) outcomes = await deps.bitrix.batch(commands, { readOnly: false });
+  } catch (error) {
+    await giveBack(writing.map((w) => w.item), error);
+    return;
+  }
+  for (const { item, keys, fields, commented: wroteComment } of writing) {
+    const failed = keys.map((k) => outcomes[k]).find((o) => !o?.ok);
+    if (failed !== undefined) {
+      const error = failed && !failed.ok ? failed.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", "no outcome for the call record's writes", true, "unknown");
+      await giveBack([item], error);
+      continue;
+    }
+    if (wroteComment) await recordInLedger(deps.ledger, [{ key: timelineKey(item.job.sessionId), leadId: item.job.leadId }], deps.now(), deps.log);
+    deps.log.info("call_record.applied", { leadId: item.job.leadId, sessionId: item.job.sessionId, fields, recording: item.record.recordingUrl !== null });
+    await enrichNewVisitor(item.job, item.record.visitorId, deps);
+    item.message.ack();
+  }
+}
