@@ -68,7 +68,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;
   };
 
-  function runBatch(params: Params, appUserId: number | null) {
+  function runBatch(params: Params, appUserId: number | null, methods: string[]) {
     const rawCmd = params.cmd;
     const cmd: Record<string, unknown> = Array.isArray(rawCmd) ? Object.fromEntries(rawCmd.map((v, i) => [String(i), v])) : ((rawCmd ?? {}) as Params);
     const entries = Object.entries(cmd);
@@ -85,6 +85,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       const q = text.indexOf("?");
       const method = (q < 0 ? text : text.slice(0, q)).replace(/\.json$/, "");
       count(method);
+      methods.push(method);
       try {
         if (method === "batch") throw new RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage");
         const out = callMethod(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params), appUserId);
@@ -117,7 +118,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       stats.rejectedByRateLimit += 1;
       return fail(new RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"));
     }
-    const fault = faults.next();
+    let fault = faults.next();
     if (fault === "503") return fail(new RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"));
     try {
       const params = await readParams(c);
@@ -125,7 +126,9 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       const appUserId = webhook ? null : oauth.userOf(params.auth ?? params.access_token ?? bearer);
       delete params.auth;
       count(method);
-      const out = method === "batch" ? runBatch(params, appUserId) : callMethod(method, params, appUserId);
+      const methods = [method];
+      const out = method === "batch" ? runBatch(params, appUserId, methods) : callMethod(method, params, appUserId);
+      fault = faults.targetedAt(methods) ?? fault;
       // 500 and timeout faults do the work first, then fail or answer too late: the worst case for a
       // client, which cannot tell whether its writes happened.
       if (fault === "500") return fail(new RestError(500, "INTERNAL_SERVER_ERROR", "Internal server error"));
@@ -152,7 +155,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     portal.reset();
     if (body.userFields) portal.userFields = [];
     bucket.reset();
-    faults.configure({ rate: 0 });
+    faults.configure({ rate: 0, targeted: [] });
     portal.findbycommLagMs = 0;
     faults.resetCounts();
     stats.httpRequests = 0;

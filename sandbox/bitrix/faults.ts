@@ -5,6 +5,13 @@
  */
 export type FaultKind = "503" | "500" | "timeout" | "drop";
 
+/** A fault aimed at the next requests that run a given method (in a `batch` too), after the work is done. */
+export interface TargetedFault {
+  method: string;
+  kind: Exclude<FaultKind, "503">;
+  times: number;
+}
+
 export interface FaultSettings {
   /** Share of REST requests that fail, 0..1. */
   rate: number;
@@ -12,9 +19,10 @@ export interface FaultSettings {
   /** How long a `timeout` fault holds the answer; set it past the client's timeout. */
   delayMs: number;
   seed: number;
+  targeted: TargetedFault[];
 }
 
-export const NO_FAULTS: FaultSettings = { rate: 0, kinds: ["503", "500", "timeout"], delayMs: 30_000, seed: 1 };
+export const NO_FAULTS: FaultSettings = { rate: 0, kinds: ["503", "500", "timeout"], delayMs: 30_000, seed: 1, targeted: [] };
 const NONE_INJECTED = (): Record<FaultKind, number> => ({ "503": 0, "500": 0, timeout: 0, drop: 0 });
 
 /** Deterministic faults (mulberry32), so a failing run can be repeated with the same seed. */
@@ -40,6 +48,15 @@ export class FaultInjector {
     let t = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** The targeted fault for a request that ran these methods, if one is still armed. */
+  targetedAt(methods: readonly string[]): FaultKind | null {
+    const rule = this.settings.targeted.find((t) => t.times > 0 && methods.includes(t.method));
+    if (!rule) return null;
+    rule.times -= 1;
+    this.injected[rule.kind] += 1;
+    return rule.kind;
   }
 
   next(): FaultKind | null {

@@ -94,6 +94,26 @@ describe("attribution from CoMagic's call record", () => {
     expect(leadsWithPhone(await sandboxLeads(), phone.e164)[0]?.TIMELINE_COMMENTS).toHaveLength(1);
   });
 
+  it("dead-letters a call record CoMagic refuses for good, and replays it onto the enrichment queue once fixed", async () => {
+    const phone = uniquePhone();
+    const sessionId = uniqueSessionId();
+    // The reset drops the worker's cached token, and the password no longer matches: auth_error, permanent.
+    await sandbox("/_sandbox/comagic/reset", {});
+    await sandbox("/_sandbox/comagic/settings", { callsReportLagMs: REPORT_LAG_MS, password: "rotated-by-admin" });
+    await sandbox("/_sandbox/comagic/data", { calls: [reportRow(sessionId, phone.e164.slice(1), null)] });
+    expect((await postWebhook(minimalNotification(sessionId, phone.local))).status).toBe(202);
+    const letter = await waitFor(async () => {
+      const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string; jobType: string; code: string; job: { sessionId?: string } }[] };
+      return deadLetters.find((l) => l.job.sessionId === String(sessionId));
+    }, "the call record's dead letter");
+    expect(letter).toMatchObject({ jobType: "call.record", code: "auth_error" });
+
+    await sandbox("/_sandbox/comagic/settings", { password: "sandbox-password" });
+    const replay = await admin(`/dead-letters/${letter.id}/replay`, { method: "POST" });
+    expect(await replay.json()).toEqual({ status: "replayed", id: letter.id, jobType: "call.record" });
+    expect(await leadOf(phone.e164, (l) => l.UTM_SOURCE === "yandex", "the lead filled after the replay")).toMatchObject({ UTM_CAMPAIGN: "sofas_search" });
+  });
+
   it("gives up with a log line, not a dead letter, when the report never has the call; the lead stays", async () => {
     const phone = uniquePhone();
     const sessionId = uniqueSessionId();

@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bitrixCall, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import { bitrixCall, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, sandboxStats, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
 
 /*
  * FACTS.md §7: whether Bitrix24 indexes a new lead's phone for crm.duplicate.findbycomm synchronously is
@@ -74,6 +74,18 @@ describe("one lead per person while Bitrix24's duplicate search lags 30 s behind
     const leads = await settledLeads(phone.e164);
     expect(leads).toHaveLength(1);
     expect(leads[0]).toMatchObject({ SOURCE_ID: "WEB" });
+  });
+
+  it("a second call while the first one's lead write is in doubt (Bitrix24 created it, the answer was lost)", async () => {
+    const phone = uniquePhone();
+    // The next request that runs crm.lead.add does the work, then answers 500: the worker cannot know.
+    await sandbox("/_sandbox/faults", { targeted: [{ method: "crm.lead.add", kind: "500", times: 1 }] });
+    const before = (await sandboxStats()).faultsInjected["500"] ?? 0;
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
+    await waitFor(async () => ((await sandboxStats()).faultsInjected["500"] ?? 0) > before, "the lost answer to crm.lead.add");
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
+    await waitFor(async () => (leadsWithPhone(await sandboxLeads(), phone.e164)[0]?.TIMELINE_COMMENTS.length ?? 0) > 0, "the second call's comment");
+    expect(await settledLeads(phone.e164)).toHaveLength(1);
   });
 
   it("never updates a lead deleted in Bitrix24 since: the next call makes a new lead", async () => {

@@ -19,7 +19,7 @@ export async function sandboxLeads(): Promise<SandboxLead[]> {
   return (await sandbox("/_sandbox/leads")).json();
 }
 
-export async function sandboxStats(): Promise<{ httpRequests: number; rejectedByRateLimit: number; methods: Record<string, number> }> {
+export async function sandboxStats(): Promise<{ httpRequests: number; rejectedByRateLimit: number; methods: Record<string, number>; faultsInjected: Record<string, number> }> {
   return (await sandbox("/_sandbox/stats")).json();
 }
 

@@ -24,9 +24,35 @@ export interface ConsumerDeps extends SettleDeps {
 
 type Job = { message: Message<unknown>; job: LeadJob };
 
-function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Promise<void> {
+async function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Promise<void> {
   const failure = error instanceof BitrixError ? error : new BitrixError("UNEXPECTED", errorMessage(error), true, "unknown");
-  return retryOrDeadLetter(item.message, deps.queue, failure, { key: item.job.event.key }, deps);
+  const settled = await retryOrDeadLetter(item.message, deps.queue, failure, { key: item.job.event.key }, deps);
+  // A dead-lettered event will not come back to settle its create in doubt: release its contacts now.
+  if (settled === "dead-lettered") await bestEffort(deps, () => deps.ledger?.clearPending([item.job.event.key]));
+}
+
+/** D1 helps Bitrix24 (which stays the truth); a D1 failure is logged and the work goes on. */
+async function bestEffort(deps: ConsumerDeps, work: () => Promise<unknown> | undefined): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
+  }
+}
+
+/**
+ * How long a create in doubt holds back other events about the same contact. Past it, Bitrix24's duplicate
+ * search has long indexed whatever the create did, so findbycomm alone is safe again.
+ */
+const CREATE_IN_DOUBT_MS = 3_600_000;
+
+/** Events whose contact is held by another event's create in doubt (FACTS.md §7: findbycomm may lag). */
+async function heldByCreateInDoubt(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<Set<string>> {
+  let pending = new Map<string, string>();
+  await bestEffort(deps, async () => {
+    pending = (await deps.ledger?.findPending(events.flatMap(contactKeys), new Date(deps.now().getTime() - CREATE_IN_DOUBT_MS))) ?? pending;
+  });
+  return new Set(events.filter((e) => contactKeys(e).some((k) => pending.has(k) && pending.get(k) !== e.key)).map((e) => e.key));
 }
 
 function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps): Promise<void> | void {
@@ -85,12 +111,10 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
  * would make two leads. A ledger that cannot be read leaves findbycomm alone, as before the ledger existed.
  */
 async function leadsKnownByContact(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<Map<string, string[]>> {
-  const known = deps.ledger
-    ? await deps.ledger.findContacts(events.flatMap(contactKeys)).catch((error: unknown) => {
-        deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
-        return new Map<string, string>();
-      })
-    : new Map<string, string>();
+  let known = new Map<string, string>();
+  await bestEffort(deps, async () => {
+    known = (await deps.ledger?.findContacts(events.flatMap(contactKeys))) ?? known;
+  });
   return new Map(events.map((e) => [e.key, contactKeys(e).flatMap((k) => known.get(k) ?? [])]));
 }
 
@@ -103,10 +127,10 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   const jobs: Job[] = readJobs(batch.messages, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.
-  const ledgered = deps.ledger ? await deps.ledger.find(jobs.map((j) => j.job.event.key)).catch((error: unknown) => {
-    deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
-    return new Map<string, string>();
-  }) : new Map<string, string>();
+  let ledgered = new Map<string, string>();
+  await bestEffort(deps, async () => {
+    ledgered = (await deps.ledger?.find(jobs.map((j) => j.job.event.key))) ?? ledgered;
+  });
   const pending: Job[] = [];
   for (const item of jobs) {
     const leadId = ledgered.get(item.job.event.key);
@@ -118,34 +142,46 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   // Keys of events that failed in this batch: a later event about the same person waits for them.
   const failedKeys = new Set<string>();
   for (const [index, allInRound] of rounds.entries()) {
-    const round: Job[] = [];
+    const held = await heldByCreateInDoubt(allInRound.map((item) => item.job.event), deps);
+    const written: Job[] = [];
     for (const item of allInRound) {
       const keys = identityKeys(item.job.event);
       if (keys.some((k) => failedKeys.has(k))) {
         keys.forEach((k) => failedKeys.add(k));
         await retryOrGiveUp(item, new BitrixError("WAITING_FOR_EARLIER_EVENT", "an earlier event about the same person failed", true, "no"), deps);
+      } else if (held.has(item.job.event.key)) {
+        // Not marked failed: the event holding the contact may come later in this very batch, and must go on.
+        await retryOrGiveUp(item, new BitrixError("WAITING_FOR_EARLIER_EVENT", "an earlier event about the same person has a lead write in doubt", true, "no"), deps);
       } else {
-        round.push(item);
+        written.push(item);
       }
     }
-    if (round.length === 0) continue;
+    if (written.length === 0) continue;
     try {
-      const events = round.map((item) => item.job.event);
+      const events = written.map((item) => item.job.event);
       const lookups = await deps.store.lookup(events, await leadsKnownByContact(events, deps));
       const writes = events.map((event) => {
         const lookup = lookups.get(event.key) ?? { appliedLeadId: null, candidates: [] };
         return { event, plan: planLeadWrite(event, lookup, { now: deps.now(), ...deps.rules }) };
       });
+      const creates = writes.filter((w) => w.plan.action === "create").map((w) => ({ key: w.event.key, contacts: contactKeys(w.event) }));
+      await bestEffort(deps, () => deps.ledger?.markPending(creates, deps.now()));
       const outcomes = await deps.store.apply(writes);
-      await afterWrites(round, outcomes, deps);
-      for (const item of round) {
+      // A create Bitrix24 surely did not carry out is no longer in doubt.
+      const notCreated = creates.filter((c) => {
+        const outcome = outcomes.get(c.key);
+        return outcome && !outcome.ok && outcome.error.applied === "no";
+      });
+      await bestEffort(deps, () => deps.ledger?.clearPending(notCreated.map((c) => c.key)));
+      await afterWrites(written, outcomes, deps);
+      for (const item of written) {
         const outcome = outcomes.get(item.job.event.key);
         if (!outcome?.ok) identityKeys(item.job.event).forEach((k) => failedKeys.add(k));
         await settle(item, outcome, deps);
       }
     } catch (error) {
       // Later rounds hold events about the same people: they wait too, so events keep their order.
-      for (const item of [...round, ...rounds.slice(index + 1).flat()]) await retryOrGiveUp(item, error, deps);
+      for (const item of [...written, ...rounds.slice(index + 1).flat()]) await retryOrGiveUp(item, error, deps);
       return;
     }
   }

@@ -32,13 +32,13 @@ export function asFailure(error: unknown): Failure {
   return { code: "UNEXPECTED", message: errorMessage(error), transient: true, retryAfterSeconds: 0 };
 }
 
-/** Retries a transient failure with backoff; dead-letters a permanent one, or one out of attempts. */
-export async function retryOrDeadLetter(message: Message<unknown>, queue: string, failure: Failure, context: Record<string, unknown>, deps: SettleDeps): Promise<void> {
+/** Retries a transient failure with backoff; dead-letters a permanent one, or one out of attempts. Says which. */
+export async function retryOrDeadLetter(message: Message<unknown>, queue: string, failure: Failure, context: Record<string, unknown>, deps: SettleDeps): Promise<"retried" | "dead-lettered"> {
   if (failure.transient && message.attempts < MAX_DELIVERY_ATTEMPTS) {
     const delaySeconds = retryDelaySeconds(message.attempts, deps.random(), failure.retryAfterSeconds);
     deps.log.warn("job.retry", { ...context, code: failure.code, reason: failure.message, attempts: message.attempts, delaySeconds });
     message.retry({ delaySeconds });
-    return;
+    return "retried";
   }
   try {
     await deps.deadLetters.send(
@@ -47,9 +47,11 @@ export async function retryOrDeadLetter(message: Message<unknown>, queue: string
     );
     deps.log.error("job.dead_lettered", { ...context, code: failure.code, reason: failure.message, attempts: message.attempts });
     message.ack();
+    return "dead-lettered";
   } catch (sendError) {
     deps.log.error("job.dead_letter_failed", { ...context, error: errorMessage(sendError) });
     message.retry({ delaySeconds: retryDelaySeconds(message.attempts, deps.random()) });
+    return "retried";
   }
 }
 

@@ -52,7 +52,8 @@ adminRoute.post("/dead-letters/:id/replay", async (c) => {
   if (!letter) throw new AppError(404, "not_found", "No dead letter with that id");
   const job = jobSchema.safeParse(letter.job);
   if (!job.success) throw new AppError(422, "unreadable_job", "This job is from a version the worker can no longer read; it cannot be replayed");
-  const queue = job.data.type === "lead.enrich" ? c.env.ENRICH_JOBS : c.env.LEAD_JOBS;
+  // Lead writes have their own queue; the follow-ups (call record, enrichment) share the enrichment queue.
+  const queue = job.data.type === "lead.ingest" ? c.env.LEAD_JOBS : c.env.ENRICH_JOBS;
   if (!queue) throw new AppError(503, "no_queue", "The queue for this job is not bound");
   await queue.send(job.data, { contentType: "json" });
   await store.markReplayed(letter.id, new Date());

@@ -13,6 +13,7 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS dead_letters_failed_at ON dead_letters (failed_at DESC)`,
   `CREATE TABLE IF NOT EXISTS applied_events (key TEXT PRIMARY KEY, lead_id TEXT NOT NULL, applied_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS contact_leads (contact TEXT PRIMARY KEY, lead_id TEXT NOT NULL, written_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS pending_creates (contact TEXT PRIMARY KEY, event_key TEXT NOT NULL, since TEXT NOT NULL)`,
 ];
 
 const ready = new WeakMap<D1Database, Promise<unknown>>();
@@ -115,13 +116,28 @@ export interface AppliedEvent {
 export interface AppliedEvents {
   find(keys: readonly string[]): Promise<Map<string, string>>;
   findContacts(contacts: readonly string[]): Promise<Map<string, string>>;
+  /** Records the events and their contacts, and ends their creates in doubt. */
   record(rows: readonly AppliedEvent[], at: Date): Promise<void>;
+  /**
+   * Creates in doubt: a crm.lead.add was sent for these contacts and its outcome is not known yet (a timeout,
+   * a lost answer). Another event about the same contact waits, or it could make a second lead while
+   * Bitrix24's duplicate search has not indexed the first. Entries older than `since` are ignored.
+   */
+  findPending(contacts: readonly string[], since: Date): Promise<Map<string, string>>;
+  markPending(rows: readonly { key: string; contacts: readonly string[] }[], at: Date): Promise<void>;
+  clearPending(keys: readonly string[]): Promise<void>;
 }
 
 // D1 allows 100 bound parameters a statement.
 const KEYS_PER_QUERY = 90;
 
-async function lookUp(db: D1Database, table: "applied_events" | "contact_leads", column: "key" | "contact", values: readonly string[]): Promise<Map<string, string>> {
+const LOOKUPS = {
+  applied: "SELECT key AS k, lead_id AS v FROM applied_events WHERE key IN",
+  contacts: "SELECT contact AS k, lead_id AS v FROM contact_leads WHERE contact IN",
+  pending: "SELECT contact AS k, event_key AS v FROM pending_creates WHERE since >= ? AND contact IN",
+} as const;
+
+async function lookUp(db: D1Database, query: keyof typeof LOOKUPS, values: readonly string[], ...leading: string[]): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   const unique = [...new Set(values)];
   if (unique.length === 0) return found;
@@ -129,18 +145,34 @@ async function lookUp(db: D1Database, table: "applied_events" | "contact_leads",
   for (let i = 0; i < unique.length; i += KEYS_PER_QUERY) {
     const part = unique.slice(i, i + KEYS_PER_QUERY);
     const { results } = await db
-      .prepare(`SELECT ${column} AS k, lead_id FROM ${table} WHERE ${column} IN (${part.map(() => "?").join(",")})`)
-      .bind(...part)
-      .all<{ k: string; lead_id: string }>();
-    for (const r of results) found.set(r.k, r.lead_id);
+      .prepare(`${LOOKUPS[query]} (${part.map(() => "?").join(",")})`)
+      .bind(...leading, ...part)
+      .all<{ k: string; v: string }>();
+    for (const r of results) found.set(r.k, r.v);
   }
   return found;
 }
 
 export function d1AppliedEvents(db: D1Database): AppliedEvents {
   return {
-    find: (keys) => lookUp(db, "applied_events", "key", keys),
-    findContacts: (contacts) => lookUp(db, "contact_leads", "contact", contacts),
+    find: (keys) => lookUp(db, "applied", keys),
+    findContacts: (contacts) => lookUp(db, "contacts", contacts),
+    findPending: (contacts, since) => lookUp(db, "pending", contacts, since.toISOString()),
+    async markPending(rows, at) {
+      const statements = rows.flatMap((r) =>
+        r.contacts.map((contact) =>
+          db.prepare("INSERT INTO pending_creates (contact, event_key, since) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET event_key = excluded.event_key, since = excluded.since").bind(contact, r.key, at.toISOString()),
+        ),
+      );
+      if (statements.length === 0) return;
+      await ensureSchema(db);
+      await db.batch(statements);
+    },
+    async clearPending(keys) {
+      if (keys.length === 0) return;
+      await ensureSchema(db);
+      await db.batch(keys.map((key) => db.prepare("DELETE FROM pending_creates WHERE event_key = ?").bind(key)));
+    },
     async record(rows, at) {
       if (rows.length === 0) return;
       await ensureSchema(db);
@@ -149,6 +181,7 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
       await db.batch(
         rows.flatMap((r) => [
           db.prepare("INSERT OR IGNORE INTO applied_events (key, lead_id, applied_at) VALUES (?, ?, ?)").bind(r.key, r.leadId, when),
+          db.prepare("DELETE FROM pending_creates WHERE event_key = ?").bind(r.key),
           ...(r.contacts ?? []).map((contact) =>
             db
               .prepare("INSERT INTO contact_leads (contact, lead_id, written_at) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET lead_id = excluded.lead_id, written_at = excluded.written_at")
