@@ -34,6 +34,13 @@ export default defineConfig({
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: `${root}/wrangler.toml` },
             miniflare: {
+              // wrangler.toml's batch timeouts (2 s and 5 s) are for production traffic; tests would spend
+              // most of their time waiting for batches to fill. Everything else is as deployed.
+              queueConsumers: {
+                "comagic-lead-jobs": { maxBatchSize: 40, maxBatchTimeout: 0.5, maxRetries: 20, deadLetterQueue: "comagic-dead-letters" },
+                "comagic-enrich-jobs": { maxBatchSize: 20, maxBatchTimeout: 0.5, maxRetries: 20, deadLetterQueue: "comagic-dead-letters" },
+                "comagic-dead-letters": { maxBatchSize: 50, maxBatchTimeout: 0.5 },
+              },
               bindings: {
                 BITRIX_WEBHOOK_URL: inject<string>("bitrixWebhookUrl"),
                 BITRIX_TIMEOUT_MS: "1500",
