@@ -16,7 +16,8 @@ export function sandboxWorkerVars(sandbox: RunningSandbox, overrides: Record<str
     COMAGIC_LOGIN: "sandbox",
     COMAGIC_PASSWORD: "sandbox-password",
     COMAGIC_VIRTUAL_NUMBER: "74993720692",
-    COMAGIC_EMPLOYEES: '{"1":25}',
+    COMAGIC_EMPLOYEES: '{"1":25,"2":26}',
+    TAB_TOKEN_SECRET: "sandbox-tab-token-key-0123456789abcdef0123",
     ...overrides,
   };
 }

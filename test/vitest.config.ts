@@ -58,6 +58,9 @@ export default defineConfig({
                 COMAGIC_CALL_API_URL: inject<string>("callApiUrl"),
                 COMAGIC_VIRTUAL_NUMBER: "+7 499 372-06-92",
                 COMAGIC_EMPLOYEES: '{"1": 25}',
+                // The email-matching test needs it; test/security shows what it costs when on.
+                COMAGIC_MATCH_BY_EMAIL: "true",
+                TAB_TOKEN_SECRET: "test-tab-token-key-new-0123456789abcdef,test-tab-token-key-old-0123456789abcdef",
                 SANDBOX_URL: inject<string>("sandboxUrl"),
               },
             },
@@ -66,7 +69,7 @@ export default defineConfig({
         test: {
           name: "worker",
           root,
-          include: ["test/worker/**/*.test.ts"],
+          include: ["test/worker/**/*.test.ts", "test/security/**/*.test.ts"],
           globalSetup: ["test/helpers/sandbox-global-setup.ts"],
           // One sandbox portal and one queue serve every file: files run one after another.
           fileParallelism: false,

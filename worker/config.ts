@@ -1,11 +1,13 @@
-import { getCountries, type CountryCode } from "libphonenumber-js/min";
+import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import type { Env } from "./env";
 import type { CoMagicAuth } from "./comagic/data-api";
 import { parseAllowedOrigins } from "./domain/origins";
+import { untypedCallCountries } from "./domain/call-policy";
+import { knownRegions } from "./domain/phone";
 import { AppError } from "./errors";
 
-const KNOWN_REGIONS = new Set<string>(getCountries());
+const KNOWN_REGIONS = new Set<string>(knownRegions());
 
 // The webhook base must look like `<portal>/rest/<user id>/<code>/` (or the v3 `/rest/api/<id>/<code>/`).
 const BITRIX_WEBHOOK_PATH = /\/rest\/(?:api\/)?\d+\/[^/]+\/?$/;
@@ -59,6 +61,21 @@ const configSchema = z.object({
     .optional(),
   /** JSON object: Bitrix24 user id → CoMagic employee id. A broken value is a warning, not a failure. */
   COMAGIC_EMPLOYEES: z.string().optional().transform(parseEmployeeMap),
+  /** Users not in COMAGIC_EMPLOYEES are matched by email only when this is "true": a user can edit their own email. */
+  COMAGIC_MATCH_BY_EMAIL: z.enum(["true", "false"], { error: 'is not "true" or "false"' }).default("false").transform((v) => v === "true"),
+  /** Countries click-to-call may dial (ISO codes, comma-separated); unset, DEFAULT_PHONE_REGION alone. */
+  CALL_COUNTRIES: z
+    .string()
+    .optional()
+    .transform((raw) => (raw ? raw.split(",").map((c) => c.trim().toUpperCase()).filter(Boolean) : null))
+    .refine((list) => !list || list.every((c) => KNOWN_REGIONS.has(c)), { error: "has a code that is not an ISO 3166 region, like RU or KZ" }),
+  CALL_DAILY_LIMIT_PER_USER: positiveInt(50),
+  CALL_DAILY_LIMIT: positiveInt(500),
+  /** Keys that sign the tab's Call tokens, comma-separated: the first signs, all verify (rotation). */
+  TAB_TOKEN_SECRET: secretList.refine((keys) => keys.every((k) => k.length >= 32), { error: "each key must be at least 32 characters (e.g. openssl rand -hex 32)" }).optional(),
+  /** app.info's CODE of our application, when it is not the client id (Marketplace apps). */
+  BITRIX_APP_CODE: z.string().optional(),
+  DEAD_LETTER_RETENTION_DAYS: positiveInt(30),
 });
 
 const employeeMap = z.record(z.string().regex(/^\d+$/), z.coerce.number().int().positive());
@@ -83,9 +100,16 @@ function isTimeZone(zone: string): boolean {
 }
 
 /** Data API credentials: a permanent or dated API key, or a user's login and password for login.user. */
-export function appSettings(config: Config): { clientId: string; clientSecret: string; tokenUrl: string } | null {
-  if (!config.BITRIX_APP_CLIENT_ID || !config.BITRIX_APP_CLIENT_SECRET) return null;
-  return { clientId: config.BITRIX_APP_CLIENT_ID, clientSecret: config.BITRIX_APP_CLIENT_SECRET, tokenUrl: config.BITRIX_OAUTH_URL };
+export function appSettings(config: Config): { clientId: string; clientSecret: string; tokenUrl: string; appCode: string; tabTokenKeys: string[] } | null {
+  if (!config.BITRIX_APP_CLIENT_ID || !config.BITRIX_APP_CLIENT_SECRET || !config.TAB_TOKEN_SECRET) return null;
+  return {
+    clientId: config.BITRIX_APP_CLIENT_ID,
+    clientSecret: config.BITRIX_APP_CLIENT_SECRET,
+    tokenUrl: config.BITRIX_OAUTH_URL,
+    // FACTS-portals: a local app's app.info CODE is likely its client id; a Marketplace app has a code of its own.
+    appCode: config.BITRIX_APP_CODE ?? config.BITRIX_APP_CLIENT_ID,
+    tabTokenKeys: config.TAB_TOKEN_SECRET,
+  };
 }
 
 export function comagicAuth(config: Config): CoMagicAuth | null {
@@ -95,6 +119,11 @@ export function comagicAuth(config: Config): CoMagicAuth | null {
 }
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The countries click-to-call may dial. */
+export function callCountries(config: Config): Set<string> {
+  return new Set(config.CALL_COUNTRIES ?? [config.DEFAULT_PHONE_REGION]);
+}
 
 export interface ConfigProblem {
   setting: string;
@@ -163,8 +192,14 @@ function parseConfig(env: Env): ConfigResult {
   }
   if (!values.BITRIX_APP_CLIENT_ID || !values.BITRIX_APP_CLIENT_SECRET) {
     warnings.push({ setting: "BITRIX_APP_CLIENT_SECRET", problem: "BITRIX_APP_CLIENT_ID and BITRIX_APP_CLIENT_SECRET are not both set: the Bitrix24 app (CoMagic tab, click-to-call) is off" });
+  } else if (!values.TAB_TOKEN_SECRET) {
+    warnings.push({ setting: "TAB_TOKEN_SECRET", problem: "is not set: the Bitrix24 app (CoMagic tab, click-to-call) is off; set a random key of 32+ characters" });
   } else if (!values.COMAGIC_VIRTUAL_NUMBER) {
     warnings.push({ setting: "COMAGIC_VIRTUAL_NUMBER", problem: "is not set: the tab's Call button is off" });
+  }
+  if (parsed.success) {
+    const untyped = untypedCallCountries(callCountries(parsed.data));
+    if (untyped.length) warnings.push({ setting: "CALL_COUNTRIES", problem: `names ${untyped.join(", ")}, whose number types the worker cannot tell apart: every call there is refused` });
   }
   if (values.COMAGIC_EMPLOYEES && parseEmployeeMap(values.COMAGIC_EMPLOYEES) === null) {
     warnings.push({ setting: "COMAGIC_EMPLOYEES", problem: 'is not a JSON object of Bitrix24 user id to CoMagic employee id, like {"1": 25}; users are matched by email instead' });

@@ -6,6 +6,7 @@ export interface Env {
   DEAD_LETTERS: Queue<unknown>;
   FORM_RATE_LIMITER?: RateLimit;
   CALL_RATE_LIMITER?: RateLimit;
+  APP_RATE_LIMITER?: RateLimit;
   ENRICH_JOBS?: Queue<unknown>;
   COMAGIC_CACHE?: KVNamespace;
   DB?: D1Database;
@@ -32,4 +33,11 @@ export interface Env {
   COMAGIC_CALL_API_URL?: string;
   COMAGIC_VIRTUAL_NUMBER?: string;
   COMAGIC_EMPLOYEES?: string;
+  COMAGIC_MATCH_BY_EMAIL?: string;
+  CALL_COUNTRIES?: string;
+  CALL_DAILY_LIMIT_PER_USER?: string;
+  CALL_DAILY_LIMIT?: string;
+  TAB_TOKEN_SECRET?: string;
+  BITRIX_APP_CODE?: string;
+  DEAD_LETTER_RETENTION_DAYS?: string;
 }

@@ -62,13 +62,13 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   const oauth = createOAuthApp({ clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app });
 
   /** One REST method, as a webhook (userId null) or as the app for a user. */
-  const callMethod = (method: string, params: Params, appUserId: number | null) => oauth.appMethod(method, params, appUserId) ?? portal.call(method, params);
+  const callMethod = (method: string, params: Params, appUserId: number | null, token?: unknown) => oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ?? portal.call(method, params);
 
   const count = (method: string) => {
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;
   };
 
-  function runBatch(params: Params, appUserId: number | null, methods: string[]) {
+  function runBatch(params: Params, appUserId: number | null, methods: string[], token?: unknown) {
     const rawCmd = params.cmd;
     const cmd: Record<string, unknown> = Array.isArray(rawCmd) ? Object.fromEntries(rawCmd.map((v, i) => [String(i), v])) : ((rawCmd ?? {}) as Params);
     const entries = Object.entries(cmd);
@@ -88,7 +88,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       methods.push(method);
       try {
         if (method === "batch") throw new RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage");
-        const out = callMethod(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params), appUserId);
+        const out = callMethod(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params), appUserId, token);
         result[key] = out.result;
         if (out.total !== undefined) totals[key] = out.total;
         if (out.next !== undefined) nexts[key] = out.next;
@@ -123,11 +123,12 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     try {
       const params = await readParams(c);
       const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-      const appUserId = webhook ? null : oauth.userOf(params.auth ?? params.access_token ?? bearer);
+      const token = params.auth ?? params.access_token ?? bearer;
+      const appUserId = webhook ? null : oauth.userOf(token);
       delete params.auth;
       count(method);
       const methods = [method];
-      const out = method === "batch" ? runBatch(params, appUserId, methods) : callMethod(method, params, appUserId);
+      const out = method === "batch" ? runBatch(params, appUserId, methods, token) : callMethod(method, params, appUserId, token);
       fault = faults.targetedAt(methods) ?? fault;
       // 500 and timeout faults do the work first, then fail or answer too late: the worst case for a
       // client, which cannot tell whether its writes happened.

@@ -18,22 +18,34 @@ export interface AppSettings {
 interface Grant {
   userId: number;
   expiresAt: number;
+  /** Which application the token belongs to: ours, or another app installed on the same portal. */
+  app: "ours" | "other";
 }
+
+/** A second application installed on the portal: its tokens work for app.info too (FACTS-portals: CODE tells them apart). */
+export const OTHER_APP = { code: "local.other-vendor-app", applicationToken: "other-app-application-token" };
 
 export function createOAuthApp(settings: AppSettings) {
   const access = new Map<string, Grant>();
   const refresh = new Map<string, number>();
   const placements: { placement: string; handler: string; title: string }[] = [];
   const stats = { refreshes: 0, issued: 0 };
+  // The install's application_token (FACTS.md §1.3–1.4), sent again with every placement request.
+  const applicationToken = randomBytes(16).toString("hex");
+  const grants = new Map<string, Grant["app"]>();
 
-  function issue(userId: number) {
+  function issue(userId: number, app: Grant["app"] = "ours") {
     const accessToken = randomBytes(16).toString("hex");
     const refreshToken = randomBytes(16).toString("hex");
-    access.set(accessToken, { userId, expiresAt: Date.now() + settings.tokenLifetimeSeconds * 1000 });
+    grants.set(accessToken, app);
+    access.set(accessToken, { userId, expiresAt: Date.now() + settings.tokenLifetimeSeconds * 1000, app });
     refresh.set(refreshToken, userId);
     stats.issued += 1;
     return { accessToken, refreshToken, expiresIn: settings.tokenLifetimeSeconds };
   }
+
+  /** The application a token belongs to (app.info answers with its CODE). */
+  const appOf = (token: unknown): Grant["app"] => (typeof token === "string" ? (grants.get(token) ?? "ours") : "ours");
 
   /** The user an app token stands for, or the REST error Bitrix24 answers with. */
   function userOf(token: unknown): number {
@@ -45,7 +57,7 @@ export function createOAuthApp(settings: AppSettings) {
   }
 
   /** Methods only an application may call; `userId` is null for a webhook. */
-  function appMethod(method: string, params: Record<string, unknown>, userId: number | null): { result: unknown; total?: number; next?: number } | null {
+  function appMethod(method: string, params: Record<string, unknown>, userId: number | null, app: Grant["app"] = "ours"): { result: unknown; total?: number; next?: number } | null {
     const appOnly = method === "app.info" || method.startsWith("placement.");
     if (!appOnly && method !== "profile") return null;
     if (userId === null) {
@@ -57,7 +69,7 @@ export function createOAuthApp(settings: AppSettings) {
       case "profile":
         return { result: { ID: String(user?.ID), ADMIN: user?.ADMIN ?? false, NAME: user?.NAME, LAST_NAME: user?.LAST_NAME, PERSONAL_GENDER: "", TIME_ZONE: "" } };
       case "app.info":
-        return { result: { ID: 5, CODE: settings.clientId, VERSION: 1, STATUS: "L", INSTALLED: true, PAYMENT_EXPIRED: "N", DAYS: null, LANGUAGE_ID: "ru", LICENSE: "ru_project" } };
+        return { result: { ID: app === "ours" ? 5 : 6, CODE: app === "ours" ? settings.clientId : OTHER_APP.code, VERSION: 1, STATUS: "L", INSTALLED: true, PAYMENT_EXPIRED: "N", DAYS: null, LANGUAGE_ID: "ru", LICENSE: "ru_project" } };
       case "placement.get":
         return { result: placements.map((p) => ({ placement: p.placement, handler: p.handler, title: p.title, options: [] })) };
       case "placement.bind": {
@@ -111,9 +123,17 @@ export function createOAuthApp(settings: AppSettings) {
 
   /** Tokens as the portal hands them to the app for a user (on install, or in a placement POST). */
   app.post("/_sandbox/bitrix/app/tokens", async (c) => {
-    const body = (await c.req.json().catch(() => ({}))) as { userId?: number };
-    const pair = issue(body.userId ?? 1);
-    return c.json({ AUTH_ID: pair.accessToken, REFRESH_ID: pair.refreshToken, AUTH_EXPIRES: pair.expiresIn, member_id: settings.memberId, DOMAIN: new URL(c.req.url).host });
+    const body = (await c.req.json().catch(() => ({}))) as { userId?: number; app?: Grant["app"] };
+    const app = body.app ?? "ours";
+    const pair = issue(body.userId ?? 1, app);
+    return c.json({
+      AUTH_ID: pair.accessToken,
+      REFRESH_ID: pair.refreshToken,
+      AUTH_EXPIRES: pair.expiresIn,
+      member_id: settings.memberId,
+      APPLICATION_TOKEN: app === "ours" ? applicationToken : OTHER_APP.applicationToken,
+      DOMAIN: new URL(c.req.url).host,
+    });
   });
   app.post("/_sandbox/bitrix/app/settings", async (c) => {
     Object.assign(settings, (await c.req.json()) as Partial<AppSettings>);
@@ -143,6 +163,7 @@ export function createOAuthApp(settings: AppSettings) {
       REFRESH_ID: pair.refreshToken,
       member_id: settings.memberId,
       status: "L",
+      APPLICATION_TOKEN: applicationToken,
       PLACEMENT: "CRM_LEAD_DETAIL_TAB",
       PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId, URI: `/crm/lead/details/${leadId}/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER` }),
     };
@@ -158,5 +179,5 @@ export function createOAuthApp(settings: AppSettings) {
 <script>document.getElementById("placement").submit();</script></body></html>`);
   });
 
-  return { app, appMethod, userOf, settings };
+  return { app, appMethod, userOf, appOf, settings };
 }

@@ -65,6 +65,11 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
     expect(rows[0]?.split("\t").slice(1, 4)).toEqual(["100%", "0%", "0%"]);
     expect(rows[1]?.split("\t")[3]).toBe("100%");
 
+    // The button shows the exact number; the first click asks, the second calls.
+    expect(await tab.locator("#call").innerText()).toBe("Call +79125554433");
+    await tab.locator("#call").click();
+    expect(await tab.locator("#call").innerText()).toBe("Confirm: call +79125554433");
+    expect(await (await fetch(`${sandbox.url}/_sandbox/comagic/calls-made`)).json()).toEqual([]);
     await tab.locator("#call").click();
     await tab.locator("#call-result.ok").waitFor({ timeout: 10_000 });
     const calls = (await (await fetch(`${sandbox.url}/_sandbox/comagic/calls-made`)).json()) as Record<string, unknown>[];

@@ -14,6 +14,8 @@ export const portalSchema = z.object({
   expiresAt: z.number(),
   installedAt: z.string(),
   installedByUserId: z.string(),
+  /** `application_token` from the install, compared with the one placement requests carry (FACTS.md §1.4). */
+  applicationToken: z.string().optional(),
 });
 export type Portal = z.infer<typeof portalSchema>;
 

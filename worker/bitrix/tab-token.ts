@@ -1,14 +1,16 @@
 import * as z from "zod";
 
 /**
- * The token the CoMagic tab embeds for its Call button: who (portal, user), which lead, until when.
- * Signed with HMAC-SHA256 under a key derived from the app's client secret, so only a verified tab
- * session can start a call, and only for its own lead.
+ * The token the CoMagic tab embeds for its Call button: who (portal, user), which lead, which number, until
+ * when. Signed with HMAC-SHA256 under TAB_TOKEN_SECRET, a key of its own: the app's client secret is readable
+ * by every portal admin and travels to the OAuth server on each refresh, so it must not sign calls.
  */
 export const tabClaimsSchema = z.object({
   memberId: z.string(),
   userId: z.string(),
   leadId: z.string(),
+  /** The exact number the tab showed and Call dials (E.164). */
+  phone: z.string().nullable(),
   /** Unix seconds. */
   expiresAt: z.number(),
   nonce: z.string(),
@@ -35,31 +37,46 @@ function fromBase64url(text: string): Uint8Array | null {
   }
 }
 
-async function key(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
-  // A key of its own, derived from the client secret, so a tab token is never a valid OAuth value.
-  const derived = await crypto.subtle.digest("SHA-256", encoder.encode(`comagic-tab-token|${secret}`));
-  return crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+/** A short public name for a key, so a token says which key signed it and rotation needs no guessing. */
+async function keyId(secret: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(`comagic-tab-token-kid|${secret}`)));
+  return [...digest.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export async function signTabToken(claims: TabClaims, secret: string): Promise<string> {
-  const payload = base64url(encoder.encode(JSON.stringify(claims)));
-  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", await key(secret, "sign"), encoder.encode(payload)));
-  return `${payload}.${base64url(signature)}`;
+function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
 }
 
-/** The claims of a genuine, unexpired token; null for anything else. */
-export async function verifyTabToken(token: string, secret: string, nowSeconds: number): Promise<TabClaims | null> {
-  const [payload, signature, extra] = token.split(".");
-  if (!payload || !signature || extra !== undefined) return null;
+/** Signs with the first key of TAB_TOKEN_SECRET: `<key id>.<claims>.<signature>`. */
+export async function signTabToken(claims: TabClaims, keys: readonly string[]): Promise<string> {
+  const secret = keys[0];
+  if (!secret) throw new Error("no tab-token key");
+  const head = `${await keyId(secret)}.${base64url(encoder.encode(JSON.stringify(claims)))}`;
+  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(secret, "sign"), encoder.encode(head)));
+  return `${head}.${base64url(signature)}`;
+}
+
+/**
+ * The claims of a genuine token signed by any key of TAB_TOKEN_SECRET that has not expired and was never
+ * meant to live longer than TAB_TOKEN_TTL_SECONDS; null for anything else.
+ */
+export async function verifyTabToken(token: string, keys: readonly string[], nowSeconds: number): Promise<TabClaims | null> {
+  const [kid, payload, signature, extra] = token.split(".");
+  if (!kid || !payload || !signature || extra !== undefined) return null;
   const signatureBytes = fromBase64url(signature);
   if (!signatureBytes) return null;
+  let secret: string | undefined;
+  for (const candidate of keys) if ((await keyId(candidate)) === kid) secret = candidate;
+  if (!secret) return null;
   // subtle.verify compares in constant time.
-  if (!(await crypto.subtle.verify("HMAC", await key(secret, "verify"), signatureBytes, encoder.encode(payload)))) return null;
+  if (!(await crypto.subtle.verify("HMAC", await hmacKey(secret, "verify"), signatureBytes, encoder.encode(`${kid}.${payload}`)))) return null;
   const bytes = fromBase64url(payload);
   if (!bytes) return null;
   try {
     const claims = tabClaimsSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-    return claims.success && claims.data.expiresAt > nowSeconds ? claims.data : null;
+    if (!claims.success) return null;
+    const { expiresAt } = claims.data;
+    return expiresAt > nowSeconds && expiresAt <= nowSeconds + TAB_TOKEN_TTL_SECONDS ? claims.data : null;
   } catch {
     return null;
   }

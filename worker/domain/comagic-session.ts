@@ -1,4 +1,4 @@
-import type { CountryCode } from "libphonenumber-js/min";
+import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import type { LeadEvent, Utm } from "./lead-event";
 import { normalizePhone } from "./phone";

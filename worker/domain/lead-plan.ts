@@ -1,4 +1,4 @@
-import type { CountryCode } from "libphonenumber-js/min";
+import type { CountryCode } from "libphonenumber-js/core";
 import { buildLeadComment, buildLeadTitle } from "./lead-comment";
 import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
 import { normalizePhone } from "./phone";

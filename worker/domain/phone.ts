@@ -1,4 +1,27 @@
-import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/min";
+import { getCountries as countriesIn, parsePhoneNumberFromString as parseWith, type CountryCode, type MetadataJson, type NumberType } from "libphonenumber-js/core";
+import metadataJson from "./phone-metadata.json";
+
+/*
+ * libphonenumber-js with metadata of our own (phone-metadata.build.mjs): the small metadata for every country,
+ * and the full one, which tells mobile from premium-rate numbers, for the countries click-to-call may dial.
+ */
+const metadata = metadataJson as unknown as MetadataJson;
+
+/** Countries whose number types are known, so calls there can be checked (the full metadata is bundled for them). */
+export const TYPED_COUNTRIES: ReadonlySet<string> = new Set((metadataJson as { typedCountries: string[] }).typedCountries);
+
+export function knownRegions(): string[] {
+  return countriesIn(metadata);
+}
+
+const parsePhoneNumberFromString = (text: string, region?: CountryCode) => parseWith(text, { defaultCountry: region }, metadata);
+
+/** The number's country and type (undefined where the metadata cannot tell), for a valid E.164 number. */
+export function phoneCountryAndType(e164: string): { country: CountryCode | undefined; type: NumberType } | null {
+  const parsed = parsePhoneNumberFromString(e164);
+  if (!parsed?.isValid()) return null;
+  return { country: parsed.country, type: parsed.getType() };
+}
 
 /** E.164 (`+79123456789`) for a valid number in any common spelling, else null. */
 export function normalizePhone(raw: string, defaultRegion: CountryCode): string | null {

@@ -1,4 +1,4 @@
-import type { CountryCode } from "libphonenumber-js/min";
+import type { CountryCode } from "libphonenumber-js/core";
 import { BitrixError } from "../bitrix/errors";
 import type { LeadStore, WriteOutcome } from "../bitrix/lead-store";
 import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";

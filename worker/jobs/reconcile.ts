@@ -1,4 +1,4 @@
-import type { CountryCode } from "libphonenumber-js/min";
+import type { CountryCode } from "libphonenumber-js/core";
 import type { LeadStore } from "../bitrix/lead-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchInboundCalls } from "../comagic/reports";

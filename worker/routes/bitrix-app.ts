@@ -1,31 +1,48 @@
 import { Hono, type Context } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app";
-import { installApp, openTab, startCall, TAB_PLACEMENTS } from "../bitrix/app-service";
+import { checkApplicationToken } from "../bitrix/app-auth";
+import { installApp, TAB_PLACEMENTS } from "../bitrix/app-install";
+import { openTab } from "../bitrix/app-tab";
+import { startCall } from "../bitrix/click-to-call";
 import { appClientFor, kvPortalStore, userClientFor, type Portal } from "../bitrix/portal";
 import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
-import { appSettings, requireConfig } from "../config";
+import { appSettings, callCountries, requireConfig } from "../config";
+import { formatComagicDateTime } from "../domain/comagic-time";
 import { AppError } from "../errors";
+import { d1CallGuard } from "../storage/call-guard";
 import { kvJourneyStore } from "../storage/journeys";
 import { callApiClientFor, dataApiClientFor } from "../wiring";
+import { limitBody } from "./body-limit";
 import { renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
 
 /*
  * The Bitrix24 local application: install handler, the "CoMagic" tab in lead and deal cards, and
  * click-to-call. Placement requests are posted by the user's browser, so nothing in them is trusted until
- * the portal this worker serves (never the request's DOMAIN) accepts their token.
+ * the portal this worker serves (never the request's DOMAIN) accepts their token for our application.
  */
 
+/** Placement and install forms are a few hundred bytes; 16 KiB stops abuse before anything is read. */
+export const APP_MAX_BYTES = 16 * 1024;
+/** The rate-limit bindings' period in wrangler.toml; sent as Retry-After. */
+const RATE_LIMIT_PERIOD_SECONDS = 60;
+
 const text = z.string().trim().min(1).max(500);
-const installForm = z.object({ AUTH_ID: text, REFRESH_ID: text, member_id: text, AUTH_EXPIRES: z.coerce.number().int().positive().max(86_400).default(3600) });
-const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(TAB_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000) });
+const installForm = z.object({
+  AUTH_ID: text,
+  REFRESH_ID: text,
+  member_id: text,
+  AUTH_EXPIRES: z.coerce.number().int().positive().max(86_400).default(3600),
+  APPLICATION_TOKEN: text.optional(),
+});
+const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(TAB_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000), APPLICATION_TOKEN: text.optional() });
 const placementOptions = z.object({ ID: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/)) }).loose();
 const callBody = z.object({ token: z.string().min(10).max(2000) });
 
 function appContext(c: Context<AppEnv>) {
   const config = requireConfig(c.env);
   const app = appSettings(config);
-  if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID and BITRIX_APP_CLIENT_SECRET");
+  if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
   if (!c.env.COMAGIC_CACHE) throw new AppError(503, "no_kv", "The COMAGIC_CACHE binding (KV) is missing: installed portals cannot be stored");
   const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
   const portals = kvPortalStore(c.env.COMAGIC_CACHE);
@@ -42,6 +59,7 @@ function installFields(form: Record<string, string | File | (string | File)[]>):
     REFRESH_ID: get("REFRESH_ID") ?? get("auth[refresh_token]"),
     member_id: get("member_id") ?? get("auth[member_id]"),
     AUTH_EXPIRES: get("AUTH_EXPIRES") ?? get("auth[expires_in]"),
+    APPLICATION_TOKEN: get("APPLICATION_TOKEN") ?? get("auth[application_token]"),
   };
 }
 
@@ -50,6 +68,18 @@ function checkDomain(c: Context<AppEnv>, origin: string, domain: unknown): void 
   const claimed = typeof domain === "string" ? domain : c.req.query("DOMAIN");
   if (claimed && claimed.toLowerCase() !== new URL(origin).host.toLowerCase()) {
     throw new AppError(403, "foreign_portal", "This worker serves another Bitrix24 portal");
+  }
+}
+
+/** Each tab or install request costs Bitrix24 calls: a per-IP limit keeps a stranger from spending the portal's budget. */
+async function limitByIp(c: Context<AppEnv>): Promise<void> {
+  const limiter = c.env.APP_RATE_LIMITER;
+  if (!limiter) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const ip = c.req.header("cf-connecting-ip") ?? "unknown";
+  if (!(await limiter.limit({ key: `app:${ip}` })).success) {
+    c.get("log").warn("bitrix.rejected", { code: "rate_limited", path: new URL(c.req.url).pathname });
+    c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
+    throw new AppError(429, "rate_limited", "Too many requests from this address; try again in a minute");
   }
 }
 
@@ -64,24 +94,20 @@ function htmlError(c: Context<AppEnv>, error: unknown) {
 
 export const bitrixAppRoute = new Hono<AppEnv>();
 
+bitrixAppRoute.use("*", limitBody(APP_MAX_BYTES));
+
 bitrixAppRoute.post("/install", async (c) => {
   try {
-    const { origin, portals, config, appClient } = appContext(c);
+    await limitByIp(c);
+    const { origin, portals, config, app, appClient } = appContext(c);
     const form = await c.req.parseBody();
     checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
     const request = installForm.parse(installFields(form));
     const now = () => new Date();
     const handlerUrl = `${new URL(c.req.url).origin}/bitrix/tab`;
     const result = await installApp(
-      { memberId: request.member_id, authId: request.AUTH_ID, refreshId: request.REFRESH_ID, expiresInSeconds: request.AUTH_EXPIRES },
-      {
-        origin,
-        handlerUrl,
-        userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS),
-        appClient,
-        portals,
-        now,
-      },
+      { memberId: request.member_id, authId: request.AUTH_ID, refreshId: request.REFRESH_ID, expiresInSeconds: request.AUTH_EXPIRES, applicationToken: request.APPLICATION_TOKEN },
+      { origin, handlerUrl, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
     return c.html(renderInstalledPage());
@@ -91,20 +117,26 @@ bitrixAppRoute.post("/install", async (c) => {
   }
 });
 
-function tabHeaders(c: Context<AppEnv>, origin: string): void {
-  // Shown inside the portal's card: only that portal may frame it.
-  c.header("Content-Security-Policy", `frame-ancestors ${origin}`);
+/** Shown inside the portal's card: only that portal may frame it, and the page may load nothing but itself. */
+function tabHeaders(c: Context<AppEnv>, origin: string, nonce: string): void {
+  c.header(
+    "Content-Security-Policy",
+    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors ${origin}`,
+  );
   c.header("Cache-Control", "no-store");
+  c.header("Referrer-Policy", "no-referrer");
 }
 
 bitrixAppRoute.post("/tab", async (c) => {
   try {
+    await limitByIp(c);
     const { app, origin, portals, config, kv } = appContext(c);
     const form = tabForm.safeParse(await c.req.parseBody());
     if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic tab of a lead or deal card in Bitrix24");
     checkDomain(c, origin, c.req.query("DOMAIN"));
     const portal = await portals.get(form.data.member_id);
     if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is not installed on this portal (or was installed on another worker)");
+    await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
     let entity: z.infer<typeof placementOptions>;
     try {
       entity = placementOptions.parse(JSON.parse(form.data.PLACEMENT_OPTIONS));
@@ -115,25 +147,29 @@ bitrixAppRoute.post("/tab", async (c) => {
       { memberId: portal.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
       {
         userClient: userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS),
+        appCode: app.appCode,
         journeys: kvJourneyStore(kv),
         dataApi: dataApiClientFor(config, c.env),
         timeZone: config.COMAGIC_TIMEZONE,
         defaultRegion: config.DEFAULT_PHONE_REGION,
+        callCountries: callCountries(config),
         now: () => new Date(),
         nonce: () => crypto.randomUUID(),
       },
     );
     const workerOrigin = new URL(c.req.url).origin;
-    tabHeaders(c, portal.origin);
+    const cspNonce = crypto.randomUUID().replace(/-/g, "");
+    tabHeaders(c, portal.origin, cspNonce);
     c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, leadId: view.lead.ID, journey: view.journeyState.kind });
     return c.html(
       renderTabPage({
         view,
-        token: await signTabToken(view.claims, app.clientSecret),
+        token: await signTabToken(view.claims, app.tabTokenKeys),
         callUrl: `${workerOrigin}/bitrix/call`,
         snippetUrl: `${workerOrigin}/snippet.js`,
         timeZone: config.COMAGIC_TIMEZONE,
-        canCall: Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER),
+        canCall: Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER && c.env.DB),
+        cspNonce,
       }),
     );
   } catch (error) {
@@ -141,50 +177,51 @@ bitrixAppRoute.post("/tab", async (c) => {
   }
 });
 
-/** A tab token starts one call: its nonce is remembered for as long as the token lives. */
-const NONCE_TTL_SECONDS = 60 * 15;
-
 bitrixAppRoute.post("/call", async (c) => {
-  const { app, config, portals, kv, appClient } = appContext(c);
+  const { app, config, portals, appClient } = appContext(c);
   const log = c.get("log");
   const body = callBody.safeParse(await c.req.json().catch(() => null));
-  const claims = body.success ? await verifyTabToken(body.data.token, app.clientSecret, Date.now() / 1000) : null;
+  const claims = body.success ? await verifyTabToken(body.data.token, app.tabTokenKeys, Date.now() / 1000) : null;
   if (!claims) {
     log.warn("call.refused", { reason: "invalid_token" });
     throw new AppError(401, "invalid_token", "This call button has expired or is not genuine; reopen the lead card");
   }
   const audit = { memberId: claims.memberId, userId: claims.userId, leadId: claims.leadId };
   log.info("call.requested", audit);
-  if (!c.env.CALL_RATE_LIMITER) throw new AppError(503, "not_configured", "Click-to-call needs the CALL_RATE_LIMITER binding");
+  if (!c.env.CALL_RATE_LIMITER || !c.env.DB) throw new AppError(503, "not_configured", "Click-to-call is not configured on the worker");
   if (!(await c.env.CALL_RATE_LIMITER.limit({ key: `call:${claims.memberId}:${claims.userId}` })).success) {
     log.warn("call.refused", { ...audit, reason: "rate_limited" });
-    c.header("Retry-After", "60");
+    c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
     throw new AppError(429, "rate_limited", "Too many calls in a minute; wait a little and try again");
   }
-  const nonceKey = `call-nonce:${claims.nonce}`;
-  if (await kv.get(nonceKey)) {
+  const guard = d1CallGuard(c.env.DB);
+  // D1's unique key makes this atomic: of any number of parallel requests with one token, one goes on.
+  if (!(await guard.claimToken(claims.nonce, new Date()))) {
     log.warn("call.refused", { ...audit, reason: "already_started" });
     throw new AppError(409, "already_started", "This call was already started from this card; reopen the card to call again");
   }
-  await kv.put(nonceKey, "1", { expirationTtl: NONCE_TTL_SECONDS });
   const portal = await portals.get(claims.memberId);
   if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  const now = new Date();
+  const day = formatComagicDateTime(now, config.COMAGIC_TIMEZONE).slice(0, 10);
   const outcome = await startCall(claims, {
     appClient: appClient(portal),
     employees: config.COMAGIC_EMPLOYEES ?? {},
+    matchByEmail: config.COMAGIC_MATCH_BY_EMAIL,
     dataApi: dataApiClientFor(config, c.env),
     callApi: callApiClientFor(config, c.env),
     virtualNumber: config.COMAGIC_VIRTUAL_NUMBER,
     defaultRegion: config.DEFAULT_PHONE_REGION,
-    now: () => new Date(),
+    callCountries: callCountries(config),
+    countCall: () => guard.countCall(day, { user: `${claims.memberId}:${claims.userId}`, portal: claims.memberId }, { user: config.CALL_DAILY_LIMIT_PER_USER, portal: config.CALL_DAILY_LIMIT }),
+    now: () => now,
   });
   if (!outcome.ok) {
-    // A call that did not start may be tried again from the same card.
-    await kv.delete(nonceKey);
+    // Never after CoMagic was asked: a second request with this token must not dial again.
+    if (!outcome.askedCoMagic) await guard.releaseToken(claims.nonce);
     log.warn("call.refused", { ...audit, reason: outcome.code });
     throw new AppError(outcome.status, outcome.code, outcome.message);
   }
   log.info("call.started", { ...audit, callSessionId: outcome.callSessionId, timelineRecorded: outcome.timelineRecorded });
   return c.json({ status: "started", callSessionId: outcome.callSessionId });
 });
-

@@ -1,5 +1,5 @@
 import { html, raw } from "hono/html";
-import type { JourneyState, TabView } from "../bitrix/app-service";
+import type { JourneyState, TabView } from "../bitrix/app-tab";
 import { attribute, channelOf, MODEL_LABELS, MODELS, type Touch } from "../domain/attribution";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import type { SessionTouch, Touchpoint } from "../domain/touchpoints";
@@ -27,9 +27,15 @@ th{color:#525c69;font-weight:normal;font-size:12px}
 button{background:#3bc8f5;border:0;border-radius:2px;color:#fff;font:bold 13px Arial;padding:8px 18px;cursor:pointer}button:disabled{background:#b9c0c6;cursor:default}
 #call-result.ok{color:#5b8c00}#call-result.error{color:#d0021b}`);
 
+/** Two clicks: the first shows the exact number and asks; the second calls (the toll-fraud guard's confirm step). */
 const CALL_SCRIPT = raw(`
 document.getElementById("call")?.addEventListener("click", async (event) => {
   const button = event.currentTarget, out = document.getElementById("call-result");
+  if (button.dataset.confirmed !== "yes") {
+    button.dataset.confirmed = "yes"; button.textContent = "Confirm: call " + button.dataset.phone;
+    out.className = ""; out.textContent = "Click again to call this number.";
+    return;
+  }
   button.disabled = true; out.className = ""; out.textContent = "Calling your phone…";
   try {
     const res = await fetch(button.dataset.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: button.dataset.token }) });
@@ -45,8 +51,9 @@ const CONTACT_LABELS: Record<string, string> = { call: "Call", chat: "Chat", off
 /** Joins already-escaped fragments. */
 const join = (parts: readonly unknown[]): Html => raw(parts.map(String).join(""));
 
-function page(title: string, body: unknown): Html {
-  return raw(String(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title><style>${STYLE}</style></head><body>${body}</body></html>`));
+/** `nonce`: the Content-Security-Policy nonce the tab's style and script carry; the other pages send no CSP. */
+function page(title: string, body: unknown, nonce = ""): Html {
+  return raw(String(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title><style nonce="${nonce}">${STYLE}</style></head><body>${body}</body></html>`));
 }
 
 function sessionItem(session: SessionTouch, timeZone: string) {
@@ -93,19 +100,26 @@ export interface TabPageProps {
   snippetUrl: string;
   timeZone: string;
   canCall: boolean;
+  cspNonce: string;
 }
 
-export function renderTabPage({ view, token, callUrl, snippetUrl, timeZone, canCall }: TabPageProps): Html {
+function callBar(view: TabView, token: string, callUrl: string, canCall: boolean) {
+  const number = view.callNumber;
+  const note = !number ? "This lead has no phone number." : number.refusal ?? (!canCall ? "Click-to-call is not configured on the worker." : "");
+  const enabled = Boolean(number && !number.refusal && canCall);
+  return html`<div class="call"><button id="call" type="button" data-token="${token}" data-url="${callUrl}" data-phone="${number?.phone ?? ""}"${enabled ? "" : raw(" disabled")}>Call${number ? ` ${number.phone}` : ""}</button><span id="call-result"${number?.refusal ? raw(' class="error"') : ""}>${note}</span></div>`;
+}
+
+export function renderTabPage({ view, token, callUrl, snippetUrl, timeZone, canCall, cspNonce }: TabPageProps): Html {
   const { journeyState } = view;
   const sessions = journeyState.kind === "ready" ? journeyState.journey.touchpoints.filter((t): t is SessionTouch => t.type === "session") : [];
   const conversionAt = Date.parse(view.lead.DATE_CREATE ?? "") || Date.now();
-  const callNote = !view.hasPhone ? "This lead has no phone number." : !canCall ? "Click-to-call is not configured on the worker." : "";
-  const body = html`<div class="call"><button id="call" type="button" data-token="${token}" data-url="${callUrl}"${!canCall || !view.hasPhone ? raw(" disabled") : ""}>Call</button><span id="call-result">${callNote}</span></div>
+  const body = html`${callBar(view, token, callUrl, canCall)}
 <h2>Journey <span class="when">· times in ${timeZone}</span></h2>
 ${journeyState.kind === "ready" ? timeline(journeyState.journey.touchpoints, timeZone) : emptyState(journeyState, snippetUrl)}
 ${sessions.length ? html`<h2>Attribution</h2><p class="meta">How each model credits this lead to the channels of the visitor's visits. "direct" is a visit with no UTM tags, no referrer and no other channel from CoMagic.</p>${attributionTable(sessions, conversionAt)}` : ""}
-<script>${CALL_SCRIPT}</script>`;
-  return page("CoMagic", body);
+<script nonce="${cspNonce}">${CALL_SCRIPT}</script>`;
+  return page("CoMagic", body, cspNonce);
 }
 
 export function renderMessagePage(title: string, message: string): Html {

@@ -1,0 +1,50 @@
+import * as z from "zod";
+import { AppError } from "../errors";
+import { matchesAnySecret } from "../security";
+import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+import { BitrixError } from "./errors";
+
+/*
+ * Who is asking, for the Bitrix24 app's routes. Placement and install requests are posted by the user's
+ * browser (FACTS.md §1.3), so nothing in them counts until the portal this worker serves accepts their token
+ * for *our* application (app.info's CODE; any app on the portal passes app.info) and for a signed-in user.
+ */
+
+const idString = z.union([z.string(), z.number()]).transform(String);
+const profileSchema = z.object({ ID: idString, ADMIN: z.boolean().optional(), NAME: z.string().nullish(), LAST_NAME: z.string().nullish() }).loose();
+const appInfoSchema = z.object({ CODE: z.string().nullish() }).loose();
+
+export type Profile = z.infer<typeof profileSchema>;
+
+/** A command's result read with a schema, or the error Bitrix24 gave for it. */
+export function outcome<T>(result: CommandOutcome | undefined, schema: z.ZodType<T>, what: string): T {
+  if (!result) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what}: no answer`, true, "no");
+  if (!result.ok) throw result.error;
+  const parsed = schema.safeParse(result.result);
+  if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what}: unexpected answer`, true, "no");
+  return parsed.data;
+}
+
+const refused = (message: string) => new AppError(401, "not_verified", message);
+
+/**
+ * The request's token must work on our portal, for our application, as a signed-in user. `extra` commands
+ * run in the same `batch`, with the user's own rights.
+ */
+export async function verifiedUser(userClient: BitrixClient, appCode: string, extra: Record<string, BitrixCommand> = {}) {
+  const results = await userClient.batch({ app: { method: "app.info", params: {} }, me: { method: "profile", params: {} }, ...extra }, { readOnly: true });
+  if (!results.app?.ok || !results.me?.ok) throw refused("Bitrix24 did not accept this request's token for this portal");
+  // FACTS-portals: a local app's CODE is its client id ([UNCERTAIN]; BITRIX_APP_CODE covers other apps).
+  const app = appInfoSchema.safeParse(results.app.result);
+  if (!app.success || app.data.CODE !== appCode) throw refused("This request's token belongs to another Bitrix24 application");
+  return { profile: outcome(results.me, profileSchema, "profile"), results };
+}
+
+/**
+ * FACTS.md §1.4: compare APPLICATION_TOKEN with the one kept from the install. It may be absent (older portals
+ * do not send it); when both sides have one, they must match.
+ */
+export async function checkApplicationToken(sent: string | undefined, stored: string | undefined): Promise<void> {
+  if (!sent || !stored) return;
+  if (!(await matchesAnySecret(sent, [stored]))) throw refused("This request did not come from the application installed on this portal");
+}

@@ -1,0 +1,32 @@
+/*
+ * D1 holds what must survive and be queried: dead letters (listed newest first, replayed by id) and the
+ * ledger of applied events (every session ever written, which Bitrix24's own fields cannot tell once a
+ * later call has updated the lead), and the click-to-call guards. The schema is created on first use: no
+ * migration step to forget.
+ */
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS dead_letters (
+     id TEXT PRIMARY KEY, queue TEXT NOT NULL, job_type TEXT NOT NULL, job TEXT NOT NULL, reason TEXT NOT NULL,
+     code TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at TEXT NOT NULL, replayed_at TEXT, replay_count INTEGER NOT NULL DEFAULT 0)`,
+  `CREATE INDEX IF NOT EXISTS dead_letters_failed_at ON dead_letters (failed_at DESC)`,
+  `CREATE TABLE IF NOT EXISTS applied_events (key TEXT PRIMARY KEY, lead_id TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS contact_leads (contact TEXT PRIMARY KEY, lead_id TEXT NOT NULL, written_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS pending_creates (contact TEXT PRIMARY KEY, event_key TEXT NOT NULL, since TEXT NOT NULL)`,
+  // Click-to-call: each tab token's one call, and calls a day per user and per portal (the toll-fraud caps).
+  `CREATE TABLE IF NOT EXISTS call_tokens (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS call_counts (day TEXT NOT NULL, scope TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (day, scope))`,
+];
+
+const ready = new WeakMap<D1Database, Promise<unknown>>();
+
+export function ensureSchema(db: D1Database): Promise<unknown> {
+  let pending = ready.get(db);
+  if (!pending) {
+    pending = db.batch(SCHEMA.map((sql) => db.prepare(sql)));
+    // A failure is not cached: the next use tries again.
+    pending.catch(() => ready.delete(db));
+    ready.set(db, pending);
+  }
+  return pending;
+}
+
