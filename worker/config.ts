@@ -210,10 +210,11 @@ function parseConfig(env: Env): ConfigResult {
     ["COMAGIC_CACHE", "token caching, touchpoints and the Bitrix24 app"],
     ["DB", "dead letters and the applied-events ledger"],
     ["CALL_RATE_LIMITER", "the per-user limit on click-to-call, so the Call button"],
+    ["APP_RATE_LIMITER", "the per-IP limit on the Bitrix24 app's pages, so the app"],
   ] as const) {
     if (!env[binding]) warnings.push({ setting: binding, problem: `binding is missing: ${feature} off` });
   }
-  if (!env.FORM_RATE_LIMITER) warnings.push({ setting: "FORM_RATE_LIMITER", problem: "rate-limit binding is missing: /forms is not rate limited" });
+  if (!env.FORM_RATE_LIMITER) warnings.push({ setting: "FORM_RATE_LIMITER", problem: "rate-limit binding is missing: /forms refuses every form (503)" });
   if (!env.LEAD_JOBS) problems.push({ setting: "LEAD_JOBS", problem: "queue binding is missing" });
   if (!env.DEAD_LETTERS) problems.push({ setting: "DEAD_LETTERS", problem: "queue binding is missing" });
   if (problems.length > 0 || !parsed.success) return { ok: false, problems, warnings };

@@ -7,6 +7,7 @@ export interface Env {
   FORM_RATE_LIMITER?: RateLimit;
   CALL_RATE_LIMITER?: RateLimit;
   APP_RATE_LIMITER?: RateLimit;
+  FORM_ENRICH_LIMITER?: RateLimit;
   ENRICH_JOBS?: Queue<unknown>;
   COMAGIC_CACHE?: KVNamespace;
   DB?: D1Database;

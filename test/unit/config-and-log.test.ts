@@ -23,6 +23,8 @@ const base: Env = {
   COMAGIC_VIRTUAL_NUMBER: "+7 (499) 372-06-92",
   COMAGIC_EMPLOYEES: '{"1": 25, "7": "26"}',
   CALL_RATE_LIMITER: { limit: async () => ({ success: true }) },
+  APP_RATE_LIMITER: { limit: async () => ({ success: true }) },
+  TAB_TOKEN_SECRET: "tab-token-key-0123456789abcdef0123456789",
 };
 
 describe("readConfig", () => {

@@ -1,62 +1,15 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { signTabToken } from "../../worker/bitrix/tab-token";
+import { call, callsMade, install, MEMBER, openTab, portalHost, postForm as form, seedLead, TAB_KEYS, tokenIn, tokensFor } from "./app-support";
 import { sandbox, uniquePhone, visitorSessions } from "./support";
 
-const MEMBER = "sandbox-member-0001";
-const TAB_KEYS = ["test-tab-token-key-new-0123456789abcdef"];
 let host: string;
-
-interface PortalTokens {
-  AUTH_ID: string;
-  REFRESH_ID: string;
-  AUTH_EXPIRES: number;
-  member_id: string;
-  DOMAIN: string;
-}
-
-/** Tokens the sandbox portal hands the app for a user, as on install or in a card's placement POST. */
-async function tokensFor(userId: number): Promise<PortalTokens> {
-  return (await sandbox("/_sandbox/bitrix/app/tokens", { userId })).json();
-}
-
-function form(path: string, fields: Record<string, string>, query = `?DOMAIN=${host}&PROTOCOL=0&LANG=ru`): Promise<Response> {
-  return exports.default.fetch(new Request(`http://worker.test${path}${query}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() }));
-}
-
-async function install(userId = 1, overrides: Record<string, string> = {}): Promise<Response> {
-  const t = await tokensFor(userId);
-  return form("/bitrix/install", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: String(t.AUTH_EXPIRES), REFRESH_ID: t.REFRESH_ID, member_id: t.member_id, status: "L", ...overrides });
-}
-
-async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string): Promise<Response> {
-  const t = await tokensFor(userId);
-  return form(
-    "/bitrix/tab",
-    { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: "3600", REFRESH_ID: t.REFRESH_ID, member_id: MEMBER, status: "L", PLACEMENT: "CRM_LEAD_DETAIL_TAB", PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId }), ...overrides },
-    query,
-  );
-}
-
-async function seedLead(fields: Record<string, unknown>): Promise<string> {
-  const { id } = (await (await sandbox("/_sandbox/leads", { fields })).json()) as { id: number };
-  return String(id);
-}
-
-const tokenIn = (html: string) => /data-token="([^"]+)"/.exec(html)?.[1] ?? "";
-
-function call(token: string): Promise<Response> {
-  return exports.default.fetch(new Request("http://worker.test/bitrix/call", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) }));
-}
-
-async function callsMade(): Promise<Record<string, unknown>[]> {
-  return (await sandbox("/_sandbox/comagic/calls-made")).json();
-}
 
 let visitor = 9_100_000 + Math.floor(Math.random() * 100_000);
 
 beforeAll(async () => {
-  host = new URL(env.BITRIX_WEBHOOK_URL ?? "").host;
+  host = portalHost();
   await sandbox("/_sandbox/reset", {});
   await sandbox("/_sandbox/comagic/reset", {});
 });

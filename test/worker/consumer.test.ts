@@ -52,6 +52,7 @@ function deps(deadLetters: DeadLetter[]): ConsumerDeps {
     rules: { dedupDays: 30, defaultRegion: "RU" },
     ledger: null,
     followUps: null,
+    formEnrichLimit: null,
     queue: "comagic-lead-jobs",
   };
 }

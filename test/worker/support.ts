@@ -1,4 +1,6 @@
 import { formatComagicDateTime } from "../../worker/domain/comagic-time";
+import { app } from "../../worker/app";
+import type { Env } from "../../worker/env";
 import { env, exports } from "cloudflare:workers";
 
 export const TOKEN = "test-token";
@@ -178,4 +180,11 @@ export function visitorSessions(visitorId: number, channels: (string | null)[]):
     utm_content: null,
     utm_term: null,
   }));
+}
+
+/** The worker's app under other settings or bindings, as a deploy with other vars would run it, with real bindings otherwise. */
+export function workerWithEnv(overrides: Partial<Record<keyof Env, unknown>>): (request: Request) => Promise<Response> {
+  const changed = { ...env, ...overrides } as Env;
+  const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+  return async (request) => app.fetch(request, changed, ctx);
 }

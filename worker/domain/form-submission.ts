@@ -13,6 +13,31 @@ const MAPPED = new Set([
   ...UTM_KEYS.flatMap((k) => [`utm_${k}`, `first_utm_${k}`]),
 ]);
 const CLICK_IDS = ["gclid", "yclid", "ga_client_id", "ym_uid"];
+
+/**
+ * Field names that carry secrets (cards, passwords, one-time codes, tokens): the snippet never sends them,
+ * and the worker drops them too, in case a site posts a form to /forms by itself.
+ */
+export const SECRET_FIELD_NAME = /pass|card|cvv|cvc|iban|token|csrf|otp|pin|secret/i;
+
+/** Query parameters a page or referrer URL keeps: attribution, never a session id or a reset link's token. */
+const KEPT_URL_PARAMS = /^(utm_[a-z]+|gclid|yclid|ymclid|_openstat)$/;
+
+/** The URL with only attribution parameters left in its query, and no fragment; null when it is not a URL. */
+export function attributionUrl(raw: string | null): string | null {
+  if (!raw) return null;
+  try {
+    const url = new URL(raw);
+    for (const key of [...url.searchParams.keys()]) if (!KEPT_URL_PARAMS.test(key)) url.searchParams.delete(key);
+    url.hash = "";
+    return url.toString();
+  } catch {
+    return null;
+  }
+}
+
+/** CoMagic visitor ids are numbers; anything else in the field is dropped, never stored or sent on to CoMagic. */
+const VISITOR_ID = /^\d{1,20}$/;
 // Enough for any real form; a flood of fields is abuse, not a lead.
 const MAX_EXTRA_FIELDS = 50;
 const MAX_VALUE_LENGTH = 2000;
@@ -51,12 +76,14 @@ export function readFormSubmission(fields: FormFields, options: { key: string; r
   if (rawPhone && !phone) extra.phone = rawPhone;
   if (rawEmail && !email) extra.email = rawEmail;
   for (const [key, raw] of Object.entries(fields)) {
-    if (MAPPED.has(key) || CLICK_IDS.includes(key) || Object.keys(extra).length >= MAX_EXTRA_FIELDS) continue;
+    if (MAPPED.has(key) || CLICK_IDS.includes(key) || SECRET_FIELD_NAME.test(key) || Object.keys(extra).length >= MAX_EXTRA_FIELDS) continue;
     const v = value(fields, key);
     if (v) extra[key.slice(0, 100)] = v;
   }
   const clickIds = Object.fromEntries(CLICK_IDS.flatMap((k) => (value(fields, k) ? [[k, value(fields, k)?.slice(0, 300) as string]] : [])));
 
+  const visitorId = value(fields, "comagic_visitor_id");
+  const pageUrl = attributionUrl(value(fields, "page_url"));
   return {
     ok: true,
     event: {
@@ -67,18 +94,18 @@ export function readFormSubmission(fields: FormFields, options: { key: string; r
       phone,
       email,
       name: value(fields, "name"),
-      visitorId: value(fields, "comagic_visitor_id"),
+      visitorId: visitorId && VISITOR_ID.test(visitorId) ? visitorId : null,
       utm: utm(fields, ""),
       employee: null,
       trafficType: null,
-      entryPage: value(fields, "page_url"),
+      entryPage: pageUrl,
       tags: [],
       recordingUrl: null,
       call: null,
       form: {
         name: value(fields, "form_name"),
-        pageUrl: value(fields, "page_url"),
-        referrer: value(fields, "referrer"),
+        pageUrl,
+        referrer: attributionUrl(value(fields, "referrer")),
         message: value(fields, "message") ?? value(fields, "comment"),
         firstUtm: utm(fields, "first_"),
         comagicSessionId: value(fields, "comagic_session_id"),

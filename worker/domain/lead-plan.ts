@@ -100,31 +100,56 @@ export function newLeadFields(event: LeadEvent): LeadFields {
 }
 
 /**
+ * Whether the event's contact data may be added to a lead that exists already. A website form is anonymous:
+ * anyone can name a client's email and give their own phone, which Call would then dial. Only CoMagic's
+ * authenticated calls and chats add phones, emails and visitor ids to an existing lead.
+ */
+function addsContactData(event: LeadEvent): boolean {
+  return event.kind !== "form";
+}
+
+/**
  * Fields for an existing lead: never the status, never a phone or email it already has (a multi-field
  * entry without ID *adds* a value in Bitrix), first-touch UTMs kept, the latest session recorded.
  */
 export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: CountryCode): LeadFields {
   const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key };
-  if (event.phone && !lead.phones.some((p) => normalizePhone(p, region) === event.phone)) {
+  const trusted = addsContactData(event);
+  if (trusted && event.phone && !leadHasPhone(lead, event.phone, region)) {
     fields.PHONE = [{ VALUE: event.phone, VALUE_TYPE: "WORK" }];
   }
-  if (event.email && !lead.emails.some((e) => e.trim().toLowerCase() === event.email)) {
+  if (trusted && event.email && !leadHasEmail(lead, event.email)) {
     fields.EMAIL = [{ VALUE: event.email, VALUE_TYPE: "WORK" }];
   }
   if (event.name && !lead.name) fields.NAME = event.name;
-  if (event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
+  if (trusted && event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
   Object.assign(fields, utmFields(creationUtm(event), (key) => !lead.utm[key]));
   return fields;
+}
+
+const leadHasPhone = (lead: LeadSnapshot, phone: string, region: CountryCode) => lead.phones.some((p) => normalizePhone(p, region) === phone);
+const leadHasEmail = (lead: LeadSnapshot, email: string) => lead.emails.some((e) => e.trim().toLowerCase() === email);
+
+/** The timeline line for contact data a form gave that was not added to the lead (see addsContactData). */
+function unverifiedContactLine(event: LeadEvent, lead: LeadSnapshot, region: CountryCode): string | null {
+  if (addsContactData(event)) return null;
+  const given = [
+    event.phone && !leadHasPhone(lead, event.phone, region) ? `phone ${event.phone}` : null,
+    event.email && !leadHasEmail(lead, event.email) ? `email ${event.email}` : null,
+    event.visitorId && event.visitorId !== lead.visitorId ? `CoMagic visitor ID ${event.visitorId}` : null,
+  ].filter((part): part is string => part !== null);
+  return given.length ? `Unverified website form data, not added to the lead: the form also gave ${given.join(", ")}.` : null;
 }
 
 export function planLeadWrite(event: LeadEvent, lookup: LeadLookup, rules: PlanRules): LeadWritePlan {
   if (lookup.appliedLeadId) return { action: "skip", leadId: lookup.appliedLeadId };
   const open = pickOpenLead(lookup.candidates, rules);
   if (!open) return { action: "create", fields: newLeadFields(event) };
+  const unverified = unverifiedContactLine(event, open, rules.defaultRegion);
   return {
     action: "update",
     leadId: open.id,
     fields: updateLeadFields(event, open, rules.defaultRegion),
-    comment: buildLeadComment(event),
+    comment: unverified ? `${unverified}\n${buildLeadComment(event)}` : buildLeadComment(event),
   };
 }

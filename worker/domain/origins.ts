@@ -4,6 +4,8 @@
  */
 export interface AllowedOrigins {
   allows(origin: string | null | undefined): boolean;
+  /** No valid entry: no site may send forms. */
+  isEmpty: boolean;
   invalid: string[];
 }
 
@@ -27,6 +29,7 @@ export function parseAllowedOrigins(raw: string | undefined): AllowedOrigins {
   }
   return {
     invalid,
+    isEmpty: exact.size === 0 && suffixes.length === 0,
     allows(origin) {
       if (!origin || origin === "null") return false;
       if (exact.has(origin.toLowerCase())) return true;

@@ -18,6 +18,11 @@ export interface ConsumerDeps extends SettleDeps {
   ledger: AppliedEvents | null;
   /** Queues call-record and enrichment jobs (delayed, so CoMagic's reports can catch up); null without Data API credentials. */
   followUps: FollowUpSender | null;
+  /**
+   * Anyone can post forms, each naming a visitor id; enriching them spends CoMagic's API points. This
+   * limit (FORM_ENRICH_LIMITER, per minute) says whether one more form may be enriched; null: no limit.
+   */
+  formEnrichLimit: RateLimit | null;
   queue: string;
   rules: { dedupDays: number; defaultRegion: CountryCode };
 }
@@ -75,14 +80,21 @@ function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps
  * What follows a written call, chat or form: a visitor the event names is enriched at once; a call's record is
  * also read from CoMagic, since it carries the UTMs, visitor and recording a minimal template lacks.
  */
-function followUpJobs(job: LeadJob, leadId: string): FollowUpJob[] {
+async function followUpJobs(job: LeadJob, leadId: string, deps: ConsumerDeps): Promise<FollowUpJob[]> {
   const { event } = job;
   const jobs: FollowUpJob[] = [];
-  if (event.visitorId) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId, visitorId: event.visitorId });
+  if (event.visitorId && (await mayEnrich(event, deps))) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId, visitorId: event.visitorId });
   if (event.kind === "call") {
     jobs.push({ type: "call.record", v: 1, requestId: job.requestId, leadId, sessionId: event.sessionId, calledAt: event.receivedAt, visitorId: event.visitorId, recordingUrl: event.recordingUrl });
   }
   return jobs;
+}
+
+async function mayEnrich(event: LeadEvent, deps: ConsumerDeps): Promise<boolean> {
+  if (event.kind !== "form" || !deps.formEnrichLimit) return true;
+  if ((await deps.formEnrichLimit.limit({ key: "form-enrichment" })).success) return true;
+  deps.log.warn("enrich.skipped", { reason: "form_enrichment_limit", key: event.key });
+  return false;
 }
 
 /** Records applied events (and their contacts) in the ledger and queues their follow-up work. */
@@ -97,7 +109,8 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
     deps.now(),
     deps.log,
   );
-  const jobs = applied.flatMap(({ item, outcome }) => (outcome.action === "skipped" ? [] : followUpJobs(item.job, outcome.leadId)));
+  const jobs: FollowUpJob[] = [];
+  for (const { item, outcome } of applied) if (outcome.action !== "skipped") jobs.push(...(await followUpJobs(item.job, outcome.leadId, deps)));
   if (deps.followUps && jobs.length) {
     await deps.followUps.send(jobs).catch((error: unknown) => {
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });

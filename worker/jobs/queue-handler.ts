@@ -70,6 +70,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     store: createLeadStore(bitrix),
     ledger,
     followUps,
+    formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,
     queue: batch.queue,
     rules: { dedupDays: config.LEAD_DEDUP_DAYS, defaultRegion: config.DEFAULT_PHONE_REGION },
   });

@@ -90,12 +90,15 @@ formsRoute.post(
     const config = requireConfig(c.env);
     const log = c.get("log");
     const origin = c.req.header("origin");
-    if (origin !== undefined && !config.ALLOWED_ORIGINS.allows(origin)) {
-      log.warn("form.rejected", { reason: "origin", origin: origin.slice(0, 100) });
+    // Fail closed: with no site configured, nothing may post forms, browser or not.
+    if ((origin !== undefined && !config.ALLOWED_ORIGINS.allows(origin)) || (origin === undefined && config.ALLOWED_ORIGINS.isEmpty)) {
+      log.warn("form.rejected", { reason: "origin", origin: origin?.slice(0, 100) ?? null });
       throw new AppError(403, "origin_not_allowed", "This site may not send forms here; add its origin to ALLOWED_ORIGINS");
     }
+    // Without its per-IP limit, /forms would let anyone fill the CRM: refuse, as without a secret.
+    if (!c.env.FORM_RATE_LIMITER) throw new AppError(503, "misconfigured", "The worker is misconfigured");
     const ip = c.req.header("cf-connecting-ip") ?? "unknown";
-    if (c.env.FORM_RATE_LIMITER && !(await c.env.FORM_RATE_LIMITER.limit({ key: `forms:${ip}` })).success) {
+    if (!(await c.env.FORM_RATE_LIMITER.limit({ key: `forms:${ip}` })).success) {
       log.warn("form.rejected", { reason: "rate_limited" });
       c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
       throw new AppError(429, "rate_limited", "Too many forms from this address; try again in a minute");

@@ -1,0 +1,61 @@
+import { env, exports } from "cloudflare:workers";
+import { sandbox } from "./support";
+
+/** Helpers for the Bitrix24 app's routes: tokens from the sandbox portal, and the forms a card posts. */
+
+export const MEMBER = "sandbox-member-0001";
+/** The first TAB_TOKEN_SECRET key in test/vitest.config.ts: the one that signs. */
+export const TAB_KEYS = ["test-tab-token-key-new-0123456789abcdef"];
+
+export interface PortalTokens {
+  AUTH_ID: string;
+  REFRESH_ID: string;
+  AUTH_EXPIRES: number;
+  member_id: string;
+  APPLICATION_TOKEN: string;
+  DOMAIN: string;
+}
+
+export const portalHost = () => new URL(env.BITRIX_WEBHOOK_URL ?? "").host;
+
+/** Tokens the sandbox portal hands an app for a user, as on install or in a card's placement POST. */
+export async function tokensFor(userId: number, app: "ours" | "other" = "ours"): Promise<PortalTokens> {
+  return (await sandbox("/_sandbox/bitrix/app/tokens", { userId, app })).json();
+}
+
+type Fetcher = (request: Request) => Promise<Response>;
+const worker: Fetcher = (request) => exports.default.fetch(request);
+
+export function postForm(path: string, fields: Record<string, string>, query = `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=ru`, fetcher: Fetcher = worker, headers: Record<string, string> = {}): Promise<Response> {
+  return fetcher(new Request(`http://worker.test${path}${query}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(fields).toString() }));
+}
+
+export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours"): Promise<Response> {
+  const t = await tokensFor(userId, app);
+  return postForm("/bitrix/install", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: String(t.AUTH_EXPIRES), REFRESH_ID: t.REFRESH_ID, member_id: t.member_id, APPLICATION_TOKEN: t.APPLICATION_TOKEN, status: "L", ...overrides });
+}
+
+export async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string, fetcher: Fetcher = worker, app: "ours" | "other" = "ours"): Promise<Response> {
+  const t = await tokensFor(userId, app);
+  return postForm(
+    "/bitrix/tab",
+    { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: "3600", REFRESH_ID: t.REFRESH_ID, member_id: MEMBER, status: "L", PLACEMENT: "CRM_LEAD_DETAIL_TAB", PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId }), ...overrides },
+    query,
+    fetcher,
+  );
+}
+
+export async function seedLead(fields: Record<string, unknown>): Promise<string> {
+  const { id } = (await (await sandbox("/_sandbox/leads", { fields })).json()) as { id: number };
+  return String(id);
+}
+
+export const tokenIn = (html: string) => /data-token="([^"]+)"/.exec(html)?.[1] ?? "";
+
+export function call(token: string, fetcher: Fetcher = worker): Promise<Response> {
+  return fetcher(new Request("http://worker.test/bitrix/call", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) }));
+}
+
+export async function callsMade(): Promise<Record<string, unknown>[]> {
+  return (await sandbox("/_sandbox/comagic/calls-made")).json();
+}
