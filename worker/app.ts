@@ -42,8 +42,11 @@ app.onError((error, c) => {
     log.warn("request.invalid", { path: new URL(c.req.url).pathname, issues });
     return c.json({ error: "invalid_body", message: "The body is not a valid request", issues }, 400);
   }
+  // An HTTPException made with a response of its own (hono/bearer-auth's 401 with WWW-Authenticate) keeps it.
   if (error instanceof HTTPException) {
-    return c.json({ error: "http_error", message: error.message }, error.status);
+    const res = error.getResponse();
+    if (res.status === 401) res.headers.set("Cache-Control", "no-store");
+    return res;
   }
   log.error("request.failed", { path: new URL(c.req.url).pathname, error: errorMessage(error) });
   return c.json({ error: "internal_error", message: "Something went wrong; the request id is in X-Request-Id" }, 500);

@@ -12,17 +12,32 @@ const KNOWN_REGIONS = new Set<string>(knownRegions());
 // The webhook base must look like `<portal>/rest/<user id>/<code>/` (or the v3 `/rest/api/<id>/<code>/`).
 const BITRIX_WEBHOOK_PATH = /\/rest\/(?:api\/)?\d+\/[^/]+\/?$/;
 
+/** A comma-separated list of secrets (for rotation), without blanks. */
+export function splitSecretList(raw: string | undefined): string[] {
+  return (raw ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
 const secretList = z
   .string()
-  .transform((raw) => raw.split(",").map((s) => s.trim()).filter(Boolean))
+  .transform(splitSecretList)
   .pipe(z.array(z.string()).min(1, "has no non-empty value"));
+
+/**
+ * An upstream the worker sends secrets to (webhook codes, tokens, passwords): HTTPS only, except the local
+ * sandboxes on this machine.
+ */
+const upstreamUrl = z
+  .url({ protocol: /^https?$/, error: "is not an http(s) URL" })
+  .refine((raw) => {
+    const url = new URL(raw);
+    return url.protocol === "https:" || url.hostname === "127.0.0.1" || url.hostname === "localhost";
+  }, { error: "must be https:// (plain http only for 127.0.0.1 or localhost)" });
 
 const positiveInt = (fallback: number) =>
   z.coerce.number().int().positive().default(fallback);
 
 const configSchema = z.object({
-  BITRIX_WEBHOOK_URL: z
-    .url({ protocol: /^https?$/, error: "is not an http(s) URL" })
+  BITRIX_WEBHOOK_URL: upstreamUrl
     .refine((url) => BITRIX_WEBHOOK_PATH.test(new URL(url).pathname), {
       error: "must end with /rest/<user id>/<webhook code>/",
     })
@@ -39,7 +54,7 @@ const configSchema = z.object({
   LEAD_DEDUP_DAYS: positiveInt(30),
   MIN_LOST_CALL_SECONDS: z.coerce.number().int().nonnegative().default(10),
   ALLOWED_ORIGINS: z.string().optional().transform(parseAllowedOrigins),
-  COMAGIC_DATA_API_URL: z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default("https://dataapi.comagic.ru/v2.0"),
+  COMAGIC_DATA_API_URL: upstreamUrl.default("https://dataapi.comagic.ru/v2.0"),
   COMAGIC_API_TOKEN: z.string().optional(),
   COMAGIC_LOGIN: z.string().optional(),
   COMAGIC_PASSWORD: z.string().optional(),
@@ -52,8 +67,8 @@ const configSchema = z.object({
   ADMIN_TOKEN: secretList.optional(),
   BITRIX_APP_CLIENT_ID: z.string().optional(),
   BITRIX_APP_CLIENT_SECRET: z.string().optional(),
-  BITRIX_OAUTH_URL: z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default("https://oauth.bitrix.info/oauth/token/"),
-  COMAGIC_CALL_API_URL: z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default("https://callapi.comagic.ru/v4.0"),
+  BITRIX_OAUTH_URL: upstreamUrl.default("https://oauth.bitrix.info/oauth/token/"),
+  COMAGIC_CALL_API_URL: upstreamUrl.default("https://callapi.comagic.ru/v4.0"),
   COMAGIC_VIRTUAL_NUMBER: z
     .string()
     .transform((n) => n.replace(/[\s()+-]/g, ""))
@@ -221,11 +236,9 @@ function parseConfig(env: Env): ConfigResult {
   return { ok: true, config: parsed.data, warnings };
 }
 
-/** For routes: the parsed config, or a 503 that names what is wrong (never a value). */
+/** For routes: the parsed config, or a 503 that names nothing (GET /health with the admin token does). */
 export function requireConfig(env: Env): Config {
   const result = readConfig(env);
-  if (!result.ok) {
-    throw new AppError(503, "misconfigured", "The worker is not configured; see GET /health", result.problems);
-  }
+  if (!result.ok) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   return result.config;
 }

@@ -8,6 +8,7 @@ export interface Env {
   CALL_RATE_LIMITER?: RateLimit;
   APP_RATE_LIMITER?: RateLimit;
   FORM_ENRICH_LIMITER?: RateLimit;
+  ADMIN_RATE_LIMITER?: RateLimit;
   ENRICH_JOBS?: Queue<unknown>;
   COMAGIC_CACHE?: KVNamespace;
   DB?: D1Database;

@@ -46,6 +46,11 @@ describe("readConfig", () => {
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: undefined }, "is not set"],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/crm/" }, "must end with /rest/<user id>/<webhook code>/"],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "ftp://x/rest/1/a/" }, "is not an http(s) URL"],
+    // Security: the webhook code, tokens and passwords never travel in the clear, except to a local sandbox.
+    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "http://portal.bitrix24.ru/rest/1/abc123secret/" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
+    ["COMAGIC_DATA_API_URL", { COMAGIC_DATA_API_URL: "http://dataapi.comagic.ru/v2.0" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
+    ["COMAGIC_CALL_API_URL", { COMAGIC_CALL_API_URL: "http://callapi.comagic.ru/v4.0" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
+    ["BITRIX_OAUTH_URL", { BITRIX_OAUTH_URL: "http://oauth.bitrix.info/oauth/token/" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
     ["COMAGIC_WEBHOOK_TOKEN", { COMAGIC_WEBHOOK_TOKEN: "", COMAGIC_WEBHOOK_SECRET: "  " }, "neither COMAGIC_WEBHOOK_TOKEN nor COMAGIC_WEBHOOK_SECRET is set, so every webhook is refused"],
     ["COMAGIC_WEBHOOK_TOKEN", { COMAGIC_WEBHOOK_TOKEN: " , ," }, "has no non-empty value"],
     ["DEFAULT_PHONE_REGION", { DEFAULT_PHONE_REGION: "XX" }, "is not an ISO 3166 region code known to libphonenumber"],

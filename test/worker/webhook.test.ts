@@ -162,7 +162,7 @@ describe("POST /webhooks/comagic refuses", () => {
 describe("GET /health", () => {
   it("is 200 with nothing missing when the worker is configured", async () => {
     const { exports } = await import("cloudflare:workers");
-    const res = await exports.default.fetch("http://worker.test/health");
+    const res = await exports.default.fetch(new Request("http://worker.test/health", { headers: { authorization: "Bearer test-admin-token" } }));
     expect(res.status).toBe(200);
     const answer = (await res.json()) as Record<string, unknown>;
     expect(answer).toEqual({ status: "ok", problems: [], warnings: [] });

@@ -3,6 +3,7 @@ import { readConfig, type Config } from "../config";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { d1AppliedEvents } from "../storage/d1";
+import { purgeExpired } from "../storage/retention";
 import { bitrixClientFor, dataApiClientFor } from "../wiring";
 import { reconcileCalls, type ReconcileReport } from "./reconcile";
 
@@ -21,7 +22,7 @@ export async function reconcileWindow(window: { from: Date; to: Date }, env: Env
   });
 }
 
-/** The Cron Trigger: reconcile the last RECONCILE_WINDOW_HOURS. Never throws. */
+/** The Cron Trigger: reconcile the last RECONCILE_WINDOW_HOURS, then purge what D1 keeps no longer. Never throws. */
 export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
   const log = createLogger({ cron: controller.cron });
   try {
@@ -32,8 +33,12 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     }
     const to = new Date(controller.scheduledTime);
     const from = new Date(to.getTime() - result.config.RECONCILE_WINDOW_HOURS * 3_600_000);
-    if ((await reconcileWindow({ from, to }, env, result.config, log)) === null) log.info("reconcile.skipped", { reason: "no CoMagic Data API credentials" });
+    try {
+      if ((await reconcileWindow({ from, to }, env, result.config, log)) === null) log.info("reconcile.skipped", { reason: "no CoMagic Data API credentials" });
+    } finally {
+      if (env.DB) log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
+    }
   } catch (error) {
-    log.error("reconcile.failed", { error: errorMessage(error) });
+    log.error("scheduled.failed", { error: errorMessage(error) });
   }
 }

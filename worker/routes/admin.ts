@@ -1,4 +1,5 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod";
 import type { AppEnv } from "../app";
 import { requireConfig } from "../config";
@@ -7,6 +8,7 @@ import { jobSchema } from "../jobs/schema";
 import { reconcileWindow } from "../jobs/scheduled";
 import { matchesAnySecret } from "../security";
 import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
+import { limitBody } from "./body-limit";
 
 /** One request reconciles at most a week; `npm run reconcile` walks longer ranges in steps. */
 const MAX_RECONCILE_DAYS = 7;
@@ -25,20 +27,54 @@ function deadLettersOf(db: D1Database | undefined) {
   return deadLetterStore(db);
 }
 
+/** Admin requests are small JSON; 16 KiB stops abuse before anything is read. */
+export const ADMIN_MAX_BYTES = 16 * 1024;
+/** How long an address that failed too often is turned away, whatever token it brings. */
+const BLOCK_SECONDS = 60;
+const UNAUTHORIZED = { error: "unauthorized", message: "Missing or invalid bearer token" };
+
+const clientIp = (c: Context<AppEnv>) => c.req.header("cf-connecting-ip") ?? "unknown";
+
+/**
+ * A failed attempt counts against the address (ADMIN_RATE_LIMITER, per minute); past the limit the address
+ * is turned away for a minute, right or wrong token, so guessing goes no faster than the limit.
+ */
+async function countFailure(c: Context<AppEnv>): Promise<void> {
+  c.get("log").warn("admin.rejected", { path: new URL(c.req.url).pathname });
+  const limiter = c.env.ADMIN_RATE_LIMITER;
+  if (limiter && !(await limiter.limit({ key: `admin-failures:${clientIp(c)}` })).success) {
+    await c.env.COMAGIC_CACHE?.put(`admin-blocked:${clientIp(c)}`, "1", { expirationTtl: BLOCK_SECONDS });
+  }
+}
+
 /** Operator routes, behind ADMIN_TOKEN (a bearer token, compared in constant time). Off without it. */
 export const adminRoute = new Hono<AppEnv>();
 
+adminRoute.use("*", limitBody(ADMIN_MAX_BYTES));
 adminRoute.use("*", async (c, next) => {
   const config = requireConfig(c.env);
   if (!config.ADMIN_TOKEN) throw new AppError(403, "admin_disabled", "The admin routes are off: set the ADMIN_TOKEN secret to use them");
-  const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-  if (!bearer || !(await matchesAnySecret(bearer, config.ADMIN_TOKEN))) {
-    c.get("log").warn("admin.rejected", { path: new URL(c.req.url).pathname });
-    throw new AppError(401, "unauthorized", "Missing or invalid bearer token");
+  // KV is a hint here, not a lock: a block reaches other locations within a minute at worst.
+  if (await c.env.COMAGIC_CACHE?.get(`admin-blocked:${clientIp(c)}`)) {
+    c.header("Retry-After", String(BLOCK_SECONDS));
+    throw new AppError(429, "too_many_failures", "Too many failed attempts from this address; try again in a minute");
   }
   c.header("Cache-Control", "no-store");
   await next();
 });
+adminRoute.use(
+  "*",
+  bearerAuth({
+    verifyToken: async (token, c: Context<AppEnv>) => {
+      const ok = await matchesAnySecret(token, requireConfig(c.env).ADMIN_TOKEN ?? []);
+      if (!ok) await countFailure(c);
+      return ok;
+    },
+    noAuthenticationHeader: { message: UNAUTHORIZED },
+    invalidAuthenticationHeader: { message: UNAUTHORIZED },
+    invalidToken: { message: UNAUTHORIZED },
+  }),
+);
 
 adminRoute.get("/dead-letters", async (c) => {
   const query = listQuery.parse(c.req.query());
