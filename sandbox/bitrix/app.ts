@@ -51,6 +51,34 @@ async function readParams(c: Context): Promise<Params> {
   return { ...fromQuery, ...(parseQuery(text, QS_OPTIONS) as Params) };
 }
 
+const REFERENCE = /\$(result|error|next|total|time)\[([^\]]*)\]((?:\[[^\]]*\])*)/g;
+
+/**
+ * What Bitrix24 does to every decoded value of a batch command (FACTS.md §2.11, rest_util.php
+ * processBatchElement): `$result[key][field]…` and its `$error`, `$next`, `$total`, `$time` kin are replaced by
+ * earlier commands' values. A whole-value reference keeps the value's type; an embedded one is replaced only
+ * by a string or number.
+ */
+function substituteReferences(value: unknown, scope: Record<string, Params>): unknown {
+  if (Array.isArray(value)) return value.map((v) => substituteReferences(v, scope));
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteReferences(v, scope)]));
+  if (typeof value !== "string") return value;
+  const lookup = (kind: string, key: string, path: string): unknown => {
+    let current: unknown = scope[kind]?.[key];
+    for (const [, part] of path.matchAll(/\[([^\]]*)\]/g)) current = current && typeof current === "object" ? (current as Params)[part ?? ""] : undefined;
+    return current;
+  };
+  const whole = new RegExp(`^${REFERENCE.source}$`).exec(value);
+  if (whole) {
+    const found = lookup(whole[1] ?? "", whole[2] ?? "", whole[3] ?? "");
+    return found === undefined ? value : found;
+  }
+  return value.replace(REFERENCE, (match, kind: string, key: string, path: string) => {
+    const found = lookup(kind, key, path);
+    return typeof found === "string" || typeof found === "number" ? String(found) : match;
+  });
+}
+
 /** Bitrix24 REST over an inbound webhook, with its envelopes, limits and quirks, plus a control API. */
 export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   const userId = options.userId ?? "1";
@@ -88,7 +116,8 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       methods.push(method);
       try {
         if (method === "batch") throw new RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage");
-        const out = callMethod(method, q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params), appUserId, token);
+        const parsed = q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params);
+        const out = callMethod(method, substituteReferences(parsed, { result, error: errors, total: totals, next: nexts, time: times }) as Params, appUserId, token);
         result[key] = out.result;
         if (out.total !== undefined) totals[key] = out.total;
         if (out.next !== undefined) nexts[key] = out.next;

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { BitrixError, classifyBitrixError } from "./errors";
-import { encodeBitrixQuery } from "./query-string";
+import { encodeBitrixQuery, neutralizeBatchReferences } from "./query-string";
 
 export interface BitrixCommand {
   method: string;
@@ -120,7 +120,7 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
   }
 
   async function batchChunk(commands: [string, BitrixCommand][], readOnly: boolean): Promise<Record<string, CommandOutcome>> {
-    const cmd = Object.fromEntries(commands.map(([key, c]) => [key, `${c.method}?${encodeBitrixQuery(c.params)}`]));
+    const cmd = Object.fromEntries(commands.map(([key, c]) => [key, `${c.method}?${encodeBitrixQuery(neutralizeBatchReferences(c.params) as Record<string, unknown>)}`]));
     const outcomes: Record<string, CommandOutcome> = {};
     let parsed: z.infer<typeof batchResult>;
     try {

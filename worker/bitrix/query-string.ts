@@ -18,3 +18,17 @@ export function encodeBitrixQuery(params: Record<string, unknown>): string {
   for (const [key, value] of Object.entries(params)) walk(encodeURIComponent(key), value);
   return pairs.join("&");
 }
+
+/**
+ * Bitrix24 replaces `$result[…]`, `$error[…]`, `$next[…]`, `$total[…]` and `$time[…]` inside every value of a
+ * `batch` command (FACTS.md §2.11). None of the worker's commands uses them; in a client's name or a form's
+ * message they would copy another command's result into the lead. So their `$` becomes `＄` (U+FF04).
+ */
+const BATCH_REFERENCE = /\$(?=\s*(?:result|error|next|total|time)\s*\[)/gi;
+
+export function neutralizeBatchReferences(value: unknown): unknown {
+  if (typeof value === "string") return value.replace(BATCH_REFERENCE, "\uFF04");
+  if (Array.isArray(value)) return value.map(neutralizeBatchReferences);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, neutralizeBatchReferences(v)]));
+  return value;
+}

@@ -1,0 +1,68 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createBitrixClient } from "../../worker/bitrix/client";
+import { createLeadStore } from "../../worker/bitrix/lead-store";
+import { handleLeadBatch } from "../../worker/jobs/consumer";
+import type { LeadJob } from "../../worker/jobs/schema";
+import { createLogger } from "../../worker/log";
+import { bitrixCall, leadsWithPhone, sandbox, sandboxLeads, uniquePhone } from "../worker/support";
+
+/*
+ * FACTS.md §2.11: Bitrix24 replaces $result[…], $error[…], $next[…], $total[…], $time[…] inside every value of
+ * a batch command. A form's name is user text that goes into the same batch as other people's leads.
+ */
+
+beforeAll(async () => {
+  await sandbox("/_sandbox/reset", {});
+});
+
+function lead(kind: "call" | "form", phone: string, name: string | null, message: string | null): LeadJob {
+  const key = `${kind}-${crypto.randomUUID()}`;
+  return {
+    type: "lead.ingest", v: 1, requestId: "batch-refs",
+    event: {
+      kind, key, sessionId: key, receivedAt: new Date().toISOString(), phone, email: null, name, visitorId: null,
+      utm: { source: null, medium: null, campaign: null, content: null, term: null }, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null,
+      call: kind === "call" ? { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 } : null,
+      form: kind === "form" ? { name: "Callback", pageUrl: null, referrer: null, message, firstUtm: { source: null, medium: null, campaign: null, content: null, term: null }, comagicSessionId: null, clickIds: {}, extra: {} } : null,
+    },
+  };
+}
+
+describe("batch references in user text", () => {
+  it("the sandbox substitutes them as Bitrix24 does (so the next test can fail)", async () => {
+    const phone = uniquePhone().e164;
+    await bitrixCall("batch", { halt: 0, cmd: { first: `crm.lead.add?fields[TITLE]=first&fields[PHONE][0][VALUE]=${encodeURIComponent(phone)}`, second: "crm.lead.add?fields[TITLE]=second&fields[NAME]=$result[first]" } });
+    const [first] = leadsWithPhone(await sandboxLeads(), phone);
+    expect((await sandboxLeads()).find((l) => l.TITLE === "second")?.NAME).toBe(first?.ID);
+  });
+
+  it("a form named $result[add0] does not copy another lead's id (or error) into its lead", async () => {
+    const other = uniquePhone().e164;
+    const attacker = uniquePhone().e164;
+    const batch = createMessageBatch("comagic-lead-jobs", [
+      { id: "m0", timestamp: new Date(), attempts: 1, body: lead("call", other, null, null) },
+      { id: "m1", timestamp: new Date(), attempts: 1, body: lead("form", attacker, "$result[add0]", "see $error[add0] and $total[uf0]") },
+    ]);
+    await handleLeadBatch(batch, {
+      store: createLeadStore(createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} })),
+      deadLetters: { send: async () => {} },
+      log: createLogger({}, () => {}),
+      now: () => new Date(),
+      random: () => 0.5,
+      rules: { dedupDays: 30, defaultRegion: "RU" },
+      ledger: null,
+      followUps: null,
+      formEnrichLimit: null,
+      queue: "comagic-lead-jobs",
+    });
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(2);
+    const leads = await sandboxLeads();
+    const [victim] = leadsWithPhone(leads, other);
+    const [injected] = leadsWithPhone(leads, attacker);
+    expect(injected?.NAME).not.toBe(victim?.ID);
+    expect(injected?.NAME).toBe("＄result[add0]");
+    expect(String(injected?.COMMENTS)).toContain("see ＄error[add0] and ＄total[uf0]");
+  });
+});
