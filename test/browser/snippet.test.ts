@@ -20,6 +20,8 @@ let site: Server;
 let siteUrl: string;
 /** What the stand-in site's own backend received, by form post. */
 const received: Record<string, string>[] = [];
+/** Beacons the snippet sent when pointed at the stand-in site (data-endpoint), as JSON. */
+const beacons: Record<string, string>[] = [];
 const pages = new Map<string, string>();
 let page: Page;
 let pageErrors: string[];
@@ -57,7 +59,8 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
         let body = "";
         req.on("data", (chunk) => (body += chunk));
         req.on("end", () => {
-          received.push(Object.fromEntries(new URLSearchParams(body)));
+          if (req.url === "/forms") beacons.push(JSON.parse(body) as Record<string, string>);
+          else received.push(Object.fromEntries(new URLSearchParams(body)));
           res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><p>thanks</p>");
         });
         return;
@@ -214,7 +217,7 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
     const url = sitePage(
       "beacon",
       `<form name="Callback" action="/submit" method="post" data-comagic-send><input name="name" value="Irina"><input name="email" value="${email}"><input name="password" value="secret"><button>Send</button></form>`,
-      { head: `<script>document.cookie = "comagic_visitor=v-777; path=/";</script>` },
+      { head: `<script>document.cookie = "comagic_visitor=7770777; path=/";</script>` },
     );
     await open(`${url}?utm_source=google&utm_medium=cpc&utm_campaign=beacon`);
     await Promise.all([page.waitForURL(`${siteUrl}/submit`), page.click("button")]);
@@ -222,8 +225,30 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
       const leads = await leadsWithEmail(email);
       return leads.length ? leads : null;
     }, "the lead from the beacon");
-    expect(lead).toMatchObject({ TITLE: "Website form: Callback", NAME: "Irina", UF_CRM_CM_VISITOR_ID: "v-777", UTM_SOURCE: "google", UTM_MEDIUM: "cpc", UTM_CAMPAIGN: "beacon", SOURCE_ID: "WEB" });
+    expect(lead).toMatchObject({ TITLE: "Website form: Callback", NAME: "Irina", UF_CRM_CM_VISITOR_ID: "7770777", UTM_SOURCE: "google", UTM_MEDIUM: "cpc", UTM_CAMPAIGN: "beacon", SOURCE_ID: "WEB" });
     expect(String(lead?.COMMENTS)).not.toContain("secret");
+  });
+
+  // Security (issue: the snippet sends secrets). One attack: a checkout page whose form the site asked to deliver.
+  it("never sends a secret: passwords, files, card and one-time-code fields, secret-named or unlisted hidden inputs, URL tokens", async () => {
+    const url = sitePage(
+      "checkout",
+      `<form action="/submit" method="post" data-comagic-send data-comagic-hidden="order_id">
+        <input name="name" value="Irina"><input name="phone" value="+79120001111">
+        <input type="password" name="pwd" value="hunter2"><input name="cardholder" value="IRINA"><input name="x1" autocomplete="cc-number" value="4111111111111111">
+        <input name="sms" autocomplete="one-time-code" value="424242"><input name="user_pin" value="1234"><input name="api_token" value="tok-1">
+        <input type="hidden" name="csrf_value" value="c-1"><input type="hidden" name="session_key" value="s-1"><input type="hidden" name="order_id" value="A-17">
+        <input type="file" name="attachment"><input name="shipping_city" value="Kazan"><button>Pay</button></form>`,
+      { snippet: `data-forms="form" data-endpoint="${siteUrl}"` },
+    );
+    await open(`${url}?utm_source=mail&reset_token=abc123&gclid=g-1#access_token=zzz`);
+    beacons.length = 0;
+    await Promise.all([page.waitForURL(`${siteUrl}/submit`), page.click("button")]);
+    const sent = await waitUntil(async () => beacons[0], "the beacon");
+    expect(sent).toMatchObject({ name: "Irina", phone: "+79120001111", order_id: "A-17", shipping_city: "Kazan", utm_source: "mail", gclid: "g-1" });
+    for (const name of ["pwd", "cardholder", "x1", "sms", "user_pin", "api_token", "csrf_value", "session_key", "attachment"]) expect(sent).not.toHaveProperty(name);
+    expect(sent.page_url).toBe(`${url}?utm_source=mail&gclid=g-1`);
+    expect(JSON.stringify(sent)).not.toMatch(/hunter2|4111|424242|abc123|zzz|tok-1/);
   });
 
   it("makes one lead from a double-clicked form", async () => {
@@ -244,14 +269,14 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
 
   it("sends data from a form submitted by JavaScript through window.ComagicLeads.send", async () => {
     const email = `js${Date.now()}@example.ru`;
-    const url = sitePage("js-send", `<p>An SPA</p>`, { head: `<script>document.cookie = "comagic_visitor=spa-1; path=/";</script>` });
+    const url = sitePage("js-send", `<p>An SPA</p>`, { head: `<script>document.cookie = "comagic_visitor=5550001; path=/";</script>` });
     await open(`${url}?utm_source=telegram`);
     await page.evaluate((address) => (window as unknown as { ComagicLeads: { send(d: object): void } }).ComagicLeads.send({ email: address, form_name: "Quiz" }), email);
     const [lead] = await waitUntil(async () => {
       const leads = await leadsWithEmail(email);
       return leads.length ? leads : null;
     }, "the lead from ComagicLeads.send");
-    expect(lead).toMatchObject({ TITLE: "Website form: Quiz", UF_CRM_CM_VISITOR_ID: "spa-1", UTM_SOURCE: "telegram" });
+    expect(lead).toMatchObject({ TITLE: "Website form: Quiz", UF_CRM_CM_VISITOR_ID: "5550001", UTM_SOURCE: "telegram" });
   });
 
   it("never throws into the page, even when the form's matches() is broken and CoMagic's API throws", async () => {

@@ -11,6 +11,8 @@ const MAPPED = new Set([
   "name", "phone", "email", "comment", "message", "form_name", "comagic_visitor_id", "comagic_session_id",
   "page_url", "referrer", "submission_id", "_hp", "_redirect",
   ...UTM_KEYS.flatMap((k) => [`utm_${k}`, `first_utm_${k}`]),
+  // The snippet keeps the first touch's click ids too; the last touch's are the ones a lead carries.
+  "first_gclid", "first_yclid",
 ]);
 const CLICK_IDS = ["gclid", "yclid", "ga_client_id", "ym_uid"];
 
@@ -18,7 +20,7 @@ const CLICK_IDS = ["gclid", "yclid", "ga_client_id", "ym_uid"];
  * Field names that carry secrets (cards, passwords, one-time codes, tokens): the snippet never sends them,
  * and the worker drops them too, in case a site posts a form to /forms by itself.
  */
-export const SECRET_FIELD_NAME = /pass|card|cvv|cvc|iban|token|csrf|otp|pin|secret/i;
+export const SECRET_FIELD_NAME = /(\b|_)(pass|cc-|one-t|card|cv[vc]|iban|token|csrf|otp|pin|secret)/i;
 
 /** Query parameters a page or referrer URL keeps: attribution, never a session id or a reset link's token. */
 const KEPT_URL_PARAMS = /^(utm_[a-z]+|gclid|yclid|ymclid|_openstat)$/;
@@ -34,6 +36,12 @@ export function attributionUrl(raw: string | null): string | null {
   } catch {
     return null;
   }
+}
+
+/** The snippet sends Google Analytics' `_ga` cookie as it is (GA1.2.<client id>); the lead shows the client id. */
+function clickId(key: string, raw: string): string {
+  const gaClientId = key === "ga_client_id" ? /^GA\d+\.\d+\.(.+)$/.exec(raw)?.[1] : undefined;
+  return (gaClientId ?? raw).slice(0, 300);
 }
 
 /** CoMagic visitor ids are numbers; anything else in the field is dropped, never stored or sent on to CoMagic. */
@@ -80,7 +88,7 @@ export function readFormSubmission(fields: FormFields, options: { key: string; r
     const v = value(fields, key);
     if (v) extra[key.slice(0, 100)] = v;
   }
-  const clickIds = Object.fromEntries(CLICK_IDS.flatMap((k) => (value(fields, k) ? [[k, value(fields, k)?.slice(0, 300) as string]] : [])));
+  const clickIds = Object.fromEntries(CLICK_IDS.flatMap((k) => (value(fields, k) ? [[k, clickId(k, value(fields, k) as string)]] : [])));
 
   const visitorId = value(fields, "comagic_visitor_id");
   const pageUrl = attributionUrl(value(fields, "page_url"));
