@@ -136,3 +136,46 @@ describe("fuzzing POST /forms", () => {
     );
   }, 300_000);
 });
+
+const APP_RUNS = 400;
+const appFields = fc.dictionary(
+  fc.oneof(fc.constantFrom("AUTH_ID", "REFRESH_ID", "member_id", "AUTH_EXPIRES", "PLACEMENT", "PLACEMENT_OPTIONS", "APPLICATION_TOKEN", "DOMAIN", "auth[access_token]", "token"), fc.string({ maxLength: 12 })),
+  fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("sandbox-member-0001", "CRM_LEAD_DETAIL_TAB", '{"ID":"1"}', '{"ID":"x"}', "3600", "-1", "")),
+  { maxKeys: 8 },
+);
+
+describe("fuzzing the Bitrix24 app's routes and the admin routes", () => {
+  it(`answers ${APP_RUNS} random requests with a deliberate status, starts no call, and never lets a stranger into /admin`, async () => {
+    const callsBefore = ((await (await fetch(`${env.SANDBOX_URL}/_sandbox/comagic/calls-made`)).json()) as unknown[]).length;
+    const testEnv = { ...env, APP_RATE_LIMITER: { limit: async () => ({ success: true }) }, ADMIN_RATE_LIMITER: { limit: async () => ({ success: true }) } };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("/bitrix/install", "/bitrix/tab", "/bitrix/call", "/admin/dead-letters", "/admin/applied", "/admin/reconcile", "/admin/dead-letters/x/replay"),
+        appFields,
+        fc.constantFrom("form", "json", "garbage"),
+        fc.constantFrom("none", "wrong", "garbage"),
+        fc.string({ maxLength: 60 }),
+        async (path, fields, encoding, auth, garbage) => {
+          const headers: Record<string, string> = { "cf-connecting-ip": "203.0.113.10" };
+          if (auth === "wrong") headers.authorization = "Bearer not-the-token";
+          if (auth === "garbage") headers.authorization = garbage;
+          let body: string;
+          if (encoding === "form") {
+            body = new URLSearchParams(fields).toString();
+            headers["content-type"] = "application/x-www-form-urlencoded";
+          } else if (encoding === "json") {
+            body = JSON.stringify(fields);
+            headers["content-type"] = "application/json";
+          } else body = garbage;
+          const method = path === "/admin/dead-letters" ? "GET" : "POST";
+          const res = await app.request(path, method === "GET" ? { headers } : { method, headers, body }, testEnv);
+          expect([200, 400, 401, 403, 404, 409, 413, 422, 429].includes(res.status), `${path} → ${res.status}: ${await res.clone().text()}`).toBe(true);
+          if (path.startsWith("/admin")) expect(res.status === 401 || res.status === 400).toBe(true);
+        },
+      ),
+      { numRuns: APP_RUNS },
+    );
+    const callsAfter = ((await (await fetch(`${env.SANDBOX_URL}/_sandbox/comagic/calls-made`)).json()) as unknown[]).length;
+    expect(callsAfter).toBe(callsBefore);
+  }, 300_000);
+});
