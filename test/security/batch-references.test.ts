@@ -1,11 +1,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createBitrixClient } from "../../worker/bitrix/client";
-import { createLeadStore } from "../../worker/bitrix/lead-store";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
+import { consumerDeps } from "../worker/consumer-support";
 import type { LeadJob } from "../../worker/jobs/schema";
-import { createLogger } from "../../worker/log";
 import { bitrixCall, leadsWithPhone, sandbox, sandboxLeads, uniquePhone } from "../worker/support";
 
 /*
@@ -45,18 +42,7 @@ describe("batch references in user text", () => {
       { id: "m0", timestamp: new Date(), attempts: 1, body: lead("call", other, null, null) },
       { id: "m1", timestamp: new Date(), attempts: 1, body: lead("form", attacker, "$result[add0]", "see $error[add0] and $total[uf0]") },
     ]);
-    await handleLeadBatch(batch, {
-      store: createLeadStore(createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} })),
-      deadLetters: { send: async () => {} },
-      log: createLogger({}, () => {}),
-      now: () => new Date(),
-      random: () => 0.5,
-      rules: { dedupDays: 30, defaultRegion: "RU" },
-      ledger: null,
-      followUps: null,
-      formEnrichLimit: null,
-      queue: "comagic-lead-jobs",
-    });
+    await handleLeadBatch(batch, consumerDeps());
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(2);
     const leads = await sandboxLeads();
     const [victim] = leadsWithPhone(leads, other);

@@ -1,11 +1,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createBitrixClient } from "../../worker/bitrix/client";
-import { createLeadStore } from "../../worker/bitrix/lead-store";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
+import { consumerDeps } from "../worker/consumer-support";
 import type { FollowUpJob, LeadJob } from "../../worker/jobs/schema";
-import { createLogger } from "../../worker/log";
 import { openTab, install } from "../worker/app-support";
 import { leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, waitForQuiet, workerWithEnv, type SandboxLead } from "../worker/support";
 
@@ -111,18 +108,7 @@ describe("/forms fails closed", () => {
     };
     let allowed = 3;
     const batch = createMessageBatch("comagic-lead-jobs", Array.from({ length: 5 }, (_, i) => ({ id: `f${i}`, timestamp: new Date(), attempts: 1, body: form(i) })));
-    await handleLeadBatch(batch, {
-      store: createLeadStore(createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} })),
-      deadLetters: { send: async () => {} },
-      log: createLogger({}, () => {}),
-      now: () => new Date(),
-      random: () => 0.5,
-      rules: { dedupDays: 30, defaultRegion: "RU" },
-      ledger: null,
-      followUps: { send: async (jobs) => void sent.push(...jobs) },
-      formEnrichLimit: { limit: async () => ({ success: allowed-- > 0 }) },
-      queue: "comagic-lead-jobs",
-    });
+    await handleLeadBatch(batch, consumerDeps({ followUps: { send: async (jobs) => void sent.push(...jobs) }, formEnrichLimit: { limit: async () => ({ success: allowed-- > 0 }) } }));
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(5);
     expect(sent.filter((j) => j.type === "lead.enrich")).toHaveLength(3);
     await waitForQuiet();

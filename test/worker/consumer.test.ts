@@ -1,12 +1,10 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createBitrixClient } from "../../worker/bitrix/client";
-import { createLeadStore } from "../../worker/bitrix/lead-store";
 import { handleLeadBatch, MAX_DELIVERY_ATTEMPTS, type ConsumerDeps } from "../../worker/jobs/consumer";
 import type { DeadLetter, LeadJob } from "../../worker/jobs/schema";
 import worker from "../../worker/index";
-import { createLogger } from "../../worker/log";
+import { consumerDeps } from "./consumer-support";
 import { leadsWithPhone, sandbox, sandboxLeads, uniquePhone, uniqueSessionId } from "./support";
 
 function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
@@ -42,19 +40,7 @@ function batchOf(bodies: unknown[], attempts = 1) {
 }
 
 function deps(deadLetters: DeadLetter[]): ConsumerDeps {
-  const client = createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
-  return {
-    store: createLeadStore(client),
-    deadLetters: { send: async (letter: DeadLetter) => void deadLetters.push(letter) },
-    log: createLogger({}, () => {}),
-    now: () => new Date(),
-    random: () => 0.5,
-    rules: { dedupDays: 30, defaultRegion: "RU" },
-    ledger: null,
-    followUps: null,
-    formEnrichLimit: null,
-    queue: "comagic-lead-jobs",
-  };
+  return consumerDeps({ deadLetters: { send: async (letter: DeadLetter) => void deadLetters.push(letter) } });
 }
 
 beforeAll(async () => {

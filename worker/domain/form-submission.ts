@@ -83,7 +83,7 @@ export function readFormSubmission(fields: FormFields, options: { key: string; r
   const extra: Record<string, string> = {};
   if (rawPhone && !phone) extra.phone = rawPhone;
   if (rawEmail && !email) extra.email = rawEmail;
-  for (const [key, raw] of Object.entries(fields)) {
+  for (const key of Object.keys(fields)) {
     if (MAPPED.has(key) || CLICK_IDS.includes(key) || SECRET_FIELD_NAME.test(key) || Object.keys(extra).length >= MAX_EXTRA_FIELDS) continue;
     const v = value(fields, key);
     if (v) extra[key.slice(0, 100)] = v;
