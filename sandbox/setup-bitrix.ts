@@ -1,5 +1,6 @@
 /** `npm run setup:bitrix`: creates the custom lead fields on the portal in BITRIX_WEBHOOK_URL. */
 import { createBitrixClient } from "../worker/bitrix/client";
+import { requiredFieldsAdvice, unfilledRequiredLeadFields } from "../worker/bitrix/required-fields";
 import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
 import { readDevVars } from "./dev-vars";
 
@@ -10,10 +11,14 @@ if (!url) {
 }
 const baseUrl = url.endsWith("/") ? url : `${url}/`;
 try {
-  const { created, existing } = await ensureLeadUserFields(createBitrixClient({ baseUrl, timeoutMs: 30_000 }));
+  const client = createBitrixClient({ baseUrl, timeoutMs: 30_000 });
+  const { created, existing } = await ensureLeadUserFields(client);
   for (const name of created) console.log(`created   ${name}`);
   for (const name of existing) console.log(`existing  ${name}`);
   console.log(`${created.length} created, ${existing.length} already there on ${new URL(baseUrl).host}.`);
+  const defaults = JSON.parse(process.env.REQUIRED_FIELD_DEFAULTS || readDevVars().REQUIRED_FIELD_DEFAULTS || "{}") as Record<string, unknown>;
+  const unfilled = await unfilledRequiredLeadFields(client, defaults);
+  if (unfilled.length) console.log(`\nWarning: lead fields ${requiredFieldsAdvice(unfilled)}.`);
 } catch (error) {
   console.error(`Setup failed: ${error instanceof Error ? error.message : String(error)}`);
   console.error("The webhook needs the `crm` scope and a user allowed to change CRM settings.");

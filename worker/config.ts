@@ -91,7 +91,24 @@ const configSchema = z.object({
   /** app.info's CODE of our application, when it is not the client id (Marketplace apps). */
   BITRIX_APP_CODE: z.string().optional(),
   DEAD_LETTER_RETENTION_DAYS: positiveInt(30),
+  /** Bitrix24 user ids: who gets a new lead when no answering employee maps to a user, and who gets lost calls. */
+  DEFAULT_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
+  LOST_CALL_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
+  /** JSON object: a required lead field → the value every new lead gets (FACTS-portals §5). A broken value is a warning. */
+  REQUIRED_FIELD_DEFAULTS: z.string().optional().transform(parseFieldDefaults),
 });
+
+const fieldDefaults = z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/), z.union([z.string(), z.number()]));
+
+function parseFieldDefaults(raw: string | undefined): Record<string, string | number> | null {
+  if (raw === undefined) return {};
+  try {
+    const parsed = fieldDefaults.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
 
 const employeeMap = z.record(z.string().regex(/^\d+$/), z.coerce.number().int().positive());
 
@@ -215,6 +232,9 @@ function parseConfig(env: Env): ConfigResult {
   if (parsed.success) {
     const untyped = untypedCallCountries(callCountries(parsed.data));
     if (untyped.length) warnings.push({ setting: "CALL_COUNTRIES", problem: `names ${untyped.join(", ")}, whose number types the worker cannot tell apart: every call there is refused` });
+  }
+  if (values.REQUIRED_FIELD_DEFAULTS && parseFieldDefaults(values.REQUIRED_FIELD_DEFAULTS) === null) {
+    warnings.push({ setting: "REQUIRED_FIELD_DEFAULTS", problem: 'is not a JSON object of Bitrix24 field code to value, like {"UF_CRM_REGION": "Moscow"}; ignored' });
   }
   if (values.COMAGIC_EMPLOYEES && parseEmployeeMap(values.COMAGIC_EMPLOYEES) === null) {
     warnings.push({ setting: "COMAGIC_EMPLOYEES", problem: 'is not a JSON object of Bitrix24 user id to CoMagic employee id, like {"1": 25}; users are matched by email instead' });

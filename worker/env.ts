@@ -42,4 +42,7 @@ export interface Env {
   TAB_TOKEN_SECRET?: string;
   BITRIX_APP_CODE?: string;
   DEAD_LETTER_RETENTION_DAYS?: string;
+  REQUIRED_FIELD_DEFAULTS?: string;
+  DEFAULT_RESPONSIBLE_ID?: string;
+  LOST_CALL_RESPONSIBLE_ID?: string;
 }

@@ -187,6 +187,8 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     bucket.reset();
     faults.configure({ rate: 0, targeted: [] });
     portal.findbycommLagMs = 0;
+    portal.requiredFields = [];
+    portal.restRequiredCheck = false;
     faults.resetCounts();
     stats.httpRequests = 0;
     stats.rejectedByRateLimit = 0;
@@ -206,6 +208,13 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     bucket.burst = body.burst ?? bucket.burst;
     bucket.reset();
     return c.json({ ok: true, drainPerSecond: bucket.drainPerSecond, burst: bucket.burst });
+  });
+  /** Required fields as an admin sets them, and whether REST (applications) must fill them: `{fields, restCheck}`. */
+  app.post("/_sandbox/required-fields", async (c) => {
+    const body = (await c.req.json()) as { fields?: string[]; restCheck?: boolean };
+    portal.requiredFields = body.fields ?? portal.requiredFields;
+    portal.restRequiredCheck = body.restCheck ?? portal.restRequiredCheck;
+    return c.json({ ok: true, fields: portal.requiredFields, restCheck: portal.restRequiredCheck });
   });
   /** Seeds a lead as if made earlier by hand: `{fields, createdAt}`. */
   app.post("/_sandbox/leads", async (c) => {

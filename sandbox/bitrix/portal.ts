@@ -112,6 +112,13 @@ export class Portal {
    * or email written now is found by findbycomm only this many milliseconds later; lists and gets see it at once.
    */
   findbycommLagMs = 0;
+  /**
+   * Fields an admin made required (FACTS-portals §5). REST skips the check unless an admin turned on
+   * "required fields for applications" (`rest_enable_req_uf_check`, off by default); then crm.lead.add fails
+   * with an empty error code and one "is missing" line per field, joined with <br>.
+   */
+  requiredFields: string[] = [];
+  restRequiredCheck = false;
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
@@ -163,9 +170,21 @@ export class Portal {
     }
   }
 
-  addLead(fields: Params, createdAt: Date = this.now()): number {
+  private checkRequired(lead: Lead): void {
+    if (!this.restRequiredCheck) return;
+    const missing = this.requiredFields.filter((name) => (name === "PHONE" || name === "EMAIL" ? lead[name].length === 0 : !lead.fields[name]));
+    if (missing.length) throw new RestError(400, "", missing.map((name) => `The required field '${this.fieldTitle(name)}' is missing.`).join("<br />"));
+  }
+
+  private fieldTitle(name: string): string {
+    return this.userFields.find((uf) => uf.FIELD_NAME === name)?.LABEL ?? name.charAt(0) + name.slice(1).toLowerCase().replace(/_/g, " ");
+  }
+
+  /** A lead as REST adds it (`viaRest`, with the required-field check when on) or as a person types it in. */
+  addLead(fields: Params, createdAt: Date = this.now(), viaRest = false): number {
     const lead: Lead = { ID: this.nextLeadId, fields: { STATUS_ID: "NEW", OPENED: "Y" }, PHONE: [], EMAIL: [], DATE_CREATE: createdAt, DATE_MODIFY: createdAt };
     this.applyFields(lead, fields);
+    if (viaRest) this.checkRequired(lead);
     if (!lead.fields.TITLE) lead.fields.TITLE = `Lead #${lead.ID}`;
     this.nextLeadId += 1;
     this.leads.set(lead.ID, lead);
@@ -253,7 +272,7 @@ export class Portal {
     switch (method) {
       case "crm.lead.add": {
         const fields = asRecord(params.fields ?? {}, "fields");
-        return { result: this.addLead(fields) };
+        return { result: this.addLead(fields, this.now(), true) };
       }
       case "crm.lead.update": {
         const lead = this.leadById(params.id ?? params.ID);
@@ -261,6 +280,17 @@ export class Portal {
         this.applyFields(lead, fields);
         lead.DATE_MODIFY = this.now();
         return { result: true };
+      }
+      case "crm.lead.fields": {
+        const describe = (name: string, type: string, extra: Params = {}) => [name, { type, isRequired: this.requiredFields.includes(name), isReadOnly: false, isImmutable: false, isMultiple: false, isDynamic: name.startsWith("UF_"), title: this.fieldTitle(name), ...extra }];
+        return {
+          result: Object.fromEntries([
+            ["ID", { type: "integer", isRequired: false, isReadOnly: true, isImmutable: false, isMultiple: false, isDynamic: false, title: "ID" }],
+            ...STANDARD_FIELDS.map((name) => describe(name, "string")),
+            ...MULTI_FIELDS.map((name) => describe(name, "crm_multifield", { isMultiple: true })),
+            ...this.userFields.map((uf) => describe(uf.FIELD_NAME, uf.USER_TYPE_ID)),
+          ]),
+        };
       }
       case "crm.lead.delete": {
         const lead = this.leadById(params.id ?? params.ID);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
 import { newLeadFields, pickOpenLead, planLeadWrite, updateLeadFields, type LeadSnapshot } from "../../worker/domain/lead-plan";
+import { usersByEmployee } from "../../worker/domain/responsible";
 
 const now = new Date("2026-11-24T12:00:00Z");
 const rules = { now, dedupDays: 30, defaultRegion: "RU" as const };
@@ -89,5 +90,29 @@ describe("planLeadWrite", () => {
     const plan = planLeadWrite(event(), { appliedLeadId: null, candidates: [lead()] }, rules);
     expect(plan).toMatchObject({ action: "update", leadId: "10" });
     expect(plan.action === "update" && plan.comment).toContain("CoMagic call session ID: 555");
+  });
+});
+
+describe("who a new lead is assigned to", () => {
+  const responsible = { userOfEmployee: usersByEmployee({ "7": 25 }), defaultUserId: "3", lostCallUserId: "9" };
+  const event = (overrides: Partial<LeadEvent>): LeadEvent => ({
+    kind: "call", key: "1", sessionId: "1", receivedAt: "2026-11-24T10:00:00.000Z", phone: "+79123456789", email: null, name: null, visitorId: null,
+    utm: { source: null, medium: null, campaign: null, content: null, term: null }, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null,
+    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 }, ...overrides,
+  });
+
+  it.each([
+    ["the Bitrix24 user of the CoMagic employee who answered", { employeeId: "25" }, "7"],
+    ["DEFAULT_RESPONSIBLE_ID when the employee maps to no user", { employeeId: "99" }, "3"],
+    ["LOST_CALL_RESPONSIBLE_ID for a call nobody answered", { employeeId: "25", call: { lost: true, totalSeconds: 40, talkSeconds: 0, waitSeconds: 40 } }, "9"],
+  ] as const)("is %s", (_name, overrides, user) => {
+    expect(newLeadFields(event(overrides as Partial<LeadEvent>), {}, responsible).ASSIGNED_BY_ID).toBe(user);
+  });
+
+  it("is left to Bitrix24 when nothing is configured, and an existing lead keeps its own", () => {
+    expect(newLeadFields(event({ employeeId: "25" }), {}, null)).not.toHaveProperty("ASSIGNED_BY_ID");
+    const lead = { id: "5", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: [], emails: [], utm: { source: null, medium: null, campaign: null, content: null, term: null }, visitorId: null };
+    const plan = planLeadWrite(event({ employeeId: "25" }), { appliedLeadId: null, candidates: [lead] }, { now: new Date("2026-11-24T10:00:00Z"), dedupDays: 30, defaultRegion: "RU", responsible });
+    expect(plan.action === "update" && plan.fields).not.toHaveProperty("ASSIGNED_BY_ID");
   });
 });

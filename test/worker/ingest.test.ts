@@ -74,6 +74,16 @@ describe("a targeted call becomes a Bitrix24 lead", () => {
   });
 });
 
+describe("who gets the new lead", () => {
+  // COMAGIC_EMPLOYEES in test/vitest.config.ts: Bitrix24 user 1 is CoMagic employee 25.
+  it("is the Bitrix24 user of the CoMagic employee who answered (employee_id of the call-finished template)", async () => {
+    const phone = uniquePhone();
+    expect((await postWebhook({ call_session_id: Date.now(), contact_phone_number: phone.local, direction: "in", employee_id: 25, talk_time_duration: 40 })).status).toBe(202);
+    const [lead] = await leadFor(phone.e164);
+    expect(lead?.ASSIGNED_BY_ID).toBe("1");
+  });
+});
+
 describe("a second contact from the same person", () => {
   it("updates their open lead: one phone, status untouched, first-touch UTMs kept, a timeline comment added", async () => {
     const phone = uniquePhone();

@@ -39,6 +39,16 @@ export function classifyBitrixError(code: string, description: string, httpStatu
   if (code === "INTERNAL_SERVER_ERROR" || code === "ERROR_UNEXPECTED_ANSWER" || httpStatus >= 500) {
     return new BitrixError(code || `HTTP_${httpStatus}`, message, true, "unknown");
   }
+  // FACTS-portals §5: with required-field checks on for applications, an add fails with an empty code and
+  // "The required field '…' is missing." lines (newer methods: CRM_FIELD_ERROR_REQUIRED). Say what fixes it.
+  if (code === "CRM_FIELD_ERROR_REQUIRED" || (code === "" && /required|is missing|обязательн|не заполнен/i.test(description))) {
+    return new BitrixError(
+      "REQUIRED_FIELD_MISSING",
+      `Bitrix24 refused the write: a required field is empty (${description.replace(/<br\s*\/?>/gi, " ").trim()}). Fix it in one of two ways, then replay this dead letter: turn off required-field checks for applications (CRM → Settings → Other → Other settings → Applications), or give each such field a value in REQUIRED_FIELD_DEFAULTS (JSON: field → value).`,
+      false,
+      "no",
+    );
+  }
   // A lead that vanished between lookup and write: looking again decides anew, so retry.
   if (/not found/i.test(description) && code !== "ERROR_METHOD_NOT_FOUND") {
     return new BitrixError(code || "NOT_FOUND", message, true, "no");

@@ -2,6 +2,7 @@ import type { CountryCode } from "libphonenumber-js/core";
 import { buildLeadComment, buildLeadTitle } from "./lead-comment";
 import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
 import { normalizePhone } from "./phone";
+import { responsibleUserId, type ResponsibleRules } from "./responsible";
 
 export const ORIGINATOR_ID = "comagic";
 
@@ -51,6 +52,10 @@ export interface PlanRules {
   now: Date;
   dedupDays: number;
   defaultRegion: CountryCode;
+  /** REQUIRED_FIELD_DEFAULTS: values for fields a portal requires and the worker does not fill itself. */
+  requiredFieldDefaults?: Readonly<Record<string, string | number>>;
+  /** Who a new lead is assigned to; without it Bitrix24 assigns the webhook's user. */
+  responsible?: ResponsibleRules;
 }
 
 const DAY_MS = 86_400_000;
@@ -80,8 +85,12 @@ export function creationUtm(event: LeadEvent): Utm {
   return first && UTM_KEYS.some((k) => first[k]) ? first : event.utm;
 }
 
-export function newLeadFields(event: LeadEvent): LeadFields {
+export function newLeadFields(event: LeadEvent, requiredFieldDefaults: Readonly<Record<string, string | number>> = {}, responsible: ResponsibleRules | null = null): LeadFields {
+  const assignee = responsible ? responsibleUserId(event, responsible) : null;
   return {
+    // First, so that what the event itself says always wins.
+    ...requiredFieldDefaults,
+    ...(assignee ? { ASSIGNED_BY_ID: assignee } : {}),
     TITLE: buildLeadTitle(event),
     ...(event.name ? { NAME: event.name } : {}),
     ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
@@ -144,7 +153,8 @@ function unverifiedContactLine(event: LeadEvent, lead: LeadSnapshot, region: Cou
 export function planLeadWrite(event: LeadEvent, lookup: LeadLookup, rules: PlanRules): LeadWritePlan {
   if (lookup.appliedLeadId) return { action: "skip", leadId: lookup.appliedLeadId };
   const open = pickOpenLead(lookup.candidates, rules);
-  if (!open) return { action: "create", fields: newLeadFields(event) };
+  // An existing lead keeps its responsible: only a new one is assigned.
+  if (!open) return { action: "create", fields: newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null) };
   const unverified = unverifiedContactLine(event, open, rules.defaultRegion);
   return {
     action: "update",

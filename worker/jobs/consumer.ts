@@ -1,8 +1,7 @@
-import type { CountryCode } from "libphonenumber-js/core";
 import { BitrixError } from "../bitrix/errors";
 import type { LeadStore, WriteOutcome } from "../bitrix/lead-store";
 import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";
-import { planLeadWrite } from "../domain/lead-plan";
+import { planLeadWrite, type PlanRules } from "../domain/lead-plan";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
@@ -24,7 +23,7 @@ export interface ConsumerDeps extends SettleDeps {
    */
   formEnrichLimit: RateLimit | null;
   queue: string;
-  rules: { dedupDays: number; defaultRegion: CountryCode };
+  rules: Omit<PlanRules, "now">;
 }
 
 type Job = { message: Message<unknown>; job: LeadJob };

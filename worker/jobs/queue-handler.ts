@@ -1,6 +1,7 @@
 import { createLeadStore } from "../bitrix/lead-store";
 import { comagicAuth, readConfig, type Config } from "../config";
 import { retryDelaySeconds } from "../domain/backoff";
+import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
@@ -72,7 +73,12 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     followUps,
     formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,
     queue: batch.queue,
-    rules: { dedupDays: config.LEAD_DEDUP_DAYS, defaultRegion: config.DEFAULT_PHONE_REGION },
+    rules: {
+      dedupDays: config.LEAD_DEDUP_DAYS,
+      defaultRegion: config.DEFAULT_PHONE_REGION,
+      requiredFieldDefaults: config.REQUIRED_FIELD_DEFAULTS ?? {},
+      responsible: { userOfEmployee: usersByEmployee(config.COMAGIC_EMPLOYEES ?? {}), defaultUserId: config.DEFAULT_RESPONSIBLE_ID ?? null, lostCallUserId: config.LOST_CALL_RESPONSIBLE_ID ?? null },
+    },
   });
   log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount });
 }

@@ -4,6 +4,7 @@ import type { AppEnv } from "../app";
 import { checkApplicationToken } from "../bitrix/app-auth";
 import { installApp, TAB_PLACEMENTS } from "../bitrix/app-install";
 import { openTab } from "../bitrix/app-tab";
+import { requiredFieldsAdvice, unfilledRequiredLeadFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
 import { appClientFor, kvPortalStore, userClientFor, type Portal } from "../bitrix/portal";
 import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
@@ -110,7 +111,9 @@ bitrixAppRoute.post("/install", async (c) => {
       { origin, handlerUrl, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
-    return c.html(renderInstalledPage());
+    const unfilled = await unfilledRequiredLeadFields(appClient(result.portal), config.REQUIRED_FIELD_DEFAULTS ?? {}).catch(() => []);
+    if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: requiredFieldsAdvice(unfilled) });
+    return c.html(renderInstalledPage(unfilled.length ? `Lead fields ${requiredFieldsAdvice(unfilled)}.` : null));
   } catch (error) {
     if (error instanceof z.ZodError) return htmlError(c, new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id"));
     return htmlError(c, error);

@@ -126,10 +126,11 @@ export function renderMessagePage(title: string, message: string): Html {
   return page(title, html`<div class="note warn"><strong>${title}.</strong> ${message}</div>`);
 }
 
-export function renderInstalledPage(): Html {
+/** `warning`: something the administrator should fix (required lead fields), shown under the confirmation. */
+export function renderInstalledPage(warning: string | null = null): Html {
   return raw(
     String(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CoMagic installed</title><script src="//api.bitrix24.com/api/v1/"></script></head>
-<body><p id="installed">CoMagic is installed: lead and deal cards now have a "CoMagic" tab.</p>
+<body><p id="installed">CoMagic is installed: lead and deal cards now have a "CoMagic" tab.</p>${warning ? html`<p id="warning">${warning}</p>` : ""}
 <script>if (window.BX24) BX24.init(function () { BX24.installFinish(); });</script></body></html>`),
   );
 }

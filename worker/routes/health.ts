@@ -1,11 +1,38 @@
 import { Hono } from "hono";
+import * as z from "zod";
 import type { AppEnv } from "../app";
-import { readConfig, splitSecretList } from "../config";
+import { requiredFieldsAdvice, unfilledRequiredLeadFields, type UnfilledField } from "../bitrix/required-fields";
+import { readConfig, splitSecretList, type Config, type ConfigProblem } from "../config";
+import type { Env } from "../env";
+import { errorMessage } from "../log";
 import { matchesAnySecret } from "../security";
+import { kvJson } from "../storage/kv-json";
+import { bitrixClientFor } from "../wiring";
+
+/** The portal's required fields change rarely; each admin look at /health need not ask Bitrix24 again. */
+const REQUIRED_FIELDS_CACHE_SECONDS = 600;
+const cachedFields = z.object({ fields: z.array(z.object({ field: z.string(), title: z.string() })) });
+
+/** What the portal requires that the worker does not fill, as a warning (checked on the admin's request only). */
+async function requiredFieldWarnings(env: Env, config: Config): Promise<ConfigProblem[]> {
+  const cache = env.COMAGIC_CACHE ? kvJson(env.COMAGIC_CACHE, cachedFields) : null;
+  const key = "required-fields:v1";
+  try {
+    let fields: UnfilledField[] | undefined = (await cache?.get(key))?.fields;
+    if (!fields) {
+      fields = await unfilledRequiredLeadFields(bitrixClientFor(config), config.REQUIRED_FIELD_DEFAULTS ?? {});
+      await cache?.put(key, { fields }, REQUIRED_FIELDS_CACHE_SECONDS);
+    }
+    return fields.length ? [{ setting: "REQUIRED_FIELD_DEFAULTS", problem: `lead fields ${requiredFieldsAdvice(fields)}` }] : [];
+  } catch (error) {
+    return [{ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's lead fields (crm.lead.fields): ${errorMessage(error)}` }];
+  }
+}
 
 /**
  * 200 when the worker can do its core job, 503 when not: all a stranger learns. With the admin bearer token,
- * the answer names each missing or invalid setting and each warning (never a value).
+ * the answer names each missing or invalid setting and each warning (never a value), including lead fields
+ * the portal requires that the worker does not fill.
  */
 export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   const result = readConfig(c.env);
@@ -17,5 +44,6 @@ export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   const adminTokens = splitSecretList(c.env.ADMIN_TOKEN);
   const admin = Boolean(bearer && adminTokens.length && (await matchesAnySecret(bearer, adminTokens)));
   if (!admin) return c.json({ status }, code);
-  return c.json({ status, problems: result.ok ? [] : result.problems, warnings: result.warnings }, code);
+  if (!result.ok) return c.json({ status, problems: result.problems, warnings: result.warnings }, code);
+  return c.json({ status, problems: [], warnings: [...result.warnings, ...(await requiredFieldWarnings(c.env, result.config))] }, code);
 });
