@@ -113,7 +113,8 @@ export function createOAuthApp(settings: AppSettings) {
       expires: Math.floor(Date.now() / 1000) + pair.expiresIn,
       member_id: settings.memberId,
       client_endpoint: `${origin}/rest/`,
-      server_endpoint: `${origin}/oauth/`,
+      // FACTS-portals: server_endpoint is the OAuth server's REST base; tokens refresh at its /oauth/token/.
+      server_endpoint: `${origin}/rest/`,
       domain: "oauth.bitrix.info",
       scope: "crm,placement,user_brief",
       status: "L",
@@ -132,6 +133,7 @@ export function createOAuthApp(settings: AppSettings) {
       AUTH_EXPIRES: pair.expiresIn,
       member_id: settings.memberId,
       APPLICATION_TOKEN: app === "ours" ? applicationToken : OTHER_APP.applicationToken,
+      SERVER_ENDPOINT: `${new URL(c.req.url).origin}/rest/`,
       DOMAIN: new URL(c.req.url).host,
     });
   });

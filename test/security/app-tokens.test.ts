@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { signTabToken } from "../../worker/bitrix/tab-token";
-import { call, callsMade, install, MEMBER, openTab, seedLead, TAB_KEYS } from "../worker/app-support";
+import { call, callsMade, install, MEMBER, openTab, seedLead, storedPortal, TAB_KEYS } from "../worker/app-support";
 import { sandbox, uniquePhone } from "../worker/support";
 
 /*
@@ -10,7 +10,6 @@ import { sandbox, uniquePhone } from "../worker/support";
  * belongs to. The sandbox portal has a second application ("other") to attack with.
  */
 
-const storedPortal = async () => (await env.COMAGIC_CACHE?.get(`portal:v1:${MEMBER}`, "json")) as { accessToken: string; applicationToken?: string } | null;
 
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});

@@ -1,4 +1,6 @@
 import { env, exports } from "cloudflare:workers";
+import type { Portal } from "../../worker/bitrix/portal";
+import { d1PortalStore } from "../../worker/storage/portals";
 import { sandbox } from "./support";
 
 /** Helpers for the Bitrix24 app's routes: tokens from the sandbox portal, and the forms a card posts. */
@@ -13,6 +15,7 @@ export interface PortalTokens {
   AUTH_EXPIRES: number;
   member_id: string;
   APPLICATION_TOKEN: string;
+  SERVER_ENDPOINT: string;
   DOMAIN: string;
 }
 
@@ -36,7 +39,7 @@ export function postForm(path: string, fields: Record<string, string>, query = `
 
 export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours"): Promise<Response> {
   const t = await tokensFor(userId, app);
-  return postForm("/bitrix/install", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: String(t.AUTH_EXPIRES), REFRESH_ID: t.REFRESH_ID, member_id: t.member_id, APPLICATION_TOKEN: t.APPLICATION_TOKEN, status: "L", ...overrides });
+  return postForm("/bitrix/install", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: String(t.AUTH_EXPIRES), REFRESH_ID: t.REFRESH_ID, member_id: t.member_id, APPLICATION_TOKEN: t.APPLICATION_TOKEN, SERVER_ENDPOINT: t.SERVER_ENDPOINT, status: "L", ...overrides });
 }
 
 export async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string, fetcher: Fetcher = worker, app: "ours" | "other" = "ours"): Promise<Response> {
@@ -62,4 +65,9 @@ export function call(token: string, fetcher: Fetcher = worker): Promise<Response
 
 export async function callsMade(): Promise<Record<string, unknown>[]> {
   return (await sandbox("/_sandbox/comagic/calls-made")).json();
+}
+
+/** The installed portal's record as the worker keeps it (D1). */
+export async function storedPortal(): Promise<Portal | null> {
+  return d1PortalStore(env.DB as D1Database).get(MEMBER);
 }

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { signTabToken } from "../../worker/bitrix/tab-token";
-import { call, callsMade, install, MEMBER, openTab, portalHost, postForm as form, seedLead, TAB_KEYS, tokenIn, tokensFor } from "./app-support";
-import { sandbox, uniquePhone, visitorSessions } from "./support";
+import { call, callsMade, install, MEMBER, openTab, portalHost, postForm as form, seedLead, storedPortal, TAB_KEYS, tokenIn, tokensFor } from "./app-support";
+import { sandbox, uniquePhone, visitorSessions, workerWithEnv } from "./support";
 
 let host: string;
 
@@ -25,7 +25,7 @@ describe("installing the app", () => {
       { placement: "CRM_LEAD_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
       { placement: "CRM_DEAL_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
     ]);
-    const portal = (await env.COMAGIC_CACHE?.get(`portal:v1:${MEMBER}`, "json")) as { memberId: string; installedByUserId: string } | null;
+    const portal = await storedPortal();
     expect(portal).toMatchObject({ memberId: MEMBER, installedByUserId: "1" });
   });
 
@@ -166,6 +166,18 @@ describe("click-to-call", () => {
     expect((await callsMade()).length).toBe(before);
   });
 
+  it("says Bitrix24 is busy (503, in words) when it cannot read the lead, and the same button works once it answers", async () => {
+    const leadId = await seedLead({ TITLE: "Busy", PHONE: [{ VALUE: uniquePhone().e164 }] });
+    const token = tokenIn(await (await openTab(leadId, 1)).text());
+    const calls = workerWithEnv({ CALL_RATE_LIMITER: { limit: async () => ({ success: true }) } });
+    await sandbox("/_sandbox/faults", { rate: 1, kinds: ["503"] });
+    const busy = await call(token, calls);
+    await sandbox("/_sandbox/faults", { rate: 0 });
+    expect(busy.status).toBe(503);
+    expect(await busy.json()).toMatchObject({ error: "bitrix_unavailable" });
+    expect((await call(token, calls)).status).toBe(200);
+  });
+
   it("limits each user to 5 calls a minute", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
@@ -175,5 +187,33 @@ describe("click-to-call", () => {
     // User 1 already made one call in an earlier test of this file.
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
     expect(statuses.slice(0, 4)).toEqual([200, 200, 200, 200]);
+  });
+});
+
+describe("the app's own Bitrix24 tokens", () => {
+  // FACTS-portals: server_endpoint is the OAuth server's REST base; tokens refresh at its /oauth/token/.
+  it("are refreshed at the OAuth host the install named, not at a hard-coded one", async () => {
+    expect((await install()).status).toBe(200);
+    expect((await storedPortal())?.oauthTokenUrl).toBe(`${env.SANDBOX_URL}/oauth/token/`);
+  });
+
+  it("are refreshed once when five requests find them expired at the same time (a refresh token is spent by its use)", async () => {
+    // A fresh request budget (FACTS.md §4.1: 2 a second, bursts of 50): this file has spent much of it.
+    await sandbox("/_sandbox/rate-limit", {});
+    expect((await install()).status).toBe(200);
+    const tokens: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const tab = await openTab(await seedLead({ TITLE: "Parallel", PHONE: [{ VALUE: uniquePhone().e164 }] }), 1);
+      const html = await tab.text();
+      expect(tab.status, html).toBe(200);
+      tokens.push(tokenIn(html));
+    }
+    await sandbox("/_sandbox/bitrix/app/expire-tokens", {});
+    const before = ((await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { refreshes: number }).refreshes;
+    const calls = workerWithEnv({ CALL_RATE_LIMITER: { limit: async () => ({ success: true }) } });
+    const answers = await Promise.all(tokens.map((t) => call(t, calls).then(async (r) => `${r.status} ${r.status === 200 ? "" : await r.text()}`)));
+    expect(answers.map((a) => a.trim())).toEqual(["200", "200", "200", "200", "200"]);
+    const after = ((await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { refreshes: number }).refreshes;
+    expect(after - before).toBe(1);
   });
 });

@@ -16,6 +16,8 @@ export interface InstallRequest {
   refreshId: string;
   expiresInSeconds: number;
   applicationToken: string | undefined;
+  /** From the install's `server_endpoint`, when it is a Bitrix24 OAuth server; else BITRIX_OAUTH_URL is used. */
+  oauthTokenUrl: string | null;
 }
 
 /**
@@ -31,6 +33,7 @@ export async function installApp(
   if (profile.ADMIN !== true) throw new AppError(403, "not_admin", "Only a Bitrix24 administrator can install the app");
   const previous = await deps.portals.get(request.memberId);
   const applicationToken = request.applicationToken ?? previous?.applicationToken;
+  const oauthTokenUrl = request.oauthTokenUrl ?? previous?.oauthTokenUrl;
   const portal: Portal = {
     memberId: request.memberId,
     origin: deps.origin,
@@ -40,6 +43,7 @@ export async function installApp(
     installedAt: deps.now().toISOString(),
     installedByUserId: profile.ID,
     ...(applicationToken ? { applicationToken } : {}),
+    ...(oauthTokenUrl ? { oauthTokenUrl } : {}),
   };
   await deps.portals.put(portal);
   const client = deps.appClient(portal);

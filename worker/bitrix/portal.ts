@@ -1,5 +1,4 @@
 import * as z from "zod";
-import { kvJson } from "../storage/kv-json";
 import { createBitrixClient, type BitrixClient } from "./client";
 import { BitrixError } from "./errors";
 
@@ -16,18 +15,18 @@ export const portalSchema = z.object({
   installedByUserId: z.string(),
   /** `application_token` from the install, compared with the one placement requests carry (FACTS.md §1.4). */
   applicationToken: z.string().optional(),
+  /** Where this portal's tokens are refreshed: the install's `server_endpoint` host + /oauth/token/ (FACTS-portals). */
+  oauthTokenUrl: z.string().url().optional(),
 });
 export type Portal = z.infer<typeof portalSchema>;
 
+/** Installed portals and their tokens, in a strongly consistent store (D1), with a lock for token refreshes. */
 export interface PortalStore {
   get(memberId: string): Promise<Portal | null>;
   put(portal: Portal): Promise<void>;
-}
-
-export function kvPortalStore(kv: KVNamespace): PortalStore {
-  const store = kvJson(kv, portalSchema);
-  const key = (memberId: string) => `portal:v1:${memberId}`;
-  return { get: (memberId) => store.get(key(memberId)), put: (portal) => store.put(key(portal.memberId), portal) };
+  /** Takes the portal's refresh lock until `until`; false while another isolate holds it. */
+  lockRefresh(memberId: string, now: Date, until: Date): Promise<boolean>;
+  unlockRefresh(memberId: string): Promise<void>;
 }
 
 export interface OAuthSettings {
@@ -41,9 +40,9 @@ const tokenAnswer = z.object({ access_token: z.string().min(1), refresh_token: z
 const oauthError = z.object({ error: z.string(), error_description: z.string().nullish() }).loose();
 
 /** Trades the stored refresh token for a new pair; Bitrix issues a new refresh token each time, so both are stored. */
-export async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: PortalStore, now: () => number, doFetch: typeof fetch = fetch): Promise<Portal> {
+async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: PortalStore, now: () => number, doFetch: typeof fetch): Promise<Portal> {
   const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: portal.refreshToken });
-  const response = await doFetch(oauth.tokenUrl, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body, signal: AbortSignal.timeout(15_000) }).catch(() => {
+  const response = await doFetch(portal.oauthTokenUrl ?? oauth.tokenUrl, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body, signal: AbortSignal.timeout(15_000) }).catch(() => {
     throw new BitrixError("NETWORK_ERROR", "Bitrix24 OAuth server: network error", true, "unknown");
   });
   const json: unknown = await response.json().catch(() => null);
@@ -64,6 +63,38 @@ export async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, 
   return fresh;
 }
 
+/** A refresh answers within seconds; the lock outlives a slow one so two isolates never refresh at once. */
+const REFRESH_LOCK_MS = 20_000;
+const REFRESH_POLL_MS = 200;
+
+/**
+ * The portal's tokens after `expired` was refused: refreshed here, or by whichever isolate holds the refresh
+ * lock (each refresh spends the refresh token, so two at once would leave one isolate with a dead token).
+ */
+export async function refreshCoalesced(
+  expired: Portal,
+  deps: { oauth: OAuthSettings; store: PortalStore; now: () => number; fetch?: typeof fetch; sleep?: (ms: number) => Promise<void> },
+): Promise<Portal> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const renewed = (p: Portal | null): p is Portal => p !== null && p.accessToken !== expired.accessToken;
+  for (let waited = 0; waited <= REFRESH_LOCK_MS; waited += REFRESH_POLL_MS) {
+    const current = await deps.store.get(expired.memberId);
+    if (renewed(current)) return current;
+    const now = new Date(deps.now());
+    if (await deps.store.lockRefresh(expired.memberId, now, new Date(now.getTime() + REFRESH_LOCK_MS))) {
+      try {
+        const latest = await deps.store.get(expired.memberId);
+        if (renewed(latest)) return latest;
+        return await refreshPortalTokens(latest ?? expired, deps.oauth, deps.store, deps.now, deps.fetch ?? fetch);
+      } finally {
+        await deps.store.unlockRefresh(expired.memberId);
+      }
+    }
+    await sleep(REFRESH_POLL_MS);
+  }
+  throw new BitrixError("REFRESH_BUSY", "Bitrix24 OAuth: another refresh of this portal's tokens did not finish", true, "no");
+}
+
 /** A REST client acting as the app on the installed portal, refreshing its tokens when Bitrix says they expired. */
 export function appClientFor(portal: Portal, deps: { oauth: OAuthSettings; store: PortalStore; now: () => number; timeoutMs: number }): BitrixClient {
   let current = portal;
@@ -73,11 +104,31 @@ export function appClientFor(portal: Portal, deps: { oauth: OAuthSettings; store
     oauth: {
       token: async () => current.accessToken,
       refresh: async () => {
-        current = await refreshPortalTokens(current, deps.oauth, deps.store, deps.now);
+        current = await refreshCoalesced(current, deps);
         return current.accessToken;
       },
     },
   });
+}
+
+/** OAuth servers Bitrix24 uses (FACTS-portals: the host is moving); a local sandbox on this machine too. */
+const OAUTH_HOSTS = new Set(["oauth.bitrix.info", "oauth.bitrix24.tech"]);
+
+/**
+ * The token URL for an install's `server_endpoint` (`https://oauth.bitrix.info/rest/` → `…/oauth/token/`), or
+ * null when it is not a Bitrix24 OAuth server: the refresh sends the client secret there.
+ */
+export function oauthTokenUrlOf(serverEndpoint: string | undefined, configuredTokenUrl: string): string | null {
+  if (!serverEndpoint) return null;
+  try {
+    const url = new URL(serverEndpoint);
+    const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost";
+    const known = OAUTH_HOSTS.has(url.hostname) || url.host === new URL(configuredTokenUrl).host;
+    if (!((url.protocol === "https:" && known) || loopback)) return null;
+    return `${url.origin}/oauth/token/`;
+  } catch {
+    return null;
+  }
 }
 
 /** A client for one call made with a token the browser brought (a placement's AUTH_ID): never refreshed. */

@@ -6,13 +6,15 @@ import { installApp, TAB_PLACEMENTS } from "../bitrix/app-install";
 import { openTab } from "../bitrix/app-tab";
 import { requiredFieldsAdvice, unfilledRequiredLeadFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
-import { appClientFor, kvPortalStore, userClientFor, type Portal } from "../bitrix/portal";
+import { BitrixError } from "../bitrix/errors";
+import { appClientFor, oauthTokenUrlOf, userClientFor, type Portal } from "../bitrix/portal";
 import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
 import { appSettings, callCountries, requireConfig } from "../config";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import { AppError } from "../errors";
 import { d1CallGuard } from "../storage/call-guard";
 import { kvJourneyStore } from "../storage/journeys";
+import { d1PortalStore } from "../storage/portals";
 import { callApiClientFor, dataApiClientFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
@@ -35,6 +37,7 @@ const installForm = z.object({
   member_id: text,
   AUTH_EXPIRES: z.coerce.number().int().positive().max(86_400).default(3600),
   APPLICATION_TOKEN: text.optional(),
+  SERVER_ENDPOINT: text.optional(),
 });
 const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(TAB_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000), APPLICATION_TOKEN: text.optional() });
 const placementOptions = z.object({ ID: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/)) }).loose();
@@ -44,9 +47,9 @@ function appContext(c: Context<AppEnv>) {
   const config = requireConfig(c.env);
   const app = appSettings(config);
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
-  if (!c.env.COMAGIC_CACHE) throw new AppError(503, "no_kv", "The COMAGIC_CACHE binding (KV) is missing: installed portals cannot be stored");
+  if (!c.env.COMAGIC_CACHE || !c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
-  const portals = kvPortalStore(c.env.COMAGIC_CACHE);
+  const portals = d1PortalStore(c.env.DB);
   /** The app acting on the installed portal with its stored tokens. */
   const appClient = (portal: Portal) => appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS });
   return { config, app, origin, portals, appClient, kv: c.env.COMAGIC_CACHE };
@@ -61,6 +64,7 @@ function installFields(form: Record<string, string | File | (string | File)[]>):
     member_id: get("member_id") ?? get("auth[member_id]"),
     AUTH_EXPIRES: get("AUTH_EXPIRES") ?? get("auth[expires_in]"),
     APPLICATION_TOKEN: get("APPLICATION_TOKEN") ?? get("auth[application_token]"),
+    SERVER_ENDPOINT: get("SERVER_ENDPOINT") ?? get("auth[server_endpoint]"),
   };
 }
 
@@ -107,7 +111,14 @@ bitrixAppRoute.post("/install", async (c) => {
     const now = () => new Date();
     const handlerUrl = `${new URL(c.req.url).origin}/bitrix/tab`;
     const result = await installApp(
-      { memberId: request.member_id, authId: request.AUTH_ID, refreshId: request.REFRESH_ID, expiresInSeconds: request.AUTH_EXPIRES, applicationToken: request.APPLICATION_TOKEN },
+      {
+        memberId: request.member_id,
+        authId: request.AUTH_ID,
+        refreshId: request.REFRESH_ID,
+        expiresInSeconds: request.AUTH_EXPIRES,
+        applicationToken: request.APPLICATION_TOKEN,
+        oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app.tokenUrl),
+      },
       { origin, handlerUrl, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
@@ -218,6 +229,12 @@ bitrixAppRoute.post("/call", async (c) => {
     callCountries: callCountries(config),
     countCall: () => guard.countCall(day, { user: `${claims.memberId}:${claims.userId}`, portal: claims.memberId }, { user: config.CALL_DAILY_LIMIT_PER_USER, portal: config.CALL_DAILY_LIMIT }),
     now: () => now,
+  }).catch(async (error: unknown) => {
+    // Bitrix24 busy or down while reading the lead: CoMagic was not asked, so the same button may try again.
+    if (!(error instanceof BitrixError)) throw error;
+    await guard.releaseToken(claims.nonce);
+    log.warn("call.refused", { ...audit, reason: "bitrix_unavailable", code: error.code });
+    throw new AppError(503, "bitrix_unavailable", "Bitrix24 did not answer in time; try again in a moment");
   });
   if (!outcome.ok) {
     // Never after CoMagic was asked: a second request with this token must not dial again.

@@ -12,6 +12,8 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS applied_events (key TEXT PRIMARY KEY, lead_id TEXT NOT NULL, applied_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS contact_leads (contact TEXT PRIMARY KEY, lead_id TEXT NOT NULL, written_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS pending_creates (contact TEXT PRIMARY KEY, event_key TEXT NOT NULL, since TEXT NOT NULL)`,
+  // The installed portal and its OAuth tokens: strongly consistent, so a spent refresh token is never read back.
+  `CREATE TABLE IF NOT EXISTS portals (member_id TEXT PRIMARY KEY, record TEXT NOT NULL, refreshing_until TEXT)`,
   // Click-to-call: each tab token's one call, and calls a day per user and per portal (the toll-fraud caps).
   `CREATE TABLE IF NOT EXISTS call_tokens (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS call_counts (day TEXT NOT NULL, scope TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (day, scope))`,
