@@ -98,28 +98,25 @@ const configSchema = z.object({
   REQUIRED_FIELD_DEFAULTS: z.string().optional().transform(parseFieldDefaults),
 });
 
-const fieldDefaults = z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/), z.union([z.string(), z.number()]));
-
-function parseFieldDefaults(raw: string | undefined): Record<string, string | number> | null {
+/** A JSON object setting: {} when unset, null (a warning, never a failure) when it is not what `schema` wants. */
+function parseJsonSetting<T>(raw: string | undefined, schema: z.ZodType<Record<string, T>>): Record<string, T> | null {
   if (raw === undefined) return {};
   try {
-    const parsed = fieldDefaults.safeParse(JSON.parse(raw));
+    const parsed = schema.safeParse(JSON.parse(raw));
     return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }
 }
 
-const employeeMap = z.record(z.string().regex(/^\d+$/), z.coerce.number().int().positive());
+const fieldDefaults = z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/), z.union([z.string(), z.number()]));
+function parseFieldDefaults(raw: string | undefined) {
+  return parseJsonSetting(raw, fieldDefaults);
+}
 
-function parseEmployeeMap(raw: string | undefined): Record<string, number> | null {
-  if (raw === undefined) return {};
-  try {
-    const parsed = employeeMap.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
+const employeeMap = z.record(z.string().regex(/^\d+$/), z.coerce.number().int().positive());
+function parseEmployeeMap(raw: string | undefined) {
+  return parseJsonSetting(raw, employeeMap);
 }
 
 function isTimeZone(zone: string): boolean {
