@@ -20,7 +20,8 @@ function record(area: string, figure: string, target: string, ok: boolean | null
 
 // 1. Snippet
 const snippetOut = execFileSync(process.execPath, ["snippet/build.mjs"]).toString();
-const snippet = readFileSync("snippet/dist/snippet.min.js");
+// What /snippet.js serves: the built code without the file's trailing newline.
+const snippet = Buffer.from(readFileSync("snippet/dist/snippet.min.js", "utf8").trimEnd());
 const snippetGz = gzipSync(snippet, { level: 9 }).length;
 record("Snippet size", `${snippet.length} B minified, ${snippetGz} B gzipped (Plausible's legacy tracker: 743 B gz, attaches nothing to forms)`, "≤ 1,024 B gzipped", snippetGz <= 1024);
 void snippetOut;
@@ -191,6 +192,22 @@ lists, \`crm.duplicate.findbycomm\` per event), one more to read candidate leads
 for the writes (adds and timeline comments, then updates). A round of 40 new callers costs 2 requests.
 
 ${ingestExplanation()}
+
+## One lead per person while Bitrix24's duplicate search lags
+
+Bitrix24 may index a new lead's phone for \`crm.duplicate.findbycomm\` some time after \`crm.lead.add\` returns
+(\`reference/bitrix24/FACTS.md\` §7). The soak runs with the sandbox hiding every newly written phone and email
+from findbycomm for 30 s (\`npm run soak -- --lag <ms>\` to change it). Two things keep one lead per person:
+
+- D1 records which lead each normalised phone and email was written to, in the same transaction as the
+  ledger; the consumer reads it together with findbycomm, and reads every lead it names back from Bitrix24.
+- A \`crm.lead.add\` whose answer was lost (a 500 after the work, a timeout, a cut connection) leaves its
+  contacts "in doubt" in D1 until the retry settles it; other events about the same contact wait meanwhile
+  (at most an hour, long past any index lag).
+
+The first lagged run had only the first: 44 of 606 people got two leads, each time because their second
+event arrived while their first event's create was in doubt and being retried. With the second, the soak
+below has none.
 
 ## Restarting the worker mid-soak (local runtime)
 

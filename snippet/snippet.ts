@@ -24,7 +24,7 @@ try {
   // so a double click or a repeated submit of the same form is one lead.
   const pageView = "" + Math.random();
   const now = Date.now();
-  const cookie = (name: string) => d.cookie.match("(^|; )" + name + "=([^;]*)")?.[2];
+  const cookie = (name: string) => d.cookie.match("(^| )" + name + "=([^;]*)")?.[2];
   // Only attribution survives in a page or referrer URL: never a session id or a reset link's token.
   // Drops the fragment and every other parameter, then makes the first one left start the query again.
   const clean = (href: string) => href.replace(/#.*|[?&](?!utm_|(g|y|ym)clid=|_openstat=)[^&#]*/g, "").replace(/^([^?]*)&/, "$1?");
