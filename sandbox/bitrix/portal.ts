@@ -389,8 +389,10 @@ export class Portal {
         return { result: rows.map((c) => ({ ID: String(c.ID), ENTITY_ID: String(c.ENTITY_ID), ENTITY_TYPE: c.ENTITY_TYPE, COMMENT: c.COMMENT, CREATED: bitrixDate(c.CREATED) })), total: rows.length };
       }
       case "user.get": {
-        const wanted = params.ID ?? (params.filter as Params | undefined)?.ID;
-        const rows = SANDBOX_USERS.filter((u) => wanted === undefined || String(u.ID) === String(wanted));
+        const filter = (params.filter ?? params.FILTER ?? {}) as Params;
+        const wanted = params.ID ?? filter.ID;
+        const email = filter.EMAIL === undefined ? undefined : String(filter.EMAIL).toLowerCase();
+        const rows = SANDBOX_USERS.filter((u) => (wanted === undefined || String(u.ID) === String(wanted)) && (email === undefined || u.EMAIL.toLowerCase() === email));
         return { result: rows.map((u) => ({ ID: String(u.ID), NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, ACTIVE: true })), total: rows.length };
       }
       default:

@@ -82,6 +82,14 @@ describe("who gets the new lead", () => {
     const [lead] = await leadFor(phone.e164);
     expect(lead?.ASSIGNED_BY_ID).toBe("1");
   });
+
+  // COMAGIC_MATCH_BY_EMAIL is on in tests: CoMagic employee 26 and Bitrix24 user 2 share maria@shop.example.ru.
+  it("is found by the same email in CoMagic (get.employees) and Bitrix24 (user.get) for an employee the map does not list", async () => {
+    const phone = uniquePhone();
+    expect((await postWebhook({ call_session_id: Date.now(), contact_phone_number: phone.local, direction: "in", employee_id: 26, talk_time_duration: 40 })).status).toBe(202);
+    const [lead] = await leadFor(phone.e164);
+    expect(lead?.ASSIGNED_BY_ID).toBe("2");
+  });
 });
 
 describe("a second contact from the same person", () => {

@@ -22,6 +22,8 @@ export interface ConsumerDeps extends SettleDeps {
    * limit (FORM_ENRICH_LIMITER, per minute) says whether one more form may be enriched; null: no limit.
    */
   formEnrichLimit: RateLimit | null;
+  /** Bitrix24 users of CoMagic employees COMAGIC_EMPLOYEES does not list, by email; null when that is off. */
+  employeeUsers?: ((employeeIds: string[]) => Promise<Map<string, string>>) | null;
   queue: string;
   rules: Omit<PlanRules, "now">;
 }
@@ -130,6 +132,20 @@ async function leadsKnownByContact(events: readonly LeadEvent[], deps: ConsumerD
   return new Map(events.map((e) => [e.key, contactKeys(e).flatMap((k) => known.get(k) ?? [])]));
 }
 
+/** The plan rules for a round: COMAGIC_EMPLOYEES, plus the employees found by email for this round's calls. */
+async function roundRules(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<PlanRules> {
+  const rules: PlanRules = { now: deps.now(), ...deps.rules };
+  const responsible = deps.rules.responsible;
+  const unmapped = events.flatMap((e) => (e.employeeId && responsible && !(e.employeeId in responsible.userOfEmployee) ? [e.employeeId] : []));
+  if (!responsible || !deps.employeeUsers || unmapped.length === 0) return rules;
+  const lookUp = deps.employeeUsers;
+  let byEmail = new Map<string, string>();
+  await bestEffort(deps, async () => {
+    byEmail = await lookUp(unmapped);
+  });
+  return { ...rules, responsible: { ...responsible, userOfEmployee: { ...Object.fromEntries(byEmail), ...responsible.userOfEmployee } } };
+}
+
 /**
  * Writes a queue batch into Bitrix24: events about different people are looked up and written together,
  * events about the same person or session one after another. Never throws: every message is acked,
@@ -172,9 +188,10 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
     try {
       const events = written.map((item) => item.job.event);
       const lookups = await deps.store.lookup(events, await leadsKnownByContact(events, deps));
+      const rules = await roundRules(events, deps);
       const writes = events.map((event) => {
         const lookup = lookups.get(event.key) ?? { appliedLeadId: null, candidates: [] };
-        return { event, plan: planLeadWrite(event, lookup, { now: deps.now(), ...deps.rules }) };
+        return { event, plan: planLeadWrite(event, lookup, rules) };
       });
       const creates = writes.filter((w) => w.plan.action === "create").map((w) => ({ key: w.event.key, contacts: contactKeys(w.event) }));
       await bestEffort(deps, () => deps.ledger?.markPending(creates, deps.now()));

@@ -1,3 +1,5 @@
+import type { BitrixClient } from "../bitrix/client";
+import { usersByEmployeeEmail } from "../bitrix/employee-users";
 import { createLeadStore } from "../bitrix/lead-store";
 import { comagicAuth, readConfig, type Config } from "../config";
 import { retryDelaySeconds } from "../domain/backoff";
@@ -32,6 +34,12 @@ function followUpSender(env: Env, config: Config): FollowUpSender | null {
       await queue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS })));
     },
   };
+}
+
+/** With COMAGIC_MATCH_BY_EMAIL, employees not in COMAGIC_EMPLOYEES are matched to Bitrix24 users by email. */
+function employeeUsersFor(env: Env, config: Config, bitrix: BitrixClient): ((ids: string[]) => Promise<Map<string, string>>) | null {
+  const dataApi = config.COMAGIC_MATCH_BY_EMAIL ? dataApiClientFor(config, env) : null;
+  return dataApi ? (ids) => usersByEmployeeEmail(ids, { dataApi, bitrix, kv: env.COMAGIC_CACHE ?? null }) : null;
 }
 
 function commonDeps(env: Env, log: Logger) {
@@ -72,6 +80,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     ledger,
     followUps,
     formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,
+    employeeUsers: employeeUsersFor(env, config, bitrix),
     queue: batch.queue,
     rules: {
       dedupDays: config.LEAD_DEDUP_DAYS,
