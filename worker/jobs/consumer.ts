@@ -37,12 +37,15 @@ async function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Pro
   if (settled === "dead-lettered") await bestEffort(deps, () => deps.ledger?.clearPending([item.job.event.key]));
 }
 
-/** D1 helps Bitrix24 (which stays the truth); a D1 failure is logged and the work goes on. */
-async function bestEffort(deps: ConsumerDeps, work: () => Promise<unknown> | undefined): Promise<void> {
+/**
+ * Work that helps but decides nothing (D1 helps Bitrix24, which stays the truth; an email match only picks
+ * who gets a lead): a failure is logged under `event` and the work goes on.
+ */
+async function bestEffort(deps: ConsumerDeps, work: () => Promise<unknown> | undefined, event = "ledger.unavailable"): Promise<void> {
   try {
     await work();
   } catch (error) {
-    deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
+    deps.log.warn(event, { error: errorMessage(error) });
   }
 }
 
@@ -140,9 +143,13 @@ async function roundRules(events: readonly LeadEvent[], deps: ConsumerDeps): Pro
   if (!responsible || !deps.employeeUsers || unmapped.length === 0) return rules;
   const lookUp = deps.employeeUsers;
   let byEmail = new Map<string, string>();
-  await bestEffort(deps, async () => {
-    byEmail = await lookUp(unmapped);
-  });
+  await bestEffort(
+    deps,
+    async () => {
+      byEmail = await lookUp(unmapped);
+    },
+    "responsible.lookup_failed",
+  );
   return { ...rules, responsible: { ...responsible, userOfEmployee: { ...Object.fromEntries(byEmail), ...responsible.userOfEmployee } } };
 }
 
