@@ -2,7 +2,7 @@ import { cpus, release } from "node:os";
 import { installSandboxApp, sandboxWorkerVars, startLocalWorker, type LocalWorker } from "../sandbox/local-worker";
 import { startSandbox, type RunningSandbox } from "../sandbox/server";
 import { createBitrixClient } from "../worker/bitrix/client";
-import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
+import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
 
 export const TOKEN = "bench-token";
 export const ADMIN = "bench-admin";
@@ -22,7 +22,7 @@ export async function startBenchWorker(sandbox: RunningSandbox, vars: Record<str
 /** The sandbox (real Bitrix24 limits) and the worker under wrangler dev, wired together. */
 export async function startStack(vars: Record<string, string> = {}, stateDir = `.wrangler/bench-${process.pid}`): Promise<{ sandbox: RunningSandbox; worker: LocalWorker }> {
   const sandbox = await startSandbox({ port: 0 });
-  await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
+  await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
   return { sandbox, worker: await startBenchWorker(sandbox, vars, stateDir) };
 }
 

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { createBitrixClient } from "../worker/bitrix/client";
-import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
+import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
 import { DEV, sandboxUrl, workerUrl } from "./dev-settings";
 import { installSandboxApp, sandboxWorkerVars, startLocalWorker } from "./local-worker";
 import { postSampleCall, waitForLeadOf } from "./sample-call";
@@ -9,7 +9,7 @@ import { startSandbox } from "./server";
 if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).status !== 0) process.exit(1);
 // Visitors nobody seeded get a made-up journey, so enrichment and the CRM tab show something.
 const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true } });
-const fields = await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
+const fields = await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
 console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields.created.length})`);
 
 const worker = await startLocalWorker({

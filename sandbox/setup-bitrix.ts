@@ -1,7 +1,7 @@
 /** `npm run setup:bitrix`: creates the custom lead fields on the portal in BITRIX_WEBHOOK_URL. */
 import { createBitrixClient } from "../worker/bitrix/client";
 import { requiredFieldsAdvice, unfilledRequiredLeadFields } from "../worker/bitrix/required-fields";
-import { ensureLeadUserFields } from "../worker/bitrix/user-fields";
+import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
 import { readDevVars } from "./dev-vars";
 
 const url = process.env.BITRIX_WEBHOOK_URL || readDevVars().BITRIX_WEBHOOK_URL;
@@ -12,7 +12,7 @@ if (!url) {
 const baseUrl = url.endsWith("/") ? url : `${url}/`;
 try {
   const client = createBitrixClient({ baseUrl, timeoutMs: 30_000 });
-  const { created, existing } = await ensureLeadUserFields(client);
+  const { created, existing } = await ensureCrmUserFields(client);
   for (const name of created) console.log(`created   ${name}`);
   for (const name of existing) console.log(`existing  ${name}`);
   console.log(`${created.length} created, ${existing.length} already there on ${new URL(baseUrl).host}.`);

@@ -179,11 +179,14 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
 
   app.get("/_sandbox/leads", (c) => c.json(portal.snapshot()));
   app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
-  app.get("/_sandbox/stats", (c) => c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME) }));
+  app.get("/_sandbox/stats", (c) => c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME), dealUserFields: portal.dealUserFields.map((u) => u.FIELD_NAME) }));
   app.post("/_sandbox/reset", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { userFields?: boolean };
     portal.reset();
-    if (body.userFields) portal.userFields = [];
+    if (body.userFields) {
+      portal.userFields = [];
+      portal.dealUserFields = [];
+    }
     bucket.reset();
     faults.configure({ rate: 0, targeted: [] });
     portal.findbycommLagMs = 0;

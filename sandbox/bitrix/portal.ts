@@ -101,6 +101,7 @@ function scalarString(value: unknown): string | null {
 export class Portal {
   leads = new Map<number, Lead>();
   userFields: UserField[] = [];
+  dealUserFields: UserField[] = [];
   comments: TimelineComment[] = [];
   private nextLeadId = 1;
   private nextMultiId = 1;
@@ -336,21 +337,26 @@ export class Portal {
           .slice(0, 20);
         return { result: ids.length ? { LEAD: ids } : [] };
       }
-      case "crm.lead.userfield.list": {
+      case "crm.lead.userfield.list":
+      case "crm.deal.userfield.list": {
+        // FACTS.md §2.6: deals have user fields of their own, with the same methods and rules.
+        const list = method.startsWith("crm.deal.") ? this.dealUserFields : this.userFields;
         const filter = params.filter === undefined ? {} : asRecord(params.filter, "filter");
-        const rows = this.userFields.filter((uf) =>
+        const rows = list.filter((uf) =>
           Object.entries(filter).every(([k, v]) => k === "LANG" || String((uf as unknown as Params)[k]) === String(v)),
         );
-        return { result: rows.map((uf) => this.userFieldView(uf)), total: rows.length };
+        return { result: rows.map((uf) => ({ ...this.userFieldView(uf), ENTITY_ID: list === this.dealUserFields ? "CRM_DEAL" : "CRM_LEAD" })), total: rows.length };
       }
-      case "crm.lead.userfield.add": {
+      case "crm.lead.userfield.add":
+      case "crm.deal.userfield.add": {
+        const list = method.startsWith("crm.deal.") ? this.dealUserFields : this.userFields;
         const fields = asRecord(params.fields ?? params, "fields");
         if (!fields.USER_TYPE_ID) throw new RestError(400, "", "The 'USER_TYPE_ID' field is not found.");
         if (!fields.FIELD_NAME) throw new RestError(400, "", "The 'FIELD_NAME' field is not found.");
         let name = String(fields.FIELD_NAME).toUpperCase();
         if (!name.startsWith("UF_CRM_")) name = `UF_CRM_${name.replace(/^UF_/, "")}`;
         if (!/^[A-Z0-9_]+$/.test(name) || name.length > 50) throw new RestError(400, "ERROR_CORE", "Invalid field name.");
-        if (this.userFields.some((uf) => uf.FIELD_NAME === name)) {
+        if (list.some((uf) => uf.FIELD_NAME === name)) {
           throw new RestError(400, "ERROR_CORE", `A field with the code "${name}" already exists.`);
         }
         const uf: UserField = {
@@ -363,7 +369,7 @@ export class Portal {
           SORT: String(fields.SORT ?? "100"),
           XML_ID: fields.XML_ID === undefined ? null : String(fields.XML_ID),
         };
-        this.userFields.push(uf);
+        list.push(uf);
         return { result: uf.ID };
       }
       case "crm.timeline.comment.add": {

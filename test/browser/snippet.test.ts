@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalWorker, type LocalWorker } from "../../sandbox/local-worker";
 import { startSandbox, type RunningSandbox } from "../../sandbox/server";
 import { createBitrixClient } from "../../worker/bitrix/client";
-import { ensureLeadUserFields } from "../../worker/bitrix/user-fields";
+import { ensureCrmUserFields } from "../../worker/bitrix/user-fields";
 import { chromiumPath, launchChromium } from "../helpers/chromium";
 
 /*
@@ -73,7 +73,7 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
     await new Promise<void>((resolve) => site.listen(sitePort, "127.0.0.1", resolve));
     siteUrl = `http://127.0.0.1:${sitePort}`;
     sandbox = await startSandbox({ port: 0 });
-    await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
+    await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
     worker = await startLocalWorker({
       vars: { BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl, COMAGIC_WEBHOOK_TOKEN: "browser-test", ALLOWED_ORIGINS: siteUrl },
       stateDir,

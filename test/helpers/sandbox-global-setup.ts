@@ -1,6 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { createBitrixClient } from "../../worker/bitrix/client";
-import { ensureLeadUserFields } from "../../worker/bitrix/user-fields";
+import { ensureCrmUserFields } from "../../worker/bitrix/user-fields";
 import { startSandbox } from "../../sandbox/server";
 
 declare module "vitest" {
@@ -16,7 +16,7 @@ declare module "vitest" {
 export default async function setup(project: TestProject) {
   const sandbox = await startSandbox({ port: 0 });
   // Provision exactly as `npm run setup:bitrix` does, so the tests also cover it.
-  await ensureLeadUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
+  await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
   project.provide("sandboxUrl", sandbox.url);
   project.provide("bitrixWebhookUrl", sandbox.bitrixWebhookUrl);
   project.provide("dataApiUrl", sandbox.dataApiUrl);

@@ -25,6 +25,9 @@ describe("installing the app", () => {
       { placement: "CRM_LEAD_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
       { placement: "CRM_DEAL_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
     ]);
+    // FACTS.md §2.6: crm.deal.userfield.add — a converted lead keeps the CoMagic values only in fields deals have too.
+    const stats = (await (await sandbox("/_sandbox/stats")).json()) as { dealUserFields: string[] };
+    expect(stats.dealUserFields.sort()).toEqual(["UF_CRM_CM_FIRST_SRC", "UF_CRM_CM_LAST_SRC", "UF_CRM_CM_SESSIONS", "UF_CRM_CM_VISITOR_ID", "UF_CRM_COMAGIC_ID"]);
     const portal = await storedPortal();
     expect(portal).toMatchObject({ memberId: MEMBER, installedByUserId: "1" });
   });

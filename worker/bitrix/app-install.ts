@@ -3,7 +3,7 @@ import { AppError } from "../errors";
 import { outcome, verifiedUser } from "./app-auth";
 import type { BitrixClient } from "./client";
 import type { Portal, PortalStore } from "./portal";
-import { ensureLeadUserFields } from "./user-fields";
+import { ensureCrmUserFields } from "./user-fields";
 
 export const TAB_PLACEMENTS = ["CRM_LEAD_DETAIL_TAB", "CRM_DEAL_DETAIL_TAB"] as const;
 const TAB_TITLE = "CoMagic";
@@ -47,7 +47,7 @@ export async function installApp(
   };
   await deps.portals.put(portal);
   const client = deps.appClient(portal);
-  const fields = await ensureLeadUserFields(client);
+  const fields = await ensureCrmUserFields(client);
   const bound = outcome((await client.batch({ bound: { method: "placement.get", params: {} } }, { readOnly: true })).bound, placementRows, "placement.get");
   const already = new Set(bound.filter((b) => (b.handler ?? b.HANDLER) === deps.handlerUrl).map((b) => b.placement ?? b.PLACEMENT));
   const missing = TAB_PLACEMENTS.filter((p) => !already.has(p));

@@ -19,11 +19,22 @@ export const LEAD_USER_FIELDS: UserFieldDefinition[] = [
 
 const userFieldRows = z.array(z.object({ FIELD_NAME: z.string() }).loose());
 
-/** Creates the missing lead fields (list first, then add: a repeated add is an error in Bitrix). */
-export async function ensureLeadUserFields(client: BitrixClient): Promise<{ created: string[]; existing: string[] }> {
+/**
+ * Creates the missing CoMagic fields on leads, then on deals (list first, then add: a repeated add is an error
+ * in Bitrix). Deals get them too: a lead converted to a deal keeps its values only in fields both entities
+ * have, and on portals without leads the deal is what the worker writes to. Deal fields are named `deal:…`.
+ */
+export async function ensureCrmUserFields(client: BitrixClient): Promise<{ created: string[]; existing: string[] }> {
+  const lead = await ensureEntityUserFields(client, "lead");
+  const deal = await ensureEntityUserFields(client, "deal");
+  const named = (names: string[]) => names.map((n) => `deal:${n}`);
+  return { created: [...lead.created, ...named(deal.created)], existing: [...lead.existing, ...named(deal.existing)] };
+}
+
+async function ensureEntityUserFields(client: BitrixClient, entity: "lead" | "deal"): Promise<{ created: string[]; existing: string[] }> {
   const lists = await client.batch(
     Object.fromEntries(
-      LEAD_USER_FIELDS.map((f, i) => [`f${i}`, { method: "crm.lead.userfield.list", params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: f.FIELD_NAME } } }]),
+      LEAD_USER_FIELDS.map((f, i) => [`f${i}`, { method: `crm.${entity}.userfield.list`, params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: f.FIELD_NAME } } }]),
     ),
     { readOnly: true },
   );
@@ -31,13 +42,13 @@ export async function ensureLeadUserFields(client: BitrixClient): Promise<{ crea
   const existing: string[] = [];
   for (const [i, field] of LEAD_USER_FIELDS.entries()) {
     const outcome = lists[`f${i}`];
-    if (!outcome?.ok) throw outcome?.error ?? new Error("crm.lead.userfield.list gave no answer");
+    if (!outcome?.ok) throw outcome?.error ?? new Error(`crm.${entity}.userfield.list gave no answer`);
     const rows = userFieldRows.parse(outcome.result);
     if (rows.some((r) => r.FIELD_NAME === field.FIELD_NAME)) {
       existing.push(field.FIELD_NAME);
       continue;
     }
-    await client.call("crm.lead.userfield.add", {
+    await client.call(`crm.${entity}.userfield.add`, {
       fields: { ...field, EDIT_FORM_LABEL: field.LABEL, LIST_COLUMN_LABEL: field.LABEL, LIST_FILTER_LABEL: field.LABEL, SHOW_IN_LIST: "Y", MULTIPLE: "N", MANDATORY: "N" },
     });
     created.push(field.FIELD_NAME);
