@@ -94,6 +94,8 @@ const configSchema = z.object({
   /** Bitrix24 user ids: who gets a new lead when no answering employee maps to a user, and who gets lost calls. */
   DEFAULT_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
   LOST_CALL_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
+  /** When the call-back to-do of a lost call is due, in minutes after the call. */
+  LOST_CALL_TODO_MINUTES: positiveInt(60),
   /** JSON object: a required lead field → the value every new lead gets (FACTS-portals §5). A broken value is a warning. */
   REQUIRED_FIELD_DEFAULTS: z.string().optional().transform(parseFieldDefaults),
 });

@@ -45,4 +45,5 @@ export interface Env {
   REQUIRED_FIELD_DEFAULTS?: string;
   DEFAULT_RESPONSIBLE_ID?: string;
   LOST_CALL_RESPONSIBLE_ID?: string;
+  LOST_CALL_TODO_MINUTES?: string;
 }

@@ -103,6 +103,8 @@ export class Portal {
   userFields: UserField[] = [];
   dealUserFields: UserField[] = [];
   comments: TimelineComment[] = [];
+  /** To-dos (crm.activity.todo.add), each call adds one: FACTS-portals §6 "Not idempotent". */
+  todos: { id: number; ownerTypeId: number; ownerId: number; deadline: string; title: string; responsibleId: string | null }[] = [];
   private nextLeadId = 1;
   private nextMultiId = 1;
   private nextUserFieldId = 100;
@@ -126,6 +128,7 @@ export class Portal {
   reset(): void {
     this.leads.clear();
     this.comments = [];
+    this.todos = [];
     this.nextLeadId = 1;
     this.nextMultiId = 1;
     this.nextCommentId = 1;
@@ -372,6 +375,17 @@ export class Portal {
         list.push(uf);
         return { result: uf.ID };
       }
+      case "crm.activity.todo.add": {
+        // FACTS-portals §6: camelCase params; ownerTypeId 1 lead … 4 company; deadline required.
+        const ownerTypeId = Number(params.ownerTypeId);
+        const ownerId = Number(params.ownerId);
+        if (!params.ownerTypeId || !params.ownerId || !params.deadline) throw new RestError(400, "100", "Required fields are not specified");
+        if (Number.isNaN(Date.parse(String(params.deadline)))) throw new RestError(400, "WRONG_DATETIME_FORMAT", "Wrong datetime format");
+        if (ownerTypeId !== 1 || !this.leads.has(ownerId)) throw new RestError(400, "OWNER_NOT_FOUND", "Owner not found");
+        const todo = { id: this.todos.length + 1, ownerTypeId, ownerId, deadline: String(params.deadline), title: String(params.title ?? ""), responsibleId: params.responsibleId === undefined ? null : String(params.responsibleId) };
+        this.todos.push(todo);
+        return { result: { id: todo.id } };
+      }
       case "crm.timeline.comment.add": {
         if (params.FIELDS !== undefined && params.fields === undefined) {
           throw new RestError(400, "", "Required fields are not specified: fields");
@@ -411,6 +425,7 @@ export class Portal {
     return [...this.leads.values()].map((lead) => ({
       ...this.view(lead),
       TIMELINE_COMMENTS: this.comments.filter((c) => c.ENTITY_ID === lead.ID).map((c) => c.COMMENT),
+      TODOS: this.todos.filter((t) => t.ownerTypeId === 1 && t.ownerId === lead.ID).map(({ title, deadline, responsibleId }) => ({ title, deadline, responsibleId })),
     }));
   }
 }

@@ -92,6 +92,32 @@ describe("who gets the new lead", () => {
   });
 });
 
+describe("a lost call", () => {
+  // FACTS-portals §6: crm.activity.todo.add is not idempotent, so the worker keeps its own record.
+  it("leaves its lead one call-back to-do, due LOST_CALL_TODO_MINUTES later, even when CoMagic sends it twice", async () => {
+    const phone = uniquePhone();
+    const body = makeCallSession({ visitor_phone_number: phone.local, is_lost_call: true, duration_total: 40 });
+    expect((await postWebhook(body)).status).toBe(202);
+    const [lead] = await leadFor(phone.e164);
+    await waitForQuiet();
+    expect((await postWebhook(body)).status).toBe(202);
+    await waitForQuiet();
+    const todos = (leadsWithPhone(await sandboxLeads(), phone.e164)[0] as unknown as { TODOS: { title: string; deadline: string }[] }).TODOS;
+    expect(todos).toHaveLength(1);
+    expect(todos[0]?.title).toBe(`Call back ${phone.e164}`);
+    expect(Date.parse(todos[0]?.deadline ?? "") - Date.now()).toBeGreaterThan(50 * 60_000);
+    expect(lead?.ID).toBeDefined();
+  });
+
+  it("and an answered call leave no to-do", async () => {
+    const phone = uniquePhone();
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
+    await leadFor(phone.e164);
+    await waitForQuiet();
+    expect((leadsWithPhone(await sandboxLeads(), phone.e164)[0] as unknown as { TODOS: unknown[] }).TODOS).toEqual([]);
+  });
+});
+
 describe("a second contact from the same person", () => {
   it("updates their open lead: one phone, status untouched, first-touch UTMs kept, a timeline comment added", async () => {
     const phone = uniquePhone();

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import type { CallBackTodo } from "../domain/call-back";
 import type { LeadEvent } from "../domain/lead-event";
 import { LEAD_FIELD, ORIGINATOR_ID, type LeadLookup, type LeadSnapshot, type LeadWritePlan } from "../domain/lead-plan";
 import { phoneSearchVariants } from "../domain/phone";
@@ -18,6 +19,8 @@ export interface LeadStore {
   apply(writes: readonly { event: LeadEvent; plan: LeadWritePlan }[]): Promise<Map<string, WriteOutcome>>;
   /** The leads with these ids as they are now; a deleted lead is simply missing. */
   snapshots(ids: readonly string[]): Promise<Map<string, LeadSnapshot>>;
+  /** Adds to-dos (each add makes one: keep a ledger); answers the keys whose to-do Bitrix24 confirmed. */
+  addTodos(todos: readonly { key: string; todo: CallBackTodo }[]): Promise<Set<string>>;
 }
 
 const LIST_PAGE_SIZE = 50;
@@ -132,6 +135,11 @@ export function createLeadStore(client: BitrixClient): LeadStore {
 
   return {
     snapshots: readSnapshots,
+    async addTodos(todos) {
+      if (todos.length === 0) return new Set();
+      const results = await client.batch(Object.fromEntries(todos.map(({ todo }, i) => [`todo${i}`, { method: "crm.activity.todo.add", params: { ...todo } }])), { readOnly: false });
+      return new Set(todos.flatMap(({ key }, i) => (results[`todo${i}`]?.ok ? [key] : [])));
+    },
     async findAppliedKeys(keys) {
       const unique = [...new Set(keys)];
       if (unique.length === 0) return new Map();

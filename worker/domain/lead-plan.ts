@@ -56,6 +56,8 @@ export interface PlanRules {
   requiredFieldDefaults?: Readonly<Record<string, string | number>>;
   /** Who a new lead is assigned to; without it Bitrix24 assigns the webhook's user. */
   responsible?: ResponsibleRules;
+  /** LOST_CALL_TODO_MINUTES: when the call-back to-do of a lost call is due. */
+  callBackMinutes?: number;
 }
 
 const DAY_MS = 86_400_000;

@@ -1,7 +1,9 @@
 import { BitrixError } from "../bitrix/errors";
 import type { LeadStore, WriteOutcome } from "../bitrix/lead-store";
 import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";
+import { callBackTodo } from "../domain/call-back";
 import { planLeadWrite, type PlanRules } from "../domain/lead-plan";
+import { responsibleUserId } from "../domain/responsible";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
@@ -101,6 +103,32 @@ async function mayEnrich(event: LeadEvent, deps: ConsumerDeps): Promise<boolean>
   return false;
 }
 
+/**
+ * One call-back to-do for each lost call a round wrote (ledger key `todo:<event>`). A to-do add that fails is
+ * logged, not retried: the lead and its comment are there, and a second to-do is worse than none.
+ */
+async function addCallBackTodos(written: { item: Job; outcome: Extract<WriteOutcome, { ok: true }> }[], deps: ConsumerDeps): Promise<void> {
+  const wanted = written.flatMap(({ item, outcome }) => {
+    const { event } = item.job;
+    const responsibleId = deps.rules.responsible ? responsibleUserId(event, deps.rules.responsible) : null;
+    const todo = callBackTodo(event, outcome.leadId, { minutes: deps.rules.callBackMinutes ?? 60, responsibleId });
+    return todo ? [{ key: `todo:${event.key}`, leadId: outcome.leadId, todo }] : [];
+  });
+  if (wanted.length === 0) return;
+  let done = new Map<string, string>();
+  await bestEffort(deps, async () => {
+    done = (await deps.ledger?.find(wanted.map((w) => w.key))) ?? done;
+  });
+  const todos = wanted.filter((w) => !done.has(w.key));
+  try {
+    const added = await deps.store.addTodos(todos);
+    await recordInLedger(deps.ledger, todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, leadId: t.leadId })), deps.now(), deps.log);
+    for (const t of todos.filter((t) => !added.has(t.key))) deps.log.warn("todo.failed", { key: t.key, leadId: t.leadId });
+  } catch (error) {
+    deps.log.warn("todo.failed", { error: errorMessage(error), count: todos.length });
+  }
+}
+
 /** Records applied events (and their contacts) in the ledger and queues their follow-up work. */
 async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, deps: ConsumerDeps): Promise<void> {
   const applied = round.flatMap((item) => {
@@ -113,8 +141,10 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
     deps.now(),
     deps.log,
   );
+  const written = applied.filter(({ outcome }) => outcome.action !== "skipped");
+  await addCallBackTodos(written, deps);
   const jobs: FollowUpJob[] = [];
-  for (const { item, outcome } of applied) if (outcome.action !== "skipped") jobs.push(...(await followUpJobs(item.job, outcome.leadId, deps)));
+  for (const { item, outcome } of written) jobs.push(...(await followUpJobs(item.job, outcome.leadId, deps)));
   if (deps.followUps && jobs.length) {
     await deps.followUps.send(jobs).catch((error: unknown) => {
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });

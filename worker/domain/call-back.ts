@@ -1,0 +1,29 @@
+import type { LeadEvent } from "./lead-event";
+
+/** The to-do a lost call leaves for its lead's responsible: call the client back (crm.activity.todo.add). */
+export interface CallBackTodo {
+  ownerTypeId: 1;
+  ownerId: number;
+  deadline: string;
+  title: string;
+  description: string;
+  responsibleId?: string;
+}
+
+/**
+ * A lost call that became (or updated) a lead gets one call-back to-do, due `minutes` after the call was
+ * received; answered calls and other contacts get none.
+ */
+export function callBackTodo(event: LeadEvent, leadId: string, options: { minutes: number; responsibleId: string | null }): CallBackTodo | null {
+  if (event.kind !== "call" || !event.call?.lost) return null;
+  const due = new Date(Date.parse(event.receivedAt) + options.minutes * 60_000);
+  return {
+    ownerTypeId: 1,
+    ownerId: Number(leadId),
+    // ISO 8601 with the offset: Bitrix24 then needs no guess about the portal's time zone.
+    deadline: `${due.toISOString().slice(0, 19)}+00:00`,
+    title: `Call back ${event.phone ?? "the client"}`,
+    description: `Missed call (CoMagic session ${event.sessionId}): nobody answered; the client waited ${Math.round(event.call.waitSeconds ?? event.call.totalSeconds ?? 0)} s.`,
+    ...(options.responsibleId ? { responsibleId: options.responsibleId } : {}),
+  };
+}
