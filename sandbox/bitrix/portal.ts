@@ -409,7 +409,8 @@ export class Portal {
         return { result: rows.map((c) => ({ ID: String(c.ID), ENTITY_ID: String(c.ENTITY_ID), ENTITY_TYPE: c.ENTITY_TYPE, COMMENT: c.COMMENT, CREATED: bitrixDate(c.CREATED) })), total: rows.length };
       }
       case "user.get": {
-        const filter = (params.filter ?? params.FILTER ?? {}) as Params;
+        // FACTS-portals: user.get takes `FILTER` (upper case; EMAIL, ACTIVE …) and `ID`.
+        const filter = (params.FILTER ?? {}) as Params;
         const wanted = params.ID ?? filter.ID;
         const email = filter.EMAIL === undefined ? undefined : String(filter.EMAIL).toLowerCase();
         const rows = SANDBOX_USERS.filter((u) => (wanted === undefined || String(u.ID) === String(wanted)) && (email === undefined || u.EMAIL.toLowerCase() === email));

@@ -84,6 +84,7 @@ describe("who gets the new lead", () => {
   });
 
   // COMAGIC_MATCH_BY_EMAIL is on in tests: CoMagic employee 26 and Bitrix24 user 2 share maria@shop.example.ru.
+  // FACTS-calls §7: get.employees' `email` is filterable and the employee id is notifications' `employee_id`.
   it("is found by the same email in CoMagic (get.employees) and Bitrix24 (user.get) for an employee the map does not list", async () => {
     const phone = uniquePhone();
     expect((await postWebhook({ call_session_id: Date.now(), contact_phone_number: phone.local, direction: "in", employee_id: 26, talk_time_duration: 40 })).status).toBe(202);

@@ -5,7 +5,7 @@ import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchCallRecord } from "../comagic/reports";
 import { callRecordUpdate, type CallRecord } from "../domain/call-record";
 import { errorMessage } from "../log";
-import { recordInLedger, type AppliedEvents } from "../storage/d1";
+import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import { callRecordJobSchema, type CallRecordJob, type FollowUpSender } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
@@ -89,12 +89,7 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     await giveBack(found, error);
     return;
   }
-  const commented = deps.ledger
-    ? await deps.ledger.find(found.map((f) => timelineKey(f.job.sessionId))).catch((error: unknown) => {
-        deps.log.warn("ledger.unavailable", { error: errorMessage(error) });
-        return new Map<string, string>();
-      })
-    : new Map<string, string>();
+  const commented = await findInLedger(deps.ledger, found.map((f) => timelineKey(f.job.sessionId)), deps.log);
 
   const commands: Record<string, BitrixCommand> = {};
   const writing: { item: Found; keys: string[]; fields: number; commented: boolean }[] = [];

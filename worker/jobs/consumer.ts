@@ -7,9 +7,9 @@ import { responsibleUserId } from "../domain/responsible";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
-import { recordInLedger, type AppliedEvents } from "../storage/d1";
+import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import { leadJobSchema, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
-import { readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
+import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 export { MAX_DELIVERY_ATTEMPTS } from "./settle";
 
@@ -33,8 +33,7 @@ export interface ConsumerDeps extends SettleDeps {
 type Job = { message: Message<unknown>; job: LeadJob };
 
 async function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Promise<void> {
-  const failure = error instanceof BitrixError ? error : new BitrixError("UNEXPECTED", errorMessage(error), true, "unknown");
-  const settled = await retryOrDeadLetter(item.message, deps.queue, failure, { key: item.job.event.key }, deps);
+  const settled = await retryOrDeadLetter(item.message, deps.queue, asFailure(error), { key: item.job.event.key }, deps);
   // A dead-lettered event will not come back to settle its create in doubt: release its contacts now.
   if (settled === "dead-lettered") await bestEffort(deps, () => deps.ledger?.clearPending([item.job.event.key]));
 }
@@ -115,10 +114,7 @@ async function addCallBackTodos(written: { item: Job; outcome: Extract<WriteOutc
     return todo ? [{ key: `todo:${event.key}`, leadId: outcome.leadId, todo }] : [];
   });
   if (wanted.length === 0) return;
-  let done = new Map<string, string>();
-  await bestEffort(deps, async () => {
-    done = (await deps.ledger?.find(wanted.map((w) => w.key))) ?? done;
-  });
+  const done = await findInLedger(deps.ledger, wanted.map((w) => w.key), deps.log);
   const todos = wanted.filter((w) => !done.has(w.key));
   try {
     const added = await deps.store.addTodos(todos);
@@ -192,10 +188,7 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   const jobs: Job[] = readJobs(batch.messages, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.
-  let ledgered = new Map<string, string>();
-  await bestEffort(deps, async () => {
-    ledgered = (await deps.ledger?.find(jobs.map((j) => j.job.event.key))) ?? ledgered;
-  });
+  const ledgered = await findInLedger(deps.ledger, jobs.map((j) => j.job.event.key), deps.log);
   const pending: Job[] = [];
   for (const item of jobs) {
     const leadId = ledgered.get(item.job.event.key);

@@ -166,6 +166,15 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
   };
 }
 
+/** The ledger's answer for these keys; when D1 cannot answer, an empty one (logged): Bitrix24 is asked anyway. */
+export async function findInLedger(ledger: AppliedEvents | null, keys: readonly string[], log: Logger): Promise<Map<string, string>> {
+  if (!ledger) return new Map();
+  return ledger.find(keys).catch((error: unknown) => {
+    log.warn("ledger.unavailable", { error: errorMessage(error) });
+    return new Map<string, string>();
+  });
+}
+
 /** Bitrix24 has the writes and stays the source of truth, so a failed ledger write is logged, never retried. */
 export async function recordInLedger(ledger: AppliedEvents | null, rows: readonly AppliedEvent[], at: Date, log: Logger): Promise<void> {
   await ledger?.record(rows, at).catch((error: unknown) => {
