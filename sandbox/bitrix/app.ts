@@ -3,7 +3,7 @@ import { parse as parseQuery } from "qs";
 import { FaultInjector, type FaultSettings } from "./faults";
 import { createOAuthApp, type AppSettings } from "./oauth-app";
 import { LeakyBucket } from "./leaky-bucket";
-import { bitrixDate, Portal, RestError } from "./portal";
+import { bitrixDate, Portal, RestError, type EntityName } from "./portal";
 import { renderLeadsPage } from "./page";
 
 export interface BitrixSandboxOptions {
@@ -90,7 +90,8 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   const oauth = createOAuthApp({ clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app });
 
   /** One REST method, as a webhook (userId null) or as the app for a user. */
-  const callMethod = (method: string, params: Params, appUserId: number | null, token?: unknown) => oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ?? portal.call(method, params);
+  const callMethod = (method: string, params: Params, appUserId: number | null, token?: unknown) =>
+    oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ?? portal.call(method, params, { webhook: appUserId === null });
 
   const count = (method: string) => {
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;
@@ -178,19 +179,39 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   app.route("/", oauth.app);
 
   app.get("/_sandbox/leads", (c) => c.json(portal.snapshot()));
+  /** Every CRM entity with its timeline (comments, to-dos, calls), and the telephony calls registered. */
+  app.get("/_sandbox/crm", (c) =>
+    c.json({ leads: portal.snapshot("lead"), deals: portal.snapshot("deal"), contacts: portal.snapshot("contact"), companies: portal.snapshot("company"), calls: portal.calls }),
+  );
+  /**
+   * The portal's settings: `mode` (1 classic, 2 without leads), `repeatLeadMode`, and `telephony`
+   * ({webhook, app}: whether telephony.externalCall.* accepts a webhook, and the app's token).
+   */
+  app.post("/_sandbox/portal", async (c) => {
+    const body = (await c.req.json()) as { mode?: 1 | 2; repeatLeadMode?: boolean; telephony?: Partial<Portal["telephony"]> };
+    if (body.mode !== undefined) portal.crmMode = body.mode;
+    if (body.repeatLeadMode !== undefined) portal.repeatLeadMode = body.repeatLeadMode;
+    if (body.telephony) portal.telephony = { ...portal.telephony, ...body.telephony };
+    return c.json({ ok: true, mode: portal.crmMode, repeatLeadMode: portal.repeatLeadMode, telephony: portal.telephony });
+  });
+  /** Seeds a contact, company or deal as if made earlier by hand: `{fields, createdAt}`. */
+  app.post("/_sandbox/:entity{contacts|companies|deals}", async (c) => {
+    const entity = ({ contacts: "contact", companies: "company", deals: "deal" } as const)[c.req.param("entity") as "contacts" | "companies" | "deals"];
+    const body = (await c.req.json()) as { fields: Params; createdAt?: string };
+    return c.json({ id: portal.add(entity, body.fields, body.createdAt ? new Date(body.createdAt) : undefined) }, 201);
+  });
   app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
   app.get("/_sandbox/stats", (c) => c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME), dealUserFields: portal.dealUserFields.map((u) => u.FIELD_NAME) }));
   app.post("/_sandbox/reset", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { userFields?: boolean };
     portal.reset();
     if (body.userFields) {
-      portal.userFields = [];
-      portal.dealUserFields = [];
+      portal.userFieldsByEntity = { lead: [], deal: [], contact: [], company: [] };
     }
     bucket.reset();
     faults.configure({ rate: 0, targeted: [] });
     portal.findbycommLagMs = 0;
-    portal.requiredFields = [];
+    portal.required = { lead: [], deal: [], contact: [], company: [] };
     portal.restRequiredCheck = false;
     faults.resetCounts();
     stats.httpRequests = 0;
@@ -212,12 +233,13 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     bucket.reset();
     return c.json({ ok: true, drainPerSecond: bucket.drainPerSecond, burst: bucket.burst });
   });
-  /** Required fields as an admin sets them, and whether REST (applications) must fill them: `{fields, restCheck}`. */
+  /** Required fields as an admin sets them, and whether REST (applications) must fill them: `{fields, restCheck, entity}` (entity: lead by default). */
   app.post("/_sandbox/required-fields", async (c) => {
-    const body = (await c.req.json()) as { fields?: string[]; restCheck?: boolean };
-    portal.requiredFields = body.fields ?? portal.requiredFields;
+    const body = (await c.req.json()) as { fields?: string[]; restCheck?: boolean; entity?: EntityName };
+    const entity = body.entity ?? "lead";
+    portal.required[entity] = body.fields ?? portal.required[entity];
     portal.restRequiredCheck = body.restCheck ?? portal.restRequiredCheck;
-    return c.json({ ok: true, fields: portal.requiredFields, restCheck: portal.restRequiredCheck });
+    return c.json({ ok: true, entity, fields: portal.required[entity], restCheck: portal.restRequiredCheck });
   });
   /** Seeds a lead as if made earlier by hand: `{fields, createdAt}`. */
   app.post("/_sandbox/leads", async (c) => {

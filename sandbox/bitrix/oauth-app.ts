@@ -116,7 +116,7 @@ export function createOAuthApp(settings: AppSettings) {
       // FACTS-portals: server_endpoint is the OAuth server's REST base; tokens refresh at its /oauth/token/.
       server_endpoint: `${origin}/rest/`,
       domain: "oauth.bitrix.info",
-      scope: "crm,placement,user_brief",
+      scope: "crm,placement,user_basic,telephony",
       status: "L",
       user_id: userId,
     });

@@ -19,7 +19,8 @@ interface MultiValue {
   indexedAt: number;
 }
 
-interface Lead {
+/** A lead, deal, contact or company: the four CRM entities share storage and list/filter rules. */
+interface Item {
   ID: number;
   fields: Record<string, string | null>;
   PHONE: MultiValue[];
@@ -27,6 +28,11 @@ interface Lead {
   DATE_CREATE: Date;
   DATE_MODIFY: Date;
 }
+
+export type EntityName = "lead" | "deal" | "contact" | "company";
+const ENTITIES: EntityName[] = ["lead", "deal", "contact", "company"];
+/** FACTS-portals §6: ownerTypeId 1 lead, 2 deal, 3 contact, 4 company. */
+const OWNER_TYPE_ID: Record<EntityName, number> = { lead: 1, deal: 2, contact: 3, company: 4 };
 
 interface UserField {
   ID: number;
@@ -47,6 +53,20 @@ interface TimelineComment {
   CREATED: Date;
 }
 
+/** A call registered through telephony.externalCall.register (FACTS.md §2.9, FACTS-portals §7). */
+interface ExternalCall {
+  CALL_ID: string;
+  EXTERNAL_CALL_ID: string | null;
+  USER_ID: number;
+  PHONE_NUMBER: string;
+  TYPE: number;
+  CRM_ENTITY_TYPE: string | null;
+  CRM_ENTITY_ID: number | null;
+  registeredAt: number;
+  finished: { DURATION: number; STATUS_CODE: string; activityId: number | null } | null;
+  record: { url: string | null; fileName: string } | null;
+}
+
 type Params = Record<string, unknown>;
 
 /** The portal's people: an administrator, and a sales manager who is not one. */
@@ -56,20 +76,37 @@ export const SANDBOX_USERS = [
   { ID: 3, NAME: "Oleg", LAST_NAME: "Newcomer", EMAIL: "oleg@shop.example.ru", ADMIN: false },
 ];
 
-const STANDARD_FIELDS = [
-  "TITLE", "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "COMPANY_TITLE", "SOURCE_ID", "SOURCE_DESCRIPTION",
-  "STATUS_ID", "STATUS_DESCRIPTION", "POST", "COMMENTS", "CURRENCY_ID", "OPPORTUNITY", "ASSIGNED_BY_ID", "OPENED",
-  "ORIGINATOR_ID", "ORIGIN_ID", "UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM",
-];
+const UTM = ["UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM"];
+const COMMON = ["SOURCE_ID", "SOURCE_DESCRIPTION", "ASSIGNED_BY_ID", "OPENED", "COMMENTS", "ORIGINATOR_ID", "ORIGIN_ID", ...UTM];
+/** Writable standard fields per entity (FACTS-portals §2–3); anything else is dropped silently, as Bitrix24 does. */
+const STANDARD_FIELDS: Record<EntityName, string[]> = {
+  lead: ["TITLE", "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "COMPANY_TITLE", "STATUS_ID", "STATUS_DESCRIPTION", "POST", "CURRENCY_ID", "OPPORTUNITY", "CONTACT_ID", "COMPANY_ID", ...COMMON],
+  deal: ["TITLE", "CATEGORY_ID", "STAGE_ID", "OPPORTUNITY", "CURRENCY_ID", "CONTACT_ID", "COMPANY_ID", "BEGINDATE", "CLOSEDATE", ...COMMON],
+  contact: ["NAME", "SECOND_NAME", "LAST_NAME", "HONORIFIC", "TYPE_ID", "POST", "COMPANY_ID", ...COMMON],
+  company: ["TITLE", "COMPANY_TYPE", "INDUSTRY", ...COMMON],
+};
+/** Read-only fields Bitrix24 fills itself: a deal's LEAD_ID (set by conversion), IS_RETURN_CUSTOMER (FACTS-portals §4). */
+const READ_ONLY_FIELDS: Record<EntityName, string[]> = { lead: ["IS_RETURN_CUSTOMER"], deal: ["LEAD_ID", "IS_RETURN_CUSTOMER"], contact: [], company: [] };
+const HAS_MULTI: Record<EntityName, boolean> = { lead: true, deal: false, contact: true, company: true };
 const MULTI_FIELDS = ["PHONE", "EMAIL"] as const;
 const PHONE_TYPES = new Set(["WORK", "MOBILE", "FAX", "HOME", "PAGER", "MAILING", "OTHER"]);
 const EMAIL_TYPES = new Set(["WORK", "HOME", "MAILING", "OTHER"]);
 const EMAIL_SYNTAX = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const LIST_PAGE_SIZE = 50;
+/** FACTS.md §2.9: a re-register within 30 minutes with the same EXTERNAL_CALL_ID returns the same call. */
+const REREGISTER_WINDOW_MS = 30 * 60_000;
 
-function statusSemantic(statusId: string | null): string {
+function leadSemantic(statusId: string | null): string {
   if (statusId === "CONVERTED") return "S";
   if (statusId === "JUNK") return "F";
+  return "P";
+}
+
+/** FACTS-portals §2: P for NEW…FINAL_INVOICE, S for WON, F for LOSE and APOLOGY; other funnels prefix `C1:`. */
+function dealSemantic(stageId: string | null): string {
+  const stage = (stageId ?? "NEW").replace(/^C\d+:/, "");
+  if (stage === "WON") return "S";
+  if (stage === "LOSE" || stage === "APOLOGY") return "F";
   return "P";
 }
 
@@ -97,18 +134,24 @@ function scalarString(value: unknown): string | null {
   return String(value);
 }
 
-/** One Bitrix24 portal: leads, user fields, timeline comments. Every method mirrors the REST contract. */
+/** How the caller authenticated: telephony.externalCall.* care (FACTS.md §2.9 [CONFLICT]). */
+export interface CallerAuth {
+  webhook: boolean;
+}
+
+/** One Bitrix24 portal: CRM entities, user fields, timeline, to-dos, telephony. Every method mirrors the REST contract. */
 export class Portal {
-  leads = new Map<number, Lead>();
-  userFields: UserField[] = [];
-  dealUserFields: UserField[] = [];
+  items: Record<EntityName, Map<number, Item>> = { lead: new Map(), deal: new Map(), contact: new Map(), company: new Map() };
+  userFieldsByEntity: Record<EntityName, UserField[]> = { lead: [], deal: [], contact: [], company: [] };
   comments: TimelineComment[] = [];
   /** To-dos (crm.activity.todo.add), each call adds one: FACTS-portals §6 "Not idempotent". */
   todos: { id: number; ownerTypeId: number; ownerId: number; deadline: string; title: string; responsibleId: string | null }[] = [];
-  private nextLeadId = 1;
+  calls: ExternalCall[] = [];
+  private nextIds: Record<EntityName, number> = { lead: 1, deal: 1, contact: 1, company: 1 };
   private nextMultiId = 1;
   private nextUserFieldId = 100;
   private nextCommentId = 1;
+  private nextActivityId = 1;
   /**
    * FACTS.md §7: whether the duplicate index is updated synchronously on crm.lead.add is [UNCERTAIN], and newer
    * versions defer it ("Don't rely on findbycomm to dedupe two requests arriving milliseconds apart"). A phone
@@ -116,48 +159,84 @@ export class Portal {
    */
   findbycommLagMs = 0;
   /**
-   * Fields an admin made required (FACTS-portals §5). REST skips the check unless an admin turned on
-   * "required fields for applications" (`rest_enable_req_uf_check`, off by default); then crm.lead.add fails
-   * with an empty error code and one "is missing" line per field, joined with <br>.
+   * Fields an admin made required (FACTS-portals §5), per entity. REST skips the check unless an admin turned on
+   * "required fields for applications" (`rest_enable_req_uf_check`, off by default); then an add fails with an
+   * empty error code and one "is missing" line per field, joined with <br>.
    */
-  requiredFields: string[] = [];
+  required: Record<EntityName, string[]> = { lead: [], deal: [], contact: [], company: [] };
   restRequiredCheck = false;
+  /** crm.settings.mode.get: 1 classic (leads), 2 simple (no leads; a lead added is converted at once). FACTS-portals §1. */
+  crmMode: 1 | 2 = 1;
+  /** "Repeat lead mode" (FACTS-portals §4): without it a lead linked to a client is an ordinary lead. */
+  repeatLeadMode = true;
+  /**
+   * telephony.externalCall.register/finish: the docs say application context only (WRONG_AUTH_TYPE for a
+   * webhook); the source allows webhooks (FACTS.md §2.9 [CONFLICT]). `webhook` picks the reading; `app: false`
+   * is an app installed without the `telephony` scope.
+   */
+  telephony = { webhook: false, app: true };
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
+  get leads(): Map<number, Item> {
+    return this.items.lead;
+  }
+  get userFields(): UserField[] {
+    return this.userFieldsByEntity.lead;
+  }
+  set userFields(fields: UserField[]) {
+    this.userFieldsByEntity.lead = fields;
+  }
+  get dealUserFields(): UserField[] {
+    return this.userFieldsByEntity.deal;
+  }
+  get requiredFields(): string[] {
+    return this.required.lead;
+  }
+  set requiredFields(fields: string[]) {
+    this.required.lead = fields;
+  }
+
   reset(): void {
-    this.leads.clear();
+    for (const entity of ENTITIES) {
+      this.items[entity].clear();
+      this.nextIds[entity] = 1;
+    }
     this.comments = [];
     this.todos = [];
-    this.nextLeadId = 1;
+    this.calls = [];
     this.nextMultiId = 1;
     this.nextCommentId = 1;
+    this.nextActivityId = 1;
+    this.crmMode = 1;
+    this.repeatLeadMode = true;
+    this.telephony = { webhook: false, app: true };
   }
 
-  private writableField(name: string): boolean {
-    return STANDARD_FIELDS.includes(name) || this.userFields.some((uf) => uf.FIELD_NAME === name);
+  private writableField(entity: EntityName, name: string): boolean {
+    return STANDARD_FIELDS[entity].includes(name) || this.userFieldsByEntity[entity].some((uf) => uf.FIELD_NAME === name);
   }
 
-  private applyMulti(lead: Lead, type: (typeof MULTI_FIELDS)[number], value: unknown): void {
+  private applyMulti(item: Item, type: (typeof MULTI_FIELDS)[number], value: unknown): void {
     for (const raw of asList(value)) {
       if (!raw || typeof raw !== "object") continue;
-      const item = raw as Params;
-      const id = item.ID === undefined ? null : Number(item.ID);
-      const text = scalarString(item.VALUE)?.trim() ?? "";
-      const valueType = String(item.VALUE_TYPE ?? "WORK").toUpperCase();
+      const entry = raw as Params;
+      const id = entry.ID === undefined ? null : Number(entry.ID);
+      const text = scalarString(entry.VALUE)?.trim() ?? "";
+      const valueType = String(entry.VALUE_TYPE ?? "WORK").toUpperCase();
       if (type === "EMAIL" && text !== "" && !EMAIL_SYNTAX.test(text)) {
         throw new RestError(400, "", `Invalid e-mail address: ${text}`);
       }
       const types = type === "PHONE" ? PHONE_TYPES : EMAIL_TYPES;
       if (id !== null) {
         // With ID: change that entry, or delete it when the value is empty.
-        const existing = lead[type].find((m) => m.ID === id);
+        const existing = item[type].find((m) => m.ID === id);
         if (!existing) continue;
-        if (text === "") lead[type] = lead[type].filter((m) => m.ID !== id);
+        if (text === "") item[type] = item[type].filter((m) => m.ID !== id);
         else Object.assign(existing, { VALUE: text, VALUE_TYPE: types.has(valueType) ? valueType : existing.VALUE_TYPE, indexedAt: this.indexedAt() });
       } else if (text !== "") {
         // Without ID: always a new entry, even if the same value is already there.
-        lead[type].push({ ID: this.nextMultiId++, VALUE: text.slice(0, 250), VALUE_TYPE: types.has(valueType) ? valueType : "WORK", indexedAt: this.indexedAt() });
+        item[type].push({ ID: this.nextMultiId++, VALUE: text.slice(0, 250), VALUE_TYPE: types.has(valueType) ? valueType : "WORK", indexedAt: this.indexedAt() });
       }
     }
   }
@@ -166,57 +245,101 @@ export class Portal {
     return this.now().getTime() + this.findbycommLagMs;
   }
 
-  private applyFields(lead: Lead, fields: Params): void {
+  private applyFields(entity: EntityName, item: Item, fields: Params): void {
     for (const [name, value] of Object.entries(fields)) {
-      if (name === "PHONE" || name === "EMAIL") this.applyMulti(lead, name, value);
-      // Unknown and read-only fields are dropped silently, as Bitrix24 does.
-      else if (this.writableField(name)) lead.fields[name] = scalarString(value);
+      if (name === "PHONE" || name === "EMAIL") {
+        if (HAS_MULTI[entity]) this.applyMulti(item, name, value);
+      } else if (name === "CONTACT_IDS" && (entity === "deal" || entity === "lead")) {
+        // FACTS-portals §2: CONTACT_IDS is accepted on add/update; list and get show the first as CONTACT_ID.
+        const first = asList(value)[0];
+        if (first !== undefined) item.fields.CONTACT_ID = scalarString(first);
+      } else if (this.writableField(entity, name)) {
+        item.fields[name] = scalarString(value);
+      }
     }
   }
 
-  private checkRequired(lead: Lead): void {
+  private checkRequired(entity: EntityName, item: Item): void {
+    // Legacy core: a contact needs NAME or LAST_NAME, whatever the REST setting (FACTS-portals §3).
+    if (entity === "contact" && !item.fields.NAME && !item.fields.LAST_NAME) throw new RestError(400, "", "The required field 'Name' is missing.<br />");
     if (!this.restRequiredCheck) return;
-    const missing = this.requiredFields.filter((name) => (name === "PHONE" || name === "EMAIL" ? lead[name].length === 0 : !lead.fields[name]));
-    if (missing.length) throw new RestError(400, "", missing.map((name) => `The required field '${this.fieldTitle(name)}' is missing.`).join("<br />"));
+    const missing = this.required[entity].filter((name) => (name === "PHONE" || name === "EMAIL" ? item[name].length === 0 : !item.fields[name]));
+    if (missing.length) throw new RestError(400, "", missing.map((name) => `The required field '${this.fieldTitle(entity, name)}' is missing.`).join("<br />"));
   }
 
-  private fieldTitle(name: string): string {
-    return this.userFields.find((uf) => uf.FIELD_NAME === name)?.LABEL ?? name.charAt(0) + name.slice(1).toLowerCase().replace(/_/g, " ");
+  private fieldTitle(entity: EntityName, name: string): string {
+    return this.userFieldsByEntity[entity].find((uf) => uf.FIELD_NAME === name)?.LABEL ?? name.charAt(0) + name.slice(1).toLowerCase().replace(/_/g, " ");
   }
 
-  /** A lead as REST adds it (`viaRest`, with the required-field check when on) or as a person types it in. */
+  /** An item as REST adds it (`viaRest`, with the required-field checks) or as a person types it in. */
+  add(entity: EntityName, fields: Params, createdAt: Date = this.now(), viaRest = false): number {
+    const defaults: Record<EntityName, Record<string, string>> = {
+      lead: { STATUS_ID: "NEW", OPENED: "Y" },
+      deal: { STAGE_ID: "NEW", CATEGORY_ID: "0", OPENED: "Y", OPPORTUNITY: "0.00", CURRENCY_ID: "RUB" },
+      contact: { OPENED: "Y", TYPE_ID: "CLIENT" },
+      company: { OPENED: "Y" },
+    };
+    const item: Item = { ID: this.nextIds[entity], fields: { ...defaults[entity] }, PHONE: [], EMAIL: [], DATE_CREATE: createdAt, DATE_MODIFY: createdAt };
+    this.applyFields(entity, item, fields);
+    if (viaRest) this.checkRequired(entity, item);
+    if (entity === "lead" || entity === "deal" || entity === "company") item.fields.TITLE ||= `${entity === "lead" ? "Lead" : entity === "deal" ? "Deal" : "Company"} #${item.ID}`;
+    // FACTS-portals §4: a lead naming a client becomes a repeat lead, only when the portal's repeat-lead mode is on.
+    if (entity === "lead") item.fields.IS_RETURN_CUSTOMER = this.repeatLeadMode && (item.fields.CONTACT_ID || item.fields.COMPANY_ID) ? "Y" : "N";
+    this.nextIds[entity] += 1;
+    this.items[entity].set(item.ID, item);
+    if (entity === "lead" && this.crmMode === 2 && viaRest && item.fields.NAME) this.convertLead(item);
+    return item.ID;
+  }
+
+  /** Kept for tests and the seed route: a lead typed in by hand. */
   addLead(fields: Params, createdAt: Date = this.now(), viaRest = false): number {
-    const lead: Lead = { ID: this.nextLeadId, fields: { STATUS_ID: "NEW", OPENED: "Y" }, PHONE: [], EMAIL: [], DATE_CREATE: createdAt, DATE_MODIFY: createdAt };
-    this.applyFields(lead, fields);
-    if (viaRest) this.checkRequired(lead);
-    if (!lead.fields.TITLE) lead.fields.TITLE = `Lead #${lead.ID}`;
-    this.nextLeadId += 1;
-    this.leads.set(lead.ID, lead);
-    return lead.ID;
+    return this.add("lead", fields, createdAt, viaRest);
   }
 
-  /** Everything `crm.lead.get` shows: strings, nulls, UF fields as "" when empty. */
-  view(lead: Lead): Record<string, unknown> {
-    const out: Record<string, unknown> = { ID: String(lead.ID) };
-    for (const name of STANDARD_FIELDS) out[name] = lead.fields[name] ?? null;
-    out.STATUS_SEMANTIC_ID = statusSemantic(lead.fields.STATUS_ID ?? null);
-    out.DATE_CREATE = bitrixDate(lead.DATE_CREATE);
-    out.DATE_MODIFY = bitrixDate(lead.DATE_MODIFY);
-    out.HAS_PHONE = lead.PHONE.length ? "Y" : "N";
-    out.HAS_EMAIL = lead.EMAIL.length ? "Y" : "N";
-    for (const uf of this.userFields) out[uf.FIELD_NAME] = lead.fields[uf.FIELD_NAME] ?? "";
-    for (const type of MULTI_FIELDS) {
-      if (lead[type].length) out[type] = lead[type].map((m) => ({ ID: String(m.ID), VALUE_TYPE: m.VALUE_TYPE, VALUE: m.VALUE, TYPE_ID: type }));
+  /**
+   * FACTS-portals §1: in simple mode "the system automatically converts a new lead into a deal, and the lead
+   * receives the CONVERTED status" (when NAME is filled); the deal is found by LEAD_ID. The contact made from
+   * the lead's name and phone is what a conversion does in the UI [inference].
+   */
+  private convertLead(lead: Item): void {
+    lead.fields.STATUS_ID = "CONVERTED";
+    const copy = (names: string[]) => Object.fromEntries(names.flatMap((n) => (lead.fields[n] ? [[n, lead.fields[n]]] : [])));
+    const contactId = this.add("contact", { ...copy(["NAME", "LAST_NAME", "SOURCE_ID", "ASSIGNED_BY_ID", ...UTM]), PHONE: lead.PHONE.map((m) => ({ VALUE: m.VALUE })), EMAIL: lead.EMAIL.map((m) => ({ VALUE: m.VALUE })) });
+    const dealId = this.add("deal", { ...copy(["TITLE", "SOURCE_ID", "ASSIGNED_BY_ID", "COMMENTS", ...UTM]), CONTACT_ID: contactId });
+    const deal = this.items.deal.get(dealId);
+    if (deal) deal.fields.LEAD_ID = String(lead.ID);
+  }
+
+  /** Everything `crm.<entity>.get` shows: strings, nulls, UF fields as "" when empty. */
+  view(entity: EntityName, item: Item): Record<string, unknown> {
+    const out: Record<string, unknown> = { ID: String(item.ID) };
+    for (const name of [...STANDARD_FIELDS[entity], ...READ_ONLY_FIELDS[entity]]) out[name] = item.fields[name] ?? null;
+    if (entity === "lead") out.STATUS_SEMANTIC_ID = leadSemantic(item.fields.STATUS_ID ?? null);
+    if (entity === "deal") {
+      out.STAGE_SEMANTIC_ID = dealSemantic(item.fields.STAGE_ID ?? null);
+      out.CLOSED = out.STAGE_SEMANTIC_ID === "P" ? "N" : "Y";
     }
+    out.DATE_CREATE = bitrixDate(item.DATE_CREATE);
+    out.DATE_MODIFY = bitrixDate(item.DATE_MODIFY);
+    if (HAS_MULTI[entity]) {
+      out.HAS_PHONE = item.PHONE.length ? "Y" : "N";
+      out.HAS_EMAIL = item.EMAIL.length ? "Y" : "N";
+      for (const type of MULTI_FIELDS) {
+        if (item[type].length) out[type] = item[type].map((m) => ({ ID: String(m.ID), VALUE_TYPE: m.VALUE_TYPE, VALUE: m.VALUE, TYPE_ID: type }));
+      }
+    }
+    for (const uf of this.userFieldsByEntity[entity]) out[uf.FIELD_NAME] = item.fields[uf.FIELD_NAME] ?? "";
     return out;
   }
 
-  private leadById(rawId: unknown): Lead {
+  private itemById(entity: EntityName, rawId: unknown): Item {
     const id = Number(rawId);
     if (!Number.isInteger(id) || id <= 0) throw new RestError(400, "", "ID is not defined or invalid.");
-    const lead = this.leads.get(id);
-    if (!lead) throw new RestError(400, "", "Not found");
-    return lead;
+    const item = this.items[entity].get(id);
+    if (!item) throw new RestError(400, "", "Not found");
+    // FACTS-portals §1 [CONFLICT]: in simple mode a converted lead "can no longer be retrieved with crm.lead.get".
+    if (entity === "lead" && this.crmMode === 2 && item.fields.STATUS_ID === "CONVERTED") throw new RestError(400, "", "Not found");
+    return item;
   }
 
   private matches(view: Record<string, unknown>, filter: Params): boolean {
@@ -262,106 +385,82 @@ export class Portal {
     return out;
   }
 
-  private userFieldView(uf: UserField): Record<string, unknown> {
+  private list(entity: EntityName, params: Params): { result: unknown; total: number; next?: number } {
+    const filter = params.filter === undefined ? {} : asRecord(params.filter, "filter");
+    const order = params.order === undefined ? {} : asRecord(params.order, "order");
+    const select = asList(params.select).map(String);
+    const start = Number(params.start ?? 0);
+    let rows = [...this.items[entity].values()].map((item) => this.view(entity, item)).filter((view) => this.matches(view, filter));
+    const [orderField = "ID", direction = "ASC"] = Object.entries(order)[0] ?? [];
+    const sign = String(direction).toUpperCase() === "DESC" ? -1 : 1;
+    rows.sort((a, b) => {
+      const x = String(a[orderField] ?? "");
+      const y = String(b[orderField] ?? "");
+      return sign * (orderField === "ID" ? Number(x) - Number(y) : x.localeCompare(y));
+    });
+    const total = rows.length;
+    rows = rows.slice(Math.max(0, start), Math.max(0, start) + LIST_PAGE_SIZE);
+    const next = start + LIST_PAGE_SIZE < total ? start + LIST_PAGE_SIZE : undefined;
+    return { result: rows.map((row) => this.select(row, select)), total, ...(next === undefined ? {} : { next }) };
+  }
+
+  private describeFields(entity: EntityName): Record<string, unknown> {
+    const describe = (name: string, type: string, extra: Params = {}) => [name, { type, isRequired: this.required[entity].includes(name), isReadOnly: false, isImmutable: false, isMultiple: false, isDynamic: name.startsWith("UF_"), title: this.fieldTitle(entity, name), ...extra }];
+    return Object.fromEntries([
+      ["ID", { type: "integer", isRequired: false, isReadOnly: true, isImmutable: false, isMultiple: false, isDynamic: false, title: "ID" }],
+      ...STANDARD_FIELDS[entity].map((name) => describe(name, "string")),
+      ...(HAS_MULTI[entity] ? MULTI_FIELDS.map((name) => describe(name, "crm_multifield", { isMultiple: true })) : []),
+      ...this.userFieldsByEntity[entity].map((uf) => describe(uf.FIELD_NAME, uf.USER_TYPE_ID)),
+    ]);
+  }
+
+  private userFieldView(entity: EntityName, uf: UserField): Record<string, unknown> {
     return {
-      ID: String(uf.ID), ENTITY_ID: "CRM_LEAD", FIELD_NAME: uf.FIELD_NAME, USER_TYPE_ID: uf.USER_TYPE_ID, XML_ID: uf.XML_ID,
+      ID: String(uf.ID), ENTITY_ID: `CRM_${entity.toUpperCase()}`, FIELD_NAME: uf.FIELD_NAME, USER_TYPE_ID: uf.USER_TYPE_ID, XML_ID: uf.XML_ID,
       SORT: uf.SORT, MULTIPLE: uf.MULTIPLE, MANDATORY: uf.MANDATORY, SHOW_FILTER: "N", SHOW_IN_LIST: "Y", EDIT_IN_LIST: "Y",
       IS_SEARCHABLE: "N", SETTINGS: {}, EDIT_FORM_LABEL: uf.LABEL, LIST_COLUMN_LABEL: uf.LABEL, LIST_FILTER_LABEL: uf.LABEL,
       ERROR_MESSAGE: null, HELP_MESSAGE: null,
     };
   }
 
-  /** Runs one REST method; returns `{result, total?, next?}` or throws RestError. */
-  call(method: string, params: Params): { result: unknown; total?: number; next?: number } {
-    switch (method) {
-      case "crm.lead.add": {
-        const fields = asRecord(params.fields ?? {}, "fields");
-        return { result: this.addLead(fields, this.now(), true) };
-      }
-      case "crm.lead.update": {
-        const lead = this.leadById(params.id ?? params.ID);
-        const fields = asRecord(params.fields ?? {}, "fields");
-        this.applyFields(lead, fields);
-        lead.DATE_MODIFY = this.now();
+  /** crm.<entity>.* for the four CRM entities; null when `method` is not one of them. */
+  private entityMethod(method: string, params: Params): { result: unknown; total?: number; next?: number } | null {
+    const match = /^crm\.(lead|deal|contact|company)\.(add|update|get|list|fields|delete|userfield\.list|userfield\.add)$/.exec(method);
+    if (!match) return null;
+    const entity = match[1] as EntityName;
+    switch (match[2]) {
+      case "add":
+        return { result: this.add(entity, asRecord(params.fields ?? {}, "fields"), this.now(), true) };
+      case "update": {
+        const item = this.itemById(entity, params.id ?? params.ID);
+        this.applyFields(entity, item, asRecord(params.fields ?? {}, "fields"));
+        item.DATE_MODIFY = this.now();
         return { result: true };
       }
-      case "crm.lead.fields": {
-        const describe = (name: string, type: string, extra: Params = {}) => [name, { type, isRequired: this.requiredFields.includes(name), isReadOnly: false, isImmutable: false, isMultiple: false, isDynamic: name.startsWith("UF_"), title: this.fieldTitle(name), ...extra }];
-        return {
-          result: Object.fromEntries([
-            ["ID", { type: "integer", isRequired: false, isReadOnly: true, isImmutable: false, isMultiple: false, isDynamic: false, title: "ID" }],
-            ...STANDARD_FIELDS.map((name) => describe(name, "string")),
-            ...MULTI_FIELDS.map((name) => describe(name, "crm_multifield", { isMultiple: true })),
-            ...this.userFields.map((uf) => describe(uf.FIELD_NAME, uf.USER_TYPE_ID)),
-          ]),
-        };
-      }
-      case "crm.lead.delete": {
-        const lead = this.leadById(params.id ?? params.ID);
-        this.leads.delete(lead.ID);
+      case "get":
+        return { result: this.view(entity, this.itemById(entity, params.id ?? params.ID)) };
+      case "list":
+        return this.list(entity, params);
+      case "fields":
+        return { result: this.describeFields(entity) };
+      case "delete":
+        this.items[entity].delete(this.itemById(entity, params.id ?? params.ID).ID);
         return { result: true };
-      }
-      case "crm.lead.get":
-        return { result: this.view(this.leadById(params.id ?? params.ID)) };
-      case "crm.lead.list": {
+      case "userfield.list": {
+        // FACTS.md §2.6: each entity has user fields of its own, with the same methods and rules.
         const filter = params.filter === undefined ? {} : asRecord(params.filter, "filter");
-        const order = params.order === undefined ? {} : asRecord(params.order, "order");
-        const select = asList(params.select).map(String);
-        const start = Number(params.start ?? 0);
-        let rows = [...this.leads.values()].map((lead) => this.view(lead)).filter((view) => this.matches(view, filter));
-        const [orderField = "ID", direction = "ASC"] = Object.entries(order)[0] ?? [];
-        const sign = String(direction).toUpperCase() === "DESC" ? -1 : 1;
-        rows.sort((a, b) => {
-          const x = String(a[orderField] ?? "");
-          const y = String(b[orderField] ?? "");
-          return sign * (orderField === "ID" ? Number(x) - Number(y) : x.localeCompare(y));
-        });
-        const total = rows.length;
-        rows = rows.slice(Math.max(0, start), Math.max(0, start) + LIST_PAGE_SIZE);
-        const next = start + LIST_PAGE_SIZE < total ? start + LIST_PAGE_SIZE : undefined;
-        return { result: rows.map((row) => this.select(row, select)), total, ...(next === undefined ? {} : { next }) };
+        const rows = this.userFieldsByEntity[entity].filter((uf) => Object.entries(filter).every(([k, v]) => k === "LANG" || String((uf as unknown as Params)[k]) === String(v)));
+        return { result: rows.map((uf) => this.userFieldView(entity, uf)), total: rows.length };
       }
-      case "crm.duplicate.findbycomm": {
-        const type = String(params.type ?? params.TYPE ?? "").toUpperCase();
-        if (!type) throw new RestError(400, "Communication type is not defined", "Parameter 'type' is required.");
-        if (type !== "PHONE" && type !== "EMAIL") throw new RestError(400, "", `Communication type '${type}' is not supported in current context.`);
-        const rawValues = params.values ?? params.VALUES;
-        if (!Array.isArray(rawValues) && !(rawValues && typeof rawValues === "object")) {
-          throw new RestError(400, "", "Communication values is not defined.");
-        }
-        const entityType = String(params.entity_type ?? params.ENTITY_TYPE ?? params.EntityType ?? "LEAD").toUpperCase();
-        if (entityType !== "LEAD") return { result: [] };
-        const normalize = type === "PHONE" ? bitrixNormalizePhone : (v: string) => v.trim().toLowerCase();
-        const wanted = new Set(asList(rawValues).slice(0, 20).map((v) => normalize(String(v))).filter(Boolean));
-        const now = this.now().getTime();
-        const ids = [...this.leads.values()]
-          .filter((lead) => lead[type].some((m) => m.indexedAt <= now && wanted.has(normalize(m.VALUE))))
-          .map((lead) => lead.ID)
-          .slice(0, 20);
-        return { result: ids.length ? { LEAD: ids } : [] };
-      }
-      case "crm.lead.userfield.list":
-      case "crm.deal.userfield.list": {
-        // FACTS.md §2.6: deals have user fields of their own, with the same methods and rules.
-        const list = method.startsWith("crm.deal.") ? this.dealUserFields : this.userFields;
-        const filter = params.filter === undefined ? {} : asRecord(params.filter, "filter");
-        const rows = list.filter((uf) =>
-          Object.entries(filter).every(([k, v]) => k === "LANG" || String((uf as unknown as Params)[k]) === String(v)),
-        );
-        return { result: rows.map((uf) => ({ ...this.userFieldView(uf), ENTITY_ID: list === this.dealUserFields ? "CRM_DEAL" : "CRM_LEAD" })), total: rows.length };
-      }
-      case "crm.lead.userfield.add":
-      case "crm.deal.userfield.add": {
-        const list = method.startsWith("crm.deal.") ? this.dealUserFields : this.userFields;
+      default: {
+        const list = this.userFieldsByEntity[entity];
         const fields = asRecord(params.fields ?? params, "fields");
         if (!fields.USER_TYPE_ID) throw new RestError(400, "", "The 'USER_TYPE_ID' field is not found.");
         if (!fields.FIELD_NAME) throw new RestError(400, "", "The 'FIELD_NAME' field is not found.");
         let name = String(fields.FIELD_NAME).toUpperCase();
         if (!name.startsWith("UF_CRM_")) name = `UF_CRM_${name.replace(/^UF_/, "")}`;
         if (!/^[A-Z0-9_]+$/.test(name) || name.length > 50) throw new RestError(400, "ERROR_CORE", "Invalid field name.");
-        if (list.some((uf) => uf.FIELD_NAME === name)) {
-          throw new RestError(400, "ERROR_CORE", `A field with the code "${name}" already exists.`);
-        }
+        if (list.some((uf) => uf.FIELD_NAME === name)) throw new RestError(400, "ERROR_CORE", `A field with the code "${name}" already exists.`);
         const uf: UserField = {
           ID: this.nextUserFieldId++,
           FIELD_NAME: name,
@@ -375,28 +474,137 @@ export class Portal {
         list.push(uf);
         return { result: uf.ID };
       }
+    }
+  }
+
+  /**
+   * FACTS.md §2.5: `entity_type` LEAD, CONTACT or COMPANY, or none for all three (keys only where there are
+   * hits, `[]` for none); "If 20 or more duplicates are found for one object type, the other types are not returned."
+   */
+  private findByComm(params: Params): { result: unknown } {
+    const type = String(params.type ?? params.TYPE ?? "").toUpperCase();
+    if (!type) throw new RestError(400, "Communication type is not defined", "Parameter 'type' is required.");
+    if (type !== "PHONE" && type !== "EMAIL") throw new RestError(400, "", `Communication type '${type}' is not supported in current context.`);
+    const rawValues = params.values ?? params.VALUES;
+    if (!Array.isArray(rawValues) && !(rawValues && typeof rawValues === "object")) throw new RestError(400, "", "Communication values is not defined.");
+    const rawEntity = params.entity_type ?? params.ENTITY_TYPE ?? params.EntityType;
+    const wantedTypes: string[] = rawEntity === undefined || rawEntity === "" ? ["lead", "contact", "company"] : [String(rawEntity).toLowerCase()];
+    if (wantedTypes.includes("deal")) throw new RestError(400, "", "Deal is not supported in current context.");
+    const normalize = type === "PHONE" ? bitrixNormalizePhone : (v: string) => v.trim().toLowerCase();
+    const wanted = new Set(asList(rawValues).slice(0, 20).map((v) => normalize(String(v))).filter(Boolean));
+    const now = this.now().getTime();
+    const result: Record<string, number[]> = {};
+    for (const entity of wantedTypes as EntityName[]) {
+      if (!HAS_MULTI[entity]) continue;
+      const ids = [...this.items[entity].values()].filter((item) => item[type].some((m) => m.indexedAt <= now && wanted.has(normalize(m.VALUE)))).map((item) => item.ID);
+      if (ids.length === 0) continue;
+      result[entity.toUpperCase()] = ids.slice(0, 20);
+      if (ids.length >= 20) return { result: { [entity.toUpperCase()]: ids.slice(0, 20) } };
+    }
+    return { result: Object.keys(result).length ? result : [] };
+  }
+
+  private entityOfOwner(ownerTypeId: number, ownerId: number): boolean {
+    const entity = ENTITIES.find((e) => OWNER_TYPE_ID[e] === ownerTypeId);
+    return entity !== undefined && this.items[entity].has(ownerId);
+  }
+
+  private activeUser(raw: unknown): number {
+    const user = SANDBOX_USERS.find((u) => String(u.ID) === String(raw));
+    if (!user) throw new RestError(400, "ERROR_CORE", raw === undefined || raw === "" ? "USER_ID or USER_PHONE_INNER should be set" : "User is not found or is not active");
+    return user.ID;
+  }
+
+  /** telephony.externalCall.* (FACTS.md §2.9, FACTS-portals §7). */
+  private telephonyMethod(method: string, params: Params, auth: CallerAuth): { result: unknown } {
+    if (auth.webhook ? !this.telephony.webhook : !this.telephony.app) {
+      if (auth.webhook) throw new RestError(400, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method");
+      throw new RestError(401, "insufficient_scope", "The request requires higher privileges than provided by the access token");
+    }
+    const findCall = () => this.calls.find((c) => c.CALL_ID === String(params.CALL_ID ?? ""));
+    switch (method) {
+      case "telephony.externalCall.register": {
+        const userId = this.activeUser(params.USER_ID);
+        const type = Number(params.TYPE);
+        if (![1, 2, 3, 4, 5].includes(type)) throw new RestError(400, "ERROR_CORE", "Unknown TYPE");
+        const phone = String(params.PHONE_NUMBER ?? "").replace(/[^\d+]/g, "");
+        if (!/\d{5,}/.test(phone)) throw new RestError(400, "ERROR_CORE", "Unsupported phone number format");
+        const external = params.EXTERNAL_CALL_ID === undefined ? null : String(params.EXTERNAL_CALL_ID);
+        const now = this.now().getTime();
+        const again = external ? this.calls.find((c) => c.EXTERNAL_CALL_ID === external && now - c.registeredAt < REREGISTER_WINDOW_MS) : undefined;
+        const entityType = params.CRM_ENTITY_TYPE === undefined ? null : String(params.CRM_ENTITY_TYPE).toUpperCase();
+        const call: ExternalCall = again ?? {
+          CALL_ID: `externalCall.${Math.random().toString(16).slice(2).padEnd(32, "0")}.${Math.floor(now / 1000)}`,
+          EXTERNAL_CALL_ID: external,
+          USER_ID: userId,
+          PHONE_NUMBER: phone,
+          TYPE: type,
+          CRM_ENTITY_TYPE: entityType,
+          CRM_ENTITY_ID: params.CRM_ENTITY_ID === undefined ? null : Number(params.CRM_ENTITY_ID),
+          registeredAt: now,
+          finished: null,
+          record: null,
+        };
+        if (!again) this.calls.push(call);
+        return { result: { CALL_ID: call.CALL_ID, CRM_CREATED_LEAD: null, CRM_CREATED_ENTITIES: [], CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE, CRM_ENTITY_ID: call.CRM_ENTITY_ID } };
+      }
+      case "telephony.externalCall.finish": {
+        const userId = this.activeUser(params.USER_ID);
+        const call = findCall();
+        // Not documented: what a second finish answers. The call has left the active calls, so: not found.
+        if (!call || call.finished) throw new RestError(400, "ERROR_CORE", "Call is not found");
+        const linked = call.CRM_ENTITY_TYPE && call.CRM_ENTITY_ID !== null ? this.entityOfOwner(OWNER_TYPE_ID[call.CRM_ENTITY_TYPE.toLowerCase() as EntityName] ?? 0, call.CRM_ENTITY_ID) : false;
+        // "The activity is created if the call is linked to a contact, company, lead, or deal" (FACTS-portals §7).
+        call.finished = { DURATION: Number(params.DURATION ?? 0), STATUS_CODE: String(params.STATUS_CODE ?? "200"), activityId: linked ? this.nextActivityId++ : null };
+        if (params.RECORD_URL) call.record = { url: String(params.RECORD_URL), fileName: String(params.RECORD_URL).split("/").pop() ?? "" };
+        return { result: { CALL_ID: call.CALL_ID, EXTERNAL_CALL_ID: call.EXTERNAL_CALL_ID, PORTAL_USER_ID: userId, PHONE_NUMBER: call.PHONE_NUMBER, INCOMING: String(call.TYPE), CALL_DURATION: call.finished.DURATION, CALL_FAILED_CODE: call.finished.STATUS_CODE, CRM_ACTIVITY_ID: call.finished.activityId, CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE, CRM_ENTITY_ID: call.CRM_ENTITY_ID, ID: this.calls.indexOf(call) + 1 } };
+      }
+      default: {
+        // attachRecord: after finish; RECORD_URL must be downloadable by Bitrix24; wav or mp3 only.
+        const call = findCall();
+        if (!call?.finished) throw new RestError(400, "ERROR_CORE", "Call is not found in the statistic table. It looks like it is not finished yet.");
+        const url = params.RECORD_URL === undefined ? null : String(params.RECORD_URL);
+        const fileName = String(params.FILENAME ?? url?.split("/").pop() ?? "");
+        if (!url && !params.FILENAME) throw new RestError(400, "ERROR_CORE", "Required parameters are not set. Request should contain either URL or FILENAME parameter");
+        if (!/\.(mp3|wav)$/i.test(fileName)) throw new RestError(400, "ERROR_CORE", "Wrong file extension. Only wav and mp3 are allowed");
+        if (url && !/^https?:\/\//.test(url)) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 404");
+        if (url && url.includes("private")) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 403");
+        call.record = { url, fileName };
+        return { result: { FILE_ID: 9000 + this.calls.indexOf(call) } };
+      }
+    }
+  }
+
+  /** Runs one REST method; returns `{result, total?, next?}` or throws RestError. */
+  call(method: string, params: Params, auth: CallerAuth = { webhook: true }): { result: unknown; total?: number; next?: number } {
+    const crud = this.entityMethod(method, params);
+    if (crud) return crud;
+    if (method.startsWith("telephony.externalCall.") && ["register", "finish", "attachRecord"].includes(method.slice(23))) return this.telephonyMethod(method, params, auth);
+    switch (method) {
+      case "crm.settings.mode.get":
+        return { result: this.crmMode };
+      case "crm.duplicate.findbycomm":
+        return this.findByComm(params);
       case "crm.activity.todo.add": {
         // FACTS-portals §6: camelCase params; ownerTypeId 1 lead … 4 company; deadline required.
         const ownerTypeId = Number(params.ownerTypeId);
         const ownerId = Number(params.ownerId);
         if (!params.ownerTypeId || !params.ownerId || !params.deadline) throw new RestError(400, "100", "Required fields are not specified");
         if (Number.isNaN(Date.parse(String(params.deadline)))) throw new RestError(400, "WRONG_DATETIME_FORMAT", "Wrong datetime format");
-        if (ownerTypeId !== 1 || !this.leads.has(ownerId)) throw new RestError(400, "OWNER_NOT_FOUND", "Owner not found");
+        if (!this.entityOfOwner(ownerTypeId, ownerId)) throw new RestError(400, "OWNER_NOT_FOUND", "Owner not found");
         const todo = { id: this.todos.length + 1, ownerTypeId, ownerId, deadline: String(params.deadline), title: String(params.title ?? ""), responsibleId: params.responsibleId === undefined ? null : String(params.responsibleId) };
         this.todos.push(todo);
         return { result: { id: todo.id } };
       }
       case "crm.timeline.comment.add": {
-        if (params.FIELDS !== undefined && params.fields === undefined) {
-          throw new RestError(400, "", "Required fields are not specified: fields");
-        }
+        if (params.FIELDS !== undefined && params.fields === undefined) throw new RestError(400, "", "Required fields are not specified: fields");
         const fields = asRecord(params.fields ?? {}, "fields");
         const entityType = String(fields.ENTITY_TYPE ?? "").toLowerCase();
         const entityId = Number(fields.ENTITY_ID);
         const comment = scalarString(fields.COMMENT)?.trim() ?? "";
         if (!entityType || !Number.isInteger(entityId)) throw new RestError(400, "100", "Required fields are not specified: ENTITY_ID, ENTITY_TYPE");
         if (comment === "") throw new RestError(400, "INVALID_ARG_VALUE", "Comment is empty");
-        if (entityType !== "lead" || !this.leads.has(entityId)) throw new RestError(400, "NOT_FOUND", "Not found.");
+        if (!ENTITIES.includes(entityType as EntityName) || !this.items[entityType as EntityName].has(entityId)) throw new RestError(400, "NOT_FOUND", "Not found.");
         const row: TimelineComment = { ID: this.nextCommentId++, ENTITY_ID: entityId, ENTITY_TYPE: entityType, COMMENT: comment, CREATED: this.now() };
         this.comments.push(row);
         return { result: row.ID };
@@ -421,12 +629,20 @@ export class Portal {
     }
   }
 
-  /** Leads with their timeline comments, for tests and the sandbox page. */
-  snapshot(): Record<string, unknown>[] {
-    return [...this.leads.values()].map((lead) => ({
-      ...this.view(lead),
-      TIMELINE_COMMENTS: this.comments.filter((c) => c.ENTITY_ID === lead.ID).map((c) => c.COMMENT),
-      TODOS: this.todos.filter((t) => t.ownerTypeId === 1 && t.ownerId === lead.ID).map(({ title, deadline, responsibleId }) => ({ title, deadline, responsibleId })),
-    }));
+  /** What the timeline of an item shows: comments, to-dos and calls (with their recordings). */
+  private timeline(entity: EntityName, id: number) {
+    const owner = OWNER_TYPE_ID[entity];
+    return {
+      TIMELINE_COMMENTS: this.comments.filter((c) => c.ENTITY_TYPE === entity && c.ENTITY_ID === id).map((c) => c.COMMENT),
+      TODOS: this.todos.filter((t) => t.ownerTypeId === owner && t.ownerId === id).map(({ title, deadline, responsibleId }) => ({ title, deadline, responsibleId })),
+      CALLS: this.calls
+        .filter((c) => c.finished?.activityId && c.CRM_ENTITY_TYPE === entity.toUpperCase() && c.CRM_ENTITY_ID === id)
+        .map((c) => ({ callId: c.CALL_ID, type: c.TYPE, userId: c.USER_ID, duration: c.finished?.DURATION, statusCode: c.finished?.STATUS_CODE, record: c.record?.url ?? c.record?.fileName ?? null })),
+    };
+  }
+
+  /** Leads with their timelines, for tests and the sandbox page. Converted leads of a simple-mode portal included. */
+  snapshot(entity: EntityName = "lead"): Record<string, unknown>[] {
+    return [...this.items[entity].values()].map((item) => ({ ...this.view(entity, item), ...this.timeline(entity, item.ID) }));
   }
 }

@@ -108,7 +108,7 @@ describe("/forms fails closed", () => {
     };
     let allowed = 3;
     const batch = createMessageBatch("comagic-lead-jobs", Array.from({ length: 5 }, (_, i) => ({ id: `f${i}`, timestamp: new Date(), attempts: 1, body: form(i) })));
-    await handleLeadBatch(batch, consumerDeps({ followUps: { send: async (jobs) => void sent.push(...jobs) }, formEnrichLimit: { limit: async () => ({ success: allowed-- > 0 }) } }));
+    await handleLeadBatch(batch, consumerDeps({ followUps: { enrichment: true, send: async (jobs) => void sent.push(...jobs) }, formEnrichLimit: { limit: async () => ({ success: allowed-- > 0 }) } }));
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(5);
     expect(sent.filter((j) => j.type === "lead.enrich")).toHaveLength(3);
     await waitForQuiet();

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
-import { newLeadFields, pickOpenLead, planLeadWrite, updateLeadFields, type LeadSnapshot } from "../../worker/domain/lead-plan";
+import { newLeadFields, pickOpenLead, updateLeadFields, type LeadSnapshot } from "../../worker/domain/lead-plan";
+import { planWrite } from "../../worker/domain/write-plan";
 import { usersByEmployee } from "../../worker/domain/responsible";
 
 const now = new Date("2026-11-24T12:00:00Z");
-const rules = { now, dedupDays: 30, defaultRegion: "RU" as const };
+const rules = { now, dedupDays: 30, defaultRegion: "RU" as const, mode: "classic" as const };
+const found = (leads: LeadSnapshot[], applied: string | null = null) => ({ applied: applied ? { type: "lead" as const, id: applied } : null, leads, clients: [], deals: [] });
 
 function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
   return {
@@ -77,18 +79,18 @@ describe("updateLeadFields", () => {
   });
 });
 
-describe("planLeadWrite", () => {
+describe("planWrite on a classic portal, person known only by leads", () => {
   it("does nothing when a lead already carries this event's key", () => {
-    expect(planLeadWrite(event(), { appliedLeadId: "42", candidates: [lead()] }, rules)).toEqual({ action: "skip", leadId: "42" });
+    expect(planWrite(event(), found([lead()], "42"), rules)).toEqual({ action: "skip", target: { type: "lead", id: "42" } });
   });
 
   it("creates a lead when no open lead shares a contact", () => {
-    expect(planLeadWrite(event(), { appliedLeadId: null, candidates: [lead({ statusSemantic: "S" })] }, rules).action).toBe("create");
+    expect(planWrite(event(), found([lead({ statusSemantic: "S" })]), rules).action).toBe("create-lead");
   });
 
   it("updates the open lead with a timeline comment", () => {
-    const plan = planLeadWrite(event(), { appliedLeadId: null, candidates: [lead()] }, rules);
-    expect(plan).toMatchObject({ action: "update", leadId: "10" });
+    const plan = planWrite(event(), found([lead()]), rules);
+    expect(plan).toMatchObject({ action: "update", target: { type: "lead", id: "10" } });
     expect(plan.action === "update" && plan.comment).toContain("CoMagic call session ID: 555");
   });
 });
@@ -112,7 +114,7 @@ describe("who a new lead is assigned to", () => {
   it("is left to Bitrix24 when nothing is configured, and an existing lead keeps its own", () => {
     expect(newLeadFields(event({ employeeId: "25" }), {}, null)).not.toHaveProperty("ASSIGNED_BY_ID");
     const lead = { id: "5", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: [], emails: [], utm: { source: null, medium: null, campaign: null, content: null, term: null }, visitorId: null };
-    const plan = planLeadWrite(event({ employeeId: "25" }), { appliedLeadId: null, candidates: [lead] }, { now: new Date("2026-11-24T10:00:00Z"), dedupDays: 30, defaultRegion: "RU", responsible });
+    const plan = planWrite(event({ employeeId: "25" }), { applied: null, leads: [lead], clients: [], deals: [] }, { now: new Date("2026-11-24T10:00:00Z"), dedupDays: 30, defaultRegion: "RU", responsible, mode: "classic" });
     expect(plan.action === "update" && plan.fields).not.toHaveProperty("ASSIGNED_BY_ID");
   });
 });

@@ -23,6 +23,8 @@ export type Portal = z.infer<typeof portalSchema>;
 /** Installed portals and their tokens, in a strongly consistent store (D1), with a lock for token refreshes. */
 export interface PortalStore {
   get(memberId: string): Promise<Portal | null>;
+  /** The portal installed at this origin (the webhook's portal), if the app is installed there. */
+  findByOrigin(origin: string): Promise<Portal | null>;
   put(portal: Portal): Promise<void>;
   /** Takes the portal's refresh lock until `until`; false while another isolate holds it. */
   lockRefresh(memberId: string, now: Date, until: Date): Promise<boolean>;

@@ -1,8 +1,9 @@
+import { OWNER_TYPE_ID, type CrmEntityRef } from "./crm-entity";
 import type { LeadEvent } from "./lead-event";
 
-/** The to-do a lost call leaves for its lead's responsible: call the client back (crm.activity.todo.add). */
+/** The to-do a lost call leaves for its lead's (or deal's) responsible: call the client back (crm.activity.todo.add). */
 export interface CallBackTodo {
-  ownerTypeId: 1;
+  ownerTypeId: 1 | 2 | 3 | 4;
   ownerId: number;
   deadline: string;
   title: string;
@@ -11,15 +12,15 @@ export interface CallBackTodo {
 }
 
 /**
- * A lost call that became (or updated) a lead gets one call-back to-do, due `minutes` after the call was
+ * A lost call that became (or updated) a lead or deal gets one call-back to-do, due `minutes` after the call was
  * received; answered calls and other contacts get none.
  */
-export function callBackTodo(event: LeadEvent, leadId: string, options: { minutes: number; responsibleId: string | null }): CallBackTodo | null {
+export function callBackTodo(event: LeadEvent, target: CrmEntityRef, options: { minutes: number; responsibleId: string | null }): CallBackTodo | null {
   if (event.kind !== "call" || !event.call?.lost) return null;
   const due = new Date(Date.parse(event.receivedAt) + options.minutes * 60_000);
   return {
-    ownerTypeId: 1,
-    ownerId: Number(leadId),
+    ownerTypeId: OWNER_TYPE_ID[target.type],
+    ownerId: Number(target.id),
     // ISO 8601 with the offset: Bitrix24 then needs no guess about the portal's time zone.
     deadline: `${due.toISOString().slice(0, 19)}+00:00`,
     title: `Call back ${event.phone ?? "the client"}`,

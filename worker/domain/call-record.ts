@@ -1,6 +1,7 @@
 import type { CoMagicSession } from "./comagic-session";
 import { UTM_KEYS } from "./lead-event";
-import { LEAD_FIELD, type LeadFields, type LeadSnapshot } from "./lead-plan";
+import { LEAD_FIELD, type LeadFields } from "./lead-plan";
+import type { Utm } from "./lead-event";
 
 /** A call as CoMagic's own call record (get.calls_report) has it: what a notification carries, and more. */
 export type CallRecord = Extract<CoMagicSession, { kind: "call" }> & {
@@ -23,7 +24,7 @@ export interface CallRecordUpdate {
  * UTMs, visitor or recording (FACTS-calls §3.2); the record does, a few minutes later. The call itself is on
  * the lead already (its comment), so the timeline gets a second entry only for a recording it does not show.
  */
-export function callRecordUpdate(record: CallRecord, lead: LeadSnapshot, recordingShown: string | null): CallRecordUpdate {
+export function callRecordUpdate(record: CallRecord, lead: { utm: Utm; visitorId: string | null }, recordingShown: string | null): CallRecordUpdate {
   const fields: LeadFields = {};
   for (const key of UTM_KEYS) {
     const value = record.utm[key];

@@ -15,7 +15,7 @@ export const LEAD_FIELD = {
   lastSource: "UF_CRM_CM_LAST_SRC",
 } as const;
 
-const SOURCE_BY_KIND: Record<LeadEvent["kind"], string> = {
+export const SOURCE_BY_KIND: Record<LeadEvent["kind"], string> = {
   call: "CALL",
   // Bitrix24 has no chat source out of the box; a website chat is a website contact.
   chat: "WEB",
@@ -34,19 +34,7 @@ export interface LeadSnapshot {
   visitorId: string | null;
 }
 
-export interface LeadLookup {
-  /** A lead that already carries this event's key (ORIGIN_ID or UF_CRM_COMAGIC_ID). */
-  appliedLeadId: string | null;
-  /** Leads sharing a phone or email with the event. */
-  candidates: LeadSnapshot[];
-}
-
 export type LeadFields = Record<string, unknown>;
-
-export type LeadWritePlan =
-  | { action: "skip"; leadId: string }
-  | { action: "create"; fields: LeadFields }
-  | { action: "update"; leadId: string; fields: LeadFields; comment: string };
 
 export interface PlanRules {
   now: Date;
@@ -140,28 +128,3 @@ export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: C
 
 const leadHasPhone = (lead: LeadSnapshot, phone: string, region: CountryCode) => lead.phones.some((p) => normalizePhone(p, region) === phone);
 const leadHasEmail = (lead: LeadSnapshot, email: string) => lead.emails.some((e) => e.trim().toLowerCase() === email);
-
-/** The timeline line for contact data a form gave that was not added to the lead (see addsContactData). */
-function unverifiedContactLine(event: LeadEvent, lead: LeadSnapshot, region: CountryCode): string | null {
-  if (addsContactData(event)) return null;
-  const given = [
-    event.phone && !leadHasPhone(lead, event.phone, region) ? `phone ${event.phone}` : null,
-    event.email && !leadHasEmail(lead, event.email) ? `email ${event.email}` : null,
-    event.visitorId && event.visitorId !== lead.visitorId ? `CoMagic visitor ID ${event.visitorId}` : null,
-  ].filter((part): part is string => part !== null);
-  return given.length ? `Unverified website form data, not added to the lead: the form also gave ${given.join(", ")}.` : null;
-}
-
-export function planLeadWrite(event: LeadEvent, lookup: LeadLookup, rules: PlanRules): LeadWritePlan {
-  if (lookup.appliedLeadId) return { action: "skip", leadId: lookup.appliedLeadId };
-  const open = pickOpenLead(lookup.candidates, rules);
-  // An existing lead keeps its responsible: only a new one is assigned.
-  if (!open) return { action: "create", fields: newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null) };
-  const unverified = unverifiedContactLine(event, open, rules.defaultRegion);
-  return {
-    action: "update",
-    leadId: open.id,
-    fields: updateLeadFields(event, open, rules.defaultRegion),
-    comment: unverified ? `${unverified}\n${buildLeadComment(event)}` : buildLeadComment(event),
-  };
-}

@@ -1,9 +1,10 @@
 import type { BitrixClient, BitrixCommand } from "../bitrix/client";
 import { BitrixError } from "../bitrix/errors";
-import type { LeadStore } from "../bitrix/lead-store";
+import type { CrmStore, EntityFields } from "../bitrix/crm-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchCallRecord } from "../comagic/reports";
 import { callRecordUpdate, type CallRecord } from "../domain/call-record";
+import { ledgerRef, type CrmEntityRef } from "../domain/crm-entity";
 import { errorMessage } from "../log";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import { callRecordJobSchema, type CallRecordJob, type FollowUpSender } from "./schema";
@@ -21,7 +22,9 @@ const LOOKBACK_MS = 86_400_000;
 
 export interface CallRecordDeps extends SettleDeps {
   dataApi: CoMagicRpcClient;
-  store: Pick<LeadStore, "snapshots">;
+  store: Pick<CrmStore, "entityFields">;
+  /** The Bitrix24 user of a CoMagic employee (COMAGIC_EMPLOYEES, else by email), for the record's answering employee. */
+  userOfEmployee: (employeeId: string) => Promise<string | null>;
   bitrix: BitrixClient;
   /** Remembers which records already put their recording on the timeline, so a redelivery does not repeat it. */
   ledger: AppliedEvents | null;
@@ -40,8 +43,16 @@ const timelineKey = (sessionId: string) => `record:${sessionId}`;
 /** A visitor the notification named is being enriched already; one only the record names is enriched now. */
 async function enrichNewVisitor(job: CallRecordJob, visitorId: string | null, deps: CallRecordDeps): Promise<void> {
   if (!visitorId || visitorId === job.visitorId || !deps.followUps) return;
-  await deps.followUps.send([{ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: job.leadId, visitorId }]).catch((error: unknown) => {
+  await deps.followUps.send([{ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: job.leadId, entity: job.entity, visitorId }]).catch((error: unknown) => {
     deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: 1 });
+  });
+}
+
+/** A recording only the record has goes onto the call in Bitrix24 telephony too (its telephony job, sent again). */
+async function attachNewRecording(job: CallRecordJob, recordingUrl: string | null, deps: CallRecordDeps): Promise<void> {
+  if (!recordingUrl || recordingUrl === job.recordingUrl || !job.telephony || !deps.followUps) return;
+  await deps.followUps.send([{ ...job.telephony, recordingUrl }]).catch((error: unknown) => {
+    deps.log.warn("telephony.enqueue_failed", { error: errorMessage(error), key: job.telephony?.key });
   });
 }
 
@@ -82,9 +93,10 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);
   };
 
-  let leads: Awaited<ReturnType<LeadStore["snapshots"]>>;
+  const refOf = (job: CallRecordJob): CrmEntityRef => ({ type: job.entity, id: job.leadId });
+  let entities: Map<string, EntityFields>;
   try {
-    leads = await deps.store.snapshots(found.map((f) => f.job.leadId));
+    entities = await deps.store.entityFields(found.map((f) => refOf(f.job)));
   } catch (error) {
     await giveBack(found, error);
     return;
@@ -94,21 +106,24 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
   const commands: Record<string, BitrixCommand> = {};
   const writing: { item: Found; keys: string[]; fields: number; commented: boolean }[] = [];
   for (const [i, item] of found.entries()) {
-    const lead = leads.get(item.job.leadId);
-    if (!lead) {
-      deps.log.warn("call_record.lead_gone", { leadId: item.job.leadId, sessionId: item.job.sessionId });
+    const entity = entities.get(ledgerRef(refOf(item.job)));
+    if (!entity) {
+      deps.log.warn("call_record.lead_gone", { [`${item.job.entity}Id`]: item.job.leadId, sessionId: item.job.sessionId });
       item.message.ack();
       continue;
     }
-    const update = callRecordUpdate(item.record, lead, item.job.recordingUrl);
+    const update = callRecordUpdate(item.record, entity, item.job.recordingUrl);
+    // The notification named nobody who answered, the record does: a lead or deal this call made goes to them.
+    const answeredBy = item.job.created && !item.job.employeeKnown && item.record.employeeId ? await deps.userOfEmployee(item.record.employeeId).catch(() => null) : null;
+    if (answeredBy) update.fields.ASSIGNED_BY_ID = answeredBy;
     const keys: string[] = [];
     if (Object.keys(update.fields).length) {
-      commands[`fields${i}`] = { method: "crm.lead.update", params: { id: Number(lead.id), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } } };
+      commands[`fields${i}`] = { method: `crm.${item.job.entity}.update`, params: { id: Number(item.job.leadId), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } } };
       keys.push(`fields${i}`);
     }
     const comment = update.comment !== null && !commented.has(timelineKey(item.job.sessionId));
     if (comment) {
-      commands[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(lead.id), ENTITY_TYPE: "lead", COMMENT: update.comment } } };
+      commands[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(item.job.leadId), ENTITY_TYPE: item.job.entity, COMMENT: update.comment } } };
       keys.push(`comment${i}`);
     }
     writing.push({ item, keys, fields: Object.keys(update.fields).length, commented: comment });
@@ -131,6 +146,7 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     if (wroteComment) await recordInLedger(deps.ledger, [{ key: timelineKey(item.job.sessionId), leadId: item.job.leadId }], deps.now(), deps.log);
     deps.log.info("call_record.applied", { leadId: item.job.leadId, sessionId: item.job.sessionId, fields, recording: item.record.recordingUrl !== null });
     await enrichNewVisitor(item.job, item.record.visitorId, deps);
+    await attachNewRecording(item.job, item.record.recordingUrl, deps);
     item.message.ack();
   }
 }

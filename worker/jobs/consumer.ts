@@ -1,23 +1,27 @@
 import { BitrixError } from "../bitrix/errors";
-import type { LeadStore, WriteOutcome } from "../bitrix/lead-store";
+import type { CrmStore, WriteOutcome } from "../bitrix/crm-store";
 import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";
 import { callBackTodo } from "../domain/call-back";
-import { planLeadWrite, type PlanRules } from "../domain/lead-plan";
+import { ledgerRef, parseLedgerRef, type CrmEntityRef, type CrmMode } from "../domain/crm-entity";
+import type { PlanRules } from "../domain/lead-plan";
+import { planWrite, type WriteRules } from "../domain/write-plan";
 import { responsibleUserId } from "../domain/responsible";
 import { maskPhone } from "../domain/phone";
 import { splitIntoRounds } from "../domain/rounds";
 import { errorMessage } from "../log";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
-import { leadJobSchema, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
+import { leadJobSchema, type CallTelephonyJob, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 export { MAX_DELIVERY_ATTEMPTS } from "./settle";
 
 export interface ConsumerDeps extends SettleDeps {
-  store: LeadStore;
+  store: CrmStore;
+  /** The portal's CRM mode (classic with leads, or simple without), read once a batch. */
+  crmMode: () => Promise<CrmMode>;
   /** The ledger of applied events; without it, Bitrix24's own fields are the only record. */
   ledger: AppliedEvents | null;
-  /** Queues call-record and enrichment jobs (delayed, so CoMagic's reports can catch up); null without Data API credentials. */
+  /** Queues telephony, call-record and enrichment jobs on the enrichment queue; null without that queue. */
   followUps: FollowUpSender | null;
   /**
    * Anyone can post forms, each naming a visitor id; enriching them spends CoMagic's API points. This
@@ -69,11 +73,12 @@ function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps
   if (!outcome) return retryOrGiveUp(item, new BitrixError("UNEXPECTED", "no outcome for job", true, "unknown"), deps);
   if (!outcome.ok) return retryOrGiveUp(item, outcome.error, deps);
   const { event } = item.job;
-  const eventName = { created: "lead.created", updated: "lead.updated", skipped: "lead.already_applied" }[outcome.action];
+  const entity = outcome.target.type;
+  const eventName = { created: `${entity}.created`, updated: `${entity}.updated`, skipped: `${entity}.already_applied` }[outcome.action];
   deps.log.info(eventName, {
     key: event.key,
     kind: event.kind,
-    leadId: outcome.leadId,
+    [`${entity}Id`]: outcome.target.id,
     phone: event.phone ? maskPhone(event.phone) : null,
     requestId: item.job.requestId,
     attempts: item.message.attempts,
@@ -81,16 +86,64 @@ function settle(item: Job, outcome: WriteOutcome | undefined, deps: ConsumerDeps
   item.message.ack();
 }
 
+/** Where Bitrix24 telephony binds a call: the lead itself, or the deal's contact (register takes LEAD, CONTACT or COMPANY). */
+function telephonyEntity(outcome: Written): CallTelephonyJob["crmEntity"] | null {
+  const bound = outcome.target.type === "lead" ? outcome.target : outcome.client;
+  if (!bound || bound.type === "deal") return null;
+  return { type: bound.type === "lead" ? "LEAD" : bound.type === "contact" ? "CONTACT" : "COMPANY", id: bound.id };
+}
+
+function telephonyJob(job: LeadJob, outcome: Written, deps: ConsumerDeps): CallTelephonyJob | null {
+  const { event } = job;
+  const crmEntity = telephonyEntity(outcome);
+  if (event.kind !== "call" || !event.phone || !crmEntity) return null;
+  const userId = deps.rules.responsible ? responsibleUserId(event, deps.rules.responsible) : null;
+  const talkSeconds = event.call?.talkSeconds ?? 0;
+  return {
+    type: "call.telephony",
+    v: 1,
+    requestId: job.requestId,
+    key: event.key,
+    crmEntity,
+    userId,
+    phone: event.phone,
+    startedAt: new Date(Date.parse(event.receivedAt) - 1000 * (event.call?.totalSeconds ?? 0)).toISOString(),
+    talkSeconds,
+    lost: event.call?.lost ?? false,
+    recordingUrl: event.recordingUrl,
+  };
+}
+
 /**
- * What follows a written call, chat or form: a visitor the event names is enriched at once; a call's record is
- * also read from CoMagic, since it carries the UTMs, visitor and recording a minimal template lacks.
+ * What follows a written call, chat or form: a call is shown in Bitrix24 telephony; a visitor the event names
+ * is enriched; a call's record is read from CoMagic, since it carries the UTMs, visitor and recording a minimal
+ * template lacks. The last two need the Data API.
  */
-async function followUpJobs(job: LeadJob, leadId: string, deps: ConsumerDeps): Promise<FollowUpJob[]> {
+async function followUpJobs(job: LeadJob, outcome: Written, deps: ConsumerDeps, rules: PlanRules): Promise<FollowUpJob[]> {
   const { event } = job;
   const jobs: FollowUpJob[] = [];
-  if (event.visitorId && (await mayEnrich(event, deps))) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId, visitorId: event.visitorId });
+  const entity = outcome.target.type === "deal" ? "deal" : "lead";
+  const telephony = telephonyJob(job, outcome, deps);
+  if (telephony) jobs.push(telephony);
+  if (!deps.followUps?.enrichment) return jobs;
+  const id = outcome.target.id;
+  if (event.visitorId && (await mayEnrich(event, deps))) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: id, entity, visitorId: event.visitorId });
   if (event.kind === "call") {
-    jobs.push({ type: "call.record", v: 1, requestId: job.requestId, leadId, sessionId: event.sessionId, calledAt: event.receivedAt, visitorId: event.visitorId, recordingUrl: event.recordingUrl });
+    const employeeKnown = Boolean(event.employeeId && rules.responsible?.userOfEmployee[event.employeeId]);
+    jobs.push({
+      type: "call.record",
+      v: 1,
+      requestId: job.requestId,
+      leadId: id,
+      entity,
+      sessionId: event.sessionId,
+      calledAt: event.receivedAt,
+      visitorId: event.visitorId,
+      recordingUrl: event.recordingUrl,
+      created: outcome.action === "created",
+      employeeKnown,
+      telephony,
+    });
   }
   return jobs;
 }
@@ -102,45 +155,55 @@ async function mayEnrich(event: LeadEvent, deps: ConsumerDeps): Promise<boolean>
   return false;
 }
 
+type Written = Extract<WriteOutcome, { ok: true }>;
+
 /**
  * One call-back to-do for each lost call a round wrote (ledger key `todo:<event>`). A to-do add that fails is
  * logged, not retried: the lead and its comment are there, and a second to-do is worse than none.
  */
-async function addCallBackTodos(written: { item: Job; outcome: Extract<WriteOutcome, { ok: true }> }[], deps: ConsumerDeps): Promise<void> {
+async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps: ConsumerDeps): Promise<void> {
   const wanted = written.flatMap(({ item, outcome }) => {
     const { event } = item.job;
     const responsibleId = deps.rules.responsible ? responsibleUserId(event, deps.rules.responsible) : null;
-    const todo = callBackTodo(event, outcome.leadId, { minutes: deps.rules.callBackMinutes ?? 60, responsibleId });
-    return todo ? [{ key: `todo:${event.key}`, leadId: outcome.leadId, todo }] : [];
+    const todo = callBackTodo(event, outcome.target, { minutes: deps.rules.callBackMinutes ?? 60, responsibleId });
+    return todo ? [{ key: `todo:${event.key}`, ref: ledgerRef(outcome.target), todo }] : [];
   });
   if (wanted.length === 0) return;
   const done = await findInLedger(deps.ledger, wanted.map((w) => w.key), deps.log);
   const todos = wanted.filter((w) => !done.has(w.key));
   try {
     const added = await deps.store.addTodos(todos);
-    await recordInLedger(deps.ledger, todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, leadId: t.leadId })), deps.now(), deps.log);
-    for (const t of todos.filter((t) => !added.has(t.key))) deps.log.warn("todo.failed", { key: t.key, leadId: t.leadId });
+    await recordInLedger(deps.ledger, todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, leadId: t.ref })), deps.now(), deps.log);
+    for (const t of todos.filter((t) => !added.has(t.key))) deps.log.warn("todo.failed", { key: t.key, target: t.ref });
   } catch (error) {
     deps.log.warn("todo.failed", { error: errorMessage(error), count: todos.length });
   }
 }
 
+/**
+ * What the ledger ties a person's phone and email to: the lead, or on a deal the client (contact) it belongs to,
+ * since the next event about that person must find the client while findbycomm may not yet.
+ */
+function contactRecordRef(outcome: Written): CrmEntityRef {
+  return outcome.target.type === "deal" && outcome.client ? outcome.client : outcome.target;
+}
+
 /** Records applied events (and their contacts) in the ledger and queues their follow-up work. */
-async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, deps: ConsumerDeps): Promise<void> {
+async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, deps: ConsumerDeps, rules: PlanRules): Promise<void> {
   const applied = round.flatMap((item) => {
     const outcome = outcomes.get(item.job.event.key);
     return outcome?.ok ? [{ item, outcome }] : [];
   });
   await recordInLedger(
     deps.ledger,
-    applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: outcome.leadId, contacts: contactKeys(item.job.event) })),
+    applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: ledgerRef(outcome.target), contactsRef: ledgerRef(contactRecordRef(outcome)), contacts: contactKeys(item.job.event) })),
     deps.now(),
     deps.log,
   );
   const written = applied.filter(({ outcome }) => outcome.action !== "skipped");
   await addCallBackTodos(written, deps);
   const jobs: FollowUpJob[] = [];
-  for (const { item, outcome } of written) jobs.push(...(await followUpJobs(item.job, outcome.leadId, deps)));
+  for (const { item, outcome } of written) jobs.push(...(await followUpJobs(item.job, outcome, deps, rules)));
   if (deps.followUps && jobs.length) {
     await deps.followUps.send(jobs).catch((error: unknown) => {
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
@@ -149,21 +212,21 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
 }
 
 /**
- * Leads our own ledger says each event's phone or email was written to. Bitrix24's duplicate search may not
- * know a lead for seconds after creating it (FACTS.md §7), so without these two contacts close together
- * would make two leads. A ledger that cannot be read leaves findbycomm alone, as before the ledger existed.
+ * Leads (or clients) our own ledger says each event's phone or email was written to. Bitrix24's duplicate
+ * search may not know a lead or contact for seconds after creating it (FACTS.md §7), so without these two
+ * contacts close together would make two. A ledger that cannot be read leaves findbycomm alone.
  */
-async function leadsKnownByContact(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<Map<string, string[]>> {
+async function entitiesKnownByContact(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<Map<string, CrmEntityRef[]>> {
   let known = new Map<string, string>();
   await bestEffort(deps, async () => {
     known = (await deps.ledger?.findContacts(events.flatMap(contactKeys))) ?? known;
   });
-  return new Map(events.map((e) => [e.key, contactKeys(e).flatMap((k) => known.get(k) ?? [])]));
+  return new Map(events.map((e) => [e.key, contactKeys(e).flatMap((k) => parseLedgerRef(known.get(k) ?? "") ?? [])]));
 }
 
 /** The plan rules for a round: COMAGIC_EMPLOYEES, plus the employees found by email for this round's calls. */
-async function roundRules(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<PlanRules> {
-  const rules: PlanRules = { now: deps.now(), ...deps.rules };
+async function roundRules(events: readonly LeadEvent[], deps: ConsumerDeps, mode: CrmMode): Promise<WriteRules> {
+  const rules: WriteRules = { now: deps.now(), ...deps.rules, mode };
   const responsible = deps.rules.responsible;
   const unmapped = events.flatMap((e) => (e.employeeId && responsible && !(e.employeeId in responsible.userOfEmployee) ? [e.employeeId] : []));
   if (!responsible || !deps.employeeUsers || unmapped.length === 0) return rules;
@@ -191,8 +254,8 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   const ledgered = await findInLedger(deps.ledger, jobs.map((j) => j.job.event.key), deps.log);
   const pending: Job[] = [];
   for (const item of jobs) {
-    const leadId = ledgered.get(item.job.event.key);
-    if (leadId) await settle(item, { ok: true, action: "skipped", leadId }, deps);
+    const target = parseLedgerRef(ledgered.get(item.job.event.key) ?? "");
+    if (target) await settle(item, { ok: true, action: "skipped", target, client: null }, deps);
     else pending.push(item);
   }
 
@@ -217,13 +280,14 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
     if (written.length === 0) continue;
     try {
       const events = written.map((item) => item.job.event);
-      const lookups = await deps.store.lookup(events, await leadsKnownByContact(events, deps));
-      const rules = await roundRules(events, deps);
+      const mode = await deps.crmMode();
+      const lookups = await deps.store.lookup(events, mode, await entitiesKnownByContact(events, deps));
+      const rules = await roundRules(events, deps, mode);
       const writes = events.map((event) => {
-        const lookup = lookups.get(event.key) ?? { appliedLeadId: null, candidates: [] };
-        return { event, plan: planLeadWrite(event, lookup, rules) };
+        const lookup = lookups.get(event.key) ?? { applied: null, leads: [], clients: [], deals: [] };
+        return { event, plan: planWrite(event, lookup, rules) };
       });
-      const creates = writes.filter((w) => w.plan.action === "create").map((w) => ({ key: w.event.key, contacts: contactKeys(w.event) }));
+      const creates = writes.filter((w) => w.plan.action === "create-lead" || w.plan.action === "create-deal").map((w) => ({ key: w.event.key, contacts: contactKeys(w.event) }));
       await bestEffort(deps, () => deps.ledger?.markPending(creates, deps.now()));
       const outcomes = await deps.store.apply(writes);
       // A create Bitrix24 surely did not carry out is no longer in doubt.
@@ -232,7 +296,7 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
         return outcome && !outcome.ok && outcome.error.applied === "no";
       });
       await bestEffort(deps, () => deps.ledger?.clearPending(notCreated.map((c) => c.key)));
-      await afterWrites(written, outcomes, deps);
+      await afterWrites(written, outcomes, deps, rules);
       for (const item of written) {
         const outcome = outcomes.get(item.job.event.key);
         if (!outcome?.ok) identityKeys(item.job.event).forEach((k) => failedKeys.add(k));

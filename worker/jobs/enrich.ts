@@ -52,7 +52,7 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
       }
       await deps.journeys?.put(journey);
       updates[`lead${i}`] = {
-        method: "crm.lead.update",
+        method: `crm.${job.entity}.update`,
         params: {
           id: Number(job.leadId),
           fields: {

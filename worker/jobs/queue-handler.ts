@@ -1,17 +1,22 @@
 import type { BitrixClient } from "../bitrix/client";
 import { usersByEmployeeEmail } from "../bitrix/employee-users";
-import { createLeadStore } from "../bitrix/lead-store";
-import { comagicAuth, readConfig, type Config } from "../config";
+import { crmModeOf } from "../bitrix/crm-mode";
+import { createCrmStore } from "../bitrix/crm-store";
+import { appClientFor } from "../bitrix/portal";
+import { appSettings, comagicAuth, readConfig, type Config } from "../config";
 import { retryDelaySeconds } from "../domain/backoff";
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
+import { d1PortalStore } from "../storage/portals";
+import { kvTelephonyStatus } from "../storage/telephony-status";
 import { kvJourneyStore } from "../storage/journeys";
 import { bitrixClientFor, dataApiClientFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
+import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
 import type { DeadLetterSender, FollowUpSender } from "./schema";
 
@@ -25,21 +30,47 @@ function kindOf(queue: string): "dead-letters" | "enrich" | "leads" {
   return "leads";
 }
 
-/** Follow-up jobs go on the enrichment queue, delayed so CoMagic's reports can catch up; off without Data API credentials. */
+/**
+ * Follow-up jobs go on the enrichment queue: telephony at once, the rest delayed so CoMagic's reports can catch
+ * up. Enrichment and call records need the Data API; telephony needs only Bitrix24.
+ */
 function followUpSender(env: Env, config: Config): FollowUpSender | null {
   const queue = env.ENRICH_JOBS;
-  if (!queue || !comagicAuth(config)) return null;
+  if (!queue) return null;
   return {
+    enrichment: comagicAuth(config) !== null,
     send: async (jobs) => {
-      await queue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS })));
+      await queue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: body.type === "call.telephony" ? 0 : config.ENRICH_DELAY_SECONDS })));
     },
   };
+}
+
+/** The webhook's user, who owns what the webhook writes: the telephony USER_ID when nobody else is known. */
+function webhookUserId(config: Config): string {
+  return /\/rest\/(?:api\/)?(\d+)\//.exec(new URL(config.BITRIX_WEBHOOK_URL).pathname)?.[1] ?? "1";
+}
+
+/** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook. */
+async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
+  const app = appSettings(config);
+  const portal = app && env.DB ? await d1PortalStore(env.DB).findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
+  const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
+  if (app && portal && env.DB) clients.push({ name: "app", client: appClientFor(portal, { oauth: app, store: d1PortalStore(env.DB), now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }) });
+  clients.push({ name: "webhook", client: webhook });
+  return clients;
 }
 
 /** With COMAGIC_MATCH_BY_EMAIL, employees not in COMAGIC_EMPLOYEES are matched to Bitrix24 users by email. */
 function employeeUsersFor(env: Env, config: Config, bitrix: BitrixClient): ((ids: string[]) => Promise<Map<string, string>>) | null {
   const dataApi = config.COMAGIC_MATCH_BY_EMAIL ? dataApiClientFor(config, env) : null;
   return dataApi ? (ids) => usersByEmployeeEmail(ids, { dataApi, bitrix, kv: env.COMAGIC_CACHE ?? null }) : null;
+}
+
+/** A CoMagic employee's Bitrix24 user: COMAGIC_EMPLOYEES first, then (when allowed) the same email. */
+function employeeMapping(env: Env, config: Config, bitrix: BitrixClient): (employeeId: string) => Promise<string | null> {
+  const mapped = usersByEmployee(config.COMAGIC_EMPLOYEES ?? {});
+  const byEmail = employeeUsersFor(env, config, bitrix);
+  return async (employeeId) => mapped[employeeId] ?? (byEmail ? ((await byEmail([employeeId])).get(employeeId) ?? null) : null);
 }
 
 function commonDeps(env: Env, log: Logger) {
@@ -61,22 +92,38 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
   const ledger = env.DB ? d1AppliedEvents(env.DB) : null;
   const followUps = followUpSender(env, config);
   if (kind === "enrich") {
+    const typeOf = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type;
+    const telephony = batch.messages.filter((m) => typeOf(m) === "call.telephony");
+    const rest = batch.messages.filter((m) => typeOf(m) !== "call.telephony");
+    if (telephony.length) {
+      await handleTelephonyJobs(telephony, {
+        ...commonDeps(env, log),
+        clients: await telephonyClients(env, config, bitrix),
+        ledger,
+        status: env.COMAGIC_CACHE ? kvTelephonyStatus(env.COMAGIC_CACHE) : null,
+        fallbackUserId: config.DEFAULT_RESPONSIBLE_ID ?? webhookUserId(config),
+        queue: batch.queue,
+      });
+    }
+    if (rest.length === 0) return;
     const dataApi = dataApiClientFor(config, env);
     if (!dataApi) {
-      log.warn("enrich.skipped", { reason: "no CoMagic Data API credentials", count: batch.messages.length });
-      batch.ackAll();
+      log.warn("enrich.skipped", { reason: "no CoMagic Data API credentials", count: rest.length });
+      for (const m of rest) m.ack();
       return;
     }
     const shared = { ...commonDeps(env, log), dataApi, bitrix, queue: batch.queue, timeZone: config.COMAGIC_TIMEZONE };
-    const isCallRecord = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type === "call.record";
-    await handleCallRecordJobs(batch.messages.filter(isCallRecord), { ...shared, store: createLeadStore(bitrix), ledger, followUps, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
-    await handleEnrichJobs(batch.messages.filter((m) => !isCallRecord(m)), { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null });
+    const isCallRecord = (m: Message<unknown>) => typeOf(m) === "call.record";
+    const userOfEmployee = employeeMapping(env, config, bitrix);
+    await handleCallRecordJobs(rest.filter(isCallRecord), { ...shared, store: createCrmStore(bitrix), ledger, followUps, userOfEmployee, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
+    await handleEnrichJobs(rest.filter((m) => !isCallRecord(m)), { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null });
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
     return;
   }
   await handleLeadBatch(batch, {
     ...commonDeps(env, log),
-    store: createLeadStore(bitrix),
+    store: createCrmStore(bitrix),
+    crmMode: () => crmModeOf(bitrix, env.COMAGIC_CACHE ?? null),
     ledger,
     followUps,
     formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,

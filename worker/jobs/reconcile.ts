@@ -1,5 +1,5 @@
 import type { CountryCode } from "libphonenumber-js/core";
-import type { LeadStore } from "../bitrix/lead-store";
+import type { CrmStore } from "../bitrix/crm-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchInboundCalls } from "../comagic/reports";
 import { classifySession } from "../domain/comagic-session";
@@ -19,7 +19,7 @@ export interface ReconcileReport {
 
 export interface ReconcileDeps {
   dataApi: CoMagicRpcClient;
-  store: LeadStore;
+  store: CrmStore;
   ledger: AppliedEvents | null;
   leadJobs: Pick<Queue<LeadJob>, "sendBatch">;
   log: Logger;

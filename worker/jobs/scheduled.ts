@@ -1,4 +1,4 @@
-import { createLeadStore } from "../bitrix/lead-store";
+import { createCrmStore } from "../bitrix/crm-store";
 import { readConfig, type Config } from "../config";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
@@ -13,7 +13,7 @@ export async function reconcileWindow(window: { from: Date; to: Date }, env: Env
   if (!dataApi) return null;
   return reconcileCalls(window, {
     dataApi,
-    store: createLeadStore(bitrixClientFor(config)),
+    store: createCrmStore(bitrixClientFor(config)),
     ledger: env.DB ? d1AppliedEvents(env.DB) : null,
     leadJobs: env.LEAD_JOBS,
     log,

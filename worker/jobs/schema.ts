@@ -10,15 +10,41 @@ export const leadJobSchema = z.object({
 });
 export type LeadJob = z.infer<typeof leadJobSchema>;
 
-/** Fill a lead's CoMagic fields and cache its visitor's touchpoints. */
+/** Which entity a follow-up job writes to: a lead, or (portals without leads, repeat clients) a deal. Older messages name none: a lead. */
+const writtenEntity = z.enum(["lead", "deal"]).default("lead");
+
+/** Fill a lead's (or deal's) CoMagic fields and cache its visitor's touchpoints. */
 export const enrichJobSchema = z.object({
   type: z.literal("lead.enrich"),
   v: z.literal(1),
   requestId: z.string().max(200),
   leadId: z.string().regex(/^\d+$/),
+  entity: writtenEntity,
   visitorId: z.string().min(1).max(100),
 });
 export type EnrichJob = z.infer<typeof enrichJobSchema>;
+
+/**
+ * Show a written call in Bitrix24 telephony (telephony.externalCall.register, finish, attachRecord): a call
+ * activity with a player on the timeline, counted in the telephony reports (FACTS.md §2.9, FACTS-portals §7).
+ */
+export const callTelephonyJobSchema = z.object({
+  type: z.literal("call.telephony"),
+  v: z.literal(1),
+  requestId: z.string().max(200),
+  /** The event key: EXTERNAL_CALL_ID, so a re-register after a lost answer returns the same call. */
+  key: z.string().min(1).max(120),
+  /** What the call binds to: CRM_ENTITY_TYPE takes LEAD, CONTACT or COMPANY (a deal's call goes to its contact). */
+  crmEntity: z.object({ type: z.enum(["LEAD", "CONTACT", "COMPANY"]), id: z.string().regex(/^\d+$/) }),
+  /** The responsible (the answering manager's user); null: DEFAULT_RESPONSIBLE_ID, else the webhook's user. */
+  userId: z.string().regex(/^\d+$/).nullable(),
+  phone: z.string().regex(/^\+\d{6,15}$/),
+  startedAt: z.iso.datetime(),
+  talkSeconds: z.number().nonnegative(),
+  lost: z.boolean(),
+  recordingUrl: z.string().max(2000).nullable(),
+});
+export type CallTelephonyJob = z.infer<typeof callTelephonyJobSchema>;
 
 /**
  * Read a call's record from CoMagic (get.calls_report) once its report has it, and fill the lead from it:
@@ -36,17 +62,28 @@ export const callRecordJobSchema = z.object({
   visitorId: z.string().min(1).max(100).nullable(),
   /** The recording the notification already put on the lead (`file_link`), so the record does not repeat it. */
   recordingUrl: z.string().max(2000).nullable(),
+  entity: writtenEntity,
+  /** Whether this call created the lead or deal: only then may the record's answering employee become its responsible. */
+  created: z.boolean().default(false),
+  /** Whether the notification named who answered (then the record does not reassign). */
+  employeeKnown: z.boolean().default(false),
+  /** The call's Bitrix24 telephony job, sent again with the record's recording when the notification had none. */
+  telephony: callTelephonyJobSchema.nullable().default(null),
 });
 export type CallRecordJob = z.infer<typeof callRecordJobSchema>;
 
-/** Work that follows a lead's write, on the enrichment queue (it calls CoMagic's Data API, not Bitrix24 first). */
-export type FollowUpJob = EnrichJob | CallRecordJob;
+
+/** Work that follows a lead's write, on the enrichment queue (it calls CoMagic's Data API or Bitrix24 telephony). */
+export type FollowUpJob = z.input<typeof followUpJobSchema>;
 
 export interface FollowUpSender {
+  /** Whether CoMagic's Data API is configured: without it, enrichment and call records are not queued. */
+  readonly enrichment: boolean;
   send(jobs: FollowUpJob[]): Promise<void>;
 }
 
-export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema]);
+export const followUpJobSchema = z.discriminatedUnion("type", [enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);
+export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);
 export type Job = z.infer<typeof jobSchema>;
 export type QueueMessageBody = Job;
 

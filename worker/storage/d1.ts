@@ -76,7 +76,10 @@ export type DeadLetterStore = ReturnType<typeof deadLetterStore>;
 /** One event written to Bitrix24: its key, the lead, and the normalised contacts (`phone:+7…`, `email:…`) it carried. */
 export interface AppliedEvent {
   key: string;
+  /** The lead (a bare id) or other entity (`deal:7`) the event landed on: see domain/crm-entity.ts ledgerRef. */
   leadId: string;
+  /** What the contacts are tied to, when not `leadId`: a deal's contact, which the next event must find. */
+  contactsRef?: string;
   contacts?: readonly string[];
 }
 
@@ -158,7 +161,7 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
           ...(r.contacts ?? []).map((contact) =>
             db
               .prepare("INSERT INTO contact_leads (contact, lead_id, written_at) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET lead_id = excluded.lead_id, written_at = excluded.written_at")
-              .bind(contact, r.leadId, when),
+              .bind(contact, r.contactsRef ?? r.leadId, when),
           ),
         ]),
       );

@@ -11,6 +11,15 @@ export function d1PortalStore(db: D1Database): PortalStore {
       const parsed = portalSchema.safeParse(JSON.parse(row.record));
       return parsed.success ? parsed.data : null;
     },
+    async findByOrigin(origin) {
+      await ensureSchema(db);
+      const rows = await db.prepare("SELECT record FROM portals").all<{ record: string }>();
+      for (const row of rows.results) {
+        const parsed = portalSchema.safeParse(JSON.parse(row.record));
+        if (parsed.success && parsed.data.origin === origin) return parsed.data;
+      }
+      return null;
+    },
     async put(portal: Portal) {
       await ensureSchema(db);
       await db.prepare("INSERT INTO portals (member_id, record) VALUES (?, ?) ON CONFLICT (member_id) DO UPDATE SET record = excluded.record").bind(portal.memberId, JSON.stringify(portal)).run();

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
+import type { LeadSnapshot } from "../../worker/domain/lead-plan";
+import { usersByEmployee } from "../../worker/domain/responsible";
+import { planWrite, type ClientSnapshot, type CrmLookup, type DealSnapshot, type WriteRules } from "../../worker/domain/write-plan";
+
+// The README's decision table, row by row (FACTS-portals §1 modes, §2 deal stage semantics, §4 repeat leads).
+const now = new Date("2026-11-24T12:00:00Z");
+const responsible = { userOfEmployee: usersByEmployee({ "7": 25 }), defaultUserId: null, lostCallUserId: null };
+const classic: WriteRules = { now, dedupDays: 30, defaultRegion: "RU", mode: "classic", responsible };
+const simple: WriteRules = { ...classic, mode: "simple" };
+
+function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
+  return {
+    kind: "call", key: "555", sessionId: "555", receivedAt: now.toISOString(), phone: "+79123456789", email: null, name: null, visitorId: "v1",
+    utm: { ...EMPTY_UTM, source: "google" }, employee: "Ivan", employeeId: "25", trafficType: null, entryPage: null, tags: [], recordingUrl: null,
+    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 }, ...overrides,
+  };
+}
+const contact = (id: string, companyId: string | null = null): ClientSnapshot => ({ type: "contact", id, companyId, phones: ["+79123456789"], emails: [] });
+const company = (id: string): ClientSnapshot => ({ type: "company", id, companyId: null, phones: ["+79123456789"], emails: [] });
+const deal = (overrides: Partial<DealSnapshot> = {}): DealSnapshot => ({ id: "70", stageSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", contactId: "5", companyId: null, utm: EMPTY_UTM, visitorId: null, ...overrides });
+const openLead: LeadSnapshot = { id: "10", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: ["+79123456789"], emails: [], utm: EMPTY_UTM, visitorId: null };
+const lookup = (overrides: Partial<CrmLookup> = {}): CrmLookup => ({ applied: null, leads: [], clients: [], deals: [], ...overrides });
+
+describe("where an event lands on a classic portal", () => {
+  it("an open lead wins over a client's open deal", () => {
+    expect(planWrite(event(), lookup({ leads: [openLead], clients: [contact("5")], deals: [deal()] }), classic)).toMatchObject({ action: "update", target: { type: "lead", id: "10" } });
+  });
+
+  it("a client with an open deal gets the call on that deal's timeline, no new lead", () => {
+    const plan = planWrite(event(), lookup({ clients: [contact("5")], deals: [deal()] }), classic);
+    expect(plan).toMatchObject({ action: "update", target: { type: "deal", id: "70" }, client: { type: "contact", id: "5" } });
+    expect(plan.action === "update" && plan.fields).toMatchObject({ UF_CRM_COMAGIC_ID: "555", UTM_SOURCE: "google", UF_CRM_CM_VISITOR_ID: "v1" });
+    expect(plan.action === "update" && plan.fields).not.toHaveProperty("ASSIGNED_BY_ID");
+  });
+
+  it.each([
+    ["won", { stageSemantic: "S" }],
+    ["lost", { stageSemantic: "F" }],
+    ["older than LEAD_DEDUP_DAYS", { dateCreate: "2026-10-01T10:00:00+03:00" }],
+    ["another client's", { contactId: "6" }],
+  ])("a %s deal is not reused: a new lead linked to the client", (_name, overrides) => {
+    const plan = planWrite(event(), lookup({ clients: [contact("5", "9")], deals: [deal(overrides)] }), classic);
+    expect(plan.action).toBe("create-lead");
+    expect(plan.action === "create-lead" && plan.fields).toMatchObject({ CONTACT_ID: "5", COMPANY_ID: "9", ASSIGNED_BY_ID: "7" });
+    expect(plan.action === "create-lead" && plan.fields).not.toHaveProperty("IS_RETURN_CUSTOMER");
+  });
+
+  it("a company alone is linked by COMPANY_ID, and its open deal is found too", () => {
+    expect(planWrite(event(), lookup({ clients: [company("9")] }), classic)).toMatchObject({ action: "create-lead", fields: { COMPANY_ID: "9" } });
+    expect(planWrite(event(), lookup({ clients: [company("9")], deals: [deal({ contactId: null, companyId: "9" })] }), classic)).toMatchObject({ action: "update", target: { type: "deal" }, client: { type: "company", id: "9" } });
+  });
+
+  it("nobody known: a plain new lead", () => {
+    const plan = planWrite(event(), lookup(), classic);
+    expect(plan.action === "create-lead" && plan.fields).not.toHaveProperty("CONTACT_ID");
+  });
+});
+
+describe("where an event lands on a portal without leads", () => {
+  it("leads are ignored; nobody known makes a contact (named by the phone) and a deal", () => {
+    const plan = planWrite(event(), lookup({ leads: [openLead] }), simple);
+    expect(plan.action).toBe("create-deal");
+    if (plan.action !== "create-deal") return;
+    expect("fields" in plan.contact && plan.contact.fields).toMatchObject({ NAME: "+79123456789", PHONE: [{ VALUE: "+79123456789", VALUE_TYPE: "WORK" }], ORIGIN_ID: "555", ASSIGNED_BY_ID: "7" });
+    expect(plan.fields).toMatchObject({ ORIGIN_ID: "555", UF_CRM_COMAGIC_ID: "555", SOURCE_ID: "CALL", UTM_SOURCE: "google", ASSIGNED_BY_ID: "7" });
+  });
+
+  it("a known contact gets a new deal when it has no open one, and the open one otherwise", () => {
+    expect(planWrite(event(), lookup({ clients: [contact("5", "9")] }), simple)).toMatchObject({ action: "create-deal", contact: { id: "5" }, fields: { CONTACT_ID: "5", COMPANY_ID: "9" } });
+    expect(planWrite(event(), lookup({ clients: [contact("5")], deals: [deal()] }), simple)).toMatchObject({ action: "update", target: { type: "deal", id: "70" } });
+  });
+
+  it("a form never adds its data to a client's deal: it is noted as unverified", () => {
+    const form = event({ kind: "form", phone: "+79990001122", email: "client@example.com", visitorId: "666", employeeId: null });
+    const plan = planWrite(form, lookup({ clients: [{ ...contact("5"), emails: ["client@example.com"] }], deals: [deal()] }), simple);
+    expect(plan.action === "update" && plan.fields).not.toHaveProperty("UF_CRM_CM_VISITOR_ID");
+    expect(plan.action === "update" && plan.comment).toContain("Unverified website form data, not added to the deal: the form also gave phone +79990001122, CoMagic visitor ID 666");
+  });
+
+  it("an event written before is skipped, whatever it landed on", () => {
+    expect(planWrite(event(), lookup({ applied: { type: "deal", id: "70" } }), simple)).toEqual({ action: "skip", target: { type: "deal", id: "70" } });
+  });
+});

@@ -1,0 +1,340 @@
+import * as z from "zod";
+import type { CallBackTodo } from "../domain/call-back";
+import { ledgerRef, type CrmEntityRef, type CrmMode } from "../domain/crm-entity";
+import type { LeadEvent, Utm } from "../domain/lead-event";
+import { LEAD_FIELD, ORIGINATOR_ID, type LeadSnapshot } from "../domain/lead-plan";
+import { phoneSearchVariants } from "../domain/phone";
+import type { ClientSnapshot, CrmLookup, DealSnapshot, WritePlan } from "../domain/write-plan";
+import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+import { BitrixError } from "./errors";
+
+export type WriteOutcome =
+  | {
+      ok: true;
+      action: "created" | "updated" | "skipped";
+      /** The lead or deal the event landed on. */
+      target: CrmEntityRef;
+      /** The contact (or company) of a deal, which Bitrix24 telephony binds calls to; null for a lead. */
+      client: CrmEntityRef | null;
+    }
+  | { ok: false; error: BitrixError };
+
+/** What enrichment and the call record read of a lead or deal: the fields they fill only when empty. */
+export interface EntityFields {
+  ref: CrmEntityRef;
+  utm: Utm;
+  visitorId: string | null;
+}
+
+/** CRM reads and writes for a round of events, a few `batch` requests per round whatever its size. */
+export interface CrmStore {
+  /** Keys already carried by a lead or deal (ORIGIN_ID of what it created, or the latest UF_CRM_COMAGIC_ID), as ledger refs. */
+  findAppliedKeys(keys: readonly string[]): Promise<Map<string, string>>;
+  /** `known`: per event key, entities our own records tie to its contacts, checked here like findbycomm's. */
+  lookup(events: readonly LeadEvent[], mode: CrmMode, known?: ReadonlyMap<string, readonly CrmEntityRef[]>): Promise<Map<string, CrmLookup>>;
+  apply(writes: readonly { event: LeadEvent; plan: WritePlan }[]): Promise<Map<string, WriteOutcome>>;
+  /** The leads and deals with these refs as they are now (keyed by ledger ref); a deleted one is simply missing. */
+  entityFields(refs: readonly CrmEntityRef[]): Promise<Map<string, EntityFields>>;
+  /** Adds to-dos (each add makes one: keep a ledger); answers the keys whose to-do Bitrix24 confirmed. */
+  addTodos(todos: readonly { key: string; todo: CallBackTodo }[]): Promise<Set<string>>;
+}
+
+const LIST_PAGE_SIZE = 50;
+// A deal list command names this many clients, so that their open deals fit one page of 50.
+const CLIENTS_PER_DEAL_LIST = 10;
+const idString = z.union([z.string(), z.number()]).transform(String);
+const nullableString = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || v === "" || v === "0" ? null : String(v)));
+const multiField = z.array(z.object({ VALUE: z.string().nullish() }).loose()).nullish().transform((items) => (items ?? []).flatMap((i) => (i.VALUE ? [i.VALUE] : [])));
+
+const keyRows = z.array(z.record(z.string(), z.unknown()));
+/** FACTS.md §2.5: `{"LEAD":[…],"CONTACT":[…],"COMPANY":[…]}` with only the types that have hits, `[]` for none. */
+const duplicateIds = z.union([
+  z.array(z.never()).transform(() => ({ LEAD: [] as string[], CONTACT: [] as string[], COMPANY: [] as string[] })),
+  z
+    .object({ LEAD: z.array(idString).optional(), CONTACT: z.array(idString).optional(), COMPANY: z.array(idString).optional() })
+    .loose()
+    .transform((r) => ({ LEAD: r.LEAD ?? [], CONTACT: r.CONTACT ?? [], COMPANY: r.COMPANY ?? [] })),
+]);
+type Duplicates = z.infer<typeof duplicateIds>;
+
+const utmColumns = { UTM_SOURCE: nullableString, UTM_MEDIUM: nullableString, UTM_CAMPAIGN: nullableString, UTM_CONTENT: nullableString, UTM_TERM: nullableString };
+const utmOf = (row: Record<"UTM_SOURCE" | "UTM_MEDIUM" | "UTM_CAMPAIGN" | "UTM_CONTENT" | "UTM_TERM", string | null>): Utm => ({
+  source: row.UTM_SOURCE,
+  medium: row.UTM_MEDIUM,
+  campaign: row.UTM_CAMPAIGN,
+  content: row.UTM_CONTENT,
+  term: row.UTM_TERM,
+});
+const UTM_SELECT = ["UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM"];
+
+const leadRows = z.array(
+  z
+    .object({ ID: idString, STATUS_SEMANTIC_ID: nullableString, DATE_CREATE: nullableString, NAME: nullableString, PHONE: multiField, EMAIL: multiField, ...utmColumns, [LEAD_FIELD.visitorId]: nullableString })
+    .loose()
+    .transform(
+      (row): LeadSnapshot => ({
+        id: row.ID,
+        statusSemantic: row.STATUS_SEMANTIC_ID,
+        dateCreate: row.DATE_CREATE,
+        name: row.NAME,
+        phones: row.PHONE,
+        emails: row.EMAIL,
+        utm: utmOf(row),
+        visitorId: row[LEAD_FIELD.visitorId],
+      }),
+    ),
+);
+const LEAD_SELECT = ["ID", "STATUS_SEMANTIC_ID", "DATE_CREATE", "NAME", "PHONE", "EMAIL", ...UTM_SELECT, LEAD_FIELD.visitorId];
+
+const dealRows = z.array(
+  z
+    .object({ ID: idString, STAGE_SEMANTIC_ID: nullableString, DATE_CREATE: nullableString, CONTACT_ID: nullableString, COMPANY_ID: nullableString, ...utmColumns, [LEAD_FIELD.visitorId]: nullableString })
+    .loose()
+    .transform(
+      (row): DealSnapshot => ({
+        id: row.ID,
+        stageSemantic: row.STAGE_SEMANTIC_ID,
+        dateCreate: row.DATE_CREATE,
+        contactId: row.CONTACT_ID,
+        companyId: row.COMPANY_ID,
+        utm: utmOf(row),
+        visitorId: row[LEAD_FIELD.visitorId],
+      }),
+    ),
+);
+const DEAL_SELECT = ["ID", "STAGE_SEMANTIC_ID", "DATE_CREATE", "CONTACT_ID", "COMPANY_ID", ...UTM_SELECT, LEAD_FIELD.visitorId];
+
+const clientRows = (type: ClientSnapshot["type"]) =>
+  z.array(
+    z
+      .object({ ID: idString, COMPANY_ID: nullableString.optional(), PHONE: multiField, EMAIL: multiField })
+      .loose()
+      .transform((row): ClientSnapshot => ({ type, id: row.ID, companyId: type === "contact" ? (row.COMPANY_ID ?? null) : null, phones: row.PHONE, emails: row.EMAIL })),
+  );
+
+function unwrap<T>(outcome: CommandOutcome | undefined, schema: z.ZodType<T>, what: string): T {
+  if (!outcome) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${what}: missing from batch`, true, "no");
+  if (!outcome.ok) throw outcome.error;
+  const parsed = schema.safeParse(outcome.result);
+  if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${what}: unexpected result shape`, true, "no");
+  return parsed.data;
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Rows whose key field really holds one of the keys: never trust that a filter on a missing field filtered. */
+function idsByKey(rows: Record<string, unknown>[], field: string, keys: Set<string>): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const row of rows) {
+    const key = row[field] === null || row[field] === undefined ? "" : String(row[field]);
+    if (keys.has(key) && !found.has(key)) found.set(key, String(row.ID));
+  }
+  return found;
+}
+
+const list = (method: string, filter: Record<string, unknown>, select: string[], order: Record<string, string> = { ID: "ASC" }): BitrixCommand => ({ method, params: { order, filter, select } });
+
+/** Where an event's key may be found: lead and deal fields (the key is written to both), and a contact the event made. */
+const KEY_SOURCES = [
+  { name: "leadUf", method: "crm.lead.list", field: LEAD_FIELD.comagicId, entity: "lead", modes: ["classic"] },
+  { name: "leadOrigin", method: "crm.lead.list", field: "ORIGIN_ID", entity: "lead", modes: ["classic"] },
+  { name: "dealUf", method: "crm.deal.list", field: LEAD_FIELD.comagicId, entity: "deal", modes: ["classic", "simple"] },
+  { name: "dealOrigin", method: "crm.deal.list", field: "ORIGIN_ID", entity: "deal", modes: ["simple"] },
+  { name: "contactOrigin", method: "crm.contact.list", field: "ORIGIN_ID", entity: "contact", modes: ["simple"] },
+] as const;
+
+function keyCommands(keys: readonly string[], mode: CrmMode): Record<string, BitrixCommand> {
+  const commands: Record<string, BitrixCommand> = {};
+  for (const [i, part] of chunks(keys, LIST_PAGE_SIZE).entries()) {
+    for (const source of KEY_SOURCES) {
+      if (!(source.modes as readonly string[]).includes(mode)) continue;
+      const filter = source.field === "ORIGIN_ID" ? { ORIGINATOR_ID, "@ORIGIN_ID": part } : { [`@${source.field}`]: part };
+      commands[`${source.name}${i}`] = list(source.method, filter, ["ID", source.field]);
+    }
+  }
+  return commands;
+}
+
+/** Per key: the lead or deal carrying it, and (simple portals) the contact an earlier try of the event made. */
+function keysFrom(found: Record<string, CommandOutcome>, keys: readonly string[], mode: CrmMode): { applied: Map<string, CrmEntityRef>; madeContacts: Map<string, string> } {
+  const keySet = new Set(keys);
+  const applied = new Map<string, CrmEntityRef>();
+  const madeContacts = new Map<string, string>();
+  for (const [i] of chunks(keys, LIST_PAGE_SIZE).entries()) {
+    for (const source of KEY_SOURCES) {
+      if (!(source.modes as readonly string[]).includes(mode)) continue;
+      for (const [key, id] of idsByKey(unwrap(found[`${source.name}${i}`], keyRows, source.method), source.field, keySet)) {
+        if (source.entity === "contact") madeContacts.set(key, id);
+        else if (!applied.has(key)) applied.set(key, { type: source.entity, id });
+      }
+    }
+  }
+  return { applied, madeContacts };
+}
+
+export function createCrmStore(client: BitrixClient): CrmStore {
+  /** Reads leads, contacts, companies and the open deals of those clients, in one batch. */
+  async function readRelated(ids: { leads: string[]; contacts: string[]; companies: string[] }) {
+    const commands: Record<string, BitrixCommand> = {};
+    const unique = (xs: string[]) => [...new Set(xs)];
+    chunks(unique(ids.leads), LIST_PAGE_SIZE).forEach((part, i) => (commands[`leads${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT)));
+    chunks(unique(ids.contacts), LIST_PAGE_SIZE).forEach((part, i) => (commands[`contacts${i}`] = list("crm.contact.list", { "@ID": part }, ["ID", "COMPANY_ID", "PHONE", "EMAIL"])));
+    chunks(unique(ids.companies), LIST_PAGE_SIZE).forEach((part, i) => (commands[`companies${i}`] = list("crm.company.list", { "@ID": part }, ["ID", "PHONE", "EMAIL"])));
+    // FACTS-portals §2: crm.deal.list filters by a deal's (first) CONTACT_ID and COMPANY_ID; CONTACT_IDS is not filterable.
+    for (const [field, values] of [["CONTACT_ID", unique(ids.contacts)], ["COMPANY_ID", unique(ids.companies)]] as const) {
+      chunks(values, CLIENTS_PER_DEAL_LIST).forEach((part, i) => (commands[`deals${field}${i}`] = list("crm.deal.list", { [`@${field}`]: part, STAGE_SEMANTIC_ID: "P" }, DEAL_SELECT, { ID: "DESC" })));
+    }
+    const leads = new Map<string, LeadSnapshot>();
+    const clients = new Map<string, ClientSnapshot>();
+    const deals = new Map<string, DealSnapshot>();
+    if (Object.keys(commands).length === 0) return { leads, clients, deals };
+    const results = await client.batch(commands, { readOnly: true });
+    for (const name of Object.keys(commands)) {
+      if (name.startsWith("leads")) for (const lead of unwrap(results[name], leadRows, "crm.lead.list")) leads.set(lead.id, lead);
+      else if (name.startsWith("contacts")) for (const c of unwrap(results[name], clientRows("contact"), "crm.contact.list")) clients.set(`contact:${c.id}`, c);
+      else if (name.startsWith("companies")) for (const c of unwrap(results[name], clientRows("company"), "crm.company.list")) clients.set(`company:${c.id}`, c);
+      else for (const deal of unwrap(results[name], dealRows, "crm.deal.list")) deals.set(deal.id, deal);
+    }
+    return { leads, clients, deals };
+  }
+
+  return {
+    async addTodos(todos) {
+      if (todos.length === 0) return new Set();
+      const results = await client.batch(Object.fromEntries(todos.map(({ todo }, i) => [`todo${i}`, { method: "crm.activity.todo.add", params: { ...todo } }])), { readOnly: false });
+      return new Set(todos.flatMap(({ key }, i) => (results[`todo${i}`]?.ok ? [key] : [])));
+    },
+
+    async findAppliedKeys(keys) {
+      const unique = [...new Set(keys)];
+      if (unique.length === 0) return new Map();
+      const commands = { ...keyCommands(unique, "classic"), ...keyCommands(unique, "simple") };
+      const found = await client.batch(commands, { readOnly: true });
+      const applied = new Map<string, string>();
+      for (const mode of ["classic", "simple"] as const) for (const [key, ref] of keysFrom(found, unique, mode).applied) applied.set(key, ledgerRef(ref));
+      return applied;
+    },
+
+    async entityFields(refs) {
+      const byType = (type: "lead" | "deal") => [...new Set(refs.filter((r) => r.type === type).map((r) => r.id))];
+      const commands: Record<string, BitrixCommand> = {};
+      chunks(byType("lead"), LIST_PAGE_SIZE).forEach((part, i) => (commands[`lead${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT)));
+      chunks(byType("deal"), LIST_PAGE_SIZE).forEach((part, i) => (commands[`deal${i}`] = list("crm.deal.list", { "@ID": part }, DEAL_SELECT)));
+      const out = new Map<string, EntityFields>();
+      if (Object.keys(commands).length === 0) return out;
+      const results = await client.batch(commands, { readOnly: true });
+      for (const name of Object.keys(commands)) {
+        const type = name.startsWith("lead") ? "lead" : "deal";
+        const rows = type === "lead" ? unwrap(results[name], leadRows, "crm.lead.list") : unwrap(results[name], dealRows, "crm.deal.list");
+        for (const row of rows) out.set(ledgerRef({ type, id: row.id }), { ref: { type, id: row.id }, utm: row.utm, visitorId: row.visitorId });
+      }
+      return out;
+    },
+
+    async lookup(events, mode, known = new Map()) {
+      const keys = [...new Set(events.map((e) => e.key))];
+      const commands = keyCommands(keys, mode);
+      // Without entity_type, findbycomm answers leads, contacts and companies at once (FACTS.md §2.5).
+      events.forEach((event, i) => {
+        if (event.phone) commands[`phone${i}`] = { method: "crm.duplicate.findbycomm", params: { type: "PHONE", values: phoneSearchVariants(event.phone) } };
+        if (event.email) commands[`email${i}`] = { method: "crm.duplicate.findbycomm", params: { type: "EMAIL", values: [event.email] } };
+      });
+      const found = await client.batch(commands, { readOnly: true });
+      const { applied, madeContacts } = keysFrom(found, keys, mode);
+      const none: Duplicates = { LEAD: [], CONTACT: [], COMPANY: [] };
+      const matches = events.map((event, i) => {
+        if (applied.has(event.key)) return none;
+        const phone = event.phone ? unwrap(found[`phone${i}`], duplicateIds, "crm.duplicate.findbycomm") : none;
+        const email = event.email ? unwrap(found[`email${i}`], duplicateIds, "crm.duplicate.findbycomm") : none;
+        const ours = known.get(event.key) ?? [];
+        const made = madeContacts.get(event.key);
+        const of = (type: "lead" | "contact" | "company") => ours.filter((r) => r.type === type).map((r) => r.id);
+        return {
+          LEAD: mode === "classic" ? [...new Set([...of("lead"), ...phone.LEAD, ...email.LEAD])] : [],
+          CONTACT: [...new Set([...(made ? [made] : []), ...of("contact"), ...phone.CONTACT, ...email.CONTACT])],
+          COMPANY: [...new Set([...of("company"), ...phone.COMPANY, ...email.COMPANY])],
+        };
+      });
+
+      const related = await readRelated({ leads: matches.flatMap((m) => m.LEAD), contacts: matches.flatMap((m) => m.CONTACT), companies: matches.flatMap((m) => m.COMPANY) });
+      const allDeals = [...related.deals.values()];
+      return new Map(
+        events.map((event, i) => {
+          const match = matches[i] ?? none;
+          const clients = [...match.CONTACT.map((id) => related.clients.get(`contact:${id}`)), ...match.COMPANY.map((id) => related.clients.get(`company:${id}`))].filter((c): c is ClientSnapshot => c !== undefined);
+          const lookup: CrmLookup = {
+            applied: applied.get(event.key) ?? null,
+            leads: match.LEAD.flatMap((id) => related.leads.get(id) ?? []),
+            clients,
+            deals: allDeals.filter((d) => (d.contactId && match.CONTACT.includes(d.contactId)) || (d.companyId && match.COMPANY.includes(d.companyId))),
+          };
+          return [event.key, lookup];
+        }),
+      );
+    },
+
+    async apply(writes) {
+      const outcomes = new Map<string, WriteOutcome>();
+      const failed = (result: CommandOutcome | undefined, what: string): WriteOutcome => ({
+        ok: false,
+        error: result && !result.ok ? result.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what} returned nothing`, true, "unknown"),
+      });
+      const newId = (result: CommandOutcome | undefined) => {
+        const id = result?.ok ? idString.safeParse(result.result) : null;
+        return id?.success ? id.data : null;
+      };
+
+      // Phase one: new leads, new contacts, and the timeline comment of each update. The comment goes first so
+      // that a failure after it repeats the comment on retry rather than losing it.
+      const first: Record<string, BitrixCommand> = {};
+      writes.forEach(({ plan }, i) => {
+        if (plan.action === "create-lead") first[`add${i}`] = { method: "crm.lead.add", params: { fields: plan.fields, params: { REGISTER_SONET_EVENT: "Y" } } };
+        else if (plan.action === "create-deal" && "fields" in plan.contact) first[`contact${i}`] = { method: "crm.contact.add", params: { fields: plan.contact.fields, params: { REGISTER_SONET_EVENT: "N" } } };
+        else if (plan.action === "update") {
+          first[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(plan.target.id), ENTITY_TYPE: plan.target.type, COMMENT: plan.comment } } };
+        }
+      });
+      const firstResults = Object.keys(first).length ? await client.batch(first, { readOnly: false }) : {};
+
+      // Phase two: updates after their comment, deals once their contact exists.
+      const second: Record<string, BitrixCommand> = {};
+      const dealClients = new Map<number, CrmEntityRef | null>();
+      writes.forEach(({ event, plan }, i) => {
+        if (plan.action === "skip") {
+          outcomes.set(event.key, { ok: true, action: "skipped", target: plan.target, client: null });
+        } else if (plan.action === "create-lead") {
+          const id = newId(firstResults[`add${i}`]);
+          outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "lead", id }, client: null } : failed(firstResults[`add${i}`], "crm.lead.add"));
+        } else if (plan.action === "update") {
+          const comment = firstResults[`comment${i}`];
+          if (comment?.ok) second[`update${i}`] = { method: `crm.${plan.target.type}.update`, params: { id: Number(plan.target.id), fields: plan.fields, params: { REGISTER_SONET_EVENT: "N" } } };
+          else outcomes.set(event.key, failed(comment, "crm.timeline.comment.add"));
+        } else {
+          const contactId = "id" in plan.contact ? plan.contact.id : newId(firstResults[`contact${i}`]);
+          if (!contactId) {
+            outcomes.set(event.key, failed(firstResults[`contact${i}`], "crm.contact.add"));
+            return;
+          }
+          dealClients.set(i, { type: "contact", id: contactId });
+          second[`deal${i}`] = { method: "crm.deal.add", params: { fields: { ...plan.fields, CONTACT_ID: contactId }, params: { REGISTER_SONET_EVENT: "Y" } } };
+        }
+      });
+      if (Object.keys(second).length === 0) return outcomes;
+      const secondResults = await client.batch(second, { readOnly: false });
+      writes.forEach(({ event, plan }, i) => {
+        if (plan.action === "update" && second[`update${i}`]) {
+          const result = secondResults[`update${i}`];
+          outcomes.set(event.key, result?.ok ? { ok: true, action: "updated", target: plan.target, client: plan.client } : failed(result, `crm.${plan.target.type}.update`));
+        } else if (plan.action === "create-deal" && second[`deal${i}`]) {
+          const id = newId(secondResults[`deal${i}`]);
+          outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "deal", id }, client: dealClients.get(i) ?? null } : failed(secondResults[`deal${i}`], "crm.deal.add"));
+        }
+      });
+      return outcomes;
+    },
+  };
+}

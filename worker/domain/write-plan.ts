@@ -1,0 +1,197 @@
+import type { CountryCode } from "libphonenumber-js/core";
+import type { CrmEntityRef, CrmMode } from "./crm-entity";
+import { buildLeadComment, buildLeadTitle } from "./lead-comment";
+import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
+import { creationUtm, LEAD_FIELD, newLeadFields, ORIGINATOR_ID, pickOpenLead, SOURCE_BY_KIND, updateLeadFields, type LeadFields, type LeadSnapshot, type PlanRules } from "./lead-plan";
+import { normalizePhone } from "./phone";
+import { responsibleUserId } from "./responsible";
+
+/*
+ * Where an event lands: the decision table the README shows.
+ *
+ * | portal  | what Bitrix24 already has                                   | the event becomes                                   |
+ * |---------|-------------------------------------------------------------|-----------------------------------------------------|
+ * | any     | an entity carrying the event's key                          | nothing (written before)                            |
+ * | classic | an open lead of the person (inside LEAD_DEDUP_DAYS)         | a comment and empty fields on that lead             |
+ * | classic | a client (contact/company) with an open deal (same window)  | a comment and empty fields on that deal             |
+ * | classic | a client without an open deal                               | a new lead linked to the client (a repeat lead)     |
+ * | classic | nobody                                                      | a new lead                                          |
+ * | simple  | a client with an open deal (same window)                    | a comment and empty fields on that deal             |
+ * | simple  | a client without an open deal                               | a new deal of that contact (or company)             |
+ * | simple  | nobody                                                      | a new contact and a new deal                        |
+ *
+ * "Open": a lead's or deal's stage semantic is P (in progress). Existing contacts and companies are never
+ * changed: the worker only reads them and links new leads and deals to them.
+ */
+
+/** A deal as the store reads it: enough to tell whether it is open, whose it is, and which fields are empty. */
+export interface DealSnapshot {
+  id: string;
+  stageSemantic: string | null;
+  dateCreate: string | null;
+  contactId: string | null;
+  companyId: string | null;
+  utm: Utm;
+  visitorId: string | null;
+}
+
+/** A contact or company sharing a phone or email with the event. */
+export interface ClientSnapshot {
+  type: "contact" | "company";
+  id: string;
+  /** A contact's company, if it has one. */
+  companyId: string | null;
+  phones: string[];
+  emails: string[];
+}
+
+export interface CrmLookup {
+  /** An entity that already carries this event's key (ORIGIN_ID of what it created, or UF_CRM_COMAGIC_ID). */
+  applied: CrmEntityRef | null;
+  /** Leads sharing a phone or email with the event (classic portals). */
+  leads: LeadSnapshot[];
+  /** Contacts and companies sharing a phone or email, or made by this very event before (simple portals). */
+  clients: ClientSnapshot[];
+  /** Deals of those clients. */
+  deals: DealSnapshot[];
+}
+
+export type WritePlan =
+  | { action: "skip"; target: CrmEntityRef }
+  | { action: "create-lead"; fields: LeadFields }
+  | { action: "update"; target: { type: "lead" | "deal"; id: string }; fields: LeadFields; comment: string; client: CrmEntityRef | null }
+  | { action: "create-deal"; contact: { id: string } | { fields: LeadFields }; fields: LeadFields; client: CrmEntityRef | null };
+
+export interface WriteRules extends PlanRules {
+  mode: CrmMode;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The most recently created open deal (stage semantic P) inside the dedup window, if any. */
+export function pickOpenDeal(deals: readonly DealSnapshot[], rules: Pick<PlanRules, "now" | "dedupDays">): DealSnapshot | null {
+  const since = rules.now.getTime() - rules.dedupDays * DAY_MS;
+  const open = deals
+    .map((deal) => ({ deal, created: deal.dateCreate ? Date.parse(deal.dateCreate) : Number.NaN }))
+    .filter(({ deal, created }) => deal.stageSemantic === "P" && created >= since)
+    .sort((a, b) => b.created - a.created || Number(b.deal.id) - Number(a.deal.id));
+  return open[0]?.deal ?? null;
+}
+
+/** The client a new lead or deal is linked to: the newest contact, else the newest company. */
+function pickClient(clients: readonly ClientSnapshot[]): { contact: ClientSnapshot | null; companyId: string | null } {
+  const newest = (type: ClientSnapshot["type"]) => clients.filter((c) => c.type === type).sort((a, b) => Number(b.id) - Number(a.id))[0] ?? null;
+  const contact = newest("contact");
+  return { contact, companyId: contact?.companyId ?? newest("company")?.id ?? null };
+}
+
+function emptyUtmFields(event: LeadEvent, current: Utm): LeadFields {
+  const fields: LeadFields = {};
+  const utm = creationUtm(event);
+  for (const key of UTM_KEYS) if (utm[key] && !current[key]) fields[`UTM_${key.toUpperCase()}`] = utm[key];
+  return fields;
+}
+
+/**
+ * A website form is anonymous: anyone can name a client's email and give their own phone. What it gave that the
+ * lead or client does not have goes into the comment as unverified, never into the record (see addsContactData).
+ */
+export function unverifiedContactLine(event: LeadEvent, known: { phones: string[]; emails: string[]; visitorId: string | null }, region: CountryCode, entity: "lead" | "deal"): string | null {
+  if (event.kind !== "form") return null;
+  const hasPhone = (phone: string) => known.phones.some((p) => normalizePhone(p, region) === phone);
+  const hasEmail = (email: string) => known.emails.some((e) => e.trim().toLowerCase() === email);
+  const given = [
+    event.phone && !hasPhone(event.phone) ? `phone ${event.phone}` : null,
+    event.email && !hasEmail(event.email) ? `email ${event.email}` : null,
+    event.visitorId && event.visitorId !== known.visitorId ? `CoMagic visitor ID ${event.visitorId}` : null,
+  ].filter((part): part is string => part !== null);
+  return given.length ? `Unverified website form data, not added to the ${entity}: the form also gave ${given.join(", ")}.` : null;
+}
+
+function withUnverified(line: string | null, event: LeadEvent): string {
+  return line ? `${line}\n${buildLeadComment(event)}` : buildLeadComment(event);
+}
+
+/** Fields of a new deal (simple portals), as a new lead would have them minus what deals do not carry. */
+export function newDealFields(event: LeadEvent, rules: PlanRules, client: { contactId: string | null; companyId: string | null }): LeadFields {
+  const assignee = rules.responsible ? responsibleUserId(event, rules.responsible) : null;
+  return {
+    ...(rules.requiredFieldDefaults ?? {}),
+    ...(assignee ? { ASSIGNED_BY_ID: assignee } : {}),
+    TITLE: buildLeadTitle(event),
+    SOURCE_ID: SOURCE_BY_KIND[event.kind],
+    ...(event.form?.pageUrl ? { SOURCE_DESCRIPTION: event.form.pageUrl } : {}),
+    OPENED: "Y",
+    ORIGINATOR_ID,
+    ORIGIN_ID: event.key,
+    ...(client.contactId ? { CONTACT_ID: client.contactId } : {}),
+    ...(client.companyId ? { COMPANY_ID: client.companyId } : {}),
+    [LEAD_FIELD.comagicId]: event.key,
+    ...(event.visitorId ? { [LEAD_FIELD.visitorId]: event.visitorId } : {}),
+    ...emptyUtmFields(event, { source: null, medium: null, campaign: null, content: null, term: null }),
+    COMMENTS: buildLeadComment(event),
+  };
+}
+
+/** A new contact: Bitrix24 needs a NAME (FACTS-portals §3), so a nameless caller is named by their phone. */
+export function newContactFields(event: LeadEvent, rules: PlanRules): LeadFields {
+  const assignee = rules.responsible ? responsibleUserId(event, rules.responsible) : null;
+  return {
+    ...(rules.requiredFieldDefaults ?? {}),
+    ...(assignee ? { ASSIGNED_BY_ID: assignee } : {}),
+    NAME: event.name ?? event.phone ?? event.email ?? "CoMagic",
+    ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
+    ...(event.email ? { EMAIL: [{ VALUE: event.email, VALUE_TYPE: "WORK" }] } : {}),
+    SOURCE_ID: SOURCE_BY_KIND[event.kind],
+    OPENED: "Y",
+    ORIGINATOR_ID,
+    ORIGIN_ID: event.key,
+    ...emptyUtmFields(event, { source: null, medium: null, campaign: null, content: null, term: null }),
+  };
+}
+
+function updateDeal(event: LeadEvent, deal: DealSnapshot, clients: readonly ClientSnapshot[], rules: WriteRules): WritePlan {
+  const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key, ...emptyUtmFields(event, deal.utm) };
+  if (event.kind !== "form" && event.visitorId && !deal.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
+  const owners = clients.filter((c) => c.id === deal.contactId || c.id === deal.companyId);
+  const known = { phones: owners.flatMap((c) => c.phones), emails: owners.flatMap((c) => c.emails), visitorId: deal.visitorId };
+  const client: CrmEntityRef | null = deal.contactId ? { type: "contact", id: deal.contactId } : deal.companyId ? { type: "company", id: deal.companyId } : null;
+  return { action: "update", target: { type: "deal", id: deal.id }, fields, comment: withUnverified(unverifiedContactLine(event, known, rules.defaultRegion, "deal"), event), client };
+}
+
+/** The deals of the clients the event matched (a deal names its first contact and its company). */
+function clientDeals(lookup: CrmLookup): DealSnapshot[] {
+  const ids = new Set(lookup.clients.map((c) => `${c.type}:${c.id}`));
+  return lookup.deals.filter((d) => (d.contactId && ids.has(`contact:${d.contactId}`)) || (d.companyId && ids.has(`company:${d.companyId}`)));
+}
+
+export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules): WritePlan {
+  if (lookup.applied) return { action: "skip", target: lookup.applied };
+  if (rules.mode === "classic") {
+    const lead = pickOpenLead(lookup.leads, rules);
+    if (lead) {
+      return {
+        action: "update",
+        target: { type: "lead", id: lead.id },
+        fields: updateLeadFields(event, lead, rules.defaultRegion),
+        comment: withUnverified(unverifiedContactLine(event, lead, rules.defaultRegion, "lead"), event),
+        client: null,
+      };
+    }
+  }
+  const deal = pickOpenDeal(clientDeals(lookup), rules);
+  if (deal) return updateDeal(event, deal, lookup.clients, rules);
+  const { contact, companyId } = pickClient(lookup.clients);
+  const clientRef: CrmEntityRef | null = contact ? { type: "contact", id: contact.id } : companyId ? { type: "company", id: companyId } : null;
+  if (rules.mode === "classic") {
+    // Bitrix24 marks a lead naming a client a repeat lead itself (when the portal's mode is on): never IS_RETURN_CUSTOMER.
+    const link = { ...(contact ? { CONTACT_ID: contact.id } : {}), ...(companyId ? { COMPANY_ID: companyId } : {}) };
+    return { action: "create-lead", fields: { ...newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null), ...link } };
+  }
+  return {
+    action: "create-deal",
+    contact: contact ? { id: contact.id } : { fields: newContactFields(event, rules) },
+    fields: newDealFields(event, rules, { contactId: contact?.id ?? null, companyId }),
+    client: clientRef,
+  };
+}

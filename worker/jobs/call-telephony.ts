@@ -1,0 +1,181 @@
+import type { BitrixClient, BitrixCommand, CommandOutcome } from "../bitrix/client";
+import { BitrixError } from "../bitrix/errors";
+import { errorMessage } from "../log";
+import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
+import type { TelephonyStatus } from "../storage/telephony-status";
+import { callTelephonyJobSchema, type CallTelephonyJob } from "./schema";
+import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
+
+/*
+ * Each written call also becomes a Bitrix24 telephony call: register (SHOW 0, CRM_CREATE 0, bound to the lead
+ * or the deal's contact), finish (duration, 200 or 304 for a lost call: Bitrix24 then adds the call activity to
+ * the timeline and counts the call in its reports), attachRecord (after finish; the player). FACTS.md §2.9,
+ * FACTS-portals §7. Each step is recorded in the ledger, so a redelivered job repeats none:
+ *   call-reg:<key>  the CALL_ID register gave (kept in the ledger's id column)
+ *   call:<key>      finished
+ *   call-rec:<key>  the recording attached
+ * EXTERNAL_CALL_ID is the event key: a re-register after a lost answer returns the same call.
+ */
+
+/** Errors that mean "this authorization may not use telephony" (docs: application context only; or no scope). */
+const REFUSALS = new Set(["WRONG_AUTH_TYPE", "insufficient_scope", "ACCESS_DENIED", "ERROR_METHOD_NOT_FOUND"]);
+export const isTelephonyRefusal = (error: BitrixError) => REFUSALS.has(error.code);
+
+export interface TelephonyDeps extends SettleDeps {
+  /** The app's OAuth client when the app is installed on the webhook's portal, then the webhook's: tried in order. */
+  clients: { name: "app" | "webhook"; client: BitrixClient }[];
+  ledger: AppliedEvents | null;
+  status: TelephonyStatus | null;
+  /** USER_ID when the job names no responsible: DEFAULT_RESPONSIBLE_ID, else the webhook's user. */
+  fallbackUserId: string;
+  queue: string;
+}
+
+type Item = { message: Message<unknown>; job: CallTelephonyJob };
+
+const keys = (key: string) => ({ registered: `call-reg:${key}`, finished: `call:${key}`, recorded: `call-rec:${key}` });
+
+/** FACTS-portals §7: a lost call is finished with 304 ("missed"), an answered one with 200. */
+function finishParams(job: CallTelephonyJob, callId: string, userId: string): Record<string, unknown> {
+  return { CALL_ID: callId, USER_ID: Number(userId), DURATION: Math.round(job.talkSeconds), STATUS_CODE: job.lost ? "304" : "200", ADD_TO_CHAT: 0 };
+}
+
+function outcomeError(outcome: CommandOutcome | undefined, what: string): BitrixError {
+  return outcome && !outcome.ok ? outcome.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what}: no answer`, true, "unknown");
+}
+
+class Refused extends Error {
+  constructor(readonly reason: BitrixError) {
+    super(reason.message);
+  }
+}
+
+/** One batch of writes; a refusal of the authorization itself stops this client (the next one is tried). */
+async function run(client: BitrixClient, commands: Record<string, BitrixCommand>): Promise<Record<string, CommandOutcome>> {
+  if (Object.keys(commands).length === 0) return {};
+  const outcomes = await client.batch(commands, { readOnly: false });
+  const refusal = Object.values(outcomes).find((o) => !o.ok && isTelephonyRefusal(o.error));
+  if (refusal && !refusal.ok) throw new Refused(refusal.error);
+  return outcomes;
+}
+
+async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps): Promise<void> {
+  const ledgerKeys = items.flatMap(({ job }) => Object.values(keys(job.key)));
+  const done = await findInLedger(deps.ledger, ledgerKeys, deps.log);
+  const userOf = (job: CallTelephonyJob) => job.userId ?? deps.fallbackUserId;
+  const settled = new Set<Item>();
+  const fail = async (item: Item, error: unknown) => {
+    settled.add(item);
+    await retryOrDeadLetter(item.message, deps.queue, asFailure(error), { key: item.job.key }, deps);
+  };
+
+  const callIds = new Map<Item, string>();
+  const toRegister: Record<string, BitrixCommand> = {};
+  items.forEach((item, i) => {
+    const { job } = item;
+    const registered = done.get(keys(job.key).registered);
+    if (registered) callIds.set(item, registered);
+    else if (!done.has(keys(job.key).finished)) {
+      toRegister[`register${i}`] = {
+        method: "telephony.externalCall.register",
+        params: {
+          USER_ID: Number(userOf(job)),
+          PHONE_NUMBER: job.phone,
+          TYPE: 2,
+          CALL_START_DATE: job.startedAt,
+          CRM_CREATE: 0,
+          CRM_ENTITY_TYPE: job.crmEntity.type,
+          CRM_ENTITY_ID: Number(job.crmEntity.id),
+          SHOW: 0,
+          EXTERNAL_CALL_ID: job.key,
+        },
+      };
+    }
+  });
+  const registered = await run(client, toRegister);
+  for (const [i, item] of items.entries()) {
+    const outcome = registered[`register${i}`];
+    if (!toRegister[`register${i}`]) continue;
+    const callId = outcome?.ok ? (outcome.result as { CALL_ID?: unknown } | null)?.CALL_ID : undefined;
+    if (typeof callId === "string" && callId) callIds.set(item, callId);
+    else await fail(item, outcomeError(outcome, "telephony.externalCall.register"));
+  }
+  await recordInLedger(deps.ledger, [...callIds].filter(([item]) => !done.has(keys(item.job.key).registered)).map(([item, id]) => ({ key: keys(item.job.key).registered, leadId: id })), deps.now(), deps.log);
+
+  const toFinish: Record<string, BitrixCommand> = {};
+  items.forEach((item, i) => {
+    const callId = callIds.get(item);
+    if (callId && !settled.has(item) && !done.has(keys(item.job.key).finished)) toFinish[`finish${i}`] = { method: "telephony.externalCall.finish", params: finishParams(item.job, callId, userOf(item.job)) };
+  });
+  const finished = await run(client, toFinish);
+  const nowFinished: Item[] = [];
+  for (const [i, item] of items.entries()) {
+    if (!toFinish[`finish${i}`]) continue;
+    const outcome = finished[`finish${i}`];
+    // A finish whose answer was lost is finished: a second one finds no active call. Only a redelivery can tell.
+    const finishedBefore = outcome && !outcome.ok && outcome.error.code === "ERROR_CORE" && /not found/i.test(outcome.error.message) && item.message.attempts > 1;
+    if (outcome?.ok || finishedBefore) nowFinished.push(item);
+    else await fail(item, outcomeError(outcome, "telephony.externalCall.finish"));
+  }
+  await recordInLedger(deps.ledger, nowFinished.map((item) => ({ key: keys(item.job.key).finished, leadId: callIds.get(item) ?? "" })), deps.now(), deps.log);
+
+  const toAttach: Record<string, BitrixCommand> = {};
+  items.forEach((item, i) => {
+    const callId = callIds.get(item) ?? done.get(keys(item.job.key).finished);
+    const isFinished = nowFinished.includes(item) || done.has(keys(item.job.key).finished);
+    if (callId && item.job.recordingUrl && isFinished && !settled.has(item) && !done.has(keys(item.job.key).recorded)) {
+      // Bitrix24 downloads the file itself and takes only .mp3 or .wav names (FACTS-portals §7).
+      toAttach[`record${i}`] = { method: "telephony.externalCall.attachRecord", params: { CALL_ID: callId, RECORD_URL: item.job.recordingUrl, FILENAME: `comagic-${item.job.key}.mp3` } };
+    }
+  });
+  const attached = await run(client, toAttach);
+  for (const [i, item] of items.entries()) {
+    if (settled.has(item)) continue;
+    const outcome = attached[`record${i}`];
+    if (toAttach[`record${i}`] && outcome?.ok) {
+      await recordInLedger(deps.ledger, [{ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" }], deps.now(), deps.log);
+    } else if (toAttach[`record${i}`]) {
+      const error = outcomeError(outcome, "telephony.externalCall.attachRecord");
+      if (error.transient) {
+        await fail(item, error);
+        continue;
+      }
+      // A link Bitrix24 cannot download stays a link: the timeline comment already carries it.
+      deps.log.warn("telephony.record_failed", { key: item.job.key, error: error.message });
+    }
+    deps.log.info("telephony.call_written", { key: item.job.key, entity: item.job.crmEntity.type, lost: item.job.lost, recording: Boolean(toAttach[`record${i}`] && outcome?.ok) });
+    item.message.ack();
+  }
+}
+
+/**
+ * Writes each job's call into Bitrix24 telephony with the first client Bitrix24 lets use it. When every client
+ * is refused, the calls stay timeline comments (as they are already) and /health says why for an hour.
+ */
+export async function handleTelephonyJobs(messages: readonly Message<unknown>[], deps: TelephonyDeps): Promise<void> {
+  const items = readJobs(messages, callTelephonyJobSchema, deps.log);
+  if (items.length === 0) return;
+  const refused = await deps.status?.refusedBecause().catch(() => null);
+  if (refused) {
+    deps.log.info("telephony.skipped", { reason: refused, count: items.length });
+    for (const { message } of items) message.ack();
+    return;
+  }
+  const reasons: string[] = [];
+  for (const { name, client } of deps.clients) {
+    try {
+      await process(items, client, deps);
+      return;
+    } catch (error) {
+      if (!(error instanceof Refused)) {
+        for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { key: job.key }, deps);
+        return;
+      }
+      reasons.push(`${name}: ${error.reason.code}`);
+    }
+  }
+  const reason = `Bitrix24 refused telephony.externalCall.* (${reasons.join("; ") || "no client"}): calls stay timeline comments`;
+  deps.log.warn("telephony.refused", { reason, count: items.length });
+  await deps.status?.refuse(reason).catch((error: unknown) => deps.log.warn("telephony.status_unsaved", { error: errorMessage(error) }));
+  for (const { message } of items) message.ack();
+}
