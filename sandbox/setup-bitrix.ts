@@ -1,6 +1,7 @@
-/** `npm run setup:bitrix`: creates the custom lead fields on the portal in BITRIX_WEBHOOK_URL. */
+/** `npm run setup:bitrix`: creates the custom lead and deal fields on the portal in BITRIX_WEBHOOK_URL and checks its settings. */
 import { createBitrixClient } from "../worker/bitrix/client";
-import { requiredFieldsAdvice, unfilledRequiredLeadFields } from "../worker/bitrix/required-fields";
+import { crmModeOf } from "../worker/bitrix/crm-mode";
+import { requiredFieldsAdvice, unfilledRequiredFields } from "../worker/bitrix/required-fields";
 import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
 import { readDevVars } from "./dev-vars";
 
@@ -17,8 +18,10 @@ try {
   for (const name of existing) console.log(`existing  ${name}`);
   console.log(`${created.length} created, ${existing.length} already there on ${new URL(baseUrl).host}.`);
   const defaults = JSON.parse(process.env.REQUIRED_FIELD_DEFAULTS || readDevVars().REQUIRED_FIELD_DEFAULTS || "{}") as Record<string, unknown>;
-  const unfilled = await unfilledRequiredLeadFields(client, defaults);
-  if (unfilled.length) console.log(`\nWarning: lead fields ${requiredFieldsAdvice(unfilled)}.`);
+  const mode = await crmModeOf(client, null);
+  console.log(`CRM mode: ${mode === "classic" ? "classic (leads)" : "simple (no leads: the worker writes contacts and deals)"}.`);
+  const unfilled = await unfilledRequiredFields(client, mode, defaults);
+  if (unfilled.length) console.log(`\nWarning: fields ${requiredFieldsAdvice(unfilled)}.`);
 } catch (error) {
   console.error(`Setup failed: ${error instanceof Error ? error.message : String(error)}`);
   console.error("The webhook needs the `crm` scope and a user allowed to change CRM settings.");

@@ -217,7 +217,7 @@ export class Portal {
     return STANDARD_FIELDS[entity].includes(name) || this.userFieldsByEntity[entity].some((uf) => uf.FIELD_NAME === name);
   }
 
-  private applyMulti(item: Item, type: (typeof MULTI_FIELDS)[number], value: unknown): void {
+  private applyMulti(item: Item, type: (typeof MULTI_FIELDS)[number], value: unknown, writtenAt: Date): void {
     for (const raw of asList(value)) {
       if (!raw || typeof raw !== "object") continue;
       const entry = raw as Params;
@@ -233,22 +233,23 @@ export class Portal {
         const existing = item[type].find((m) => m.ID === id);
         if (!existing) continue;
         if (text === "") item[type] = item[type].filter((m) => m.ID !== id);
-        else Object.assign(existing, { VALUE: text, VALUE_TYPE: types.has(valueType) ? valueType : existing.VALUE_TYPE, indexedAt: this.indexedAt() });
+        else Object.assign(existing, { VALUE: text, VALUE_TYPE: types.has(valueType) ? valueType : existing.VALUE_TYPE, indexedAt: this.indexedAt(writtenAt) });
       } else if (text !== "") {
         // Without ID: always a new entry, even if the same value is already there.
-        item[type].push({ ID: this.nextMultiId++, VALUE: text.slice(0, 250), VALUE_TYPE: types.has(valueType) ? valueType : "WORK", indexedAt: this.indexedAt() });
+        item[type].push({ ID: this.nextMultiId++, VALUE: text.slice(0, 250), VALUE_TYPE: types.has(valueType) ? valueType : "WORK", indexedAt: this.indexedAt(writtenAt) });
       }
     }
   }
 
-  private indexedAt(): number {
-    return this.now().getTime() + this.findbycommLagMs;
+  /** A value written at `writtenAt` (a seeded item may be older than now) is found by findbycomm only after the lag. */
+  private indexedAt(writtenAt: Date): number {
+    return Math.min(writtenAt.getTime(), this.now().getTime()) + this.findbycommLagMs;
   }
 
-  private applyFields(entity: EntityName, item: Item, fields: Params): void {
+  private applyFields(entity: EntityName, item: Item, fields: Params, writtenAt: Date = this.now()): void {
     for (const [name, value] of Object.entries(fields)) {
       if (name === "PHONE" || name === "EMAIL") {
-        if (HAS_MULTI[entity]) this.applyMulti(item, name, value);
+        if (HAS_MULTI[entity]) this.applyMulti(item, name, value, writtenAt);
       } else if (name === "CONTACT_IDS" && (entity === "deal" || entity === "lead")) {
         // FACTS-portals §2: CONTACT_IDS is accepted on add/update; list and get show the first as CONTACT_ID.
         const first = asList(value)[0];
@@ -280,7 +281,7 @@ export class Portal {
       company: { OPENED: "Y" },
     };
     const item: Item = { ID: this.nextIds[entity], fields: { ...defaults[entity] }, PHONE: [], EMAIL: [], DATE_CREATE: createdAt, DATE_MODIFY: createdAt };
-    this.applyFields(entity, item, fields);
+    this.applyFields(entity, item, fields, createdAt);
     if (viaRest) this.checkRequired(entity, item);
     if (entity === "lead" || entity === "deal" || entity === "company") item.fields.TITLE ||= `${entity === "lead" ? "Lead" : entity === "deal" ? "Deal" : "Company"} #${item.ID}`;
     // FACTS-portals §4: a lead naming a client becomes a repeat lead, only when the portal's repeat-lead mode is on.

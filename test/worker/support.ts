@@ -188,3 +188,30 @@ export function workerWithEnv(overrides: Partial<Record<keyof Env, unknown>>): (
   const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
   return async (request) => app.fetch(request, changed, ctx);
 }
+
+/** Every CRM entity of the sandbox portal with its timeline (comments, to-dos, telephony calls). */
+export interface SandboxCrm {
+  leads: SandboxLead[];
+  deals: SandboxLead[];
+  contacts: SandboxLead[];
+  companies: SandboxLead[];
+  calls: Record<string, unknown>[];
+}
+export async function sandboxCrm(): Promise<SandboxCrm> {
+  return (await sandbox("/_sandbox/crm")).json();
+}
+
+/**
+ * Forgets what the worker keeps about the portal in KV (its CRM mode for 5 minutes, a telephony refusal for an
+ * hour), as if that time had passed: a test that changes the sandbox portal's settings calls this.
+ */
+export async function forgetPortalSettings(): Promise<void> {
+  const kv = (env as unknown as Env).COMAGIC_CACHE;
+  await kv?.delete("crm-mode:v1");
+  await kv?.delete("telephony-refused:v1");
+}
+
+/** /health as the operator sees it (with the admin token): status, CRM mode, problems and warnings. */
+export async function adminHealth(): Promise<{ status: string; crmMode?: string; problems: { setting: string; problem: string }[]; warnings: { setting: string; problem: string }[] }> {
+  return (await exports.default.fetch(new Request("http://worker.test/health", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }))).json();
+}

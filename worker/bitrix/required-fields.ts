@@ -1,34 +1,52 @@
 import * as z from "zod";
+import type { CrmMode } from "../domain/crm-entity";
 import type { BitrixClient } from "./client";
 import { BitrixError } from "./errors";
 
 /*
- * A portal may make lead fields required (FACTS-portals §5). REST skips the check by default; when an admin
- * turns it on for applications, every crm.lead.add that leaves such a field empty fails. This names the
- * fields at risk, so the admin can turn the check off or give them values in REQUIRED_FIELD_DEFAULTS.
+ * A portal may make lead, deal or contact fields required (FACTS-portals §5). REST skips the check by default;
+ * when an admin turns it on for applications, every add that leaves such a field empty fails. This names the
+ * fields at risk for what the worker adds in the portal's mode (leads; or contacts and deals without leads),
+ * so the admin can turn the check off or give them values in REQUIRED_FIELD_DEFAULTS.
  */
 
-/** Fields every new lead gets from the worker, whatever the event. */
-const ALWAYS_FILLED = new Set(["TITLE", "SOURCE_ID", "STATUS_ID", "OPENED", "ORIGINATOR_ID", "ORIGIN_ID", "UF_CRM_COMAGIC_ID", "COMMENTS"]);
+type AddedEntity = "lead" | "deal" | "contact";
+
+/** What the worker adds in each CRM mode (existing contacts and deals are only read or commented). */
+const ADDED_IN: Record<CrmMode, AddedEntity[]> = { classic: ["lead"], simple: ["contact", "deal"] };
+
+/** Fields every new item gets from the worker, whatever the event. */
+const ALWAYS_FILLED: Record<AddedEntity, Set<string>> = {
+  lead: new Set(["TITLE", "SOURCE_ID", "STATUS_ID", "OPENED", "ORIGINATOR_ID", "ORIGIN_ID", "UF_CRM_COMAGIC_ID", "COMMENTS"]),
+  deal: new Set(["TITLE", "SOURCE_ID", "OPENED", "ORIGINATOR_ID", "ORIGIN_ID", "UF_CRM_COMAGIC_ID", "COMMENTS", "CONTACT_ID", "CATEGORY_ID", "STAGE_ID"]),
+  contact: new Set(["NAME", "SOURCE_ID", "OPENED", "ORIGINATOR_ID", "ORIGIN_ID"]),
+};
 
 const fieldDescriptions = z.record(z.string(), z.object({ isRequired: z.boolean().optional(), title: z.string().nullish(), formLabel: z.string().nullish() }).loose());
 
 export interface UnfilledField {
+  entity: AddedEntity;
   field: string;
   title: string;
 }
 
-/** Required lead fields the worker does not always fill and REQUIRED_FIELD_DEFAULTS does not cover. */
-export async function unfilledRequiredLeadFields(client: BitrixClient, defaults: Readonly<Record<string, unknown>>): Promise<UnfilledField[]> {
-  const parsed = fieldDescriptions.safeParse(await client.call("crm.lead.fields", {}));
-  if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", "crm.lead.fields: unexpected answer", true, "no");
-  return Object.entries(parsed.data)
-    .filter(([field, d]) => d.isRequired && !ALWAYS_FILLED.has(field) && !(field in defaults))
-    .map(([field, d]) => ({ field, title: d.formLabel ?? d.title ?? field }));
+/** Required fields of what the worker adds that it does not always fill and REQUIRED_FIELD_DEFAULTS does not cover. */
+export async function unfilledRequiredFields(client: BitrixClient, mode: CrmMode, defaults: Readonly<Record<string, unknown>>): Promise<UnfilledField[]> {
+  const entities = ADDED_IN[mode];
+  const answers = await client.batch(Object.fromEntries(entities.map((e) => [e, { method: `crm.${e}.fields`, params: {} }])), { readOnly: true });
+  return entities.flatMap((entity) => {
+    const answer = answers[entity];
+    if (!answer?.ok) throw answer?.error ?? new BitrixError("ERROR_UNEXPECTED_ANSWER", `crm.${entity}.fields: no answer`, true, "no");
+    const parsed = fieldDescriptions.safeParse(answer.result);
+    if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `crm.${entity}.fields: unexpected answer`, true, "no");
+    return Object.entries(parsed.data)
+      .filter(([field, d]) => d.isRequired && !ALWAYS_FILLED[entity].has(field) && !(field in defaults))
+      .map(([field, d]) => ({ entity, field, title: d.formLabel ?? d.title ?? field }));
+  });
 }
 
-/** The admin's two fixes, in words, for /health, the install log and setup. */
+/** The admin's two fixes, in words, for /health, the install page and setup. */
 export function requiredFieldsAdvice(fields: readonly UnfilledField[]): string {
-  const names = fields.map((f) => `${f.field} ("${f.title}")`).join(", ");
-  return `required on this portal and not always filled by the worker: ${names}. If required-field checks are on for applications, new leads fail: turn them off (CRM → Settings → Other → Other settings → Applications) or give values in REQUIRED_FIELD_DEFAULTS`;
+  const names = fields.map((f) => `${f.entity} field ${f.field} ("${f.title}")`).join(", ");
+  return `required on this portal and not always filled by the worker: ${names}. If required-field checks are on for applications, new ${[...new Set(fields.map((f) => `${f.entity}s`))].join(" and ")} fail: turn them off (CRM → Settings → Other → Other settings → Applications) or give values in REQUIRED_FIELD_DEFAULTS`;
 }

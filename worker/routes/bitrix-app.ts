@@ -4,7 +4,8 @@ import type { AppEnv } from "../app";
 import { checkApplicationToken } from "../bitrix/app-auth";
 import { installApp, TAB_PLACEMENTS } from "../bitrix/app-install";
 import { openTab } from "../bitrix/app-tab";
-import { requiredFieldsAdvice, unfilledRequiredLeadFields } from "../bitrix/required-fields";
+import { crmModeOf } from "../bitrix/crm-mode";
+import { requiredFieldsAdvice, unfilledRequiredFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
 import { BitrixError } from "../bitrix/errors";
 import { appClientFor, oauthTokenUrlOf, userClientFor, type Portal } from "../bitrix/portal";
@@ -122,9 +123,12 @@ bitrixAppRoute.post("/install", async (c) => {
       { origin, handlerUrl, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
-    const unfilled = await unfilledRequiredLeadFields(appClient(result.portal), config.REQUIRED_FIELD_DEFAULTS ?? {}).catch(() => []);
+    const client = appClient(result.portal);
+    const unfilled = await crmModeOf(client, c.env.COMAGIC_CACHE ?? null)
+      .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
+      .catch(() => []);
     if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: requiredFieldsAdvice(unfilled) });
-    return c.html(renderInstalledPage(unfilled.length ? `Lead fields ${requiredFieldsAdvice(unfilled)}.` : null));
+    return c.html(renderInstalledPage(unfilled.length ? `Fields ${requiredFieldsAdvice(unfilled)}.` : null));
   } catch (error) {
     if (error instanceof z.ZodError) return htmlError(c, new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id"));
     return htmlError(c, error);

@@ -1,7 +1,10 @@
 import { Hono } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app";
-import { requiredFieldsAdvice, unfilledRequiredLeadFields, type UnfilledField } from "../bitrix/required-fields";
+import { crmModeOf } from "../bitrix/crm-mode";
+import { requiredFieldsAdvice, unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
+import type { CrmMode } from "../domain/crm-entity";
+import { kvTelephonyStatus } from "../storage/telephony-status";
 import { readConfig, splitSecretList, type Config, type ConfigProblem } from "../config";
 import type { Env } from "../env";
 import { errorMessage } from "../log";
@@ -11,28 +14,35 @@ import { bitrixClientFor } from "../wiring";
 
 /** The portal's required fields change rarely; each admin look at /health need not ask Bitrix24 again. */
 const REQUIRED_FIELDS_CACHE_SECONDS = 600;
-const cachedFields = z.object({ fields: z.array(z.object({ field: z.string(), title: z.string() })) });
+const cachedFields = z.object({ fields: z.array(z.object({ entity: z.enum(["lead", "deal", "contact"]), field: z.string(), title: z.string() })) });
 
 /** What the portal requires that the worker does not fill, as a warning (checked on the admin's request only). */
-async function requiredFieldWarnings(env: Env, config: Config): Promise<ConfigProblem[]> {
+async function requiredFieldWarnings(env: Env, config: Config, mode: CrmMode): Promise<ConfigProblem[]> {
   const cache = env.COMAGIC_CACHE ? kvJson(env.COMAGIC_CACHE, cachedFields) : null;
-  const key = "required-fields:v1";
+  const key = `required-fields:v2:${mode}`;
   try {
     let fields: UnfilledField[] | undefined = (await cache?.get(key))?.fields;
     if (!fields) {
-      fields = await unfilledRequiredLeadFields(bitrixClientFor(config), config.REQUIRED_FIELD_DEFAULTS ?? {});
+      fields = await unfilledRequiredFields(bitrixClientFor(config), mode, config.REQUIRED_FIELD_DEFAULTS ?? {});
       await cache?.put(key, { fields }, REQUIRED_FIELDS_CACHE_SECONDS);
     }
-    return fields.length ? [{ setting: "REQUIRED_FIELD_DEFAULTS", problem: `lead fields ${requiredFieldsAdvice(fields)}` }] : [];
+    return fields.length ? [{ setting: "REQUIRED_FIELD_DEFAULTS", problem: `fields ${requiredFieldsAdvice(fields)}` }] : [];
   } catch (error) {
-    return [{ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's lead fields (crm.lead.fields): ${errorMessage(error)}` }];
+    return [{ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's fields (crm.*.fields): ${errorMessage(error)}` }];
   }
+}
+
+/** Calls that Bitrix24 telephony refused lately stay timeline comments: the admin is told why and what fixes it. */
+async function telephonyWarnings(env: Env): Promise<ConfigProblem[]> {
+  const refused = env.COMAGIC_CACHE ? await kvTelephonyStatus(env.COMAGIC_CACHE).refusedBecause().catch(() => null) : null;
+  if (!refused) return [];
+  return [{ setting: "telephony", problem: `${refused}. Install the app (its token may use telephony) with the telephony scope, or give the webhook the telephony scope` }];
 }
 
 /**
  * 200 when the worker can do its core job, 503 when not: all a stranger learns. With the admin bearer token,
- * the answer names each missing or invalid setting and each warning (never a value), including lead fields
- * the portal requires that the worker does not fill.
+ * the answer names each missing or invalid setting and each warning (never a value), the portal's CRM mode,
+ * fields the portal requires that the worker does not fill, and a telephony refusal.
  */
 export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   const result = readConfig(c.env);
@@ -45,5 +55,13 @@ export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   const admin = Boolean(bearer && adminTokens.length && (await matchesAnySecret(bearer, adminTokens)));
   if (!admin) return c.json({ status }, code);
   if (!result.ok) return c.json({ status, problems: result.problems, warnings: result.warnings }, code);
-  return c.json({ status, problems: [], warnings: [...result.warnings, ...(await requiredFieldWarnings(c.env, result.config))] }, code);
+  let crmMode: CrmMode | "unknown" = "unknown";
+  const modeWarnings: ConfigProblem[] = [];
+  try {
+    crmMode = await crmModeOf(bitrixClientFor(result.config), c.env.COMAGIC_CACHE ?? null);
+  } catch (error) {
+    modeWarnings.push({ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's CRM mode (crm.settings.mode.get): ${errorMessage(error)}` });
+  }
+  const fieldWarnings = crmMode === "unknown" ? [] : await requiredFieldWarnings(c.env, result.config, crmMode);
+  return c.json({ status, crmMode, problems: [], warnings: [...result.warnings, ...modeWarnings, ...fieldWarnings, ...(await telephonyWarnings(c.env))] }, code);
 });
