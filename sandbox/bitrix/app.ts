@@ -91,7 +91,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
 
   /** One REST method, as a webhook (userId null) or as the app for a user. */
   const callMethod = (method: string, params: Params, appUserId: number | null, token?: unknown) =>
-    oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ?? portal.call(method, params, { webhook: appUserId === null });
+    oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ?? portal.call(method, params, { webhook: appUserId === null, userId: appUserId ?? Number(userId) });
 
   const count = (method: string) => {
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;

@@ -137,6 +137,8 @@ function scalarString(value: unknown): string | null {
 /** How the caller authenticated: telephony.externalCall.* care (FACTS.md §2.9 [CONFLICT]). */
 export interface CallerAuth {
   webhook: boolean;
+  /** The webhook's user, or the user an app token stands for: FACTS-portals §2, ASSIGNED_BY_ID defaults to them. */
+  userId?: number;
 }
 
 /** One Bitrix24 portal: CRM entities, user fields, timeline, to-dos, telephony. Every method mirrors the REST contract. */
@@ -273,7 +275,7 @@ export class Portal {
   }
 
   /** An item as REST adds it (`viaRest`, with the required-field checks) or as a person types it in. */
-  add(entity: EntityName, fields: Params, createdAt: Date = this.now(), viaRest = false): number {
+  add(entity: EntityName, fields: Params, createdAt: Date = this.now(), viaRest = false, callerId = 1): number {
     const defaults: Record<EntityName, Record<string, string>> = {
       lead: { STATUS_ID: "NEW", OPENED: "Y" },
       deal: { STAGE_ID: "NEW", CATEGORY_ID: "0", OPENED: "Y", OPPORTUNITY: "0.00", CURRENCY_ID: "RUB" },
@@ -282,6 +284,7 @@ export class Portal {
     };
     const item: Item = { ID: this.nextIds[entity], fields: { ...defaults[entity] }, PHONE: [], EMAIL: [], DATE_CREATE: createdAt, DATE_MODIFY: createdAt };
     this.applyFields(entity, item, fields, createdAt);
+    item.fields.ASSIGNED_BY_ID ||= String(callerId);
     if (viaRest) this.checkRequired(entity, item);
     if (entity === "lead" || entity === "deal" || entity === "company") item.fields.TITLE ||= `${entity === "lead" ? "Lead" : entity === "deal" ? "Deal" : "Company"} #${item.ID}`;
     // FACTS-portals §4: a lead naming a client becomes a repeat lead, only when the portal's repeat-lead mode is on.
@@ -425,13 +428,13 @@ export class Portal {
   }
 
   /** crm.<entity>.* for the four CRM entities; null when `method` is not one of them. */
-  private entityMethod(method: string, params: Params): { result: unknown; total?: number; next?: number } | null {
+  private entityMethod(method: string, params: Params, auth: CallerAuth): { result: unknown; total?: number; next?: number } | null {
     const match = /^crm\.(lead|deal|contact|company)\.(add|update|get|list|fields|delete|userfield\.list|userfield\.add)$/.exec(method);
     if (!match) return null;
     const entity = match[1] as EntityName;
     switch (match[2]) {
       case "add":
-        return { result: this.add(entity, asRecord(params.fields ?? {}, "fields"), this.now(), true) };
+        return { result: this.add(entity, asRecord(params.fields ?? {}, "fields"), this.now(), true, auth.userId ?? 1) };
       case "update": {
         const item = this.itemById(entity, params.id ?? params.ID);
         this.applyFields(entity, item, asRecord(params.fields ?? {}, "fields"));
@@ -578,7 +581,7 @@ export class Portal {
 
   /** Runs one REST method; returns `{result, total?, next?}` or throws RestError. */
   call(method: string, params: Params, auth: CallerAuth = { webhook: true }): { result: unknown; total?: number; next?: number } {
-    const crud = this.entityMethod(method, params);
+    const crud = this.entityMethod(method, params, auth);
     if (crud) return crud;
     if (method.startsWith("telephony.externalCall.") && ["register", "finish", "attachRecord"].includes(method.slice(23))) return this.telephonyMethod(method, params, auth);
     switch (method) {

@@ -15,7 +15,7 @@ beforeAll(async () => {
 });
 
 describe("installing the app", () => {
-  it("stores the portal, creates the fields, binds the CoMagic tab to lead and deal cards, and finishes the install", async () => {
+  it("stores the portal, creates the fields, binds the CoMagic tab to lead, deal and contact cards, and finishes the install", async () => {
     const res = await install();
     expect(res.status).toBe(200);
     const html = await res.text();
@@ -24,6 +24,7 @@ describe("installing the app", () => {
     expect(state.placements).toEqual([
       { placement: "CRM_LEAD_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
       { placement: "CRM_DEAL_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
+      { placement: "CRM_CONTACT_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
     ]);
     // FACTS.md §2.6: crm.deal.userfield.add — a converted lead keeps the CoMagic values only in fields deals have too.
     const stats = (await (await sandbox("/_sandbox/stats")).json()) as { dealUserFields: string[] };
@@ -35,7 +36,7 @@ describe("installing the app", () => {
   it("is idempotent: installing again binds nothing twice", async () => {
     expect((await install()).status).toBe(200);
     const state = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { placements: unknown[] };
-    expect(state.placements).toHaveLength(2);
+    expect(state.placements).toHaveLength(3);
   });
 
   it.each([
@@ -66,6 +67,26 @@ describe("the CoMagic tab", () => {
     expect(html).toContain('<table id="attribution">');
     expect(html).toContain("Position-based (40/20/40)");
     expect(tokenIn(html)).not.toBe("");
+  });
+
+  it("finds the visitor and the phone on a deal of a portal without leads (its own field, its contact) and on a contact (its latest deal)", async () => {
+    visitor += 1;
+    await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitorSessions(visitor, ["paid", "direct"]) });
+    const phone = uniquePhone();
+    const { id: contactId } = (await (await sandbox("/_sandbox/contacts", { fields: { NAME: "Deal owner", PHONE: [{ VALUE: phone.e164 }] } })).json()) as { id: number };
+    const { id: dealId } = (await (await sandbox("/_sandbox/deals", { fields: { TITLE: "Sofa", CONTACT_ID: contactId, UF_CRM_CM_VISITOR_ID: String(visitor) } })).json()) as { id: number };
+    for (const [placement, id] of [["CRM_DEAL_DETAIL_TAB", dealId], ["CRM_CONTACT_DETAIL_TAB", contactId]] as const) {
+      const res = await openTab(String(id), 2, { PLACEMENT: placement });
+      expect(res.status).toBe(200);
+      const html = await res.text();
+      expect(html.match(/<li class="session">/g)).toHaveLength(2);
+      expect(html).toContain(phone.e164);
+    }
+    // Call from the contact's card dials the contact's number and notes it on the contact's timeline.
+    const token = tokenIn(await (await openTab(String(contactId), 2, { PLACEMENT: "CRM_CONTACT_DETAIL_TAB" })).text());
+    expect((await call(token)).status).toBe(200);
+    const contact = ((await (await sandbox("/_sandbox/crm")).json()) as { contacts: { ID: string; TIMELINE_COMMENTS: string[] }[] }).contacts.find((c) => c.ID === String(contactId));
+    expect(contact?.TIMELINE_COMMENTS[0]).toContain(`calling ${phone.e164}`);
   });
 
   it("explains an empty journey: no visitor id, and how to get one", async () => {

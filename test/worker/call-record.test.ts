@@ -48,6 +48,10 @@ function reportRow(sessionId: number, phone: string, visitorId: number | null) {
   };
 }
 
+async function seedLeadWith(e164: string, assignedTo: string): Promise<void> {
+  await sandbox("/_sandbox/leads", { fields: { TITLE: "Known caller", ASSIGNED_BY_ID: assignedTo, PHONE: [{ VALUE: e164 }] }, createdAt: new Date(Date.now() - 86_400_000).toISOString() });
+}
+
 async function leadOf(phone: string, ready: (lead: SandboxLead) => boolean = () => true, what = "the lead", timeoutMs = 30_000): Promise<SandboxLead> {
   return waitFor(async () => leadsWithPhone(await sandboxLeads(), phone).find(ready), what, timeoutMs);
 }
@@ -92,6 +96,27 @@ describe("attribution from CoMagic's call record", () => {
     expect((await postWebhook({ ...minimalNotification(sessionId, phone.local), utm_source: "google" })).status).toBe(202);
     await new Promise((r) => setTimeout(r, REPORT_LAG_MS));
     expect(leadsWithPhone(await sandboxLeads(), phone.e164)[0]?.TIMELINE_COMMENTS).toHaveLength(1);
+  });
+
+  it("assigns a lead the call made to the record's answering employee when the notification named nobody; a lead that existed keeps its responsible", async () => {
+    const phone = uniquePhone();
+    const sessionId = uniqueSessionId();
+    // CoMagic employee 26 is Maria Sales, Bitrix24 user 2 by email; without the record the lead is the webhook user's (1).
+    const answeredByMaria = (session: number, e164: string) => ({ ...reportRow(session, e164.slice(1), null), last_answered_employee_id: 26, last_answered_employee_full_name: "Maria Sales" });
+    await sandbox("/_sandbox/comagic/data", { calls: [answeredByMaria(sessionId, phone.e164)] });
+    const { employee_id: _id, employee_full_name: _name, ...anonymous } = minimalNotification(sessionId, phone.local);
+    expect((await postWebhook(anonymous)).status).toBe(202);
+    expect((await leadOf(phone.e164)).ASSIGNED_BY_ID).toBe("1");
+    const lead = await leadOf(phone.e164, (l) => l.UTM_SOURCE === "yandex", "the lead filled from the call record");
+    expect(lead.ASSIGNED_BY_ID).toBe("2");
+
+    const known = uniquePhone();
+    const second = uniqueSessionId();
+    await seedLeadWith(known.e164, "3");
+    await sandbox("/_sandbox/comagic/data", { calls: [answeredByMaria(second, known.e164)] });
+    expect((await postWebhook({ ...anonymous, call_session_id: second, contact_phone_number: known.local })).status).toBe(202);
+    const kept = await leadOf(known.e164, (l) => l.UF_CRM_COMAGIC_ID === String(second) && l.UTM_SOURCE === "yandex", "the existing lead filled from the record");
+    expect(kept.ASSIGNED_BY_ID).toBe("3");
   });
 
   it("dead-letters a call record CoMagic refuses for good, and replays it onto the enrichment queue once fixed", async () => {

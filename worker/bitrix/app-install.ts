@@ -2,10 +2,10 @@ import * as z from "zod";
 import { AppError } from "../errors";
 import { outcome, verifiedUser } from "./app-auth";
 import type { BitrixClient } from "./client";
+import { CARD_PLACEMENTS } from "./crm-card";
 import type { Portal, PortalStore } from "./portal";
 import { ensureCrmUserFields } from "./user-fields";
 
-export const TAB_PLACEMENTS = ["CRM_LEAD_DETAIL_TAB", "CRM_DEAL_DETAIL_TAB"] as const;
 const TAB_TITLE = "CoMagic";
 
 const placementRows = z.union([z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()), z.array(z.never())]);
@@ -50,7 +50,7 @@ export async function installApp(
   const fields = await ensureCrmUserFields(client);
   const bound = outcome((await client.batch({ bound: { method: "placement.get", params: {} } }, { readOnly: true })).bound, placementRows, "placement.get");
   const already = new Set(bound.filter((b) => (b.handler ?? b.HANDLER) === deps.handlerUrl).map((b) => b.placement ?? b.PLACEMENT));
-  const missing = TAB_PLACEMENTS.filter((p) => !already.has(p));
+  const missing = CARD_PLACEMENTS.filter((p) => !already.has(p));
   for (const placement of missing) {
     await client.call("placement.bind", { PLACEMENT: placement, HANDLER: deps.handlerUrl, TITLE: TAB_TITLE, DESCRIPTION: "Touchpoints, attribution and click-to-call from CoMagic" });
   }

@@ -1,37 +1,15 @@
 import type { CountryCode } from "libphonenumber-js/core";
-import * as z from "zod";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { checkCallNumber } from "../domain/call-policy";
-import { LEAD_FIELD } from "../domain/lead-plan";
-import { normalizePhone } from "../domain/phone";
 import type { Journey } from "../domain/touchpoints";
 import { AppError } from "../errors";
 import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
-import { outcome, verifiedUser } from "./app-auth";
-import type { TAB_PLACEMENTS } from "./app-install";
+import { verifiedUser } from "./app-auth";
+import { CARD_ENTITY, cardCommand, readCard, type Card, type CardPlacement } from "./crm-card";
 import type { BitrixClient } from "./client";
 import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
-
-const idString = z.union([z.string(), z.number()]).transform(String);
-export const leadSchema = z
-  .object({
-    ID: idString,
-    TITLE: z.string().nullish(),
-    DATE_CREATE: z.string().nullish(),
-    PHONE: z.array(z.object({ VALUE: z.string() }).loose()).nullish(),
-    [LEAD_FIELD.visitorId]: z.union([z.string(), z.number()]).nullish(),
-  })
-  .loose();
-const dealSchema = z.object({ ID: idString, LEAD_ID: z.union([z.string(), z.number()]).nullish() }).loose();
-
-export type Lead = z.infer<typeof leadSchema>;
-
-/** The lead's phones, in E.164, in the order the card lists them. */
-export function leadPhones(lead: Lead, region: CountryCode): string[] {
-  return (lead.PHONE ?? []).flatMap((p) => normalizePhone(p.VALUE, region) ?? []);
-}
 
 export type JourneyState =
   | { kind: "ready"; journey: Journey }
@@ -40,7 +18,7 @@ export type JourneyState =
   | { kind: "unreachable"; reason: string };
 
 export interface TabView {
-  lead: Lead;
+  card: Card;
   userId: string;
   userName: string;
   journeyState: JourneyState;
@@ -51,7 +29,7 @@ export interface TabView {
 
 /** Everything the CoMagic tab shows, for a verified user, reading only what that user may read. */
 export async function openTab(
-  request: { memberId: string; placement: (typeof TAB_PLACEMENTS)[number]; entityId: string },
+  request: { memberId: string; placement: CardPlacement; entityId: string },
   deps: {
     userClient: BitrixClient;
     appCode: string;
@@ -64,18 +42,10 @@ export async function openTab(
     nonce: () => string;
   },
 ): Promise<TabView> {
-  const method = request.placement === "CRM_DEAL_DETAIL_TAB" ? "crm.deal.get" : "crm.lead.get";
-  const { profile, results } = await verifiedUser(deps.userClient, deps.appCode, { entity: { method, params: { id: request.entityId } } });
-  let lead: Lead;
-  if (request.placement === "CRM_DEAL_DETAIL_TAB") {
-    const deal = outcome(results.entity, dealSchema, "crm.deal.get");
-    if (!deal.LEAD_ID || String(deal.LEAD_ID) === "0") throw new AppError(404, "no_lead", "This deal did not come from a lead, so it has no CoMagic journey");
-    lead = outcome((await deps.userClient.batch({ lead: { method: "crm.lead.get", params: { id: String(deal.LEAD_ID) } } }, { readOnly: true })).lead, leadSchema, "crm.lead.get");
-  } else {
-    lead = outcome(results.entity, leadSchema, "crm.lead.get");
-  }
-
-  const visitorId = lead[LEAD_FIELD.visitorId] ? String(lead[LEAD_FIELD.visitorId]) : null;
+  const entity = CARD_ENTITY[request.placement];
+  const { profile, results } = await verifiedUser(deps.userClient, deps.appCode, { entity: cardCommand(entity, request.entityId) });
+  const card = await readCard(entity, results.entity, deps.userClient, deps.defaultRegion);
+  const visitorId = card.visitorId;
   let journeyState: JourneyState = { kind: "no_visitor" };
   if (visitorId) {
     const cached = await deps.journeys?.get(visitorId);
@@ -92,9 +62,9 @@ export async function openTab(
       }
     }
   }
-  const phone = leadPhones(lead, deps.defaultRegion)[0] ?? null;
+  const phone = card.phones[0] ?? null;
   return {
-    lead,
+    card,
     userId: profile.ID,
     userName: [profile.NAME, profile.LAST_NAME].filter(Boolean).join(" ") || `user ${profile.ID}`,
     journeyState,
@@ -102,7 +72,8 @@ export async function openTab(
     claims: {
       memberId: request.memberId,
       userId: profile.ID,
-      leadId: lead.ID,
+      entityType: card.entity,
+      leadId: card.id,
       phone,
       expiresAt: Math.floor(deps.now().getTime() / 1000) + TAB_TOKEN_TTL_SECONDS,
       nonce: deps.nonce(),

@@ -4,7 +4,7 @@ import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber } from "../domain/call-policy";
 import { outcome } from "./app-auth";
-import { leadPhones, leadSchema } from "./app-tab";
+import { cardCommand, readCard } from "./crm-card";
 import type { BitrixClient } from "./client";
 import type { TabClaims } from "./tab-token";
 
@@ -48,17 +48,14 @@ const refuse = (status: 409 | 422 | 429 | 503, code: CallRefusalCode, message: s
  */
 export async function startCall(claims: TabClaims, deps: CallDeps): Promise<CallOutcome> {
   if (!deps.callApi || !deps.virtualNumber) return refuse(503, "not_configured", "Click-to-call is not configured on the worker (CoMagic credentials and COMAGIC_VIRTUAL_NUMBER).");
-  if (!claims.phone) return refuse(422, "no_phone", "This lead has no phone number to call.");
+  if (!claims.phone) return refuse(422, "no_phone", `This ${claims.entityType} has no phone number to call.`);
   const policy = checkCallNumber(claims.phone, deps.callCountries);
   if (policy) return refuse(422, "number_not_allowed", policy.message);
 
-  const results = await deps.appClient.batch(
-    { lead: { method: "crm.lead.get", params: { id: claims.leadId } }, user: { method: "user.get", params: { ID: claims.userId } } },
-    { readOnly: true },
-  );
-  const lead = outcome(results.lead, leadSchema, "crm.lead.get");
-  if (!leadPhones(lead, deps.defaultRegion).includes(claims.phone)) {
-    return refuse(409, "number_changed", "The lead's phone number changed since the card was opened; reopen the card to see the number that will be called.");
+  const results = await deps.appClient.batch({ card: cardCommand(claims.entityType, claims.leadId), user: { method: "user.get", params: { ID: claims.userId } } }, { readOnly: true });
+  const card = await readCard(claims.entityType, results.card, deps.appClient, deps.defaultRegion);
+  if (!card.phones.includes(claims.phone)) {
+    return refuse(409, "number_changed", `The ${claims.entityType}'s phone number changed since the card was opened; reopen the card to see the number that will be called.`);
   }
 
   const user = results.user?.ok ? userRows.safeParse(results.user.result) : null;
@@ -77,7 +74,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
 
   let callSessionId: string;
   try {
-    callSessionId = await startEmployeeCall(deps.callApi, { employeeId, contactE164: claims.phone, virtualNumber: deps.virtualNumber, externalId: `bitrix24-lead-${claims.leadId}-${claims.nonce}` });
+    callSessionId = await startEmployeeCall(deps.callApi, { employeeId, contactE164: claims.phone, virtualNumber: deps.virtualNumber, externalId: `bitrix24-${claims.entityType}-${claims.leadId}-${claims.nonce}` });
   } catch (error) {
     if (!(error instanceof CoMagicError)) throw error;
     return { ok: false, status: 502, code: "comagic_refused", message: `CoMagic did not start the call: ${error.mnemonic}`, askedCoMagic: true };
@@ -86,7 +83,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
   // The call is already ringing: a failed comment is reported (and logged by the caller), not a failed call.
   const timelineRecorded = await deps.appClient
     .call("crm.timeline.comment.add", {
-      fields: { ENTITY_ID: Number(claims.leadId), ENTITY_TYPE: "lead", COMMENT: `Click-to-call through CoMagic by ${who} at ${deps.now().toISOString()}: calling ${claims.phone} (CoMagic call session ${callSessionId}).` },
+      fields: { ENTITY_ID: Number(claims.leadId), ENTITY_TYPE: claims.entityType, COMMENT: `Click-to-call through CoMagic by ${who} at ${deps.now().toISOString()}: calling ${claims.phone} (CoMagic call session ${callSessionId}).` },
     })
     .then(() => true, () => false);
   return { ok: true, callSessionId, phone: claims.phone, timelineRecorded };

@@ -1,13 +1,16 @@
 import * as z from "zod";
 
 /**
- * The token the CoMagic tab embeds for its Call button: who (portal, user), which lead, which number, until
+ * The token the CoMagic tab embeds for its Call button: who (portal, user), which card, which number, until
  * when. Signed with HMAC-SHA256 under TAB_TOKEN_SECRET, a key of its own: the app's client secret is readable
  * by every portal admin and travels to the OAuth server on each refresh, so it must not sign calls.
  */
 export const tabClaimsSchema = z.object({
   memberId: z.string(),
   userId: z.string(),
+  /** The card's entity (a lead, deal or contact; tokens from before deal and contact cards name none: a lead). */
+  entityType: z.enum(["lead", "deal", "contact"]).default("lead"),
+  /** The card's entity id (named when cards were leads only). */
   leadId: z.string(),
   /** The exact number the tab showed and Call dials (E.164). */
   phone: z.string().nullable(),
@@ -48,7 +51,7 @@ function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
 }
 
 /** Signs with the first key of TAB_TOKEN_SECRET: `<key id>.<claims>.<signature>`. */
-export async function signTabToken(claims: TabClaims, keys: readonly string[]): Promise<string> {
+export async function signTabToken(claims: z.input<typeof tabClaimsSchema>, keys: readonly string[]): Promise<string> {
   const secret = keys[0];
   if (!secret) throw new Error("no tab-token key");
   const head = `${await keyId(secret)}.${base64url(encoder.encode(JSON.stringify(claims)))}`;

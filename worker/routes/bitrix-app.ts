@@ -2,7 +2,8 @@ import { Hono, type Context } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app";
 import { checkApplicationToken } from "../bitrix/app-auth";
-import { installApp, TAB_PLACEMENTS } from "../bitrix/app-install";
+import { installApp } from "../bitrix/app-install";
+import { CARD_PLACEMENTS } from "../bitrix/crm-card";
 import { openTab } from "../bitrix/app-tab";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { requiredFieldsAdvice, unfilledRequiredFields } from "../bitrix/required-fields";
@@ -40,7 +41,7 @@ const installForm = z.object({
   APPLICATION_TOKEN: text.optional(),
   SERVER_ENDPOINT: text.optional(),
 });
-const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(TAB_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000), APPLICATION_TOKEN: text.optional() });
+const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(CARD_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000), APPLICATION_TOKEN: text.optional() });
 const placementOptions = z.object({ ID: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/)) }).loose();
 const callBody = z.object({ token: z.string().min(10).max(2000) });
 
@@ -178,7 +179,7 @@ bitrixAppRoute.post("/tab", async (c) => {
     const workerOrigin = new URL(c.req.url).origin;
     const cspNonce = crypto.randomUUID().replace(/-/g, "");
     tabHeaders(c, portal.origin, cspNonce);
-    c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, leadId: view.lead.ID, journey: view.journeyState.kind });
+    c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, entity: view.card.entity, entityId: view.card.id, journey: view.journeyState.kind });
     return c.html(
       renderTabPage({
         view,

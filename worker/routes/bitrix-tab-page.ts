@@ -113,7 +113,7 @@ function callBar(view: TabView, token: string, callUrl: string, canCall: boolean
 export function renderTabPage({ view, token, callUrl, snippetUrl, timeZone, canCall, cspNonce }: TabPageProps): Html {
   const { journeyState } = view;
   const sessions = journeyState.kind === "ready" ? journeyState.journey.touchpoints.filter((t): t is SessionTouch => t.type === "session") : [];
-  const conversionAt = Date.parse(view.lead.DATE_CREATE ?? "") || Date.now();
+  const conversionAt = Date.parse(view.card.dateCreate ?? "") || Date.now();
   const body = html`${callBar(view, token, callUrl, canCall)}
 <h2>Journey <span class="when">· times in ${timeZone}</span></h2>
 ${journeyState.kind === "ready" ? timeline(journeyState.journey.touchpoints, timeZone) : emptyState(journeyState, snippetUrl)}
@@ -130,7 +130,7 @@ export function renderMessagePage(title: string, message: string): Html {
 export function renderInstalledPage(warning: string | null = null): Html {
   return raw(
     String(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CoMagic installed</title><script src="//api.bitrix24.com/api/v1/"></script></head>
-<body><p id="installed">CoMagic is installed: lead and deal cards now have a "CoMagic" tab.</p>${warning ? html`<p id="warning">${warning}</p>` : ""}
+<body><p id="installed">CoMagic is installed: lead, deal and contact cards now have a "CoMagic" tab.</p>${warning ? html`<p id="warning">${warning}</p>` : ""}
 <script>if (window.BX24) BX24.init(function () { BX24.installFinish(); });</script></body></html>`),
   );
 }

@@ -1,0 +1,76 @@
+import type { CountryCode } from "libphonenumber-js/core";
+import * as z from "zod";
+import { LEAD_FIELD } from "../domain/lead-plan";
+import { normalizePhone } from "../domain/phone";
+import { outcome } from "./app-auth";
+import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+
+/*
+ * The card a CoMagic tab sits on: a lead, a deal or a contact (FACTS-portals §10 placements). Each finds its
+ * visitor and phone where that entity keeps them: a lead in its own fields; a deal in its own fields (portals
+ * without leads, repeat clients), else in the lead it came from, with the phone of its contact; a contact in
+ * its own phones, with the visitor of its latest deal or lead that has one.
+ */
+
+export const CARD_PLACEMENTS = ["CRM_LEAD_DETAIL_TAB", "CRM_DEAL_DETAIL_TAB", "CRM_CONTACT_DETAIL_TAB"] as const;
+export type CardPlacement = (typeof CARD_PLACEMENTS)[number];
+export type CardEntity = "lead" | "deal" | "contact";
+
+export const CARD_ENTITY: Record<CardPlacement, CardEntity> = { CRM_LEAD_DETAIL_TAB: "lead", CRM_DEAL_DETAIL_TAB: "deal", CRM_CONTACT_DETAIL_TAB: "contact" };
+
+/** What the tab shows and Call dials, whichever entity the card is. */
+export interface Card {
+  entity: CardEntity;
+  id: string;
+  title: string | null;
+  dateCreate: string | null;
+  /** E.164, in the order the card lists them. */
+  phones: string[];
+  visitorId: string | null;
+}
+
+const idString = z.union([z.string(), z.number()]).transform(String);
+const optionalId = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || String(v) === "" || String(v) === "0" ? null : String(v)));
+const phones = z.array(z.object({ VALUE: z.string() }).loose()).nullish();
+const record = z
+  .object({ ID: idString, TITLE: z.string().nullish(), NAME: z.string().nullish(), LAST_NAME: z.string().nullish(), DATE_CREATE: z.string().nullish(), PHONE: phones, LEAD_ID: optionalId, CONTACT_ID: optionalId, [LEAD_FIELD.visitorId]: optionalId })
+  .loose();
+type CrmRecord = z.infer<typeof record>;
+const records = z.array(record);
+
+/** The command that reads the card's own entity (sent with the user's identity check, in one batch). */
+export function cardCommand(entity: CardEntity, id: string): BitrixCommand {
+  return { method: `crm.${entity}.get`, params: { id } };
+}
+
+const phonesOf = (r: CrmRecord | null, region: CountryCode) => (r?.PHONE ?? []).flatMap((p) => normalizePhone(p.VALUE, region) ?? []);
+const visitorOf = (r: CrmRecord | null | undefined) => r?.[LEAD_FIELD.visitorId] ?? null;
+
+/** Reads what a card needs beyond its own entity, with the same (user's) client, so Bitrix24's permissions apply. */
+export async function readCard(entity: CardEntity, own: CommandOutcome | undefined, client: BitrixClient, region: CountryCode): Promise<Card> {
+  const item = outcome(own, record, `crm.${entity}.get`);
+  const base = { entity, id: item.ID, dateCreate: item.DATE_CREATE ?? null };
+  if (entity === "lead") return { ...base, title: item.TITLE ?? null, phones: phonesOf(item, region), visitorId: visitorOf(item) };
+
+  const more: Record<string, BitrixCommand> = {};
+  if (entity === "deal") {
+    if (item.LEAD_ID) more.lead = { method: "crm.lead.get", params: { id: item.LEAD_ID } };
+    if (item.CONTACT_ID) more.contact = { method: "crm.contact.get", params: { id: item.CONTACT_ID } };
+  } else {
+    const recent = { order: { ID: "DESC" }, filter: { CONTACT_ID: item.ID }, select: ["ID", LEAD_FIELD.visitorId] };
+    more.deals = { method: "crm.deal.list", params: recent };
+    more.leads = { method: "crm.lead.list", params: recent };
+  }
+  const found = Object.keys(more).length ? await client.batch(more, { readOnly: true }) : {};
+  // A linked record the user may not read, or one deleted since, only leaves its part of the card empty.
+  const optional = (name: string) => (found[name]?.ok ? (record.safeParse(found[name].result).data ?? null) : null);
+  const list = (name: string) => (found[name]?.ok ? (records.safeParse(found[name].result).data ?? []) : []);
+
+  if (entity === "deal") {
+    const lead = optional("lead");
+    const contact = optional("contact");
+    return { ...base, title: item.TITLE ?? null, phones: [...phonesOf(contact, region), ...phonesOf(lead, region)], visitorId: visitorOf(item) ?? visitorOf(lead) };
+  }
+  const visitorId = [...list("deals"), ...list("leads")].map(visitorOf).find((v) => v !== null) ?? null;
+  return { ...base, title: [item.NAME, item.LAST_NAME].filter(Boolean).join(" ") || null, phones: phonesOf(item, region), visitorId };
+}
