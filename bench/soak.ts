@@ -1,5 +1,5 @@
 /**
- * `npm run soak [-- --events 1000] [-- --restart]`: call and form events, 20% delivered twice and some out of
+ * `npm run soak [-- --events 1000] [-- --restart] [-- --simple]`: call and form events, 20% delivered twice and some out of
  * order, while the Bitrix24 sandbox fails 30% of requests (503, 500 after the work, answers past the client's
  * timeout, connections cut after the work). Every event must end up created, updated, ignored with a reason, or
  * dead-lettered with a reason, and every person must have exactly one lead. Prints the ledger; exits 1 if not.
@@ -12,7 +12,11 @@ import { parseArgs } from "node:util";
 import { ADMIN, freshId, freshPhone, json, machine, pool, startBenchWorker, startStack, TOKEN, waitForQuiet } from "./common";
 import { formatComagicDateTime } from "../worker/domain/comagic-time";
 
-const { values } = parseArgs({ options: { events: { type: "string", default: "1000" }, restart: { type: "boolean", default: false }, seed: { type: "string", default: "42" }, lag: { type: "string", default: "30000" } } });
+const { values } = parseArgs({
+  options: { events: { type: "string", default: "1000" }, restart: { type: "boolean", default: false }, simple: { type: "boolean", default: false }, seed: { type: "string", default: "42" }, lag: { type: "string", default: "30000" } },
+});
+// --simple: a portal without leads (crm.settings.mode.get answers 2), where every person must end with one contact and one deal.
+const SIMPLE = values.simple;
 const FINDBYCOMM_LAG_MS = Number(values.lag);
 const EVENTS = Number(values.events);
 let rng = Number(values.seed);
@@ -79,6 +83,8 @@ await json(`${sandbox.url}/_sandbox/comagic/data`, {
     total_duration: e.targeted ? 60 : 5, talk_duration: e.targeted ? 50 : 0, wait_duration: 5, utm_source: "soak",
   })),
 });
+// Telephony through the webhook (the source's reading of FACTS.md §2.9), so every written call is also a Bitrix24 call.
+await json(`${sandbox.url}/_sandbox/portal`, { mode: SIMPLE ? 2 : 1, telephony: { webhook: true } });
 await json(`${sandbox.url}/_sandbox/faults`, { rate: 0.3, kinds: ["503", "500", "timeout", "drop"], delayMs: 3_000, seed: 5, findbycommLagMs: FINDBYCOMM_LAG_MS });
 
 const outcomes = new Map<number, { status: number; id?: string; reason?: string }>();
@@ -153,8 +159,10 @@ await waitForQuiet(sandbox.url, 5_000, 120_000);
 const finished = Date.now();
 
 // The ledger.
-const leads = await json<{ ID: string; ORIGIN_ID: string | null; PHONE?: { VALUE: string }[] }[]>(`${sandbox.url}/_sandbox/leads`);
-const leadById = new Map(leads.map((l) => [l.ID, l]));
+type Item = { ID: string; ORIGIN_ID: string | null; CONTACT_ID?: string | null; PHONE?: { VALUE: string }[]; CALLS?: unknown[] };
+const crm = await json<{ leads: Item[]; deals: Item[]; contacts: Item[]; calls: { EXTERNAL_CALL_ID: string | null; finished: unknown }[] }>(`${sandbox.url}/_sandbox/crm`);
+const leads = crm.leads;
+const byRef = new Map([...crm.leads.map((l) => [l.ID, l] as const), ...crm.deals.map((d) => [`deal:${d.ID}`, d] as const)]);
 const statusCounts = new Map<string, number>();
 for (const o of outcomes.values()) {
   const label = o.status === 202 ? "accepted" : o.status === 200 ? `ignored: ${o.reason}` : `HTTP ${o.status}`;
@@ -163,9 +171,9 @@ for (const o of outcomes.values()) {
 let created = 0;
 let updated = 0;
 for (const key of result.keys) {
-  const leadId = result.applied[key];
-  if (!leadId) continue;
-  if (leadById.get(leadId)?.ORIGIN_ID === key) created += 1;
+  const ref = result.applied[key];
+  if (!ref) continue;
+  if (byRef.get(ref)?.ORIGIN_ID === key) created += 1;
   else updated += 1;
 }
 const deadCodes = new Map<string, number>();
@@ -179,9 +187,21 @@ const acceptedEventsOf = (p: Person) => events.filter((e) => e.person === p && o
 const peopleWithAccepted = people.filter((p) => acceptedEventsOf(p).length > 0);
 const personsWithEvents = peopleWithAccepted.filter((p) => acceptedEventsOf(p).some((e) => !lostForever.has(outcomes.get(e.n)?.id ?? "")));
 const peopleOnlyInLostForms = peopleWithAccepted.length - personsWithEvents.length;
-const leadsPerPerson = personsWithEvents.map((p) => leads.filter((l) => l.PHONE?.some((x) => x.VALUE === p.phone)).length);
+const withPhone = (items: Item[], p: Person) => items.filter((l) => l.PHONE?.some((x) => x.VALUE === p.phone));
+// Classic: one lead a person. Without leads: one contact and one deal (of that contact) a person.
+const perPerson = personsWithEvents.map((p) => {
+  if (!SIMPLE) return withPhone(leads, p).length;
+  const contacts = withPhone(crm.contacts, p);
+  const deals = crm.deals.filter((d) => contacts.some((c) => c.ID === d.CONTACT_ID));
+  return contacts.length === 1 && deals.length === 1 ? 1 : Math.max(contacts.length, deals.length, contacts.length === 0 ? 0 : 2);
+});
+const leadsPerPerson = perPerson;
 const duplicated = leadsPerPerson.filter((c) => c > 1).length;
 const missingLead = leadsPerPerson.filter((c) => c === 0).length;
+const registered = crm.calls.filter((c) => c.finished);
+const telephonyKeys = registered.map((c) => c.EXTERNAL_CALL_ID);
+const writtenCalls = result.keys.filter((k) => result.applied[k] && kindOfKey.get(k) === "call").length;
+const what = SIMPLE ? "one contact and one deal" : "exactly one lead";
 const faults = await json<{ faultsInjected: Record<string, number>; httpRequests: number }>(`${sandbox.url}/_sandbox/stats`);
 
 const lines = [
@@ -190,7 +210,9 @@ const lines = [
   `duplicate search lag: findbycomm finds a new phone or email ${(FINDBYCOMM_LAG_MS / 1000).toFixed(0)} s after it is written`,
   ...[...statusCounts].map(([label, count]) => `webhook/form answers: ${label} ${count}`),
   `accepted events (unique keys) ${result.keys.length}: created ${created}, updated ${updated}, dead-lettered ${[...deadCodes.values()].reduce((a, b) => a + b, 0)}${deadCodes.size ? ` (${[...deadCodes].map(([c, n]) => `${c} ${n}`).join(", ")})` : ""}, lost ${result.lost.length - formsLostInRestart.length}${formsLostInRestart.length ? ` (plus ${formsLostInRestart.length} forms dropped with the local queue in the restart)` : ""}`,
-  `people with accepted events ${personsWithEvents.length}: exactly one lead ${leadsPerPerson.filter((c) => c === 1).length}, more than one ${duplicated}, none ${missingLead}${peopleOnlyInLostForms ? ` (and ${peopleOnlyInLostForms} people whose only events were the dropped forms)` : ""}`,
+  `portal: ${SIMPLE ? "without leads (crm.settings.mode.get = 2): contacts and deals" : "classic (leads)"}`,
+  `people with accepted events ${personsWithEvents.length}: ${what} ${leadsPerPerson.filter((c) => c === 1).length}, more than one ${duplicated}, none ${missingLead}${peopleOnlyInLostForms ? ` (and ${peopleOnlyInLostForms} people whose only events were the dropped forms)` : ""}`,
+  `Bitrix24 telephony: ${registered.length} finished calls for ${writtenCalls} written calls, ${telephonyKeys.length - new Set(telephonyKeys).size} registered twice`,
   `time: posting ${((posted - started) / 1000).toFixed(1)} s, everything settled after ${((finished - started) / 1000).toFixed(1)} s`,
   ...(restartNote ? [`restart: ${restartNote}`] : []),
   ...(reconciled ? [`reconciliation: ${reconciled}`] : []),
@@ -198,10 +220,11 @@ const lines = [
 console.log(lines.join("\n"));
 
 const everyEventAnswered = outcomes.size === EVENTS && [...outcomes.values()].every((o) => o.status === 202 || (o.status === 200 && o.reason));
-const ok = everyEventAnswered && result.keys.length > 0 && result.lost.length === formsLostInRestart.length && duplicated === 0 && missingLead === 0;
-const section = `## Soak${values.restart ? " with a restart" : ""}
+const ok = everyEventAnswered && result.keys.length > 0 && result.lost.length === formsLostInRestart.length && duplicated === 0 && missingLead === 0 && telephonyKeys.length === new Set(telephonyKeys).size;
+const title = `Soak${values.restart ? " with a restart" : ""}${SIMPLE ? " on a portal without leads" : ""}`;
+const section = `## ${title}
 
-\`npm run soak${values.restart ? " -- --restart" : ""}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${machine()}: ${!ok ? "**FAILED**" : formsLostInRestart.length ? `every call accounted for, one lead per person; ${formsLostInRestart.length} forms dropped with the local queue` : "every event accounted for, one lead per person"}.
+\`npm run soak${values.restart ? " -- --restart" : ""}${SIMPLE ? " -- --simple" : ""}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${machine()}: ${!ok ? "**FAILED**" : formsLostInRestart.length ? `every call accounted for, ${what} per person; ${formsLostInRestart.length} forms dropped with the local queue` : `every event accounted for, ${what} per person`}.
 
 \`\`\`
 ${lines.join("\n")}
@@ -214,7 +237,7 @@ try {
 } catch {
   doc = "# Performance\n";
 }
-const heading = values.restart ? "## Soak with a restart" : "## Soak\n";
+const heading = `## ${title}\n`;
 const at = doc.indexOf(heading);
 if (at >= 0) {
   const next = doc.indexOf("\n## ", at + 3);

@@ -1,6 +1,7 @@
 import type { BitrixClient } from "../bitrix/client";
 import { usersByEmployeeEmail } from "../bitrix/employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
+import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/portal";
 import { appSettings, comagicAuth, readConfig, type Config } from "../config";
@@ -18,6 +19,7 @@ import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
 import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
+import { sendInBatches } from "./send-in-batches";
 import type { DeadLetterSender, FollowUpSender } from "./schema";
 
 // Misconfiguration is fixed by a person: wait minutes, not seconds, and keep every message.
@@ -40,7 +42,8 @@ function followUpSender(env: Env, config: Config): FollowUpSender | null {
   return {
     enrichment: comagicAuth(config) !== null,
     send: async (jobs) => {
-      await queue.sendBatch(jobs.map((body) => ({ body, contentType: "json", delaySeconds: body.type === "call.telephony" ? 0 : config.ENRICH_DELAY_SECONDS })));
+      // A round of 40 calls makes 120 follow-ups: more than one sendBatch takes.
+      await sendInBatches(queue, jobs.map((body) => ({ body, contentType: "json" as const, delaySeconds: body.type === "call.telephony" ? 0 : config.ENRICH_DELAY_SECONDS })));
     },
   };
 }
@@ -123,7 +126,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
   await handleLeadBatch(batch, {
     ...commonDeps(env, log),
     store: createCrmStore(bitrix),
-    crmMode: () => crmModeOf(bitrix, env.COMAGIC_CACHE ?? null),
+    crmMode: () => crmModeOf(bitrix, kvCrmModeCache(env.COMAGIC_CACHE)),
     ledger,
     followUps,
     formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,

@@ -5,6 +5,7 @@ import { fetchInboundCalls } from "../comagic/reports";
 import { classifySession } from "../domain/comagic-session";
 import { contactKeys } from "../domain/lead-event";
 import type { Logger } from "../log";
+import { sendInBatches } from "./send-in-batches";
 import { recordInLedger, type AppliedEvents } from "../storage/d1";
 import type { LeadJob } from "./schema";
 
@@ -27,8 +28,6 @@ export interface ReconcileDeps {
   rules: { defaultRegion: CountryCode; minLostCallSeconds: number; timeZone: string };
 }
 
-// Queues take at most 100 messages a sendBatch.
-const SEND_BATCH_SIZE = 100;
 
 /**
  * Finds targeted inbound calls in CoMagic's calls report that never became a lead (a notification lost,
@@ -50,9 +49,7 @@ export async function reconcileCalls(window: { from: Date; to: Date }, deps: Rec
   await recordInLedger(deps.ledger, [...inBitrix].map(([key, leadId]) => ({ key, leadId, contacts: contactKeys(byKey.get(key) ?? { phone: null, email: null }) })), deps.now(), deps.log);
 
   const requestId = `reconcile-${deps.now().toISOString()}`;
-  for (let i = 0; i < missing.length; i += SEND_BATCH_SIZE) {
-    await deps.leadJobs.sendBatch(missing.slice(i, i + SEND_BATCH_SIZE).map((event) => ({ body: { type: "lead.ingest", v: 1, requestId, event }, contentType: "json" })));
-  }
+  await sendInBatches(deps.leadJobs, missing.map((event) => ({ body: { type: "lead.ingest", v: 1, requestId, event }, contentType: "json" })));
   const report = {
     from: window.from.toISOString(),
     to: window.to.toISOString(),

@@ -6,6 +6,7 @@ import { installApp } from "../bitrix/app-install";
 import { CARD_PLACEMENTS } from "../bitrix/crm-card";
 import { openTab } from "../bitrix/app-tab";
 import { crmModeOf } from "../bitrix/crm-mode";
+import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { requiredFieldsAdvice, unfilledRequiredFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
 import { BitrixError } from "../bitrix/errors";
@@ -125,7 +126,7 @@ bitrixAppRoute.post("/install", async (c) => {
     );
     c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
     const client = appClient(result.portal);
-    const unfilled = await crmModeOf(client, c.env.COMAGIC_CACHE ?? null)
+    const unfilled = await crmModeOf(client, kvCrmModeCache(c.env.COMAGIC_CACHE))
       .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
       .catch(() => []);
     if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: requiredFieldsAdvice(unfilled) });

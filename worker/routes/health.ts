@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../app";
 import { crmModeOf } from "../bitrix/crm-mode";
+import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { requiredFieldsAdvice, unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
 import type { CrmMode } from "../domain/crm-entity";
 import { kvTelephonyStatus } from "../storage/telephony-status";
@@ -58,7 +59,7 @@ export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   let crmMode: CrmMode | "unknown" = "unknown";
   const modeWarnings: ConfigProblem[] = [];
   try {
-    crmMode = await crmModeOf(bitrixClientFor(result.config), c.env.COMAGIC_CACHE ?? null);
+    crmMode = await crmModeOf(bitrixClientFor(result.config), kvCrmModeCache(c.env.COMAGIC_CACHE));
   } catch (error) {
     modeWarnings.push({ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's CRM mode (crm.settings.mode.get): ${errorMessage(error)}` });
   }
