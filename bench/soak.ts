@@ -74,7 +74,8 @@ for (let start = 0; start < deliveries.length; start += 20) {
 
 const stateDir = `.wrangler/soak-${process.pid}`;
 const vars = { BITRIX_TIMEOUT_MS: "2000", ENRICH_DELAY_SECONDS: "3600" };
-let stack = await startStack(vars, stateDir);
+// Telephony through the webhook (the source's reading of FACTS.md §2.9), so every written call is also a Bitrix24 call.
+let stack = await startStack(vars, stateDir, (sandbox) => json(`${sandbox.url}/_sandbox/portal`, { mode: SIMPLE ? 2 : 1, telephony: { webhook: true } }));
 const { sandbox } = stack;
 // CoMagic's calls report knows every call, so reconciliation can bring back what a restart lost.
 await json(`${sandbox.url}/_sandbox/comagic/data`, {
@@ -83,8 +84,6 @@ await json(`${sandbox.url}/_sandbox/comagic/data`, {
     total_duration: e.targeted ? 60 : 5, talk_duration: e.targeted ? 50 : 0, wait_duration: 5, utm_source: "soak",
   })),
 });
-// Telephony through the webhook (the source's reading of FACTS.md §2.9), so every written call is also a Bitrix24 call.
-await json(`${sandbox.url}/_sandbox/portal`, { mode: SIMPLE ? 2 : 1, telephony: { webhook: true } });
 await json(`${sandbox.url}/_sandbox/faults`, { rate: 0.3, kinds: ["503", "500", "timeout", "drop"], delayMs: 3_000, seed: 5, findbycommLagMs: FINDBYCOMM_LAG_MS });
 
 const outcomes = new Map<number, { status: number; id?: string; reason?: string }>();
@@ -156,6 +155,10 @@ if (result.lost.length > 0 && values.restart) {
   reconciled = `missing after the restart: ${callsBefore} calls and ${formsBefore} forms; after the scheduled reconciliation (CoMagic calls report of the last RECONCILE_WINDOW_HOURS) ${lostOf("call").length} calls and ${formsLostInRestart.length} forms missing (forms have no second source to reconcile from)`;
 }
 await waitForQuiet(sandbox.url, 5_000, 120_000);
+// Telephony jobs retry on their own backoff: wait until every written call is a finished Bitrix24 call, or 2 minutes.
+const finishedCalls = async () => (await json<{ calls: { finished: unknown }[] }>(`${sandbox.url}/_sandbox/crm`)).calls.filter((c) => c.finished).length;
+const callsWritten = result.keys.filter((k) => result.applied[k] && kindOfKey.get(k) === "call").length;
+for (let waited = 0; (await finishedCalls()) < callsWritten && waited < 120_000; waited += 5_000) await new Promise((r) => setTimeout(r, 5_000));
 const finished = Date.now();
 
 // The ledger.
@@ -197,10 +200,14 @@ const perPerson = personsWithEvents.map((p) => {
 });
 const leadsPerPerson = perPerson;
 const duplicated = leadsPerPerson.filter((c) => c > 1).length;
+for (const p of personsWithEvents.filter((_, i) => (leadsPerPerson[i] ?? 0) > 1).slice(0, 3)) {
+  const contacts = withPhone(SIMPLE ? crm.contacts : leads, p);
+  console.log(`more than one for ${p.phone}: ${contacts.map((c) => `${c.ID} (origin ${c.ORIGIN_ID})`).join(", ")}; deals ${crm.deals.filter((d) => contacts.some((c) => c.ID === d.CONTACT_ID)).map((d) => `${d.ID} (origin ${d.ORIGIN_ID})`).join(", ")}; events ${acceptedEventsOf(p).map((e) => `${e.kind} ${outcomes.get(e.n)?.id}`).join(", ")}`);
+}
 const missingLead = leadsPerPerson.filter((c) => c === 0).length;
 const registered = crm.calls.filter((c) => c.finished);
 const telephonyKeys = registered.map((c) => c.EXTERNAL_CALL_ID);
-const writtenCalls = result.keys.filter((k) => result.applied[k] && kindOfKey.get(k) === "call").length;
+const writtenCalls = callsWritten;
 const what = SIMPLE ? "one contact and one deal" : "exactly one lead";
 const faults = await json<{ faultsInjected: Record<string, number>; httpRequests: number }>(`${sandbox.url}/_sandbox/stats`);
 

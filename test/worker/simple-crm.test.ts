@@ -9,7 +9,7 @@ import { admin, adminHealth, forgetPortalSettings, makeCallSession, postWebhook,
  */
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});
-  await sandbox("/_sandbox/portal", { mode: 2 });
+  await sandbox("/_sandbox/portal", { mode: 2, telephony: { webhook: true } });
   await sandbox("/_sandbox/faults", { findbycommLagMs: 30_000 });
   await forgetPortalSettings();
 });
@@ -62,9 +62,15 @@ describe("a portal without leads", () => {
     expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
     await waitFor(async () => (await dealsOf(phone.e164)).deals.length > 0, "the deal");
     await waitForQuiet();
+    // The retry found the deal by its ORIGIN_ID; the next call, while findbycomm is still blind, must find the contact too.
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
+    await waitFor(async () => (await dealsOf(phone.e164)).deals[0]?.TIMELINE_COMMENTS.length, "the second call on the deal");
+    await waitForQuiet();
     const { contacts, deals } = await dealsOf(phone.e164);
     expect(contacts).toHaveLength(1);
     expect(deals).toHaveLength(1);
+    // Both calls are Bitrix24 calls on the contact, the first one too although its write was only found again.
+    expect(contacts[0]?.CALLS).toHaveLength(2);
   });
 
   it("dead-letters a deal refused for a required field with the fix in words; the replay reuses the contact already made", async () => {

@@ -127,14 +127,24 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 /** Rows whose key field really holds one of the keys: never trust that a filter on a missing field filtered. */
-function idsByKey(rows: Record<string, unknown>[], field: string, keys: Set<string>): Map<string, string> {
-  const found = new Map<string, string>();
+function rowsByKey(rows: Record<string, unknown>[], field: string, keys: Set<string>): Map<string, Record<string, unknown>> {
+  const found = new Map<string, Record<string, unknown>>();
   for (const row of rows) {
     const key = row[field] === null || row[field] === undefined ? "" : String(row[field]);
-    if (keys.has(key) && !found.has(key)) found.set(key, String(row.ID));
+    if (keys.has(key) && !found.has(key)) found.set(key, row);
   }
   return found;
 }
+
+/** A deal row's client: its (first) contact, else its company. */
+function clientOf(row: Record<string, unknown>): CrmEntityRef | null {
+  const id = (v: unknown) => (v === null || v === undefined || String(v) === "" || String(v) === "0" ? null : String(v));
+  const contact = id(row.CONTACT_ID);
+  const company = id(row.COMPANY_ID);
+  return contact ? { type: "contact", id: contact } : company ? { type: "company", id: company } : null;
+}
+
+type AppliedEntity = CrmEntityRef & { client: CrmEntityRef | null };
 
 const list = (method: string, filter: Record<string, unknown>, select: string[], order: Record<string, string> = { ID: "ASC" }): BitrixCommand => ({ method, params: { order, filter, select } });
 
@@ -153,23 +163,25 @@ function keyCommands(keys: readonly string[], mode: CrmMode): Record<string, Bit
     for (const source of KEY_SOURCES) {
       if (!(source.modes as readonly string[]).includes(mode)) continue;
       const filter = source.field === "ORIGIN_ID" ? { ORIGINATOR_ID, "@ORIGIN_ID": part } : { [`@${source.field}`]: part };
-      commands[`${source.name}${i}`] = list(source.method, filter, ["ID", source.field]);
+      // A deal's contact comes along: a retried event that finds its deal needs it (telephony, the ledger's record).
+      commands[`${source.name}${i}`] = list(source.method, filter, ["ID", source.field, ...(source.entity === "deal" ? ["CONTACT_ID", "COMPANY_ID"] : [])]);
     }
   }
   return commands;
 }
 
-/** Per key: the lead or deal carrying it, and (simple portals) the contact an earlier try of the event made. */
-function keysFrom(found: Record<string, CommandOutcome>, keys: readonly string[], mode: CrmMode): { applied: Map<string, CrmEntityRef>; madeContacts: Map<string, string> } {
+/** Per key: the lead or deal carrying it (with a deal's client), and (simple portals) the contact an earlier try of the event made. */
+function keysFrom(found: Record<string, CommandOutcome>, keys: readonly string[], mode: CrmMode): { applied: Map<string, AppliedEntity>; madeContacts: Map<string, string> } {
   const keySet = new Set(keys);
-  const applied = new Map<string, CrmEntityRef>();
+  const applied = new Map<string, AppliedEntity>();
   const madeContacts = new Map<string, string>();
   for (const [i] of chunks(keys, LIST_PAGE_SIZE).entries()) {
     for (const source of KEY_SOURCES) {
       if (!(source.modes as readonly string[]).includes(mode)) continue;
-      for (const [key, id] of idsByKey(unwrap(found[`${source.name}${i}`], keyRows, source.method), source.field, keySet)) {
+      for (const [key, row] of rowsByKey(unwrap(found[`${source.name}${i}`], keyRows, source.method), source.field, keySet)) {
+        const id = String(row.ID);
         if (source.entity === "contact") madeContacts.set(key, id);
-        else if (!applied.has(key)) applied.set(key, { type: source.entity, id });
+        else if (!applied.has(key)) applied.set(key, { type: source.entity, id, client: source.entity === "deal" ? clientOf(row) : null });
       }
     }
   }
@@ -215,7 +227,7 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       const commands = { ...keyCommands(unique, "classic"), ...keyCommands(unique, "simple") };
       const found = await client.batch(commands, { readOnly: true });
       const applied = new Map<string, string>();
-      for (const mode of ["classic", "simple"] as const) for (const [key, ref] of keysFrom(found, unique, mode).applied) applied.set(key, ledgerRef(ref));
+      for (const mode of ["classic", "simple"] as const) for (const [key, ref] of keysFrom(found, unique, mode).applied) applied.set(key, ledgerRef({ type: ref.type, id: ref.id }));
       return applied;
     },
 
@@ -305,7 +317,7 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       const dealClients = new Map<number, CrmEntityRef | null>();
       writes.forEach(({ event, plan }, i) => {
         if (plan.action === "skip") {
-          outcomes.set(event.key, { ok: true, action: "skipped", target: plan.target, client: null });
+          outcomes.set(event.key, { ok: true, action: "skipped", target: plan.target, client: plan.client ?? null });
         } else if (plan.action === "create-lead") {
           const id = newId(firstResults[`add${i}`]);
           outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "lead", id }, client: null } : failed(firstResults[`add${i}`], "crm.lead.add"));

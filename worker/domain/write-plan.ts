@@ -46,8 +46,8 @@ export interface ClientSnapshot {
 }
 
 export interface CrmLookup {
-  /** An entity that already carries this event's key (ORIGIN_ID of what it created, or UF_CRM_COMAGIC_ID). */
-  applied: CrmEntityRef | null;
+  /** An entity that already carries this event's key (ORIGIN_ID of what it created, or UF_CRM_COMAGIC_ID); a deal with its client. */
+  applied: (CrmEntityRef & { client?: CrmEntityRef | null }) | null;
   /** Leads sharing a phone or email with the event (classic portals). */
   leads: LeadSnapshot[];
   /** Contacts and companies sharing a phone or email, or made by this very event before (simple portals). */
@@ -57,7 +57,7 @@ export interface CrmLookup {
 }
 
 export type WritePlan =
-  | { action: "skip"; target: CrmEntityRef }
+  | { action: "skip"; target: CrmEntityRef; client?: CrmEntityRef | null }
   | { action: "create-lead"; fields: LeadFields }
   | { action: "update"; target: { type: "lead" | "deal"; id: string }; fields: LeadFields; comment: string; client: CrmEntityRef | null }
   | { action: "create-deal"; contact: { id: string } | { fields: LeadFields }; fields: LeadFields; client: CrmEntityRef | null };
@@ -166,7 +166,10 @@ function clientDeals(lookup: CrmLookup): DealSnapshot[] {
 }
 
 export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules): WritePlan {
-  if (lookup.applied) return { action: "skip", target: lookup.applied };
+  if (lookup.applied) {
+    const { client, ...target } = lookup.applied;
+    return { action: "skip", target, ...(client ? { client } : {}) };
+  }
   if (rules.mode === "classic") {
     const lead = pickOpenLead(lookup.leads, rules);
     if (lead) {

@@ -184,8 +184,10 @@ async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps
  * What the ledger ties a person's phone and email to: the lead, or on a deal the client (contact) it belongs to,
  * since the next event about that person must find the client while findbycomm may not yet.
  */
-function contactRecordRef(outcome: Written): CrmEntityRef {
-  return outcome.target.type === "deal" && outcome.client ? outcome.client : outcome.target;
+function contactRecordRef(outcome: Written): CrmEntityRef | null {
+  if (outcome.target.type !== "deal") return outcome.target;
+  // A deal whose client is unknown ties the contacts to nothing: lookups find clients, not deals.
+  return outcome.client;
 }
 
 /** Records applied events (and their contacts) in the ledger and queues their follow-up work. */
@@ -196,11 +198,16 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, de
   });
   await recordInLedger(
     deps.ledger,
-    applied.map(({ item, outcome }) => ({ key: item.job.event.key, leadId: ledgerRef(outcome.target), contactsRef: ledgerRef(contactRecordRef(outcome)), contacts: contactKeys(item.job.event) })),
+    applied.map(({ item, outcome }) => {
+      const tiedTo = contactRecordRef(outcome);
+      return { key: item.job.event.key, leadId: ledgerRef(outcome.target), ...(tiedTo ? { contactsRef: ledgerRef(tiedTo), contacts: contactKeys(item.job.event) } : {}) };
+    }),
     deps.now(),
     deps.log,
   );
-  const written = applied.filter(({ outcome }) => outcome.action !== "skipped");
+  // A "skipped" event here was found in Bitrix24 but not in the ledger: an earlier try wrote it and lost the
+  // answer, so its follow-ups (idempotent each) were never sent. They go now.
+  const written = applied;
   await addCallBackTodos(written, deps);
   const jobs: FollowUpJob[] = [];
   for (const { item, outcome } of written) jobs.push(...(await followUpJobs(item.job, outcome, deps, rules)));
