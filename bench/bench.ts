@@ -96,35 +96,44 @@ try {
   await waitForQuiet(sandbox.url, 4_000, 120_000);
 
   // 4. Bitrix24 cost per lead at the real limit (2 requests/s, burst 50)
-  for (const n of [1, 100, 1000]) {
+  // The last run is a portal without leads: contacts and deals must cost what leads cost.
+  for (const [n, mode] of [[1, 1], [100, 1], [1000, 1], [1000, 2]] as const) {
     await json(`${sandbox.url}/_sandbox/reset`, {});
+    await json(`${sandbox.url}/_sandbox/portal`, { mode });
+    // A worker keeps the CRM mode 5 minutes in KV: the portal without leads gets a worker of its own, started after the switch.
+    const target = mode === 1 ? local : await startBenchWorker(sandbox, { ENRICH_DELAY_SECONDS: "3600" }, `.wrangler/bench-simple-${process.pid}`, { devtools: false });
     const phones = Array.from({ length: n }, () => freshPhone());
     const started = Date.now();
     await pool(phones, 20, async (phone) => {
       const payload = JSON.stringify({ event_type: "call_session_completed", call_session: { id: freshId(), visitor_phone_number: phone, duration_total: 60, utm_source: "bench" } });
-      const res = await fetch(`${local.url}/webhooks/comagic?token=${TOKEN}`, { method: "POST", body: payload });
+      const res = await fetch(`${target.url}/webhooks/comagic?token=${TOKEN}`, { method: "POST", body: payload });
       if (res.status !== 202) throw new Error(`webhook answered ${res.status}`);
     });
     const posted = Date.now();
-    const done = await waitUntil(async () => (await json<unknown[]>(`${sandbox.url}/_sandbox/leads`)).length >= n, 600_000, 200);
+    const written = async () => (await json<{ leads: unknown[]; deals: unknown[] }>(`${sandbox.url}/_sandbox/crm`))[mode === 1 ? "leads" : "deals"].length;
+    const done = await waitUntil(async () => (await written()) >= n, 600_000, 200);
     const finished = Date.now();
     await waitForQuiet(sandbox.url, 3_000, 60_000);
-    const stats = await json<{ httpRequests: number; rejectedByRateLimit: number }>(`${sandbox.url}/_sandbox/stats`);
-    const leads = (await json<unknown[]>(`${sandbox.url}/_sandbox/leads`)).length;
-    const perLead = stats.httpRequests / n;
+    const stats = await json<{ httpRequests: number; rejectedByRateLimit: number; telephonyRequests: number }>(`${sandbox.url}/_sandbox/stats`);
+    const leads = await written();
+    // Lead (or contact and deal) writes, apart from the Bitrix24 telephony calls each call also becomes.
+    const writes = stats.httpRequests - stats.telephonyRequests;
+    const perLead = writes / n;
     const perMinute = (n / Math.max(1, finished - started)) * 60_000;
+    const what = mode === 1 ? "leads" : "contacts + deals";
     record(
-      `Bitrix24 cost, ${n} queued event${n === 1 ? "" : "s"}`,
-      `${stats.httpRequests} REST requests (${stats.rejectedByRateLimit} refused by the limit) → ${perLead.toFixed(3)} per lead; ${leads}/${n} leads in ${((finished - started) / 1000).toFixed(1)} s (posting took ${((posted - started) / 1000).toFixed(1)} s) → ${perMinute.toFixed(0)} leads/min${done ? "" : " (timed out)"}`,
-      n === 1000 ? "≥ 1,000 leads/min sustained, ≤ 0.2 requests per lead" : "—",
+      `Bitrix24 cost, ${n} queued event${n === 1 ? "" : "s"}${mode === 2 ? ", portal without leads" : ""}`,
+      `${writes} REST requests for the writes (${stats.rejectedByRateLimit} refused by the limit) → ${perLead.toFixed(3)} per event, plus ${stats.telephonyRequests} for telephony (${(stats.telephonyRequests / n).toFixed(3)} per call); ${leads}/${n} ${what} in ${((finished - started) / 1000).toFixed(1)} s (posting took ${((posted - started) / 1000).toFixed(1)} s) → ${perMinute.toFixed(0)} a minute${done ? "" : " (timed out)"}`,
+      n === 1000 ? "≥ 1,000 a minute sustained, ≤ 0.2 write requests per event" : "—",
       n === 1000 ? perMinute >= 1000 && perLead <= 0.2 && leads === n : null,
     );
+    if (target !== local) await target.stop();
   }
   notes.push("Cost figures count every HTTP request the Bitrix24 sandbox received (each `batch` is one). Enrichment is held back in this run (`ENRICH_DELAY_SECONDS=3600`): it adds one `batch` request per enrichment batch of up to 20 leads.");
 } finally {
   await local.stop();
   await sandbox.close();
-  for (const dir of [`.wrangler/bench-${process.pid}`, `.wrangler/bench-quiet-${process.pid}`]) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [`.wrangler/bench-${process.pid}`, `.wrangler/bench-quiet-${process.pid}`, `.wrangler/bench-simple-${process.pid}`]) rmSync(dir, { recursive: true, force: true });
 }
 
 /** Throughput here is CPU time on one machine, so per-request costs (1 / rate) add up and can be split. */

@@ -120,7 +120,8 @@ const acceptedKeys = () => [...new Set([...outcomes.values()].filter((o) => o.st
 async function account() {
   const keys = acceptedKeys();
   const applied: Record<string, string> = {};
-  for (let i = 0; i < keys.length; i += 1000) Object.assign(applied, (await json<{ applied: Record<string, string> }>(`${stack.worker.url}/admin/applied`, { keys: keys.slice(i, i + 1000) }, admin)).applied);
+  // The admin routes take small bodies (16 KiB): 200 keys a request.
+  for (let i = 0; i < keys.length; i += 200) Object.assign(applied, (await json<{ applied: Record<string, string> }>(`${stack.worker.url}/admin/applied`, { keys: keys.slice(i, i + 200) }, admin)).applied);
   const { deadLetters } = await json<{ deadLetters: { code: string; job: { event?: { key?: string } } }[] }>(`${stack.worker.url}/admin/dead-letters?limit=500`, undefined, admin);
   const dead = new Map(deadLetters.flatMap((d) => (d.job?.event?.key ? [[d.job.event.key, d.code] as const] : [])));
   const lost = keys.filter((k) => !applied[k] && !dead.has(k));

@@ -86,7 +86,8 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   const portal = new Portal();
   const bucket = new LeakyBucket(options.drainPerSecond ?? 2, options.burst ?? 50);
   const faults = new FaultInjector();
-  const stats = { httpRequests: 0, rejectedByRateLimit: 0, methods: {} as Record<string, number> };
+  // telephonyRequests: HTTP requests that ran a telephony.* method (benches tell call registration from lead writes).
+  const stats = { httpRequests: 0, rejectedByRateLimit: 0, telephonyRequests: 0, methods: {} as Record<string, number> };
   const oauth = createOAuthApp({ clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app });
 
   /** One REST method, as a webhook (userId null) or as the app for a user. */
@@ -159,6 +160,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       count(method);
       const methods = [method];
       const out = method === "batch" ? runBatch(params, appUserId, methods, token) : callMethod(method, params, appUserId, token);
+      if (methods.some((m) => m.startsWith("telephony."))) stats.telephonyRequests += 1;
       fault = faults.targetedAt(methods) ?? fault;
       // 500 and timeout faults do the work first, then fail or answer too late: the worst case for a
       // client, which cannot tell whether its writes happened.
@@ -216,6 +218,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     faults.resetCounts();
     stats.httpRequests = 0;
     stats.rejectedByRateLimit = 0;
+    stats.telephonyRequests = 0;
     stats.methods = {};
     return c.json({ ok: true });
   });

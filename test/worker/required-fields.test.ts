@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
 import type { LeadJob } from "../../worker/jobs/schema";
 import { consumerDeps } from "./consumer-support";
-import { ADMIN_TOKEN, admin, bitrixCall, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor } from "./support";
+import { ADMIN_TOKEN, admin, bitrixCall, deadLetterWhere, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor } from "./support";
 
 /*
  * FACTS-portals §5: an admin can make lead fields required; REST skips the check unless "required fields for
@@ -39,10 +39,7 @@ describe("lead fields a portal requires", () => {
     const phone = uniquePhone();
     const body = makeCallSession({ visitor_phone_number: phone.local });
     expect((await postWebhook(body)).status).toBe(202);
-    const letter = await waitFor(async () => {
-      const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string; code: string; reason: string; job: { event?: { key?: string } } }[] };
-      return deadLetters.find((l) => l.job.event?.key === String(body.call_session.id));
-    }, "the dead letter");
+    const letter = await deadLetterWhere((l) => l.job.event?.key === String(body.call_session.id));
     expect(letter.code).toBe("REQUIRED_FIELD_MISSING");
     expect(letter.reason).toContain("The required field 'Region' is missing.");
     expect(letter.reason).toContain("REQUIRED_FIELD_DEFAULTS");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, adminHealth, forgetPortalSettings, makeCallSession, postWebhook, sandbox, sandboxCrm, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import { admin, adminHealth, deadLetterWhere, forgetPortalSettings, makeCallSession, postWebhook, sandbox, sandboxCrm, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
 
 /*
  * A portal without leads (FACTS-portals §1: crm.settings.mode.get answers 2; a crm.lead.add there is converted
@@ -79,10 +79,7 @@ describe("a portal without leads", () => {
     const phone = uniquePhone();
     const body = makeCallSession({ visitor_phone_number: phone.local });
     expect((await postWebhook(body)).status).toBe(202);
-    const letter = await waitFor(async () => {
-      const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string; code: string; reason: string; job: { event?: { key?: string } } }[] };
-      return deadLetters.find((l) => l.job.event?.key === String(body.call_session.id));
-    }, "the dead letter");
+    const letter = await deadLetterWhere((l) => l.job.event?.key === String(body.call_session.id));
     expect(letter.code).toBe("REQUIRED_FIELD_MISSING");
     expect(letter.reason).toContain("REQUIRED_FIELD_DEFAULTS");
     expect((await dealsOf(phone.e164)).contacts).toHaveLength(1);

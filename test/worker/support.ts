@@ -215,3 +215,19 @@ export async function forgetPortalSettings(): Promise<void> {
 export async function adminHealth(): Promise<{ status: string; crmMode?: string; problems: { setting: string; problem: string }[]; warnings: { setting: string; problem: string }[] }> {
   return (await exports.default.fetch(new Request("http://worker.test/health", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }))).json();
 }
+
+export interface DeadLetterView {
+  id: string;
+  jobType: string;
+  code: string;
+  reason: string;
+  job: { event?: { key?: string }; sessionId?: string };
+}
+
+/** Waits for the pending dead letter whose job matches, as the operator lists them. */
+export async function deadLetterWhere(match: (letter: DeadLetterView) => boolean, what = "the dead letter"): Promise<DeadLetterView> {
+  return waitFor(async () => {
+    const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: DeadLetterView[] };
+    return deadLetters.find(match);
+  }, what);
+}

@@ -50,14 +50,22 @@ export interface PlanRules {
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The most recently created item still in progress (stage semantic P) inside the dedup window, if any: the
+ * rule for leads and for deals alike.
+ */
+export function pickOpen<T extends { id: string; dateCreate: string | null }>(items: readonly T[], semanticOf: (item: T) => string | null, rules: Pick<PlanRules, "now" | "dedupDays">): T | null {
+  const since = rules.now.getTime() - rules.dedupDays * DAY_MS;
+  const open = items
+    .map((item) => ({ item, created: item.dateCreate ? Date.parse(item.dateCreate) : Number.NaN }))
+    .filter(({ item, created }) => semanticOf(item) === "P" && created >= since)
+    .sort((a, b) => b.created - a.created || Number(b.item.id) - Number(a.item.id));
+  return open[0]?.item ?? null;
+}
+
 /** The most recent open lead (status semantic P) created inside the dedup window, if any. */
 export function pickOpenLead(candidates: readonly LeadSnapshot[], rules: Pick<PlanRules, "now" | "dedupDays">): LeadSnapshot | null {
-  const since = rules.now.getTime() - rules.dedupDays * DAY_MS;
-  const open = candidates
-    .map((lead) => ({ lead, created: lead.dateCreate ? Date.parse(lead.dateCreate) : Number.NaN }))
-    .filter(({ lead, created }) => lead.statusSemantic === "P" && created >= since)
-    .sort((a, b) => b.created - a.created || Number(b.lead.id) - Number(a.lead.id));
-  return open[0]?.lead ?? null;
+  return pickOpen(candidates, (lead) => lead.statusSemantic, rules);
 }
 
 function utmFields(utm: Utm, keep: (key: (typeof UTM_KEYS)[number]) => boolean): LeadFields {

@@ -2,7 +2,7 @@ import type { CountryCode } from "libphonenumber-js/core";
 import type { CrmEntityRef, CrmMode } from "./crm-entity";
 import { buildLeadComment, buildLeadTitle } from "./lead-comment";
 import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
-import { creationUtm, LEAD_FIELD, newLeadFields, ORIGINATOR_ID, pickOpenLead, SOURCE_BY_KIND, updateLeadFields, type LeadFields, type LeadSnapshot, type PlanRules } from "./lead-plan";
+import { creationUtm, LEAD_FIELD, newLeadFields, ORIGINATOR_ID, pickOpen, pickOpenLead, SOURCE_BY_KIND, updateLeadFields, type LeadFields, type LeadSnapshot, type PlanRules } from "./lead-plan";
 import { normalizePhone } from "./phone";
 import { responsibleUserId } from "./responsible";
 
@@ -66,16 +66,9 @@ export interface WriteRules extends PlanRules {
   mode: CrmMode;
 }
 
-const DAY_MS = 86_400_000;
-
 /** The most recently created open deal (stage semantic P) inside the dedup window, if any. */
 export function pickOpenDeal(deals: readonly DealSnapshot[], rules: Pick<PlanRules, "now" | "dedupDays">): DealSnapshot | null {
-  const since = rules.now.getTime() - rules.dedupDays * DAY_MS;
-  const open = deals
-    .map((deal) => ({ deal, created: deal.dateCreate ? Date.parse(deal.dateCreate) : Number.NaN }))
-    .filter(({ deal, created }) => deal.stageSemantic === "P" && created >= since)
-    .sort((a, b) => b.created - a.created || Number(b.deal.id) - Number(a.deal.id));
-  return open[0]?.deal ?? null;
+  return pickOpen(deals, (deal) => deal.stageSemantic, rules);
 }
 
 /** The client a new lead or deal is linked to: the newest contact, else the newest company. */
