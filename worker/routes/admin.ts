@@ -1,4 +1,5 @@
-import { Hono, type Context } from "hono";
+import type { Context } from "hono";
+import { Hono } from "hono/tiny";
 import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod";
 import type { AppEnv } from "../app";

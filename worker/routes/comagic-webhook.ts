@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app";
 import { limitBody } from "./body-limit";
 import { verifyWebhook } from "../comagic/webhook-auth";

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app";
 import { SNIPPET_ETAG, SNIPPET_SOURCE } from "../../snippet/dist/bundle";
 
