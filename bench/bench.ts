@@ -200,6 +200,19 @@ same person or session, and for each round makes one \`batch\` request for every
 lists, \`crm.duplicate.findbycomm\` per event), one more to read candidate leads when any exist, and one or two
 for the writes (adds and timeline comments, then updates). A round of 40 new callers costs 2 requests.
 
+On a portal without leads a new caller is a contact and a deal: the lookups also read the clients' open deals
+(in the same \`batch\` as the candidates), and the writes take one \`batch\` more (contacts, then deals that
+name them), so a round of new callers costs 3 requests instead of 2.
+
+Every written call then becomes a Bitrix24 telephony call (register, finish, attachRecord: three \`batch\`
+requests per enrichment-queue batch of up to 20 calls, about 0.1 per call). Those requests share the portal's
+2 requests/s with the lead writes, and the two queue consumers do not know of each other: when both are busy,
+Bitrix24 refuses some requests (\`QUERY_LIMIT_EXCEEDED\`), the client waits and asks again, and each refusal
+counts as a request in the table. The refusals are counted under "writes" because a refused request never
+reaches a method. That is what moves the portal-without-leads run past 0.2 and under 1,000 a minute: its
+successful write requests are well under 0.1 per event. A shared limiter (one Durable Object per portal for
+both consumers) would remove the refusals; it is not built.
+
 ${ingestExplanation()}
 
 ## One lead per person while Bitrix24's duplicate search lags
