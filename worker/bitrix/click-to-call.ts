@@ -4,7 +4,7 @@ import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber } from "../domain/call-policy";
 import { outcome } from "./app-auth";
-import { cardCommand, readCard } from "./crm-card";
+import { cardCommand, readCard, type Card } from "./crm-card";
 import type { BitrixClient } from "./client";
 import type { TabClaims } from "./tab-token";
 
@@ -14,7 +14,7 @@ const userRows = z.array(z.object({ ID: idString, EMAIL: z.string().nullish(), N
 export type CallRefusalCode = "no_phone" | "number_not_allowed" | "number_changed" | "user_not_mapped" | "daily_limit" | "comagic_refused" | "not_configured";
 
 export type CallOutcome =
-  | { ok: true; callSessionId: string; phone: string; timelineRecorded: boolean }
+  | { ok: true; callSessionId: string; phone: string; timelineRecorded: boolean; telephonyEntity: Card["telephonyEntity"] }
   | {
       ok: false;
       status: 409 | 422 | 429 | 502 | 503;
@@ -86,5 +86,5 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
       fields: { ENTITY_ID: Number(claims.leadId), ENTITY_TYPE: claims.entityType, COMMENT: `Click-to-call through CoMagic by ${who} at ${deps.now().toISOString()}: calling ${claims.phone} (CoMagic call session ${callSessionId}).` },
     })
     .then(() => true, () => false);
-  return { ok: true, callSessionId, phone: claims.phone, timelineRecorded };
+  return { ok: true, callSessionId, phone: claims.phone, timelineRecorded, telephonyEntity: card.telephonyEntity };
 }

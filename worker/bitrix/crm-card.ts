@@ -27,6 +27,8 @@ export interface Card {
   /** E.164, in the order the card lists them. */
   phones: string[];
   visitorId: string | null;
+  /** What Bitrix24 telephony binds a call from this card to (register takes LEAD, CONTACT or COMPANY): a deal's contact. */
+  telephonyEntity: { type: "LEAD" | "CONTACT"; id: string } | null;
 }
 
 const idString = z.union([z.string(), z.number()]).transform(String);
@@ -50,7 +52,7 @@ const visitorOf = (r: CrmRecord | null | undefined) => r?.[LEAD_FIELD.visitorId]
 export async function readCard(entity: CardEntity, own: CommandOutcome | undefined, client: BitrixClient, region: CountryCode): Promise<Card> {
   const item = outcome(own, record, `crm.${entity}.get`);
   const base = { entity, id: item.ID, dateCreate: item.DATE_CREATE ?? null };
-  if (entity === "lead") return { ...base, title: item.TITLE ?? null, phones: phonesOf(item, region), visitorId: visitorOf(item) };
+  if (entity === "lead") return { ...base, title: item.TITLE ?? null, phones: phonesOf(item, region), visitorId: visitorOf(item), telephonyEntity: { type: "LEAD", id: item.ID } };
 
   const more: Record<string, BitrixCommand> = {};
   if (entity === "deal") {
@@ -69,8 +71,14 @@ export async function readCard(entity: CardEntity, own: CommandOutcome | undefin
   if (entity === "deal") {
     const lead = optional("lead");
     const contact = optional("contact");
-    return { ...base, title: item.TITLE ?? null, phones: [...phonesOf(contact, region), ...phonesOf(lead, region)], visitorId: visitorOf(item) ?? visitorOf(lead) };
+    return {
+      ...base,
+      title: item.TITLE ?? null,
+      phones: [...phonesOf(contact, region), ...phonesOf(lead, region)],
+      visitorId: visitorOf(item) ?? visitorOf(lead),
+      telephonyEntity: item.CONTACT_ID ? { type: "CONTACT", id: item.CONTACT_ID } : null,
+    };
   }
   const visitorId = [...list("deals"), ...list("leads")].map(visitorOf).find((v) => v !== null) ?? null;
-  return { ...base, title: [item.NAME, item.LAST_NAME].filter(Boolean).join(" ") || null, phones: phonesOf(item, region), visitorId };
+  return { ...base, title: [item.NAME, item.LAST_NAME].filter(Boolean).join(" ") || null, phones: phonesOf(item, region), visitorId, telephonyEntity: { type: "CONTACT", id: item.ID } };
 }

@@ -56,6 +56,37 @@ async function attachNewRecording(job: CallRecordJob, recordingUrl: string | nul
   });
 }
 
+/** A click-to-call's record, once CoMagic has it, becomes an outbound call in Bitrix24 telephony (TYPE 1). */
+async function registerOutboundCalls(found: Found[], deps: CallRecordDeps): Promise<void> {
+  for (const { message, job, record } of found) {
+    const outbound = job.outbound;
+    if (!outbound || !deps.followUps) {
+      message.ack();
+      continue;
+    }
+    const telephony = {
+      type: "call.telephony" as const,
+      v: 1 as const,
+      requestId: job.requestId,
+      key: `click-to-call-${job.sessionId}`,
+      crmEntity: outbound.crmEntity,
+      userId: outbound.userId,
+      phone: outbound.phone,
+      startedAt: job.calledAt,
+      talkSeconds: record.talkSeconds ?? 0,
+      lost: record.lost ?? false,
+      recordingUrl: record.recordingUrl,
+      outbound: true,
+    };
+    try {
+      await deps.followUps.send([telephony]);
+      message.ack();
+    } catch (error) {
+      await retryOrDeadLetter(message, deps.queue, asFailure(error), { sessionId: job.sessionId }, deps);
+    }
+  }
+}
+
 /** Looks each call up in CoMagic's calls report: found, waiting for the report, or given up. */
 async function findRecords(messages: readonly Message<unknown>[], deps: CallRecordDeps): Promise<Found[]> {
   const found: Found[] = [];
@@ -87,7 +118,9 @@ async function findRecords(messages: readonly Message<unknown>[], deps: CallReco
  * entry with the recording and source. Then the visitor's journey is enriched as for any lead.
  */
 export async function handleCallRecordJobs(messages: readonly Message<unknown>[], deps: CallRecordDeps): Promise<void> {
-  const found = await findRecords(messages, deps);
+  const all = await findRecords(messages, deps);
+  const found = all.filter((f) => !f.job.outbound);
+  await registerOutboundCalls(all.filter((f) => f.job.outbound), deps);
   if (found.length === 0) return;
   const giveBack = async (items: Found[], error: unknown) => {
     for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);

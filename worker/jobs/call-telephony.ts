@@ -81,7 +81,7 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
         params: {
           USER_ID: Number(userOf(job)),
           PHONE_NUMBER: job.phone,
-          TYPE: 2,
+          TYPE: job.outbound ? 1 : 2,
           CALL_START_DATE: job.startedAt,
           CRM_CREATE: 0,
           CRM_ENTITY_TYPE: job.crmEntity.type,

@@ -111,6 +111,7 @@ function telephonyJob(job: LeadJob, outcome: Written, deps: ConsumerDeps): CallT
     talkSeconds,
     lost: event.call?.lost ?? false,
     recordingUrl: event.recordingUrl,
+    outbound: false,
   };
 }
 

@@ -43,6 +43,8 @@ export const callTelephonyJobSchema = z.object({
   talkSeconds: z.number().nonnegative(),
   lost: z.boolean(),
   recordingUrl: z.string().max(2000).nullable(),
+  /** A click-to-call (TYPE 1, outbound); otherwise an inbound client call (TYPE 2). */
+  outbound: z.boolean().default(false),
 });
 export type CallTelephonyJob = z.infer<typeof callTelephonyJobSchema>;
 
@@ -69,6 +71,14 @@ export const callRecordJobSchema = z.object({
   employeeKnown: z.boolean().default(false),
   /** The call's Bitrix24 telephony job, sent again with the record's recording when the notification had none. */
   telephony: callTelephonyJobSchema.nullable().default(null),
+  /**
+   * A click-to-call from a card: its record (duration, recording) only becomes a Bitrix24 outbound call; nothing
+   * on the card is filled from it. Carries what that call binds to and who made it.
+   */
+  outbound: z
+    .object({ crmEntity: callTelephonyJobSchema.shape.crmEntity, userId: z.string().regex(/^\d+$/), phone: z.string().regex(/^\+\d{6,15}$/) })
+    .nullable()
+    .default(null),
 });
 export type CallRecordJob = z.infer<typeof callRecordJobSchema>;
 

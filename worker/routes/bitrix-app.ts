@@ -13,9 +13,11 @@ import { startCall } from "../bitrix/click-to-call";
 import { BitrixError } from "../bitrix/errors";
 import { appClientFor, oauthTokenUrlOf, userClientFor, type Portal } from "../bitrix/portal";
 import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
-import { appSettings, callCountries, requireConfig } from "../config";
+import { appSettings, callCountries, comagicAuth, requireConfig } from "../config";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import { AppError } from "../errors";
+import type { FollowUpJob } from "../jobs/schema";
+import { errorMessage } from "../log";
 import { d1CallGuard } from "../storage/call-guard";
 import { kvJourneyStore } from "../storage/journeys";
 import { d1PortalStore } from "../storage/portals";
@@ -250,5 +252,13 @@ bitrixAppRoute.post("/call", async (c) => {
     throw new AppError(outcome.status, outcome.code, outcome.message);
   }
   log.info("call.started", { ...audit, callSessionId: outcome.callSessionId, timelineRecorded: outcome.timelineRecorded });
+  // Once CoMagic's report has the call (its duration and recording), it becomes an outbound Bitrix24 call.
+  if (c.env.ENRICH_JOBS && outcome.telephonyEntity && comagicAuth(config)) {
+    const job: FollowUpJob = {
+      type: "call.record", v: 1, requestId: c.get("requestId"), leadId: claims.leadId, sessionId: outcome.callSessionId, calledAt: now.toISOString(), visitorId: null, recordingUrl: null,
+      outbound: { crmEntity: outcome.telephonyEntity, userId: claims.userId, phone: outcome.phone },
+    };
+    await c.env.ENRICH_JOBS.send(job, { contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS }).catch((error: unknown) => log.warn("telephony.enqueue_failed", { ...audit, error: errorMessage(error) }));
+  }
   return c.json({ status: "started", callSessionId: outcome.callSessionId });
 });
