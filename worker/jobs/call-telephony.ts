@@ -129,12 +129,12 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
     }
   });
   const attached = await run(client, toAttach);
+  const recorded = items.filter((item, i) => !settled.has(item) && toAttach[`record${i}`] && attached[`record${i}`]?.ok);
+  await recordInLedger(deps.ledger, recorded.map((item) => ({ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" })), deps.now(), deps.log);
   for (const [i, item] of items.entries()) {
     if (settled.has(item)) continue;
     const outcome = attached[`record${i}`];
-    if (toAttach[`record${i}`] && outcome?.ok) {
-      await recordInLedger(deps.ledger, [{ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" }], deps.now(), deps.log);
-    } else if (toAttach[`record${i}`]) {
+    if (toAttach[`record${i}`] && !outcome?.ok) {
       const error = outcomeError(outcome, "telephony.externalCall.attachRecord");
       if (error.transient) {
         await fail(item, error);
