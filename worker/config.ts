@@ -98,7 +98,21 @@ const configSchema = z.object({
   LOST_CALL_TODO_MINUTES: positiveInt(60),
   /** JSON object: a required lead field → the value every new lead gets (FACTS-portals §5). A broken value is a warning. */
   REQUIRED_FIELD_DEFAULTS: z.string().optional().transform(parseFieldDefaults),
+  /** Bitrix24 users (ids, comma-separated) who see the attribution report besides the portal's administrators. */
+  REPORT_USER_IDS: idList("is not a list of Bitrix24 user ids, like 7,12"),
+  /** CoMagic sites whose ad cost is imported (ids, comma-separated); sites seen in credited visits are added. */
+  COMAGIC_SITE_IDS: idList("is not a list of CoMagic site ids, like 1234,5678"),
+  /** The language of titles, comments and timeline entries the worker writes into Bitrix24. */
+  CRM_LANGUAGE: z.enum(["ru", "en"], { error: 'is not "ru" or "en"' }).default("ru"),
 });
+
+function idList(error: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw) => (raw ?? "").split(",").map((v) => v.trim()).filter(Boolean))
+    .refine((ids) => ids.every((v) => /^\d+$/.test(v)), { error });
+}
 
 /** A JSON object setting: {} when unset, null (a warning, never a failure) when it is not what `schema` wants. */
 function parseJsonSetting<T>(raw: string | undefined, schema: z.ZodType<Record<string, T>>): Record<string, T> | null {

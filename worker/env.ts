@@ -46,4 +46,7 @@ export interface Env {
   DEFAULT_RESPONSIBLE_ID?: string;
   LOST_CALL_RESPONSIBLE_ID?: string;
   LOST_CALL_TODO_MINUTES?: string;
+  REPORT_USER_IDS?: string;
+  COMAGIC_SITE_IDS?: string;
+  CRM_LANGUAGE?: string;
 }

@@ -181,5 +181,26 @@ export function createOAuthApp(settings: AppSettings) {
 <script>document.getElementById("placement").submit();</script></body></html>`);
   });
 
+  /**
+   * The app's own page as Bitrix24 opens it from CRM Analytics (FACTS-portals §9–10): a POST into an iframe with
+   * a fresh token for the user, `LANG` the user's interface language (?lang=, Russian by default).
+   */
+  app.get("/_sandbox/app", (c) => {
+    const userId = Number(c.req.query("user") ?? 1);
+    const lang = c.req.query("lang") ?? "ru";
+    const handler = placements.find((p) => p.placement === "CRM_ANALYTICS_MENU")?.handler;
+    if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: no CRM Analytics item is bound.</p>`, 404);
+    const pair = issue(userId);
+    const host = new URL(c.req.url).host;
+    const fields = { AUTH_ID: pair.accessToken, AUTH_EXPIRES: String(pair.expiresIn), REFRESH_ID: pair.refreshToken, member_id: settings.memberId, status: "L", APPLICATION_TOKEN: applicationToken, PLACEMENT: "CRM_ANALYTICS_MENU", PLACEMENT_OPTIONS: JSON.stringify({ URI: "/report/analytics/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER" }) };
+    const inputs = Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`).join("");
+    return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>CRM Analytics</title>
+<style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}iframe{border:0;width:100%;height:900px;background:#fff}</style></head>
+<body><header><strong>CRM Analytics · CoMagic</strong> (sandbox, user ${userId})</header>
+<form id="placement" method="post" target="app" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=${encodeURIComponent(lang)}&APP_SID=sandbox">${inputs}</form>
+<iframe name="app" id="app" title="CoMagic report"></iframe>
+<script>document.getElementById("placement").submit();</script></body></html>`);
+  });
+
   return { app, appMethod, userOf, appOf, settings };
 }

@@ -43,6 +43,18 @@ const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: stri
   },
 };
 
+/*
+ * ../shared/reference/comagic/docs/data_api__report__get_campaign_daily_stat.txt: `site_id` required, one row per
+ * day, campaign, keyword and banner; `cost_sum` a string in the ad system's currency, `currency` per row
+ * (FACTS-calls §5: values undocumented, so rows may say "RUB", "rub" or "RUR"). No UTM fields.
+ */
+REPORTS["get.campaign_daily_stat"] = {
+  fields: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name", "engine", "keyword", "cost_sum", "currency", "shows_count", "clicks_count", "visits_count"],
+  defaults: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name", "engine", "cost_sum", "shows_count", "clicks_count"],
+  time: "date",
+  filterable: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name"],
+};
+
 const DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 /*
  * FACTS-calls §2 [CONFLICT]: the error says "Max value of requested date interval is 3 months", the reports
@@ -133,7 +145,7 @@ function syntheticSessions(visitorId: number, now: Date): Row[] {
 export function createDataApiSandbox() {
   let settings: DataApiSettings = { ...DEFAULTS };
   const tokens = new Map<string, { expireAt: number; calls: number }>();
-  const data = { "get.visitor_sessions_report": [] as Row[], "get.communications_report": [] as Row[], "get.calls_report": [] as Row[] };
+  const data = { "get.visitor_sessions_report": [] as Row[], "get.communications_report": [] as Row[], "get.calls_report": [] as Row[], "get.campaign_daily_stat": [] as Row[] };
   /** When each call row was seeded: it shows in the report only `callsReportLagMs` later. */
   const seededAt = new WeakMap<Row, number>();
   /** authorizedCalls: calls a token (or key) was accepted for; with tokenMaxCalls it bounds how many logins were needed. */
@@ -235,11 +247,16 @@ export function createDataApiSandbox() {
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "limit" });
     if (!Number.isInteger(offset) || offset < 0 || offset > 100_000) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "offset" });
 
+    if (method === "get.campaign_daily_stat" && typeof params.site_id !== "number") {
+      throw new RpcError(-32602, "required_parameter_missed", "The required parameter has been missed", { field: "site_id" });
+    }
     checkFilterable(params.filter, spec.filterable);
     const visibleFrom = Date.now() - settings.callsReportLagMs;
     let rows = data[method].filter((row) => {
       if (method === "get.calls_report" && (seededAt.get(row) ?? 0) > visibleFrom) return false;
-      const t = String(row[spec.time] ?? "");
+      // A day-only column ("date") stands for that day's midnight.
+      const t = spec.time === "date" ? `${String(row.date ?? "")} 00:00:00` : String(row[spec.time] ?? "");
+      if (method === "get.campaign_daily_stat" && Number(row.site_id) !== params.site_id) return false;
       return t >= from && t <= till && matches(row, params.filter);
     });
     if (settings.syntheticVisitors && method === "get.visitor_sessions_report" && rows.length === 0) {
@@ -326,9 +343,10 @@ export function createDataApiSandbox() {
     minute = { start: Date.now(), used: 0 };
     return c.json({ ok: true });
   });
-  /** Seeds report rows: `{"visitor_sessions": [...], "communications": [...], "calls": [...]}`. */
+  /** Seeds report rows: `{"visitor_sessions": [...], "communications": [...], "calls": [...], "campaign_daily_stat": [...]}`. */
   app.post("/_sandbox/comagic/data", async (c) => {
-    const body = (await c.req.json()) as { visitor_sessions?: Row[]; communications?: Row[]; calls?: Row[] };
+    const body = (await c.req.json()) as { visitor_sessions?: Row[]; communications?: Row[]; calls?: Row[]; campaign_daily_stat?: Row[] };
+    data["get.campaign_daily_stat"].push(...(body.campaign_daily_stat ?? []));
     data["get.visitor_sessions_report"].push(...(body.visitor_sessions ?? []));
     data["get.communications_report"].push(...(body.communications ?? []));
     for (const row of body.calls ?? []) seededAt.set(row, Date.now());

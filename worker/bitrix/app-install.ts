@@ -7,6 +7,7 @@ import type { Portal, PortalStore } from "./portal";
 import { ensureCrmUserFields } from "./user-fields";
 
 const TAB_TITLE = "CoMagic";
+const REPORT_TITLE = "CoMagic: атрибуция";
 
 const placementRows = z.union([z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()), z.array(z.never())]);
 
@@ -27,7 +28,7 @@ export interface InstallRequest {
  */
 export async function installApp(
   request: InstallRequest,
-  deps: { origin: string; handlerUrl: string; appCode: string; userClient: BitrixClient; appClient: (portal: Portal) => BitrixClient; portals: PortalStore; now: () => Date },
+  deps: { origin: string; handlerUrl: string; reportUrl: string; appCode: string; userClient: BitrixClient; appClient: (portal: Portal) => BitrixClient; portals: PortalStore; now: () => Date },
 ): Promise<{ portal: Portal; boundPlacements: string[]; createdFields: string[] }> {
   const { profile } = await verifiedUser(deps.userClient, deps.appCode);
   if (profile.ADMIN !== true) throw new AppError(403, "not_admin", "Only a Bitrix24 administrator can install the app");
@@ -49,10 +50,15 @@ export async function installApp(
   const client = deps.appClient(portal);
   const fields = await ensureCrmUserFields(client);
   const bound = outcome((await client.batch({ bound: { method: "placement.get", params: {} } }, { readOnly: true })).bound, placementRows, "placement.get");
-  const already = new Set(bound.filter((b) => (b.handler ?? b.HANDLER) === deps.handlerUrl).map((b) => b.placement ?? b.PLACEMENT));
-  const missing = CARD_PLACEMENTS.filter((p) => !already.has(p));
-  for (const placement of missing) {
-    await client.call("placement.bind", { PLACEMENT: placement, HANDLER: deps.handlerUrl, TITLE: TAB_TITLE, DESCRIPTION: "Touchpoints, attribution and click-to-call from CoMagic" });
+  const wanted = [
+    ...CARD_PLACEMENTS.map((placement) => ({ placement, handler: deps.handlerUrl, title: TAB_TITLE, description: "Touchpoints, attribution and click-to-call from CoMagic" })),
+    // FACTS-portals §10: an item under CRM Analytics' Applications, opening the attribution report.
+    { placement: "CRM_ANALYTICS_MENU", handler: deps.reportUrl, title: REPORT_TITLE, description: "Leads, deals, revenue and ad cost by channel under each attribution model" },
+  ];
+  const already = new Set(bound.map((b) => `${b.placement ?? b.PLACEMENT}|${b.handler ?? b.HANDLER}`));
+  const missing = wanted.filter((w) => !already.has(`${w.placement}|${w.handler}`));
+  for (const w of missing) {
+    await client.call("placement.bind", { PLACEMENT: w.placement, HANDLER: w.handler, TITLE: w.title, DESCRIPTION: w.description });
   }
-  return { portal, boundPlacements: missing, createdFields: fields.created };
+  return { portal, boundPlacements: missing.map((w) => w.placement), createdFields: fields.created };
 }

@@ -51,7 +51,12 @@ function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
 }
 
 /** Signs with the first key of TAB_TOKEN_SECRET: `<key id>.<claims>.<signature>`. */
-export async function signTabToken(claims: z.input<typeof tabClaimsSchema>, keys: readonly string[]): Promise<string> {
+export function signTabToken(claims: z.input<typeof tabClaimsSchema>, keys: readonly string[]): Promise<string> {
+  return signClaims(claims, keys);
+}
+
+/** Signs any claims the app's pages carry (the Call button's, the report's) the same way. */
+export async function signClaims(claims: object, keys: readonly string[]): Promise<string> {
   const secret = keys[0];
   if (!secret) throw new Error("no tab-token key");
   const head = `${await keyId(secret)}.${base64url(encoder.encode(JSON.stringify(claims)))}`;
@@ -63,7 +68,12 @@ export async function signTabToken(claims: z.input<typeof tabClaimsSchema>, keys
  * The claims of a genuine token signed by any key of TAB_TOKEN_SECRET that has not expired and was never
  * meant to live longer than TAB_TOKEN_TTL_SECONDS; null for anything else.
  */
-export async function verifyTabToken(token: string, keys: readonly string[], nowSeconds: number): Promise<TabClaims | null> {
+export function verifyTabToken(token: string, keys: readonly string[], nowSeconds: number): Promise<TabClaims | null> {
+  return verifyClaims(token, keys, nowSeconds, tabClaimsSchema, TAB_TOKEN_TTL_SECONDS);
+}
+
+/** The claims of a genuine, unexpired token of `schema`, whose life was never meant to exceed `ttlSeconds`. */
+export async function verifyClaims<T extends { expiresAt: number }>(token: string, keys: readonly string[], nowSeconds: number, schema: z.ZodType<T>, ttlSeconds: number): Promise<T | null> {
   const [kid, payload, signature, extra] = token.split(".");
   if (!kid || !payload || !signature || extra !== undefined) return null;
   const signatureBytes = fromBase64url(signature);
@@ -76,10 +86,10 @@ export async function verifyTabToken(token: string, keys: readonly string[], now
   const bytes = fromBase64url(payload);
   if (!bytes) return null;
   try {
-    const claims = tabClaimsSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    const claims = schema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
     if (!claims.success) return null;
     const { expiresAt } = claims.data;
-    return expiresAt > nowSeconds && expiresAt <= nowSeconds + TAB_TOKEN_TTL_SECONDS ? claims.data : null;
+    return expiresAt > nowSeconds && expiresAt <= nowSeconds + ttlSeconds ? claims.data : null;
   } catch {
     return null;
   }

@@ -20,7 +20,7 @@ const toUtm = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ sour
 /**
  * Reads every page of a report. Fields are always named: CoMagic's defaults leave out visitor_id and UTMs.
  */
-export async function fetchReport<T>(client: CoMagicRpcClient, method: string, fields: readonly string[], row: z.ZodType<T>, window: ReportWindow, filter?: unknown): Promise<T[]> {
+export async function fetchReport<T>(client: CoMagicRpcClient, method: string, fields: readonly string[], row: z.ZodType<T>, window: ReportWindow, filter?: unknown, extra: Record<string, unknown> = {}): Promise<T[]> {
   const rows: T[] = [];
   for (let offset = 0; offset <= MAX_OFFSET; offset += PAGE_SIZE) {
     const { data, metadata } = await client.call(method, {
@@ -28,6 +28,7 @@ export async function fetchReport<T>(client: CoMagicRpcClient, method: string, f
       date_till: formatComagicDateTime(window.to, window.timeZone),
       fields,
       ...(filter === undefined ? {} : { filter }),
+      ...extra,
       limit: PAGE_SIZE,
       offset,
     });
@@ -40,8 +41,8 @@ export async function fetchReport<T>(client: CoMagicRpcClient, method: string, f
   return rows;
 }
 
-const SESSION_FIELDS = ["id", "date_time", "visitor_id", "channel", "source_name", "referrer", "entrance_page", ...UTM_FIELDS];
-const sessionRow = z.object({ id, date_time: z.string(), channel: text, source_name: text, referrer: text, entrance_page: text, ...utmShape }).loose();
+const SESSION_FIELDS = ["id", "date_time", "visitor_id", "channel", "source_name", "referrer", "entrance_page", "campaign_id", "campaign_name", "site_id", ...UTM_FIELDS];
+const sessionRow = z.object({ id, date_time: z.string(), channel: text, source_name: text, referrer: text, entrance_page: text, campaign_id: text, campaign_name: text, site_id: text, ...utmShape }).loose();
 
 const COMMUNICATION_FIELDS = ["id", "communication_type", "date_time", "visitor_id", "visitor_session_id"];
 const communicationRow = z.object({ id, communication_type: z.string(), date_time: z.string(), visitor_session_id: text }).loose();
@@ -67,6 +68,9 @@ export async function fetchVisitorTouchpoints(client: CoMagicRpcClient, visitorI
         utm: toUtm(s),
         referrer: s.referrer,
         entrancePage: s.entrance_page,
+        campaignId: s.campaign_id,
+        campaignName: s.campaign_name,
+        siteId: s.site_id,
       }),
     ),
     ...contacts

@@ -53,7 +53,7 @@ function credit(touches: readonly Touch[], weights: readonly number[]): Credit {
   return result;
 }
 
-/** Weights of each touch, oldest first, under a model. */
+/** Weights of each touch, oldest first, under a model (not normalised). */
 function weightsFor(model: Model, touches: readonly Touch[], conversionAt: number): number[] {
   const n = touches.length;
   const only = (index: number) => touches.map((_, i) => (i === index ? 1 : 0));
@@ -76,6 +76,14 @@ function weightsFor(model: Model, touches: readonly Touch[], conversionAt: numbe
       if (n <= 2) return touches.map(() => 1);
       return touches.map((_, i) => (i === 0 || i === n - 1 ? 0.4 : 0.2 / (n - 2)));
   }
+}
+
+/** Each touch's share of the conversion under a model, for touches already ordered oldest first; sums to 1. */
+export function touchShares(model: Model, ordered: readonly Touch[], conversionAt: number): number[] {
+  if (ordered.length === 0) return [];
+  const weights = weightsFor(model, ordered, conversionAt);
+  const total = weights.reduce((a, b) => a + b, 0);
+  return weights.map((w) => (total > 0 ? w / total : 0));
 }
 
 /** Credits the conversion to the touches' channels under one model. Touches may come in any order. */

@@ -10,6 +10,10 @@ export interface SessionTouch {
   utm: Utm;
   referrer: string | null;
   entrancePage: string | null;
+  /** CoMagic's advertising campaign and site of the visit: the keys its ad cost report speaks (FACTS-calls §5). Absent in journeys cached before the report. */
+  campaignId?: string | null;
+  campaignName?: string | null;
+  siteId?: string | null;
 }
 
 /** A call, chat, form (offline message) or goal, placed in the journey. */

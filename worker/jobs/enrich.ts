@@ -4,6 +4,8 @@ import type { CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { summarizeJourney, type Journey } from "../domain/touchpoints";
+import { creditRows } from "../domain/attribution-credits";
+import type { AttributionStore } from "../storage/attribution";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
@@ -16,6 +18,8 @@ export interface EnrichDeps extends SettleDeps {
   dataApi: CoMagicRpcClient;
   bitrix: BitrixClient;
   journeys: JourneyStore | null;
+  /** Where the report's credits go (D1); null without a DB binding. */
+  attribution: AttributionStore | null;
   queue: string;
   timeZone: string;
 }
@@ -39,7 +43,7 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
   };
 
   const updates: Record<string, BitrixCommand> = {};
-  const ready: { message: Message<unknown>; job: EnrichJob; key: string }[] = [];
+  const ready: { message: Message<unknown>; job: EnrichJob; key: string; journey: Journey }[] = [];
   for (const [i, { message, job }] of jobs.entries()) {
     const context = { leadId: job.leadId, visitorId: job.visitorId };
     try {
@@ -64,7 +68,9 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
           params: { REGISTER_SONET_EVENT: "N" },
         },
       };
-      ready.push({ message, job, key: `lead${i}` });
+      // The creation date places the conversion in the journey: only visits before it earn credit.
+      if (deps.attribution) updates[`created${i}`] = { method: `crm.${job.entity}.get`, params: { id: Number(job.leadId) } };
+      ready.push({ message, job, key: `lead${i}`, journey });
     } catch (error) {
       await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
     }
@@ -73,9 +79,16 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
 
   // Field updates are idempotent, so the batch may be repeated after any failure.
   const outcomes = await deps.bitrix.batch(updates, { readOnly: true });
-  for (const { message, job, key } of ready) {
+  for (const { message, job, key, journey } of ready) {
     const outcome = outcomes[key];
     if (outcome?.ok) {
+      try {
+        const created = outcomes[`created${key.slice("lead".length)}`];
+        await storeCredits(job, journey, created?.ok ? created.result : null, deps);
+      } catch (error) {
+        await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+        continue;
+      }
       deps.log.info("lead.enriched", { leadId: job.leadId, visitorId: job.visitorId });
       message.ack();
     } else {
@@ -83,4 +96,13 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
       await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
     }
   }
+}
+
+/** The report's credits of one enriched lead or deal, dated by its DATE_CREATE (else now: a just-made entity). */
+async function storeCredits(job: EnrichJob, journey: Journey, entity: unknown, deps: EnrichDeps): Promise<void> {
+  if (!deps.attribution) return;
+  const raw = (entity as { DATE_CREATE?: unknown } | null)?.DATE_CREATE;
+  const parsed = typeof raw === "string" ? Date.parse(raw) : Number.NaN;
+  const createdAt = Number.isNaN(parsed) ? deps.now() : new Date(parsed);
+  await deps.attribution.putCredits(job.entity, job.leadId, createdAt, creditRows(journey, createdAt));
 }

@@ -13,6 +13,7 @@ import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
 import { d1PortalStore } from "../storage/portals";
 import { kvTelephonyStatus } from "../storage/telephony-status";
 import { kvJourneyStore } from "../storage/journeys";
+import { d1AttributionStore } from "../storage/attribution";
 import { bitrixClientFor, dataApiClientFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
@@ -119,7 +120,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     const isCallRecord = (m: Message<unknown>) => typeOf(m) === "call.record";
     const userOfEmployee = employeeMapping(env, config, bitrix);
     await handleCallRecordJobs(rest.filter(isCallRecord), { ...shared, store: createCrmStore(bitrix), ledger, followUps, userOfEmployee, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
-    await handleEnrichJobs(rest.filter((m) => !isCallRecord(m)), { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null });
+    await handleEnrichJobs(rest.filter((m) => !isCallRecord(m)), { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null, attribution: env.DB ? d1AttributionStore(env.DB) : null });
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
     return;
   }

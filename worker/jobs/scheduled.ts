@@ -5,7 +5,9 @@ import { createLogger, errorMessage, type Logger } from "../log";
 import { d1AppliedEvents } from "../storage/d1";
 import { purgeExpired } from "../storage/retention";
 import { bitrixClientFor, dataApiClientFor } from "../wiring";
+import { d1AttributionStore } from "../storage/attribution";
 import { reconcileCalls, type ReconcileReport } from "./reconcile";
+import { syncReportData } from "./report-sync";
 
 /** Reconciles one window with adapters from Env; null when the Data API is not configured. */
 export async function reconcileWindow(window: { from: Date; to: Date }, env: Env, config: Config, log: Logger): Promise<ReconcileReport | null> {
@@ -36,7 +38,10 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     try {
       if ((await reconcileWindow({ from, to }, env, result.config, log)) === null) log.info("reconcile.skipped", { reason: "no CoMagic Data API credentials" });
     } finally {
-      if (env.DB) log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
+      if (env.DB) {
+        log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
+        await syncReportData({ bitrix: bitrixClientFor(result.config), dataApi: dataApiClientFor(result.config, env), store: d1AttributionStore(env.DB), siteIds: result.config.COMAGIC_SITE_IDS, timeZone: result.config.COMAGIC_TIMEZONE, now: () => to, log });
+      }
     }
   } catch (error) {
     log.error("scheduled.failed", { error: errorMessage(error) });

@@ -24,6 +24,13 @@ import { d1PortalStore } from "../storage/portals";
 import { callApiClientFor, dataApiClientFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
+import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
+import { loadAttributionReport, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix/app-report";
+import { MODELS } from "../domain/attribution";
+import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/attribution-report";
+import { languageOf, messagesFor } from "../i18n";
+import { syncReportData } from "../jobs/report-sync";
+import { d1AttributionStore } from "../storage/attribution";
 
 /*
  * The Bitrix24 local application: install handler, the "CoMagic" tab in lead and deal cards, and
@@ -107,36 +114,42 @@ export const bitrixAppRoute = new Hono<AppEnv>();
 
 bitrixAppRoute.use("*", limitBody(APP_MAX_BYTES));
 
+/** Installs from an install POST or an administrator's first open of the app; returns the stored portal and what to fix. */
+async function installFrom(c: Context<AppEnv>, form: Record<string, string | File | (string | File)[]>) {
+  const { origin, portals, config, app, appClient } = appContext(c);
+  checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
+  const request = installForm.parse(installFields(form));
+  const now = () => new Date();
+  const workerOrigin = new URL(c.req.url).origin;
+  const result = await installApp(
+    {
+      memberId: request.member_id,
+      authId: request.AUTH_ID,
+      refreshId: request.REFRESH_ID,
+      expiresInSeconds: request.AUTH_EXPIRES,
+      applicationToken: request.APPLICATION_TOKEN,
+      oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app.tokenUrl),
+    },
+    { origin, handlerUrl: `${workerOrigin}/bitrix/tab`, reportUrl: `${workerOrigin}/bitrix/app`, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
+  );
+  c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
+  const client = appClient(result.portal);
+  const unfilled = await crmModeOf(client, kvCrmModeCache(c.env.COMAGIC_CACHE))
+    .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
+    .catch(() => []);
+  if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: requiredFieldsAdvice(unfilled) });
+  return { portal: result.portal, unfilled };
+}
+
+const invalidInstall = () => new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id");
+
 bitrixAppRoute.post("/install", async (c) => {
   try {
     await limitByIp(c);
-    const { origin, portals, config, app, appClient } = appContext(c);
-    const form = await c.req.parseBody();
-    checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
-    const request = installForm.parse(installFields(form));
-    const now = () => new Date();
-    const handlerUrl = `${new URL(c.req.url).origin}/bitrix/tab`;
-    const result = await installApp(
-      {
-        memberId: request.member_id,
-        authId: request.AUTH_ID,
-        refreshId: request.REFRESH_ID,
-        expiresInSeconds: request.AUTH_EXPIRES,
-        applicationToken: request.APPLICATION_TOKEN,
-        oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app.tokenUrl),
-      },
-      { origin, handlerUrl, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
-    );
-    c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
-    const client = appClient(result.portal);
-    const unfilled = await crmModeOf(client, kvCrmModeCache(c.env.COMAGIC_CACHE))
-      .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
-      .catch(() => []);
-    if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: requiredFieldsAdvice(unfilled) });
+    const { unfilled } = await installFrom(c, await c.req.parseBody());
     return c.html(renderInstalledPage(unfilled.length ? `Fields ${requiredFieldsAdvice(unfilled)}.` : null));
   } catch (error) {
-    if (error instanceof z.ZodError) return htmlError(c, new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id"));
-    return htmlError(c, error);
+    return htmlError(c, error instanceof z.ZodError ? invalidInstall() : error);
   }
 });
 
@@ -261,4 +274,121 @@ bitrixAppRoute.post("/call", async (c) => {
     await c.env.ENRICH_JOBS.send(job, { contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS }).catch((error: unknown) => log.warn("telephony.enqueue_failed", { ...audit, error: errorMessage(error) }));
   }
   return c.json({ status: "started", callSessionId: outcome.callSessionId });
+});
+
+/*
+ * The attribution report: the app's own page (PLACEMENT=DEFAULT, from the left menu or Applications) and CRM
+ * Analytics' menu item (CRM_ANALYTICS_MENU) post here. Later requests (filters, CSV, refresh) carry the signed
+ * report token the page was given.
+ */
+const appPageForm = z.object({ AUTH_ID: text, member_id: text, REFRESH_ID: text.optional(), APPLICATION_TOKEN: text.optional(), PLACEMENT: z.string().max(100).optional() });
+const DEFAULT_FILTERS = { period: "30d", model: "last_non_direct", grouping: "source_medium" } as const;
+const filterQuery = z.object({
+  period: z.enum(PERIODS).catch(DEFAULT_FILTERS.period),
+  model: z.enum(MODELS).catch(DEFAULT_FILTERS.model),
+  grouping: z.enum(GROUPINGS).catch(DEFAULT_FILTERS.grouping),
+  entity: z.enum(["lead", "deal"]).optional().catch(undefined),
+  from: z.string().max(10).optional(),
+  to: z.string().max(10).optional(),
+});
+
+function reportHeaders(c: Context<AppEnv>, portalOrigin: string, nonce: string): void {
+  c.header("Content-Security-Policy", `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors ${portalOrigin}`);
+  c.header("Cache-Control", "no-store");
+  c.header("Referrer-Policy", "no-referrer");
+}
+
+/** The report token's claims, or a 401 page in the token's language (expired tokens cannot say theirs: Russian). */
+async function reportClaims(c: Context<AppEnv>, token: string | undefined) {
+  const { app } = appContext(c);
+  const claims = token ? await verifyReportToken(token, app.tabTokenKeys, new Date()) : null;
+  if (!claims) throw new AppError(401, "invalid_report_token", messagesFor(languageOf(c.req.query("LANG"))).expired);
+  return claims;
+}
+
+async function reportView(c: Context<AppEnv>, claims: ReportClaims, query: Record<string, string>) {
+  const { config, portals, appClient, kv } = appContext(c);
+  if (!c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const portal = await portals.get(claims.memberId);
+  if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  const filters = filterQuery.parse(query);
+  const mode = filters.entity ? null : await crmModeOf(appClient(portal), kvCrmModeCache(kv)).catch(() => null);
+  const messages = messagesFor(claims.lang);
+  const chosen: ReportFilters = {
+    period: filters.period,
+    days: periodDays(filters.period, new Date(), config.COMAGIC_TIMEZONE, { from: filters.from, to: filters.to }),
+    model: filters.model,
+    grouping: filters.grouping,
+    entity: filters.entity ?? (mode === "simple" ? "deal" : "lead"),
+  };
+  const { report, notes } = await loadAttributionReport(chosen, { store: d1AttributionStore(c.env.DB), timeZone: config.COMAGIC_TIMEZONE, hasDataApi: comagicAuth(config) !== null, messages });
+  return { portal, filters: chosen, report, notes, messages };
+}
+
+async function renderReport(c: Context<AppEnv>, claims: ReportClaims, token: string, query: Record<string, string>) {
+  const { config } = appContext(c);
+  const view = await reportView(c, claims, query);
+  const cspNonce = crypto.randomUUID().replace(/-/g, "");
+  reportHeaders(c, view.portal.origin, cspNonce);
+  c.get("log").info("report.opened", { memberId: claims.memberId, userId: claims.userId, model: view.filters.model, grouping: view.filters.grouping, groups: view.report.rows.length });
+  return c.html(renderReportPage({ ...view, token, language: claims.lang, timeZone: config.COMAGIC_TIMEZONE, entities: ["lead", "deal"], cspNonce }));
+}
+
+bitrixAppRoute.post("/app", async (c) => {
+  try {
+    await limitByIp(c);
+    const { app, origin, portals, config } = appContext(c);
+    const language = languageOf(c.req.query("LANG"));
+    const messages = messagesFor(language);
+    const raw = await c.req.parseBody();
+    checkDomain(c, origin, c.req.query("DOMAIN"));
+    const form = appPageForm.safeParse(raw);
+    if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic app in Bitrix24");
+    // An administrator's first open of the app installs it, as Bitrix24 expects of an app without an install page.
+    const portal = (await portals.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
+    if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is not installed on this portal (or was installed on another worker)");
+    await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
+    const access = await reportAccess(userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS), app.appCode, config.REPORT_USER_IDS);
+    if (!access.allowed) {
+      c.get("log").warn("report.refused", { memberId: portal.memberId, userId: access.userId });
+      c.header("Cache-Control", "no-store");
+      return c.html(renderMessagePage(messages.accessDeniedTitle, messages.accessDenied(access.userId), language), 403);
+    }
+    const claims = { purpose: "report" as const, memberId: portal.memberId, userId: access.userId, lang: language, expiresAt: 0 };
+    const token = await signReportToken(claims, app.tabTokenKeys, new Date());
+    return await renderReport(c, claims, token, c.req.query());
+  } catch (error) {
+    return htmlError(c, error instanceof z.ZodError ? invalidInstall() : error);
+  }
+});
+
+bitrixAppRoute.get("/report", async (c) => {
+  try {
+    const token = c.req.query("token");
+    const claims = await reportClaims(c, token);
+    return await renderReport(c, claims, token ?? "", c.req.query());
+  } catch (error) {
+    return htmlError(c, error);
+  }
+});
+
+bitrixAppRoute.get("/report.csv", async (c) => {
+  const claims = await reportClaims(c, c.req.query("token"));
+  const view = await reportView(c, claims, c.req.query());
+  c.get("log").info("report.exported", { memberId: claims.memberId, userId: claims.userId });
+  c.header("Content-Type", "text/csv; charset=utf-8");
+  c.header("Content-Disposition", `attachment; filename="comagic-attribution-${view.filters.days.from}-${view.filters.days.to}.csv"`);
+  c.header("Cache-Control", "no-store");
+  return c.body(renderReportCsv(view.report, view.filters, claims.lang, view.messages));
+});
+
+bitrixAppRoute.post("/report/refresh", async (c) => {
+  const body = callBody.safeParse(await c.req.json().catch(() => null));
+  const claims = await reportClaims(c, body.success ? body.data.token : undefined);
+  const { config, portals, appClient } = appContext(c);
+  if (!c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const portal = await portals.get(claims.memberId);
+  if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  const result = await syncReportData({ bitrix: appClient(portal), dataApi: dataApiClientFor(config, c.env), store: d1AttributionStore(c.env.DB), siteIds: config.COMAGIC_SITE_IDS, timeZone: config.COMAGIC_TIMEZONE, now: () => new Date(), log: c.get("log") });
+  return c.json({ status: result.problems.length ? "partial" : "refreshed", ...result }, result.problems.includes("deals") ? 502 : 200);
 });

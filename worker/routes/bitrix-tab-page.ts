@@ -52,8 +52,8 @@ const CONTACT_LABELS: Record<string, string> = { call: "Call", chat: "Chat", off
 const join = (parts: readonly unknown[]): Html => raw(parts.map(String).join(""));
 
 /** `nonce`: the Content-Security-Policy nonce the tab's style and script carry; the other pages send no CSP. */
-function page(title: string, body: unknown, nonce = ""): Html {
-  return raw(String(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title><style nonce="${nonce}">${STYLE}</style></head><body>${body}</body></html>`));
+function page(title: string, body: unknown, nonce = "", lang = "en"): Html {
+  return raw(String(html`<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><title>${title}</title><style nonce="${nonce}">${STYLE}</style></head><body>${body}</body></html>`));
 }
 
 function sessionItem(session: SessionTouch, timeZone: string) {
@@ -122,8 +122,8 @@ ${sessions.length ? html`<h2>Attribution</h2><p class="meta">How each model cred
   return page("CoMagic", body, cspNonce);
 }
 
-export function renderMessagePage(title: string, message: string): Html {
-  return page(title, html`<div class="note warn"><strong>${title}.</strong> ${message}</div>`);
+export function renderMessagePage(title: string, message: string, lang = "en"): Html {
+  return page(title, html`<div class="note warn"><strong>${title}.</strong> ${message}</div>`, "", lang);
 }
 
 /** `warning`: something the administrator should fix (required lead fields), shown under the confirmation. */

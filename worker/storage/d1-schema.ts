@@ -17,6 +17,19 @@ const SCHEMA = [
   // Click-to-call: each tab token's one call, and calls a day per user and per portal (the toll-fraud caps).
   `CREATE TABLE IF NOT EXISTS call_tokens (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS call_counts (day TEXT NOT NULL, scope TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (day, scope))`,
+  // The attribution report: each conversion's visits with their shares per model, the deals they became, ad cost.
+  `CREATE TABLE IF NOT EXISTS attribution_touches (
+     entity TEXT NOT NULL, entity_id TEXT NOT NULL, touch_no INTEGER NOT NULL, created_at TEXT NOT NULL, at TEXT NOT NULL,
+     utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, source_medium TEXT, cm_campaign_id TEXT, cm_campaign_name TEXT, cm_channel TEXT, site_id TEXT,
+     first_touch REAL NOT NULL, last_touch REAL NOT NULL, last_non_direct REAL NOT NULL, linear REAL NOT NULL, time_decay REAL NOT NULL, position_based REAL NOT NULL,
+     PRIMARY KEY (entity, entity_id, touch_no))`,
+  `CREATE INDEX IF NOT EXISTS attribution_touches_created ON attribution_touches (entity, created_at)`,
+  `CREATE TABLE IF NOT EXISTS crm_deals (
+     deal_id TEXT PRIMARY KEY, source_entity TEXT NOT NULL, source_id TEXT NOT NULL, semantic TEXT NOT NULL, amount REAL NOT NULL, currency TEXT NOT NULL,
+     created_at TEXT, modified_at TEXT)`,
+  `CREATE INDEX IF NOT EXISTS crm_deals_source ON crm_deals (source_entity, source_id)`,
+  `CREATE TABLE IF NOT EXISTS ad_costs (day TEXT NOT NULL, site_id TEXT NOT NULL, campaign_id TEXT NOT NULL, campaign_name TEXT, currency TEXT NOT NULL, cost REAL NOT NULL, PRIMARY KEY (day, site_id, campaign_id, currency))`,
+  `CREATE TABLE IF NOT EXISTS sync_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 ];
 
 const ready = new WeakMap<D1Database, Promise<unknown>>();

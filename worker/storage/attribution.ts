@@ -1,0 +1,152 @@
+import type { CreditRow, CreditedEntity } from "../domain/attribution-credits";
+import type { Model } from "../domain/attribution";
+import type { CampaignCost, DealOutcome, GroupCredit, Grouping } from "../domain/attribution-report";
+import { ensureSchema } from "./d1-schema";
+
+/** What the report reads and the sync jobs write, in D1: strongly consistent, queried with SQL. */
+
+/** The column each grouping reads, and the one that names it. Whitelisted: never built from a request. */
+const GROUP_COLUMNS: Record<Grouping, { key: string; label: string }> = {
+  utm_source: { key: "utm_source", label: "utm_source" },
+  utm_medium: { key: "utm_medium", label: "utm_medium" },
+  source_medium: { key: "NULLIF(source_medium, '')", label: "NULLIF(source_medium, '')" },
+  utm_campaign: { key: "utm_campaign", label: "utm_campaign" },
+  comagic_campaign: { key: "cm_campaign_id", label: "cm_campaign_name" },
+  comagic_channel: { key: "cm_channel", label: "cm_channel" },
+};
+const MODEL_COLUMNS: Record<Model, string> = {
+  first_touch: "first_touch", last_touch: "last_touch", last_non_direct: "last_non_direct", linear: "linear", time_decay: "time_decay", position_based: "position_based",
+};
+/** D1 binds at most 100 parameters a statement. */
+const IDS_PER_STATEMENT = 90;
+
+export interface DealRecord extends Omit<DealOutcome, "entityId"> {
+  sourceEntity: CreditedEntity;
+  sourceId: string;
+  createdAt: string | null;
+  modifiedAt: string | null;
+}
+
+export interface CostRecord {
+  day: string;
+  siteId: string;
+  campaignId: string;
+  campaignName: string | null;
+  currency: string;
+  cost: number;
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function d1AttributionStore(db: D1Database) {
+  const run = async <T>(work: () => Promise<T>) => {
+    await ensureSchema(db);
+    return work();
+  };
+  return {
+    /** Replaces one conversion's credits (a repeated enrichment writes the same rows). */
+    putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[]) =>
+      run(async () => {
+        const insert = db.prepare(
+          `INSERT INTO attribution_touches (entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        await db.batch([
+          db.prepare("DELETE FROM attribution_touches WHERE entity = ? AND entity_id = ?").bind(entity, entityId),
+          ...rows.map((r) =>
+            insert.bind(entity, entityId, r.touchNo, createdAt.toISOString(), r.at, r.utmSource, r.utmMedium, r.utmCampaign, r.sourceMedium, r.cmCampaignId, r.cmCampaignName, r.cmChannel, r.siteId,
+              r.shares.first_touch, r.shares.last_touch, r.shares.last_non_direct, r.shares.linear, r.shares.time_decay, r.shares.position_based),
+          ),
+        ]);
+      }),
+
+    /** Each conversion created in [from, to) with its share per group under a model. */
+    credits: (entity: CreditedEntity, range: { from: Date; to: Date }, model: Model, grouping: Grouping) =>
+      run(async () => {
+        const g = GROUP_COLUMNS[grouping];
+        const share = MODEL_COLUMNS[model];
+        const { results } = await db
+          .prepare(
+            `SELECT entity_id, ${g.key} AS group_key, MAX(${g.label}) AS group_label, SUM(${share}) AS share FROM attribution_touches
+             WHERE entity = ? AND created_at >= ? AND created_at < ? AND ${share} > 0 GROUP BY entity_id, group_key`,
+          )
+          .bind(entity, range.from.toISOString(), range.to.toISOString())
+          .all<{ entity_id: string; group_key: string | null; group_label: string | null; share: number }>();
+        return results.map((r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share }));
+      }),
+
+    /** The deals of the conversions created in [from, to). */
+    dealsOf: (entity: CreditedEntity, range: { from: Date; to: Date }) =>
+      run(async () => {
+        const { results } = await db
+          .prepare(
+            `SELECT d.source_id, d.deal_id, d.semantic, d.amount, d.currency FROM crm_deals d
+             WHERE d.source_entity = ? AND d.source_id IN (SELECT DISTINCT entity_id FROM attribution_touches WHERE entity = ? AND created_at >= ? AND created_at < ?)`,
+          )
+          .bind(entity, entity, range.from.toISOString(), range.to.toISOString())
+          .all<{ source_id: string; deal_id: string; semantic: string; amount: number; currency: string }>();
+        return results.map((r): DealOutcome => ({ entityId: r.source_id, dealId: r.deal_id, semantic: r.semantic === "S" ? "S" : r.semantic === "F" ? "F" : "P", amount: r.amount, currency: r.currency }));
+      }),
+
+    /** Ad cost per CoMagic campaign and currency over days (inclusive). */
+    costs: (days: { from: string; to: string }) =>
+      run(async () => {
+        const { results } = await db
+          .prepare("SELECT campaign_id, MAX(campaign_name) AS campaign_name, currency, SUM(cost) AS cost FROM ad_costs WHERE day >= ? AND day <= ? GROUP BY campaign_id, currency")
+          .bind(days.from, days.to)
+          .all<{ campaign_id: string; campaign_name: string | null; currency: string; cost: number }>();
+        return results.map((r): CampaignCost => ({ key: r.campaign_id, label: r.campaign_name, currency: r.currency, cost: r.cost }));
+      }),
+
+    /** Which of these leads and deals the report credits: only their deals are kept in step with Bitrix24. */
+    credited: (entity: CreditedEntity, ids: readonly string[]) =>
+      run(async () => {
+        const found = new Set<string>();
+        for (const part of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
+          const { results } = await db
+            .prepare(`SELECT DISTINCT entity_id FROM attribution_touches WHERE entity = ? AND entity_id IN (${part.map(() => "?").join(",")})`)
+            .bind(entity, ...part)
+            .all<{ entity_id: string }>();
+          for (const r of results) found.add(r.entity_id);
+        }
+        return found;
+      }),
+
+    putDeals: (deals: readonly DealRecord[]) =>
+      run(async () => {
+        if (deals.length === 0) return;
+        const upsert = db.prepare(
+          `INSERT INTO crm_deals (deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (deal_id) DO UPDATE SET source_entity = excluded.source_entity, source_id = excluded.source_id, semantic = excluded.semantic, amount = excluded.amount, currency = excluded.currency, modified_at = excluded.modified_at`,
+        );
+        await db.batch(deals.map((d) => upsert.bind(d.dealId, d.sourceEntity, d.sourceId, d.semantic, d.amount, d.currency, d.createdAt, d.modifiedAt)));
+      }),
+
+    /** Replaces a day's cost for the sites read (a re-import of the same day writes the same rows). */
+    putCosts: (day: string, siteIds: readonly string[], rows: readonly CostRecord[]) =>
+      run(async () => {
+        const insert = db.prepare("INSERT INTO ad_costs (day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, ?, ?, ?, ?, ?)");
+        await db.batch([
+          ...siteIds.map((site) => db.prepare("DELETE FROM ad_costs WHERE day = ? AND site_id = ?").bind(day, site)),
+          ...rows.map((r) => insert.bind(r.day, r.siteId, r.campaignId, r.campaignName, r.currency, r.cost)),
+        ]);
+      }),
+
+    /** Sites the credited visits came from: get.campaign_daily_stat wants one site_id a request. */
+    siteIds: () =>
+      run(async () => (await db.prepare("SELECT DISTINCT site_id FROM attribution_touches WHERE site_id IS NOT NULL").all<{ site_id: string }>()).results.map((r) => r.site_id)),
+
+    hasCredits: (entity: CreditedEntity) =>
+      run(async () => (await db.prepare("SELECT 1 AS one FROM attribution_touches WHERE entity = ? LIMIT 1").bind(entity).first()) !== null),
+
+    getState: (name: string) => run(async () => (await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(name).first<{ value: string }>())?.value ?? null),
+    setState: (name: string, value: string) =>
+      run(async () => void (await db.prepare("INSERT INTO sync_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").bind(name, value).run())),
+  };
+}
+
+export type AttributionStore = ReturnType<typeof d1AttributionStore>;
