@@ -196,11 +196,16 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     if (body.telephony) portal.telephony = { ...portal.telephony, ...body.telephony };
     return c.json({ ok: true, mode: portal.crmMode, repeatLeadMode: portal.repeatLeadMode, telephony: portal.telephony });
   });
-  /** Seeds a contact, company or deal as if made earlier by hand: `{fields, createdAt}`. */
+  /**
+   * Seeds a contact, company or deal as if made earlier by hand: `{fields, createdAt}`; a deal with `fromLead`
+   * as a manager's conversion of that lead makes it (LEAD_ID is read-only to REST: FACTS-portals §2).
+   */
   app.post("/_sandbox/:entity{contacts|companies|deals}", async (c) => {
     const entity = ({ contacts: "contact", companies: "company", deals: "deal" } as const)[c.req.param("entity") as "contacts" | "companies" | "deals"];
-    const body = (await c.req.json()) as { fields: Params; createdAt?: string };
-    return c.json({ id: portal.add(entity, body.fields, body.createdAt ? new Date(body.createdAt) : undefined) }, 201);
+    const body = (await c.req.json()) as { fields: Params; createdAt?: string; fromLead?: number | string };
+    const id = portal.add(entity, body.fields, body.createdAt ? new Date(body.createdAt) : undefined);
+    if (entity === "deal" && body.fromLead !== undefined) portal.markConverted(id, String(body.fromLead));
+    return c.json({ id }, 201);
   });
   app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
   app.get("/_sandbox/stats", (c) => c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME), dealUserFields: portal.dealUserFields.map((u) => u.FIELD_NAME) }));

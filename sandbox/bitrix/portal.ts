@@ -295,6 +295,14 @@ export class Portal {
     return item.ID;
   }
 
+  /** A deal a manager converted from a lead in the UI: the deal names the lead, the lead is CONVERTED. */
+  markConverted(dealId: number, leadId: string): void {
+    const deal = this.items.deal.get(dealId);
+    if (deal) deal.fields.LEAD_ID = leadId;
+    const lead = this.items.lead.get(Number(leadId));
+    if (lead) lead.fields.STATUS_ID = "CONVERTED";
+  }
+
   /** Kept for tests and the seed route: a lead typed in by hand. */
   addLead(fields: Params, createdAt: Date = this.now(), viaRest = false): number {
     return this.add("lead", fields, createdAt, viaRest);
