@@ -93,7 +93,7 @@ describe.skipIf(!chromiumPath)("the attribution report in CRM Analytics, in Chro
     await app.locator("#model").selectOption("first_touch");
     await app.locator("#period").selectOption("7d");
     await reloadBy("#apply");
-    const rows = async () => app.locator("#report tbody tr").evaluateAll((trs) => trs.map((tr) => [...(tr as HTMLTableRowElement).cells].map((td) => (td.textContent ?? "").replace(/\u00a0/g, " "))));
+    const rows = async () => app.locator("#report tbody tr").evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll("td"), (td) => (td.textContent ?? "").replace(/\u00a0/g, " "))));
     const firstTouch = await rows();
     // First touch: lead 1 to Google's campaign (its won deal too), lead 2 to Yandex's.
     expect(firstTouch.find((r) => r[0] === "Диваны google")?.slice(0, 5)).toEqual(["Диваны google", "1", "1", "1", "RUB 120,000"]);

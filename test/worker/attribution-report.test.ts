@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { formatComagicDateTime } from "../../worker/domain/comagic-time";
 import { install, MEMBER, postForm, tokensFor } from "./app-support";
-import { bitrixCall, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, workerWithEnv } from "./support";
+import { admin, bitrixCall, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, workerWithEnv } from "./support";
 
 /*
  * The marketer's report in workerd against both sandboxes: credits written at enrichment (D1), deals read
@@ -108,6 +108,26 @@ describe("the attribution report in Bitrix24", () => {
     const forged = `${token.slice(0, -4)}AAAA`;
     expect((await get(`/bitrix/report.csv?token=${encodeURIComponent(forged)}`)).status).toBe(401);
     expect((await get("/bitrix/report")).status).toBe(401);
+  });
+});
+
+describe("npm run backfill:attribution", () => {
+  it("queues leads made before the report for enrichment, page by page, and resumes after the last one done", async () => {
+    const visitor = VISITOR + 1;
+    await sandbox("/_sandbox/comagic/data", { visitor_sessions: [{ id: visitor * 10, date_time: comagicTime(new Date(Date.now() - 20 * 86_400_000)), visitor_id: visitor, channel: "organic", source_name: "google", utm_source: null, utm_medium: null, utm_campaign: null, utm_content: null, utm_term: null, referrer: "https://www.google.com/", entrance_page: "https://shop.example.ru/", campaign_id: null, campaign_name: null, site_id: SITE }] });
+    const { id } = (await (await sandbox("/_sandbox/leads", { fields: { TITLE: "Old lead", UF_CRM_CM_VISITOR_ID: String(visitor) }, createdAt: new Date(Date.now() - 10 * 86_400_000).toISOString() })).json()) as { id: number };
+    const from = new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
+    const step = async () => (await admin("/attribution/backfill", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ from }) })).json();
+    const first = (await step()) as { read: number; queued: number; done: boolean };
+    expect(first).toMatchObject({ done: true });
+    expect(first.queued).toBeGreaterThanOrEqual(2);
+    await waitFor(async () => (await env.DB?.prepare("SELECT created_at FROM attribution_touches WHERE entity = 'lead' AND entity_id = ?").bind(String(id)).first<{ created_at: string }>())?.created_at, "old lead credited", 30_000);
+    const row = await env.DB?.prepare("SELECT created_at, linear FROM attribution_touches WHERE entity_id = ?").bind(String(id)).first<{ created_at: string; linear: number }>();
+    // Dated by the lead's own creation, not by the backfill.
+    expect(Date.now() - Date.parse(row?.created_at ?? "")).toBeGreaterThan(9 * 86_400_000);
+    expect(row?.linear).toBe(1);
+    expect(await step()).toMatchObject({ read: 0, queued: 0, done: true });
+    expect((await admin("/attribution/backfill", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ from: "last week" }) })).status).toBe(400);
   });
 });
 

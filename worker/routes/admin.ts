@@ -7,6 +7,9 @@ import { requireConfig } from "../config";
 import { AppError } from "../errors";
 import { jobSchema } from "../jobs/schema";
 import { reconcileWindow } from "../jobs/scheduled";
+import { backfillStep } from "../jobs/backfill-attribution";
+import { d1AttributionStore } from "../storage/attribution";
+import { bitrixClientFor } from "../wiring";
 import { matchesAnySecret } from "../security";
 import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
 import { limitBody } from "./body-limit";
@@ -111,4 +114,14 @@ adminRoute.post("/reconcile", async (c) => {
   const report = await reconcileWindow({ from: new Date(window.from), to: new Date(window.to) }, c.env, config, c.get("log"));
   if (!report) throw new AppError(409, "comagic_not_configured", "Set COMAGIC_API_TOKEN (or COMAGIC_LOGIN and COMAGIC_PASSWORD) to reconcile");
   return c.json(report);
+});
+
+/** One step of `npm run backfill:attribution`: the next page of leads (or deals) created since `from`, queued for enrichment. */
+adminRoute.post("/attribution/backfill", async (c) => {
+  const config = requireConfig(c.env);
+  const body = z.object({ from: z.iso.date(), entity: z.enum(["lead", "deal"]).default("lead") }).parse(await c.req.json().catch(() => null));
+  if (!c.env.DB || !c.env.ENRICH_JOBS) throw new AppError(503, "misconfigured", "The DB binding (D1) and the ENRICH_JOBS queue are needed to backfill attribution");
+  const step = await backfillStep(body, { bitrix: bitrixClientFor(config), store: d1AttributionStore(c.env.DB), enrichQueue: c.env.ENRICH_JOBS, requestId: c.get("requestId") });
+  c.get("log").info("attribution.backfill_step", { ...body, ...step });
+  return c.json(step);
 });

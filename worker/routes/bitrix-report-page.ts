@@ -150,6 +150,8 @@ table?.querySelectorAll("thead th").forEach((th, column) => th.addEventListener(
   rows.sort((a, b) => { const x = value(a), y = value(b); const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y)); return down ? -c : c; });
   body.append(...rows);
 }));
+// Picking a day means a custom period.
+document.querySelectorAll('input[type="date"]').forEach((input) => input.addEventListener("change", () => { const period = document.getElementById("period"); if (period) period.value = "custom"; }));
 document.getElementById("refresh")?.addEventListener("click", async (event) => {
   const button = event.currentTarget; button.disabled = true; button.textContent = button.dataset.busy;
   try {
