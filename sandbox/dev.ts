@@ -38,6 +38,8 @@ console.log(`
            (a site with the snippet: submit its form, then look at the sandbox's leads)
   Card     ${sandboxUrl}/_sandbox/lead-card/${sampleLeadId}?user=2
            (a lead card with the CoMagic tab, as Bitrix24 shows it: journey, attribution, Call)
+  Report   ${sandboxUrl}/_sandbox/app?user=1&lang=ru   (lang=en for English)
+           (CRM Analytics' attribution report, as the portal's admin sees it; fills in as leads are enriched)
 
   Next:    npm run send:call        posts a signed sample call and prints the lead it made
   Webhook  POST ${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}

@@ -62,6 +62,8 @@ export default defineConfig({
                 COMAGIC_MATCH_BY_EMAIL: "true",
                 TAB_TOKEN_SECRET: "test-tab-token-key-new-0123456789abcdef,test-tab-token-key-old-0123456789abcdef",
                 SANDBOX_URL: inject<string>("sandboxUrl"),
+                // Titles and comments in English for the assertions; Russian (the default) has its own test.
+                CRM_LANGUAGE: "en",
               },
             },
           })),

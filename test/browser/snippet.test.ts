@@ -75,7 +75,7 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
     sandbox = await startSandbox({ port: 0 });
     await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
     worker = await startLocalWorker({
-      vars: { BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl, COMAGIC_WEBHOOK_TOKEN: "browser-test", ALLOWED_ORIGINS: siteUrl },
+      vars: { BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl, COMAGIC_WEBHOOK_TOKEN: "browser-test", ALLOWED_ORIGINS: siteUrl, CRM_LANGUAGE: "en" },
       stateDir,
       output: "ignore",
     });

@@ -3,6 +3,7 @@ import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
 import { newLeadFields, pickOpenLead, updateLeadFields, type LeadSnapshot } from "../../worker/domain/lead-plan";
 import { planWrite } from "../../worker/domain/write-plan";
 import { usersByEmployee } from "../../worker/domain/responsible";
+import { crmTexts } from "../../worker/i18n/crm-texts";
 
 const now = new Date("2026-11-24T12:00:00Z");
 const rules = { now, dedupDays: 30, defaultRegion: "RU" as const, mode: "classic" as const };
@@ -116,5 +117,15 @@ describe("who a new lead is assigned to", () => {
     const lead = { id: "5", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: [], emails: [], utm: { source: null, medium: null, campaign: null, content: null, term: null }, visitorId: null };
     const plan = planWrite(event({ employeeId: "25" }), { applied: null, leads: [lead], clients: [], deals: [] }, { now: new Date("2026-11-24T10:00:00Z"), dedupDays: 30, defaultRegion: "RU", responsible, mode: "classic" });
     expect(plan.action === "update" && plan.fields).not.toHaveProperty("ASSIGNED_BY_ID");
+  });
+});
+
+describe("what the worker writes into Bitrix24, in CRM_LANGUAGE", () => {
+  it("titles and comments a new lead in Russian when CRM_LANGUAGE is ru (the default), in English when en", () => {
+    const call = event({ kind: "call", phone: "+79125554433" });
+    const ru = newLeadFields(call, {}, null, crmTexts("ru"));
+    expect(ru.TITLE).toBe("Звонок CoMagic: +79125554433");
+    expect(String(ru.COMMENTS)).toContain("Сотрудник:");
+    expect(newLeadFields(call, {}, null, crmTexts("en")).TITLE).toBe("CoMagic call: +79125554433");
   });
 });

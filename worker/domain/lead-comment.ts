@@ -1,13 +1,10 @@
+import { crmTexts, type CrmTexts } from "../i18n/crm-texts";
 import type { LeadEvent, Utm } from "./lead-event";
 
-const KIND_TITLE: Record<LeadEvent["kind"], string> = {
-  call: "CoMagic call",
-  chat: "CoMagic chat",
-  form: "Website form",
-};
+/* Titles and comments in CRM_LANGUAGE: `texts` defaults to English, the language the worker's own tests read. */
 
-function seconds(n: number | null | undefined): string {
-  return n === null || n === undefined ? "—" : `${Math.round(n)} sec.`;
+function seconds(n: number | null | undefined, t: CrmTexts): string {
+  return n === null || n === undefined ? "—" : t.seconds(Math.round(n));
 }
 
 function utmLine(utm: Utm): string | null {
@@ -15,47 +12,47 @@ function utmLine(utm: Utm): string | null {
   return set.length ? set.map(([k, v]) => `utm_${k}=${v}`).join(", ") : null;
 }
 
-function buildFormComment(event: LeadEvent, form: NonNullable<LeadEvent["form"]>): string {
-  const lines = [`Website form: ${form.name ?? "—"}`];
-  if (form.message) lines.push(`Message: ${form.message}`);
-  lines.push(`Page: ${form.pageUrl ?? "—"}`);
-  lines.push(`Referrer: ${form.referrer || "—"}`);
-  if (event.visitorId) lines.push(`CoMagic visitor ID: ${event.visitorId}`);
-  if (form.comagicSessionId) lines.push(`CoMagic session ID: ${form.comagicSessionId}`);
+function buildFormComment(event: LeadEvent, form: NonNullable<LeadEvent["form"]>, t: CrmTexts): string {
+  const lines = [`${t.websiteForm}: ${form.name ?? "—"}`];
+  if (form.message) lines.push(`${t.message}: ${form.message}`);
+  lines.push(`${t.page}: ${form.pageUrl ?? "—"}`);
+  lines.push(`${t.referrer}: ${form.referrer || "—"}`);
+  if (event.visitorId) lines.push(`${t.visitorId}: ${event.visitorId}`);
+  if (form.comagicSessionId) lines.push(`${t.sessionIdOfVisit}: ${form.comagicSessionId}`);
   const last = utmLine(event.utm);
   const first = utmLine(form.firstUtm);
-  if (last) lines.push(`UTM (last touch): ${last}`);
-  if (first) lines.push(`UTM (first touch): ${first}`);
+  if (last) lines.push(`${t.utmLast}: ${last}`);
+  if (first) lines.push(`${t.utmFirst}: ${first}`);
   const clicks = Object.entries(form.clickIds);
-  if (clicks.length) lines.push(`Click ids: ${clicks.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  if (clicks.length) lines.push(`${t.clickIds}: ${clicks.map(([k, v]) => `${k}=${v}`).join(", ")}`);
   const extra = Object.entries(form.extra);
-  if (extra.length) lines.push("Other fields:", ...extra.map(([k, v]) => `  ${k}: ${v}`));
+  if (extra.length) lines.push(t.otherFields, ...extra.map(([k, v]) => `  ${k}: ${v}`));
   return lines.join("\n");
 }
 
 /** The text the seed puts in COMMENTS; also the body of the timeline comment when a lead is updated. */
-export function buildLeadComment(event: LeadEvent): string {
-  if (event.form) return buildFormComment(event, event.form);
-  const lines = [`${KIND_TITLE[event.kind]} session ID: ${event.sessionId}`];
-  lines.push(`Operator: ${event.employee ?? "—"}`);
+export function buildLeadComment(event: LeadEvent, t: CrmTexts = crmTexts("en")): string {
+  if (event.form) return buildFormComment(event, event.form, t);
+  const lines = [`${t.sessionId(t.kindTitle[event.kind])}: ${event.sessionId}`];
+  lines.push(`${t.operator}: ${event.employee ?? "—"}`);
   if (event.call) {
     const { talkSeconds, waitSeconds } = event.call;
-    const parts = [talkSeconds === null ? "" : `talk ${seconds(talkSeconds)}`, waitSeconds === null ? "" : `wait ${seconds(waitSeconds)}`].filter(Boolean);
-    lines.push(`Duration: ${seconds(event.call.totalSeconds)}${parts.length ? ` (${parts.join(", ")})` : ""}`);
-    if (event.call.lost) lines.push("Lost call: yes");
+    const parts = [talkSeconds === null ? "" : `${t.talk} ${seconds(talkSeconds, t)}`, waitSeconds === null ? "" : `${t.wait} ${seconds(waitSeconds, t)}`].filter(Boolean);
+    lines.push(`${t.duration}: ${seconds(event.call.totalSeconds, t)}${parts.length ? ` (${parts.join(", ")})` : ""}`);
+    if (event.call.lost) lines.push(t.lostCall);
   }
-  lines.push(`Traffic type: ${event.trafficType ?? "—"}`);
-  lines.push(`Entry page: ${event.entryPage ?? "—"}`);
-  lines.push(`Tags: ${event.tags.length ? event.tags.join(", ") : "—"}`);
-  if (event.recordingUrl) lines.push(`Recording: ${event.recordingUrl}`);
-  if (event.visitorId) lines.push(`CoMagic visitor ID: ${event.visitorId}`);
+  lines.push(`${t.trafficType}: ${event.trafficType ?? "—"}`);
+  lines.push(`${t.entryPage}: ${event.entryPage ?? "—"}`);
+  lines.push(`${t.tags}: ${event.tags.length ? event.tags.join(", ") : "—"}`);
+  if (event.recordingUrl) lines.push(`${t.recording}: ${event.recordingUrl}`);
+  if (event.visitorId) lines.push(`${t.visitorId}: ${event.visitorId}`);
   const utm = utmLine(event.utm);
-  if (utm) lines.push(`UTM: ${utm}`);
+  if (utm) lines.push(`${t.utm}: ${utm}`);
   return lines.join("\n");
 }
 
-export function buildLeadTitle(event: LeadEvent): string {
-  if (event.form) return `${KIND_TITLE.form}: ${event.form.name ?? event.form.pageUrl ?? event.sessionId}`;
+export function buildLeadTitle(event: LeadEvent, t: CrmTexts = crmTexts("en")): string {
+  if (event.form) return `${t.kindTitle.form}: ${event.form.name ?? event.form.pageUrl ?? event.sessionId}`;
   const who = event.kind === "call" ? event.phone : (event.name ?? event.phone ?? event.email);
-  return `${KIND_TITLE[event.kind]}: ${who ?? event.sessionId}`;
+  return `${t.kindTitle[event.kind]}: ${who ?? event.sessionId}`;
 }

@@ -1,3 +1,4 @@
+import { crmTexts, type CrmTexts } from "../i18n/crm-texts";
 import type { CountryCode } from "libphonenumber-js/core";
 import { buildLeadComment, buildLeadTitle } from "./lead-comment";
 import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
@@ -46,6 +47,8 @@ export interface PlanRules {
   responsible?: ResponsibleRules;
   /** LOST_CALL_TODO_MINUTES: when the call-back to-do of a lost call is due. */
   callBackMinutes?: number;
+  /** CRM_LANGUAGE: the language of what the worker writes into Bitrix24 (English when unset). */
+  language?: "ru" | "en";
 }
 
 const DAY_MS = 86_400_000;
@@ -83,13 +86,13 @@ export function creationUtm(event: LeadEvent): Utm {
   return first && UTM_KEYS.some((k) => first[k]) ? first : event.utm;
 }
 
-export function newLeadFields(event: LeadEvent, requiredFieldDefaults: Readonly<Record<string, string | number>> = {}, responsible: ResponsibleRules | null = null): LeadFields {
+export function newLeadFields(event: LeadEvent, requiredFieldDefaults: Readonly<Record<string, string | number>> = {}, responsible: ResponsibleRules | null = null, texts: CrmTexts = crmTexts("en")): LeadFields {
   const assignee = responsible ? responsibleUserId(event, responsible) : null;
   return {
     // First, so that what the event itself says always wins.
     ...requiredFieldDefaults,
     ...(assignee ? { ASSIGNED_BY_ID: assignee } : {}),
-    TITLE: buildLeadTitle(event),
+    TITLE: buildLeadTitle(event, texts),
     ...(event.name ? { NAME: event.name } : {}),
     ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
     ...(event.email ? { EMAIL: [{ VALUE: event.email, VALUE_TYPE: "WORK" }] } : {}),
@@ -102,7 +105,7 @@ export function newLeadFields(event: LeadEvent, requiredFieldDefaults: Readonly<
     [LEAD_FIELD.comagicId]: event.key,
     ...(event.visitorId ? { [LEAD_FIELD.visitorId]: event.visitorId } : {}),
     ...utmFields(creationUtm(event), () => true),
-    COMMENTS: buildLeadComment(event),
+    COMMENTS: buildLeadComment(event, texts),
   };
 }
 

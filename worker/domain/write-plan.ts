@@ -1,3 +1,4 @@
+import { crmTexts, type CrmTexts } from "../i18n/crm-texts";
 import type { CountryCode } from "libphonenumber-js/core";
 import type { CrmEntityRef, CrmMode } from "./crm-entity";
 import { buildLeadComment, buildLeadTitle } from "./lead-comment";
@@ -89,20 +90,20 @@ function emptyUtmFields(event: LeadEvent, current: Utm): LeadFields {
  * A website form is anonymous: anyone can name a client's email and give their own phone. What it gave that the
  * lead or client does not have goes into the comment as unverified, never into the record (see addsContactData).
  */
-export function unverifiedContactLine(event: LeadEvent, known: { phones: string[]; emails: string[]; visitorId: string | null }, region: CountryCode, entity: "lead" | "deal"): string | null {
+export function unverifiedContactLine(event: LeadEvent, known: { phones: string[]; emails: string[]; visitorId: string | null }, region: CountryCode, entity: "lead" | "deal", t: CrmTexts = crmTexts("en")): string | null {
   if (event.kind !== "form") return null;
   const hasPhone = (phone: string) => known.phones.some((p) => normalizePhone(p, region) === phone);
   const hasEmail = (email: string) => known.emails.some((e) => e.trim().toLowerCase() === email);
   const given = [
-    event.phone && !hasPhone(event.phone) ? `phone ${event.phone}` : null,
-    event.email && !hasEmail(event.email) ? `email ${event.email}` : null,
-    event.visitorId && event.visitorId !== known.visitorId ? `CoMagic visitor ID ${event.visitorId}` : null,
+    event.phone && !hasPhone(event.phone) ? t.phoneValue(event.phone) : null,
+    event.email && !hasEmail(event.email) ? t.emailValue(event.email) : null,
+    event.visitorId && event.visitorId !== known.visitorId ? t.visitorIdValue(event.visitorId) : null,
   ].filter((part): part is string => part !== null);
-  return given.length ? `Unverified website form data, not added to the ${entity}: the form also gave ${given.join(", ")}.` : null;
+  return given.length ? t.unverified(entity, given.join(", ")) : null;
 }
 
-function withUnverified(line: string | null, event: LeadEvent): string {
-  return line ? `${line}\n${buildLeadComment(event)}` : buildLeadComment(event);
+function withUnverified(line: string | null, event: LeadEvent, t: CrmTexts): string {
+  return line ? `${line}\n${buildLeadComment(event, t)}` : buildLeadComment(event, t);
 }
 
 /** Fields of a new deal (simple portals), as a new lead would have them minus what deals do not carry. */
@@ -111,7 +112,7 @@ export function newDealFields(event: LeadEvent, rules: PlanRules, client: { cont
   return {
     ...(rules.requiredFieldDefaults ?? {}),
     ...(assignee ? { ASSIGNED_BY_ID: assignee } : {}),
-    TITLE: buildLeadTitle(event),
+    TITLE: buildLeadTitle(event, crmTexts(rules.language)),
     SOURCE_ID: SOURCE_BY_KIND[event.kind],
     ...(event.form?.pageUrl ? { SOURCE_DESCRIPTION: event.form.pageUrl } : {}),
     OPENED: "Y",
@@ -122,7 +123,7 @@ export function newDealFields(event: LeadEvent, rules: PlanRules, client: { cont
     [LEAD_FIELD.comagicId]: event.key,
     ...(event.visitorId ? { [LEAD_FIELD.visitorId]: event.visitorId } : {}),
     ...emptyUtmFields(event, { source: null, medium: null, campaign: null, content: null, term: null }),
-    COMMENTS: buildLeadComment(event),
+    COMMENTS: buildLeadComment(event, crmTexts(rules.language)),
   };
 }
 
@@ -149,7 +150,7 @@ function updateDeal(event: LeadEvent, deal: DealSnapshot, clients: readonly Clie
   const owners = clients.filter((c) => c.id === deal.contactId || c.id === deal.companyId);
   const known = { phones: owners.flatMap((c) => c.phones), emails: owners.flatMap((c) => c.emails), visitorId: deal.visitorId };
   const client: CrmEntityRef | null = deal.contactId ? { type: "contact", id: deal.contactId } : deal.companyId ? { type: "company", id: deal.companyId } : null;
-  return { action: "update", target: { type: "deal", id: deal.id }, fields, comment: withUnverified(unverifiedContactLine(event, known, rules.defaultRegion, "deal"), event), client };
+  return { action: "update", target: { type: "deal", id: deal.id }, fields, comment: withUnverified(unverifiedContactLine(event, known, rules.defaultRegion, "deal", crmTexts(rules.language)), event, crmTexts(rules.language)), client };
 }
 
 /** The deals of the clients the event matched (a deal names its first contact and its company). */
@@ -170,7 +171,7 @@ export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules
         action: "update",
         target: { type: "lead", id: lead.id },
         fields: updateLeadFields(event, lead, rules.defaultRegion),
-        comment: withUnverified(unverifiedContactLine(event, lead, rules.defaultRegion, "lead"), event),
+        comment: withUnverified(unverifiedContactLine(event, lead, rules.defaultRegion, "lead", crmTexts(rules.language)), event, crmTexts(rules.language)),
         client: null,
       };
     }
@@ -182,7 +183,7 @@ export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules
   if (rules.mode === "classic") {
     // Bitrix24 marks a lead naming a client a repeat lead itself (when the portal's mode is on): never IS_RETURN_CUSTOMER.
     const link = { ...(contact ? { CONTACT_ID: contact.id } : {}), ...(companyId ? { COMPANY_ID: companyId } : {}) };
-    return { action: "create-lead", fields: { ...newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null), ...link } };
+    return { action: "create-lead", fields: { ...newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null, crmTexts(rules.language)), ...link } };
   }
   return {
     action: "create-deal",

@@ -1,3 +1,4 @@
+import { crmTexts } from "../i18n/crm-texts";
 import { BitrixError } from "../bitrix/errors";
 import type { CrmStore, WriteOutcome } from "../bitrix/crm-store";
 import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";
@@ -166,7 +167,7 @@ async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps
   const wanted = written.flatMap(({ item, outcome }) => {
     const { event } = item.job;
     const responsibleId = deps.rules.responsible ? responsibleUserId(event, deps.rules.responsible) : null;
-    const todo = callBackTodo(event, outcome.target, { minutes: deps.rules.callBackMinutes ?? 60, responsibleId });
+    const todo = callBackTodo(event, outcome.target, { minutes: deps.rules.callBackMinutes ?? 60, responsibleId, texts: crmTexts(deps.rules.language) });
     return todo ? [{ key: `todo:${event.key}`, ref: ledgerRef(outcome.target), todo }] : [];
   });
   if (wanted.length === 0) return;

@@ -139,6 +139,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
       requiredFieldDefaults: config.REQUIRED_FIELD_DEFAULTS ?? {},
       responsible: { userOfEmployee: usersByEmployee(config.COMAGIC_EMPLOYEES ?? {}), defaultUserId: config.DEFAULT_RESPONSIBLE_ID ?? null, lostCallUserId: config.LOST_CALL_RESPONSIBLE_ID ?? null },
       callBackMinutes: config.LOST_CALL_TODO_MINUTES,
+      language: config.CRM_LANGUAGE,
     },
   });
   log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount });
