@@ -10,7 +10,7 @@ import { Miniflare } from "miniflare";
 import { syncDeals } from "../worker/bitrix/deal-sync";
 import { createBitrixClient } from "../worker/bitrix/client";
 import { MODELS } from "../worker/domain/attribution";
-import type { AttributionStore } from "../worker/storage/attribution";
+import type { AttributionStore } from "../worker/storage/attribution-store";
 import { startSandbox } from "../sandbox/server";
 
 const LEADS = 10_000;

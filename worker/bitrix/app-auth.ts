@@ -1,8 +1,8 @@
 import * as z from "zod";
 import { AppError } from "../errors";
 import { matchesAnySecret } from "../security";
-import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
-import { BitrixError } from "./errors";
+import type { BitrixClient, BitrixCommand } from "./client";
+import { outcome } from "./command-outcome";
 
 /*
  * Who is asking, for the Bitrix24 app's routes. Placement and install requests are posted by the user's
@@ -15,15 +15,6 @@ const profileSchema = z.object({ ID: idString, ADMIN: z.boolean().optional(), NA
 const appInfoSchema = z.object({ CODE: z.string().nullish() }).loose();
 
 export type Profile = z.infer<typeof profileSchema>;
-
-/** A command's result read with a schema, or the error Bitrix24 gave for it. */
-export function outcome<T>(result: CommandOutcome | undefined, schema: z.ZodType<T>, what: string): T {
-  if (!result) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what}: no answer`, true, "no");
-  if (!result.ok) throw result.error;
-  const parsed = schema.safeParse(result.result);
-  if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what}: unexpected answer`, true, "no");
-  return parsed.data;
-}
 
 const refused = (message: string) => new AppError(401, "not_verified", message);
 

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { AppError } from "../errors";
-import { outcome, verifiedUser } from "./app-auth";
+import { verifiedUser } from "./app-auth";
+import { outcome } from "./command-outcome";
 import type { BitrixClient } from "./client";
 import { CARD_PLACEMENTS } from "./crm-card";
 import type { Portal, PortalStore } from "./portal";

@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { buildReport, COST_GROUPING, rangeInstants, type Report, type ReportFilters } from "../domain/attribution-report";
 import type { Messages } from "../i18n";
-import type { AttributionStore } from "../storage/attribution";
+import type { AttributionStore } from "../storage/attribution-store";
 import { verifiedUser } from "./app-auth";
 import type { BitrixClient } from "./client";
 import { signClaims, verifyClaims } from "./tab-token";

@@ -3,7 +3,7 @@ import * as z from "zod";
 import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber } from "../domain/call-policy";
-import { outcome } from "./app-auth";
+import { outcome } from "./command-outcome";
 import { cardCommand, readCard, type Card } from "./crm-card";
 import type { BitrixClient } from "./client";
 import type { TabClaims } from "./tab-token";

@@ -2,7 +2,7 @@ import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { normalizePhone } from "../domain/phone";
-import { outcome } from "./app-auth";
+import { outcome } from "./command-outcome";
 import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
 
 /*

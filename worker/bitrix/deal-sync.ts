@@ -1,6 +1,6 @@
 import * as z from "zod";
-import type { AttributionStore, DealRecord } from "../storage/attribution";
-import { outcome } from "./app-auth";
+import type { AttributionStore, DealRecord } from "../storage/attribution-store";
+import { outcome } from "./command-outcome";
 import type { BitrixClient } from "./client";
 
 /*

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { parseComagicDateTime } from "../domain/comagic-time";
-import type { AttributionStore, CostRecord } from "../storage/attribution";
+import type { AttributionStore, CostRecord } from "../storage/attribution-store";
 import type { CoMagicRpcClient } from "./data-api";
 import { fetchReport } from "./reports";
 

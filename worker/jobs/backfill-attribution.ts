@@ -1,9 +1,9 @@
 import * as z from "zod";
-import { outcome } from "../bitrix/app-auth";
+import { outcome } from "../bitrix/command-outcome";
 import type { BitrixClient } from "../bitrix/client";
 import type { CreditedEntity } from "../domain/attribution-credits";
 import { LEAD_FIELD } from "../domain/lead-plan";
-import type { AttributionStore } from "../storage/attribution";
+import type { AttributionStore } from "../storage/attribution-store";
 import type { EnrichJob } from "./schema";
 import { sendInBatches } from "./send-in-batches";
 

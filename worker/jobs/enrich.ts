@@ -5,7 +5,7 @@ import { loadJourney } from "../comagic/reports";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { summarizeJourney, type Journey } from "../domain/touchpoints";
 import { creditRows } from "../domain/attribution-credits";
-import type { AttributionStore } from "../storage/attribution";
+import type { AttributionStore } from "../storage/attribution-store";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";

@@ -4,7 +4,7 @@ import { importMissingCosts } from "../comagic/ad-costs";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import { errorMessage, type Logger } from "../log";
-import type { AttributionStore } from "../storage/attribution";
+import type { AttributionStore } from "../storage/attribution-store";
 
 /** Deals without CURRENCY_ID are in the portal's base currency (FACTS-portals §2, §11); Russian portals' is the rouble. */
 export const FALLBACK_CURRENCY = "RUB";

@@ -1,9 +1,10 @@
 import type { CreditRow, CreditedEntity } from "../domain/attribution-credits";
 import type { Model } from "../domain/attribution";
 import type { CampaignCost, DealOutcome, GroupCredit, Grouping } from "../domain/attribution-report";
+import type { AttributionStore, CostRecord, DealRecord } from "./attribution-store";
 import { ensureSchema } from "./d1-schema";
 
-/** What the report reads and the sync jobs write, in D1: strongly consistent, queried with SQL. */
+/** The attribution store in D1: strongly consistent, queried with SQL. */
 
 /** The column each grouping reads, and the one that names it. Whitelisted: never built from a request. */
 const GROUP_COLUMNS: Record<Grouping, { key: string; label: string }> = {
@@ -20,35 +21,18 @@ const MODEL_COLUMNS: Record<Model, string> = {
 /** D1 binds at most 100 parameters a statement. */
 const IDS_PER_STATEMENT = 90;
 
-export interface DealRecord extends Omit<DealOutcome, "entityId"> {
-  sourceEntity: CreditedEntity;
-  sourceId: string;
-  createdAt: string | null;
-  modifiedAt: string | null;
-}
-
-export interface CostRecord {
-  day: string;
-  siteId: string;
-  campaignId: string;
-  campaignName: string | null;
-  currency: string;
-  cost: number;
-}
-
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
 
-export function d1AttributionStore(db: D1Database) {
+export function d1AttributionStore(db: D1Database): AttributionStore {
   const run = async <T>(work: () => Promise<T>) => {
     await ensureSchema(db);
     return work();
   };
   return {
-    /** Replaces one conversion's credits (a repeated enrichment writes the same rows). */
     putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[]) =>
       run(async () => {
         const insert = db.prepare(
@@ -64,7 +48,6 @@ export function d1AttributionStore(db: D1Database) {
         ]);
       }),
 
-    /** Each conversion created in [from, to) with its share per group under a model. */
     credits: (entity: CreditedEntity, range: { from: Date; to: Date }, model: Model, grouping: Grouping) =>
       run(async () => {
         const g = GROUP_COLUMNS[grouping];
@@ -79,7 +62,6 @@ export function d1AttributionStore(db: D1Database) {
         return results.map((r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share }));
       }),
 
-    /** The deals of the conversions created in [from, to). */
     dealsOf: (entity: CreditedEntity, range: { from: Date; to: Date }) =>
       run(async () => {
         const { results } = await db
@@ -92,7 +74,6 @@ export function d1AttributionStore(db: D1Database) {
         return results.map((r): DealOutcome => ({ entityId: r.source_id, dealId: r.deal_id, semantic: r.semantic === "S" ? "S" : r.semantic === "F" ? "F" : "P", amount: r.amount, currency: r.currency }));
       }),
 
-    /** Ad cost per CoMagic campaign and currency over days (inclusive). */
     costs: (days: { from: string; to: string }) =>
       run(async () => {
         const { results } = await db
@@ -102,7 +83,6 @@ export function d1AttributionStore(db: D1Database) {
         return results.map((r): CampaignCost => ({ key: r.campaign_id, label: r.campaign_name, currency: r.currency, cost: r.cost }));
       }),
 
-    /** Which of these leads and deals the report credits: only their deals are kept in step with Bitrix24. */
     credited: (entity: CreditedEntity, ids: readonly string[]) =>
       run(async () => {
         const found = new Set<string>();
@@ -126,7 +106,6 @@ export function d1AttributionStore(db: D1Database) {
         await db.batch(deals.map((d) => upsert.bind(d.dealId, d.sourceEntity, d.sourceId, d.semantic, d.amount, d.currency, d.createdAt, d.modifiedAt)));
       }),
 
-    /** Replaces a day's cost for the sites read (a re-import of the same day writes the same rows). */
     putCosts: (day: string, siteIds: readonly string[], rows: readonly CostRecord[]) =>
       run(async () => {
         const insert = db.prepare("INSERT INTO ad_costs (day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, ?, ?, ?, ?, ?)");
@@ -136,7 +115,6 @@ export function d1AttributionStore(db: D1Database) {
         ]);
       }),
 
-    /** Sites the credited visits came from: get.campaign_daily_stat wants one site_id a request. */
     siteIds: () =>
       run(async () => (await db.prepare("SELECT DISTINCT site_id FROM attribution_touches WHERE site_id IS NOT NULL").all<{ site_id: string }>()).results.map((r) => r.site_id)),
 
@@ -149,4 +127,3 @@ export function d1AttributionStore(db: D1Database) {
   };
 }
 
-export type AttributionStore = ReturnType<typeof d1AttributionStore>;
