@@ -15,7 +15,7 @@ beforeAll(async () => {
 });
 
 describe("installing the app", () => {
-  it("stores the portal, creates the fields, binds the CoMagic tab to lead, deal and contact cards, and finishes the install", async () => {
+  it("stores the portal, creates the fields, binds the CoMagic tab to lead, deal and contact cards and the report to CRM Analytics, and finishes the install", async () => {
     const res = await install();
     expect(res.status).toBe(200);
     const html = await res.text();
@@ -25,6 +25,8 @@ describe("installing the app", () => {
       { placement: "CRM_LEAD_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
       { placement: "CRM_DEAL_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
       { placement: "CRM_CONTACT_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
+      // The attribution report opens from CRM → Analytics; its title follows CRM_LANGUAGE (Russian by default).
+      { placement: "CRM_ANALYTICS_MENU", handler: "http://worker.test/bitrix/app", title: "CoMagic: атрибуция" },
     ]);
     // FACTS.md §2.6: crm.deal.userfield.add — a converted lead keeps the CoMagic values only in fields deals have too.
     const stats = (await (await sandbox("/_sandbox/stats")).json()) as { dealUserFields: string[] };
@@ -36,7 +38,7 @@ describe("installing the app", () => {
   it("is idempotent: installing again binds nothing twice", async () => {
     expect((await install()).status).toBe(200);
     const state = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { placements: unknown[] };
-    expect(state.placements).toHaveLength(3);
+    expect(state.placements).toHaveLength(4);
   });
 
   it.each([
