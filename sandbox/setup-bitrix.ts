@@ -1,7 +1,8 @@
 /** `npm run setup:bitrix`: creates the custom lead and deal fields on the portal in BITRIX_WEBHOOK_URL and checks its settings. */
 import { createBitrixClient } from "../worker/bitrix/client";
 import { crmModeOf } from "../worker/bitrix/crm-mode";
-import { requiredFieldsAdvice, unfilledRequiredFields } from "../worker/bitrix/required-fields";
+import { unfilledRequiredFields } from "../worker/bitrix/required-fields";
+import { messagesFor } from "../worker/i18n";
 import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
 import { readDevVars } from "./dev-vars";
 
@@ -21,7 +22,7 @@ try {
   const mode = await crmModeOf(client, null);
   console.log(`CRM mode: ${mode === "classic" ? "classic (leads)" : "simple (no leads: the worker writes contacts and deals)"}.`);
   const unfilled = await unfilledRequiredFields(client, mode, defaults);
-  if (unfilled.length) console.log(`\nWarning: fields ${requiredFieldsAdvice(unfilled)}.`);
+  if (unfilled.length) console.log(`\nWarning: ${messagesFor("en").install.requiredFields(unfilled)}`);
 } catch (error) {
   console.error(`Setup failed: ${error instanceof Error ? error.message : String(error)}`);
   console.error("The webhook needs the `crm` scope and a user allowed to change CRM settings.");

@@ -150,7 +150,8 @@ export function createOAuthApp(settings: AppSettings) {
 
   /**
    * A lead card the way Bitrix24 shows the CoMagic tab: the browser posts the placement form into an
-   * iframe, with a fresh token for the chosen user (?user=2 for the sales manager).
+   * iframe, with a fresh token for the chosen user (?user=2 for the sales manager), in the
+   * language ?lang= names (`LANG`, FACTS-portals §10; Russian by default).
    */
   app.get("/_sandbox/lead-card/:leadId", (c) => {
     const userId = Number(c.req.query("user") ?? 2);
@@ -176,7 +177,7 @@ export function createOAuthApp(settings: AppSettings) {
     return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Lead #${leadId}</title>
 <style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}nav span{display:inline-block;padding:8px 14px;color:#525c69}nav span.on{border-bottom:2px solid #2fc6f6;color:#000}iframe{border:0;width:100%;height:760px;background:#fff}</style></head>
 <body><header><strong>Lead #${leadId}</strong> · signed in as ${user?.NAME ?? "?"} ${user?.LAST_NAME ?? ""} (sandbox)<nav><span>General</span><span class="on">CoMagic</span><span>History</span></nav></header>
-<form id="placement" method="post" target="tab" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=ru&APP_SID=sandbox">${inputs}</form>
+<form id="placement" method="post" target="tab" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=${encodeURIComponent(c.req.query("lang") ?? "ru")}&APP_SID=sandbox">${inputs}</form>
 <iframe name="tab" id="tab" title="CoMagic tab"></iframe>
 <script>document.getElementById("placement").submit();</script></body></html>`);
   });

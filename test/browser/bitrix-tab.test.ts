@@ -65,13 +65,16 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
     expect(rows[0]?.split("\t").slice(1, 4)).toEqual(["100%", "0%", "0%"]);
     expect(rows[1]?.split("\t")[3]).toBe("100%");
 
-    // The button shows the exact number; the first click asks, the second calls.
-    expect(await tab.locator("#call").innerText()).toBe("Call +79125554433");
+    // The button shows the exact number; the first click asks, the second calls. The sandbox card sends
+    // LANG=ru, as a Russian portal does (FACTS-portals §10), so the manager reads Russian.
+    expect(await tab.locator("#call").innerText()).toBe("Позвонить +79125554433");
     await tab.locator("#call").click();
-    expect(await tab.locator("#call").innerText()).toBe("Confirm: call +79125554433");
+    expect(await tab.locator("#call").innerText()).toBe("Подтвердите: позвонить +79125554433");
+    expect(await tab.locator("#call-result").innerText()).toBe("Нажмите ещё раз, чтобы позвонить на этот номер.");
     expect(await (await fetch(`${sandbox.url}/_sandbox/comagic/calls-made`)).json()).toEqual([]);
     await tab.locator("#call").click();
     await tab.locator("#call-result.ok").waitFor({ timeout: 10_000 });
+    expect(await tab.locator("#call-result").innerText()).toBe("Ваш телефон звонит; клиенту позвоним, когда вы ответите.");
     const calls = (await (await fetch(`${sandbox.url}/_sandbox/comagic/calls-made`)).json()) as Record<string, unknown>[];
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ method: "start.employee_call", first_call: "employee", virtual_phone_number: "74993720692", contact: "79125554433", employee: { id: 26 } });
@@ -82,11 +85,11 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
     expect(errors).toEqual([]);
   });
 
-  it("explains a lead without a visitor id instead of showing an empty tab", async () => {
+  it("explains a lead without a visitor id instead of showing an empty tab, in English for an English-speaking user", async () => {
     const created = await post("/_sandbox/leads", { fields: { TITLE: "Walk-in", PHONE: [{ VALUE: "+79125550000" }] } });
     const { id } = (await created.json()) as { id: number };
     const page = await browser.newPage();
-    await page.goto(`${sandbox.url}/_sandbox/lead-card/${id}?user=2`);
+    await page.goto(`${sandbox.url}/_sandbox/lead-card/${id}?user=2&lang=en`);
     const empty = page.frameLocator("#tab").locator("#empty");
     await empty.waitFor({ timeout: 20_000 });
     expect(await empty.innerText()).toContain("no CoMagic visitor id");

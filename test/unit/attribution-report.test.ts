@@ -89,6 +89,23 @@ describe("the attribution report's figures", () => {
     expect(report.total.romi).toBeNull();
   });
 
+  it("on a portal without leads, counts the contacts the worker made with the deals, credited like the deals", () => {
+    const credits: GroupCredit[] = [
+      { entityId: "10", key: "google", label: "google", share: 0.5, madeContact: true },
+      { entityId: "10", key: "yandex", label: "yandex", share: 0.5, madeContact: true },
+      { entityId: "11", key: "google", label: "google", share: 1, madeContact: false },
+    ];
+    const report = buildReport(credits, [], null);
+    expect(report.rows.find((r) => r.key === "google")).toMatchObject({ conversions: 1.5, contacts: 0.5 });
+    expect(report.total).toMatchObject({ conversions: 2, contacts: 1 });
+    const filters = { period: "30d" as const, days: { from: "2026-11-01", to: "2026-11-30" }, model: "linear" as const, grouping: "utm_source" as const, entity: "deal" as const };
+    const csv = renderReportCsv(report, filters, "en", messagesFor("en")).replace(/^\uFEFF/, "").split("\r\n");
+    expect(csv[0]?.startsWith("Group,New deals,Contacts made,Deals,Won,")).toBe(true);
+    expect(csv.at(-2)?.startsWith("Total,2,1,")).toBe(true);
+    // Leads' portals make no contacts: no such column.
+    expect(renderReportCsv(report, { ...filters, entity: "lead" }, "en", messagesFor("en"))).not.toContain("Contacts made");
+  });
+
   it("writes the same cells into the CSV as into the table, with a BOM, and '—' where cost is unknown", () => {
     const report = buildReport([{ entityId: "1", key: "5", label: "Кампания «Диваны»", share: 1 }], DEALS, []);
     const filters = { period: "30d" as const, days: { from: "2026-11-01", to: "2026-11-30" }, model: "linear" as const, grouping: "comagic_campaign" as const, entity: "lead" as const };

@@ -33,7 +33,8 @@ let address = 0;
 /** Each request from an address of its own, so only the test about the per-IP limit meets it. */
 const freshIp = () => `198.18.${Math.floor(++address / 250) % 250}.${address % 250}`;
 
-export function postForm(path: string, fields: Record<string, string>, query = `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=ru`, fetcher: Fetcher = worker, headers: Record<string, string> = {}): Promise<Response> {
+/** `LANG=en` as an English-speaking user's portal sends it, so assertions read the English catalogue; Russian has its own tests. */
+export function postForm(path: string, fields: Record<string, string>, query = `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=en`, fetcher: Fetcher = worker, headers: Record<string, string> = {}): Promise<Response> {
   return fetcher(new Request(`http://worker.test${path}${query}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": freshIp(), ...headers }, body: new URLSearchParams(fields).toString() }));
 }
 
@@ -59,8 +60,9 @@ export async function seedLead(fields: Record<string, unknown>): Promise<string>
 
 export const tokenIn = (html: string) => /data-token="([^"]+)"/.exec(html)?.[1] ?? "";
 
-export function call(token: string, fetcher: Fetcher = worker): Promise<Response> {
-  return fetcher(new Request("http://worker.test/bitrix/call", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) }));
+/** `lang`: the tab page's language, which the Call button sends along; refusals come back in it. */
+export function call(token: string, fetcher: Fetcher = worker, lang = "en"): Promise<Response> {
+  return fetcher(new Request("http://worker.test/bitrix/call", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, lang }) }));
 }
 
 export async function callsMade(): Promise<Record<string, unknown>[]> {

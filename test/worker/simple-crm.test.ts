@@ -1,5 +1,6 @@
+import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, adminHealth, deadLetterWhere, forgetPortalSettings, makeCallSession, postWebhook, sandbox, sandboxCrm, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import { visitorSessions, admin, adminHealth, deadLetterWhere, forgetPortalSettings, makeCallSession, postWebhook, sandbox, sandboxCrm, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
 
 /*
  * A portal without leads (FACTS-portals §1: crm.settings.mode.get answers 2; a crm.lead.add there is converted
@@ -18,6 +19,21 @@ afterAll(async () => {
   await forgetPortalSettings();
 });
 
+let visitor = 7_300_000 + Math.floor(Math.random() * 100_000);
+
+/** A visitor CoMagic's reports know (two visits), so enrichment credits the deal at once. */
+async function trackedVisitor(): Promise<string> {
+  visitor += 1;
+  await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitorSessions(visitor, ["paid", "organic"]) });
+  return String(visitor);
+}
+
+/** Once enrichment stored the deal's credits: whether the report counts a contact made with it (issue #13). */
+async function contactMadeWith(dealId: string): Promise<boolean> {
+  await waitFor(async () => (await env.DB?.prepare("SELECT 1 AS one FROM attribution_touches WHERE entity = 'deal' AND entity_id = ?").bind(dealId).first()) ?? null, "the deal's credits", 30_000);
+  return (await env.DB?.prepare("SELECT 1 AS one FROM made_contacts WHERE entity = 'deal' AND entity_id = ?").bind(dealId).first()) !== null;
+}
+
 const withPhone = (items: SandboxLead[], e164: string) => items.filter((i) => i.PHONE?.some((p) => p.VALUE === e164));
 
 async function dealsOf(e164: string) {
@@ -30,7 +46,8 @@ async function dealsOf(e164: string) {
 describe("a portal without leads", () => {
   it("makes one contact and one deal for a new caller, and puts the next call on that deal's timeline", async () => {
     const phone = uniquePhone();
-    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
+    const visitorId = await trackedVisitor();
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local, visitor_id: visitorId }))).status).toBe(202);
     const first = await waitFor(async () => {
       const found = await dealsOf(phone.e164);
       return found.deals.length ? found : null;
@@ -38,7 +55,8 @@ describe("a portal without leads", () => {
     expect(first.crm.leads).toHaveLength(0);
     expect(first.contacts).toHaveLength(1);
     expect(first.contacts[0]).toMatchObject({ NAME: phone.e164, SOURCE_ID: "CALL", ORIGINATOR_ID: "comagic" });
-    expect(first.deals[0]).toMatchObject({ SOURCE_ID: "CALL", STAGE_SEMANTIC_ID: "P", UTM_SOURCE: "yandex", UF_CRM_CM_VISITOR_ID: "7001234" });
+    expect(first.deals[0]).toMatchObject({ SOURCE_ID: "CALL", STAGE_SEMANTIC_ID: "P", UTM_SOURCE: "yandex", UF_CRM_CM_VISITOR_ID: visitorId });
+    expect(await contactMadeWith(String(first.deals[0]?.ID))).toBe(true);
 
     const second = makeCallSession({ visitor_phone_number: phone.local, utm_source: "google" });
     expect((await postWebhook(second)).status).toBe(202);
@@ -96,13 +114,16 @@ describe("a portal without leads", () => {
     const lastYear = new Date(Date.now() - 200 * 86_400_000).toISOString();
     const contactId = (await (await sandbox("/_sandbox/contacts", { fields: { NAME: "Returning", PHONE: [{ VALUE: phone.e164 }] }, createdAt: lastYear })).json()) as { id: number };
     await sandbox("/_sandbox/deals", { fields: { TITLE: "Sold sofa", CONTACT_ID: contactId.id, STAGE_ID: "WON", OPPORTUNITY: 50_000 }, createdAt: lastYear });
-    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local }))).status).toBe(202);
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local, visitor_id: await trackedVisitor() }))).status).toBe(202);
     const { contacts, deals } = await waitFor(async () => {
       const found = await dealsOf(phone.e164);
       return found.deals.length === 2 ? found : null;
     }, "a second deal");
     expect(contacts).toHaveLength(1);
     expect(deals.map((d) => d.STAGE_SEMANTIC_ID).sort()).toEqual(["P", "S"]);
+    // The report's "contacts made" counts the contacts the worker made, not the one it found.
+    const newDeal = deals.find((d) => d.STAGE_SEMANTIC_ID === "P");
+    expect(await contactMadeWith(String(newDeal?.ID))).toBe(false);
   });
 
   it("shows the portal's mode on /health for the admin", async () => {

@@ -1,7 +1,7 @@
 import type { CountryCode } from "libphonenumber-js/core";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
-import { checkCallNumber } from "../domain/call-policy";
+import { checkCallNumber, type CallNumberRefusal } from "../domain/call-policy";
 import type { Journey } from "../domain/touchpoints";
 import { AppError } from "../errors";
 import { errorMessage } from "../log";
@@ -14,7 +14,7 @@ import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
 export type JourneyState =
   | { kind: "ready"; journey: Journey }
   | { kind: "no_visitor" }
-  | { kind: "not_loaded"; reason: string }
+  | { kind: "not_loaded"; reason: "no_data_api" | "no_visits" }
   | { kind: "unreachable"; reason: string };
 
 export interface TabView {
@@ -23,8 +23,8 @@ export interface TabView {
   userName: string;
   journeyState: JourneyState;
   claims: TabClaims;
-  /** The number Call would dial, shown before the call; `refusal` says in words why it may not be called. */
-  callNumber: { phone: string; refusal: string | null } | null;
+  /** The number Call would dial, shown before the call; `refusal` says why it may not be called. */
+  callNumber: { phone: string; refusal: CallNumberRefusal | null } | null;
 }
 
 /** Everything the CoMagic tab shows, for a verified user, reading only what that user may read. */
@@ -50,13 +50,13 @@ export async function openTab(
   if (visitorId) {
     const cached = await deps.journeys?.get(visitorId);
     if (cached) journeyState = { kind: "ready", journey: cached };
-    else if (!deps.dataApi) journeyState = { kind: "not_loaded", reason: "The CoMagic Data API is not configured on the worker, so touchpoints cannot be loaded." };
+    else if (!deps.dataApi) journeyState = { kind: "not_loaded", reason: "no_data_api" };
     else {
       try {
         const journey = await loadJourney(deps.dataApi, visitorId, deps.now(), deps.timeZone);
         const found = journey.touchpoints.length > 0;
         if (found) await deps.journeys?.put(journey);
-        journeyState = found ? { kind: "ready", journey } : { kind: "not_loaded", reason: "CoMagic has no visits for this visitor yet; its reports lag a few minutes behind." };
+        journeyState = found ? { kind: "ready", journey } : { kind: "not_loaded", reason: "no_visits" };
       } catch (error) {
         journeyState = { kind: "unreachable", reason: error instanceof CoMagicError ? error.message : errorMessage(error) };
       }
@@ -68,7 +68,7 @@ export async function openTab(
     userId: profile.ID,
     userName: [profile.NAME, profile.LAST_NAME].filter(Boolean).join(" ") || `user ${profile.ID}`,
     journeyState,
-    callNumber: phone ? { phone, refusal: checkCallNumber(phone, deps.callCountries)?.message ?? null } : null,
+    callNumber: phone ? { phone, refusal: checkCallNumber(phone, deps.callCountries) } : null,
     claims: {
       memberId: request.memberId,
       userId: profile.ID,

@@ -16,6 +16,8 @@ export type WriteOutcome =
       target: CrmEntityRef;
       /** The contact (or company) of a deal, which Bitrix24 telephony binds calls to; null for a lead. */
       client: CrmEntityRef | null;
+      /** A deal created with a new contact (portals without leads): the report counts contacts made. */
+      contactCreated?: boolean;
     }
   | { ok: false; error: BitrixError };
 
@@ -343,7 +345,7 @@ export function createCrmStore(client: BitrixClient): CrmStore {
           outcomes.set(event.key, result?.ok ? { ok: true, action: "updated", target: plan.target, client: plan.client } : failed(result, `crm.${plan.target.type}.update`));
         } else if (plan.action === "create-deal" && second[`deal${i}`]) {
           const id = newId(secondResults[`deal${i}`]);
-          outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "deal", id }, client: dealClients.get(i) ?? null } : failed(secondResults[`deal${i}`], "crm.deal.add"));
+          outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "deal", id }, client: dealClients.get(i) ?? null, contactCreated: "fields" in plan.contact } : failed(secondResults[`deal${i}`], "crm.deal.add"));
         }
       });
       return outcomes;

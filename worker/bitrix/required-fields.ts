@@ -45,8 +45,3 @@ export async function unfilledRequiredFields(client: BitrixClient, mode: CrmMode
   });
 }
 
-/** The admin's two fixes, in words, for /health, the install page and setup. */
-export function requiredFieldsAdvice(fields: readonly UnfilledField[]): string {
-  const names = fields.map((f) => `${f.entity} field ${f.field} ("${f.title}")`).join(", ");
-  return `required on this portal and not always filled by the worker: ${names}. If required-field checks are on for applications, new ${[...new Set(fields.map((f) => `${f.entity}s`))].join(" and ")} fail: turn them off (CRM → Settings → Other → Other settings → Applications) or give values in REQUIRED_FIELD_DEFAULTS`;
-}

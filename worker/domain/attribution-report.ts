@@ -71,6 +71,8 @@ export interface GroupCredit {
   key: string | null;
   label: string | null;
   share: number;
+  /** A deal that came with a contact the worker made (portals without leads). */
+  madeContact?: boolean;
 }
 
 export interface DealOutcome {
@@ -95,6 +97,8 @@ export interface ReportRow {
   key: string | null;
   label: string | null;
   conversions: number;
+  /** Contacts the worker made with the conversions (portals without leads), credited like them. */
+  contacts: number;
   deals: number;
   won: number;
   revenue: Money;
@@ -152,17 +156,18 @@ export function buildReport(credits: readonly GroupCredit[], deals: readonly Dea
     const id = key ?? "\u0000none";
     let group = groups.get(id);
     if (!group) {
-      group = { key, label, conversions: 0, deals: 0, won: 0, revenue: {}, cost: null };
+      group = { key, label, conversions: 0, contacts: 0, deals: 0, won: 0, revenue: {}, cost: null };
       groups.set(id, group);
     }
     if (!group.label && label) group.label = label;
     return group;
   };
   const entities = new Set<string>();
-  const total = { key: null, label: null, conversions: 0, deals: 0, won: 0, revenue: {} as Money, cost: null as Money | null };
+  const total = { key: null, label: null, conversions: 0, contacts: 0, deals: 0, won: 0, revenue: {} as Money, cost: null as Money | null };
   for (const credit of credits) {
     const group = groupOf(credit.key, credit.label);
     group.conversions += credit.share;
+    if (credit.madeContact) group.contacts += credit.share;
     for (const deal of dealsOf.get(credit.entityId) ?? []) {
       group.deals += credit.share;
       if (deal.semantic === "S") {
@@ -172,6 +177,7 @@ export function buildReport(credits: readonly GroupCredit[], deals: readonly Dea
     }
     if (!entities.has(credit.entityId)) {
       entities.add(credit.entityId);
+      if (credit.madeContact) total.contacts += 1;
       for (const deal of dealsOf.get(credit.entityId) ?? []) {
         total.deals += 1;
         if (deal.semantic === "S") {

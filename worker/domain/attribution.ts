@@ -32,14 +32,6 @@ export type Credit = Record<string, number>;
 export const MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based"] as const;
 export type Model = (typeof MODELS)[number];
 
-export const MODEL_LABELS: Record<Model, string> = {
-  first_touch: "First touch",
-  last_touch: "Last touch",
-  last_non_direct: "Last non-direct",
-  linear: "Linear",
-  time_decay: "Time decay (7-day half-life)",
-  position_based: "Position-based (40/20/40)",
-};
 
 const HALF_LIFE_MS = 7 * 86_400_000;
 

@@ -10,20 +10,28 @@ import { phoneCountryAndType, TYPED_COUNTRIES } from "./phone";
 /** Types a sales manager calls; premium-rate, shared-cost, UAN, personal, pager and voicemail numbers are not. */
 const CALLABLE_TYPES = new Set(["MOBILE", "FIXED_LINE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "VOIP"]);
 
+/** Why a number may not be called, with the facts the refusal text (worker/i18n callRefusals) names. */
 export type CallNumberRefusal =
-  | { reason: "not_a_phone"; message: string }
-  | { reason: "country_not_allowed"; message: string }
-  | { reason: "number_type_refused"; message: string };
+  | { reason: "not_a_phone"; phone: string }
+  | { reason: "country_not_allowed"; country: string | null; allowed: string[] }
+  | { reason: "number_type_refused"; phone: string; type: string };
+
+/** Every reason Call refuses after the tab token was checked; the route maps each to a status and a text. */
+export type CallRefusal =
+  | { code: "not_configured" }
+  | { code: "no_phone"; entity: string }
+  | { code: "number_not_allowed"; policy: CallNumberRefusal }
+  | { code: "number_changed"; entity: string }
+  | { code: "user_not_mapped" }
+  | { code: "daily_limit"; whose: "user_limit" | "portal_limit" }
+  | { code: "comagic_refused"; mnemonic: string };
 
 export function checkCallNumber(e164: string, allowedCountries: ReadonlySet<string>): CallNumberRefusal | null {
   const facts = phoneCountryAndType(e164);
-  if (!facts) return { reason: "not_a_phone", message: `${e164} is not a valid phone number.` };
-  if (!facts.country || !allowedCountries.has(facts.country)) {
-    return { reason: "country_not_allowed", message: `Calls to ${facts.country ?? "this number's region"} are not allowed here (CALL_COUNTRIES: ${[...allowedCountries].join(", ")}).` };
-  }
+  if (!facts) return { reason: "not_a_phone", phone: e164 };
+  if (!facts.country || !allowedCountries.has(facts.country)) return { reason: "country_not_allowed", country: facts.country ?? null, allowed: [...allowedCountries] };
   if (!facts.type || !CALLABLE_TYPES.has(facts.type)) {
-    const what = facts.type ? facts.type.toLowerCase().replace(/_/g, "-") : "unknown";
-    return { reason: "number_type_refused", message: `${e164} is a ${what} number; click-to-call dials only mobile and landline numbers.` };
+    return { reason: "number_type_refused", phone: e164, type: facts.type ? facts.type.toLowerCase().replace(/_/g, "-") : "unknown" };
   }
   return null;
 }

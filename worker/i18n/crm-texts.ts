@@ -31,6 +31,7 @@ export interface CrmTexts {
   visitorIdValue: (id: string) => string;
   phoneValue: (phone: string) => string;
   emailValue: (email: string) => string;
+  clickToCall: (who: string, at: string, phone: string, sessionId: string) => string;
 }
 
 const en: CrmTexts = {
@@ -63,6 +64,7 @@ const en: CrmTexts = {
   visitorIdValue: (id) => `CoMagic visitor ID ${id}`,
   phoneValue: (phone) => `phone ${phone}`,
   emailValue: (email) => `email ${email}`,
+  clickToCall: (who, at, phone, sessionId) => `Click-to-call through CoMagic by ${who} at ${at}: calling ${phone} (CoMagic call session ${sessionId}).`,
 };
 
 const ru: CrmTexts = {
@@ -95,6 +97,7 @@ const ru: CrmTexts = {
   visitorIdValue: (id) => `ID посетителя CoMagic ${id}`,
   phoneValue: (phone) => `телефон ${phone}`,
   emailValue: (email) => `email ${email}`,
+  clickToCall: (who, at, phone, sessionId) => `Звонок из карточки через CoMagic: ${who}, ${at}, звоним на ${phone} (сессия звонка CoMagic ${sessionId}).`,
 };
 
 export function crmTexts(language: Language | undefined): CrmTexts {

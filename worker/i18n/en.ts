@@ -27,6 +27,7 @@ export const en = {
     group: "Group",
     lead: "Leads",
     deal: "New deals",
+    contacts: "Contacts made",
     deals: "Deals",
     won: "Won",
     revenue: "Revenue (won)",
@@ -55,6 +56,67 @@ export const en = {
   accessDenied: (userId: string) =>
     `The attribution report shows company-wide figures, so only the portal's administrators and the users listed in REPORT_USER_IDS see it. Ask a Bitrix24 administrator to add your user id (${userId}) to REPORT_USER_IDS in the worker's settings.`,
   expired: "This report page has expired; open the app again from Bitrix24.",
+  /** The CoMagic tab in lead, deal and contact cards. */
+  tab: {
+    journey: "Journey",
+    timesIn: (timeZone: string) => `times in ${timeZone}`,
+    visit: "Visit",
+    cameFrom: (referrer: string) => `from ${referrer}`,
+    enteredAt: (page: string) => `entered at ${page}`,
+    contacts: { call: "Call", chat: "Chat", offline_message: "Form", goal: "Goal" } as Record<string, string>,
+    comagicId: (id: string | number) => `CoMagic id ${id}`,
+    attribution: "Attribution",
+    attributionHelp: 'How each model credits this lead to the channels of the visitor\'s visits. "direct" is a visit with no UTM tags, no referrer and no other channel from CoMagic.',
+    channel: "Channel",
+    noVisitor: "This lead has no CoMagic visitor id, so there is no journey to show. Leads get one from calls and chats CoMagic tracked on the site, and from website forms once the site carries the snippet:",
+    notLoaded: "The touchpoints are not loaded yet.",
+    notLoadedReasons: {
+      no_data_api: "The CoMagic Data API is not configured on the worker, so touchpoints cannot be loaded.",
+      no_visits: "CoMagic has no visits for this visitor yet; its reports lag a few minutes behind.",
+    },
+    unreachable: "CoMagic cannot be reached right now, so the journey is not shown.",
+    noPhone: "This lead has no phone number.",
+    callNotConfigured: "Click-to-call is not configured on the worker.",
+    call: (phone: string | null) => (phone ? `Call ${phone}` : "Call"),
+    confirmCall: "Confirm: call ",
+    clickAgain: "Click again to call this number.",
+    calling: "Calling your phone…",
+    ringing: "Your phone is ringing; the client is called when you answer.",
+    callFailed: "The call could not be started.",
+    workerUnreachable: "The worker could not be reached.",
+  },
+  /** Why Call refused, as the sales manager reads it (the code stays in the log). */
+  callRefusals: {
+    not_a_phone: (phone: string) => `${phone} is not a valid phone number.`,
+    country_not_allowed: (country: string | null, allowed: readonly string[]) => `Calls to ${country ?? "this number's region"} are not allowed here (CALL_COUNTRIES: ${allowed.join(", ")}).`,
+    number_type_refused: (phone: string, type: string) => `${phone} is a ${type} number; click-to-call dials only mobile and landline numbers.`,
+    not_configured: "Click-to-call is not configured on the worker (CoMagic credentials and COMAGIC_VIRTUAL_NUMBER).",
+    no_phone: (entity: string) => `This ${entity} has no phone number to call.`,
+    number_changed: (entity: string) => `The ${entity}'s phone number changed since the card was opened; reopen the card to see the number that will be called.`,
+    user_not_mapped: "Your Bitrix24 user is not linked to a CoMagic employee: ask an admin to add you to COMAGIC_EMPLOYEES.",
+    daily_limit: (whose: "user_limit" | "portal_limit") =>
+      `${whose === "user_limit" ? "You have made" : "This portal has made"} as many calls today as the daily limit allows (a guard against toll fraud); ask an admin to raise ${whose === "user_limit" ? "CALL_DAILY_LIMIT_PER_USER" : "CALL_DAILY_LIMIT"} if this is real work.`,
+    comagic_refused: (mnemonic: string) => `CoMagic did not start the call: ${mnemonic}`,
+    invalid_token: "This call button has expired or is not genuine; reopen the lead card",
+    rate_limited: "Too many calls in a minute; wait a little and try again",
+    already_started: "This call was already started from this card; reopen the card to call again",
+    not_installed: "The CoMagic app is no longer installed on this portal",
+    bitrix_unavailable: "Bitrix24 did not answer in time; try again in a moment",
+  },
+  /** The page Bitrix24 shows after the install, and the errors the app's pages show. */
+  install: {
+    title: "CoMagic installed",
+    installed: 'CoMagic is installed: lead, deal and contact cards now have a "CoMagic" tab, and CRM → Analytics has the attribution report.',
+    requiredFields: (fields: readonly { entity: string; field: string; title: string }[]) =>
+      `Fields required on this portal and not always filled by the worker: ${fields.map((f) => `${f.entity} field ${f.field} ("${f.title}")`).join(", ")}. If required-field checks are on for applications, new ${[...new Set(fields.map((f) => `${f.entity}s`))].join(" and ")} fail: turn them off (CRM → Settings → Other → Other settings → Applications) or give values in REQUIRED_FIELD_DEFAULTS.`,
+  },
+  pageErrors: {
+    invalid_placement: "This page opens from the CoMagic tab of a lead or deal card in Bitrix24",
+    invalid_card: "The card did not say which lead or deal it shows",
+    not_installed: "The CoMagic app is not installed on this portal (or was installed on another worker)",
+    invalid_install: "The install request lacks AUTH_ID, REFRESH_ID or member_id",
+    rate_limited: "Too many requests from this address; try again in a minute",
+  } as Record<string, string>,
 };
 
 export type Messages = typeof en;

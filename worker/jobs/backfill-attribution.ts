@@ -45,7 +45,7 @@ export async function backfillStep(
   const found = Array.from({ length: PAGES_PER_CALL }, (_, i) => outcome(outcomes[`page${i}`], rows, `crm.${request.entity}.list`)).flat();
   const jobs: EnrichJob[] = found.flatMap((row) => {
     const visitorId = row[LEAD_FIELD.visitorId];
-    return visitorId ? [{ type: "lead.enrich" as const, v: 1 as const, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId) }] : [];
+    return visitorId ? [{ type: "lead.enrich" as const, v: 1 as const, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId), newContact: false }] : [];
   });
   await sendInBatches(deps.enrichQueue, jobs.map((body) => ({ body, contentType: "json" as const })));
   const lastId = found.reduce((max, row) => (Number(row.ID) > Number(max) ? row.ID : max), after);

@@ -43,7 +43,7 @@ const timelineKey = (sessionId: string) => `record:${sessionId}`;
 /** A visitor the notification named is being enriched already; one only the record names is enriched now. */
 async function enrichNewVisitor(job: CallRecordJob, visitorId: string | null, deps: CallRecordDeps): Promise<void> {
   if (!visitorId || visitorId === job.visitorId || !deps.followUps) return;
-  await deps.followUps.send([{ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: job.leadId, entity: job.entity, visitorId }]).catch((error: unknown) => {
+  await deps.followUps.send([{ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: job.leadId, entity: job.entity, visitorId, newContact: job.newContact }]).catch((error: unknown) => {
     deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: 1 });
   });
 }

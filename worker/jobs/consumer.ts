@@ -129,7 +129,8 @@ async function followUpJobs(job: LeadJob, outcome: Written, deps: ConsumerDeps, 
   if (telephony) jobs.push(telephony);
   if (!deps.followUps?.enrichment) return jobs;
   const id = outcome.target.id;
-  if (event.visitorId && (await mayEnrich(event, deps))) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: id, entity, visitorId: event.visitorId });
+  const newContact = outcome.action === "created" && outcome.contactCreated === true;
+  if (event.visitorId && (await mayEnrich(event, deps))) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: id, entity, visitorId: event.visitorId, newContact });
   if (event.kind === "call") {
     const employeeKnown = Boolean(event.employeeId && rules.responsible?.userOfEmployee[event.employeeId]);
     jobs.push({
@@ -143,6 +144,7 @@ async function followUpJobs(job: LeadJob, outcome: Written, deps: ConsumerDeps, 
       visitorId: event.visitorId,
       recordingUrl: event.recordingUrl,
       created: outcome.action === "created",
+      newContact,
       employeeKnown,
       telephony,
     });

@@ -104,5 +104,5 @@ async function storeCredits(job: EnrichJob, journey: Journey, entity: unknown, d
   const raw = (entity as { DATE_CREATE?: unknown } | null)?.DATE_CREATE;
   const parsed = typeof raw === "string" ? Date.parse(raw) : Number.NaN;
   const createdAt = Number.isNaN(parsed) ? deps.now() : new Date(parsed);
-  await deps.attribution.putCredits(job.entity, job.leadId, createdAt, creditRows(journey, createdAt));
+  await deps.attribution.putCredits(job.entity, job.leadId, createdAt, creditRows(journey, createdAt), job.newContact);
 }

@@ -21,6 +21,8 @@ export const enrichJobSchema = z.object({
   leadId: z.string().regex(/^\d+$/),
   entity: writtenEntity,
   visitorId: z.string().min(1).max(100),
+  /** The deal came with a contact the worker made for it; older messages say nothing: none. */
+  newContact: z.boolean().default(false),
 });
 export type EnrichJob = z.infer<typeof enrichJobSchema>;
 
@@ -67,6 +69,8 @@ export const callRecordJobSchema = z.object({
   entity: writtenEntity,
   /** Whether this call created the lead or deal: only then may the record's answering employee become its responsible. */
   created: z.boolean().default(false),
+  /** The deal came with a contact the worker made: passed on to the enrichment the record starts. */
+  newContact: z.boolean().default(false),
   /** Whether the notification named who answered (then the record does not reassign). */
   employeeKnown: z.boolean().default(false),
   /** The call's Bitrix24 telephony job, sent again with the record's recording when the notification had none. */

@@ -8,7 +8,7 @@ import { CARD_PLACEMENTS } from "../bitrix/crm-card";
 import { openTab } from "../bitrix/app-tab";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { kvCrmModeCache } from "../storage/crm-mode-cache";
-import { requiredFieldsAdvice, unfilledRequiredFields } from "../bitrix/required-fields";
+import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
 import { BitrixError } from "../bitrix/errors";
 import { appClientFor, oauthTokenUrlOf, userClientFor, type Portal } from "../bitrix/portal";
@@ -23,12 +23,13 @@ import { kvJourneyStore } from "../storage/journeys";
 import { d1PortalStore } from "../storage/portals";
 import { callApiClientFor, dataApiClientFor } from "../wiring";
 import { limitBody } from "./body-limit";
-import { renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
+import { callRefusalText, renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
 import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
 import { loadAttributionReport, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix/app-report";
 import { MODELS } from "../domain/attribution";
 import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/attribution-report";
 import { languageOf, messagesFor } from "../i18n";
+import { crmTexts } from "../i18n/crm-texts";
 import { syncReportData } from "../jobs/report-sync";
 import { d1AttributionStore } from "../storage/attribution";
 
@@ -54,7 +55,7 @@ const installForm = z.object({
 });
 const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(CARD_PLACEMENTS), PLACEMENT_OPTIONS: z.string().max(5000), APPLICATION_TOKEN: text.optional() });
 const placementOptions = z.object({ ID: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/)) }).loose();
-const callBody = z.object({ token: z.string().min(10).max(2000) });
+const callBody = z.object({ token: z.string().min(10).max(2000), lang: z.string().max(10).optional() });
 
 function appContext(c: Context<AppEnv>) {
   const config = requireConfig(c.env);
@@ -107,7 +108,8 @@ function htmlError(c: Context<AppEnv>, error: unknown) {
     c.get("log").warn("bitrix.rejected", { code: error.code, path: new URL(c.req.url).pathname });
     c.header("Cache-Control", "no-store");
   }
-  return c.html(renderMessagePage("CoMagic", error.message), error.status);
+  const language = languageOf(c.req.query("LANG"));
+  return c.html(renderMessagePage("CoMagic", messagesFor(language).pageErrors[error.code] ?? error.message, language), error.status);
 }
 
 export const bitrixAppRoute = new Hono<AppEnv>();
@@ -137,7 +139,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
   const unfilled = await crmModeOf(client, kvCrmModeCache(c.env.COMAGIC_CACHE))
     .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
     .catch(() => []);
-  if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: requiredFieldsAdvice(unfilled) });
+  if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: messagesFor("en").install.requiredFields(unfilled) });
   return { portal: result.portal, unfilled };
 }
 
@@ -147,7 +149,9 @@ bitrixAppRoute.post("/install", async (c) => {
   try {
     await limitByIp(c);
     const { unfilled } = await installFrom(c, await c.req.parseBody());
-    return c.html(renderInstalledPage(unfilled.length ? `Fields ${requiredFieldsAdvice(unfilled)}.` : null));
+    const language = languageOf(c.req.query("LANG"));
+    const messages = messagesFor(language);
+    return c.html(renderInstalledPage(messages, language, unfilled.length ? messages.install.requiredFields(unfilled) : null));
   } catch (error) {
     return htmlError(c, error instanceof z.ZodError ? invalidInstall() : error);
   }
@@ -177,7 +181,7 @@ bitrixAppRoute.post("/tab", async (c) => {
     try {
       entity = placementOptions.parse(JSON.parse(form.data.PLACEMENT_OPTIONS));
     } catch {
-      throw new AppError(400, "invalid_placement", "The card did not say which lead or deal it shows");
+      throw new AppError(400, "invalid_card", "The card did not say which lead or deal it shows");
     }
     const view = await openTab(
       { memberId: portal.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
@@ -194,6 +198,7 @@ bitrixAppRoute.post("/tab", async (c) => {
       },
     );
     const workerOrigin = new URL(c.req.url).origin;
+    const language = languageOf(c.req.query("LANG"));
     const cspNonce = crypto.randomUUID().replace(/-/g, "");
     tabHeaders(c, portal.origin, cspNonce);
     c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, entity: view.card.entity, entityId: view.card.id, journey: view.journeyState.kind });
@@ -206,6 +211,8 @@ bitrixAppRoute.post("/tab", async (c) => {
         timeZone: config.COMAGIC_TIMEZONE,
         canCall: Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER && c.env.DB),
         cspNonce,
+        language,
+        messages: messagesFor(language),
       }),
     );
   } catch (error) {
@@ -217,27 +224,29 @@ bitrixAppRoute.post("/call", async (c) => {
   const { app, config, portals, appClient } = appContext(c);
   const log = c.get("log");
   const body = callBody.safeParse(await c.req.json().catch(() => null));
+  const messages = messagesFor(languageOf(body.data?.lang));
+  const say = messages.callRefusals;
   const claims = body.success ? await verifyTabToken(body.data.token, app.tabTokenKeys, Date.now() / 1000) : null;
   if (!claims) {
     log.warn("call.refused", { reason: "invalid_token" });
-    throw new AppError(401, "invalid_token", "This call button has expired or is not genuine; reopen the lead card");
+    throw new AppError(401, "invalid_token", say.invalid_token);
   }
   const audit = { memberId: claims.memberId, userId: claims.userId, leadId: claims.leadId };
   log.info("call.requested", audit);
-  if (!c.env.CALL_RATE_LIMITER || !c.env.DB) throw new AppError(503, "not_configured", "Click-to-call is not configured on the worker");
+  if (!c.env.CALL_RATE_LIMITER || !c.env.DB) throw new AppError(503, "not_configured", say.not_configured);
   if (!(await c.env.CALL_RATE_LIMITER.limit({ key: `call:${claims.memberId}:${claims.userId}` })).success) {
     log.warn("call.refused", { ...audit, reason: "rate_limited" });
     c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
-    throw new AppError(429, "rate_limited", "Too many calls in a minute; wait a little and try again");
+    throw new AppError(429, "rate_limited", say.rate_limited);
   }
   const guard = d1CallGuard(c.env.DB);
   // D1's unique key makes this atomic: of any number of parallel requests with one token, one goes on.
   if (!(await guard.claimToken(claims.nonce, new Date()))) {
     log.warn("call.refused", { ...audit, reason: "already_started" });
-    throw new AppError(409, "already_started", "This call was already started from this card; reopen the card to call again");
+    throw new AppError(409, "already_started", say.already_started);
   }
   const portal = await portals.get(claims.memberId);
-  if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  if (!portal) throw new AppError(401, "not_installed", say.not_installed);
   const now = new Date();
   const day = formatComagicDateTime(now, config.COMAGIC_TIMEZONE).slice(0, 10);
   const outcome = await startCall(claims, {
@@ -251,18 +260,19 @@ bitrixAppRoute.post("/call", async (c) => {
     callCountries: callCountries(config),
     countCall: () => guard.countCall(day, { user: `${claims.memberId}:${claims.userId}`, portal: claims.memberId }, { user: config.CALL_DAILY_LIMIT_PER_USER, portal: config.CALL_DAILY_LIMIT }),
     now: () => now,
+    texts: crmTexts(config.CRM_LANGUAGE),
   }).catch(async (error: unknown) => {
     // Bitrix24 busy or down while reading the lead: CoMagic was not asked, so the same button may try again.
     if (!(error instanceof BitrixError)) throw error;
     await guard.releaseToken(claims.nonce);
     log.warn("call.refused", { ...audit, reason: "bitrix_unavailable", code: error.code });
-    throw new AppError(503, "bitrix_unavailable", "Bitrix24 did not answer in time; try again in a moment");
+    throw new AppError(503, "bitrix_unavailable", say.bitrix_unavailable);
   });
   if (!outcome.ok) {
     // Never after CoMagic was asked: a second request with this token must not dial again.
     if (!outcome.askedCoMagic) await guard.releaseToken(claims.nonce);
-    log.warn("call.refused", { ...audit, reason: outcome.code });
-    throw new AppError(outcome.status, outcome.code, outcome.message);
+    log.warn("call.refused", { ...audit, reason: outcome.refusal.code });
+    throw new AppError(outcome.status, outcome.refusal.code, callRefusalText(messages, outcome.refusal));
   }
   log.info("call.started", { ...audit, callSessionId: outcome.callSessionId, timelineRecorded: outcome.timelineRecorded });
   // Once CoMagic's report has the call (its duration and recording), it becomes an outbound Bitrix24 call.

@@ -61,7 +61,8 @@ function soleMoney(amount: number | null, cost: Money | null, format: ReturnType
 
 export function reportHeader(filters: ReportFilters, messages: Messages): string[] {
   const c = messages.columns;
-  const head = [c.group, filters.entity === "deal" ? c.deal : c.lead, c.deals, c.won, c.revenue, c.dealRate, c.wonRate];
+  const head = filters.entity === "deal" ? [c.group, c.deal, c.contacts, c.deals, c.won] : [c.group, c.lead, c.deals, c.won];
+  head.push(c.revenue, c.dealRate, c.wonRate);
   return filters.grouping === COST_GROUPING ? [...head, c.cost, c.costPerConversion, c.costPerWon, c.romi] : head;
 }
 
@@ -78,6 +79,7 @@ export function reportCells(report: Report, filters: ReportFilters, language: La
     const cells: Cell[] = [
       { text: label, sort: label.toLowerCase() },
       { text: format.count.format(row.conversions), sort: row.conversions },
+      ...(filters.entity === "deal" ? [{ text: format.count.format(row.contacts), sort: row.contacts }] : []),
       { text: format.count.format(row.deals), sort: row.deals },
       { text: format.count.format(row.won), sort: row.won },
       moneyCell(row.revenue, format),

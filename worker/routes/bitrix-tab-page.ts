@@ -1,8 +1,10 @@
 import { html, raw } from "hono/html";
 import type { JourneyState, TabView } from "../bitrix/app-tab";
-import { attribute, channelOf, MODEL_LABELS, MODELS, type Touch } from "../domain/attribution";
+import { attribute, channelOf, MODELS, type Touch } from "../domain/attribution";
+import type { CallNumberRefusal, CallRefusal } from "../domain/call-policy";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import type { SessionTouch, Touchpoint } from "../domain/touchpoints";
+import type { Language, Messages } from "../i18n";
 
 /*
  * The CoMagic tab, rendered on the server with hono/html templates: every interpolated value is escaped,
@@ -27,70 +29,99 @@ th{color:#525c69;font-weight:normal;font-size:12px}
 button{background:#3bc8f5;border:0;border-radius:2px;color:#fff;font:bold 13px Arial;padding:8px 18px;cursor:pointer}button:disabled{background:#b9c0c6;cursor:default}
 #call-result.ok{color:#5b8c00}#call-result.error{color:#d0021b}`);
 
-/** Two clicks: the first shows the exact number and asks; the second calls (the toll-fraud guard's confirm step). */
+/**
+ * Two clicks: the first shows the exact number and asks; the second calls (the toll-fraud guard's confirm step).
+ * The texts come in a JSON block, in the user's language.
+ */
 const CALL_SCRIPT = raw(`
+const T = JSON.parse(document.getElementById("call-texts").textContent);
 document.getElementById("call")?.addEventListener("click", async (event) => {
   const button = event.currentTarget, out = document.getElementById("call-result");
   if (button.dataset.confirmed !== "yes") {
-    button.dataset.confirmed = "yes"; button.textContent = "Confirm: call " + button.dataset.phone;
-    out.className = ""; out.textContent = "Click again to call this number.";
+    button.dataset.confirmed = "yes"; button.textContent = T.confirmCall + button.dataset.phone;
+    out.className = ""; out.textContent = T.clickAgain;
     return;
   }
-  button.disabled = true; out.className = ""; out.textContent = "Calling your phone…";
+  button.disabled = true; out.className = ""; out.textContent = T.calling;
   try {
-    const res = await fetch(button.dataset.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: button.dataset.token }) });
+    const res = await fetch(button.dataset.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: button.dataset.token, lang: document.documentElement.lang }) });
     const body = await res.json();
     out.className = res.ok ? "ok" : "error";
-    out.textContent = res.ok ? "Your phone is ringing; the client is called when you answer." : body.message || "The call could not be started.";
+    out.textContent = res.ok ? T.ringing : body.message || T.callFailed;
     if (!res.ok && res.status !== 409) button.disabled = false;
-  } catch (e) { out.className = "error"; out.textContent = "The worker could not be reached."; button.disabled = false; }
+  } catch (e) { out.className = "error"; out.textContent = T.workerUnreachable; button.disabled = false; }
 });`);
 
-const CONTACT_LABELS: Record<string, string> = { call: "Call", chat: "Chat", offline_message: "Form", goal: "Goal" };
+/** What the sales manager reads when Call is refused, from the refusal's facts. */
+export function callRefusalText(m: Messages, refusal: CallRefusal | CallNumberRefusal): string {
+  const r = m.callRefusals;
+  if ("reason" in refusal) {
+    if (refusal.reason === "not_a_phone") return r.not_a_phone(refusal.phone);
+    if (refusal.reason === "country_not_allowed") return r.country_not_allowed(refusal.country, refusal.allowed);
+    return r.number_type_refused(refusal.phone, refusal.type);
+  }
+  switch (refusal.code) {
+    case "not_configured":
+    case "user_not_mapped":
+      return r[refusal.code];
+    case "no_phone":
+    case "number_changed":
+      return r[refusal.code](refusal.entity);
+    case "number_not_allowed":
+      return callRefusalText(m, refusal.policy);
+    case "daily_limit":
+      return r.daily_limit(refusal.whose);
+    case "comagic_refused":
+      return r.comagic_refused(refusal.mnemonic);
+  }
+}
 
 /** Joins already-escaped fragments. */
 const join = (parts: readonly unknown[]): Html => raw(parts.map(String).join(""));
 
 /** `nonce`: the Content-Security-Policy nonce the tab's style and script carry; the other pages send no CSP. */
-function page(title: string, body: unknown, nonce = "", lang = "en"): Html {
+function page(title: string, body: unknown, nonce = "", lang: Language = "en"): Html {
   return raw(String(html`<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><title>${title}</title><style nonce="${nonce}">${STYLE}</style></head><body>${body}</body></html>`));
 }
 
-function sessionItem(session: SessionTouch, timeZone: string) {
+type TabTexts = Messages["tab"];
+
+function sessionItem(session: SessionTouch, timeZone: string, t: TabTexts) {
   const utm = Object.entries(session.utm).filter(([, v]) => v);
   return html`<li class="session"><div class="when">${formatComagicDateTime(new Date(session.at), timeZone)}</div>
-<div>Visit · <span class="channel">${channelOf(session)}</span></div>
+<div>${t.visit} · <span class="channel">${channelOf(session)}</span></div>
 ${utm.length ? html`<div class="meta">${utm.map(([k, v]) => `utm_${k}=${v}`).join("  ")}</div>` : ""}
-${session.referrer ? html`<div class="meta">from ${session.referrer}</div>` : ""}
-${session.entrancePage ? html`<div class="meta">entered at ${session.entrancePage}</div>` : ""}</li>`;
+${session.referrer ? html`<div class="meta">${t.cameFrom(session.referrer)}</div>` : ""}
+${session.entrancePage ? html`<div class="meta">${t.enteredAt(session.entrancePage)}</div>` : ""}</li>`;
 }
 
-function timeline(touchpoints: readonly Touchpoint[], timeZone: string) {
-  const items = touchpoints.map((t) =>
-    t.type === "session"
-      ? sessionItem(t, timeZone)
-      : html`<li class="contact"><div class="when">${formatComagicDateTime(new Date(t.at), timeZone)}</div><div><span class="channel">${CONTACT_LABELS[t.type] ?? t.type}</span> · CoMagic id ${t.id}</div></li>`,
+function timeline(touchpoints: readonly Touchpoint[], timeZone: string, t: TabTexts) {
+  const items = touchpoints.map((touch) =>
+    touch.type === "session"
+      ? sessionItem(touch, timeZone, t)
+      : html`<li class="contact"><div class="when">${formatComagicDateTime(new Date(touch.at), timeZone)}</div><div><span class="channel">${t.contacts[touch.type] ?? touch.type}</span> · ${t.comagicId(touch.id)}</div></li>`,
   );
   return html`<ol class="journey">${join(items)}</ol>`;
 }
 
 const percent = (share: number | undefined) => `${Math.round((share ?? 0) * 100)}%`;
 
-function attributionTable(sessions: readonly SessionTouch[], conversionAt: number) {
+function attributionTable(sessions: readonly SessionTouch[], conversionAt: number, m: Messages) {
   const touches: Touch[] = sessions.map((s) => ({ channel: channelOf(s), at: Date.parse(s.at) }));
   const credits = MODELS.map((model) => attribute(model, touches, conversionAt));
   const channels = [...new Set(touches.map((t) => t.channel))];
-  const head = join(MODELS.map((m) => html`<th>${MODEL_LABELS[m]}</th>`));
+  const head = join(MODELS.map((model) => html`<th>${m.models[model]}</th>`));
   const rows = join(channels.map((channel) => html`<tr><td>${channel}</td>${join(credits.map((credit) => html`<td>${percent(credit[channel])}</td>`))}</tr>`));
-  return html`<table id="attribution"><thead><tr><th>Channel</th>${head}</tr></thead><tbody>${rows}</tbody></table>`;
+  return html`<table id="attribution"><thead><tr><th>${m.tab.channel}</th>${head}</tr></thead><tbody>${rows}</tbody></table>`;
 }
 
-function emptyState(state: Exclude<JourneyState, { kind: "ready" }>, snippetUrl: string) {
+function emptyState(state: Exclude<JourneyState, { kind: "ready" }>, snippetUrl: string, t: TabTexts) {
   if (state.kind === "no_visitor") {
-    return html`<div class="note" id="empty">This lead has no CoMagic visitor id, so there is no journey to show. Leads get one from calls and chats CoMagic tracked on the site, and from website forms once the site carries the snippet: <code>${`<script src="${snippetUrl}" data-forms="form" async></script>`}</code></div>`;
+    return html`<div class="note" id="empty">${t.noVisitor} <code>${`<script src="${snippetUrl}" data-forms="form" async></script>`}</code></div>`;
   }
-  const lead = state.kind === "unreachable" ? "CoMagic cannot be reached right now, so the journey is not shown. " : "The touchpoints are not loaded yet. ";
-  return html`<div class="note${state.kind === "unreachable" ? " warn" : ""}" id="empty">${lead}${state.reason}</div>`;
+  // CoMagic's own error stays as it came: the administrator searches for it in CoMagic's documentation.
+  if (state.kind === "unreachable") return html`<div class="note warn" id="empty">${t.unreachable} ${state.reason}</div>`;
+  return html`<div class="note" id="empty">${t.notLoaded} ${t.notLoadedReasons[state.reason]}</div>`;
 }
 
 export interface TabPageProps {
@@ -101,36 +132,45 @@ export interface TabPageProps {
   timeZone: string;
   canCall: boolean;
   cspNonce: string;
+  language: Language;
+  messages: Messages;
 }
 
-function callBar(view: TabView, token: string, callUrl: string, canCall: boolean) {
+function callBar(view: TabView, token: string, callUrl: string, canCall: boolean, m: Messages) {
   const number = view.callNumber;
-  const note = !number ? "This lead has no phone number." : number.refusal ?? (!canCall ? "Click-to-call is not configured on the worker." : "");
+  const note = !number ? m.tab.noPhone : number.refusal ? callRefusalText(m, number.refusal) : !canCall ? m.tab.callNotConfigured : "";
   const enabled = Boolean(number && !number.refusal && canCall);
-  return html`<div class="call"><button id="call" type="button" data-token="${token}" data-url="${callUrl}" data-phone="${number?.phone ?? ""}"${enabled ? "" : raw(" disabled")}>Call${number ? ` ${number.phone}` : ""}</button><span id="call-result"${number?.refusal ? raw(' class="error"') : ""}>${note}</span></div>`;
+  return html`<div class="call"><button id="call" type="button" data-token="${token}" data-url="${callUrl}" data-phone="${number?.phone ?? ""}"${enabled ? "" : raw(" disabled")}>${m.tab.call(number?.phone ?? null)}</button><span id="call-result"${number?.refusal ? raw(' class="error"') : ""}>${note}</span></div>`;
 }
 
-export function renderTabPage({ view, token, callUrl, snippetUrl, timeZone, canCall, cspNonce }: TabPageProps): Html {
+/** A JSON island for the page's script; `<` escaped so no text can close the script element. */
+function jsonIsland(id: string, value: unknown) {
+  return html`<script type="application/json" id="${id}">${raw(JSON.stringify(value).replace(/</g, "\\u003c"))}</script>`;
+}
+
+export function renderTabPage({ view, token, callUrl, snippetUrl, timeZone, canCall, cspNonce, language, messages: m }: TabPageProps): Html {
   const { journeyState } = view;
   const sessions = journeyState.kind === "ready" ? journeyState.journey.touchpoints.filter((t): t is SessionTouch => t.type === "session") : [];
   const conversionAt = Date.parse(view.card.dateCreate ?? "") || Date.now();
-  const body = html`${callBar(view, token, callUrl, canCall)}
-<h2>Journey <span class="when">· times in ${timeZone}</span></h2>
-${journeyState.kind === "ready" ? timeline(journeyState.journey.touchpoints, timeZone) : emptyState(journeyState, snippetUrl)}
-${sessions.length ? html`<h2>Attribution</h2><p class="meta">How each model credits this lead to the channels of the visitor's visits. "direct" is a visit with no UTM tags, no referrer and no other channel from CoMagic.</p>${attributionTable(sessions, conversionAt)}` : ""}
+  const { confirmCall, clickAgain, calling, ringing, callFailed, workerUnreachable } = m.tab;
+  const body = html`${callBar(view, token, callUrl, canCall, m)}
+<h2>${m.tab.journey} <span class="when">· ${m.tab.timesIn(timeZone)}</span></h2>
+${journeyState.kind === "ready" ? timeline(journeyState.journey.touchpoints, timeZone, m.tab) : emptyState(journeyState, snippetUrl, m.tab)}
+${sessions.length ? html`<h2>${m.tab.attribution}</h2><p class="meta">${m.tab.attributionHelp}</p>${attributionTable(sessions, conversionAt, m)}` : ""}
+${jsonIsland("call-texts", { confirmCall, clickAgain, calling, ringing, callFailed, workerUnreachable })}
 <script nonce="${cspNonce}">${CALL_SCRIPT}</script>`;
-  return page("CoMagic", body, cspNonce);
+  return page("CoMagic", body, cspNonce, language);
 }
 
-export function renderMessagePage(title: string, message: string, lang = "en"): Html {
+export function renderMessagePage(title: string, message: string, lang: Language = "en"): Html {
   return page(title, html`<div class="note warn"><strong>${title}.</strong> ${message}</div>`, "", lang);
 }
 
 /** `warning`: something the administrator should fix (required lead fields), shown under the confirmation. */
-export function renderInstalledPage(warning: string | null = null): Html {
+export function renderInstalledPage(m: Messages, language: Language, warning: string | null = null): Html {
   return raw(
-    String(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CoMagic installed</title><script src="//api.bitrix24.com/api/v1/"></script></head>
-<body><p id="installed">CoMagic is installed: lead, deal and contact cards now have a "CoMagic" tab.</p>${warning ? html`<p id="warning">${warning}</p>` : ""}
+    String(html`<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${m.install.title}</title><script src="//api.bitrix24.com/api/v1/"></script></head>
+<body><p id="installed">${m.install.installed}</p>${warning ? html`<p id="warning">${warning}</p>` : ""}
 <script>if (window.BX24) BX24.init(function () { BX24.installFinish(); });</script></body></html>`),
   );
 }

@@ -3,7 +3,8 @@ import * as z from "zod";
 import type { AppEnv } from "../app";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { kvCrmModeCache } from "../storage/crm-mode-cache";
-import { requiredFieldsAdvice, unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
+import { messagesFor } from "../i18n";
+import { unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
 import type { CrmMode } from "../domain/crm-entity";
 import { kvTelephonyStatus } from "../storage/telephony-status";
 import { readConfig, splitSecretList, type Config, type ConfigProblem } from "../config";
@@ -27,7 +28,7 @@ async function requiredFieldWarnings(env: Env, config: Config, mode: CrmMode): P
       fields = await unfilledRequiredFields(bitrixClientFor(config), mode, config.REQUIRED_FIELD_DEFAULTS ?? {});
       await cache?.put(key, { fields }, REQUIRED_FIELDS_CACHE_SECONDS);
     }
-    return fields.length ? [{ setting: "REQUIRED_FIELD_DEFAULTS", problem: `fields ${requiredFieldsAdvice(fields)}` }] : [];
+    return fields.length ? [{ setting: "REQUIRED_FIELD_DEFAULTS", problem: messagesFor("en").install.requiredFields(fields) }] : [];
   } catch (error) {
     return [{ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's fields (crm.*.fields): ${errorMessage(error)}` }];
   }

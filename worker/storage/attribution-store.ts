@@ -26,8 +26,11 @@ export interface CostRecord {
 export type Range = { from: Date; to: Date };
 
 export interface AttributionStore {
-  /** Replaces one conversion's credits (a repeated enrichment writes the same rows). */
-  putCredits(entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[]): Promise<void>;
+  /**
+   * Replaces one conversion's credits (a repeated enrichment writes the same rows). `madeContact` is only ever
+   * set, never cleared: a later enrichment (a backfill) cannot tell and must not forget it.
+   */
+  putCredits(entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[], madeContact?: boolean): Promise<void>;
   /** Each conversion created in [from, to) with its share per group under a model. */
   credits(entity: CreditedEntity, range: Range, model: Model, grouping: Grouping): Promise<GroupCredit[]>;
   /** The deals of the conversions created in [from, to). */

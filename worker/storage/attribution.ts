@@ -1,7 +1,7 @@
 import type { CreditRow, CreditedEntity } from "../domain/attribution-credits";
 import type { Model } from "../domain/attribution";
 import type { CampaignCost, DealOutcome, GroupCredit, Grouping } from "../domain/attribution-report";
-import type { AttributionStore, CostRecord, DealRecord } from "./attribution-store";
+import type { AttributionStore, CostRecord, DealRecord, Range } from "./attribution-store";
 import { ensureSchema } from "./d1-schema";
 
 /** The attribution store in D1: strongly consistent, queried with SQL. */
@@ -33,7 +33,7 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
     return work();
   };
   return {
-    putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[]) =>
+    putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[], madeContact = false) =>
       run(async () => {
         const insert = db.prepare(
           `INSERT INTO attribution_touches (entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
@@ -45,24 +45,26 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
             insert.bind(entity, entityId, r.touchNo, createdAt.toISOString(), r.at, r.utmSource, r.utmMedium, r.utmCampaign, r.sourceMedium, r.cmCampaignId, r.cmCampaignName, r.cmChannel, r.siteId,
               r.shares.first_touch, r.shares.last_touch, r.shares.last_non_direct, r.shares.linear, r.shares.time_decay, r.shares.position_based),
           ),
+          ...(madeContact ? [db.prepare("INSERT OR IGNORE INTO made_contacts (entity, entity_id) VALUES (?, ?)").bind(entity, entityId)] : []),
         ]);
       }),
 
-    credits: (entity: CreditedEntity, range: { from: Date; to: Date }, model: Model, grouping: Grouping) =>
+    credits: (entity: CreditedEntity, range: Range, model: Model, grouping: Grouping) =>
       run(async () => {
         const g = GROUP_COLUMNS[grouping];
         const share = MODEL_COLUMNS[model];
         const { results } = await db
           .prepare(
-            `SELECT entity_id, ${g.key} AS group_key, MAX(${g.label}) AS group_label, SUM(${share}) AS share FROM attribution_touches
-             WHERE entity = ? AND created_at >= ? AND created_at < ? AND ${share} > 0 GROUP BY entity_id, group_key`,
+            `SELECT t.entity_id, ${g.key} AS group_key, MAX(${g.label}) AS group_label, SUM(${share}) AS share, m.entity_id IS NOT NULL AS made_contact
+             FROM attribution_touches t LEFT JOIN made_contacts m ON m.entity = t.entity AND m.entity_id = t.entity_id
+             WHERE t.entity = ? AND created_at >= ? AND created_at < ? AND ${share} > 0 GROUP BY t.entity_id, group_key`,
           )
           .bind(entity, range.from.toISOString(), range.to.toISOString())
-          .all<{ entity_id: string; group_key: string | null; group_label: string | null; share: number }>();
-        return results.map((r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share }));
+          .all<{ entity_id: string; group_key: string | null; group_label: string | null; share: number; made_contact: number }>();
+        return results.map((r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share, madeContact: r.made_contact === 1 }));
       }),
 
-    dealsOf: (entity: CreditedEntity, range: { from: Date; to: Date }) =>
+    dealsOf: (entity: CreditedEntity, range: Range) =>
       run(async () => {
         const { results } = await db
           .prepare(

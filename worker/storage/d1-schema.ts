@@ -29,6 +29,8 @@ const SCHEMA = [
      created_at TEXT, modified_at TEXT)`,
   `CREATE INDEX IF NOT EXISTS crm_deals_source ON crm_deals (source_entity, source_id)`,
   `CREATE TABLE IF NOT EXISTS ad_costs (day TEXT NOT NULL, site_id TEXT NOT NULL, campaign_id TEXT NOT NULL, campaign_name TEXT, currency TEXT NOT NULL, cost REAL NOT NULL, PRIMARY KEY (day, site_id, campaign_id, currency))`,
+  // Deals of portals without leads that came with a contact the worker made (the report's "contacts made").
+  `CREATE TABLE IF NOT EXISTS made_contacts (entity TEXT NOT NULL, entity_id TEXT NOT NULL, PRIMARY KEY (entity, entity_id))`,
   `CREATE TABLE IF NOT EXISTS sync_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 ];
 
