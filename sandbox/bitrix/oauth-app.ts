@@ -28,7 +28,7 @@ export const OTHER_APP = { code: "local.other-vendor-app", applicationToken: "ot
 export function createOAuthApp(settings: AppSettings) {
   const access = new Map<string, Grant>();
   const refresh = new Map<string, number>();
-  const placements: { placement: string; handler: string; title: string }[] = [];
+  const placements: { placement: string; handler: string; title: string; titles?: Record<string, string> }[] = [];
   const stats = { refreshes: 0, issued: 0 };
   // The install's application_token (FACTS.md §1.3–1.4), sent again with every placement request.
   const applicationToken = randomBytes(16).toString("hex");
@@ -84,7 +84,10 @@ export function createOAuthApp(settings: AppSettings) {
         if (placements.some((p) => p.placement === placement && p.handler === handler)) {
           throw new RestError(400, "ERROR_PLACEMENT_HANDLER_ALREADY_BINDED", "Handler already binded");
         }
-        placements.push({ placement, handler, title: String(params.TITLE ?? "") });
+        // LANG_ALL{lang:{TITLE,…}}: what each interface language shows (FACTS.md §1.3); kept as language → title.
+        const langAll = (params.LANG_ALL ?? {}) as Record<string, { TITLE?: unknown }>;
+        const titles = Object.fromEntries(Object.entries(langAll).map(([lang, texts]) => [lang, String(texts?.TITLE ?? "")]));
+        placements.push({ placement, handler, title: String(params.TITLE ?? ""), ...(Object.keys(titles).length ? { titles } : {}) });
         return { result: true };
       }
       default:

@@ -74,6 +74,8 @@ export const SANDBOX_USERS = [
   { ID: 1, NAME: "Ivan", LAST_NAME: "Admin", EMAIL: "admin@shop.example.ru", ADMIN: true },
   { ID: 2, NAME: "Maria", LAST_NAME: "Sales", EMAIL: "maria@shop.example.ru", ADMIN: false },
   { ID: 3, NAME: "Oleg", LAST_NAME: "Newcomer", EMAIL: "oleg@shop.example.ru", ADMIN: false },
+  // Only the call-limit test calls as Pavel: a burst that starts from zero in its minute.
+  { ID: 4, NAME: "Pavel", LAST_NAME: "Burst", EMAIL: "pavel@shop.example.ru", ADMIN: false },
 ];
 
 const UTM = ["UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM"];

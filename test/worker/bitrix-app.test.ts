@@ -20,13 +20,14 @@ describe("installing the app", () => {
     expect(res.status).toBe(200);
     const html = await res.text();
     expect(html).toContain("BX24.installFinish()");
-    const state = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { placements: { placement: string; handler: string; title: string }[] };
+    const state = (await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { placements: unknown[] };
+    const tab = { handler: "http://worker.test/bitrix/tab", title: "CoMagic", titles: { ru: "CoMagic", en: "CoMagic" } };
     expect(state.placements).toEqual([
-      { placement: "CRM_LEAD_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
-      { placement: "CRM_DEAL_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
-      { placement: "CRM_CONTACT_DETAIL_TAB", handler: "http://worker.test/bitrix/tab", title: "CoMagic" },
-      // The attribution report opens from CRM → Analytics; its title follows CRM_LANGUAGE (Russian by default).
-      { placement: "CRM_ANALYTICS_MENU", handler: "http://worker.test/bitrix/app", title: "CoMagic: атрибуция" },
+      { placement: "CRM_LEAD_DETAIL_TAB", ...tab },
+      { placement: "CRM_DEAL_DETAIL_TAB", ...tab },
+      { placement: "CRM_CONTACT_DETAIL_TAB", ...tab },
+      // The report opens from CRM → Analytics, titled in each interface language (LANG_ALL); TITLE follows CRM_LANGUAGE.
+      { placement: "CRM_ANALYTICS_MENU", handler: "http://worker.test/bitrix/app", title: "CoMagic: attribution", titles: { ru: "CoMagic: атрибуция", en: "CoMagic: attribution" } },
     ]);
     // FACTS.md §2.6: crm.deal.userfield.add — a converted lead keeps the CoMagic values only in fields deals have too.
     const stats = (await (await sandbox("/_sandbox/stats")).json()) as { dealUserFields: string[] };
@@ -242,11 +243,12 @@ describe("click-to-call", () => {
     // fresh window, so what it sees is the limit and not a window's end.
     const leftInMinute = 60_000 - (Date.now() % 60_000);
     if (leftInMinute < 20_000) await new Promise((r) => setTimeout(r, leftInMinute + 50));
-    // User 3 (Oleg) is linked to no CoMagic employee: the limit is checked first, so every try counts and none dials.
+    // User 4 (Pavel) calls in no other test and is linked to no CoMagic employee: the limit is checked first,
+    // so every try counts and none dials.
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
       const leadId = await seedLead({ TITLE: `Burst ${i}`, PHONE: [{ VALUE: uniquePhone().e164 }] });
-      statuses.push((await call(tokenIn(await (await openTab(leadId, 3)).text()))).status);
+      statuses.push((await call(tokenIn(await (await openTab(leadId, 4)).text()))).status);
     }
     expect(statuses).toEqual([422, 422, 422, 422, 422, 429]);
   });

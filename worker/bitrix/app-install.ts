@@ -1,3 +1,6 @@
+import { messagesFor, type Language } from "../i18n";
+import { en } from "../i18n/en";
+import { ru } from "../i18n/ru";
 import * as z from "zod";
 import { AppError } from "../errors";
 import { verifiedUser } from "./app-auth";
@@ -7,8 +10,6 @@ import { CARD_PLACEMENTS } from "./crm-card";
 import type { Portal, PortalStore } from "./portal";
 import { ensureCrmUserFields } from "./user-fields";
 
-const TAB_TITLE = "CoMagic";
-const REPORT_TITLE = "CoMagic: атрибуция";
 
 const placementRows = z.union([z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()), z.array(z.never())]);
 
@@ -29,7 +30,7 @@ export interface InstallRequest {
  */
 export async function installApp(
   request: InstallRequest,
-  deps: { origin: string; handlerUrl: string; reportUrl: string; appCode: string; userClient: BitrixClient; appClient: (portal: Portal) => BitrixClient; portals: PortalStore; now: () => Date },
+  deps: { origin: string; handlerUrl: string; reportUrl: string; appCode: string; language: Language; userClient: BitrixClient; appClient: (portal: Portal) => BitrixClient; portals: PortalStore; now: () => Date },
 ): Promise<{ portal: Portal; boundPlacements: string[]; createdFields: string[] }> {
   const { profile } = await verifiedUser(deps.userClient, deps.appCode);
   if (profile.ADMIN !== true) throw new AppError(403, "not_admin", "Only a Bitrix24 administrator can install the app");
@@ -51,15 +52,17 @@ export async function installApp(
   const client = deps.appClient(portal);
   const fields = await ensureCrmUserFields(client);
   const bound = outcome((await client.batch({ bound: { method: "placement.get", params: {} } }, { readOnly: true })).bound, placementRows, "placement.get");
+  const texts = (key: "tabPlacement" | "reportPlacement") => ({ ...messagesFor(deps.language).install[key], LANG_ALL: { ru: ru.install[key], en: en.install[key] } });
   const wanted = [
-    ...CARD_PLACEMENTS.map((placement) => ({ placement, handler: deps.handlerUrl, title: TAB_TITLE, description: "Touchpoints, attribution and click-to-call from CoMagic" })),
+    ...CARD_PLACEMENTS.map((placement) => ({ placement, handler: deps.handlerUrl, texts: texts("tabPlacement") })),
     // FACTS-portals §10: an item under CRM Analytics' Applications, opening the attribution report.
-    { placement: "CRM_ANALYTICS_MENU", handler: deps.reportUrl, title: REPORT_TITLE, description: "Leads, deals, revenue and ad cost by channel under each attribution model" },
+    { placement: "CRM_ANALYTICS_MENU", handler: deps.reportUrl, texts: texts("reportPlacement") },
   ];
   const already = new Set(bound.map((b) => `${b.placement ?? b.PLACEMENT}|${b.handler ?? b.HANDLER}`));
   const missing = wanted.filter((w) => !already.has(`${w.placement}|${w.handler}`));
   for (const w of missing) {
-    await client.call("placement.bind", { PLACEMENT: w.placement, HANDLER: w.handler, TITLE: w.title, DESCRIPTION: w.description });
+    // FACTS.md §1.3: TITLE is the default, LANG_ALL what each interface language shows.
+    await client.call("placement.bind", { PLACEMENT: w.placement, HANDLER: w.handler, ...w.texts });
   }
   return { portal, boundPlacements: missing.map((w) => w.placement), createdFields: fields.created };
 }

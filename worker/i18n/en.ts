@@ -105,6 +105,8 @@ export const en = {
   },
   /** The page Bitrix24 shows after the install, and the errors the app's pages show. */
   install: {
+    tabPlacement: { TITLE: "CoMagic", DESCRIPTION: "Touchpoints, attribution and click-to-call from CoMagic" },
+    reportPlacement: { TITLE: "CoMagic: attribution", DESCRIPTION: "Leads, deals, revenue and ad cost by channel under each attribution model" },
     title: "CoMagic installed",
     installed: 'CoMagic is installed: lead, deal and contact cards now have a "CoMagic" tab, and CRM → Analytics has the attribution report.',
     requiredFields: (fields: readonly { entity: string; field: string; title: string }[]) =>

@@ -104,6 +104,8 @@ export const ru: Messages = {
     bitrix_unavailable: "Битрикс24 не ответил вовремя; попробуйте через минуту",
   },
   install: {
+    tabPlacement: { TITLE: "CoMagic", DESCRIPTION: "Касания, атрибуция и звонок из карточки через CoMagic" },
+    reportPlacement: { TITLE: "CoMagic: атрибуция", DESCRIPTION: "Лиды, сделки, выручка и расходы на рекламу по каналам в каждой модели атрибуции" },
     title: "CoMagic установлен",
     installed: "CoMagic установлен: в карточках лидов, сделок и контактов появилась вкладка «CoMagic», а в CRM → Аналитика — отчёт об атрибуции.",
     requiredFields: (fields: readonly { entity: string; field: string; title: string }[]) =>

@@ -132,7 +132,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
       applicationToken: request.APPLICATION_TOKEN,
       oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app.tokenUrl),
     },
-    { origin, handlerUrl: `${workerOrigin}/bitrix/tab`, reportUrl: `${workerOrigin}/bitrix/app`, appCode: app.appCode, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
+    { origin, handlerUrl: `${workerOrigin}/bitrix/tab`, reportUrl: `${workerOrigin}/bitrix/app`, appCode: app.appCode, language: config.CRM_LANGUAGE, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
   );
   c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
   const client = appClient(result.portal);
