@@ -69,6 +69,10 @@ describe("the CoMagic tab", () => {
     expect(html).toContain("google / cpc");
     expect(html).toContain('<table id="attribution">');
     expect(html).toContain("Position-based (40/20/40)");
+    // Times in the user's date format (LANG=en: en-GB), in the account's time zone.
+    expect(html).toMatch(/<div class="when">\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}<\/div>/);
+    const ru = await (await openTab(leadId, 2, {}, `?DOMAIN=${host}&PROTOCOL=0&LANG=ru`)).text();
+    expect(ru).toMatch(/<div class="when">\d{1,2} [а-я]{3}\.? \d{4} г\., \d{2}:\d{2}<\/div>/);
     expect(tokenIn(html)).not.toBe("");
   });
 
@@ -144,6 +148,18 @@ describe("the CoMagic tab", () => {
     const html = await res.text();
     expect(html).not.toContain("Secret lead");
     expect(html).not.toContain("data-token");
+  });
+
+  // FACTS.md §4: a busy portal answers 503 (QUERY_LIMIT_EXCEEDED) for a whole request or inside a batch.
+  it("says Bitrix24 is busy (503) rather than refusing the user when the portal cannot answer", async () => {
+    const leadId = await seedLead({ TITLE: "Busy tab", PHONE: [{ VALUE: uniquePhone().e164 }] });
+    await sandbox("/_sandbox/faults", { rate: 1, kinds: ["503"] });
+    const busy = await openTab(leadId, 2).finally(() => sandbox("/_sandbox/faults", { rate: 0 }));
+    expect(busy.status).toBe(503);
+    const html = await busy.text();
+    expect(html).toContain("Bitrix24 did not answer in time");
+    expect(html).not.toContain("data-token");
+    expect((await openTab(leadId, 2)).status).toBe(200);
   });
 
   it("refuses a token that has expired", async () => {
@@ -243,6 +259,8 @@ describe("click-to-call", () => {
     // fresh window, so what it sees is the limit and not a window's end.
     const leftInMinute = 60_000 - (Date.now() % 60_000);
     if (leftInMinute < 20_000) await new Promise((r) => setTimeout(r, leftInMinute + 50));
+    // A fresh Bitrix24 request budget (FACTS.md §4.1: 2 a second, bursts of 50): the tests above spent much of it.
+    await sandbox("/_sandbox/rate-limit", {});
     // User 4 (Pavel) calls in no other test and is linked to no CoMagic employee: the limit is checked first,
     // so every try counts and none dials.
     const statuses: number[] = [];

@@ -3,6 +3,7 @@ import { AppError } from "../errors";
 import { matchesAnySecret } from "../security";
 import type { BitrixClient, BitrixCommand } from "./client";
 import { outcome } from "./command-outcome";
+import { isCredentialError } from "./errors";
 
 /*
  * Who is asking, for the Bitrix24 app's routes. Placement and install requests are posted by the user's
@@ -24,7 +25,12 @@ const refused = (message: string) => new AppError(401, "not_verified", message);
  */
 export async function verifiedUser(userClient: BitrixClient, appCode: string, extra: Record<string, BitrixCommand> = {}) {
   const results = await userClient.batch({ app: { method: "app.info", params: {} }, me: { method: "profile", params: {} }, ...extra }, { readOnly: true });
-  if (!results.app?.ok || !results.me?.ok) throw refused("Bitrix24 did not accept this request's token for this portal");
+  if (!results.app?.ok || !results.me?.ok) {
+    const error = [results.app, results.me].find((r) => r?.ok === false)?.error;
+    // A busy portal (its request limit, a 5xx inside the batch) is not a forged token: say so, and let the user reopen.
+    if (error?.transient && !isCredentialError(error)) throw new AppError(503, "bitrix_unavailable", "Bitrix24 did not answer in time; reopen the tab in a moment");
+    throw refused("Bitrix24 did not accept this request's token for this portal");
+  }
   // FACTS-portals: a local app's CODE is its client id ([UNCERTAIN]; BITRIX_APP_CODE covers other apps).
   const app = appInfoSchema.safeParse(results.app.result);
   if (!app.success || app.data.CODE !== appCode) throw refused("This request's token belongs to another Bitrix24 application");

@@ -30,6 +30,9 @@ const CREDENTIAL_RETRY_SECONDS = 300;
 const OPERATION_LIMIT_RETRY_SECONDS = 60;
 
 /** Maps an error envelope to transient or permanent. Decide on `error`, not on the HTTP status: they disagree. */
+/** A refused token or missing right, as opposed to a busy or failing portal. */
+export const isCredentialError = (error: BitrixError): boolean => CREDENTIAL_CODES.has(error.code);
+
 export function classifyBitrixError(code: string, description: string, httpStatus: number): BitrixError {
   const message = `Bitrix24 ${code || `HTTP ${httpStatus}`}: ${description || "no description"}`;
   if (code === "QUERY_LIMIT_EXCEEDED") return new BitrixError(code, message, true, "no", 1);

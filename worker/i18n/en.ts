@@ -118,6 +118,8 @@ export const en = {
     not_installed: "The CoMagic app is not installed on this portal (or was installed on another worker)",
     invalid_install: "The install request lacks AUTH_ID, REFRESH_ID or member_id",
     rate_limited: "Too many requests from this address; try again in a minute",
+    not_verified: "Bitrix24 did not confirm who you are; reopen the card",
+    bitrix_unavailable: "Bitrix24 did not answer in time; reopen the tab in a moment",
   } as Record<string, string>,
 };
 

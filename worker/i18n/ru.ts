@@ -117,5 +117,7 @@ export const ru: Messages = {
     not_installed: "Приложение CoMagic не установлено на этом портале (или установлено на другой воркер)",
     invalid_install: "В запросе установки нет AUTH_ID, REFRESH_ID или member_id",
     rate_limited: "Слишком много запросов с этого адреса; попробуйте через минуту",
+    not_verified: "Битрикс24 не подтвердил, кто вы; откройте карточку заново",
+    bitrix_unavailable: "Битрикс24 не ответил вовремя; откройте вкладку через минуту",
   } as Record<string, string>,
 };

@@ -2,9 +2,8 @@ import { html, raw } from "hono/html";
 import type { JourneyState, TabView } from "../bitrix/app-tab";
 import { attribute, channelOf, MODELS, type Touch } from "../domain/attribution";
 import type { CallNumberRefusal, CallRefusal } from "../domain/call-policy";
-import { formatComagicDateTime } from "../domain/comagic-time";
 import type { SessionTouch, Touchpoint } from "../domain/touchpoints";
-import type { Language, Messages } from "../i18n";
+import { LOCALES, type Language, type Messages } from "../i18n";
 
 /*
  * The CoMagic tab, rendered on the server with hono/html templates: every interpolated value is escaped,
@@ -85,21 +84,23 @@ function page(title: string, body: unknown, nonce = "", lang: Language = "en"): 
 }
 
 type TabTexts = Messages["tab"];
+/** A touch's time in the user's locale and the account's time zone. */
+type When = (iso: string) => string;
 
-function sessionItem(session: SessionTouch, timeZone: string, t: TabTexts) {
+function sessionItem(session: SessionTouch, when: When, t: TabTexts) {
   const utm = Object.entries(session.utm).filter(([, v]) => v);
-  return html`<li class="session"><div class="when">${formatComagicDateTime(new Date(session.at), timeZone)}</div>
+  return html`<li class="session"><div class="when">${when(session.at)}</div>
 <div>${t.visit} · <span class="channel">${channelOf(session)}</span></div>
 ${utm.length ? html`<div class="meta">${utm.map(([k, v]) => `utm_${k}=${v}`).join("  ")}</div>` : ""}
 ${session.referrer ? html`<div class="meta">${t.cameFrom(session.referrer)}</div>` : ""}
 ${session.entrancePage ? html`<div class="meta">${t.enteredAt(session.entrancePage)}</div>` : ""}</li>`;
 }
 
-function timeline(touchpoints: readonly Touchpoint[], timeZone: string, t: TabTexts) {
+function timeline(touchpoints: readonly Touchpoint[], when: When, t: TabTexts) {
   const items = touchpoints.map((touch) =>
     touch.type === "session"
-      ? sessionItem(touch, timeZone, t)
-      : html`<li class="contact"><div class="when">${formatComagicDateTime(new Date(touch.at), timeZone)}</div><div><span class="channel">${t.contacts[touch.type] ?? touch.type}</span> · ${t.comagicId(touch.id)}</div></li>`,
+      ? sessionItem(touch, when, t)
+      : html`<li class="contact"><div class="when">${when(touch.at)}</div><div><span class="channel">${t.contacts[touch.type] ?? touch.type}</span> · ${t.comagicId(touch.id)}</div></li>`,
   );
   return html`<ol class="journey">${join(items)}</ol>`;
 }
@@ -143,6 +144,11 @@ function callBar(view: TabView, token: string, callUrl: string, canCall: boolean
   return html`<div class="call"><button id="call" type="button" data-token="${token}" data-url="${callUrl}" data-phone="${number?.phone ?? ""}"${enabled ? "" : raw(" disabled")}>${m.tab.call(number?.phone ?? null)}</button><span id="call-result"${number?.refusal ? raw(' class="error"') : ""}>${note}</span></div>`;
 }
 
+function whenIn(language: Language, timeZone: string): When {
+  const format = new Intl.DateTimeFormat(LOCALES[language], { dateStyle: "medium", timeStyle: "short", timeZone });
+  return (iso) => format.format(new Date(iso));
+}
+
 /** A JSON island for the page's script; `<` escaped so no text can close the script element. */
 function jsonIsland(id: string, value: unknown) {
   return html`<script type="application/json" id="${id}">${raw(JSON.stringify(value).replace(/</g, "\\u003c"))}</script>`;
@@ -155,7 +161,7 @@ export function renderTabPage({ view, token, callUrl, snippetUrl, timeZone, canC
   const { confirmCall, clickAgain, calling, ringing, callFailed, workerUnreachable } = m.tab;
   const body = html`${callBar(view, token, callUrl, canCall, m)}
 <h2>${m.tab.journey} <span class="when">· ${m.tab.timesIn(timeZone)}</span></h2>
-${journeyState.kind === "ready" ? timeline(journeyState.journey.touchpoints, timeZone, m.tab) : emptyState(journeyState, snippetUrl, m.tab)}
+${journeyState.kind === "ready" ? timeline(journeyState.journey.touchpoints, whenIn(language, timeZone), m.tab) : emptyState(journeyState, snippetUrl, m.tab)}
 ${sessions.length ? html`<h2>${m.tab.attribution}</h2><p class="meta">${m.tab.attributionHelp}</p>${attributionTable(sessions, conversionAt, m)}` : ""}
 ${jsonIsland("call-texts", { confirmCall, clickAgain, calling, ringing, callFailed, workerUnreachable })}
 <script nonce="${cspNonce}">${CALL_SCRIPT}</script>`;
