@@ -97,7 +97,12 @@ try {
 
   // 4. Bitrix24 cost per lead at the real limit (2 requests/s, burst 50)
   // The last run is a portal without leads: contacts and deals must cost what leads cost.
-  for (const [n, mode] of [[1, 1], [100, 1], [1000, 1], [1000, 2]] as const) {
+  for (const [n, mode] of [
+    [1, 1],
+    [100, 1],
+    [1000, 1],
+    [1000, 2],
+  ] as const) {
     await json(`${sandbox.url}/_sandbox/reset`, {});
     await json(`${sandbox.url}/_sandbox/portal`, { mode });
     // A worker keeps the CRM mode 5 minutes in KV: the portal without leads gets a worker of its own, started after the switch.
@@ -129,7 +134,9 @@ try {
     );
     if (target !== local) await target.stop();
   }
-  notes.push("Cost figures count every HTTP request the Bitrix24 sandbox received (each `batch` is one). Enrichment is held back in this run (`ENRICH_DELAY_SECONDS=3600`): it adds one `batch` request per enrichment batch of up to 20 leads.");
+  notes.push(
+    "Cost figures count every HTTP request the Bitrix24 sandbox received (each `batch` is one). Enrichment is held back in this run (`ENRICH_DELAY_SECONDS=3600`): it adds one `batch` request per enrichment batch of up to 20 leads.",
+  );
 } finally {
   await local.stop();
   await sandbox.close();
@@ -261,5 +268,5 @@ try {
 } catch {
   // first run
 }
-writeFileSync(soakPath, `${doc.trimEnd()}\n\n${previousSoak}`.trimEnd() + "\n");
+writeFileSync(soakPath, `${`${doc.trimEnd()}\n\n${previousSoak}`.trimEnd()}\n`);
 console.log(`\nWritten to ${soakPath}`);

@@ -14,13 +14,22 @@ export function machine(): string {
 
 /** The worker wired to a running sandbox, under wrangler dev unless `devtools` is false. */
 export async function startBenchWorker(sandbox: RunningSandbox, vars: Record<string, string>, stateDir: string, options: { devtools?: boolean; port?: number } = {}): Promise<LocalWorker> {
-  const worker = await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: TOKEN, ADMIN_TOKEN: ADMIN, ALLOWED_ORIGINS: "https://shop.example.ru", ...vars }), stateDir, output: process.env.BENCH_WORKER_OUTPUT === "inherit" ? "inherit" : "ignore", ...options });
+  const worker = await startLocalWorker({
+    vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: TOKEN, ADMIN_TOKEN: ADMIN, ALLOWED_ORIGINS: "https://shop.example.ru", ...vars }),
+    stateDir,
+    output: process.env.BENCH_WORKER_OUTPUT === "inherit" ? "inherit" : "ignore",
+    ...options,
+  });
   await installSandboxApp(sandbox, worker.url).catch(() => undefined);
   return worker;
 }
 
 /** The sandbox (real Bitrix24 limits) and the worker under wrangler dev, wired together. */
-export async function startStack(vars: Record<string, string> = {}, stateDir = `.wrangler/bench-${process.pid}`, prepare?: (sandbox: RunningSandbox) => Promise<unknown>): Promise<{ sandbox: RunningSandbox; worker: LocalWorker }> {
+export async function startStack(
+  vars: Record<string, string> = {},
+  stateDir = `.wrangler/bench-${process.pid}`,
+  prepare?: (sandbox: RunningSandbox) => Promise<unknown>,
+): Promise<{ sandbox: RunningSandbox; worker: LocalWorker }> {
   const sandbox = await startSandbox({ port: 0 });
   await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
   // Portal settings first: the worker reads the CRM mode when the app installs, and keeps it five minutes.

@@ -34,16 +34,43 @@ async function seed(db: D1Database, leads: number, deals: number, now: number): 
       const source = SOURCES[Math.floor(rand() * SOURCES.length)] ?? null;
       const campaign = source ? String(100 + Math.floor(rand() * 40)) : null;
       const share = 1 / n;
-      statements.push(touch.bind(String(id), t, created, created, source, source ? "cpc" : null, source ? `${source}_${campaign}` : null, source ? `${source} / cpc` : "direct", campaign, campaign ? `Campaign ${campaign}` : null, source ? "paid" : "direct",
-        t === 0 ? 1 : 0, t === n - 1 ? 1 : 0, t === n - 1 ? 1 : 0, share, share, share));
+      statements.push(
+        touch.bind(
+          String(id),
+          t,
+          created,
+          created,
+          source,
+          source ? "cpc" : null,
+          source ? `${source}_${campaign}` : null,
+          source ? `${source} / cpc` : "direct",
+          campaign,
+          campaign ? `Campaign ${campaign}` : null,
+          source ? "paid" : "direct",
+          t === 0 ? 1 : 0,
+          t === n - 1 ? 1 : 0,
+          t === n - 1 ? 1 : 0,
+          share,
+          share,
+          share,
+        ),
+      );
     }
   }
   for (let id = 1; id <= deals; id++) {
-    statements.push(db.prepare("INSERT INTO crm_deals (deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES (?, 'lead', ?, ?, ?, ?, NULL, NULL)")
-      .bind(String(id), String(1 + Math.floor(rand() * leads)), rand() < 0.4 ? "S" : rand() < 0.5 ? "F" : "P", Math.round(rand() * 200_000), rand() < 0.95 ? "RUB" : "USD"));
+    statements.push(
+      db
+        .prepare("INSERT INTO crm_deals (deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES (?, 'lead', ?, ?, ?, ?, NULL, NULL)")
+        .bind(String(id), String(1 + Math.floor(rand() * leads)), rand() < 0.4 ? "S" : rand() < 0.5 ? "F" : "P", Math.round(rand() * 200_000), rand() < 0.95 ? "RUB" : "USD"),
+    );
   }
   for (let d = 0; d < 90; d++) {
-    for (let c = 100; c < 140; c++) statements.push(db.prepare("INSERT INTO ad_costs (day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, '77', ?, ?, 'RUB', ?)").bind(new Date(now - d * DAY).toISOString().slice(0, 10), String(c), `Campaign ${c}`, Math.round(rand() * 5000)));
+    for (let c = 100; c < 140; c++)
+      statements.push(
+        db
+          .prepare("INSERT INTO ad_costs (day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, '77', ?, ?, 'RUB', ?)")
+          .bind(new Date(now - d * DAY).toISOString().slice(0, 10), String(c), `Campaign ${c}`, Math.round(rand() * 5000)),
+      );
   }
   for (let i = 0; i < statements.length; i += 500) await db.batch(statements.slice(i, i + 500));
 }

@@ -43,7 +43,11 @@ await mf.dispose();
 // Deal sync: 1,000 deals changed since the last sync, read in ID-ordered pages through `batch`.
 const sandbox = await startSandbox({ port: 0 });
 for (let i = 0; i < 1000; i++) {
-  await fetch(`${sandbox.url}/_sandbox/deals`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ fields: { TITLE: `Deal ${i}`, STAGE_ID: i % 3 ? "NEW" : "WON", OPPORTUNITY: "1000" }, fromLead: i + 1 }) });
+  await fetch(`${sandbox.url}/_sandbox/deals`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ fields: { TITLE: `Deal ${i}`, STAGE_ID: i % 3 ? "NEW" : "WON", OPPORTUNITY: "1000" }, fromLead: i + 1 }),
+  });
 }
 const state = new Map<string, string>();
 const store = {

@@ -13,7 +13,13 @@ import { ADMIN, freshId, freshPhone, json, machine, pool, startBenchWorker, star
 import { formatComagicDateTime } from "../worker/domain/comagic-time";
 
 const { values } = parseArgs({
-  options: { events: { type: "string", default: "1000" }, restart: { type: "boolean", default: false }, simple: { type: "boolean", default: false }, seed: { type: "string", default: "42" }, lag: { type: "string", default: "30000" } },
+  options: {
+    events: { type: "string", default: "1000" },
+    restart: { type: "boolean", default: false },
+    simple: { type: "boolean", default: false },
+    seed: { type: "string", default: "42" },
+    lag: { type: "string", default: "30000" },
+  },
 });
 // --simple: a portal without leads (crm.settings.mode.get answers 2), where every person must end with one contact and one deal.
 const SIMPLE = values.simple;
@@ -54,13 +60,41 @@ const events: SoakEvent[] = Array.from({ length: EVENTS }, (_, n): SoakEvent => 
     const direction = random() < 0.03 ? "out" : "in";
     const talk = targeted ? 50 + (n % 300) : 0;
     const body = JSON.stringify({
-      notification_name: "Завершение звонка", call_session_id: callId, contact_phone_number: person.phone.slice(1), direction, employee_id: 25,
-      employee_full_name: "Soak Operator", talk_time_duration: talk, wait_time_duration: 5, total_time_duration: talk + 5, tag_names: "soak",
+      notification_name: "Завершение звонка",
+      call_session_id: callId,
+      contact_phone_number: person.phone.slice(1),
+      direction,
+      employee_id: 25,
+      employee_full_name: "Soak Operator",
+      talk_time_duration: talk,
+      wait_time_duration: 5,
+      total_time_duration: talk + 5,
+      tag_names: "soak",
     });
-    return { n, kind: "call", person, targeted: targeted && direction === "in", body, path: `/webhooks/comagic?token=${TOKEN}`, headers: { "content-type": "application/json" }, callId, direction, at };
+    return {
+      n,
+      kind: "call",
+      person,
+      targeted: targeted && direction === "in",
+      body,
+      path: `/webhooks/comagic?token=${TOKEN}`,
+      headers: { "content-type": "application/json" },
+      callId,
+      direction,
+      at,
+    };
   }
   const body = JSON.stringify({ name: `Person ${n}`, phone: person.phone, ...(person.email ? { email: person.email } : {}), message: `soak form ${n}`, submission_id: `soak-${n}` });
-  return { n, kind: "form", person, targeted: true, body, path: "/forms", headers: { "content-type": "text/plain;charset=UTF-8", origin: "https://shop.example.ru", "cf-connecting-ip": `198.18.${Math.floor(n / 250)}.${n % 250}` }, at };
+  return {
+    n,
+    kind: "form",
+    person,
+    targeted: true,
+    body,
+    path: "/forms",
+    headers: { "content-type": "text/plain;charset=UTF-8", origin: "https://shop.example.ru", "cf-connecting-ip": `198.18.${Math.floor(n / 250)}.${n % 250}` },
+    at,
+  };
 });
 
 // 20% delivered twice; deliveries shuffled within windows of 20 so some arrive out of order.
@@ -79,10 +113,19 @@ let stack = await startStack(vars, stateDir, (sandbox) => json(`${sandbox.url}/_
 const { sandbox } = stack;
 // CoMagic's calls report knows every call, so reconciliation can bring back what a restart lost.
 await json(`${sandbox.url}/_sandbox/comagic/data`, {
-  calls: events.filter((e) => e.kind === "call").map((e) => ({
-    id: e.callId, start_time: formatComagicDateTime(e.at, "Europe/Moscow"), direction: e.direction, is_lost: !e.targeted && e.direction === "in", contact_phone_number: e.person.phone.slice(1),
-    total_duration: e.targeted ? 60 : 5, talk_duration: e.targeted ? 50 : 0, wait_duration: 5, utm_source: "soak",
-  })),
+  calls: events
+    .filter((e) => e.kind === "call")
+    .map((e) => ({
+      id: e.callId,
+      start_time: formatComagicDateTime(e.at, "Europe/Moscow"),
+      direction: e.direction,
+      is_lost: !e.targeted && e.direction === "in",
+      contact_phone_number: e.person.phone.slice(1),
+      total_duration: e.targeted ? 60 : 5,
+      talk_duration: e.targeted ? 50 : 0,
+      wait_duration: 5,
+      utm_source: "soak",
+    })),
 });
 await json(`${sandbox.url}/_sandbox/faults`, { rate: 0.3, kinds: ["503", "500", "timeout", "drop"], delayMs: 3_000, seed: 5, findbycommLagMs: FINDBYCOMM_LAG_MS });
 
@@ -121,7 +164,8 @@ async function account() {
   const keys = acceptedKeys();
   const applied: Record<string, string> = {};
   // The admin routes take small bodies (16 KiB): 200 keys a request.
-  for (let i = 0; i < keys.length; i += 200) Object.assign(applied, (await json<{ applied: Record<string, string> }>(`${stack.worker.url}/admin/applied`, { keys: keys.slice(i, i + 200) }, admin)).applied);
+  for (let i = 0; i < keys.length; i += 200)
+    Object.assign(applied, (await json<{ applied: Record<string, string> }>(`${stack.worker.url}/admin/applied`, { keys: keys.slice(i, i + 200) }, admin)).applied);
   const { deadLetters } = await json<{ deadLetters: { code: string; job: { event?: { key?: string } } }[] }>(`${stack.worker.url}/admin/dead-letters?limit=500`, undefined, admin);
   const dead = new Map(deadLetters.flatMap((d) => (d.job?.event?.key ? [[d.job.event.key, d.code] as const] : [])));
   const lost = keys.filter((k) => !applied[k] && !dead.has(k));
@@ -203,7 +247,14 @@ const leadsPerPerson = perPerson;
 const duplicated = leadsPerPerson.filter((c) => c > 1).length;
 for (const p of personsWithEvents.filter((_, i) => (leadsPerPerson[i] ?? 0) > 1).slice(0, 3)) {
   const contacts = withPhone(SIMPLE ? crm.contacts : leads, p);
-  console.log(`more than one for ${p.phone}: ${contacts.map((c) => `${c.ID} (origin ${c.ORIGIN_ID})`).join(", ")}; deals ${crm.deals.filter((d) => contacts.some((c) => c.ID === d.CONTACT_ID)).map((d) => `${d.ID} (origin ${d.ORIGIN_ID})`).join(", ")}; events ${acceptedEventsOf(p).map((e) => `${e.kind} ${outcomes.get(e.n)?.id}`).join(", ")}`);
+  console.log(
+    `more than one for ${p.phone}: ${contacts.map((c) => `${c.ID} (origin ${c.ORIGIN_ID})`).join(", ")}; deals ${crm.deals
+      .filter((d) => contacts.some((c) => c.ID === d.CONTACT_ID))
+      .map((d) => `${d.ID} (origin ${d.ORIGIN_ID})`)
+      .join(", ")}; events ${acceptedEventsOf(p)
+      .map((e) => `${e.kind} ${outcomes.get(e.n)?.id}`)
+      .join(", ")}`,
+  );
 }
 const missingLead = leadsPerPerson.filter((c) => c === 0).length;
 const registered = crm.calls.filter((c) => c.finished);
@@ -214,7 +265,9 @@ const faults = await json<{ faultsInjected: Record<string, number>; httpRequests
 
 const lines = [
   `events ${EVENTS} (${events.filter((e) => e.kind === "call").length} calls, ${events.filter((e) => e.kind === "form").length} forms), deliveries ${deliveries.length} (${deliveries.length - EVENTS} repeated), ${people.length} people`,
-  `faults injected by the Bitrix24 sandbox: ${Object.entries(faults.faultsInjected).map(([k, v]) => `${k} ${v}`).join(", ")} of ${faults.httpRequests} REST requests`,
+  `faults injected by the Bitrix24 sandbox: ${Object.entries(faults.faultsInjected)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ")} of ${faults.httpRequests} REST requests`,
   `duplicate search lag: findbycomm finds a new phone or email ${(FINDBYCOMM_LAG_MS / 1000).toFixed(0)} s after it is written`,
   ...[...statusCounts].map(([label, count]) => `webhook/form answers: ${label} ${count}`),
   `accepted events (unique keys) ${result.keys.length}: created ${created}, updated ${updated}, dead-lettered ${[...deadCodes.values()].reduce((a, b) => a + b, 0)}${deadCodes.size ? ` (${[...deadCodes].map(([c, n]) => `${c} ${n}`).join(", ")})` : ""}, lost ${result.lost.length - formsLostInRestart.length}${formsLostInRestart.length ? ` (plus ${formsLostInRestart.length} forms dropped with the local queue in the restart)` : ""}`,
@@ -228,7 +281,8 @@ const lines = [
 console.log(lines.join("\n"));
 
 const everyEventAnswered = outcomes.size === EVENTS && [...outcomes.values()].every((o) => o.status === 202 || (o.status === 200 && o.reason));
-const ok = everyEventAnswered && result.keys.length > 0 && result.lost.length === formsLostInRestart.length && duplicated === 0 && missingLead === 0 && telephonyKeys.length === new Set(telephonyKeys).size;
+const ok =
+  everyEventAnswered && result.keys.length > 0 && result.lost.length === formsLostInRestart.length && duplicated === 0 && missingLead === 0 && telephonyKeys.length === new Set(telephonyKeys).size;
 const title = `Soak${values.restart ? " with a restart" : ""}${SIMPLE ? " on a portal without leads" : ""}`;
 const section = `## ${title}
 

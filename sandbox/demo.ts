@@ -1,7 +1,5 @@
 import { Hono } from "hono";
-
-const escape = (value: unknown) =>
-  String(value ?? "").replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] ?? ch);
+import { escapeHtml } from "./bitrix/page";
 
 const STYLE = `<style>body{font:15px system-ui;max-width:42rem;margin:2rem auto;padding:0 1rem}label{display:block;margin:.6rem 0}input,textarea{font:inherit;width:100%;padding:.3rem}button{font:inherit;padding:.4rem 1.2rem}td{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}</style>`;
 
@@ -25,7 +23,7 @@ export function createDemoSite(workerUrl: string) {
     };
   }, 700);
 </script>
-<script src="${escape(workerUrl)}/snippet.js" data-forms="form" async></script>
+<script src="${escapeHtml(workerUrl)}/snippet.js" data-forms="form" async></script>
 </head><body>
 <h1>Demo shop: sofas</h1>
 <p>This page plays a customer's website. Open it with UTM tags (as from an ad), fill the form and send it:
@@ -42,7 +40,9 @@ Bitrix24 lead you can see in the <a href="/_sandbox" target="_blank">sandbox</a>
   );
   app.post("/demo/thanks", async (c) => {
     const fields = await c.req.parseBody();
-    const rows = Object.entries(fields).map(([k, v]) => `<tr><td>${escape(k)}</td><td>${escape(v)}</td></tr>`).join("");
+    const rows = Object.entries(fields)
+      .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`)
+      .join("");
     return c.html(`<!doctype html><meta charset="utf-8"><title>Thanks</title>${STYLE}<h1>Thank you!</h1>
 <p>The site's own backend received these fields (the hidden ones came from the snippet):</p><table>${rows}</table>
 <p>The lead: <a href="/_sandbox">Bitrix24 sandbox</a> · <a href="/demo">back to the form</a></p>`);

@@ -52,27 +52,41 @@ export async function freePort(): Promise<number> {
  * developer's .dev.vars is left alone. Resolves once /health answers. `devtools: false` runs the same worker
  * without the devtools inspector (see worker-without-devtools.ts), for measurements.
  */
-export async function startLocalWorker(options: {
-  vars: Record<string, string>;
-  port?: number;
-  stateDir?: string;
-  output?: "inherit" | "ignore";
-  devtools?: boolean;
-}): Promise<LocalWorker> {
+export async function startLocalWorker(options: { vars: Record<string, string>; port?: number; stateDir?: string; output?: "inherit" | "ignore"; devtools?: boolean }): Promise<LocalWorker> {
   const port = options.port ?? (await freePort());
   const stateDir = options.stateDir ?? ".wrangler/state";
   mkdirSync(stateDir, { recursive: true });
   const envFile = `${stateDir}/worker.env`;
-  writeFileSync(envFile, Object.entries(options.vars).map(([k, v]) => `${k}=${v}`).join("\n"));
+  writeFileSync(
+    envFile,
+    Object.entries(options.vars)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n"),
+  );
   const command =
     options.devtools === false
       ? ["tsx", "sandbox/worker-without-devtools.ts", String(port), envFile, stateDir]
-      : ["wrangler", "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--env-file", envFile, "--persist-to", stateDir, "--show-interactive-dev-session=false"];
-  const child = spawn(
-    "npx",
-    command,
-    { stdio: ["ignore", options.output ?? "inherit", options.output ?? "inherit"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" }, detached: true },
-  );
+      : [
+          "wrangler",
+          "dev",
+          "--local",
+          "--ip",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--inspector-port",
+          String(await freePort()),
+          "--env-file",
+          envFile,
+          "--persist-to",
+          stateDir,
+          "--show-interactive-dev-session=false",
+        ];
+  const child = spawn("npx", command, {
+    stdio: ["ignore", options.output ?? "inherit", options.output ?? "inherit"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    detached: true,
+  });
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode !== null) return;

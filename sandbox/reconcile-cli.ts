@@ -56,8 +56,6 @@ for (let i = 0; i < steps; i++) {
     process.exit(1);
   }
   for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += Number(body[key] ?? 0);
-  console.log(
-    `[${i + 1}/${steps}] ${short(start)} → ${short(end)} UTC  calls ${body.calls}  targeted ${body.targeted}  already in Bitrix24 ${body.alreadyInBitrix}  queued ${body.enqueued}`,
-  );
+  console.log(`[${i + 1}/${steps}] ${short(start)} → ${short(end)} UTC  calls ${body.calls}  targeted ${body.targeted}  already in Bitrix24 ${body.alreadyInBitrix}  queued ${body.enqueued}`);
 }
 console.log(`Done: ${totals.calls} calls, ${totals.targeted} targeted, ${totals.alreadyInBitrix} already in Bitrix24, ${totals.enqueued} queued to become leads.`);

@@ -28,10 +28,28 @@ export function sampleCall() {
   };
   const notification = TEMPLATE.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => JSON.stringify(values[name] ?? null));
   const reportRow = {
-    id, start_time: formatMoscow(new Date(Date.now() - 95_000)), direction: "in", is_lost: false, contact_phone_number: digits, total_duration: 95, talk_duration: 80,
-    wait_duration: 15, visitor_id: visitorId, channel: "paid", source_name: "Яндекс.Директ", site_domain_name: "shop.example.ru", tags: [{ tag_name: "target" }],
-    full_record_file_link: `https://media.comagic.ru/${id}/full.mp3`, last_answered_employee_id: 25, last_answered_employee_full_name: "Ivan Admin",
-    call_api_external_id: null, utm_source: "yandex", utm_medium: "cpc", utm_campaign: "spring_sale", utm_content: "ad_42", utm_term: "buy sofa",
+    id,
+    start_time: formatMoscow(new Date(Date.now() - 95_000)),
+    direction: "in",
+    is_lost: false,
+    contact_phone_number: digits,
+    total_duration: 95,
+    talk_duration: 80,
+    wait_duration: 15,
+    visitor_id: visitorId,
+    channel: "paid",
+    source_name: "Яндекс.Директ",
+    site_domain_name: "shop.example.ru",
+    tags: [{ tag_name: "target" }],
+    full_record_file_link: `https://media.comagic.ru/${id}/full.mp3`,
+    last_answered_employee_id: 25,
+    last_answered_employee_full_name: "Ivan Admin",
+    call_api_external_id: null,
+    utm_source: "yandex",
+    utm_medium: "cpc",
+    utm_campaign: "spring_sale",
+    utm_content: "ad_42",
+    utm_term: "buy sofa",
   };
   return { id, notification, reportRow };
 }

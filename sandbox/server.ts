@@ -15,9 +15,7 @@ export interface RunningSandbox {
 }
 
 /** Starts the local stand-ins (Bitrix24, CoMagic, and a demo website when given the worker URL) on one port; port 0 picks a free one. */
-export async function startSandbox(
-  options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions; comagic?: Partial<DataApiSettings>; demoWorkerUrl?: string } = {},
-): Promise<RunningSandbox> {
+export async function startSandbox(options: { port?: number; host?: string; bitrix?: BitrixSandboxOptions; comagic?: Partial<DataApiSettings>; demoWorkerUrl?: string } = {}): Promise<RunningSandbox> {
   const bitrix = createBitrixSandbox(options.bitrix);
   const app = new Hono();
   const dataApi = createDataApiSandbox();

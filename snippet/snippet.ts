@@ -33,9 +33,9 @@ try {
   let saved: { f?: Fields; l?: Fields } = {};
   try {
     saved = JSON.parse(localStorage.cm_touch);
-  } catch (e) {}
+  } catch {}
   const touch = { at: now } as unknown as Fields;
-  let tagged;
+  let tagged: string | undefined;
   const query = new URLSearchParams(location.search);
   for (const key of TAGS) {
     const value = query.get(key);
@@ -47,20 +47,20 @@ try {
     saved.l = touch;
     try {
       localStorage.cm_touch = JSON.stringify(saved);
-    } catch (e) {}
+    } catch {}
   }
   const first = saved.f || touch;
   const last = saved.l || touch;
 
   const attribution = (): Fields => {
     // CoMagic's own script loads asynchronously: it is asked at each submit, by which time it has loaded.
-    let visitor, session;
+    let visitor: unknown, session: unknown;
     try {
       const api = w.Comagic;
       const credentials = api?.getCredentials?.();
       visitor = api?.getVisitorId?.() || credentials?.visitor_id;
       session = api?.getSessionId?.() || credentials?.session_id;
-    } catch (e) {}
+    } catch {}
     const fields: Fields = {
       comagic_visitor_id: (visitor || cookie("comagic_visitor")) as string,
       comagic_session_id: session as string,
@@ -116,7 +116,7 @@ try {
           });
           deliver(payload);
         }
-      } catch (e) {}
+      } catch {}
     },
     true,
   );
@@ -125,7 +125,7 @@ try {
     send: (data) => {
       try {
         deliver({ ...attribution(), ...data });
-      } catch (e) {}
+      } catch {}
     },
   };
-} catch (e) {}
+} catch {}

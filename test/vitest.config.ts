@@ -1,8 +1,101 @@
+import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+
+/*
+ * The workerd tests share a sandbox portal and a queue within a project, so a project runs its files one after
+ * another. They mostly wait (for queue batches, retries, lagging reports), so three projects, each with its own
+ * sandbox, Miniflare and queues, run side by side. Shards are balanced by the files' durations in `npm test`.
+ */
+const WORKER_SHARDS: [string, string[]][] = [
+  [
+    "worker-1",
+    [
+      "test/worker/enrich.test.ts",
+      "test/worker/reconcile.test.ts",
+      "test/worker/bitrix-app.test.ts",
+      "test/worker/repeat-clients.test.ts",
+      "test/worker/webhook.test.ts",
+      "test/worker/attribution-report.test.ts",
+    ],
+  ],
+  ["worker-2", ["test/worker/call-record.test.ts", "test/worker/ingest.test.ts", "test/worker/simple-crm.test.ts", "test/worker/forms.test.ts", "test/worker/fuzz.test.ts"]],
+  [
+    "worker-3",
+    [
+      "test/worker/faults.test.ts",
+      "test/worker/duplicate-lag.test.ts",
+      "test/worker/telephony.test.ts",
+      "test/worker/consumer.test.ts",
+      "test/worker/required-fields.test.ts",
+      "test/security/**/*.test.ts",
+    ],
+  ],
+];
+
+// A new test file must be given a shard, or it would silently not run.
+const sharded = new Set(WORKER_SHARDS.flatMap(([, files]) => files));
+for (const dir of ["test/worker", "test/security"]) {
+  for (const file of readdirSync(`${root}/${dir}`).filter((f) => f.endsWith(".test.ts"))) {
+    if (!sharded.has(`${dir}/${file}`) && !sharded.has(`${dir}/**/*.test.ts`)) throw new Error(`${dir}/${file} is in no WORKER_SHARDS entry of test/vitest.config.ts`);
+  }
+}
+
+function workerProject(name: string, include: string[]) {
+  return {
+    plugins: [
+      cloudflareTest(({ inject }) => ({
+        wrangler: { configPath: `${root}/wrangler.toml` },
+        miniflare: {
+          // wrangler.toml's batch timeouts (2 s and 5 s) are for production traffic; tests would spend
+          // most of their time waiting for batches to fill. Everything else is as deployed.
+          queueConsumers: {
+            "comagic-lead-jobs": { maxBatchSize: 40, maxBatchTimeout: 0.5, maxRetries: 20, deadLetterQueue: "comagic-dead-letters" },
+            "comagic-enrich-jobs": { maxBatchSize: 20, maxBatchTimeout: 0.5, maxRetries: 20, deadLetterQueue: "comagic-dead-letters" },
+            "comagic-dead-letters": { maxBatchSize: 50, maxBatchTimeout: 0.5 },
+          },
+          bindings: {
+            BITRIX_WEBHOOK_URL: inject<string>("bitrixWebhookUrl"),
+            BITRIX_TIMEOUT_MS: "1500",
+            COMAGIC_WEBHOOK_TOKEN: "test-token-old,test-token",
+            COMAGIC_WEBHOOK_SECRET: "test-secret",
+            ALLOWED_ORIGINS: "https://shop.example.ru, https://*.example.org",
+            COMAGIC_DATA_API_URL: inject<string>("dataApiUrl"),
+            COMAGIC_LOGIN: "sandbox",
+            COMAGIC_PASSWORD: "sandbox-password",
+            ENRICH_DELAY_SECONDS: "1",
+            ADMIN_TOKEN: "test-admin-token",
+            BITRIX_APP_CLIENT_ID: "local.sandbox-app",
+            BITRIX_APP_CLIENT_SECRET: "sandbox-app-secret",
+            BITRIX_OAUTH_URL: `${inject<string>("sandboxUrl")}/oauth/token/`,
+            COMAGIC_CALL_API_URL: inject<string>("callApiUrl"),
+            COMAGIC_VIRTUAL_NUMBER: "+7 499 372-06-92",
+            COMAGIC_EMPLOYEES: '{"1": 25}',
+            // The email-matching test needs it; test/security shows what it costs when on.
+            COMAGIC_MATCH_BY_EMAIL: "true",
+            TAB_TOKEN_SECRET: "test-tab-token-key-new-0123456789abcdef,test-tab-token-key-old-0123456789abcdef",
+            SANDBOX_URL: inject<string>("sandboxUrl"),
+            // Titles and comments in English for the assertions; Russian (the default) has its own test.
+            CRM_LANGUAGE: "en",
+          },
+        },
+      })),
+    ],
+    test: {
+      name,
+      root,
+      include,
+      globalSetup: ["test/helpers/sandbox-global-setup.ts"],
+      // One sandbox portal and one queue serve every file of a shard: its files run one after another.
+      fileParallelism: false,
+      testTimeout: 60_000,
+      hookTimeout: 60_000,
+    },
+  };
+}
 
 export default defineConfig({
   test: {
@@ -29,56 +122,7 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
-      {
-        plugins: [
-          cloudflareTest(({ inject }) => ({
-            wrangler: { configPath: `${root}/wrangler.toml` },
-            miniflare: {
-              // wrangler.toml's batch timeouts (2 s and 5 s) are for production traffic; tests would spend
-              // most of their time waiting for batches to fill. Everything else is as deployed.
-              queueConsumers: {
-                "comagic-lead-jobs": { maxBatchSize: 40, maxBatchTimeout: 0.5, maxRetries: 20, deadLetterQueue: "comagic-dead-letters" },
-                "comagic-enrich-jobs": { maxBatchSize: 20, maxBatchTimeout: 0.5, maxRetries: 20, deadLetterQueue: "comagic-dead-letters" },
-                "comagic-dead-letters": { maxBatchSize: 50, maxBatchTimeout: 0.5 },
-              },
-              bindings: {
-                BITRIX_WEBHOOK_URL: inject<string>("bitrixWebhookUrl"),
-                BITRIX_TIMEOUT_MS: "1500",
-                COMAGIC_WEBHOOK_TOKEN: "test-token-old,test-token",
-                COMAGIC_WEBHOOK_SECRET: "test-secret",
-                ALLOWED_ORIGINS: "https://shop.example.ru, https://*.example.org",
-                COMAGIC_DATA_API_URL: inject<string>("dataApiUrl"),
-                COMAGIC_LOGIN: "sandbox",
-                COMAGIC_PASSWORD: "sandbox-password",
-                ENRICH_DELAY_SECONDS: "1",
-                ADMIN_TOKEN: "test-admin-token",
-                BITRIX_APP_CLIENT_ID: "local.sandbox-app",
-                BITRIX_APP_CLIENT_SECRET: "sandbox-app-secret",
-                BITRIX_OAUTH_URL: `${inject<string>("sandboxUrl")}/oauth/token/`,
-                COMAGIC_CALL_API_URL: inject<string>("callApiUrl"),
-                COMAGIC_VIRTUAL_NUMBER: "+7 499 372-06-92",
-                COMAGIC_EMPLOYEES: '{"1": 25}',
-                // The email-matching test needs it; test/security shows what it costs when on.
-                COMAGIC_MATCH_BY_EMAIL: "true",
-                TAB_TOKEN_SECRET: "test-tab-token-key-new-0123456789abcdef,test-tab-token-key-old-0123456789abcdef",
-                SANDBOX_URL: inject<string>("sandboxUrl"),
-                // Titles and comments in English for the assertions; Russian (the default) has its own test.
-                CRM_LANGUAGE: "en",
-              },
-            },
-          })),
-        ],
-        test: {
-          name: "worker",
-          root,
-          include: ["test/worker/**/*.test.ts", "test/security/**/*.test.ts"],
-          globalSetup: ["test/helpers/sandbox-global-setup.ts"],
-          // One sandbox portal and one queue serve every file: files run one after another.
-          fileParallelism: false,
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
-        },
-      },
+      ...WORKER_SHARDS.map(([name, include]) => workerProject(name, include)),
     ],
   },
 });

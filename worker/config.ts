@@ -14,27 +14,27 @@ const BITRIX_WEBHOOK_PATH = /\/rest\/(?:api\/)?\d+\/[^/]+\/?$/;
 
 /** A comma-separated list of secrets (for rotation), without blanks. */
 export function splitSecretList(raw: string | undefined): string[] {
-  return (raw ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  return (raw ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
-const secretList = z
-  .string()
-  .transform(splitSecretList)
-  .pipe(z.array(z.string()).min(1, "has no non-empty value"));
+const secretList = z.string().transform(splitSecretList).pipe(z.array(z.string()).min(1, "has no non-empty value"));
 
 /**
  * An upstream the worker sends secrets to (webhook codes, tokens, passwords): HTTPS only, except the local
  * sandboxes on this machine.
  */
-const upstreamUrl = z
-  .url({ protocol: /^https?$/, error: "is not an http(s) URL" })
-  .refine((raw) => {
+const upstreamUrl = z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).refine(
+  (raw) => {
     const url = new URL(raw);
     return url.protocol === "https:" || url.hostname === "127.0.0.1" || url.hostname === "localhost";
-  }, { error: "must be https:// (plain http only for 127.0.0.1 or localhost)" });
+  },
+  { error: "must be https:// (plain http only for 127.0.0.1 or localhost)" },
+);
 
-const positiveInt = (fallback: number) =>
-  z.coerce.number().int().positive().default(fallback);
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const configSchema = z.object({
   BITRIX_WEBHOOK_URL: upstreamUrl
@@ -58,11 +58,12 @@ const configSchema = z.object({
   COMAGIC_API_TOKEN: z.string().optional(),
   COMAGIC_LOGIN: z.string().optional(),
   COMAGIC_PASSWORD: z.string().optional(),
-  COMAGIC_TIMEZONE: z
-    .string()
-    .default("Europe/Moscow")
-    .refine(isTimeZone, { error: "is not an IANA time zone such as Europe/Moscow" }),
-  RECONCILE_WINDOW_HOURS: z.coerce.number().positive().max(24 * 30).default(2),
+  COMAGIC_TIMEZONE: z.string().default("Europe/Moscow").refine(isTimeZone, { error: "is not an IANA time zone such as Europe/Moscow" }),
+  RECONCILE_WINDOW_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(2),
   ENRICH_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(43_200).default(60),
   ADMIN_TOKEN: secretList.optional(),
   BITRIX_APP_CLIENT_ID: z.string().optional(),
@@ -77,12 +78,22 @@ const configSchema = z.object({
   /** JSON object: Bitrix24 user id → CoMagic employee id. A broken value is a warning, not a failure. */
   COMAGIC_EMPLOYEES: z.string().optional().transform(parseEmployeeMap),
   /** Users not in COMAGIC_EMPLOYEES are matched by email only when this is "true": a user can edit their own email. */
-  COMAGIC_MATCH_BY_EMAIL: z.enum(["true", "false"], { error: 'is not "true" or "false"' }).default("false").transform((v) => v === "true"),
+  COMAGIC_MATCH_BY_EMAIL: z
+    .enum(["true", "false"], { error: 'is not "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   /** Countries click-to-call may dial (ISO codes, comma-separated); unset, DEFAULT_PHONE_REGION alone. */
   CALL_COUNTRIES: z
     .string()
     .optional()
-    .transform((raw) => (raw ? raw.split(",").map((c) => c.trim().toUpperCase()).filter(Boolean) : null))
+    .transform((raw) =>
+      raw
+        ? raw
+            .split(",")
+            .map((c) => c.trim().toUpperCase())
+            .filter(Boolean)
+        : null,
+    )
     .refine((list) => !list || list.every((c) => KNOWN_REGIONS.has(c)), { error: "has a code that is not an ISO 3166 region, like RU or KZ" }),
   CALL_DAILY_LIMIT_PER_USER: positiveInt(50),
   CALL_DAILY_LIMIT: positiveInt(500),
@@ -110,7 +121,12 @@ function idList(error: string) {
   return z
     .string()
     .optional()
-    .transform((raw) => (raw ?? "").split(",").map((v) => v.trim()).filter(Boolean))
+    .transform((raw) =>
+      (raw ?? "")
+        .split(",")
+        .map((v) => v.trim())
+        .filter(Boolean),
+    )
     .refine((ids) => ids.every((v) => /^\d+$/.test(v)), { error });
 }
 
@@ -177,14 +193,10 @@ export interface ConfigProblem {
 
 /** Empty strings count as unset: `wrangler secret put` and .dev.vars make those easily. */
 function presentValues(env: Env): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(env).filter(([, v]) => typeof v === "string" && v.trim() !== ""),
-  );
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === "string" && v.trim() !== ""));
 }
 
-export type ConfigResult =
-  | { ok: true; config: Config; warnings: ConfigProblem[] }
-  | { ok: false; problems: ConfigProblem[]; warnings: ConfigProblem[] };
+export type ConfigResult = { ok: true; config: Config; warnings: ConfigProblem[] } | { ok: false; problems: ConfigProblem[]; warnings: ConfigProblem[] };
 
 // Bindings do not change while an isolate lives: parse each env object once.
 const parsedConfigs = new WeakMap<Env, ConfigResult>();
@@ -226,7 +238,10 @@ function parseConfig(env: Env): ConfigResult {
   if (!values.ALLOWED_ORIGINS) {
     warnings.push({ setting: "ALLOWED_ORIGINS", problem: "is not set: browsers on other sites cannot send forms to /forms" });
   } else if (origins.invalid.length) {
-    warnings.push({ setting: "ALLOWED_ORIGINS", problem: `has ${origins.invalid.length} entr${origins.invalid.length === 1 ? "y" : "ies"} that are not origins like https://shop.example.ru, ignored` });
+    warnings.push({
+      setting: "ALLOWED_ORIGINS",
+      problem: `has ${origins.invalid.length} entr${origins.invalid.length === 1 ? "y" : "ies"} that are not origins like https://shop.example.ru, ignored`,
+    });
   }
   if (!values.COMAGIC_API_TOKEN && !(values.COMAGIC_LOGIN && values.COMAGIC_PASSWORD)) {
     const half = values.COMAGIC_LOGIN ? "COMAGIC_PASSWORD is not set" : values.COMAGIC_PASSWORD ? "COMAGIC_LOGIN is not set" : "neither COMAGIC_API_TOKEN nor COMAGIC_LOGIN/COMAGIC_PASSWORD is set";

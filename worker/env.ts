@@ -1,38 +1,17 @@
-import type { QueueMessageBody } from "./jobs/schema";
+/// <reference path="./worker-configuration.d.ts" />
 
-/** Bindings, vars and secrets of the worker; kept by hand beside wrangler.toml. */
-export interface Env {
-  LEAD_JOBS: Queue<QueueMessageBody>;
-  DEAD_LETTERS: Queue<unknown>;
-  FORM_RATE_LIMITER?: RateLimit;
-  CALL_RATE_LIMITER?: RateLimit;
-  APP_RATE_LIMITER?: RateLimit;
-  FORM_ENRICH_LIMITER?: RateLimit;
-  ADMIN_RATE_LIMITER?: RateLimit;
-  ENRICH_JOBS?: Queue<unknown>;
-  COMAGIC_CACHE?: KVNamespace;
-  DB?: D1Database;
-
+/** Secrets (`wrangler secret put`) and settings wrangler.toml does not set; each is read through `config.ts`. */
+export interface WorkerSettings {
   BITRIX_WEBHOOK_URL?: string;
   BITRIX_TIMEOUT_MS?: string;
   COMAGIC_WEBHOOK_TOKEN?: string;
   COMAGIC_WEBHOOK_SECRET?: string;
-  DEFAULT_PHONE_REGION?: string;
-  LEAD_DEDUP_DAYS?: string;
-  MIN_LOST_CALL_SECONDS?: string;
-  ALLOWED_ORIGINS?: string;
-  COMAGIC_DATA_API_URL?: string;
   COMAGIC_API_TOKEN?: string;
   COMAGIC_LOGIN?: string;
   COMAGIC_PASSWORD?: string;
-  COMAGIC_TIMEZONE?: string;
-  RECONCILE_WINDOW_HOURS?: string;
-  ENRICH_DELAY_SECONDS?: string;
   ADMIN_TOKEN?: string;
   BITRIX_APP_CLIENT_ID?: string;
   BITRIX_APP_CLIENT_SECRET?: string;
-  BITRIX_OAUTH_URL?: string;
-  COMAGIC_CALL_API_URL?: string;
   COMAGIC_VIRTUAL_NUMBER?: string;
   COMAGIC_EMPLOYEES?: string;
   COMAGIC_MATCH_BY_EMAIL?: string;
@@ -50,3 +29,10 @@ export interface Env {
   COMAGIC_SITE_IDS?: string;
   CRM_LANGUAGE?: string;
 }
+
+/**
+ * The worker's environment: the bindings and vars wrangler.toml declares, generated into
+ * `worker-configuration.d.ts` by `npm run types` (`npm test` fails when it is out of date), plus WorkerSettings.
+ * A deploy may leave out any binding but the lead queue and its dead letters, so the others are optional here.
+ */
+export type Env = Partial<Cloudflare.Env> & WorkerSettings & { LEAD_JOBS: Queue; DEAD_LETTERS: Queue };

@@ -26,8 +26,7 @@ function scrub(fields: LogFields): LogFields {
 
 /** Structured JSON logs: one object a line, `event` in `noun.verb` form. */
 export function createLogger(base: LogFields = {}, sink: (line: string) => void = console.log): Logger {
-  const write = (level: Level, event: string, fields: LogFields = {}) =>
-    sink(JSON.stringify({ level, event, ...scrub(base), ...scrub(fields) }));
+  const write = (level: Level, event: string, fields: LogFields = {}) => sink(JSON.stringify({ level, event, ...scrub(base), ...scrub(fields) }));
   return {
     info: (event, fields) => write("info", event, fields),
     warn: (event, fields) => write("warn", event, fields),

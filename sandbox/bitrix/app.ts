@@ -208,7 +208,9 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     return c.json({ id }, 201);
   });
   app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
-  app.get("/_sandbox/stats", (c) => c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME), dealUserFields: portal.dealUserFields.map((u) => u.FIELD_NAME) }));
+  app.get("/_sandbox/stats", (c) =>
+    c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME), dealUserFields: portal.dealUserFields.map((u) => u.FIELD_NAME) }),
+  );
   app.post("/_sandbox/reset", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { userFields?: boolean };
     portal.reset();

@@ -69,7 +69,19 @@ export function createOAuthApp(settings: AppSettings) {
       case "profile":
         return { result: { ID: String(user?.ID), ADMIN: user?.ADMIN ?? false, NAME: user?.NAME, LAST_NAME: user?.LAST_NAME, PERSONAL_GENDER: "", TIME_ZONE: "" } };
       case "app.info":
-        return { result: { ID: app === "ours" ? 5 : 6, CODE: app === "ours" ? settings.clientId : OTHER_APP.code, VERSION: 1, STATUS: "L", INSTALLED: true, PAYMENT_EXPIRED: "N", DAYS: null, LANGUAGE_ID: "ru", LICENSE: "ru_project" } };
+        return {
+          result: {
+            ID: app === "ours" ? 5 : 6,
+            CODE: app === "ours" ? settings.clientId : OTHER_APP.code,
+            VERSION: 1,
+            STATUS: "L",
+            INSTALLED: true,
+            PAYMENT_EXPIRED: "N",
+            DAYS: null,
+            LANGUAGE_ID: "ru",
+            LICENSE: "ru_project",
+          },
+        };
       case "placement.get":
         return { result: placements.map((p) => ({ placement: p.placement, handler: p.handler, title: p.title, options: [] })) };
       case "placement.bind": {
@@ -196,8 +208,19 @@ export function createOAuthApp(settings: AppSettings) {
     if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: no CRM Analytics item is bound.</p>`, 404);
     const pair = issue(userId);
     const host = new URL(c.req.url).host;
-    const fields = { AUTH_ID: pair.accessToken, AUTH_EXPIRES: String(pair.expiresIn), REFRESH_ID: pair.refreshToken, member_id: settings.memberId, status: "L", APPLICATION_TOKEN: applicationToken, PLACEMENT: "CRM_ANALYTICS_MENU", PLACEMENT_OPTIONS: JSON.stringify({ URI: "/report/analytics/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER" }) };
-    const inputs = Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`).join("");
+    const fields = {
+      AUTH_ID: pair.accessToken,
+      AUTH_EXPIRES: String(pair.expiresIn),
+      REFRESH_ID: pair.refreshToken,
+      member_id: settings.memberId,
+      status: "L",
+      APPLICATION_TOKEN: applicationToken,
+      PLACEMENT: "CRM_ANALYTICS_MENU",
+      PLACEMENT_OPTIONS: JSON.stringify({ URI: "/report/analytics/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER" }),
+    };
+    const inputs = Object.entries(fields)
+      .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`)
+      .join("");
     return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>CRM Analytics</title>
 <style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}iframe{border:0;width:100%;height:900px;background:#fff}</style></head>
 <body><header><strong>CRM Analytics · CoMagic</strong> (sandbox, user ${userId})</header>

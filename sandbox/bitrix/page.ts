@@ -1,8 +1,7 @@
-const escape = (value: unknown) =>
-  String(value ?? "").replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] ?? ch);
+export const escapeHtml = (value: unknown) => String(value ?? "").replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] ?? ch);
 
 function multi(value: unknown): string {
-  return Array.isArray(value) ? value.map((m: { VALUE?: string }) => escape(m.VALUE)).join("<br>") : "";
+  return Array.isArray(value) ? value.map((m: { VALUE?: string }) => escapeHtml(m.VALUE)).join("<br>") : "";
 }
 
 /** A plain page of the sandbox portal's leads, newest first, refreshed every few seconds. */
@@ -10,9 +9,9 @@ export function renderLeadsPage(leads: Record<string, unknown>[]): string {
   const rows = [...leads]
     .reverse()
     .map(
-      (l) => `<tr><td>${escape(l.ID)}</td><td>${escape(l.TITLE)}</td><td>${escape(l.STATUS_ID)}</td><td>${multi(l.PHONE)}</td><td>${multi(l.EMAIL)}</td>
-<td>${escape([l.UTM_SOURCE, l.UTM_MEDIUM, l.UTM_CAMPAIGN].filter(Boolean).join(" / "))}</td><td>${escape(l.UF_CRM_CM_VISITOR_ID)}</td><td>${escape(l.UF_CRM_COMAGIC_ID)}</td>
-<td><pre>${escape(l.COMMENTS)}</pre>${(l.TIMELINE_COMMENTS as string[]).map((c) => `<pre class="t">${escape(c)}</pre>`).join("")}</td></tr>`,
+      (l) => `<tr><td>${escapeHtml(l.ID)}</td><td>${escapeHtml(l.TITLE)}</td><td>${escapeHtml(l.STATUS_ID)}</td><td>${multi(l.PHONE)}</td><td>${multi(l.EMAIL)}</td>
+<td>${escapeHtml([l.UTM_SOURCE, l.UTM_MEDIUM, l.UTM_CAMPAIGN].filter(Boolean).join(" / "))}</td><td>${escapeHtml(l.UF_CRM_CM_VISITOR_ID)}</td><td>${escapeHtml(l.UF_CRM_COMAGIC_ID)}</td>
+<td><pre>${escapeHtml(l.COMMENTS)}</pre>${(l.TIMELINE_COMMENTS as string[]).map((c) => `<pre class="t">${escapeHtml(c)}</pre>`).join("")}</td></tr>`,
     )
     .join("\n");
   return `<!doctype html><html><head><meta charset="utf-8"><title>Bitrix24 sandbox: leads</title><meta http-equiv="refresh" content="3">

@@ -318,7 +318,11 @@ export class Portal {
   private convertLead(lead: Item): void {
     lead.fields.STATUS_ID = "CONVERTED";
     const copy = (names: string[]) => Object.fromEntries(names.flatMap((n) => (lead.fields[n] ? [[n, lead.fields[n]]] : [])));
-    const contactId = this.add("contact", { ...copy(["NAME", "LAST_NAME", "SOURCE_ID", "ASSIGNED_BY_ID", ...UTM]), PHONE: lead.PHONE.map((m) => ({ VALUE: m.VALUE })), EMAIL: lead.EMAIL.map((m) => ({ VALUE: m.VALUE })) });
+    const contactId = this.add("contact", {
+      ...copy(["NAME", "LAST_NAME", "SOURCE_ID", "ASSIGNED_BY_ID", ...UTM]),
+      PHONE: lead.PHONE.map((m) => ({ VALUE: m.VALUE })),
+      EMAIL: lead.EMAIL.map((m) => ({ VALUE: m.VALUE })),
+    });
     const dealId = this.add("deal", { ...copy(["TITLE", "SOURCE_ID", "ASSIGNED_BY_ID", "COMMENTS", ...UTM]), CONTACT_ID: contactId });
     const deal = this.items.deal.get(dealId);
     if (deal) deal.fields.LEAD_ID = String(lead.ID);
@@ -419,7 +423,19 @@ export class Portal {
   }
 
   private describeFields(entity: EntityName): Record<string, unknown> {
-    const describe = (name: string, type: string, extra: Params = {}) => [name, { type, isRequired: this.required[entity].includes(name), isReadOnly: false, isImmutable: false, isMultiple: false, isDynamic: name.startsWith("UF_"), title: this.fieldTitle(entity, name), ...extra }];
+    const describe = (name: string, type: string, extra: Params = {}) => [
+      name,
+      {
+        type,
+        isRequired: this.required[entity].includes(name),
+        isReadOnly: false,
+        isImmutable: false,
+        isMultiple: false,
+        isDynamic: name.startsWith("UF_"),
+        title: this.fieldTitle(entity, name),
+        ...extra,
+      },
+    ];
     return Object.fromEntries([
       ["ID", { type: "integer", isRequired: false, isReadOnly: true, isImmutable: false, isMultiple: false, isDynamic: false, title: "ID" }],
       ...STANDARD_FIELDS[entity].map((name) => describe(name, "string")),
@@ -430,10 +446,24 @@ export class Portal {
 
   private userFieldView(entity: EntityName, uf: UserField): Record<string, unknown> {
     return {
-      ID: String(uf.ID), ENTITY_ID: `CRM_${entity.toUpperCase()}`, FIELD_NAME: uf.FIELD_NAME, USER_TYPE_ID: uf.USER_TYPE_ID, XML_ID: uf.XML_ID,
-      SORT: uf.SORT, MULTIPLE: uf.MULTIPLE, MANDATORY: uf.MANDATORY, SHOW_FILTER: "N", SHOW_IN_LIST: "Y", EDIT_IN_LIST: "Y",
-      IS_SEARCHABLE: "N", SETTINGS: {}, EDIT_FORM_LABEL: uf.LABEL, LIST_COLUMN_LABEL: uf.LABEL, LIST_FILTER_LABEL: uf.LABEL,
-      ERROR_MESSAGE: null, HELP_MESSAGE: null,
+      ID: String(uf.ID),
+      ENTITY_ID: `CRM_${entity.toUpperCase()}`,
+      FIELD_NAME: uf.FIELD_NAME,
+      USER_TYPE_ID: uf.USER_TYPE_ID,
+      XML_ID: uf.XML_ID,
+      SORT: uf.SORT,
+      MULTIPLE: uf.MULTIPLE,
+      MANDATORY: uf.MANDATORY,
+      SHOW_FILTER: "N",
+      SHOW_IN_LIST: "Y",
+      EDIT_IN_LIST: "Y",
+      IS_SEARCHABLE: "N",
+      SETTINGS: {},
+      EDIT_FORM_LABEL: uf.LABEL,
+      LIST_COLUMN_LABEL: uf.LABEL,
+      LIST_FILTER_LABEL: uf.LABEL,
+      ERROR_MESSAGE: null,
+      HELP_MESSAGE: null,
     };
   }
 
@@ -505,7 +535,12 @@ export class Portal {
     const wantedTypes: string[] = rawEntity === undefined || rawEntity === "" ? ["lead", "contact", "company"] : [String(rawEntity).toLowerCase()];
     if (wantedTypes.includes("deal")) throw new RestError(400, "", "Deal is not supported in current context.");
     const normalize = type === "PHONE" ? bitrixNormalizePhone : (v: string) => v.trim().toLowerCase();
-    const wanted = new Set(asList(rawValues).slice(0, 20).map((v) => normalize(String(v))).filter(Boolean));
+    const wanted = new Set(
+      asList(rawValues)
+        .slice(0, 20)
+        .map((v) => normalize(String(v)))
+        .filter(Boolean),
+    );
     const now = this.now().getTime();
     const result: Record<string, number[]> = {};
     for (const entity of wantedTypes as EntityName[]) {
@@ -571,7 +606,21 @@ export class Portal {
         // "The activity is created if the call is linked to a contact, company, lead, or deal" (FACTS-portals §7).
         call.finished = { DURATION: Number(params.DURATION ?? 0), STATUS_CODE: String(params.STATUS_CODE ?? "200"), activityId: linked ? this.nextActivityId++ : null };
         if (params.RECORD_URL) call.record = { url: String(params.RECORD_URL), fileName: String(params.RECORD_URL).split("/").pop() ?? "" };
-        return { result: { CALL_ID: call.CALL_ID, EXTERNAL_CALL_ID: call.EXTERNAL_CALL_ID, PORTAL_USER_ID: userId, PHONE_NUMBER: call.PHONE_NUMBER, INCOMING: String(call.TYPE), CALL_DURATION: call.finished.DURATION, CALL_FAILED_CODE: call.finished.STATUS_CODE, CRM_ACTIVITY_ID: call.finished.activityId, CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE, CRM_ENTITY_ID: call.CRM_ENTITY_ID, ID: this.calls.indexOf(call) + 1 } };
+        return {
+          result: {
+            CALL_ID: call.CALL_ID,
+            EXTERNAL_CALL_ID: call.EXTERNAL_CALL_ID,
+            PORTAL_USER_ID: userId,
+            PHONE_NUMBER: call.PHONE_NUMBER,
+            INCOMING: String(call.TYPE),
+            CALL_DURATION: call.finished.DURATION,
+            CALL_FAILED_CODE: call.finished.STATUS_CODE,
+            CRM_ACTIVITY_ID: call.finished.activityId,
+            CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE,
+            CRM_ENTITY_ID: call.CRM_ENTITY_ID,
+            ID: this.calls.indexOf(call) + 1,
+          },
+        };
       }
       default: {
         // attachRecord: after finish; RECORD_URL must be downloadable by Bitrix24; wav or mp3 only.
@@ -582,7 +631,7 @@ export class Portal {
         if (!url && !params.FILENAME) throw new RestError(400, "ERROR_CORE", "Required parameters are not set. Request should contain either URL or FILENAME parameter");
         if (!/\.(mp3|wav)$/i.test(fileName)) throw new RestError(400, "ERROR_CORE", "Wrong file extension. Only wav and mp3 are allowed");
         if (url && !/^https?:\/\//.test(url)) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 404");
-        if (url && url.includes("private")) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 403");
+        if (url?.includes("private")) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 403");
         call.record = { url, fileName };
         return { result: { FILE_ID: 9000 + this.calls.indexOf(call) } };
       }
@@ -606,7 +655,14 @@ export class Portal {
         if (!params.ownerTypeId || !params.ownerId || !params.deadline) throw new RestError(400, "100", "Required fields are not specified");
         if (Number.isNaN(Date.parse(String(params.deadline)))) throw new RestError(400, "WRONG_DATETIME_FORMAT", "Wrong datetime format");
         if (!this.entityOfOwner(ownerTypeId, ownerId)) throw new RestError(400, "OWNER_NOT_FOUND", "Owner not found");
-        const todo = { id: this.todos.length + 1, ownerTypeId, ownerId, deadline: String(params.deadline), title: String(params.title ?? ""), responsibleId: params.responsibleId === undefined ? null : String(params.responsibleId) };
+        const todo = {
+          id: this.todos.length + 1,
+          ownerTypeId,
+          ownerId,
+          deadline: String(params.deadline),
+          title: String(params.title ?? ""),
+          responsibleId: params.responsibleId === undefined ? null : String(params.responsibleId),
+        };
         this.todos.push(todo);
         return { result: { id: todo.id } };
       }

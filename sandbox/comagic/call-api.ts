@@ -28,14 +28,23 @@ export function createCallApiSandbox(credentials: () => { login: string; passwor
     if (!/^\d{10,15}$/.test(String(params.contact))) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "contact" });
     const employee = params.employee as { id?: unknown } | null;
     if (!SANDBOX_EMPLOYEES.some((e) => e.id === Number(employee?.id))) throw new RpcError(-32602, "employee_not_found", "Employee not found", { field: "employee.id" });
-    if (params.direction !== undefined && params.direction !== "in" && params.direction !== "out") throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "direction" });
+    if (params.direction !== undefined && params.direction !== "in" && params.direction !== "out")
+      throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "direction" });
     const callSessionId = nextSession++;
     calls.push({ method: "start.employee_call", ...params, access_token: undefined, call_session_id: callSessionId });
     // The call then shows in get.calls_report as CoMagic records it: `direction` defaults to `in` (FACTS-calls §4).
     recordCall({
-      id: callSessionId, start_time: new Date(Date.now() + 3 * 3_600_000).toISOString().slice(0, 19).replace("T", " "), direction: params.direction ?? "in",
-      source: "callapi", is_lost: false, contact_phone_number: String(params.contact), total_duration: 30, talk_duration: 25, wait_duration: 5,
-      call_api_external_id: params.external_id ?? null, last_answered_employee_id: Number(employee?.id),
+      id: callSessionId,
+      start_time: new Date(Date.now() + 3 * 3_600_000).toISOString().slice(0, 19).replace("T", " "),
+      direction: params.direction ?? "in",
+      source: "callapi",
+      is_lost: false,
+      contact_phone_number: String(params.contact),
+      total_duration: 30,
+      talk_duration: 25,
+      wait_duration: 5,
+      call_api_external_id: params.external_id ?? null,
+      last_answered_employee_id: Number(employee?.id),
     });
     return { data: { call_session_id: callSessionId } };
   }

@@ -12,13 +12,29 @@ import { RpcError } from "./rpc-error";
 type Row = Record<string, unknown>;
 type Params = Record<string, unknown>;
 
-
 const UTM = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
 
 /** Every field the sandbox knows per report, and the defaults returned when `fields` is omitted. */
 const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: string; filterable?: string[] }> = {
   "get.visitor_sessions_report": {
-    fields: ["id", "date_time", "referrer", "referrer_domain", "entrance_page", "channel", "campaign_name", "site_domain_name", "visitor_id", "person_id", "visitor_device", "source_name", "gclid", "yclid", "search_query", ...UTM],
+    fields: [
+      "id",
+      "date_time",
+      "referrer",
+      "referrer_domain",
+      "entrance_page",
+      "channel",
+      "campaign_name",
+      "site_domain_name",
+      "visitor_id",
+      "person_id",
+      "visitor_device",
+      "source_name",
+      "gclid",
+      "yclid",
+      "search_query",
+      ...UTM,
+    ],
     defaults: ["campaign_id", "site_id", "person_id", "visitor_id", "visitor_device"],
     time: "date_time",
   },
@@ -30,15 +46,74 @@ const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: stri
   // ../shared/reference/comagic/samples/fields_get_calls_report.tsv: `start_time` is not filterable; `id`, `direction`, `call_api_external_id` are.
   "get.calls_report": {
     fields: [
-      "id", "start_time", "finish_time", "direction", "source", "is_lost", "contact_phone_number", "communication_id", "communication_number", "wait_duration", "talk_duration",
-      "total_duration", "call_records", "full_record_file_link", "virtual_phone_number", "visitor_id", "channel", "source_name", "site_domain_name", "site_id", "campaign_id",
-      "campaign_name", "entrance_page", "tags", "employees", "last_answered_employee_id", "last_answered_employee_full_name", "call_api_external_id", ...UTM, ...UTM.map((f) => `eq_${f}`),
+      "id",
+      "start_time",
+      "finish_time",
+      "direction",
+      "source",
+      "is_lost",
+      "contact_phone_number",
+      "communication_id",
+      "communication_number",
+      "wait_duration",
+      "talk_duration",
+      "total_duration",
+      "call_records",
+      "full_record_file_link",
+      "virtual_phone_number",
+      "visitor_id",
+      "channel",
+      "source_name",
+      "site_domain_name",
+      "site_id",
+      "campaign_id",
+      "campaign_name",
+      "entrance_page",
+      "tags",
+      "employees",
+      "last_answered_employee_id",
+      "last_answered_employee_full_name",
+      "call_api_external_id",
+      ...UTM,
+      ...UTM.map((f) => `eq_${f}`),
     ],
-    defaults: ["id", "start_time", "finish_time", "finish_reason", "direction", "source", "is_lost", "contact_phone_number", "communication_id", "wait_duration", "talk_duration", "total_duration", "call_records", "full_record_file_link", "virtual_phone_number"],
+    defaults: [
+      "id",
+      "start_time",
+      "finish_time",
+      "finish_reason",
+      "direction",
+      "source",
+      "is_lost",
+      "contact_phone_number",
+      "communication_id",
+      "wait_duration",
+      "talk_duration",
+      "total_duration",
+      "call_records",
+      "full_record_file_link",
+      "virtual_phone_number",
+    ],
     time: "start_time",
     filterable: [
-      "id", "direction", "is_lost", "contact_phone_number", "communication_id", "visitor_id", "channel", "source_name", "site_domain_name", "site_id", "campaign_id", "entrance_page",
-      "tags", "employees", "last_answered_employee_id", "call_api_external_id", ...UTM, ...UTM.map((f) => `eq_${f}`),
+      "id",
+      "direction",
+      "is_lost",
+      "contact_phone_number",
+      "communication_id",
+      "visitor_id",
+      "channel",
+      "source_name",
+      "site_domain_name",
+      "site_id",
+      "campaign_id",
+      "entrance_page",
+      "tags",
+      "employees",
+      "last_answered_employee_id",
+      "call_api_external_id",
+      ...UTM,
+      ...UTM.map((f) => `eq_${f}`),
     ],
   },
 };
@@ -49,7 +124,22 @@ const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: stri
  * (FACTS-calls §5: values undocumented, so rows may say "RUB", "rub" or "RUR"). No UTM fields.
  */
 REPORTS["get.campaign_daily_stat"] = {
-  fields: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name", "engine", "keyword", "cost_sum", "currency", "shows_count", "clicks_count", "visits_count"],
+  fields: [
+    "date",
+    "site_id",
+    "site_domain_name",
+    "campaign_id",
+    "campaign_name",
+    "campaign_ext_id",
+    "campaign_ext_name",
+    "engine",
+    "keyword",
+    "cost_sum",
+    "currency",
+    "shows_count",
+    "clicks_count",
+    "visits_count",
+  ],
   defaults: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name", "engine", "cost_sum", "shows_count", "clicks_count"],
   time: "date",
   filterable: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name"],
@@ -192,7 +282,9 @@ export function createDataApiSandbox() {
     if (now - minute.start >= 60_000) minute = { start: now, used: 0 };
     if (now - day.start >= 86_400_000) day = { start: now, used: 0 };
     if (minute.used >= settings.minuteLimit) {
-      throw new RpcError(-32029, "limit_exceeded", `Limit per minute has been exceeded. Value of current limit per minute is ${settings.minuteLimit}`, { params: { limit_type: "minute", limit_max_value: settings.minuteLimit } });
+      throw new RpcError(-32029, "limit_exceeded", `Limit per minute has been exceeded. Value of current limit per minute is ${settings.minuteLimit}`, {
+        params: { limit_type: "minute", limit_max_value: settings.minuteLimit },
+      });
     }
     minute.used += 1;
     day.used += 1;
@@ -202,7 +294,10 @@ export function createDataApiSandbox() {
   function checkFilterable(filter: unknown, filterable: string[] | undefined): void {
     if (filter === undefined || filter === null || !filterable) return;
     const f = filter as { filters?: unknown[]; field?: string };
-    if (Array.isArray(f.filters)) return f.filters.forEach((child) => checkFilterable(child, filterable));
+    if (Array.isArray(f.filters)) {
+      for (const child of f.filters) checkFilterable(child, filterable);
+      return;
+    }
     if (!filterable.includes(String(f.field))) throw new RpcError(-32602, "filter_prohibited", "Filtering by this field is prohibited", { field: `filter.${String(f.field)}` });
   }
 
@@ -306,7 +401,8 @@ export function createDataApiSandbox() {
       return fail(null, new RpcError(-32700, "parse_error", "Invalid JSON was received by the server."));
     }
     if (Array.isArray(request)) return fail(null, new RpcError(-32099, "batch_opreations_not_supported", "Batch operations not supported"));
-    if (request.jsonrpc !== "2.0" || typeof request.method !== "string") return fail(request.id, new RpcError(-32600, "invalid_request", "Invalid Request The JSON sent is not a valid Request object"));
+    if (request.jsonrpc !== "2.0" || typeof request.method !== "string")
+      return fail(request.id, new RpcError(-32600, "invalid_request", "Invalid Request The JSON sent is not a valid Request object"));
     if (request.id === undefined || request.id === null) return fail(null, new RpcError(-32099, "notifications_not_supported", "Notifications not supported"));
     const method = request.method;
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;
@@ -320,7 +416,11 @@ export function createDataApiSandbox() {
       return c.json({
         jsonrpc: "2.0",
         id: request.id,
-        error: { code: -32029, message: "Limit per minute has been exceeded. Value of current limit per minute is 150", data: { mnemonic: "limit_exceeded", metadata: { limits: { ...limitsNow, minute_remaining: 0, minute_reset: reset } } } },
+        error: {
+          code: -32029,
+          message: "Limit per minute has been exceeded. Value of current limit per minute is 150",
+          data: { mnemonic: "limit_exceeded", metadata: { limits: { ...limitsNow, minute_remaining: 0, minute_reset: reset } } },
+        },
       });
     }
     try {

@@ -35,15 +35,30 @@ async function waitFor<T>(probe: () => Promise<T | null | undefined>, what: stri
 }
 
 const session = (id: number, visitor: number, daysAgo: number, source: string, campaign: number) => ({
-  id, date_time: at(daysAgo), visitor_id: visitor, channel: "Контекстная реклама", source_name: source, utm_source: source, utm_medium: "cpc", utm_campaign: `${source}_sofas`,
-  referrer: null, entrance_page: "https://shop.example.ru/", campaign_id: campaign, campaign_name: `Диваны ${source}`, site_id: 77,
+  id,
+  date_time: at(daysAgo),
+  visitor_id: visitor,
+  channel: "Контекстная реклама",
+  source_name: source,
+  utm_source: source,
+  utm_medium: "cpc",
+  utm_campaign: `${source}_sofas`,
+  referrer: null,
+  entrance_page: "https://shop.example.ru/",
+  campaign_id: campaign,
+  campaign_name: `Диваны ${source}`,
+  site_id: 77,
 });
 
 describe.skipIf(!chromiumPath)("the attribution report in CRM Analytics, in Chromium", () => {
   let wonLeadId = "";
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0 });
-    worker = await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: "browser-test", ALLOWED_ORIGINS: "https://shop.example.ru", ENRICH_DELAY_SECONDS: "1" }), stateDir, output: "ignore" });
+    worker = await startLocalWorker({
+      vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: "browser-test", ALLOWED_ORIGINS: "https://shop.example.ru", ENRICH_DELAY_SECONDS: "1" }),
+      stateDir,
+      output: "ignore",
+    });
     await installSandboxApp(sandbox, worker.url);
     await post("/_sandbox/comagic/data", {
       visitor_sessions: [session(11, 5_100_001, 6, "google", 501), session(12, 5_100_001, 2, "yandex", 502), session(21, 5_100_002, 3, "yandex", 502)],
@@ -52,8 +67,13 @@ describe.skipIf(!chromiumPath)("the attribution report in CRM Analytics, in Chro
         { date: yesterday, site_id: 77, campaign_id: 502, campaign_name: "Диваны yandex", cost_sum: "6000", currency: "RUB" },
       ],
     });
-    for (const [visitor, phone] of [[5_100_001, "+79125550001"], [5_100_002, "+79125550002"]] as const) {
-      const res = await post("/forms", { name: "Client", phone, comagic_visitor_id: String(visitor), form_name: "Sofa", page_url: "https://shop.example.ru/" }, worker.url, { origin: "https://shop.example.ru" });
+    for (const [visitor, phone] of [
+      [5_100_001, "+79125550001"],
+      [5_100_002, "+79125550002"],
+    ] as const) {
+      const res = await post("/forms", { name: "Client", phone, comagic_visitor_id: String(visitor), form_name: "Sofa", page_url: "https://shop.example.ru/" }, worker.url, {
+        origin: "https://shop.example.ru",
+      });
       expect(res.status).toBe(202);
     }
     const leads = await waitFor(async () => {
@@ -109,7 +129,12 @@ describe.skipIf(!chromiumPath)("the attribution report in CRM Analytics, in Chro
     const [download] = await Promise.all([page.waitForEvent("download"), app.locator("#export").click()]);
     const csv = readFileSync(await download.path(), "utf8");
     expect(csv.charCodeAt(0)).toBe(0xfeff);
-    const csvRows = csv.slice(1).trim().split("\r\n").slice(1, -1).map((line) => line.replace(/\u00a0/g, " "));
+    const csvRows = csv
+      .slice(1)
+      .trim()
+      .split("\r\n")
+      .slice(1, -1)
+      .map((line) => line.replace(/\u00a0/g, " "));
     expect(csvRows.find((l) => l.startsWith("Диваны yandex"))).toBe('Диваны yandex,1.5,0.5,0.5,"RUB 60,000",33.3%,100%,"RUB 6,000","RUB 4,000","RUB 12,000",900%');
 
     // Last month holds none of these leads.

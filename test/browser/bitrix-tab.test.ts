@@ -30,7 +30,17 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
     const at = (daysAgo: number) => formatComagicDateTime(new Date(Date.now() - daysAgo * day), "Europe/Moscow");
     await post("/_sandbox/comagic/data", {
       visitor_sessions: [
-        { id: 1, date_time: at(9), visitor_id: VISITOR, channel: "paid", utm_source: "yandex", utm_medium: "cpc", utm_campaign: "sofas", referrer: "https://yandex.ru/", entrance_page: "https://shop.example.ru/sofas" },
+        {
+          id: 1,
+          date_time: at(9),
+          visitor_id: VISITOR,
+          channel: "paid",
+          utm_source: "yandex",
+          utm_medium: "cpc",
+          utm_campaign: "sofas",
+          referrer: "https://yandex.ru/",
+          entrance_page: "https://shop.example.ru/sofas",
+        },
         { id: 2, date_time: at(4), visitor_id: VISITOR, channel: "organic", referrer: "https://www.google.com/", entrance_page: "https://shop.example.ru/" },
         { id: 3, date_time: at(1), visitor_id: VISITOR, channel: "direct", entrance_page: "https://shop.example.ru/sofas/green" },
       ],
@@ -67,14 +77,14 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
 
     // The button shows the exact number; the first click asks, the second calls. The sandbox card sends
     // LANG=ru, as a Russian portal does (FACTS-portals §10), so the manager reads Russian.
-    expect(await tab.locator("#call").innerText()).toBe("Позвонить +79125554433");
+    expect(await tab.locator("#call").textContent()).toBe("Позвонить +79125554433");
     await tab.locator("#call").click();
-    expect(await tab.locator("#call").innerText()).toBe("Подтвердите: позвонить +79125554433");
-    expect(await tab.locator("#call-result").innerText()).toBe("Нажмите ещё раз, чтобы позвонить на этот номер.");
+    expect(await tab.locator("#call").textContent()).toBe("Подтвердите: позвонить +79125554433");
+    expect(await tab.locator("#call-result").textContent()).toBe("Нажмите ещё раз, чтобы позвонить на этот номер.");
     expect(await (await fetch(`${sandbox.url}/_sandbox/comagic/calls-made`)).json()).toEqual([]);
     await tab.locator("#call").click();
     await tab.locator("#call-result.ok").waitFor({ timeout: 10_000 });
-    expect(await tab.locator("#call-result").innerText()).toBe("Ваш телефон звонит; клиенту позвоним, когда вы ответите.");
+    expect(await tab.locator("#call-result").textContent()).toBe("Ваш телефон звонит; клиенту позвоним, когда вы ответите.");
     const calls = (await (await fetch(`${sandbox.url}/_sandbox/comagic/calls-made`)).json()) as Record<string, unknown>[];
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ method: "start.employee_call", first_call: "employee", virtual_phone_number: "74993720692", contact: "79125554433", employee: { id: 26 } });
@@ -92,6 +102,6 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
     await page.goto(`${sandbox.url}/_sandbox/lead-card/${id}?user=2&lang=en`);
     const empty = page.frameLocator("#tab").locator("#empty");
     await empty.waitFor({ timeout: 20_000 });
-    expect(await empty.innerText()).toContain("no CoMagic visitor id");
+    expect(await empty.textContent()).toContain("no CoMagic visitor id");
   });
 });

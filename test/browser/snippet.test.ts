@@ -187,8 +187,11 @@ describe.skipIf(!chromiumPath)("the snippet in Chromium", () => {
   });
 
   it("keeps the first touch across visits and updates the last touch", async () => {
-    const url = sitePage("touches", `<form id="f"><input name="email" value="t@b.ru"><button>Send</button></form>
-<script>document.getElementById("f").addEventListener("submit", (e) => { e.preventDefault(); window.sent = Object.fromEntries(new FormData(e.target)); });</script>`);
+    const url = sitePage(
+      "touches",
+      `<form id="f"><input name="email" value="t@b.ru"><button>Send</button></form>
+<script>document.getElementById("f").addEventListener("submit", (e) => { e.preventDefault(); window.sent = Object.fromEntries(new FormData(e.target)); });</script>`,
+    );
     await open(`${url}?utm_source=google&utm_campaign=first`);
     await page.goto(`${url}?utm_source=facebook&utm_campaign=second`);
     await snippetReady();

@@ -10,7 +10,6 @@ import { sandbox, uniquePhone } from "../worker/support";
  * belongs to. The sandbox portal has a second application ("other") to attack with.
  */
 
-
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});
   expect((await install()).status).toBe(200);
@@ -21,7 +20,7 @@ describe("the app's token must be ours", () => {
     const before = await storedPortal();
     const res = await install(1, {}, "other");
     expect(res.status).toBe(401);
-    expect(await res.text()).toContain("another Bitrix24 application");
+    expect(await res.text()).toContain("another Bitrix24 application than the CoMagic app");
     expect(await storedPortal()).toEqual(before);
   });
 

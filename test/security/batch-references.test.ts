@@ -17,12 +17,38 @@ beforeAll(async () => {
 function lead(kind: "call" | "form", phone: string, name: string | null, message: string | null): LeadJob {
   const key = `${kind}-${crypto.randomUUID()}`;
   return {
-    type: "lead.ingest", v: 1, requestId: "batch-refs",
+    type: "lead.ingest",
+    v: 1,
+    requestId: "batch-refs",
     event: {
-      kind, key, sessionId: key, receivedAt: new Date().toISOString(), phone, email: null, name, visitorId: null,
-      utm: { source: null, medium: null, campaign: null, content: null, term: null }, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null,
+      kind,
+      key,
+      sessionId: key,
+      receivedAt: new Date().toISOString(),
+      phone,
+      email: null,
+      name,
+      visitorId: null,
+      utm: { source: null, medium: null, campaign: null, content: null, term: null },
+      employee: null,
+      trafficType: null,
+      entryPage: null,
+      tags: [],
+      recordingUrl: null,
       call: kind === "call" ? { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 } : null,
-      form: kind === "form" ? { name: "Callback", pageUrl: null, referrer: null, message, firstUtm: { source: null, medium: null, campaign: null, content: null, term: null }, comagicSessionId: null, clickIds: {}, extra: {} } : null,
+      form:
+        kind === "form"
+          ? {
+              name: "Callback",
+              pageUrl: null,
+              referrer: null,
+              message,
+              firstUtm: { source: null, medium: null, campaign: null, content: null, term: null },
+              comagicSessionId: null,
+              clickIds: {},
+              extra: {},
+            }
+          : null,
     },
   };
 }
@@ -30,7 +56,10 @@ function lead(kind: "call" | "form", phone: string, name: string | null, message
 describe("batch references in user text", () => {
   it("the sandbox substitutes them as Bitrix24 does (so the next test can fail)", async () => {
     const phone = uniquePhone().e164;
-    await bitrixCall("batch", { halt: 0, cmd: { first: `crm.lead.add?fields[TITLE]=first&fields[PHONE][0][VALUE]=${encodeURIComponent(phone)}`, second: "crm.lead.add?fields[TITLE]=second&fields[NAME]=$result[first]" } });
+    await bitrixCall("batch", {
+      halt: 0,
+      cmd: { first: `crm.lead.add?fields[TITLE]=first&fields[PHONE][0][VALUE]=${encodeURIComponent(phone)}`, second: "crm.lead.add?fields[TITLE]=second&fields[NAME]=$result[first]" },
+    });
     const [first] = leadsWithPhone(await sandboxLeads(), phone);
     expect((await sandboxLeads()).find((l) => l.TITLE === "second")?.NAME).toBe(first?.ID);
   });

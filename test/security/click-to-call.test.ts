@@ -70,7 +70,7 @@ describe("click-to-call refuses toll fraud", () => {
     const results = [];
     for (let i = 0; i < 3; i++) results.push(await attemptCall(uniquePhone().e164, 3, worker));
     expect(results.map((r) => r.res.status)).toEqual([200, 200, 429]);
-    expect(((await results[2]?.res.json()) as { message: string }).message).toContain("as many calls today as the daily limit allows");
+    expect(((await results[2]?.res.json()) as { message?: string } | undefined)?.message).toContain("as many calls today as the daily limit allows");
     expect(results[2]?.started).toBe(0);
     expect(log.mock.calls.map((c) => String(c[0])).some((line) => line.includes('"event":"call.refused"') && line.includes('"reason":"daily_limit"'))).toBe(true);
   });

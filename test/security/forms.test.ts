@@ -10,7 +10,11 @@ import { leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, un
 
 let ip = 0;
 function postForm(fields: Record<string, string>, headers: Record<string, string> = { origin: "https://shop.example.ru" }, fetcher?: (r: Request) => Promise<Response>) {
-  const request = new Request("http://worker.test/forms", { method: "POST", headers: { "content-type": "application/json", "cf-connecting-ip": `203.0.113.${++ip}`, ...headers }, body: JSON.stringify(fields) });
+  const request = new Request("http://worker.test/forms", {
+    method: "POST",
+    headers: { "content-type": "application/json", "cf-connecting-ip": `203.0.113.${++ip}`, ...headers },
+    body: JSON.stringify(fields),
+  });
   return fetcher ? fetcher(request) : workerWithEnv({})(request);
 }
 
@@ -89,7 +93,12 @@ describe("/forms fails closed", () => {
 
   it("keeps only attribution parameters of the page and referrer URLs (no reset-link tokens or session ids)", async () => {
     const phone = uniquePhone();
-    await postForm({ phone: phone.local, page_url: "https://shop.example.ru/reset?token=s3cr3t&utm_source=ya&gclid=g1#frag", referrer: "https://mail.example/inbox?sid=999", submission_id: `u-${phone.e164}` });
+    await postForm({
+      phone: phone.local,
+      page_url: "https://shop.example.ru/reset?token=s3cr3t&utm_source=ya&gclid=g1#frag",
+      referrer: "https://mail.example/inbox?sid=999",
+      submission_id: `u-${phone.e164}`,
+    });
     const lead = await leadOf(phone.e164);
     expect(lead.SOURCE_DESCRIPTION).toBe("https://shop.example.ru/reset?utm_source=ya&gclid=g1");
     expect(String(lead.COMMENTS)).not.toContain("s3cr3t");
@@ -102,13 +111,37 @@ describe("/forms fails closed", () => {
       const phone = uniquePhone();
       const key = `form-flood-${Date.now()}-${i}`;
       return {
-        type: "lead.ingest", v: 1, requestId: "flood",
-        event: { kind: "form", key, sessionId: key, receivedAt: new Date().toISOString(), phone: phone.e164, email: null, name: null, visitorId: String(9_000_000 + i), utm: { source: null, medium: null, campaign: null, content: null, term: null }, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null, call: null },
+        type: "lead.ingest",
+        v: 1,
+        requestId: "flood",
+        event: {
+          kind: "form",
+          key,
+          sessionId: key,
+          receivedAt: new Date().toISOString(),
+          phone: phone.e164,
+          email: null,
+          name: null,
+          visitorId: String(9_000_000 + i),
+          utm: { source: null, medium: null, campaign: null, content: null, term: null },
+          employee: null,
+          trafficType: null,
+          entryPage: null,
+          tags: [],
+          recordingUrl: null,
+          call: null,
+        },
       };
     };
     let allowed = 3;
-    const batch = createMessageBatch("comagic-lead-jobs", Array.from({ length: 5 }, (_, i) => ({ id: `f${i}`, timestamp: new Date(), attempts: 1, body: form(i) })));
-    await handleLeadBatch(batch, consumerDeps({ followUps: { enrichment: true, send: async (jobs) => void sent.push(...jobs) }, formEnrichLimit: { limit: async () => ({ success: allowed-- > 0 }) } }));
+    const batch = createMessageBatch(
+      "comagic-lead-jobs",
+      Array.from({ length: 5 }, (_, i) => ({ id: `f${i}`, timestamp: new Date(), attempts: 1, body: form(i) })),
+    );
+    await handleLeadBatch(
+      batch,
+      consumerDeps({ followUps: { enrichment: true, send: async (jobs) => void sent.push(...jobs) }, formEnrichLimit: { limit: async () => ({ success: allowed-- > 0 }) } }),
+    );
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(5);
     expect(sent.filter((j) => j.type === "lead.enrich")).toHaveLength(3);
     await waitForQuiet();

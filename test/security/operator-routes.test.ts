@@ -65,14 +65,18 @@ describe("the admin routes", () => {
 
 describe("the Bitrix24 app's routes", () => {
   it.each(["/bitrix/tab", "/bitrix/install", "/bitrix/call"])("refuse a body over 16 KiB at %s with 413", async (path) => {
-    const res = await workerWithEnv({})(new Request(`http://worker.test${path}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `AUTH_ID=${"a".repeat(APP_MAX_BYTES)}` }));
+    const res = await workerWithEnv({})(
+      new Request(`http://worker.test${path}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `AUTH_ID=${"a".repeat(APP_MAX_BYTES)}` }),
+    );
     expect(res.status).toBe(413);
   });
 
   it("limit tab requests per address, each of which would cost a Bitrix24 call", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 62; i++) {
-      const res = await workerWithEnv({})(new Request("http://worker.test/bitrix/tab", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": "198.51.100.77" }, body: "PLACEMENT=nope" }));
+      const res = await workerWithEnv({})(
+        new Request("http://worker.test/bitrix/tab", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": "198.51.100.77" }, body: "PLACEMENT=nope" }),
+      );
       statuses.push(res.status);
     }
     expect(statuses.slice(0, 60).every((s) => s === 400)).toBe(true);

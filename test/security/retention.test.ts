@@ -10,7 +10,14 @@ const letter = (id: string, daysAgo: number) => ({
   id,
   queue: "comagic-lead-jobs",
   jobType: "lead.ingest",
-  letter: { queue: "comagic-lead-jobs", job: { event: { phone: "+79123456789", name: "Anna" } }, reason: "x", code: "ERROR", attempts: 20, failedAt: new Date(Date.now() - daysAgo * 86_400_000).toISOString() },
+  letter: {
+    queue: "comagic-lead-jobs",
+    job: { event: { phone: "+79123456789", name: "Anna" } },
+    reason: "x",
+    code: "ERROR",
+    attempts: 20,
+    failedAt: new Date(Date.now() - daysAgo * 86_400_000).toISOString(),
+  },
 });
 
 describe("retention", () => {

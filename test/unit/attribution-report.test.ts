@@ -80,7 +80,10 @@ describe("the attribution report's figures", () => {
       { entityId: "1", key: "5", label: "Campaign 5", share: 1 },
       { entityId: "2", key: null, label: null, share: 1 },
     ];
-    const report = buildReport(credits, DEALS, [{ key: "5", label: "Campaign 5", currency: "RUB", cost: 30_000 }, { key: "9", label: "Spent, no leads", currency: "RUB", cost: 500 }]);
+    const report = buildReport(credits, DEALS, [
+      { key: "5", label: "Campaign 5", currency: "RUB", cost: 30_000 },
+      { key: "9", label: "Spent, no leads", currency: "RUB", cost: 500 },
+    ]);
     const five = report.rows.find((r) => r.key === "5");
     expect(five).toMatchObject({ cost: { RUB: 30_000 }, costPerConversion: 30_000, costPerWon: 30_000, romi: 2 });
     expect(report.rows.find((r) => r.key === null)).toMatchObject({ cost: null, costPerConversion: null, romi: null });
@@ -99,7 +102,9 @@ describe("the attribution report's figures", () => {
     expect(report.rows.find((r) => r.key === "google")).toMatchObject({ conversions: 1.5, contacts: 0.5 });
     expect(report.total).toMatchObject({ conversions: 2, contacts: 1 });
     const filters = { period: "30d" as const, days: { from: "2026-11-01", to: "2026-11-30" }, model: "linear" as const, grouping: "utm_source" as const, entity: "deal" as const };
-    const csv = renderReportCsv(report, filters, "en", messagesFor("en")).replace(/^\uFEFF/, "").split("\r\n");
+    const csv = renderReportCsv(report, filters, "en", messagesFor("en"))
+      .replace(/^\uFEFF/, "")
+      .split("\r\n");
     expect(csv[0]?.startsWith("Group,New deals,Contacts made,Deals,Won,")).toBe(true);
     expect(csv.at(-2)?.startsWith("Total,2,1,")).toBe(true);
     // Leads' portals make no contacts: no such column.

@@ -77,10 +77,7 @@ describe("BitrixClient.batch", () => {
       status: 200,
       body: { result: { result: { a: 5 }, result_error: { b: { error: "", error_description: "Not found" } }, result_total: [], result_next: [], result_time: [] } },
     });
-    const out = await client.batch(
-      { a: { method: "crm.lead.add", params: { fields: { PHONE: [{ VALUE: "+7912" }] } } }, b: { method: "crm.lead.update", params: { id: 9 } } },
-      { readOnly: false },
-    );
+    const out = await client.batch({ a: { method: "crm.lead.add", params: { fields: { PHONE: [{ VALUE: "+7912" }] } } }, b: { method: "crm.lead.update", params: { id: 9 } } }, { readOnly: false });
     expect(sent[0]?.body).toEqual({ halt: 0, cmd: { a: "crm.lead.add?fields[PHONE][0][VALUE]=%2B7912", b: "crm.lead.update?id=9" } });
     expect(out.a).toEqual({ ok: true, result: 5 });
     expect(out.b).toMatchObject({ ok: false, error: { transient: true } });

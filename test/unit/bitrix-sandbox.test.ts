@@ -56,7 +56,7 @@ describe("the sandbox portal behaves like Bitrix24", () => {
     expect(lead).not.toHaveProperty("BOGUS");
   });
 
-  it("answers every field as a string, user fields as \"\" when empty", () => {
+  it('answers every field as a string, user fields as "" when empty', () => {
     const portal = new Portal();
     portal.call("crm.lead.userfield.add", { fields: { FIELD_NAME: "CM_X", USER_TYPE_ID: "string" } });
     const id = portal.addLead({ OPPORTUNITY: 5 });

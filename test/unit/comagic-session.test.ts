@@ -6,13 +6,44 @@ const rules = { defaultRegion: "RU" as const, minLostCallSeconds: 10, receivedAt
 
 function call(overrides: Partial<Extract<CoMagicSession, { kind: "call" }>> = {}): CoMagicSession {
   return {
-    kind: "call", id: "100", direction: null, internal: null, lost: false, totalSeconds: 60, talkSeconds: null, waitSeconds: null, phone: "8 (912) 345-67-89",
-    visitorId: null, utm: EMPTY_UTM, employee: null, employeeId: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null, startedByWorker: false, ...overrides,
+    kind: "call",
+    id: "100",
+    direction: null,
+    internal: null,
+    lost: false,
+    totalSeconds: 60,
+    talkSeconds: null,
+    waitSeconds: null,
+    phone: "8 (912) 345-67-89",
+    visitorId: null,
+    utm: EMPTY_UTM,
+    employee: null,
+    employeeId: null,
+    trafficType: null,
+    entryPage: null,
+    tags: [],
+    recordingUrl: null,
+    startedByWorker: false,
+    ...overrides,
   };
 }
 
 function chat(overrides: Partial<Extract<CoMagicSession, { kind: "chat" }>> = {}): CoMagicSession {
-  return { kind: "chat", id: "7", name: "Anna", phone: null, email: null, visitorId: null, utm: EMPTY_UTM, employee: null, employeeId: null, trafficType: null, entryPage: null, tags: [], ...overrides };
+  return {
+    kind: "chat",
+    id: "7",
+    name: "Anna",
+    phone: null,
+    email: null,
+    visitorId: null,
+    utm: EMPTY_UTM,
+    employee: null,
+    employeeId: null,
+    trafficType: null,
+    entryPage: null,
+    tags: [],
+    ...overrides,
+  };
 }
 
 describe("isTargetedCall", () => {

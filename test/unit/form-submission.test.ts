@@ -8,7 +8,19 @@ const options = { key: "form-abc", receivedAt: new Date("2026-11-24T10:00:00Z"),
 describe("readFormSubmission", () => {
   it("maps the known fields and keeps the rest for the comment", () => {
     const result = readFormSubmission(
-      { name: " Olga ", phone: "8 912 345 67 89", email: "O@Example.ru", comment: "hi", form_name: "Quiz", utm_source: "vk", first_utm_source: "ya", city: "Kazan", gclid: "g1", _hp: "", submission_id: "x" },
+      {
+        name: " Olga ",
+        phone: "8 912 345 67 89",
+        email: "O@Example.ru",
+        comment: "hi",
+        form_name: "Quiz",
+        utm_source: "vk",
+        first_utm_source: "ya",
+        city: "Kazan",
+        gclid: "g1",
+        _hp: "",
+        submission_id: "x",
+      },
       options,
     );
     expect(result.ok).toBe(true);

@@ -23,7 +23,15 @@ describe("CoMagic report times", () => {
 });
 
 const session = (at: string, overrides: Partial<SessionTouch> = {}): SessionTouch => ({
-  type: "session", at, sessionId: at, channel: null, source: null, utm: EMPTY_UTM, referrer: null, entrancePage: null, ...overrides,
+  type: "session",
+  at,
+  sessionId: at,
+  channel: null,
+  source: null,
+  utm: EMPTY_UTM,
+  referrer: null,
+  entrancePage: null,
+  ...overrides,
 });
 
 describe("summarizeJourney", () => {

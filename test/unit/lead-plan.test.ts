@@ -11,16 +11,36 @@ const found = (leads: LeadSnapshot[], applied: string | null = null) => ({ appli
 
 function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
   return {
-    kind: "call", key: "555", sessionId: "555", receivedAt: now.toISOString(), phone: "+79123456789", email: null, name: null,
-    visitorId: "v1", utm: { ...EMPTY_UTM, source: "google", term: "sofa" }, employee: "Ivan", trafficType: "paid", entryPage: null,
-    tags: [], recordingUrl: null, call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 }, ...overrides,
+    kind: "call",
+    key: "555",
+    sessionId: "555",
+    receivedAt: now.toISOString(),
+    phone: "+79123456789",
+    email: null,
+    name: null,
+    visitorId: "v1",
+    utm: { ...EMPTY_UTM, source: "google", term: "sofa" },
+    employee: "Ivan",
+    trafficType: "paid",
+    entryPage: null,
+    tags: [],
+    recordingUrl: null,
+    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
+    ...overrides,
   };
 }
 
 function lead(overrides: Partial<LeadSnapshot> = {}): LeadSnapshot {
   return {
-    id: "10", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: ["8 (912) 345-67-89"], emails: [],
-    utm: { ...EMPTY_UTM, source: "yandex" }, visitorId: null, ...overrides,
+    id: "10",
+    statusSemantic: "P",
+    dateCreate: "2026-11-20T10:00:00+03:00",
+    name: null,
+    phones: ["8 (912) 345-67-89"],
+    emails: [],
+    utm: { ...EMPTY_UTM, source: "yandex" },
+    visitorId: null,
+    ...overrides,
   };
 }
 
@@ -99,9 +119,22 @@ describe("planWrite on a classic portal, person known only by leads", () => {
 describe("who a new lead is assigned to", () => {
   const responsible = { userOfEmployee: usersByEmployee({ "7": 25 }), defaultUserId: "3", lostCallUserId: "9" };
   const event = (overrides: Partial<LeadEvent>): LeadEvent => ({
-    kind: "call", key: "1", sessionId: "1", receivedAt: "2026-11-24T10:00:00.000Z", phone: "+79123456789", email: null, name: null, visitorId: null,
-    utm: { source: null, medium: null, campaign: null, content: null, term: null }, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null,
-    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 }, ...overrides,
+    kind: "call",
+    key: "1",
+    sessionId: "1",
+    receivedAt: "2026-11-24T10:00:00.000Z",
+    phone: "+79123456789",
+    email: null,
+    name: null,
+    visitorId: null,
+    utm: { source: null, medium: null, campaign: null, content: null, term: null },
+    employee: null,
+    trafficType: null,
+    entryPage: null,
+    tags: [],
+    recordingUrl: null,
+    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
+    ...overrides,
   });
 
   it.each([
@@ -114,8 +147,21 @@ describe("who a new lead is assigned to", () => {
 
   it("is left to Bitrix24 when nothing is configured, and an existing lead keeps its own", () => {
     expect(newLeadFields(event({ employeeId: "25" }), {}, null)).not.toHaveProperty("ASSIGNED_BY_ID");
-    const lead = { id: "5", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: [], emails: [], utm: { source: null, medium: null, campaign: null, content: null, term: null }, visitorId: null };
-    const plan = planWrite(event({ employeeId: "25" }), { applied: null, leads: [lead], clients: [], deals: [] }, { now: new Date("2026-11-24T10:00:00Z"), dedupDays: 30, defaultRegion: "RU", responsible, mode: "classic" });
+    const lead = {
+      id: "5",
+      statusSemantic: "P",
+      dateCreate: "2026-11-20T10:00:00+03:00",
+      name: null,
+      phones: [],
+      emails: [],
+      utm: { source: null, medium: null, campaign: null, content: null, term: null },
+      visitorId: null,
+    };
+    const plan = planWrite(
+      event({ employeeId: "25" }),
+      { applied: null, leads: [lead], clients: [], deals: [] },
+      { now: new Date("2026-11-24T10:00:00Z"), dedupDays: 30, defaultRegion: "RU", responsible, mode: "classic" },
+    );
     expect(plan.action === "update" && plan.fields).not.toHaveProperty("ASSIGNED_BY_ID");
   });
 });

@@ -97,7 +97,16 @@ describe("parseNotification reads", () => {
     ["blank", "  "],
     ["null", null],
   ])("a value the template could not fill (%s) as absent, never as an error", (_name, value) => {
-    const s = session({ call_session_id: 1, contact_phone_number: "79123456789", visitor_id: value, talk_time_duration: value, is_lost: value, tag_names: value, direction: value, employee_id: value });
+    const s = session({
+      call_session_id: 1,
+      contact_phone_number: "79123456789",
+      visitor_id: value,
+      talk_time_duration: value,
+      is_lost: value,
+      tag_names: value,
+      direction: value,
+      employee_id: value,
+    });
     expect(s).toMatchObject({ visitorId: null, talkSeconds: null, lost: null, tags: [], direction: null, employeeId: null });
   });
 

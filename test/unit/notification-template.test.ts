@@ -10,15 +10,46 @@ import { classifySession } from "../../worker/domain/comagic-session";
  */
 const CALL_FINISHED_VARIABLES = new Set([
   // Planfix UIS
-  "notification_name", "notification_mnemonic", "virtual_phone_number", "notification_time", "external_id", "contact_phone_number",
-  "communication_number", "employee_full_name", "employee_id", "call_source", "direction", "call_session_id", "scenario_name",
-  "talk_time_duration", "total_time_duration", "wait_time_duration", "tag_names",
+  "notification_name",
+  "notification_mnemonic",
+  "virtual_phone_number",
+  "notification_time",
+  "external_id",
+  "contact_phone_number",
+  "communication_number",
+  "employee_full_name",
+  "employee_id",
+  "call_source",
+  "direction",
+  "call_session_id",
+  "scenario_name",
+  "talk_time_duration",
+  "total_time_duration",
+  "wait_time_duration",
+  "tag_names",
   // mgdemo UIS wiki
-  "app_id", "attributes", "called_phone_number", "calling_phone_number", "communication_id", "communication_type", "contact_full_name",
-  "contact_group_ids", "contact_id", "cpn_region_id", "cpn_region_name", "is_internal", "notification_timestamp", "scenario_id",
-  "start_time", "tp_project", "visitor_country",
+  "app_id",
+  "attributes",
+  "called_phone_number",
+  "calling_phone_number",
+  "communication_id",
+  "communication_type",
+  "contact_full_name",
+  "contact_group_ids",
+  "contact_id",
+  "cpn_region_id",
+  "cpn_region_name",
+  "is_internal",
+  "notification_timestamp",
+  "scenario_id",
+  "start_time",
+  "tp_project",
+  "visitor_country",
   // Novofon CALL_END, UISController
-  "extension_phone_number", "call_status", "employee_phone_number", "employee_ids",
+  "extension_phone_number",
+  "call_status",
+  "employee_phone_number",
+  "employee_ids",
 ]);
 
 const sample: Record<string, unknown> = {
@@ -90,7 +121,11 @@ describe("the call-finished template in docs/", () => {
     expect(classify(body)).toMatchObject({ status: "accepted", event: { employee: "Иван Петров" } });
   });
 
-  it.each([["null", "null"], ["empty", '""'], ["unreplaced", "{{contact_phone_number}}"]])("answers a hidden caller number (%s) as ignored, not as an error", (_name, phoneLiteral) => {
+  it.each([
+    ["null", "null"],
+    ["empty", '""'],
+    ["unreplaced", "{{contact_phone_number}}"],
+  ])("answers a hidden caller number (%s) as ignored, not as an error", (_name, phoneLiteral) => {
     const body = render(sample, (v, name) => (name === "contact_phone_number" ? phoneLiteral : JSON.stringify(v)));
     expect(classify(body)).toEqual({ status: "ignored", reason: "hidden_number" });
   });

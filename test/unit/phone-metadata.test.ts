@@ -26,7 +26,12 @@ describe("the worker's phone metadata", () => {
     const differ: string[] = [];
     for (const [country, national] of Object.entries(examples as Record<string, string>)) {
       const code = (withFormats as unknown as Countries).countries[country]?.[0];
-      for (const [text, region] of [[national, country], [`+${code}${national}`, undefined], [`00${code}${national}`, country], [`8${national}`, country]] as const) {
+      for (const [text, region] of [
+        [national, country],
+        [`+${code}${national}`, undefined],
+        [`00${code}${national}`, country],
+        [`8${national}`, country],
+      ] as const) {
         const options = { defaultCountry: region as never };
         if (JSON.stringify(facts(parse(text, options, ours))) !== JSON.stringify(facts(parse(text, options, withFormats)))) differ.push(`${country} ${text}`);
       }

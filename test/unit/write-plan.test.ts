@@ -12,14 +12,37 @@ const simple: WriteRules = { ...classic, mode: "simple" };
 
 function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
   return {
-    kind: "call", key: "555", sessionId: "555", receivedAt: now.toISOString(), phone: "+79123456789", email: null, name: null, visitorId: "v1",
-    utm: { ...EMPTY_UTM, source: "google" }, employee: "Ivan", employeeId: "25", trafficType: null, entryPage: null, tags: [], recordingUrl: null,
-    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 }, ...overrides,
+    kind: "call",
+    key: "555",
+    sessionId: "555",
+    receivedAt: now.toISOString(),
+    phone: "+79123456789",
+    email: null,
+    name: null,
+    visitorId: "v1",
+    utm: { ...EMPTY_UTM, source: "google" },
+    employee: "Ivan",
+    employeeId: "25",
+    trafficType: null,
+    entryPage: null,
+    tags: [],
+    recordingUrl: null,
+    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
+    ...overrides,
   };
 }
 const contact = (id: string, companyId: string | null = null): ClientSnapshot => ({ type: "contact", id, companyId, phones: ["+79123456789"], emails: [] });
 const company = (id: string): ClientSnapshot => ({ type: "company", id, companyId: null, phones: ["+79123456789"], emails: [] });
-const deal = (overrides: Partial<DealSnapshot> = {}): DealSnapshot => ({ id: "70", stageSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", contactId: "5", companyId: null, utm: EMPTY_UTM, visitorId: null, ...overrides });
+const deal = (overrides: Partial<DealSnapshot> = {}): DealSnapshot => ({
+  id: "70",
+  stageSemantic: "P",
+  dateCreate: "2026-11-20T10:00:00+03:00",
+  contactId: "5",
+  companyId: null,
+  utm: EMPTY_UTM,
+  visitorId: null,
+  ...overrides,
+});
 const openLead: LeadSnapshot = { id: "10", statusSemantic: "P", dateCreate: "2026-11-20T10:00:00+03:00", name: null, phones: ["+79123456789"], emails: [], utm: EMPTY_UTM, visitorId: null };
 const lookup = (overrides: Partial<CrmLookup> = {}): CrmLookup => ({ applied: null, leads: [], clients: [], deals: [], ...overrides });
 
@@ -49,7 +72,11 @@ describe("where an event lands on a classic portal", () => {
 
   it("a company alone is linked by COMPANY_ID, and its open deal is found too", () => {
     expect(planWrite(event(), lookup({ clients: [company("9")] }), classic)).toMatchObject({ action: "create-lead", fields: { COMPANY_ID: "9" } });
-    expect(planWrite(event(), lookup({ clients: [company("9")], deals: [deal({ contactId: null, companyId: "9" })] }), classic)).toMatchObject({ action: "update", target: { type: "deal" }, client: { type: "company", id: "9" } });
+    expect(planWrite(event(), lookup({ clients: [company("9")], deals: [deal({ contactId: null, companyId: "9" })] }), classic)).toMatchObject({
+      action: "update",
+      target: { type: "deal" },
+      client: { type: "company", id: "9" },
+    });
   });
 
   it("nobody known: a plain new lead", () => {

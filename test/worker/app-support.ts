@@ -34,20 +34,50 @@ let address = 0;
 const freshIp = () => `198.18.${Math.floor(++address / 250) % 250}.${address % 250}`;
 
 /** `LANG=en` as an English-speaking user's portal sends it, so assertions read the English catalogue; Russian has its own tests. */
-export function postForm(path: string, fields: Record<string, string>, query = `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=en`, fetcher: Fetcher = worker, headers: Record<string, string> = {}): Promise<Response> {
-  return fetcher(new Request(`http://worker.test${path}${query}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": freshIp(), ...headers }, body: new URLSearchParams(fields).toString() }));
+export function postForm(
+  path: string,
+  fields: Record<string, string>,
+  query = `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=en`,
+  fetcher: Fetcher = worker,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetcher(
+    new Request(`http://worker.test${path}${query}`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": freshIp(), ...headers },
+      body: new URLSearchParams(fields).toString(),
+    }),
+  );
 }
 
 export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours"): Promise<Response> {
   const t = await tokensFor(userId, app);
-  return postForm("/bitrix/install", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: String(t.AUTH_EXPIRES), REFRESH_ID: t.REFRESH_ID, member_id: t.member_id, APPLICATION_TOKEN: t.APPLICATION_TOKEN, SERVER_ENDPOINT: t.SERVER_ENDPOINT, status: "L", ...overrides });
+  return postForm("/bitrix/install", {
+    AUTH_ID: t.AUTH_ID,
+    AUTH_EXPIRES: String(t.AUTH_EXPIRES),
+    REFRESH_ID: t.REFRESH_ID,
+    member_id: t.member_id,
+    APPLICATION_TOKEN: t.APPLICATION_TOKEN,
+    SERVER_ENDPOINT: t.SERVER_ENDPOINT,
+    status: "L",
+    ...overrides,
+  });
 }
 
 export async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string, fetcher: Fetcher = worker, app: "ours" | "other" = "ours"): Promise<Response> {
   const t = await tokensFor(userId, app);
   return postForm(
     "/bitrix/tab",
-    { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: "3600", REFRESH_ID: t.REFRESH_ID, member_id: MEMBER, status: "L", PLACEMENT: "CRM_LEAD_DETAIL_TAB", PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId }), ...overrides },
+    {
+      AUTH_ID: t.AUTH_ID,
+      AUTH_EXPIRES: "3600",
+      REFRESH_ID: t.REFRESH_ID,
+      member_id: MEMBER,
+      status: "L",
+      PLACEMENT: "CRM_LEAD_DETAIL_TAB",
+      PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId }),
+      ...overrides,
+    },
     query,
     fetcher,
   );

@@ -17,7 +17,21 @@ let leadId = "";
 
 function openApp(userId: number, lang: string, fetcher?: (r: Request) => Promise<Response>): Promise<Response> {
   return tokensFor(userId).then((t) =>
-    postForm("/bitrix/app", { AUTH_ID: t.AUTH_ID, AUTH_EXPIRES: "3600", REFRESH_ID: t.REFRESH_ID, member_id: MEMBER, status: "L", APPLICATION_TOKEN: t.APPLICATION_TOKEN, PLACEMENT: "CRM_ANALYTICS_MENU", PLACEMENT_OPTIONS: "{}" }, `?DOMAIN=${new URL(env.BITRIX_WEBHOOK_URL ?? "").host}&PROTOCOL=0&LANG=${lang}`, fetcher),
+    postForm(
+      "/bitrix/app",
+      {
+        AUTH_ID: t.AUTH_ID,
+        AUTH_EXPIRES: "3600",
+        REFRESH_ID: t.REFRESH_ID,
+        member_id: MEMBER,
+        status: "L",
+        APPLICATION_TOKEN: t.APPLICATION_TOKEN,
+        PLACEMENT: "CRM_ANALYTICS_MENU",
+        PLACEMENT_OPTIONS: "{}",
+      },
+      `?DOMAIN=${new URL(env.BITRIX_WEBHOOK_URL ?? "").host}&PROTOCOL=0&LANG=${lang}`,
+      fetcher,
+    ),
   );
 }
 const reportToken = (html: string) => /name="token" value="([^"]+)"/.exec(html)?.[1] ?? "";
@@ -29,8 +43,21 @@ beforeAll(async () => {
   expect((await install(1)).status).toBe(200);
   // Two visits: Google (CoMagic campaign 501), then Yandex (campaign 502); then the call.
   const visit = (i: number, source: string, campaign: number) => ({
-    id: VISITOR * 10 + i, date_time: comagicTime(new Date(Date.now() - (3 - i) * 86_400_000)), visitor_id: VISITOR, channel: "Контекстная реклама", source_name: source,
-    utm_source: source, utm_medium: "cpc", utm_campaign: `${source}_sofas`, utm_content: null, utm_term: null, referrer: null, entrance_page: "https://shop.example.ru/", campaign_id: campaign, campaign_name: `Диваны ${source}`, site_id: SITE,
+    id: VISITOR * 10 + i,
+    date_time: comagicTime(new Date(Date.now() - (3 - i) * 86_400_000)),
+    visitor_id: VISITOR,
+    channel: "Контекстная реклама",
+    source_name: source,
+    utm_source: source,
+    utm_medium: "cpc",
+    utm_campaign: `${source}_sofas`,
+    utm_content: null,
+    utm_term: null,
+    referrer: null,
+    entrance_page: "https://shop.example.ru/",
+    campaign_id: campaign,
+    campaign_name: `Диваны ${source}`,
+    site_id: SITE,
   });
   await sandbox("/_sandbox/comagic/data", {
     visitor_sessions: [visit(0, "google", 501), visit(1, "yandex", 502)],
@@ -45,7 +72,11 @@ beforeAll(async () => {
   expect((await postWebhook(makeCallSession({ visitor_phone_number: phone.local, visitor_id: String(VISITOR) }))).status).toBe(202);
   const lead = await waitFor(async () => (await sandboxLeads()).find((l) => l.UF_CRM_CM_VISITOR_ID === String(VISITOR) && l.UF_CRM_CM_SESSIONS !== ""), "lead enriched", 60_000);
   leadId = String(lead.ID);
-  await waitFor(async () => (await env.DB?.prepare("SELECT COUNT(*) AS n FROM attribution_touches WHERE entity = 'lead' AND entity_id = ?").bind(leadId).first<{ n: number }>())?.n === 2, "credits stored", 30_000);
+  await waitFor(
+    async () => (await env.DB?.prepare("SELECT COUNT(*) AS n FROM attribution_touches WHERE entity = 'lead' AND entity_id = ?").bind(leadId).first<{ n: number }>())?.n === 2,
+    "credits stored",
+    30_000,
+  );
   // A manager converts the lead and wins the deal.
   await sandbox("/_sandbox/deals", { fields: { TITLE: "Sofa", STAGE_ID: "NEW", OPPORTUNITY: "90000", CURRENCY_ID: "RUB" }, fromLead: leadId });
 }, 120_000);
@@ -78,7 +109,9 @@ describe("the attribution report in Bitrix24", () => {
     const token = reportToken(await res.text());
     expect(token).not.toBe("");
     await bitrixCall("crm.deal.update", { id: (await sandboxDealOf(leadId)) ?? 0, fields: { STAGE_ID: "WON" } });
-    const refresh = await workerWithEnv({})(new Request("http://worker.test/bitrix/report/refresh", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) }));
+    const refresh = await workerWithEnv({})(
+      new Request("http://worker.test/bitrix/report/refresh", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) }),
+    );
     expect(refresh.status).toBe(200);
     expect(await refresh.json()).toMatchObject({ deals: { kept: 1 }, costDays: expect.arrayContaining([yesterday]) });
 
@@ -87,7 +120,10 @@ describe("the attribution report in Bitrix24", () => {
     expect(page).toContain("Диваны google");
     // Intl writes "RUB 90,000" with a no-break space; compared here as a plain one.
     const csv = (await (await get(`/bitrix/report.csv?${query}`)).text()).replace(/\u00a0/g, " ");
-    const lines = csv.replace(/^\uFEFF/, "").trim().split("\r\n");
+    const lines = csv
+      .replace(/^\uFEFF/, "")
+      .trim()
+      .split("\r\n");
     expect(lines[0]).toBe("Group,Leads,Deals,Won,Revenue (won),Lead → deal,Deal → won,Ad cost,Cost per lead,Cost per won deal,ROMI");
     // First touch: everything to Google's campaign; its cost is its two keyword rows summed ("rub" and "RUB" are one currency).
     expect(lines.find((l) => l.startsWith("Диваны google"))).toBe('Диваны google,1,1,1,"RUB 90,000",100%,100%,"RUB 1,500","RUB 1,500","RUB 1,500","5,900%"');
@@ -114,14 +150,40 @@ describe("the attribution report in Bitrix24", () => {
 describe("npm run backfill:attribution", () => {
   it("queues leads made before the report for enrichment, page by page, and resumes after the last one done", async () => {
     const visitor = VISITOR + 1;
-    await sandbox("/_sandbox/comagic/data", { visitor_sessions: [{ id: visitor * 10, date_time: comagicTime(new Date(Date.now() - 20 * 86_400_000)), visitor_id: visitor, channel: "organic", source_name: "google", utm_source: null, utm_medium: null, utm_campaign: null, utm_content: null, utm_term: null, referrer: "https://www.google.com/", entrance_page: "https://shop.example.ru/", campaign_id: null, campaign_name: null, site_id: SITE }] });
-    const { id } = (await (await sandbox("/_sandbox/leads", { fields: { TITLE: "Old lead", UF_CRM_CM_VISITOR_ID: String(visitor) }, createdAt: new Date(Date.now() - 10 * 86_400_000).toISOString() })).json()) as { id: number };
+    await sandbox("/_sandbox/comagic/data", {
+      visitor_sessions: [
+        {
+          id: visitor * 10,
+          date_time: comagicTime(new Date(Date.now() - 20 * 86_400_000)),
+          visitor_id: visitor,
+          channel: "organic",
+          source_name: "google",
+          utm_source: null,
+          utm_medium: null,
+          utm_campaign: null,
+          utm_content: null,
+          utm_term: null,
+          referrer: "https://www.google.com/",
+          entrance_page: "https://shop.example.ru/",
+          campaign_id: null,
+          campaign_name: null,
+          site_id: SITE,
+        },
+      ],
+    });
+    const { id } = (await (
+      await sandbox("/_sandbox/leads", { fields: { TITLE: "Old lead", UF_CRM_CM_VISITOR_ID: String(visitor) }, createdAt: new Date(Date.now() - 10 * 86_400_000).toISOString() })
+    ).json()) as { id: number };
     const from = new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
     const step = async () => (await admin("/attribution/backfill", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ from }) })).json();
     const first = (await step()) as { read: number; queued: number; done: boolean };
     expect(first).toMatchObject({ done: true });
     expect(first.queued).toBeGreaterThanOrEqual(2);
-    await waitFor(async () => (await env.DB?.prepare("SELECT created_at FROM attribution_touches WHERE entity = 'lead' AND entity_id = ?").bind(String(id)).first<{ created_at: string }>())?.created_at, "old lead credited", 30_000);
+    await waitFor(
+      async () => (await env.DB?.prepare("SELECT created_at FROM attribution_touches WHERE entity = 'lead' AND entity_id = ?").bind(String(id)).first<{ created_at: string }>())?.created_at,
+      "old lead credited",
+      30_000,
+    );
     const row = await env.DB?.prepare("SELECT created_at, linear FROM attribution_touches WHERE entity_id = ?").bind(String(id)).first<{ created_at: string; linear: number }>();
     // Dated by the lead's own creation, not by the backfill.
     expect(Date.now() - Date.parse(row?.created_at ?? "")).toBeGreaterThan(9 * 86_400_000);

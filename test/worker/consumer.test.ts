@@ -36,7 +36,10 @@ function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
 }
 
 function batchOf(bodies: unknown[], attempts = 1) {
-  return createMessageBatch("comagic-lead-jobs", bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })));
+  return createMessageBatch(
+    "comagic-lead-jobs",
+    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })),
+  );
 }
 
 function deps(deadLetters: DeadLetter[]): ConsumerDeps {

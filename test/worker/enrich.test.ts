@@ -1,19 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../worker/app";
-import {
-  admin,
-  comagicStats,
-  comagicTime,
-  makeCallSession,
-  postWebhook,
-  sandbox,
-  sandboxLeads,
-  uniquePhone,
-  visitorSessions,
-  waitFor,
-  type SandboxLead,
-} from "./support";
+import { admin, comagicStats, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, visitorSessions, waitFor, type SandboxLead } from "./support";
 
 let visitorSeq = 8_000_000 + Math.floor(Math.random() * 100_000) * 10;
 const newVisitor = () => ++visitorSeq;
@@ -22,7 +10,9 @@ const newVisitor = () => ++visitorSeq;
 async function callFromVisitor(visitorId: number): Promise<string> {
   const phone = uniquePhone();
   const body = makeCallSession({ visitor_phone_number: phone.local, visitor_id: String(visitorId) });
-  await sandbox("/_sandbox/comagic/data", { calls: [{ id: body.call_session.id, start_time: comagicTime(new Date(Date.now() - 120_000)), direction: "in", visitor_id: visitorId, contact_phone_number: phone.e164.slice(1) }] });
+  await sandbox("/_sandbox/comagic/data", {
+    calls: [{ id: body.call_session.id, start_time: comagicTime(new Date(Date.now() - 120_000)), direction: "in", visitor_id: visitorId, contact_phone_number: phone.e164.slice(1) }],
+  });
   expect((await postWebhook(body)).status).toBe(202);
   return phone.e164;
 }

@@ -1,13 +1,10 @@
-import type { Env as WorkerEnv } from "../../worker/env";
+import type { WorkerSettings } from "../../worker/env";
 
 declare global {
   namespace Cloudflare {
-    interface Env extends WorkerEnv {
+    interface Env extends WorkerSettings {
       /** The Node sandbox started by test/helpers/sandbox-global-setup.ts. */
       SANDBOX_URL: string;
-    }
-    interface GlobalProps {
-      mainModule: typeof import("../../worker/index");
     }
   }
 }

@@ -52,10 +52,14 @@ it("keeps every lead when Bitrix24's request limit refuses requests, and slows d
       // Spread over several queue batches so the worker has to come back to a full bucket.
       if (i % 10 === 9) await new Promise((r) => setTimeout(r, 2_500));
     }
-    await waitFor(async () => {
-      const leads = await sandboxLeads();
-      return phones.every((p) => leadsWithPhone(leads, p.e164).length === 1);
-    }, "a lead for each of the 30 calls", 120_000);
+    await waitFor(
+      async () => {
+        const leads = await sandboxLeads();
+        return phones.every((p) => leadsWithPhone(leads, p.e164).length === 1);
+      },
+      "a lead for each of the 30 calls",
+      120_000,
+    );
     await waitForQuiet(4_000, 60_000);
     expect(await sandboxLeads()).toHaveLength(30);
     expect((await sandboxStats()).rejectedByRateLimit).toBeGreaterThan(0);

@@ -11,8 +11,7 @@ function post(body: BodyInit, headers: Record<string, string> = {}, ip = freshIp
   return exports.default.fetch(new Request("http://worker.test/forms", { method: "POST", headers: { origin: SITE, "cf-connecting-ip": ip, ...headers }, body, redirect: "manual" }));
 }
 
-const json = (fields: Record<string, unknown>, headers: Record<string, string> = {}, ip?: string) =>
-  post(JSON.stringify(fields), { "content-type": "application/json", ...headers }, ip);
+const json = (fields: Record<string, unknown>, headers: Record<string, string> = {}, ip?: string) => post(JSON.stringify(fields), { "content-type": "application/json", ...headers }, ip);
 
 async function leadWithEmail(email: string): Promise<SandboxLead> {
   return waitFor(async () => (await sandboxLeads()).find((l) => l.EMAIL?.some((e) => e.VALUE === email)), `a lead with ${email}`);
@@ -64,7 +63,14 @@ describe("POST /forms makes a lead", () => {
       UF_CRM_COMAGIC_ID: answer.id,
     });
     expect(lead.PHONE?.map((p) => p.VALUE)).toEqual([phone.e164]);
-    for (const part of ["Message: Call me after 6", "Referrer: https://www.google.com/", "UTM (last touch): utm_source=google, utm_medium=cpc", "gclid=Cj0KCQ", "city: Kazan", "CoMagic session ID: 77001"]) {
+    for (const part of [
+      "Message: Call me after 6",
+      "Referrer: https://www.google.com/",
+      "UTM (last touch): utm_source=google, utm_medium=cpc",
+      "gclid=Cj0KCQ",
+      "city: Kazan",
+      "CoMagic session ID: 77001",
+    ]) {
       expect(String(lead.COMMENTS)).toContain(part);
     }
   });
@@ -186,7 +192,10 @@ describe("POST /forms also", () => {
 
   it("answers the CORS preflight of an allowed origin, including a wildcard subdomain", async () => {
     const res = await exports.default.fetch(
-      new Request("http://worker.test/forms", { method: "OPTIONS", headers: { origin: "https://blog.example.org", "access-control-request-method": "POST", "access-control-request-headers": "content-type" } }),
+      new Request("http://worker.test/forms", {
+        method: "OPTIONS",
+        headers: { origin: "https://blog.example.org", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+      }),
     );
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe("https://blog.example.org");

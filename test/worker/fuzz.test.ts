@@ -87,7 +87,10 @@ describe("fuzzing POST /webhooks/comagic", () => {
 });
 
 const formFields = fc.dictionary(
-  fc.oneof(fc.constantFrom("name", "phone", "email", "message", "comment", "form_name", "_hp", "_redirect", "submission_id", "utm_source", "first_utm_source", "comagic_visitor_id", "page_url"), fc.string({ maxLength: 20 })),
+  fc.oneof(
+    fc.constantFrom("name", "phone", "email", "message", "comment", "form_name", "_hp", "_redirect", "submission_id", "utm_source", "first_utm_source", "comagic_visitor_id", "page_url"),
+    fc.string({ maxLength: 20 }),
+  ),
   fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom("+79123456789", "8 912 345-67-89", "a@b.ru", "not-an-email", "https://shop.example.ru/x", "")),
   { maxKeys: 12 },
 );
@@ -139,7 +142,10 @@ describe("fuzzing POST /forms", () => {
 
 const APP_RUNS = 400;
 const appFields = fc.dictionary(
-  fc.oneof(fc.constantFrom("AUTH_ID", "REFRESH_ID", "member_id", "AUTH_EXPIRES", "PLACEMENT", "PLACEMENT_OPTIONS", "APPLICATION_TOKEN", "DOMAIN", "auth[access_token]", "token"), fc.string({ maxLength: 12 })),
+  fc.oneof(
+    fc.constantFrom("AUTH_ID", "REFRESH_ID", "member_id", "AUTH_EXPIRES", "PLACEMENT", "PLACEMENT_OPTIONS", "APPLICATION_TOKEN", "DOMAIN", "auth[access_token]", "token"),
+    fc.string({ maxLength: 12 }),
+  ),
   fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("sandbox-member-0001", "CRM_LEAD_DETAIL_TAB", '{"ID":"1"}', '{"ID":"x"}', "3600", "-1", "")),
   { maxKeys: 8 },
 );

@@ -1,18 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  bitrixCall,
-  leadsWithPhone,
-  makeCallSession,
-  makeChatSession,
-  postWebhook,
-  sandbox,
-  sandboxLeads,
-  SECRET,
-  uniquePhone,
-  waitFor,
-  waitForQuiet,
-  type SandboxLead,
-} from "./support";
+import { bitrixCall, leadsWithPhone, makeCallSession, makeChatSession, postWebhook, sandbox, sandboxLeads, SECRET, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
 
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});
@@ -49,7 +36,15 @@ describe("a targeted call becomes a Bitrix24 lead", () => {
     });
     expect(lead?.PHONE?.map((p) => p.VALUE)).toEqual([phone.e164]);
     const comments = String(lead?.COMMENTS);
-    for (const part of [`session ID: ${id}`, "Operator: Ivan Petrov", "Duration: 95 sec.", "Traffic type: paid", "Entry page: https://shop.example.ru/sofas", "Tags: target, new client", "Recording: https://media.comagic.ru/1/record.mp3"]) {
+    for (const part of [
+      `session ID: ${id}`,
+      "Operator: Ivan Petrov",
+      "Duration: 95 sec.",
+      "Traffic type: paid",
+      "Entry page: https://shop.example.ru/sofas",
+      "Tags: target, new client",
+      "Recording: https://media.comagic.ru/1/record.mp3",
+    ]) {
       expect(comments).toContain(part);
     }
   });

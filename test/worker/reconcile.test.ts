@@ -140,7 +140,9 @@ describe("reconciliation with CoMagic's calls report", () => {
   it("records in the ledger a call Bitrix24 has but the ledger missed (a consumer stopped between the two writes)", async () => {
     const call = seededCall();
     await sandbox("/_sandbox/comagic/data", { calls: [reportRow(call)] });
-    const leadId = String(await bitrixCall("crm.lead.add", { fields: { TITLE: "written before a restart", ORIGINATOR_ID: "comagic", ORIGIN_ID: String(call.id), PHONE: [{ VALUE: call.phone, VALUE_TYPE: "WORK" }] } }));
+    const leadId = String(
+      await bitrixCall("crm.lead.add", { fields: { TITLE: "written before a restart", ORIGINATOR_ID: "comagic", ORIGIN_ID: String(call.id), PHONE: [{ VALUE: call.phone, VALUE_TYPE: "WORK" }] } }),
+    );
     const ledger = async () => ((await (await admin("/applied", { method: "POST", body: JSON.stringify({ keys: [String(call.id)] }) })).json()) as { applied: Record<string, string> }).applied;
     expect(await ledger()).toEqual({});
 

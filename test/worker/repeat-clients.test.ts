@@ -26,7 +26,11 @@ describe("a caller who is already a client", () => {
     const phone = uniquePhone();
     const contact = await seed("contacts", { NAME: "Irina", PHONE: [{ VALUE: phone.e164 }] });
     // Open for a week: inside LEAD_DEDUP_DAYS.
-    const deal = ((await (await sandbox("/_sandbox/deals", { fields: { TITLE: "Kitchen", CONTACT_ID: contact, STAGE_ID: "PREPARATION" }, createdAt: new Date(Date.now() - 7 * 86_400_000).toISOString() })).json()) as { id: number }).id;
+    const deal = (
+      (await (
+        await sandbox("/_sandbox/deals", { fields: { TITLE: "Kitchen", CONTACT_ID: contact, STAGE_ID: "PREPARATION" }, createdAt: new Date(Date.now() - 7 * 86_400_000).toISOString() })
+      ).json()) as { id: number }
+    ).id;
     const body = makeCallSession({ visitor_phone_number: phone.local });
     expect((await postWebhook(body)).status).toBe(202);
     const onDeal = await waitFor(async () => (await sandboxCrm()).deals.find((d) => d.ID === String(deal) && d.TIMELINE_COMMENTS.length > 0), "the call on the deal");

@@ -55,8 +55,26 @@ describe("lead fields a portal requires", () => {
     const phone = uniquePhone().e164;
     const key = String(Date.now());
     const job: LeadJob = {
-      type: "lead.ingest", v: 1, requestId: "required",
-      event: { kind: "call", key, sessionId: key, receivedAt: new Date().toISOString(), phone, email: null, name: null, visitorId: null, utm: { source: null, medium: null, campaign: null, content: null, term: null }, employee: null, trafficType: null, entryPage: null, tags: [], recordingUrl: null, call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 } },
+      type: "lead.ingest",
+      v: 1,
+      requestId: "required",
+      event: {
+        kind: "call",
+        key,
+        sessionId: key,
+        receivedAt: new Date().toISOString(),
+        phone,
+        email: null,
+        name: null,
+        visitorId: null,
+        utm: { source: null, medium: null, campaign: null, content: null, term: null },
+        employee: null,
+        trafficType: null,
+        entryPage: null,
+        tags: [],
+        recordingUrl: null,
+        call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
+      },
     };
     const batch = createMessageBatch("comagic-lead-jobs", [{ id: "r0", timestamp: new Date(), attempts: 1, body: job }]);
     await handleLeadBatch(batch, consumerDeps({ rules: { dedupDays: 30, defaultRegion: "RU", requiredFieldDefaults: { UF_CRM_REGION: "Moscow" } } }));

@@ -1,6 +1,20 @@
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { visitorSessions, admin, adminHealth, deadLetterWhere, forgetPortalSettings, makeCallSession, postWebhook, sandbox, sandboxCrm, uniquePhone, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import {
+  visitorSessions,
+  admin,
+  adminHealth,
+  deadLetterWhere,
+  forgetPortalSettings,
+  makeCallSession,
+  postWebhook,
+  sandbox,
+  sandboxCrm,
+  uniquePhone,
+  waitFor,
+  waitForQuiet,
+  type SandboxLead,
+} from "./support";
 
 /*
  * A portal without leads (FACTS-portals §1: crm.settings.mode.get answers 2; a crm.lead.add there is converted

@@ -31,10 +31,14 @@ describe("a written call in Bitrix24 telephony", () => {
     const body = makeCallSession({ visitor_phone_number: phone.local, employee_id: 25, talk_duration: 80, file_link: "https://media.comagic.ru/42/record.mp3" });
     expect((await postWebhook(body)).status).toBe(202);
     expect((await postWebhook(body)).status).toBe(202);
-    const lead = await waitFor(async () => {
-      const found = await leadWith(phone.e164);
-      return callsOn(found)[0]?.record ? found : null;
-    }, "the call with its recording on the lead", 40_000);
+    const lead = await waitFor(
+      async () => {
+        const found = await leadWith(phone.e164);
+        return callsOn(found)[0]?.record ? found : null;
+      },
+      "the call with its recording on the lead",
+      40_000,
+    );
     await waitForQuiet();
     const settled = await leadWith(phone.e164);
     expect(lead?.ASSIGNED_BY_ID).toBe("1");

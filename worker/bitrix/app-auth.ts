@@ -17,7 +17,7 @@ const appInfoSchema = z.object({ CODE: z.string().nullish() }).loose();
 
 export type Profile = z.infer<typeof profileSchema>;
 
-const refused = (message: string) => new AppError(401, "not_verified", message);
+const refused = (code: "not_verified" | "foreign_app", message: string) => new AppError(401, code, message);
 
 /**
  * The request's token must work on our portal, for our application, as a signed-in user. `extra` commands
@@ -29,11 +29,11 @@ export async function verifiedUser(userClient: BitrixClient, appCode: string, ex
     const error = [results.app, results.me].find((r) => r?.ok === false)?.error;
     // A busy portal (its request limit, a 5xx inside the batch) is not a forged token: say so, and let the user reopen.
     if (error?.transient && !isCredentialError(error)) throw new AppError(503, "bitrix_unavailable", "Bitrix24 did not answer in time; reopen the tab in a moment");
-    throw refused("Bitrix24 did not accept this request's token for this portal");
+    throw refused("not_verified", "Bitrix24 did not accept this request's token for this portal");
   }
   // FACTS-portals: a local app's CODE is its client id ([UNCERTAIN]; BITRIX_APP_CODE covers other apps).
   const app = appInfoSchema.safeParse(results.app.result);
-  if (!app.success || app.data.CODE !== appCode) throw refused("This request's token belongs to another Bitrix24 application");
+  if (!app.success || app.data.CODE !== appCode) throw refused("foreign_app", "This request's token belongs to another Bitrix24 application");
   return { profile: outcome(results.me, profileSchema, "profile"), results };
 }
 
@@ -43,5 +43,5 @@ export async function verifiedUser(userClient: BitrixClient, appCode: string, ex
  */
 export async function checkApplicationToken(sent: string | undefined, stored: string | undefined): Promise<void> {
   if (!sent || !stored) return;
-  if (!(await matchesAnySecret(sent, [stored]))) throw refused("This request did not come from the application installed on this portal");
+  if (!(await matchesAnySecret(sent, [stored]))) throw refused("foreign_app", "This request did not come from the application installed on this portal");
 }

@@ -10,8 +10,10 @@ import { CARD_PLACEMENTS } from "./crm-card";
 import type { Portal, PortalStore } from "./portal";
 import { ensureCrmUserFields } from "./user-fields";
 
-
-const placementRows = z.union([z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()), z.array(z.never())]);
+const placementRows = z.union([
+  z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()),
+  z.array(z.never()),
+]);
 
 export interface InstallRequest {
   memberId: string;
@@ -30,7 +32,17 @@ export interface InstallRequest {
  */
 export async function installApp(
   request: InstallRequest,
-  deps: { origin: string; handlerUrl: string; reportUrl: string; appCode: string; language: Language; userClient: BitrixClient; appClient: (portal: Portal) => BitrixClient; portals: PortalStore; now: () => Date },
+  deps: {
+    origin: string;
+    handlerUrl: string;
+    reportUrl: string;
+    appCode: string;
+    language: Language;
+    userClient: BitrixClient;
+    appClient: (portal: Portal) => BitrixClient;
+    portals: PortalStore;
+    now: () => Date;
+  },
 ): Promise<{ portal: Portal; boundPlacements: string[]; createdFields: string[] }> {
   const { profile } = await verifiedUser(deps.userClient, deps.appCode);
   if (profile.ADMIN !== true) throw new AppError(403, "not_admin", "Only a Bitrix24 administrator can install the app");

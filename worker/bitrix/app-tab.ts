@@ -3,7 +3,6 @@ import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { checkCallNumber, type CallNumberRefusal } from "../domain/call-policy";
 import type { Journey } from "../domain/touchpoints";
-import { AppError } from "../errors";
 import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
 import { verifiedUser } from "./app-auth";
@@ -11,11 +10,7 @@ import { CARD_ENTITY, cardCommand, readCard, type Card, type CardPlacement } fro
 import type { BitrixClient } from "./client";
 import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
 
-export type JourneyState =
-  | { kind: "ready"; journey: Journey }
-  | { kind: "no_visitor" }
-  | { kind: "not_loaded"; reason: "no_data_api" | "no_visits" }
-  | { kind: "unreachable"; reason: string };
+export type JourneyState = { kind: "ready"; journey: Journey } | { kind: "no_visitor" } | { kind: "not_loaded"; reason: "no_data_api" | "no_visits" } | { kind: "unreachable"; reason: string };
 
 export interface TabView {
   card: Card;

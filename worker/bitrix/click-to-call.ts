@@ -3,7 +3,6 @@ import * as z from "zod";
 import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber, type CallRefusal } from "../domain/call-policy";
-import { outcome } from "./command-outcome";
 import { cardCommand, readCard, type Card } from "./crm-card";
 import type { BitrixClient } from "./client";
 import type { TabClaims } from "./tab-token";
@@ -71,7 +70,12 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
 
   let callSessionId: string;
   try {
-    callSessionId = await startEmployeeCall(deps.callApi, { employeeId, contactE164: claims.phone, virtualNumber: deps.virtualNumber, externalId: `bitrix24-${claims.entityType}-${claims.leadId}-${claims.nonce}` });
+    callSessionId = await startEmployeeCall(deps.callApi, {
+      employeeId,
+      contactE164: claims.phone,
+      virtualNumber: deps.virtualNumber,
+      externalId: `bitrix24-${claims.entityType}-${claims.leadId}-${claims.nonce}`,
+    });
   } catch (error) {
     if (!(error instanceof CoMagicError)) throw error;
     return { ok: false, status: 502, refusal: { code: "comagic_refused", mnemonic: error.mnemonic }, askedCoMagic: true };
@@ -82,6 +86,9 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
     .call("crm.timeline.comment.add", {
       fields: { ENTITY_ID: Number(claims.leadId), ENTITY_TYPE: claims.entityType, COMMENT: deps.texts.clickToCall(who, deps.now().toISOString(), claims.phone, callSessionId) },
     })
-    .then(() => true, () => false);
+    .then(
+      () => true,
+      () => false,
+    );
   return { ok: true, callSessionId, phone: claims.phone, timelineRecorded, telephonyEntity: card.telephonyEntity };
 }

@@ -42,8 +42,7 @@ const errorEnvelope = z.object({ error: z.union([z.string(), z.number()]).transf
 const successEnvelope = z.object({ result: z.unknown() }).loose();
 
 /** `[]` is how Bitrix (PHP) writes an empty map. */
-const phpMap = <T extends z.ZodType>(value: T) =>
-  z.union([z.record(z.string(), value), z.array(z.never()).transform(() => ({}) as Record<string, z.infer<T>>)]);
+const phpMap = <T extends z.ZodType>(value: T) => z.union([z.record(z.string(), value), z.array(z.never()).transform(() => ({}) as Record<string, z.infer<T>>)]);
 
 const batchResult = z.object({
   result: phpMap(z.unknown()),
@@ -81,7 +80,7 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
     try {
       body = JSON.parse(text);
     } catch {
-      throw classifyBitrixError("ERROR_UNEXPECTED_ANSWER", `${method} answered HTTP ${response.status} without JSON`, response.status >= 500 ? response.status : 500);
+      throw classifyBitrixError("ERROR_UNEXPECTED_ANSWER", `${method} answered HTTP ${response.status} without JSON`, Math.max(response.status, 500));
     }
     const failure = errorEnvelope.safeParse(body);
     if (failure.success) throw classifyBitrixError(failure.data.error, failure.data.error_description ?? "", response.status);
@@ -109,10 +108,7 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
       try {
         return await authorized(method, params);
       } catch (error) {
-        const repeatable =
-          error instanceof BitrixError &&
-          error.transient &&
-          (error.code === "QUERY_LIMIT_EXCEEDED" || (readOnly && error.retryAfterSeconds === 0));
+        const repeatable = error instanceof BitrixError && error.transient && (error.code === "QUERY_LIMIT_EXCEEDED" || (readOnly && error.retryAfterSeconds === 0));
         if (!repeatable || attempt >= maxTries) throw error;
         await sleep(RATE_LIMIT_PAUSE_MS * attempt);
       }
@@ -136,8 +132,7 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
     for (const [key, command] of commands) {
       const error = parsed.result_error[key];
       if (error !== undefined) {
-        const { code, description } =
-          typeof error === "string" ? { code: "", description: error } : { code: error.error, description: error.error_description ?? "" };
+        const { code, description } = typeof error === "string" ? { code: "", description: error } : { code: error.error, description: error.error_description ?? "" };
         outcomes[key] = { ok: false, error: classifyBitrixError(code, `${command.method}: ${description}`, 400) };
       } else if (key in parsed.result) {
         outcomes[key] = { ok: true, result: parsed.result[key] };

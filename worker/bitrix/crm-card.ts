@@ -32,10 +32,23 @@ export interface Card {
 }
 
 const idString = z.union([z.string(), z.number()]).transform(String);
-const optionalId = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || String(v) === "" || String(v) === "0" ? null : String(v)));
+const optionalId = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined || String(v) === "" || String(v) === "0" ? null : String(v)));
 const phones = z.array(z.object({ VALUE: z.string() }).loose()).nullish();
 const record = z
-  .object({ ID: idString, TITLE: z.string().nullish(), NAME: z.string().nullish(), LAST_NAME: z.string().nullish(), DATE_CREATE: z.string().nullish(), PHONE: phones, LEAD_ID: optionalId, CONTACT_ID: optionalId, [LEAD_FIELD.visitorId]: optionalId })
+  .object({
+    ID: idString,
+    TITLE: z.string().nullish(),
+    NAME: z.string().nullish(),
+    LAST_NAME: z.string().nullish(),
+    DATE_CREATE: z.string().nullish(),
+    PHONE: phones,
+    LEAD_ID: optionalId,
+    CONTACT_ID: optionalId,
+    [LEAD_FIELD.visitorId]: optionalId,
+  })
   .loose();
 type CrmRecord = z.infer<typeof record>;
 const records = z.array(record);

@@ -45,8 +45,14 @@ const LIST_PAGE_SIZE = 50;
 // A deal list command names this many clients, so that their open deals fit one page of 50.
 const CLIENTS_PER_DEAL_LIST = 10;
 const idString = z.union([z.string(), z.number()]).transform(String);
-const nullableString = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || v === "" || v === "0" ? null : String(v)));
-const multiField = z.array(z.object({ VALUE: z.string().nullish() }).loose()).nullish().transform((items) => (items ?? []).flatMap((i) => (i.VALUE ? [i.VALUE] : [])));
+const nullableString = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === "" || v === "0" ? null : String(v)));
+const multiField = z
+  .array(z.object({ VALUE: z.string().nullish() }).loose())
+  .nullish()
+  .transform((items) => (items ?? []).flatMap((i) => (i.VALUE ? [i.VALUE] : [])));
 
 const keyRows = z.array(z.record(z.string(), z.unknown()));
 /** FACTS.md §2.5: `{"LEAD":[…],"CONTACT":[…],"COMPANY":[…]}` with only the types that have hits, `[]` for none. */
@@ -71,7 +77,16 @@ const UTM_SELECT = ["UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "
 
 const leadRows = z.array(
   z
-    .object({ ID: idString, STATUS_SEMANTIC_ID: nullableString, DATE_CREATE: nullableString, NAME: nullableString, PHONE: multiField, EMAIL: multiField, ...utmColumns, [LEAD_FIELD.visitorId]: nullableString })
+    .object({
+      ID: idString,
+      STATUS_SEMANTIC_ID: nullableString,
+      DATE_CREATE: nullableString,
+      NAME: nullableString,
+      PHONE: multiField,
+      EMAIL: multiField,
+      ...utmColumns,
+      [LEAD_FIELD.visitorId]: nullableString,
+    })
     .loose()
     .transform(
       (row): LeadSnapshot => ({
@@ -90,7 +105,15 @@ const LEAD_SELECT = ["ID", "STATUS_SEMANTIC_ID", "DATE_CREATE", "NAME", "PHONE",
 
 const dealRows = z.array(
   z
-    .object({ ID: idString, STAGE_SEMANTIC_ID: nullableString, DATE_CREATE: nullableString, CONTACT_ID: nullableString, COMPANY_ID: nullableString, ...utmColumns, [LEAD_FIELD.visitorId]: nullableString })
+    .object({
+      ID: idString,
+      STAGE_SEMANTIC_ID: nullableString,
+      DATE_CREATE: nullableString,
+      CONTACT_ID: nullableString,
+      COMPANY_ID: nullableString,
+      ...utmColumns,
+      [LEAD_FIELD.visitorId]: nullableString,
+    })
     .loose()
     .transform(
       (row): DealSnapshot => ({
@@ -195,12 +218,16 @@ export function createCrmStore(client: BitrixClient): CrmStore {
   async function readRelated(ids: { leads: string[]; contacts: string[]; companies: string[] }) {
     const commands: Record<string, BitrixCommand> = {};
     const unique = (xs: string[]) => [...new Set(xs)];
-    chunks(unique(ids.leads), LIST_PAGE_SIZE).forEach((part, i) => (commands[`leads${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT)));
-    chunks(unique(ids.contacts), LIST_PAGE_SIZE).forEach((part, i) => (commands[`contacts${i}`] = list("crm.contact.list", { "@ID": part }, ["ID", "COMPANY_ID", "PHONE", "EMAIL"])));
-    chunks(unique(ids.companies), LIST_PAGE_SIZE).forEach((part, i) => (commands[`companies${i}`] = list("crm.company.list", { "@ID": part }, ["ID", "PHONE", "EMAIL"])));
+    for (const [i, part] of chunks(unique(ids.leads), LIST_PAGE_SIZE).entries()) commands[`leads${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT);
+    for (const [i, part] of chunks(unique(ids.contacts), LIST_PAGE_SIZE).entries()) commands[`contacts${i}`] = list("crm.contact.list", { "@ID": part }, ["ID", "COMPANY_ID", "PHONE", "EMAIL"]);
+    for (const [i, part] of chunks(unique(ids.companies), LIST_PAGE_SIZE).entries()) commands[`companies${i}`] = list("crm.company.list", { "@ID": part }, ["ID", "PHONE", "EMAIL"]);
     // FACTS-portals §2: crm.deal.list filters by a deal's (first) CONTACT_ID and COMPANY_ID; CONTACT_IDS is not filterable.
-    for (const [field, values] of [["CONTACT_ID", unique(ids.contacts)], ["COMPANY_ID", unique(ids.companies)]] as const) {
-      chunks(values, CLIENTS_PER_DEAL_LIST).forEach((part, i) => (commands[`deals${field}${i}`] = list("crm.deal.list", { [`@${field}`]: part, STAGE_SEMANTIC_ID: "P" }, DEAL_SELECT, { ID: "DESC" })));
+    for (const [field, values] of [
+      ["CONTACT_ID", unique(ids.contacts)],
+      ["COMPANY_ID", unique(ids.companies)],
+    ] as const) {
+      for (const [i, part] of chunks(values, CLIENTS_PER_DEAL_LIST).entries())
+        commands[`deals${field}${i}`] = list("crm.deal.list", { [`@${field}`]: part, STAGE_SEMANTIC_ID: "P" }, DEAL_SELECT, { ID: "DESC" });
     }
     const leads = new Map<string, LeadSnapshot>();
     const clients = new Map<string, ClientSnapshot>();
@@ -236,8 +263,8 @@ export function createCrmStore(client: BitrixClient): CrmStore {
     async entityFields(refs) {
       const byType = (type: "lead" | "deal") => [...new Set(refs.filter((r) => r.type === type).map((r) => r.id))];
       const commands: Record<string, BitrixCommand> = {};
-      chunks(byType("lead"), LIST_PAGE_SIZE).forEach((part, i) => (commands[`lead${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT)));
-      chunks(byType("deal"), LIST_PAGE_SIZE).forEach((part, i) => (commands[`deal${i}`] = list("crm.deal.list", { "@ID": part }, DEAL_SELECT)));
+      for (const [i, part] of chunks(byType("lead"), LIST_PAGE_SIZE).entries()) commands[`lead${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT);
+      for (const [i, part] of chunks(byType("deal"), LIST_PAGE_SIZE).entries()) commands[`deal${i}`] = list("crm.deal.list", { "@ID": part }, DEAL_SELECT);
       const out = new Map<string, EntityFields>();
       if (Object.keys(commands).length === 0) return out;
       const results = await client.batch(commands, { readOnly: true });
@@ -279,7 +306,9 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       return new Map(
         events.map((event, i) => {
           const match = matches[i] ?? none;
-          const clients = [...match.CONTACT.map((id) => related.clients.get(`contact:${id}`)), ...match.COMPANY.map((id) => related.clients.get(`company:${id}`))].filter((c): c is ClientSnapshot => c !== undefined);
+          const clients = [...match.CONTACT.map((id) => related.clients.get(`contact:${id}`)), ...match.COMPANY.map((id) => related.clients.get(`company:${id}`))].filter(
+            (c): c is ClientSnapshot => c !== undefined,
+          );
           const lookup: CrmLookup = {
             applied: applied.get(event.key) ?? null,
             leads: match.LEAD.flatMap((id) => related.leads.get(id) ?? []),
@@ -307,7 +336,8 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       const first: Record<string, BitrixCommand> = {};
       writes.forEach(({ plan }, i) => {
         if (plan.action === "create-lead") first[`add${i}`] = { method: "crm.lead.add", params: { fields: plan.fields, params: { REGISTER_SONET_EVENT: "Y" } } };
-        else if (plan.action === "create-deal" && "fields" in plan.contact) first[`contact${i}`] = { method: "crm.contact.add", params: { fields: plan.contact.fields, params: { REGISTER_SONET_EVENT: "N" } } };
+        else if (plan.action === "create-deal" && "fields" in plan.contact)
+          first[`contact${i}`] = { method: "crm.contact.add", params: { fields: plan.contact.fields, params: { REGISTER_SONET_EVENT: "N" } } };
         else if (plan.action === "update") {
           first[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(plan.target.id), ENTITY_TYPE: plan.target.type, COMMENT: plan.comment } } };
         }
@@ -345,7 +375,12 @@ export function createCrmStore(client: BitrixClient): CrmStore {
           outcomes.set(event.key, result?.ok ? { ok: true, action: "updated", target: plan.target, client: plan.client } : failed(result, `crm.${plan.target.type}.update`));
         } else if (plan.action === "create-deal" && second[`deal${i}`]) {
           const id = newId(secondResults[`deal${i}`]);
-          outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "deal", id }, client: dealClients.get(i) ?? null, contactCreated: "fields" in plan.contact } : failed(secondResults[`deal${i}`], "crm.deal.add"));
+          outcomes.set(
+            event.key,
+            id
+              ? { ok: true, action: "created", target: { type: "deal", id }, client: dealClients.get(i) ?? null, contactCreated: "fields" in plan.contact }
+              : failed(secondResults[`deal${i}`], "crm.deal.add"),
+          );
         }
       });
       return outcomes;

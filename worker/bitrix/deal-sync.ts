@@ -22,9 +22,15 @@ const id = z.union([z.string(), z.number()]).transform(String);
 const dealRow = z
   .object({
     ID: id,
-    LEAD_ID: z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || v === "" || v === "0" || v === 0 ? null : String(v))),
+    LEAD_ID: z
+      .union([z.string(), z.number()])
+      .nullish()
+      .transform((v) => (v === null || v === undefined || v === "" || v === "0" || v === 0 ? null : String(v))),
     STAGE_SEMANTIC_ID: z.string().nullish(),
-    OPPORTUNITY: z.union([z.string(), z.number()]).nullish().transform((v) => Number(v ?? 0) || 0),
+    OPPORTUNITY: z
+      .union([z.string(), z.number()])
+      .nullish()
+      .transform((v) => Number(v ?? 0) || 0),
     CURRENCY_ID: z.string().nullish(),
     DATE_CREATE: z.string().nullish(),
     DATE_MODIFY: z.string().nullish(),
@@ -73,8 +79,14 @@ export async function syncDeals(deps: { bitrix: BitrixClient; store: Attribution
     nextPage += pages;
     if (!full) break;
   }
-  const fromLeads = await deps.store.credited("lead", rows.flatMap((r) => (r.LEAD_ID ? [r.LEAD_ID] : [])));
-  const ownDeals = await deps.store.credited("deal", rows.map((r) => r.ID));
+  const fromLeads = await deps.store.credited(
+    "lead",
+    rows.flatMap((r) => (r.LEAD_ID ? [r.LEAD_ID] : [])),
+  );
+  const ownDeals = await deps.store.credited(
+    "deal",
+    rows.map((r) => r.ID),
+  );
   const kept: DealRecord[] = [];
   for (const r of rows) {
     const source = ownDeals.has(r.ID) ? { sourceEntity: "deal" as const, sourceId: r.ID } : r.LEAD_ID && fromLeads.has(r.LEAD_ID) ? { sourceEntity: "lead" as const, sourceId: r.LEAD_ID } : null;

@@ -23,7 +23,11 @@ export async function usersByEmployeeEmail(employeeIds: readonly string[], deps:
     let entry = await cache?.get(key);
     if (!entry) {
       const { data } = await deps.dataApi.call("get.employees", { fields: ["id", "email"], filter: { field: "id", operator: "=", value: Number(employeeId) } });
-      const email = employeeRows.safeParse(data).data?.find((e) => e.id === employeeId)?.email?.trim().toLowerCase();
+      const email = employeeRows
+        .safeParse(data)
+        .data?.find((e) => e.id === employeeId)
+        ?.email?.trim()
+        .toLowerCase();
       const users = email ? userRows.safeParse(await deps.bitrix.call("user.get", { FILTER: { EMAIL: email, ACTIVE: true } })) : null;
       entry = { userId: users?.data?.find((u) => u.EMAIL?.trim().toLowerCase() === email)?.ID ?? null };
       await cache?.put(key, entry, CACHE_SECONDS);

@@ -16,15 +16,7 @@ export class BitrixError extends Error {
 }
 
 // Credentials and scope problems are fixed by an admin, not by the code: wait and retry so nothing is lost.
-const CREDENTIAL_CODES = new Set([
-  "NO_AUTH_FOUND",
-  "INVALID_CREDENTIALS",
-  "expired_token",
-  "invalid_token",
-  "insufficient_scope",
-  "authorization_error",
-  "user_access_error",
-]);
+const CREDENTIAL_CODES = new Set(["NO_AUTH_FOUND", "INVALID_CREDENTIALS", "expired_token", "invalid_token", "insufficient_scope", "authorization_error", "user_access_error"]);
 const CREDENTIAL_RETRY_SECONDS = 300;
 // Bitrix24 counts method time in one-minute buckets over ten minutes; retrying sooner only fails again.
 const OPERATION_LIMIT_RETRY_SECONDS = 60;

@@ -44,7 +44,12 @@ const oauthError = z.object({ error: z.string(), error_description: z.string().n
 /** Trades the stored refresh token for a new pair; Bitrix issues a new refresh token each time, so both are stored. */
 async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: PortalStore, now: () => number, doFetch: typeof fetch): Promise<Portal> {
   const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: portal.refreshToken });
-  const response = await doFetch(portal.oauthTokenUrl ?? oauth.tokenUrl, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body, signal: AbortSignal.timeout(15_000) }).catch(() => {
+  const response = await doFetch(portal.oauthTokenUrl ?? oauth.tokenUrl, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body,
+    signal: AbortSignal.timeout(15_000),
+  }).catch(() => {
     throw new BitrixError("NETWORK_ERROR", "Bitrix24 OAuth server: network error", true, "unknown");
   });
   const json: unknown = await response.json().catch(() => null);
@@ -52,7 +57,12 @@ async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: 
   if (!answer.success) {
     const error = oauthError.safeParse(json);
     // invalid_grant: the refresh token is spent or older than 180 days; the app must be reinstalled.
-    throw new BitrixError(error.success ? error.data.error : "ERROR_UNEXPECTED_ANSWER", `Bitrix24 OAuth refresh failed: ${error.success ? `${error.data.error} ${error.data.error_description ?? ""}` : `HTTP ${response.status}`}`, response.status >= 500, "no");
+    throw new BitrixError(
+      error.success ? error.data.error : "ERROR_UNEXPECTED_ANSWER",
+      `Bitrix24 OAuth refresh failed: ${error.success ? `${error.data.error} ${error.data.error_description ?? ""}` : `HTTP ${response.status}`}`,
+      response.status >= 500,
+      "no",
+    );
   }
   const seconds = Math.floor(now() / 1000);
   const fresh: Portal = {

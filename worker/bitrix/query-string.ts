@@ -7,7 +7,7 @@ export function encodeBitrixQuery(params: Record<string, unknown>): string {
   const walk = (prefix: string, value: unknown): void => {
     if (value === null || value === undefined) return;
     if (Array.isArray(value)) {
-      value.forEach((item, i) => walk(`${prefix}[${i}]`, item));
+      for (const [i, item] of value.entries()) walk(`${prefix}[${i}]`, item);
     } else if (typeof value === "object") {
       for (const [key, item] of Object.entries(value)) walk(`${prefix}[${encodeURIComponent(key)}]`, item);
     } else {

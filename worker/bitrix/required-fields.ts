@@ -44,4 +44,3 @@ export async function unfilledRequiredFields(client: BitrixClient, mode: CrmMode
       .map(([field, d]) => ({ entity, field, title: d.formLabel ?? d.title ?? field }));
   });
 }
-

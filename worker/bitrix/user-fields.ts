@@ -33,9 +33,7 @@ export async function ensureCrmUserFields(client: BitrixClient): Promise<{ creat
 
 async function ensureEntityUserFields(client: BitrixClient, entity: "lead" | "deal"): Promise<{ created: string[]; existing: string[] }> {
   const lists = await client.batch(
-    Object.fromEntries(
-      LEAD_USER_FIELDS.map((f, i) => [`f${i}`, { method: `crm.${entity}.userfield.list`, params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: f.FIELD_NAME } } }]),
-    ),
+    Object.fromEntries(LEAD_USER_FIELDS.map((f, i) => [`f${i}`, { method: `crm.${entity}.userfield.list`, params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: f.FIELD_NAME } } }])),
     { readOnly: true },
   );
   const created: string[] = [];

@@ -11,7 +11,10 @@ import { fetchReport } from "./reports";
  */
 
 const FIELDS = ["date", "site_id", "campaign_id", "campaign_name", "cost_sum", "currency"];
-const text = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
+const text = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
 const costRow = z.object({ date: z.string(), campaign_id: text, campaign_name: text, cost_sum: text, currency: text }).loose();
 /** Days a missed cron catches up on at most: each is one request per site against CoMagic's per-minute points. */
 const MAX_CATCH_UP_DAYS = 7;
@@ -46,7 +49,14 @@ export async function importDayCost(dataApi: CoMagicRpcClient, day: string, site
 const DAY_MS = 86_400_000;
 
 /** Imports every finished day not imported yet (yesterday, and a few missed before it), in the account's calendar. */
-export async function importMissingCosts(deps: { dataApi: CoMagicRpcClient; store: AttributionStore; siteIds: readonly string[]; today: string; timeZone: string; fallbackCurrency: string }): Promise<string[]> {
+export async function importMissingCosts(deps: {
+  dataApi: CoMagicRpcClient;
+  store: AttributionStore;
+  siteIds: readonly string[];
+  today: string;
+  timeZone: string;
+  fallbackCurrency: string;
+}): Promise<string[]> {
   const sites = [...new Set([...deps.siteIds, ...(await deps.store.siteIds())])];
   if (sites.length === 0) return [];
   const yesterday = new Date(Date.parse(`${deps.today}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10);

@@ -18,10 +18,7 @@ const callStarted = z.object({ call_session_id: z.union([z.number(), z.string()]
  * digits without "+", as the Call API wants them. `direction` defaults to `in` there (FACTS-calls §4): sent as
  * `out`, CoMagic records the call as outbound, so it never comes back as a new inbound client.
  */
-export async function startEmployeeCall(
-  callApi: CoMagicRpcClient,
-  call: { employeeId: number; contactE164: string; virtualNumber: string; externalId: string },
-): Promise<string> {
+export async function startEmployeeCall(callApi: CoMagicRpcClient, call: { employeeId: number; contactE164: string; virtualNumber: string; externalId: string }): Promise<string> {
   const { data } = await callApi.call("start.employee_call", {
     first_call: "employee",
     direction: "out",

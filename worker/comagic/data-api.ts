@@ -57,7 +57,14 @@ const TOKEN_MARGIN_SECONDS = 60;
 const KV_MIN_TTL_SECONDS = 60;
 
 const limitsSchema = z
-  .object({ minute_remaining: z.number().optional(), minute_reset: z.number().optional(), day_remaining: z.number().optional(), day_reset: z.number().optional(), hour_remaining: z.number().optional(), hour_reset: z.number().optional() })
+  .object({
+    minute_remaining: z.number().optional(),
+    minute_reset: z.number().optional(),
+    day_remaining: z.number().optional(),
+    day_reset: z.number().optional(),
+    hour_remaining: z.number().optional(),
+    hour_reset: z.number().optional(),
+  })
   .loose();
 const successEnvelope = z.object({ result: z.object({ data: z.unknown(), metadata: z.record(z.string(), z.unknown()).nullish() }).loose() }).loose();
 const errorEnvelope = z
@@ -65,18 +72,41 @@ const errorEnvelope = z
     error: z.object({
       code: z.number(),
       message: z.string().nullish(),
-      data: z.object({ mnemonic: z.string().nullish(), field: z.string().nullish(), metadata: z.object({ limits: limitsSchema.nullish() }).loose().nullish() }).loose().nullish(),
+      data: z
+        .object({ mnemonic: z.string().nullish(), field: z.string().nullish(), metadata: z.object({ limits: limitsSchema.nullish() }).loose().nullish() })
+        .loose()
+        .nullish(),
     }),
   })
   .loose();
 const loginResult = z.object({ access_token: z.string().min(1), expire_at: z.number().optional(), expire: z.number().optional() }).loose();
 
 const PERMANENT = new Set([
-  "auth_error", "ip_not_whitelisted", "forbidden", "account_inactive", "method_component_disabled", "parameter_component_disabled",
-  "required_parameter_missed", "invalid_parameter_value", "unexpected_parameters", "invalid_parameters_combination", "data_type_error",
-  "date_interval_limit_reached", "filter_prohibited", "sort_prohibited", "method_not_found", "error", "invalid_request", "parse_error",
-  "access_token_blocked", "virtual_phone_number_not_found", "employee_not_found", "no_active_phone_number", "contact_in_blacklist",
-  "own_virtual_phone_number_not_allowed", "tariff_restrictions",
+  "auth_error",
+  "ip_not_whitelisted",
+  "forbidden",
+  "account_inactive",
+  "method_component_disabled",
+  "parameter_component_disabled",
+  "required_parameter_missed",
+  "invalid_parameter_value",
+  "unexpected_parameters",
+  "invalid_parameters_combination",
+  "data_type_error",
+  "date_interval_limit_reached",
+  "filter_prohibited",
+  "sort_prohibited",
+  "method_not_found",
+  "error",
+  "invalid_request",
+  "parse_error",
+  "access_token_blocked",
+  "virtual_phone_number_not_found",
+  "employee_not_found",
+  "no_active_phone_number",
+  "contact_in_blacklist",
+  "own_virtual_phone_number_not_allowed",
+  "tariff_restrictions",
 ]);
 const TOKEN_REJECTED = new Set(["access_token_expired", "access_token_invalid"]);
 // When CoMagic says a limit is hit but not when it resets, a minute is its smallest window.
@@ -198,12 +228,7 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
       try {
         return await authorizedCall(method, params);
       } catch (error) {
-        const again =
-          reads &&
-          attempt < READ_TRIES &&
-          error instanceof CoMagicError &&
-          error.transient &&
-          error.retryAfterSeconds <= LIMIT_WAIT_IN_PLACE_SECONDS;
+        const again = reads && attempt < READ_TRIES && error instanceof CoMagicError && error.transient && error.retryAfterSeconds <= LIMIT_WAIT_IN_PLACE_SECONDS;
         if (!again) throw error;
         await sleep(Math.max(READ_PAUSE_MS * attempt, error.retryAfterSeconds * 1000));
       }

@@ -54,19 +54,27 @@ const direction = scalar.nullish().transform((v): "in" | "out" | null => {
 });
 
 const requiredId = z
-  .union([z.string().trim().min(1).max(100).refine((s) => !PLACEHOLDER.test(s), { error: "was not filled in by CoMagic" }), z.number().int().nonnegative()])
+  .union([
+    z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .refine((s) => !PLACEHOLDER.test(s), { error: "was not filled in by CoMagic" }),
+    z.number().int().nonnegative(),
+  ])
   .transform(String);
 
 const tagList = z
-  .union([
-    z.array(z.union([z.string(), z.number(), z.object({ tag_name: z.string() }).loose()])),
-    z.string(),
-  ])
+  .union([z.array(z.union([z.string(), z.number(), z.object({ tag_name: z.string() }).loose()])), z.string()])
   .nullish()
   .transform((v) => {
     if (v === null || v === undefined || unfilled(v)) return [];
     const items = typeof v === "string" ? v.split(",") : v.map((t) => (typeof t === "object" ? t.tag_name : String(t)));
-    return items.map((t) => t.trim()).filter(Boolean).slice(0, 100);
+    return items
+      .map((t) => t.trim())
+      .filter(Boolean)
+      .slice(0, 100);
   });
 
 const utmFields = {
@@ -204,9 +212,7 @@ const flatCall = z
 export const CALL_EVENT = "call_session_completed";
 export const CHAT_EVENT = "chat_session_completed";
 
-const envelope = z
-  .object({ event_type: optionalText, call_session: z.unknown().optional(), chat_session: z.unknown().optional(), call_session_id: z.unknown().optional() })
-  .loose();
+const envelope = z.object({ event_type: optionalText, call_session: z.unknown().optional(), chat_session: z.unknown().optional(), call_session_id: z.unknown().optional() }).loose();
 type Envelope = z.infer<typeof envelope>;
 
 /** Each body shape the worker reads: the first whose `detect` holds is parsed with its schema. */

@@ -12,15 +12,25 @@ const MAX_OFFSET = 100_000;
 const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
 
 const id = z.union([z.string(), z.number()]).transform(String);
-const text = z.union([z.string(), z.number()]).nullish().transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
+const text = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
 const utmShape = Object.fromEntries(UTM_FIELDS.map((f) => [f, text])) as Record<(typeof UTM_FIELDS)[number], typeof text>;
 const toUtm = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
-
 
 /**
  * Reads every page of a report. Fields are always named: CoMagic's defaults leave out visitor_id and UTMs.
  */
-export async function fetchReport<T>(client: CoMagicRpcClient, method: string, fields: readonly string[], row: z.ZodType<T>, window: ReportWindow, filter?: unknown, extra: Record<string, unknown> = {}): Promise<T[]> {
+export async function fetchReport<T>(
+  client: CoMagicRpcClient,
+  method: string,
+  fields: readonly string[],
+  row: z.ZodType<T>,
+  window: ReportWindow,
+  filter?: unknown,
+  extra: Record<string, unknown> = {},
+): Promise<T[]> {
   const rows: T[] = [];
   for (let offset = 0; offset <= MAX_OFFSET; offset += PAGE_SIZE) {
     const { data, metadata } = await client.call(method, {
@@ -42,7 +52,9 @@ export async function fetchReport<T>(client: CoMagicRpcClient, method: string, f
 }
 
 const SESSION_FIELDS = ["id", "date_time", "visitor_id", "channel", "source_name", "referrer", "entrance_page", "campaign_id", "campaign_name", "site_id", ...UTM_FIELDS];
-const sessionRow = z.object({ id, date_time: z.string(), channel: text, source_name: text, referrer: text, entrance_page: text, campaign_id: text, campaign_name: text, site_id: text, ...utmShape }).loose();
+const sessionRow = z
+  .object({ id, date_time: z.string(), channel: text, source_name: text, referrer: text, entrance_page: text, campaign_id: text, campaign_name: text, site_id: text, ...utmShape })
+  .loose();
 
 const COMMUNICATION_FIELDS = ["id", "communication_type", "date_time", "visitor_id", "visitor_session_id"];
 const communicationRow = z.object({ id, communication_type: z.string(), date_time: z.string(), visitor_session_id: text }).loose();
@@ -89,12 +101,33 @@ export async function loadJourney(client: CoMagicRpcClient, visitorId: string, n
  * The raw utm_* win over CoMagic's extended eq_utm_*, which fill in where the visit had none.
  */
 const CALL_FIELDS = [
-  "id", "start_time", "direction", "is_lost", "contact_phone_number", "total_duration", "talk_duration", "wait_duration", "visitor_id",
-  "channel", "source_name", "site_domain_name", "entrance_page", "tags", "call_records", "full_record_file_link",
-  "last_answered_employee_id", "last_answered_employee_full_name", "call_api_external_id", "campaign_id",
-  ...UTM_FIELDS, ...UTM_FIELDS.map((f) => `eq_${f}`),
+  "id",
+  "start_time",
+  "direction",
+  "is_lost",
+  "contact_phone_number",
+  "total_duration",
+  "talk_duration",
+  "wait_duration",
+  "visitor_id",
+  "channel",
+  "source_name",
+  "site_domain_name",
+  "entrance_page",
+  "tags",
+  "call_records",
+  "full_record_file_link",
+  "last_answered_employee_id",
+  "last_answered_employee_full_name",
+  "call_api_external_id",
+  "campaign_id",
+  ...UTM_FIELDS,
+  ...UTM_FIELDS.map((f) => `eq_${f}`),
 ];
-const seconds = z.union([z.number(), z.string()]).nullish().transform((v) => (v === null || v === undefined || v === "" || Number.isNaN(Number(v)) ? null : Number(v)));
+const seconds = z
+  .union([z.number(), z.string()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === "" || Number.isNaN(Number(v)) ? null : Number(v)));
 const eqUtmShape = Object.fromEntries(UTM_FIELDS.map((f) => [`eq_${f}`, text])) as Record<`eq_${(typeof UTM_FIELDS)[number]}`, typeof text>;
 const callRow = z
   .object({

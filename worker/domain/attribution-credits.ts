@@ -35,11 +35,23 @@ const onlyShare = (value: number) => Object.fromEntries(MODELS.map((m) => [m, va
  */
 export function creditRows(journey: Journey, createdAt: Date): CreditRow[] {
   const until = createdAt.getTime() + CREATION_TOLERANCE_MS;
-  const sessions = journey.touchpoints
-    .filter((t): t is SessionTouch => t.type === "session" && Date.parse(t.at) <= until)
-    .sort((a, b) => a.at.localeCompare(b.at));
+  const sessions = journey.touchpoints.filter((t): t is SessionTouch => t.type === "session" && Date.parse(t.at) <= until).sort((a, b) => a.at.localeCompare(b.at));
   if (sessions.length === 0) {
-    return [{ touchNo: 0, at: createdAt.toISOString(), utmSource: null, utmMedium: null, utmCampaign: null, sourceMedium: "", cmCampaignId: null, cmCampaignName: null, cmChannel: null, siteId: null, shares: onlyShare(1) }];
+    return [
+      {
+        touchNo: 0,
+        at: createdAt.toISOString(),
+        utmSource: null,
+        utmMedium: null,
+        utmCampaign: null,
+        sourceMedium: "",
+        cmCampaignId: null,
+        cmCampaignName: null,
+        cmChannel: null,
+        siteId: null,
+        shares: onlyShare(1),
+      },
+    ];
   }
   const touches = sessions.map((s) => ({ channel: channelOf(s), at: Date.parse(s.at) }));
   const shares = Object.fromEntries(MODELS.map((m) => [m, touchShares(m, touches, createdAt.getTime())])) as Record<Model, number[]>;

@@ -32,7 +32,6 @@ export type Credit = Record<string, number>;
 export const MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based"] as const;
 export type Model = (typeof MODELS)[number];
 
-
 const HALF_LIFE_MS = 7 * 86_400_000;
 
 function credit(touches: readonly Touch[], weights: readonly number[]): Credit {

@@ -42,9 +42,7 @@ export interface SessionRules {
   receivedAt: Date;
 }
 
-export type Classification =
-  | { status: "accepted"; event: LeadEvent }
-  | { status: "ignored"; reason: IgnoreReason };
+export type Classification = { status: "accepted"; event: LeadEvent } | { status: "ignored"; reason: IgnoreReason };
 
 /** Why a session is not a lead; each is answered `200 ignored` so CoMagic does not send it again. */
 export type IgnoreReason = "untargeted_call" | "unparseable_phone" | "hidden_number" | "no_contact" | "outbound_call" | "internal_call" | "started_by_worker";

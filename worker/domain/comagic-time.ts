@@ -8,11 +8,23 @@ function partsIn(date: Date, timeZone: string): Record<string, number> {
   let format = formats.get(timeZone);
   if (!format) {
     format = new Intl.DateTimeFormat("en-US", {
-      timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
     });
     formats.set(timeZone, format);
   }
-  return Object.fromEntries(format.formatToParts(date).filter((p) => p.type !== "literal").map((p) => [p.type, Number(p.value)]));
+  return Object.fromEntries(
+    format
+      .formatToParts(date)
+      .filter((p) => p.type !== "literal")
+      .map((p) => [p.type, Number(p.value)]),
+  );
 }
 
 const pad = (n: number | undefined, width = 2) => String(n ?? 0).padStart(width, "0");

@@ -8,11 +8,23 @@ export type FormFields = Record<string, string>;
 
 /** Fields with a meaning of their own; every other field goes into the lead's comment. */
 const MAPPED = new Set([
-  "name", "phone", "email", "comment", "message", "form_name", "comagic_visitor_id", "comagic_session_id",
-  "page_url", "referrer", "submission_id", "_hp", "_redirect",
+  "name",
+  "phone",
+  "email",
+  "comment",
+  "message",
+  "form_name",
+  "comagic_visitor_id",
+  "comagic_session_id",
+  "page_url",
+  "referrer",
+  "submission_id",
+  "_hp",
+  "_redirect",
   ...UTM_KEYS.flatMap((k) => [`utm_${k}`, `first_utm_${k}`]),
   // The snippet keeps the first touch's click ids too; the last touch's are the ones a lead carries.
-  "first_gclid", "first_yclid",
+  "first_gclid",
+  "first_yclid",
 ]);
 const CLICK_IDS = ["gclid", "yclid", "ga_client_id", "ym_uid"];
 
@@ -50,9 +62,7 @@ const VISITOR_ID = /^\d{1,20}$/;
 const MAX_EXTRA_FIELDS = 50;
 const MAX_VALUE_LENGTH = 2000;
 
-export type FormValidation =
-  | { ok: true; event: LeadEvent }
-  | { ok: false; issues: { path: string; message: string }[] };
+export type FormValidation = { ok: true; event: LeadEvent } | { ok: false; issues: { path: string; message: string }[] };
 
 const value = (fields: FormFields, key: string): string | null => {
   const v = fields[key]?.trim();

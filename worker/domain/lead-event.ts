@@ -24,7 +24,10 @@ export const leadEventSchema = z.object({
   key: z.string().min(1).max(120),
   sessionId: z.string().min(1).max(100),
   receivedAt: z.iso.datetime(),
-  phone: z.string().regex(/^\+\d{6,15}$/).nullable(),
+  phone: z
+    .string()
+    .regex(/^\+\d{6,15}$/)
+    .nullable(),
   email: z.string().max(254).nullable(),
   name: text,
   visitorId: text,

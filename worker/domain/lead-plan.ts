@@ -86,7 +86,12 @@ export function creationUtm(event: LeadEvent): Utm {
   return first && UTM_KEYS.some((k) => first[k]) ? first : event.utm;
 }
 
-export function newLeadFields(event: LeadEvent, requiredFieldDefaults: Readonly<Record<string, string | number>> = {}, responsible: ResponsibleRules | null = null, texts: CrmTexts = crmTexts("en")): LeadFields {
+export function newLeadFields(
+  event: LeadEvent,
+  requiredFieldDefaults: Readonly<Record<string, string | number>> = {},
+  responsible: ResponsibleRules | null = null,
+  texts: CrmTexts = crmTexts("en"),
+): LeadFields {
   const assignee = responsible ? responsibleUserId(event, responsible) : null;
   return {
     // First, so that what the event itself says always wins.
@@ -133,7 +138,10 @@ export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: C
   }
   if (event.name && !lead.name) fields.NAME = event.name;
   if (trusted && event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
-  Object.assign(fields, utmFields(creationUtm(event), (key) => !lead.utm[key]));
+  Object.assign(
+    fields,
+    utmFields(creationUtm(event), (key) => !lead.utm[key]),
+  );
   return fields;
 }
 

@@ -13,7 +13,10 @@ export function parseAllowedOrigins(raw: string | undefined): AllowedOrigins {
   const exact = new Set<string>();
   const suffixes: { scheme: string; suffix: string }[] = [];
   const invalid: string[] = [];
-  for (const entry of (raw ?? "").split(",").map((s) => s.trim().replace(/\/$/, "")).filter(Boolean)) {
+  for (const entry of (raw ?? "")
+    .split(",")
+    .map((s) => s.trim().replace(/\/$/, ""))
+    .filter(Boolean)) {
     const wildcard = /^(https?):\/\/\*\.([a-z0-9.-]+(?::\d+)?)$/i.exec(entry);
     if (wildcard) {
       suffixes.push({ scheme: `${wildcard[1]?.toLowerCase()}:`, suffix: `.${wildcard[2]?.toLowerCase()}` });

@@ -11,10 +11,7 @@ const require = createRequire(import.meta.url);
  * Countries whose number types (mobile, fixed line, premium rate …) the worker can tell apart, so CALL_COUNTRIES
  * may name them. Full metadata for all ~245 regions would add ~20 KB gzipped to the Worker; these add ~3 KB.
  */
-export const TYPED_COUNTRIES = [
-  "RU", "KZ", "BY", "UZ", "KG", "AM", "GE", "AZ", "UA", "MD", "TJ", "TM", "LV", "LT", "EE",
-  "PL", "DE", "FI", "TR", "AE", "IL", "GB", "US", "CN", "CY",
-];
+export const TYPED_COUNTRIES = ["RU", "KZ", "BY", "UZ", "KG", "AM", "GE", "AZ", "UA", "MD", "TJ", "TM", "LV", "LT", "EE", "PL", "DE", "FI", "TR", "AE", "IL", "GB", "US", "CN", "CY"];
 
 /**
  * Index of a country's number formats in libphonenumber-js's metadata arrays. Formats only lay numbers out

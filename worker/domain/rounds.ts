@@ -9,7 +9,9 @@ export function splitIntoRounds<T>(items: readonly T[], keysOf: (item: T) => rea
   for (const item of items) {
     const keys = keysOf(item);
     const round = Math.max(-1, ...keys.map((k) => lastRoundOfKey.get(k) ?? -1)) + 1;
-    (rounds[round] ??= []).push(item);
+    const members = rounds[round] ?? [];
+    members.push(item);
+    rounds[round] = members;
     for (const k of keys) lastRoundOfKey.set(k, round);
   }
   return rounds;

@@ -90,7 +90,13 @@ function emptyUtmFields(event: LeadEvent, current: Utm): LeadFields {
  * A website form is anonymous: anyone can name a client's email and give their own phone. What it gave that the
  * lead or client does not have goes into the comment as unverified, never into the record (see addsContactData).
  */
-export function unverifiedContactLine(event: LeadEvent, known: { phones: string[]; emails: string[]; visitorId: string | null }, region: CountryCode, entity: "lead" | "deal", t: CrmTexts = crmTexts("en")): string | null {
+export function unverifiedContactLine(
+  event: LeadEvent,
+  known: { phones: string[]; emails: string[]; visitorId: string | null },
+  region: CountryCode,
+  entity: "lead" | "deal",
+  t: CrmTexts = crmTexts("en"),
+): string | null {
   if (event.kind !== "form") return null;
   const hasPhone = (phone: string) => known.phones.some((p) => normalizePhone(p, region) === phone);
   const hasEmail = (email: string) => known.emails.some((e) => e.trim().toLowerCase() === email);
@@ -150,7 +156,13 @@ function updateDeal(event: LeadEvent, deal: DealSnapshot, clients: readonly Clie
   const owners = clients.filter((c) => c.id === deal.contactId || c.id === deal.companyId);
   const known = { phones: owners.flatMap((c) => c.phones), emails: owners.flatMap((c) => c.emails), visitorId: deal.visitorId };
   const client: CrmEntityRef | null = deal.contactId ? { type: "contact", id: deal.contactId } : deal.companyId ? { type: "company", id: deal.companyId } : null;
-  return { action: "update", target: { type: "deal", id: deal.id }, fields, comment: withUnverified(unverifiedContactLine(event, known, rules.defaultRegion, "deal", crmTexts(rules.language)), event, crmTexts(rules.language)), client };
+  return {
+    action: "update",
+    target: { type: "deal", id: deal.id },
+    fields,
+    comment: withUnverified(unverifiedContactLine(event, known, rules.defaultRegion, "deal", crmTexts(rules.language)), event, crmTexts(rules.language)),
+    client,
+  };
 }
 
 /** The deals of the clients the event matched (a deal names its first contact and its company). */

@@ -15,7 +15,14 @@ export const en = {
     position_based: "Position-based (40/20/40)",
   },
   grouping: "Group by",
-  groupings: { utm_source: "utm_source", utm_medium: "utm_medium", source_medium: "Source / medium", utm_campaign: "utm_campaign", comagic_campaign: "CoMagic campaign", comagic_channel: "CoMagic channel" },
+  groupings: {
+    utm_source: "utm_source",
+    utm_medium: "utm_medium",
+    source_medium: "Source / medium",
+    utm_campaign: "utm_campaign",
+    comagic_campaign: "CoMagic campaign",
+    comagic_channel: "CoMagic channel",
+  },
   entity: "Count",
   entities: { lead: "Leads", deal: "Deals (portal without leads)" },
   apply: "Apply",
@@ -68,7 +75,8 @@ export const en = {
     attribution: "Attribution",
     attributionHelp: 'How each model credits this lead to the channels of the visitor\'s visits. "direct" is a visit with no UTM tags, no referrer and no other channel from CoMagic.',
     channel: "Channel",
-    noVisitor: "This lead has no CoMagic visitor id, so there is no journey to show. Leads get one from calls and chats CoMagic tracked on the site, and from website forms once the site carries the snippet:",
+    noVisitor:
+      "This lead has no CoMagic visitor id, so there is no journey to show. Leads get one from calls and chats CoMagic tracked on the site, and from website forms once the site carries the snippet:",
     notLoaded: "The touchpoints are not loaded yet.",
     notLoadedReasons: {
       no_data_api: "The CoMagic Data API is not configured on the worker, so touchpoints cannot be loaded.",
@@ -118,7 +126,8 @@ export const en = {
     not_installed: "The CoMagic app is not installed on this portal (or was installed on another worker)",
     invalid_install: "The install request lacks AUTH_ID, REFRESH_ID or member_id",
     rate_limited: "Too many requests from this address; try again in a minute",
-    not_verified: "Bitrix24 did not confirm who you are; reopen the card",
+    not_verified: "Bitrix24 did not accept this request's token for this portal; reopen the card",
+    foreign_app: "This request came from another Bitrix24 application than the CoMagic app installed on this portal",
     bitrix_unavailable: "Bitrix24 did not answer in time; reopen the tab in a moment",
   } as Record<string, string>,
 };

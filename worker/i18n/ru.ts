@@ -17,7 +17,14 @@ export const ru: Messages = {
     position_based: "По позиции (40/20/40)",
   },
   grouping: "Группировка",
-  groupings: { utm_source: "utm_source", utm_medium: "utm_medium", source_medium: "Источник / канал", utm_campaign: "utm_campaign", comagic_campaign: "Кампания CoMagic", comagic_channel: "Канал CoMagic" },
+  groupings: {
+    utm_source: "utm_source",
+    utm_medium: "utm_medium",
+    source_medium: "Источник / канал",
+    utm_campaign: "utm_campaign",
+    comagic_campaign: "Кампания CoMagic",
+    comagic_channel: "Канал CoMagic",
+  },
   entity: "Считать",
   entities: { lead: "Лиды", deal: "Сделки (портал без лидов)" },
   apply: "Показать",
@@ -47,7 +54,8 @@ export const ru: Messages = {
   chartRevenue: "Выручка",
   chartCost: "Расход",
   periodShown: (from: string, to: string, timeZone: string) => `${from} – ${to}, по дате создания лида (${timeZone})`,
-  noCredits: "Обогащённых лидов пока нет: отчёт заполняется по мере того, как Data API CoMagic обогащает лиды (примерно через минуту после звонка или заявки). Для старых лидов запустите `npm run backfill:attribution`.",
+  noCredits:
+    "Обогащённых лидов пока нет: отчёт заполняется по мере того, как Data API CoMagic обогащает лиды (примерно через минуту после звонка или заявки). Для старых лидов запустите `npm run backfill:attribution`.",
   noCreditsInPeriod: "За этот период обогащённых лидов нет.",
   noDeals: "Сделки ещё не синхронизированы: они читаются из Битрикс24 каждые 10 минут, или сейчас — кнопкой «Обновить».",
   costOnlyCampaign: "Расходы CoMagic отдаёт только по своим рекламным кампаниям (в отчёте о расходах нет UTM-меток): сгруппируйте по кампании CoMagic, чтобы увидеть расход, цену лида и ROMI.",
@@ -69,7 +77,8 @@ export const ru: Messages = {
     attribution: "Атрибуция",
     attributionHelp: "Как каждая модель распределяет этот лид по каналам визитов посетителя. «direct» — визит без UTM-меток, без источника перехода и без другого канала от CoMagic.",
     channel: "Канал",
-    noVisitor: "У этого лида нет id посетителя CoMagic, поэтому путь клиента показать нельзя. Лиды получают его из звонков и чатов, которые CoMagic отследил на сайте, и из форм сайта, когда на сайте стоит сниппет:",
+    noVisitor:
+      "У этого лида нет id посетителя CoMagic, поэтому путь клиента показать нельзя. Лиды получают его из звонков и чатов, которые CoMagic отследил на сайте, и из форм сайта, когда на сайте стоит сниппет:",
     notLoaded: "Касания ещё не загружены.",
     notLoadedReasons: {
       no_data_api: "Data API CoMagic не настроен в воркере, поэтому касания загрузить нельзя.",
@@ -92,7 +101,8 @@ export const ru: Messages = {
     number_type_refused: (phone: string, type: string) => `${phone} — номер типа ${type}; из карточки звоним только на мобильные и городские номера.`,
     not_configured: "Звонок из карточки не настроен в воркере (доступы CoMagic и COMAGIC_VIRTUAL_NUMBER).",
     no_phone: (entity: string) => `У ${entity === "deal" ? "сделки" : entity === "contact" ? "контакта" : "лида"} нет номера телефона.`,
-    number_changed: (entity: string) => `Номер ${entity === "deal" ? "сделки" : entity === "contact" ? "контакта" : "лида"} изменился после открытия карточки; откройте карточку заново, чтобы увидеть номер, на который позвоним.`,
+    number_changed: (entity: string) =>
+      `Номер ${entity === "deal" ? "сделки" : entity === "contact" ? "контакта" : "лида"} изменился после открытия карточки; откройте карточку заново, чтобы увидеть номер, на который позвоним.`,
     user_not_mapped: "Ваш пользователь Битрикс24 не связан с сотрудником CoMagic: попросите администратора добавить вас в COMAGIC_EMPLOYEES.",
     daily_limit: (whose: "user_limit" | "portal_limit") =>
       `${whose === "user_limit" ? "Вы сделали" : "С этого портала сделано"} столько звонков за сегодня, сколько позволяет дневной лимит (защита от телефонного мошенничества); если это настоящая работа, попросите администратора поднять ${whose === "user_limit" ? "CALL_DAILY_LIMIT_PER_USER" : "CALL_DAILY_LIMIT"}.`,
@@ -117,7 +127,8 @@ export const ru: Messages = {
     not_installed: "Приложение CoMagic не установлено на этом портале (или установлено на другой воркер)",
     invalid_install: "В запросе установки нет AUTH_ID, REFRESH_ID или member_id",
     rate_limited: "Слишком много запросов с этого адреса; попробуйте через минуту",
-    not_verified: "Битрикс24 не подтвердил, кто вы; откройте карточку заново",
+    not_verified: "Битрикс24 не принял токен этого запроса для этого портала; откройте карточку заново",
+    foreign_app: "Запрос пришёл от другого приложения Битрикс24, а не от приложения CoMagic, установленного на этом портале",
     bitrix_unavailable: "Битрикс24 не ответил вовремя; откройте вкладку через минуту",
   } as Record<string, string>,
 };

@@ -47,7 +47,10 @@ export async function backfillStep(
     const visitorId = row[LEAD_FIELD.visitorId];
     return visitorId ? [{ type: "lead.enrich" as const, v: 1 as const, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId), newContact: false }] : [];
   });
-  await sendInBatches(deps.enrichQueue, jobs.map((body) => ({ body, contentType: "json" as const })));
+  await sendInBatches(
+    deps.enrichQueue,
+    jobs.map((body) => ({ body, contentType: "json" as const })),
+  );
   const lastId = found.reduce((max, row) => (Number(row.ID) > Number(max) ? row.ID : max), after);
   await deps.store.setState(stateKey, lastId);
   return { read: found.length, queued: jobs.length, lastId, done: found.length < PAGES_PER_CALL * PAGE };

@@ -120,7 +120,10 @@ async function findRecords(messages: readonly Message<unknown>[], deps: CallReco
 export async function handleCallRecordJobs(messages: readonly Message<unknown>[], deps: CallRecordDeps): Promise<void> {
   const all = await findRecords(messages, deps);
   const found = all.filter((f) => !f.job.outbound);
-  await registerOutboundCalls(all.filter((f) => f.job.outbound), deps);
+  await registerOutboundCalls(
+    all.filter((f) => f.job.outbound),
+    deps,
+  );
   if (found.length === 0) return;
   const giveBack = async (items: Found[], error: unknown) => {
     for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);
@@ -134,7 +137,11 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     await giveBack(found, error);
     return;
   }
-  const commented = await findInLedger(deps.ledger, found.map((f) => timelineKey(f.job.sessionId)), deps.log);
+  const commented = await findInLedger(
+    deps.ledger,
+    found.map((f) => timelineKey(f.job.sessionId)),
+    deps.log,
+  );
 
   const commands: Record<string, BitrixCommand> = {};
   const writing: { item: Found; keys: string[]; fields: number; commented: boolean }[] = [];
@@ -166,7 +173,10 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
   try {
     if (Object.keys(commands).length) outcomes = await deps.bitrix.batch(commands, { readOnly: false });
   } catch (error) {
-    await giveBack(writing.map((w) => w.item), error);
+    await giveBack(
+      writing.map((w) => w.item),
+      error,
+    );
     return;
   }
   for (const { item, keys, fields, commented: wroteComment } of writing) {

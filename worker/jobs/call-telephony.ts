@@ -100,12 +100,18 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
     if (typeof callId === "string" && callId) callIds.set(item, callId);
     else await fail(item, outcomeError(outcome, "telephony.externalCall.register"));
   }
-  await recordInLedger(deps.ledger, [...callIds].filter(([item]) => !done.has(keys(item.job.key).registered)).map(([item, id]) => ({ key: keys(item.job.key).registered, leadId: id })), deps.now(), deps.log);
+  await recordInLedger(
+    deps.ledger,
+    [...callIds].filter(([item]) => !done.has(keys(item.job.key).registered)).map(([item, id]) => ({ key: keys(item.job.key).registered, leadId: id })),
+    deps.now(),
+    deps.log,
+  );
 
   const toFinish: Record<string, BitrixCommand> = {};
   items.forEach((item, i) => {
     const callId = callIds.get(item);
-    if (callId && !settled.has(item) && !done.has(keys(item.job.key).finished)) toFinish[`finish${i}`] = { method: "telephony.externalCall.finish", params: finishParams(item.job, callId, userOf(item.job)) };
+    if (callId && !settled.has(item) && !done.has(keys(item.job.key).finished))
+      toFinish[`finish${i}`] = { method: "telephony.externalCall.finish", params: finishParams(item.job, callId, userOf(item.job)) };
   });
   const finished = await run(client, toFinish);
   const nowFinished: Item[] = [];
@@ -117,7 +123,12 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
     if (outcome?.ok || finishedBefore) nowFinished.push(item);
     else await fail(item, outcomeError(outcome, "telephony.externalCall.finish"));
   }
-  await recordInLedger(deps.ledger, nowFinished.map((item) => ({ key: keys(item.job.key).finished, leadId: callIds.get(item) ?? "" })), deps.now(), deps.log);
+  await recordInLedger(
+    deps.ledger,
+    nowFinished.map((item) => ({ key: keys(item.job.key).finished, leadId: callIds.get(item) ?? "" })),
+    deps.now(),
+    deps.log,
+  );
 
   const toAttach: Record<string, BitrixCommand> = {};
   items.forEach((item, i) => {
@@ -130,7 +141,12 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   });
   const attached = await run(client, toAttach);
   const recorded = items.filter((item, i) => !settled.has(item) && toAttach[`record${i}`] && attached[`record${i}`]?.ok);
-  await recordInLedger(deps.ledger, recorded.map((item) => ({ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" })), deps.now(), deps.log);
+  await recordInLedger(
+    deps.ledger,
+    recorded.map((item) => ({ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" })),
+    deps.now(),
+    deps.log,
+  );
   for (const [i, item] of items.entries()) {
     if (settled.has(item)) continue;
     const outcome = attached[`record${i}`];

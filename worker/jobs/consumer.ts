@@ -173,11 +173,20 @@ async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps
     return todo ? [{ key: `todo:${event.key}`, ref: ledgerRef(outcome.target), todo }] : [];
   });
   if (wanted.length === 0) return;
-  const done = await findInLedger(deps.ledger, wanted.map((w) => w.key), deps.log);
+  const done = await findInLedger(
+    deps.ledger,
+    wanted.map((w) => w.key),
+    deps.log,
+  );
   const todos = wanted.filter((w) => !done.has(w.key));
   try {
     const added = await deps.store.addTodos(todos);
-    await recordInLedger(deps.ledger, todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, leadId: t.ref })), deps.now(), deps.log);
+    await recordInLedger(
+      deps.ledger,
+      todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, leadId: t.ref })),
+      deps.now(),
+      deps.log,
+    );
     for (const t of todos.filter((t) => !added.has(t.key))) deps.log.warn("todo.failed", { key: t.key, target: t.ref });
   } catch (error) {
     deps.log.warn("todo.failed", { error: errorMessage(error), count: todos.length });
@@ -262,7 +271,11 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   const jobs: Job[] = readJobs(batch.messages, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.
-  const ledgered = await findInLedger(deps.ledger, jobs.map((j) => j.job.event.key), deps.log);
+  const ledgered = await findInLedger(
+    deps.ledger,
+    jobs.map((j) => j.job.event.key),
+    deps.log,
+  );
   const pending: Job[] = [];
   for (const item of jobs) {
     const target = parseLedgerRef(ledgered.get(item.job.event.key) ?? "");
@@ -274,12 +287,15 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   // Keys of events that failed in this batch: a later event about the same person waits for them.
   const failedKeys = new Set<string>();
   for (const [index, allInRound] of rounds.entries()) {
-    const held = await heldByCreateInDoubt(allInRound.map((item) => item.job.event), deps);
+    const held = await heldByCreateInDoubt(
+      allInRound.map((item) => item.job.event),
+      deps,
+    );
     const written: Job[] = [];
     for (const item of allInRound) {
       const keys = identityKeys(item.job.event);
       if (keys.some((k) => failedKeys.has(k))) {
-        keys.forEach((k) => failedKeys.add(k));
+        for (const k of keys) failedKeys.add(k);
         await retryOrGiveUp(item, new BitrixError("WAITING_FOR_EARLIER_EVENT", "an earlier event about the same person failed", true, "no"), deps);
       } else if (held.has(item.job.event.key)) {
         // Not marked failed: the event holding the contact may come later in this very batch, and must go on.
@@ -310,7 +326,7 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
       await afterWrites(written, outcomes, deps, rules);
       for (const item of written) {
         const outcome = outcomes.get(item.job.event.key);
-        if (!outcome?.ok) identityKeys(item.job.event).forEach((k) => failedKeys.add(k));
+        if (!outcome?.ok) for (const k of identityKeys(item.job.event)) failedKeys.add(k);
         await settle(item, outcome, deps);
       }
     } catch (error) {

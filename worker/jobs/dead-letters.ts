@@ -30,7 +30,14 @@ export async function handleDeadLetters(batch: MessageBatch<unknown>, deps: { st
       id: message.id,
       queue: "unknown",
       jobType: kind.success ? kind.data.type : "unknown",
-      letter: { queue: "unknown", job: message.body, reason: "retries exhausted; moved by Cloudflare Queues (see the job.retry log lines)", code: "RETRIES_EXHAUSTED", attempts: message.attempts, failedAt: message.timestamp.toISOString() },
+      letter: {
+        queue: "unknown",
+        job: message.body,
+        reason: "retries exhausted; moved by Cloudflare Queues (see the job.retry log lines)",
+        code: "RETRIES_EXHAUSTED",
+        attempts: message.attempts,
+        failedAt: message.timestamp.toISOString(),
+      },
     };
   });
   try {

@@ -44,7 +44,10 @@ function followUpSender(env: Env, config: Config): FollowUpSender | null {
     enrichment: comagicAuth(config) !== null,
     send: async (jobs) => {
       // A round of 40 calls makes 120 follow-ups: more than one sendBatch takes.
-      await sendInBatches(queue, jobs.map((body) => ({ body, contentType: "json" as const, delaySeconds: body.type === "call.telephony" ? 0 : config.ENRICH_DELAY_SECONDS })));
+      await sendInBatches(
+        queue,
+        jobs.map((body) => ({ body, contentType: "json" as const, delaySeconds: body.type === "call.telephony" ? 0 : config.ENRICH_DELAY_SECONDS })),
+      );
     },
   };
 }
@@ -57,7 +60,12 @@ function webhookUserId(config: Config): string {
 /** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook. */
 async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
   const app = appSettings(config);
-  const portal = app && env.DB ? await d1PortalStore(env.DB).findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
+  const portal =
+    app && env.DB
+      ? await d1PortalStore(env.DB)
+          .findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin)
+          .catch(() => null)
+      : null;
   const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
   if (app && portal && env.DB) clients.push({ name: "app", client: appClientFor(portal, { oauth: app, store: d1PortalStore(env.DB), now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }) });
   clients.push({ name: "webhook", client: webhook });
@@ -120,7 +128,10 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     const isCallRecord = (m: Message<unknown>) => typeOf(m) === "call.record";
     const userOfEmployee = employeeMapping(env, config, bitrix);
     await handleCallRecordJobs(rest.filter(isCallRecord), { ...shared, store: createCrmStore(bitrix), ledger, followUps, userOfEmployee, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
-    await handleEnrichJobs(rest.filter((m) => !isCallRecord(m)), { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null, attribution: env.DB ? d1AttributionStore(env.DB) : null });
+    await handleEnrichJobs(
+      rest.filter((m) => !isCallRecord(m)),
+      { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null, attribution: env.DB ? d1AttributionStore(env.DB) : null },
+    );
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
     return;
   }

@@ -28,7 +28,6 @@ export interface ReconcileDeps {
   rules: { defaultRegion: CountryCode; minLostCallSeconds: number; timeZone: string };
 }
 
-
 /**
  * Finds targeted inbound calls in CoMagic's calls report that never became a lead (a notification lost,
  * misconfigured, or sent while the worker was down) and queues them like a webhook would. Running twice,
@@ -46,10 +45,18 @@ export async function reconcileCalls(window: { from: Date; to: Date }, deps: Rec
   const missing = events.filter((e) => !known.has(e.key) && !inBitrix.has(e.key));
   // Written to Bitrix24 by a consumer stopped before its ledger write: record them as the consumer would have.
   const byKey = new Map(events.map((e) => [e.key, e]));
-  await recordInLedger(deps.ledger, [...inBitrix].map(([key, leadId]) => ({ key, leadId, contacts: contactKeys(byKey.get(key) ?? { phone: null, email: null }) })), deps.now(), deps.log);
+  await recordInLedger(
+    deps.ledger,
+    [...inBitrix].map(([key, leadId]) => ({ key, leadId, contacts: contactKeys(byKey.get(key) ?? { phone: null, email: null }) })),
+    deps.now(),
+    deps.log,
+  );
 
   const requestId = `reconcile-${deps.now().toISOString()}`;
-  await sendInBatches(deps.leadJobs, missing.map((event) => ({ body: { type: "lead.ingest", v: 1, requestId, event }, contentType: "json" })));
+  await sendInBatches(
+    deps.leadJobs,
+    missing.map((event) => ({ body: { type: "lead.ingest", v: 1, requestId, event }, contentType: "json" })),
+  );
   const report = {
     from: window.from.toISOString(),
     to: window.to.toISOString(),

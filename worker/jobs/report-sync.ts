@@ -19,7 +19,15 @@ export interface ReportSyncResult {
  * What the report needs from outside: deals changed in Bitrix24 since the last sync, and CoMagic's ad cost for
  * finished days not imported yet. Run by the cron and by the report's "refresh"; one failing part never stops the other.
  */
-export async function syncReportData(deps: { bitrix: BitrixClient; dataApi: CoMagicRpcClient | null; store: AttributionStore; siteIds: readonly string[]; timeZone: string; now: () => Date; log: Logger }): Promise<ReportSyncResult> {
+export async function syncReportData(deps: {
+  bitrix: BitrixClient;
+  dataApi: CoMagicRpcClient | null;
+  store: AttributionStore;
+  siteIds: readonly string[];
+  timeZone: string;
+  now: () => Date;
+  log: Logger;
+}): Promise<ReportSyncResult> {
   const result: ReportSyncResult = { deals: null, costDays: null, problems: [] };
   try {
     result.deals = await syncDeals({ bitrix: deps.bitrix, store: deps.store, now: deps.now, baseCurrency: FALLBACK_CURRENCY });

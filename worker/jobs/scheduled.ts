@@ -40,7 +40,15 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     } finally {
       if (env.DB) {
         log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
-        await syncReportData({ bitrix: bitrixClientFor(result.config), dataApi: dataApiClientFor(result.config, env), store: d1AttributionStore(env.DB), siteIds: result.config.COMAGIC_SITE_IDS, timeZone: result.config.COMAGIC_TIMEZONE, now: () => to, log });
+        await syncReportData({
+          bitrix: bitrixClientFor(result.config),
+          dataApi: dataApiClientFor(result.config, env),
+          store: d1AttributionStore(env.DB),
+          siteIds: result.config.COMAGIC_SITE_IDS,
+          timeZone: result.config.COMAGIC_TIMEZONE,
+          now: () => to,
+          log,
+        });
       }
     }
   } catch (error) {

@@ -86,7 +86,6 @@ export const callRecordJobSchema = z.object({
 });
 export type CallRecordJob = z.infer<typeof callRecordJobSchema>;
 
-
 /** Work that follows a lead's write, on the enrichment queue (it calls CoMagic's Data API or Bitrix24 telephony). */
 export type FollowUpJob = z.input<typeof followUpJobSchema>;
 

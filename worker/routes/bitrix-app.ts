@@ -132,7 +132,17 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
       applicationToken: request.APPLICATION_TOKEN,
       oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app.tokenUrl),
     },
-    { origin, handlerUrl: `${workerOrigin}/bitrix/tab`, reportUrl: `${workerOrigin}/bitrix/app`, appCode: app.appCode, language: config.CRM_LANGUAGE, userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS), appClient, portals, now },
+    {
+      origin,
+      handlerUrl: `${workerOrigin}/bitrix/tab`,
+      reportUrl: `${workerOrigin}/bitrix/app`,
+      appCode: app.appCode,
+      language: config.CRM_LANGUAGE,
+      userClient: userClientFor(origin, request.AUTH_ID, config.BITRIX_TIMEOUT_MS),
+      appClient,
+      portals,
+      now,
+    },
   );
   c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
   const client = appClient(result.portal);
@@ -278,10 +288,19 @@ bitrixAppRoute.post("/call", async (c) => {
   // Once CoMagic's report has the call (its duration and recording), it becomes an outbound Bitrix24 call.
   if (c.env.ENRICH_JOBS && outcome.telephonyEntity && comagicAuth(config)) {
     const job: FollowUpJob = {
-      type: "call.record", v: 1, requestId: c.get("requestId"), leadId: claims.leadId, sessionId: outcome.callSessionId, calledAt: now.toISOString(), visitorId: null, recordingUrl: null,
+      type: "call.record",
+      v: 1,
+      requestId: c.get("requestId"),
+      leadId: claims.leadId,
+      sessionId: outcome.callSessionId,
+      calledAt: now.toISOString(),
+      visitorId: null,
+      recordingUrl: null,
       outbound: { crmEntity: outcome.telephonyEntity, userId: claims.userId, phone: outcome.phone },
     };
-    await c.env.ENRICH_JOBS.send(job, { contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS }).catch((error: unknown) => log.warn("telephony.enqueue_failed", { ...audit, error: errorMessage(error) }));
+    await c.env.ENRICH_JOBS.send(job, { contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS }).catch((error: unknown) =>
+      log.warn("telephony.enqueue_failed", { ...audit, error: errorMessage(error) }),
+    );
   }
   return c.json({ status: "started", callSessionId: outcome.callSessionId });
 });
@@ -303,7 +322,10 @@ const filterQuery = z.object({
 });
 
 function reportHeaders(c: Context<AppEnv>, portalOrigin: string, nonce: string): void {
-  c.header("Content-Security-Policy", `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors ${portalOrigin}`);
+  c.header(
+    "Content-Security-Policy",
+    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors ${portalOrigin}`,
+  );
   c.header("Cache-Control", "no-store");
   c.header("Referrer-Policy", "no-referrer");
 }
@@ -399,6 +421,14 @@ bitrixAppRoute.post("/report/refresh", async (c) => {
   if (!c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const portal = await portals.get(claims.memberId);
   if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
-  const result = await syncReportData({ bitrix: appClient(portal), dataApi: dataApiClientFor(config, c.env), store: d1AttributionStore(c.env.DB), siteIds: config.COMAGIC_SITE_IDS, timeZone: config.COMAGIC_TIMEZONE, now: () => new Date(), log: c.get("log") });
+  const result = await syncReportData({
+    bitrix: appClient(portal),
+    dataApi: dataApiClientFor(config, c.env),
+    store: d1AttributionStore(c.env.DB),
+    siteIds: config.COMAGIC_SITE_IDS,
+    timeZone: config.COMAGIC_TIMEZONE,
+    now: () => new Date(),
+    log: c.get("log"),
+  });
   return c.json({ status: result.problems.length ? "partial" : "refreshed", ...result }, result.problems.includes("deals") ? 502 : 200);
 });

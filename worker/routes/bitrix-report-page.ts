@@ -122,9 +122,11 @@ function chart(report: Report, messages: Messages, language: Language): Html {
 <rect x="${labelWidth}" y="${y + 11}" width="${barWidth(v.cost)}" height="9" class="cost"></rect>${v.cost ? html`<text x="${labelWidth + barWidth(v.cost) + 4}" y="${y + 19}" class="value">${format.money(v.cost, currency)}</text>` : ""}</g>`;
   });
   const height = 30 + rows.length * rowHeight;
-  return raw(String(html`<h2>${messages.chartTitle}</h2><svg id="chart" role="img" aria-label="${messages.chartTitle}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">
+  return raw(
+    String(html`<h2>${messages.chartTitle}</h2><svg id="chart" role="img" aria-label="${messages.chartTitle}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">
 <rect x="${labelWidth}" y="4" width="10" height="10" class="revenue"></rect><text x="${labelWidth + 14}" y="13" class="value">${messages.chartRevenue}</text>
-<rect x="${labelWidth + 100}" y="4" width="10" height="10" class="cost"></rect><text x="${labelWidth + 114}" y="13" class="value">${messages.chartCost}</text>${raw(bars.map(String).join(""))}</svg>`));
+<rect x="${labelWidth + 100}" y="4" width="10" height="10" class="cost"></rect><text x="${labelWidth + 114}" y="13" class="value">${messages.chartCost}</text>${raw(bars.map(String).join(""))}</svg>`),
+  );
 }
 
 const STYLE = raw(`

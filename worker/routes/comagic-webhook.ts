@@ -25,42 +25,37 @@ function parseJson(raw: ArrayBuffer): unknown {
   return body;
 }
 
-export const comagicWebhookRoute = new Hono<AppEnv>().post(
-  "/",
-  limitBody(WEBHOOK_MAX_BYTES),
-  async (c) => {
-    const config = requireConfig(c.env);
-    const log = c.get("log");
-    const raw = await c.req.arrayBuffer();
-    const verified = await verifyWebhook(
-      { token: c.req.query("token") ?? null, signature: c.req.header("X-CoMagic-Signature") ?? null },
-      raw,
-      { tokens: config.COMAGIC_WEBHOOK_TOKEN, secrets: config.COMAGIC_WEBHOOK_SECRET },
-    );
-    if (!verified) {
-      log.warn("webhook.rejected", { reason: "credentials" });
-      throw new AppError(401, "unauthorized", "Missing or invalid webhook token or signature");
-    }
+export const comagicWebhookRoute = new Hono<AppEnv>().post("/", limitBody(WEBHOOK_MAX_BYTES), async (c) => {
+  const config = requireConfig(c.env);
+  const log = c.get("log");
+  const raw = await c.req.arrayBuffer();
+  const verified = await verifyWebhook({ token: c.req.query("token") ?? null, signature: c.req.header("X-CoMagic-Signature") ?? null }, raw, {
+    tokens: config.COMAGIC_WEBHOOK_TOKEN,
+    secrets: config.COMAGIC_WEBHOOK_SECRET,
+  });
+  if (!verified) {
+    log.warn("webhook.rejected", { reason: "credentials" });
+    throw new AppError(401, "unauthorized", "Missing or invalid webhook token or signature");
+  }
 
-    const notification = parseNotification(parseJson(raw));
-    if (notification.type === "unknown_event") {
-      log.info("webhook.ignored", { reason: "unknown_event_type", eventType: notification.eventType.slice(0, 60) });
-      return c.json({ status: "ignored", reason: `unknown event_type "${notification.eventType.slice(0, 60)}"` }, 200);
-    }
-    const classified = classifySession(notification.session, {
-      defaultRegion: config.DEFAULT_PHONE_REGION,
-      minLostCallSeconds: config.MIN_LOST_CALL_SECONDS,
-      receivedAt: new Date(),
-    });
-    if (classified.status === "ignored") {
-      log.info("webhook.ignored", { reason: classified.reason, sessionId: notification.session.id });
-      return c.json({ status: "ignored", reason: classified.reason }, 200);
-    }
+  const notification = parseNotification(parseJson(raw));
+  if (notification.type === "unknown_event") {
+    log.info("webhook.ignored", { reason: "unknown_event_type", eventType: notification.eventType.slice(0, 60) });
+    return c.json({ status: "ignored", reason: `unknown event_type "${notification.eventType.slice(0, 60)}"` }, 200);
+  }
+  const classified = classifySession(notification.session, {
+    defaultRegion: config.DEFAULT_PHONE_REGION,
+    minLostCallSeconds: config.MIN_LOST_CALL_SECONDS,
+    receivedAt: new Date(),
+  });
+  if (classified.status === "ignored") {
+    log.info("webhook.ignored", { reason: classified.reason, sessionId: notification.session.id });
+    return c.json({ status: "ignored", reason: classified.reason }, 200);
+  }
 
-    const { event } = classified;
-    const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
-    await c.env.LEAD_JOBS.send(job, { contentType: "json" });
-    log.info("webhook.accepted", { key: event.key, kind: event.kind, phone: event.phone ? maskPhone(event.phone) : null });
-    return c.json({ status: "accepted", id: event.key }, 202);
-  },
-);
+  const { event } = classified;
+  const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
+  await c.env.LEAD_JOBS.send(job, { contentType: "json" });
+  log.info("webhook.accepted", { key: event.key, kind: event.kind, phone: event.phone ? maskPhone(event.phone) : null });
+  return c.json({ status: "accepted", id: event.key }, 202);
+});

@@ -84,50 +84,46 @@ formsRoute.use(
   }),
 );
 
-formsRoute.post(
-  "/",
-  limitBody(FORM_MAX_BYTES),
-  async (c) => {
-    const config = requireConfig(c.env);
-    const log = c.get("log");
-    const origin = c.req.header("origin");
-    // Fail closed: with no site configured, nothing may post forms, browser or not.
-    if ((origin !== undefined && !config.ALLOWED_ORIGINS.allows(origin)) || (origin === undefined && config.ALLOWED_ORIGINS.isEmpty)) {
-      log.warn("form.rejected", { reason: "origin", origin: origin?.slice(0, 100) ?? null });
-      throw new AppError(403, "origin_not_allowed", "This site may not send forms here; add its origin to ALLOWED_ORIGINS");
-    }
-    // Without its per-IP limit, /forms would let anyone fill the CRM: refuse, as without a secret.
-    if (!c.env.FORM_RATE_LIMITER) throw new AppError(503, "misconfigured", "The worker is misconfigured");
-    const ip = c.req.header("cf-connecting-ip") ?? "unknown";
-    if (!(await c.env.FORM_RATE_LIMITER.limit({ key: `forms:${ip}` })).success) {
-      log.warn("form.rejected", { reason: "rate_limited" });
-      c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
-      throw new AppError(429, "rate_limited", "Too many forms from this address; try again in a minute");
-    }
+formsRoute.post("/", limitBody(FORM_MAX_BYTES), async (c) => {
+  const config = requireConfig(c.env);
+  const log = c.get("log");
+  const origin = c.req.header("origin");
+  // Fail closed: with no site configured, nothing may post forms, browser or not.
+  if ((origin !== undefined && !config.ALLOWED_ORIGINS.allows(origin)) || (origin === undefined && config.ALLOWED_ORIGINS.isEmpty)) {
+    log.warn("form.rejected", { reason: "origin", origin: origin?.slice(0, 100) ?? null });
+    throw new AppError(403, "origin_not_allowed", "This site may not send forms here; add its origin to ALLOWED_ORIGINS");
+  }
+  // Without its per-IP limit, /forms would let anyone fill the CRM: refuse, as without a secret.
+  if (!c.env.FORM_RATE_LIMITER) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const ip = c.req.header("cf-connecting-ip") ?? "unknown";
+  if (!(await c.env.FORM_RATE_LIMITER.limit({ key: `forms:${ip}` })).success) {
+    log.warn("form.rejected", { reason: "rate_limited" });
+    c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
+    throw new AppError(429, "rate_limited", "Too many forms from this address; try again in a minute");
+  }
 
-    const fields = await readFields(c);
-    const now = new Date();
-    const key = `form-${(await sha256Hex(formFingerprint(fields, now))).slice(0, 32)}`;
-    const accepted = () => {
-      if (!wantsRedirect(c)) return c.json({ status: "accepted", id: key }, 202);
-      const target = redirectTarget(c, fields, config.ALLOWED_ORIGINS.allows);
-      return target ? c.redirect(target, 303) : c.html(THANK_YOU_PAGE, 200);
-    };
+  const fields = await readFields(c);
+  const now = new Date();
+  const key = `form-${(await sha256Hex(formFingerprint(fields, now))).slice(0, 32)}`;
+  const accepted = () => {
+    if (!wantsRedirect(c)) return c.json({ status: "accepted", id: key }, 202);
+    const target = redirectTarget(c, fields, config.ALLOWED_ORIGINS.allows);
+    return target ? c.redirect(target, 303) : c.html(THANK_YOU_PAGE, 200);
+  };
 
-    // A bot filled the field people cannot see: answer as if accepted, so it learns nothing.
-    if (fields._hp?.trim()) {
-      log.info("form.dropped", { reason: "honeypot" });
-      return accepted();
-    }
-    const submission = readFormSubmission(fields, { key, receivedAt: now, defaultRegion: config.DEFAULT_PHONE_REGION });
-    if (!submission.ok) {
-      log.info("form.rejected", { reason: "invalid", fields: submission.issues.map((i) => i.path) });
-      throw new AppError(400, "invalid_form", "The form needs a valid phone or email", submission.issues);
-    }
-    const { event } = submission;
-    const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
-    await c.env.LEAD_JOBS.send(job, { contentType: "json" });
-    log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
+  // A bot filled the field people cannot see: answer as if accepted, so it learns nothing.
+  if (fields._hp?.trim()) {
+    log.info("form.dropped", { reason: "honeypot" });
     return accepted();
-  },
-);
+  }
+  const submission = readFormSubmission(fields, { key, receivedAt: now, defaultRegion: config.DEFAULT_PHONE_REGION });
+  if (!submission.ok) {
+    log.info("form.rejected", { reason: "invalid", fields: submission.issues.map((i) => i.path) });
+    throw new AppError(400, "invalid_form", "The form needs a valid phone or email", submission.issues);
+  }
+  const { event } = submission;
+  const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
+  await c.env.LEAD_JOBS.send(job, { contentType: "json" });
+  log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
+  return accepted();
+});

@@ -36,7 +36,11 @@ async function requiredFieldWarnings(env: Env, config: Config, mode: CrmMode): P
 
 /** Calls that Bitrix24 telephony refused lately stay timeline comments: the admin is told why and what fixes it. */
 async function telephonyWarnings(env: Env): Promise<ConfigProblem[]> {
-  const refused = env.COMAGIC_CACHE ? await kvTelephonyStatus(env.COMAGIC_CACHE).refusedBecause().catch(() => null) : null;
+  const refused = env.COMAGIC_CACHE
+    ? await kvTelephonyStatus(env.COMAGIC_CACHE)
+        .refusedBecause()
+        .catch(() => null)
+    : null;
   if (!refused) return [];
   return [{ setting: "telephony", problem: `${refused}. Install the app (its token may use telephony) with the telephony scope, or give the webhook the telephony scope` }];
 }

@@ -9,7 +9,7 @@ export const snippetRoute = new Hono<AppEnv>().get("/", (c) => {
   c.header("Cache-Control", `public, max-age=${MAX_AGE_SECONDS}`);
   c.header("ETag", SNIPPET_ETAG);
   const cached = c.req.header("if-none-match");
-  if (cached && cached.split(",").some((tag) => tag.trim().replace(/^W\//, "") === SNIPPET_ETAG)) return c.body(null, 304);
+  if (cached?.split(",").some((tag) => tag.trim().replace(/^W\//, "") === SNIPPET_ETAG)) return c.body(null, 304);
   c.header("Content-Type", "application/javascript; charset=utf-8");
   return c.body(SNIPPET_SOURCE);
 });

@@ -16,7 +16,12 @@ const GROUP_COLUMNS: Record<Grouping, { key: string; label: string }> = {
   comagic_channel: { key: "cm_channel", label: "cm_channel" },
 };
 const MODEL_COLUMNS: Record<Model, string> = {
-  first_touch: "first_touch", last_touch: "last_touch", last_non_direct: "last_non_direct", linear: "linear", time_decay: "time_decay", position_based: "position_based",
+  first_touch: "first_touch",
+  last_touch: "last_touch",
+  last_non_direct: "last_non_direct",
+  linear: "linear",
+  time_decay: "time_decay",
+  position_based: "position_based",
 };
 /** D1 binds at most 100 parameters a statement. */
 const IDS_PER_STATEMENT = 90;
@@ -42,8 +47,27 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
         await db.batch([
           db.prepare("DELETE FROM attribution_touches WHERE entity = ? AND entity_id = ?").bind(entity, entityId),
           ...rows.map((r) =>
-            insert.bind(entity, entityId, r.touchNo, createdAt.toISOString(), r.at, r.utmSource, r.utmMedium, r.utmCampaign, r.sourceMedium, r.cmCampaignId, r.cmCampaignName, r.cmChannel, r.siteId,
-              r.shares.first_touch, r.shares.last_touch, r.shares.last_non_direct, r.shares.linear, r.shares.time_decay, r.shares.position_based),
+            insert.bind(
+              entity,
+              entityId,
+              r.touchNo,
+              createdAt.toISOString(),
+              r.at,
+              r.utmSource,
+              r.utmMedium,
+              r.utmCampaign,
+              r.sourceMedium,
+              r.cmCampaignId,
+              r.cmCampaignName,
+              r.cmChannel,
+              r.siteId,
+              r.shares.first_touch,
+              r.shares.last_touch,
+              r.shares.last_non_direct,
+              r.shares.linear,
+              r.shares.time_decay,
+              r.shares.position_based,
+            ),
           ),
           ...(madeContact ? [db.prepare("INSERT OR IGNORE INTO made_contacts (entity, entity_id) VALUES (?, ?)").bind(entity, entityId)] : []),
         ]);
@@ -61,7 +85,9 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
           )
           .bind(entity, range.from.toISOString(), range.to.toISOString())
           .all<{ entity_id: string; group_key: string | null; group_label: string | null; share: number; made_contact: number }>();
-        return results.map((r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share, madeContact: r.made_contact === 1 }));
+        return results.map(
+          (r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share, madeContact: r.made_contact === 1 }),
+        );
       }),
 
     dealsOf: (entity: CreditedEntity, range: Range) =>
@@ -73,7 +99,9 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
           )
           .bind(entity, entity, range.from.toISOString(), range.to.toISOString())
           .all<{ source_id: string; deal_id: string; semantic: string; amount: number; currency: string }>();
-        return results.map((r): DealOutcome => ({ entityId: r.source_id, dealId: r.deal_id, semantic: r.semantic === "S" ? "S" : r.semantic === "F" ? "F" : "P", amount: r.amount, currency: r.currency }));
+        return results.map(
+          (r): DealOutcome => ({ entityId: r.source_id, dealId: r.deal_id, semantic: r.semantic === "S" ? "S" : r.semantic === "F" ? "F" : "P", amount: r.amount, currency: r.currency }),
+        );
       }),
 
     costs: (days: { from: string; to: string }) =>
@@ -117,15 +145,12 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
         ]);
       }),
 
-    siteIds: () =>
-      run(async () => (await db.prepare("SELECT DISTINCT site_id FROM attribution_touches WHERE site_id IS NOT NULL").all<{ site_id: string }>()).results.map((r) => r.site_id)),
+    siteIds: () => run(async () => (await db.prepare("SELECT DISTINCT site_id FROM attribution_touches WHERE site_id IS NOT NULL").all<{ site_id: string }>()).results.map((r) => r.site_id)),
 
-    hasCredits: (entity: CreditedEntity) =>
-      run(async () => (await db.prepare("SELECT 1 AS one FROM attribution_touches WHERE entity = ? LIMIT 1").bind(entity).first()) !== null),
+    hasCredits: (entity: CreditedEntity) => run(async () => (await db.prepare("SELECT 1 AS one FROM attribution_touches WHERE entity = ? LIMIT 1").bind(entity).first()) !== null),
 
     getState: (name: string) => run(async () => (await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(name).first<{ value: string }>())?.value ?? null),
     setState: (name: string, value: string) =>
       run(async () => void (await db.prepare("INSERT INTO sync_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").bind(name, value).run())),
   };
 }
-

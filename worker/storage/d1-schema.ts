@@ -46,4 +46,3 @@ export function ensureSchema(db: D1Database): Promise<unknown> {
   }
   return pending;
 }
-

@@ -137,7 +137,9 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
     async markPending(rows, at) {
       const statements = rows.flatMap((r) =>
         r.contacts.map((contact) =>
-          db.prepare("INSERT INTO pending_creates (contact, event_key, since) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET event_key = excluded.event_key, since = excluded.since").bind(contact, r.key, at.toISOString()),
+          db
+            .prepare("INSERT INTO pending_creates (contact, event_key, since) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET event_key = excluded.event_key, since = excluded.since")
+            .bind(contact, r.key, at.toISOString()),
         ),
       );
       if (statements.length === 0) return;

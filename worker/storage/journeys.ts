@@ -11,7 +11,19 @@ const journeySchema = z.object({
   fetchedAt: z.string(),
   touchpoints: z.array(
     z.union([
-      z.object({ type: z.literal("session"), at: z.string(), sessionId: z.string(), channel: z.string().nullable(), source: z.string().nullable(), utm, referrer: z.string().nullable(), entrancePage: z.string().nullable(), campaignId: z.string().nullish(), campaignName: z.string().nullish(), siteId: z.string().nullish() }),
+      z.object({
+        type: z.literal("session"),
+        at: z.string(),
+        sessionId: z.string(),
+        channel: z.string().nullable(),
+        source: z.string().nullable(),
+        utm,
+        referrer: z.string().nullable(),
+        entrancePage: z.string().nullable(),
+        campaignId: z.string().nullish(),
+        campaignName: z.string().nullish(),
+        siteId: z.string().nullish(),
+      }),
       z.object({ type: z.enum(["call", "chat", "offline_message", "goal"]), at: z.string(), id: z.string(), sessionId: z.string().nullable() }),
     ]),
   ),
