@@ -8,7 +8,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 /*
  * The workerd tests share a sandbox portal and a queue within a project, so a project runs its files one after
  * another. They mostly wait (for queue batches, retries, lagging reports), so three projects, each with its own
- * sandbox, Miniflare and queues, run side by side. Shards are balanced by the files' durations in `npm test`.
+ * sandbox, Miniflare and queues, run side by side (test/run.mjs: one Vitest process each, since Vitest runs
+ * the projects of one pool one after another). Shards are balanced by the files' durations in `npm test`.
  */
 const WORKER_SHARDS: [string, string[]][] = [
   [
@@ -78,6 +79,8 @@ function workerProject(name: string, include: string[]) {
             COMAGIC_MATCH_BY_EMAIL: "true",
             TAB_TOKEN_SECRET: "test-tab-token-key-new-0123456789abcdef,test-tab-token-key-old-0123456789abcdef",
             SANDBOX_URL: inject<string>("sandboxUrl"),
+            // "full": the fuzz and enrichment-under-faults runs at soak size (`npm run soak`); else sized for proof.
+            TEST_SIZE: process.env.TEST_SIZE === "full" ? "full" : "proof",
             // Titles and comments in English for the assertions; Russian (the default) has its own test.
             CRM_LANGUAGE: "en",
           },
@@ -91,7 +94,7 @@ function workerProject(name: string, include: string[]) {
       globalSetup: ["test/helpers/sandbox-global-setup.ts"],
       // One sandbox portal and one queue serve every file of a shard: its files run one after another.
       fileParallelism: false,
-      testTimeout: 60_000,
+      testTimeout: process.env.TEST_SIZE === "full" ? 900_000 : 60_000,
       hookTimeout: 60_000,
     },
   };

@@ -2,17 +2,15 @@ import { Hono } from "hono/tiny";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { ZodError } from "zod";
-import type { Env } from "./env";
 import { AppError } from "./errors";
-import { createLogger, errorMessage, type Logger } from "./log";
+import { createLogger, errorMessage } from "./log";
 import { adminRoute } from "./routes/admin";
 import { bitrixAppRoute } from "./routes/bitrix-app";
 import { comagicWebhookRoute } from "./routes/comagic-webhook";
 import { formsRoute } from "./routes/forms";
 import { healthRoute } from "./routes/health";
 import { snippetRoute } from "./routes/snippet";
-
-export type AppEnv = { Bindings: Env; Variables: { requestId: string; log: Logger } };
+import type { AppEnv } from "./routes/app-env";
 
 export const app = new Hono<AppEnv>();
 

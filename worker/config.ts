@@ -65,6 +65,10 @@ const configSchema = z.object({
     .max(24 * 30)
     .default(2),
   ENRICH_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(43_200).default(60),
+  // Which consumer a queue feeds, by its name in wrangler.toml: set these when an environment renames the queues.
+  LEAD_QUEUE_NAME: z.string().min(1).default("comagic-lead-jobs"),
+  ENRICH_QUEUE_NAME: z.string().min(1).default("comagic-enrich-jobs"),
+  DEAD_LETTER_QUEUE_NAME: z.string().min(1).default("comagic-dead-letters"),
   ADMIN_TOKEN: secretList.optional(),
   BITRIX_APP_CLIENT_ID: z.string().optional(),
   BITRIX_APP_CLIENT_SECRET: z.string().optional(),

@@ -4,6 +4,9 @@
 export interface WorkerSettings {
   BITRIX_WEBHOOK_URL?: string;
   BITRIX_TIMEOUT_MS?: string;
+  LEAD_QUEUE_NAME?: string;
+  ENRICH_QUEUE_NAME?: string;
+  DEAD_LETTER_QUEUE_NAME?: string;
   COMAGIC_WEBHOOK_TOKEN?: string;
   COMAGIC_WEBHOOK_SECRET?: string;
   COMAGIC_API_TOKEN?: string;

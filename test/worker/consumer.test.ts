@@ -35,9 +35,9 @@ function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
   };
 }
 
-function batchOf(bodies: unknown[], attempts = 1) {
+function batchOf(bodies: unknown[], attempts = 1, queue = "comagic-lead-jobs") {
   return createMessageBatch(
-    "comagic-lead-jobs",
+    queue,
     bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })),
   );
 }
@@ -61,6 +61,16 @@ describe("the queue consumer", () => {
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks).toEqual(["m0"]);
     expect(result.retryMessages).toEqual([]);
+  });
+
+  it("keeps every message of a queue no *_QUEUE_NAME setting names, rather than guessing its consumer", async () => {
+    // An environment that renamed its queues without LEAD_QUEUE_NAME: the lead must not be dropped or misread.
+    const batch = batchOf([job()], 1, "staging-lead-jobs");
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryBatch.retry).toBe(true);
+    expect(result.explicitAcks).toEqual([]);
   });
 
   it("retries with a delay while Bitrix24 refuses every request, and writes nothing", async () => {

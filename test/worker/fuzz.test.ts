@@ -12,7 +12,9 @@ import { hmacHex, makeCallSession, makeChatSession, SECRET, TOKEN } from "./supp
  */
 
 const ACCEPTABLE = new Set([200, 202, 303, 400, 401, 403, 413, 429]);
-const RUNS = 5_000;
+// `npm test` proves it on 5,000 requests per endpoint; `npm run soak` (TEST_SIZE=full) on 50,000.
+const FULL = env.TEST_SIZE === "full";
+const RUNS = FULL ? 50_000 : 5_000;
 
 function recordingEnv() {
   const sent: unknown[] = [];
@@ -140,7 +142,7 @@ describe("fuzzing POST /forms", () => {
   }, 300_000);
 });
 
-const APP_RUNS = 400;
+const APP_RUNS = FULL ? 4_000 : 400;
 const appFields = fc.dictionary(
   fc.oneof(
     fc.constantFrom("AUTH_ID", "REFRESH_ID", "member_id", "AUTH_EXPIRES", "PLACEMENT", "PLACEMENT_OPTIONS", "APPLICATION_TOKEN", "DOMAIN", "auth[access_token]", "token"),

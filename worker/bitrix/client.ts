@@ -1,3 +1,4 @@
+import { BITRIX_RATE_LIMIT_PAUSE_MS } from "../domain/retry-policy";
 import * as z from "zod";
 import { BitrixError, classifyBitrixError } from "./errors";
 import { encodeBitrixQuery, neutralizeBatchReferences } from "./query-string";
@@ -35,8 +36,6 @@ export interface BitrixClientOptions {
 }
 
 const BATCH_MAX_COMMANDS = 50;
-// Bitrix drains its bucket at 2 requests/s: a pause just over one drain step lets the next request in.
-const RATE_LIMIT_PAUSE_MS = 600;
 
 const errorEnvelope = z.object({ error: z.union([z.string(), z.number()]).transform(String), error_description: z.string().nullish() }).loose();
 const successEnvelope = z.object({ result: z.unknown() }).loose();
@@ -110,7 +109,7 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
       } catch (error) {
         const repeatable = error instanceof BitrixError && error.transient && (error.code === "QUERY_LIMIT_EXCEEDED" || (readOnly && error.retryAfterSeconds === 0));
         if (!repeatable || attempt >= maxTries) throw error;
-        await sleep(RATE_LIMIT_PAUSE_MS * attempt);
+        await sleep(BITRIX_RATE_LIMIT_PAUSE_MS * attempt);
       }
     }
   }

@@ -1,3 +1,5 @@
+import { CREDENTIAL_RETRY_SECONDS, OPERATION_LIMIT_RETRY_SECONDS } from "../domain/retry-policy";
+
 /**
  * A failed Bitrix24 call. `applied` says whether the portal may have carried the call out anyway
  * (a timeout after sending), which decides if it is safe to repeat without looking again first.
@@ -17,9 +19,6 @@ export class BitrixError extends Error {
 
 // Credentials and scope problems are fixed by an admin, not by the code: wait and retry so nothing is lost.
 const CREDENTIAL_CODES = new Set(["NO_AUTH_FOUND", "INVALID_CREDENTIALS", "expired_token", "invalid_token", "insufficient_scope", "authorization_error", "user_access_error"]);
-const CREDENTIAL_RETRY_SECONDS = 300;
-// Bitrix24 counts method time in one-minute buckets over ten minutes; retrying sooner only fails again.
-const OPERATION_LIMIT_RETRY_SECONDS = 60;
 
 /** Maps an error envelope to transient or permanent. Decide on `error`, not on the HTTP status: they disagree. */
 /** A refused token or missing right, as opposed to a busy or failing portal. */

@@ -1,3 +1,4 @@
+import { COMAGIC_LIMIT_RETRY_SECONDS, COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS, COMAGIC_READ_PAUSE_MS, COMAGIC_READ_TRIES } from "../domain/retry-policy";
 import * as z from "zod";
 import { kvJson } from "../storage/kv-json";
 
@@ -109,13 +110,6 @@ const PERMANENT = new Set([
   "tariff_restrictions",
 ]);
 const TOKEN_REJECTED = new Set(["access_token_expired", "access_token_invalid"]);
-// When CoMagic says a limit is hit but not when it resets, a minute is its smallest window.
-const LIMIT_RETRY_SECONDS = 60;
-/** Reads (`get.*`) are tried this often in place before the failure goes back to the queue. */
-const READ_TRIES = 3;
-const READ_PAUSE_MS = 300;
-/** A limit that resets within this many seconds is waited out in place; a longer one goes back to the queue. */
-const LIMIT_WAIT_IN_PLACE_SECONDS = 5;
 
 const HINTS: Record<string, string> = {
   ip_not_whitelisted: "allow the worker in CoMagic: Администратор → Аккаунт → Правила и настройки безопасности → API (Workers have no fixed IP; see README)",
@@ -126,10 +120,10 @@ const HINTS: Record<string, string> = {
 };
 
 function limitRetrySeconds(limits: z.infer<typeof limitsSchema> | null | undefined): number {
-  if (!limits) return LIMIT_RETRY_SECONDS;
+  if (!limits) return COMAGIC_LIMIT_RETRY_SECONDS;
   if (limits.day_remaining === 0 && limits.day_reset) return limits.day_reset;
   if (limits.hour_remaining === 0 && limits.hour_reset) return limits.hour_reset;
-  return limits.minute_reset ?? LIMIT_RETRY_SECONDS;
+  return limits.minute_reset ?? COMAGIC_LIMIT_RETRY_SECONDS;
 }
 
 async function cacheKey(api: string, url: string, auth: CoMagicAuth): Promise<string> {
@@ -228,9 +222,9 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
       try {
         return await authorizedCall(method, params);
       } catch (error) {
-        const again = reads && attempt < READ_TRIES && error instanceof CoMagicError && error.transient && error.retryAfterSeconds <= LIMIT_WAIT_IN_PLACE_SECONDS;
+        const again = reads && attempt < COMAGIC_READ_TRIES && error instanceof CoMagicError && error.transient && error.retryAfterSeconds <= COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS;
         if (!again) throw error;
-        await sleep(Math.max(READ_PAUSE_MS * attempt, error.retryAfterSeconds * 1000));
+        await sleep(Math.max(COMAGIC_READ_PAUSE_MS * attempt, error.retryAfterSeconds * 1000));
       }
     }
   }

@@ -1,6 +1,7 @@
 import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import type { LeadEvent, Utm } from "./lead-event";
+import { callKey, chatKey } from "./event-keys";
 import { normalizePhone } from "./phone";
 
 /** What calls and chats have in common. */
@@ -113,7 +114,7 @@ export function classifySession(session: CoMagicSession, rules: SessionRules): C
       event: {
         ...sharedEventFields(session, rules.receivedAt),
         kind: "call",
-        key: session.id,
+        key: callKey(session.id),
         phone,
         email: null,
         name: null,
@@ -131,7 +132,7 @@ export function classifySession(session: CoMagicSession, rules: SessionRules): C
       ...sharedEventFields(session, rules.receivedAt),
       kind: "chat",
       // Chat and call sessions are numbered separately in CoMagic, so the chat key carries a prefix.
-      key: `chat-${session.id}`,
+      key: chatKey(session.id),
       phone,
       email,
       name: session.name,

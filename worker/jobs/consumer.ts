@@ -14,7 +14,7 @@ import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1"
 import { leadJobSchema, type CallTelephonyJob, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
-export { MAX_DELIVERY_ATTEMPTS } from "./settle";
+export { MAX_DELIVERY_ATTEMPTS } from "../domain/retry-policy";
 
 export interface ConsumerDeps extends SettleDeps {
   store: CrmStore;

@@ -1,3 +1,4 @@
+import { DEAD_LETTER_STORE_RETRY_SECONDS } from "../domain/retry-policy";
 import * as z from "zod";
 import { errorMessage, type Logger } from "../log";
 import type { DeadLetterStore } from "../storage/d1";
@@ -46,6 +47,6 @@ export async function handleDeadLetters(batch: MessageBatch<unknown>, deps: { st
     batch.ackAll();
   } catch (error) {
     deps.log.error("dead_letter.record_failed", { error: errorMessage(error) });
-    batch.retryAll({ delaySeconds: 60 });
+    batch.retryAll({ delaySeconds: DEAD_LETTER_STORE_RETRY_SECONDS });
   }
 }

@@ -1,3 +1,4 @@
+import { EMPTY_JOURNEY_RETRIES, EMPTY_JOURNEY_RETRY_SECONDS } from "../domain/retry-policy";
 import type { BitrixClient, BitrixCommand } from "../bitrix/client";
 import { BitrixError } from "../bitrix/errors";
 import type { CoMagicRpcClient } from "../comagic/data-api";
@@ -9,10 +10,6 @@ import type { AttributionStore } from "../storage/attribution-store";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
-
-/** CoMagic's reports lag behind its events: a visitor with no visits yet is asked again, this many times. */
-const EMPTY_JOURNEY_RETRIES = 3;
-const EMPTY_JOURNEY_RETRY_SECONDS = 120;
 
 export interface EnrichDeps extends SettleDeps {
   dataApi: CoMagicRpcClient;

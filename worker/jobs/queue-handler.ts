@@ -5,7 +5,7 @@ import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/portal";
 import { appSettings, comagicAuth, readConfig, type Config } from "../config";
-import { retryDelaySeconds } from "../domain/backoff";
+import { MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
@@ -23,14 +23,12 @@ import { handleEnrichJobs } from "./enrich";
 import { sendInBatches } from "./send-in-batches";
 import type { DeadLetterSender, FollowUpSender } from "./schema";
 
-// Misconfiguration is fixed by a person: wait minutes, not seconds, and keep every message.
-const MISCONFIGURED_RETRY_SECONDS = 300;
-
-/** Which handler a queue feeds: names as in wrangler.toml (a renamed queue keeps these endings). */
-function kindOf(queue: string): "dead-letters" | "enrich" | "leads" {
-  if (queue.endsWith("dead-letters")) return "dead-letters";
-  if (queue.includes("enrich")) return "enrich";
-  return "leads";
+/** Which handler a queue feeds, by the names LEAD_QUEUE_NAME, ENRICH_QUEUE_NAME and DEAD_LETTER_QUEUE_NAME give. */
+function kindOf(queue: string, config: Config): "dead-letters" | "enrich" | "leads" | null {
+  if (queue === config.DEAD_LETTER_QUEUE_NAME) return "dead-letters";
+  if (queue === config.ENRICH_QUEUE_NAME) return "enrich";
+  if (queue === config.LEAD_QUEUE_NAME) return "leads";
+  return null;
 }
 
 /**
@@ -90,7 +88,13 @@ function commonDeps(env: Env, log: Logger) {
 }
 
 async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, log: Logger): Promise<void> {
-  const kind = kindOf(batch.queue);
+  const kind = kindOf(batch.queue, config);
+  if (kind === null) {
+    // A queue wired to the worker under a name no setting gives: keep every message until a person fixes it.
+    log.error("queue.misconfigured", { problems: [{ setting: "LEAD_QUEUE_NAME", problem: `no *_QUEUE_NAME setting names the queue ${batch.queue}` }] });
+    batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
+    return;
+  }
   if (kind === "dead-letters") {
     if (!env.DB) {
       log.error("dead_letter.unrecorded", { reason: "no DB binding", count: batch.messages.length });

@@ -7,7 +7,7 @@ import { contactKeys } from "../domain/lead-event";
 import type { Logger } from "../log";
 import { sendInBatches } from "./send-in-batches";
 import { recordInLedger, type AppliedEvents } from "../storage/d1";
-import type { LeadJob } from "./schema";
+import { leadJob, type LeadJob } from "./schema";
 
 export interface ReconcileReport {
   from: string;
@@ -55,7 +55,7 @@ export async function reconcileCalls(window: { from: Date; to: Date }, deps: Rec
   const requestId = `reconcile-${deps.now().toISOString()}`;
   await sendInBatches(
     deps.leadJobs,
-    missing.map((event) => ({ body: { type: "lead.ingest", v: 1, requestId, event }, contentType: "json" })),
+    missing.map((event) => ({ body: leadJob(event, requestId), contentType: "json" })),
   );
   const report = {
     from: window.from.toISOString(),

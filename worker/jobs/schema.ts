@@ -10,6 +10,9 @@ export const leadJobSchema = z.object({
 });
 export type LeadJob = z.infer<typeof leadJobSchema>;
 
+/** The one way to put an event on the lead queue: the envelope's version lives here only. */
+export const leadJob = (event: LeadJob["event"], requestId: string): LeadJob => ({ type: "lead.ingest", v: 1, requestId, event });
+
 /** Which entity a follow-up job writes to: a lead, or (portals without leads, repeat clients) a deal. Older messages name none: a lead. */
 const writtenEntity = z.enum(["lead", "deal"]).default("lead");
 

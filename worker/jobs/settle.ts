@@ -1,15 +1,9 @@
 import type * as z from "zod";
 import { BitrixError } from "../bitrix/errors";
 import { CoMagicError } from "../comagic/data-api";
-import { retryDelaySeconds } from "../domain/backoff";
+import { decide, retryDelaySeconds } from "../domain/retry-policy";
 import { errorMessage, type Logger } from "../log";
 import type { DeadLetterSender } from "./schema";
-
-/**
- * Consumers give up (dead-letter with a reason) on the 20th delivery, one short of wrangler.toml's
- * max_retries = 20, so the platform's own dead-lettering (which carries no reason) stays a backstop.
- */
-export const MAX_DELIVERY_ATTEMPTS = 20;
 
 export interface Failure {
   code: string;
@@ -34,8 +28,9 @@ export function asFailure(error: unknown): Failure {
 
 /** Retries a transient failure with backoff; dead-letters a permanent one, or one out of attempts. Says which. */
 export async function retryOrDeadLetter(message: Message<unknown>, queue: string, failure: Failure, context: Record<string, unknown>, deps: SettleDeps): Promise<"retried" | "dead-lettered"> {
-  if (failure.transient && message.attempts < MAX_DELIVERY_ATTEMPTS) {
-    const delaySeconds = retryDelaySeconds(message.attempts, deps.random(), failure.retryAfterSeconds);
+  const decision = decide(failure, message.attempts, deps.random());
+  if (decision.action === "retry") {
+    const { delaySeconds } = decision;
     deps.log.warn("job.retry", { ...context, code: failure.code, reason: failure.message, attempts: message.attempts, delaySeconds });
     message.retry({ delaySeconds });
     return "retried";

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { requireConfig } from "../config";
 import { AppError } from "../errors";
 import { jobSchema } from "../jobs/schema";

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as z from "zod";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { checkApplicationToken } from "../bitrix/app-auth";
 import { installApp } from "../bitrix/app-install";
 import { CARD_PLACEMENTS } from "../bitrix/crm-card";

@@ -1,5 +1,5 @@
 import { Hono } from "hono/tiny";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { limitBody } from "./body-limit";
 import { verifyWebhook } from "../comagic/webhook-auth";
 import { parseNotificationJson } from "../comagic/notification-body";
@@ -8,7 +8,7 @@ import { requireConfig } from "../config";
 import { classifySession } from "../domain/comagic-session";
 import { maskPhone } from "../domain/phone";
 import { AppError } from "../errors";
-import type { LeadJob } from "../jobs/schema";
+import { leadJob } from "../jobs/schema";
 
 /** CoMagic notifications are small; 64 KiB leaves room for long tag lists and stops abuse early. */
 export const WEBHOOK_MAX_BYTES = 64 * 1024;
@@ -54,7 +54,7 @@ export const comagicWebhookRoute = new Hono<AppEnv>().post("/", limitBody(WEBHOO
   }
 
   const { event } = classified;
-  const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
+  const job = leadJob(event, c.get("requestId"));
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("webhook.accepted", { key: event.key, kind: event.kind, phone: event.phone ? maskPhone(event.phone) : null });
   return c.json({ status: "accepted", id: event.key }, 202);

@@ -1,13 +1,14 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { cors } from "hono/cors";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { limitBody } from "./body-limit";
 import { requireConfig } from "../config";
+import { formKey } from "../domain/event-keys";
 import { formFingerprint, readFormSubmission, type FormFields } from "../domain/form-submission";
 import { maskPhone } from "../domain/phone";
 import { AppError } from "../errors";
-import type { LeadJob } from "../jobs/schema";
+import { leadJob } from "../jobs/schema";
 
 export const FORM_MAX_BYTES = 64 * 1024;
 /** What the rate-limit binding's period is set to in wrangler.toml; sent as Retry-After. */
@@ -104,7 +105,7 @@ formsRoute.post("/", limitBody(FORM_MAX_BYTES), async (c) => {
 
   const fields = await readFields(c);
   const now = new Date();
-  const key = `form-${(await sha256Hex(formFingerprint(fields, now))).slice(0, 32)}`;
+  const key = formKey(await sha256Hex(formFingerprint(fields, now)));
   const accepted = () => {
     if (!wantsRedirect(c)) return c.json({ status: "accepted", id: key }, 202);
     const target = redirectTarget(c, fields, config.ALLOWED_ORIGINS.allows);
@@ -122,7 +123,7 @@ formsRoute.post("/", limitBody(FORM_MAX_BYTES), async (c) => {
     throw new AppError(400, "invalid_form", "The form needs a valid phone or email", submission.issues);
   }
   const { event } = submission;
-  const job: LeadJob = { type: "lead.ingest", v: 1, requestId: c.get("requestId"), event };
+  const job = leadJob(event, c.get("requestId"));
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
   return accepted();

@@ -1,6 +1,6 @@
 import { Hono } from "hono/tiny";
 import * as z from "zod";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { messagesFor } from "../i18n";

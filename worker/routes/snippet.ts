@@ -1,5 +1,5 @@
 import { Hono } from "hono/tiny";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { SNIPPET_ETAG, SNIPPET_SOURCE } from "../../snippet/dist/bundle";
 
 /** Five minutes: a fixed snippet reaches every site soon, and the ETag makes rechecks cheap. */

@@ -1,4 +1,3 @@
-import type { DeadLetter } from "../jobs/schema";
 import { errorMessage, type Logger } from "../log";
 import { ensureSchema } from "./d1-schema";
 
@@ -41,10 +40,19 @@ const toRecord = (r: DeadLetterRow): DeadLetterRecord => ({
   replayCount: r.replay_count,
 });
 
+/** A failed job as the store keeps it: what the dead-letter queue's letters carry (jobs/schema.ts `DeadLetter`). */
+export interface FailedJob {
+  job: unknown;
+  reason: string;
+  code: string;
+  attempts: number;
+  failedAt: string;
+}
+
 export function deadLetterStore(db: D1Database) {
   return {
     /** Idempotent by message id: the dead-letter queue may deliver a letter twice. */
-    async record(letters: { id: string; queue: string; jobType: string; letter: Omit<DeadLetter, "type"> }[]): Promise<void> {
+    async record(letters: { id: string; queue: string; jobType: string; letter: FailedJob }[]): Promise<void> {
       if (letters.length === 0) return;
       await ensureSchema(db);
       await db.batch(

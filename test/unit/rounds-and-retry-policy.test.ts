@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RETRY_CAP_SECONDS, retryDelaySeconds } from "../../worker/domain/backoff";
+import { decide, MAX_DELIVERY_ATTEMPTS, RETRY_CAP_SECONDS, retryDelaySeconds } from "../../worker/domain/retry-policy";
 import { splitIntoRounds } from "../../worker/domain/rounds";
 
 describe("splitIntoRounds", () => {
@@ -36,5 +36,14 @@ describe("retryDelaySeconds", () => {
 
   it("stays within the 12 hours Queues allow even for a huge hint", () => {
     expect(retryDelaySeconds(1, 0, 1e9)).toBe(43_200);
+  });
+});
+
+describe("the retry policy's decision", () => {
+  it("retries a transient failure with backoff (raised to the upstream's hint) until the attempts run out, and gives up a permanent one at once", () => {
+    expect(decide({ transient: true, retryAfterSeconds: 0 }, 1, 0)).toEqual({ action: "retry", delaySeconds: 1 });
+    expect(decide({ transient: true, retryAfterSeconds: 60 }, 1, 0)).toEqual({ action: "retry", delaySeconds: 60 });
+    expect(decide({ transient: true, retryAfterSeconds: 0 }, MAX_DELIVERY_ATTEMPTS, 0.5)).toEqual({ action: "dead-letter" });
+    expect(decide({ transient: false, retryAfterSeconds: 0 }, 1, 0.5)).toEqual({ action: "dead-letter" });
   });
 });

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/*
+ * `npm test`'s runner. The workerd shards (test/vitest.config.ts) share nothing, and their files mostly wait
+ * (queue batches, retries, lagging reports), but Vitest runs the projects of one pool one after another. So each
+ * shard gets its own Vitest process, side by side; each one's output is printed whole when it ends, then a
+ * summary. With arguments (`npm test -- test/unit`), it runs one Vitest with them instead.
+ */
+import { spawn } from "node:child_process";
+
+const vitest = ["vitest", "run", "--config", "test/vitest.config.ts"];
+const args = process.argv.slice(2);
+const groups = args.length
+  ? [{ name: "vitest", projects: [], extra: args }]
+  : [
+      { name: "worker-1 + unit", projects: ["worker-1", "unit"] },
+      { name: "worker-2", projects: ["worker-2"] },
+      { name: "worker-3", projects: ["worker-3"] },
+      { name: "browser", projects: ["browser"] },
+    ];
+
+const started = Date.now();
+const runs = groups.map(
+  (group) =>
+    new Promise((resolve) => {
+      const argv = [...vitest, ...group.projects.flatMap((p) => ["--project", p]), ...(group.extra ?? [])];
+      const child = spawn("npx", argv, { env: { ...process.env, FORCE_COLOR: process.env.FORCE_COLOR ?? "1" }, stdio: ["ignore", "pipe", "pipe"] });
+      const output = [];
+      child.stdout.on("data", (chunk) => output.push(chunk));
+      child.stderr.on("data", (chunk) => output.push(chunk));
+      child.on("close", (code) => {
+        process.stdout.write(`\n===== ${group.name} (${Math.round((Date.now() - started) / 1000)} s, exit ${code}) =====\n`);
+        process.stdout.write(Buffer.concat(output));
+        resolve({ name: group.name, code, seconds: Math.round((Date.now() - started) / 1000) });
+      });
+    }),
+);
+const results = await Promise.all(runs);
+console.log("\n===== npm test =====");
+for (const r of results) console.log(`${r.code === 0 ? "passed" : "FAILED"}  ${r.name}  (${r.seconds} s)`);
+console.log(`all tests: ${Math.round((Date.now() - started) / 1000)} s`);
+process.exit(results.every((r) => r.code === 0) ? 0 : 1);

@@ -1,0 +1,58 @@
+/*
+ * When a failed step is tried again, and when it is given up: the one home of retry timing. Queue consumers
+ * ask `decide`; the Bitrix24 and CoMagic clients take their in-request pauses from here; nothing else writes a
+ * delay.
+ */
+
+export const RETRY_BASE_SECONDS = 2;
+/** 15 minutes: long enough to ride out a Bitrix24 operating-limit window (10 min) without giving up. */
+export const RETRY_CAP_SECONDS = 900;
+/** Cloudflare Queues refuses delays above 12 hours. */
+const QUEUE_MAX_DELAY_SECONDS = 43_200;
+
+/**
+ * Consumers give up (dead-letter with a reason) on the 20th delivery, one short of wrangler.toml's
+ * max_retries = 20, so the platform's own dead-lettering (which carries no reason) stays a backstop.
+ */
+export const MAX_DELIVERY_ATTEMPTS = 20;
+
+/** Misconfiguration (a missing setting or binding) is fixed by a person: wait minutes, not seconds, keep every message. */
+export const MISCONFIGURED_RETRY_SECONDS = 300;
+/** Credentials and scope problems are fixed by an admin, not by the code: wait, and lose nothing. */
+export const CREDENTIAL_RETRY_SECONDS = 300;
+/** Bitrix24 counts method time in one-minute buckets over ten minutes; retrying sooner only fails again. */
+export const OPERATION_LIMIT_RETRY_SECONDS = 60;
+/** When CoMagic says a limit is hit but not when it resets, a minute is its smallest window. */
+export const COMAGIC_LIMIT_RETRY_SECONDS = 60;
+/** CoMagic's reports lag behind its events: a visitor with no visits yet is asked again, this many times, this far apart. */
+export const EMPTY_JOURNEY_RETRIES = 3;
+export const EMPTY_JOURNEY_RETRY_SECONDS = 120;
+/** D1 could not record dead letters: the letters wait on their queue. */
+export const DEAD_LETTER_STORE_RETRY_SECONDS = 60;
+
+/** In-request pauses: Bitrix drains its bucket at 2 requests/s, so a pause just over one drain step lets the next request in. */
+export const BITRIX_RATE_LIMIT_PAUSE_MS = 600;
+/** CoMagic reads (`get.*`) are tried this often in place, this far apart, before the failure goes back to the queue. */
+export const COMAGIC_READ_TRIES = 3;
+export const COMAGIC_READ_PAUSE_MS = 300;
+/** A CoMagic limit that resets within this many seconds is waited out in place; a longer one goes back to the queue. */
+export const COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS = 5;
+
+/**
+ * Capped exponential backoff with "equal jitter": attempt 1 waits 1–2 s, attempt 2 waits 2–4 s, …
+ * A hint from the upstream (e.g. when its limit resets) raises the floor.
+ */
+export function retryDelaySeconds(attempt: number, random: number, hintSeconds = 0): number {
+  const exponent = Math.max(0, Math.min(attempt - 1, 20));
+  const ceiling = Math.min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** exponent);
+  const jittered = ceiling / 2 + (ceiling / 2) * Math.min(Math.max(random, 0), 1);
+  return Math.min(QUEUE_MAX_DELAY_SECONDS, Math.ceil(Math.max(jittered, hintSeconds)));
+}
+
+export type RetryDecision = { action: "retry"; delaySeconds: number } | { action: "dead-letter" };
+
+/** A transient failure is retried with backoff until the attempts run out; a permanent one is given up at once. */
+export function decide(failure: { transient: boolean; retryAfterSeconds: number }, attempts: number, random: number): RetryDecision {
+  if (failure.transient && attempts < MAX_DELIVERY_ATTEMPTS) return { action: "retry", delaySeconds: retryDelaySeconds(attempts, random, failure.retryAfterSeconds) };
+  return { action: "dead-letter" };
+}
