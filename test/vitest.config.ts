@@ -23,7 +23,18 @@ const WORKER_SHARDS: [string, string[]][] = [
       "test/worker/attribution-report.test.ts",
     ],
   ],
-  ["worker-2", ["test/worker/call-record.test.ts", "test/worker/ingest.test.ts", "test/worker/simple-crm.test.ts", "test/worker/forms.test.ts", "test/worker/fuzz.test.ts"]],
+  [
+    "worker-2",
+    [
+      "test/worker/call-record.test.ts",
+      "test/worker/ingest.test.ts",
+      "test/worker/simple-crm.test.ts",
+      "test/worker/forms.test.ts",
+      "test/worker/fuzz.test.ts",
+      "test/worker/snippet-route.test.ts",
+      "test/worker/health.test.ts",
+    ],
+  ],
   [
     "worker-3",
     [
@@ -32,6 +43,7 @@ const WORKER_SHARDS: [string, string[]][] = [
       "test/worker/telephony.test.ts",
       "test/worker/consumer.test.ts",
       "test/worker/required-fields.test.ts",
+      "test/worker/admin.test.ts",
       "test/security/**/*.test.ts",
     ],
   ],

@@ -2,6 +2,12 @@ import { createBitrixClient, type BitrixClient } from "./bitrix/client";
 import { createCoMagicRpcClient, kvTokenStore, type CoMagicRpcClient, type TokenStore } from "./comagic/data-api";
 import { comagicAuth, type Config } from "./config";
 import type { Env } from "./env";
+import { d1AttributionStore } from "./storage/attribution";
+import { d1CallGuard } from "./storage/call-guard";
+import { kvCrmModeCache } from "./storage/crm-mode-cache";
+import { d1AppliedEvents, deadLetterStore } from "./storage/d1";
+import { kvJourneyStore } from "./storage/journeys";
+import { d1PortalStore } from "./storage/portals";
 
 /** Adapters built from settings and bindings; everything below takes these, never the whole Env. */
 export function bitrixClientFor(config: Config): BitrixClient {
@@ -30,4 +36,22 @@ export function callApiClientFor(config: Config, env: Env): CoMagicRpcClient | n
 export function dataApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
   const auth = comagicAuth(config);
   return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env), api: "Data API" }) : null;
+}
+
+/**
+ * Every store, over the bindings this deploy has: null where its binding is missing, so each caller decides
+ * whether that is a 503 or a degraded path.
+ */
+export function storesFor(env: Env) {
+  const db = env.DB;
+  const kv = env.COMAGIC_CACHE;
+  return {
+    ledger: db ? d1AppliedEvents(db) : null,
+    deadLetters: db ? deadLetterStore(db) : null,
+    attribution: db ? d1AttributionStore(db) : null,
+    portals: db ? d1PortalStore(db) : null,
+    callGuard: db ? d1CallGuard(db) : null,
+    journeys: kv ? kvJourneyStore(kv) : null,
+    crmModeCache: kvCrmModeCache(kv),
+  };
 }

@@ -32,7 +32,7 @@ function importGraph(): Map<string, string[]> {
   return graph;
 }
 
-const layerOf = (module: string) => (module.includes("/") ? module.split("/")[0] : module.replace(/\.ts$/, ""));
+const layerOf = (module: string): string => (module.includes("/") ? (module.split("/")[0] ?? module) : module.replace(/\.ts$/, ""));
 
 describe("the worker's layers", () => {
   const graph = importGraph();

@@ -1,6 +1,5 @@
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { app } from "../../worker/app";
 import { admin, comagicStats, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, visitorSessions, waitFor, type SandboxLead } from "./support";
 
 let visitorSeq = 8_000_000 + Math.floor(Math.random() * 100_000) * 10;
@@ -73,7 +72,7 @@ describe("enrichment from the CoMagic Data API", () => {
   }, 300_000);
 });
 
-describe("dead letters", () => {
+describe("an enrichment CoMagic refuses for good", () => {
   it("records a job CoMagic refuses for good, lists it for the operator, and replays it once fixed", async () => {
     await sandbox("/_sandbox/comagic/reset", {});
     const visitor = newVisitor();
@@ -103,34 +102,5 @@ describe("dead letters", () => {
 
     const after = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string }[] };
     expect(after.deadLetters.map((l) => l.id)).not.toContain(letter.id);
-  });
-
-  it("answers 404 for a dead letter that does not exist", async () => {
-    const res = await admin("/dead-letters/nope/replay", { method: "POST" });
-    expect(res.status).toBe(404);
-  });
-});
-
-describe("the admin routes refuse", () => {
-  it.each([
-    ["no token", null],
-    ["a wrong token", "guess"],
-  ])("%s with 401 and no data", async (_name, token) => {
-    const res = await admin("/dead-letters", {}, token);
-    expect(res.status).toBe(401);
-    expect(res.headers.get("cache-control")).toBe("no-store");
-    expect(await res.json()).toEqual({ error: "unauthorized", message: "Missing or invalid bearer token" });
-  });
-
-  it("everything with 403 when ADMIN_TOKEN is not set", async () => {
-    const res = await app.request("/admin/dead-letters", { headers: { authorization: "Bearer anything" } }, { ...env, ADMIN_TOKEN: undefined });
-    expect(res.status).toBe(403);
-    expect(await res.json()).toMatchObject({ error: "admin_disabled" });
-  });
-
-  it("a reconciliation window longer than a week, naming the field", async () => {
-    const res = await admin("/reconcile", { method: "POST", body: JSON.stringify({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z" }) });
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ issues: [{ path: "to" }] });
   });
 });

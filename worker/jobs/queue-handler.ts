@@ -1,7 +1,6 @@
 import type { BitrixClient } from "../bitrix/client";
 import { usersByEmployeeEmail } from "../bitrix/employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
-import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/portal";
 import { appSettings, comagicAuth, readConfig, type Config } from "../config";
@@ -9,12 +8,8 @@ import { MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
-import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
-import { d1PortalStore } from "../storage/portals";
 import { kvTelephonyStatus } from "../storage/telephony-status";
-import { kvJourneyStore } from "../storage/journeys";
-import { d1AttributionStore } from "../storage/attribution";
-import { bitrixClientFor, dataApiClientFor } from "../wiring";
+import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
@@ -58,14 +53,10 @@ function webhookUserId(config: Config): string {
 /** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook. */
 async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
   const app = appSettings(config);
-  const portal =
-    app && env.DB
-      ? await d1PortalStore(env.DB)
-          .findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin)
-          .catch(() => null)
-      : null;
+  const { portals } = storesFor(env);
+  const portal = app && portals ? await portals.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
   const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
-  if (app && portal && env.DB) clients.push({ name: "app", client: appClientFor(portal, { oauth: app, store: d1PortalStore(env.DB), now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }) });
+  if (app && portal && portals) clients.push({ name: "app", client: appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }) });
   clients.push({ name: "webhook", client: webhook });
   return clients;
 }
@@ -95,17 +86,18 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
     return;
   }
+  const stores = storesFor(env);
   if (kind === "dead-letters") {
-    if (!env.DB) {
+    if (!stores.deadLetters) {
       log.error("dead_letter.unrecorded", { reason: "no DB binding", count: batch.messages.length });
       batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
       return;
     }
-    await handleDeadLetters(batch, { store: deadLetterStore(env.DB), log });
+    await handleDeadLetters(batch, { store: stores.deadLetters, log });
     return;
   }
   const bitrix = bitrixClientFor(config);
-  const ledger = env.DB ? d1AppliedEvents(env.DB) : null;
+  const { ledger } = stores;
   const followUps = followUpSender(env, config);
   if (kind === "enrich") {
     const typeOf = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type;
@@ -134,7 +126,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     await handleCallRecordJobs(rest.filter(isCallRecord), { ...shared, store: createCrmStore(bitrix), ledger, followUps, userOfEmployee, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
     await handleEnrichJobs(
       rest.filter((m) => !isCallRecord(m)),
-      { ...shared, journeys: env.COMAGIC_CACHE ? kvJourneyStore(env.COMAGIC_CACHE) : null, attribution: env.DB ? d1AttributionStore(env.DB) : null },
+      { ...shared, journeys: stores.journeys, attribution: stores.attribution },
     );
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
     return;
@@ -142,7 +134,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
   await handleLeadBatch(batch, {
     ...commonDeps(env, log),
     store: createCrmStore(bitrix),
-    crmMode: () => crmModeOf(bitrix, kvCrmModeCache(env.COMAGIC_CACHE)),
+    crmMode: () => crmModeOf(bitrix, stores.crmModeCache),
     ledger,
     followUps,
     formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,

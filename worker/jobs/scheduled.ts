@@ -2,10 +2,8 @@ import { createCrmStore } from "../bitrix/crm-store";
 import { readConfig, type Config } from "../config";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
-import { d1AppliedEvents } from "../storage/d1";
 import { purgeExpired } from "../storage/retention";
-import { bitrixClientFor, dataApiClientFor } from "../wiring";
-import { d1AttributionStore } from "../storage/attribution";
+import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { reconcileCalls, type ReconcileReport } from "./reconcile";
 import { syncReportData } from "./report-sync";
 
@@ -16,7 +14,7 @@ export async function reconcileWindow(window: { from: Date; to: Date }, env: Env
   return reconcileCalls(window, {
     dataApi,
     store: createCrmStore(bitrixClientFor(config)),
-    ledger: env.DB ? d1AppliedEvents(env.DB) : null,
+    ledger: storesFor(env).ledger,
     leadJobs: env.LEAD_JOBS,
     log,
     now: () => new Date(),
@@ -38,12 +36,13 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     try {
       if ((await reconcileWindow({ from, to }, env, result.config, log)) === null) log.info("reconcile.skipped", { reason: "no CoMagic Data API credentials" });
     } finally {
-      if (env.DB) {
+      const { attribution } = storesFor(env);
+      if (env.DB && attribution) {
         log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
         await syncReportData({
           bitrix: bitrixClientFor(result.config),
           dataApi: dataApiClientFor(result.config, env),
-          store: d1AttributionStore(env.DB),
+          store: attribution,
           siteIds: result.config.COMAGIC_SITE_IDS,
           timeZone: result.config.COMAGIC_TIMEZONE,
           now: () => to,

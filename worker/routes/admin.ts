@@ -4,14 +4,13 @@ import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
 import { requireConfig } from "../config";
+import type { Env } from "../env";
 import { AppError } from "../errors";
 import { jobSchema } from "../jobs/schema";
 import { reconcileWindow } from "../jobs/scheduled";
 import { backfillStep } from "../jobs/backfill-attribution";
-import { d1AttributionStore } from "../storage/attribution";
-import { bitrixClientFor } from "../wiring";
+import { bitrixClientFor, storesFor } from "../wiring";
 import { matchesAnySecret } from "../security";
-import { d1AppliedEvents, deadLetterStore } from "../storage/d1";
 import { limitBody } from "./body-limit";
 
 /** One request reconciles at most a week; `npm run reconcile` walks longer ranges in steps. */
@@ -26,9 +25,10 @@ const reconcileBody = z
   .refine((w) => Date.parse(w.to) > Date.parse(w.from), { error: "must be after from", path: ["to"] })
   .refine((w) => Date.parse(w.to) - Date.parse(w.from) <= MAX_RECONCILE_DAYS * 86_400_000, { error: `the window may span at most ${MAX_RECONCILE_DAYS} days`, path: ["to"] });
 
-function deadLettersOf(db: D1Database | undefined) {
-  if (!db) throw new AppError(503, "no_database", "The DB binding (D1) is missing, so dead letters are not recorded");
-  return deadLetterStore(db);
+function deadLettersOf(env: Env) {
+  const store = storesFor(env).deadLetters;
+  if (!store) throw new AppError(503, "no_database", "The DB binding (D1) is missing, so dead letters are not recorded");
+  return store;
 }
 
 /** Admin requests are small JSON; 16 KiB stops abuse before anything is read. */
@@ -82,12 +82,12 @@ adminRoute.use(
 
 adminRoute.get("/dead-letters", async (c) => {
   const query = listQuery.parse(c.req.query());
-  const letters = await deadLettersOf(c.env.DB).list({ limit: query.limit, pendingOnly: query.pending === "1" });
+  const letters = await deadLettersOf(c.env).list({ limit: query.limit, pendingOnly: query.pending === "1" });
   return c.json({ deadLetters: letters });
 });
 
 adminRoute.post("/dead-letters/:id/replay", async (c) => {
-  const store = deadLettersOf(c.env.DB);
+  const store = deadLettersOf(c.env);
   const letter = await store.get(c.req.param("id"));
   if (!letter) throw new AppError(404, "not_found", "No dead letter with that id");
   const job = jobSchema.safeParse(letter.job);
@@ -103,9 +103,10 @@ adminRoute.post("/dead-letters/:id/replay", async (c) => {
 
 /** Which events (session or form keys) were written to Bitrix24, and to which lead, per the ledger. */
 adminRoute.post("/applied", async (c) => {
-  if (!c.env.DB) throw new AppError(503, "no_database", "The DB binding (D1) is missing, so the ledger is not kept");
+  const { ledger } = storesFor(c.env);
+  if (!ledger) throw new AppError(503, "no_database", "The DB binding (D1) is missing, so the ledger is not kept");
   const { keys } = z.object({ keys: z.array(z.string().min(1).max(120)).max(1000) }).parse(await c.req.json().catch(() => null));
-  return c.json({ applied: Object.fromEntries(await d1AppliedEvents(c.env.DB).find(keys)) });
+  return c.json({ applied: Object.fromEntries(await ledger.find(keys)) });
 });
 
 adminRoute.post("/reconcile", async (c) => {
@@ -120,8 +121,9 @@ adminRoute.post("/reconcile", async (c) => {
 adminRoute.post("/attribution/backfill", async (c) => {
   const config = requireConfig(c.env);
   const body = z.object({ from: z.iso.date(), entity: z.enum(["lead", "deal"]).default("lead") }).parse(await c.req.json().catch(() => null));
-  if (!c.env.DB || !c.env.ENRICH_JOBS) throw new AppError(503, "misconfigured", "The DB binding (D1) and the ENRICH_JOBS queue are needed to backfill attribution");
-  const step = await backfillStep(body, { bitrix: bitrixClientFor(config), store: d1AttributionStore(c.env.DB), enrichQueue: c.env.ENRICH_JOBS, requestId: c.get("requestId") });
+  const { attribution } = storesFor(c.env);
+  if (!attribution || !c.env.ENRICH_JOBS) throw new AppError(503, "misconfigured", "The DB binding (D1) and the ENRICH_JOBS queue are needed to backfill attribution");
+  const step = await backfillStep(body, { bitrix: bitrixClientFor(config), store: attribution, enrichQueue: c.env.ENRICH_JOBS, requestId: c.get("requestId") });
   c.get("log").info("attribution.backfill_step", { ...body, ...step });
   return c.json(step);
 });

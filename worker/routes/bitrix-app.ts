@@ -7,7 +7,6 @@ import { installApp } from "../bitrix/app-install";
 import { CARD_PLACEMENTS } from "../bitrix/crm-card";
 import { openTab } from "../bitrix/app-tab";
 import { crmModeOf } from "../bitrix/crm-mode";
-import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
 import { BitrixError } from "../bitrix/errors";
@@ -18,10 +17,7 @@ import { formatComagicDateTime } from "../domain/comagic-time";
 import { AppError } from "../errors";
 import type { FollowUpJob } from "../jobs/schema";
 import { errorMessage } from "../log";
-import { d1CallGuard } from "../storage/call-guard";
-import { kvJourneyStore } from "../storage/journeys";
-import { d1PortalStore } from "../storage/portals";
-import { callApiClientFor, dataApiClientFor } from "../wiring";
+import { callApiClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { callRefusalText, renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
 import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
@@ -31,7 +27,6 @@ import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/at
 import { languageOf, messagesFor } from "../i18n";
 import { crmTexts } from "../i18n/crm-texts";
 import { syncReportData } from "../jobs/report-sync";
-import { d1AttributionStore } from "../storage/attribution";
 
 /*
  * The Bitrix24 local application: install handler, the "CoMagic" tab in lead and deal cards, and
@@ -61,12 +56,12 @@ function appContext(c: Context<AppEnv>) {
   const config = requireConfig(c.env);
   const app = appSettings(config);
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
-  if (!c.env.COMAGIC_CACHE || !c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const { portals, attribution, callGuard, journeys, crmModeCache } = storesFor(c.env);
+  if (!c.env.COMAGIC_CACHE || !portals || !attribution || !callGuard || !journeys) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
-  const portals = d1PortalStore(c.env.DB);
   /** The app acting on the installed portal with its stored tokens. */
   const appClient = (portal: Portal) => appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS });
-  return { config, app, origin, portals, appClient, kv: c.env.COMAGIC_CACHE };
+  return { config, app, origin, portals, attribution, callGuard, journeys, crmModeCache, appClient, kv: c.env.COMAGIC_CACHE };
 }
 
 /** Install events post `auth[access_token]` …; the install page posts AUTH_ID …: read either. */
@@ -118,7 +113,7 @@ bitrixAppRoute.use("*", limitBody(APP_MAX_BYTES));
 
 /** Installs from an install POST or an administrator's first open of the app; returns the stored portal and what to fix. */
 async function installFrom(c: Context<AppEnv>, form: Record<string, string | File | (string | File)[]>) {
-  const { origin, portals, config, app, appClient } = appContext(c);
+  const { origin, portals, config, app, appClient, crmModeCache } = appContext(c);
   checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
   const request = installForm.parse(installFields(form));
   const now = () => new Date();
@@ -146,7 +141,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
   );
   c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
   const client = appClient(result.portal);
-  const unfilled = await crmModeOf(client, kvCrmModeCache(c.env.COMAGIC_CACHE))
+  const unfilled = await crmModeOf(client, crmModeCache)
     .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
     .catch(() => []);
   if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: messagesFor("en").install.requiredFields(unfilled) });
@@ -180,7 +175,7 @@ function tabHeaders(c: Context<AppEnv>, origin: string, nonce: string): void {
 bitrixAppRoute.post("/tab", async (c) => {
   try {
     await limitByIp(c);
-    const { app, origin, portals, config, kv } = appContext(c);
+    const { app, origin, portals, config, journeys } = appContext(c);
     const form = tabForm.safeParse(await c.req.parseBody());
     if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic tab of a lead or deal card in Bitrix24");
     checkDomain(c, origin, c.req.query("DOMAIN"));
@@ -198,7 +193,7 @@ bitrixAppRoute.post("/tab", async (c) => {
       {
         userClient: userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS),
         appCode: app.appCode,
-        journeys: kvJourneyStore(kv),
+        journeys,
         dataApi: dataApiClientFor(config, c.env),
         timeZone: config.COMAGIC_TIMEZONE,
         defaultRegion: config.DEFAULT_PHONE_REGION,
@@ -219,7 +214,7 @@ bitrixAppRoute.post("/tab", async (c) => {
         callUrl: `${workerOrigin}/bitrix/call`,
         snippetUrl: `${workerOrigin}/snippet.js`,
         timeZone: config.COMAGIC_TIMEZONE,
-        canCall: Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER && c.env.DB),
+        canCall: Boolean(config.COMAGIC_VIRTUAL_NUMBER && c.env.CALL_RATE_LIMITER),
         cspNonce,
         language,
         messages: messagesFor(language),
@@ -231,7 +226,7 @@ bitrixAppRoute.post("/tab", async (c) => {
 });
 
 bitrixAppRoute.post("/call", async (c) => {
-  const { app, config, portals, appClient } = appContext(c);
+  const { app, config, portals, appClient, callGuard } = appContext(c);
   const log = c.get("log");
   const body = callBody.safeParse(await c.req.json().catch(() => null));
   const messages = messagesFor(languageOf(body.data?.lang));
@@ -243,13 +238,13 @@ bitrixAppRoute.post("/call", async (c) => {
   }
   const audit = { memberId: claims.memberId, userId: claims.userId, leadId: claims.leadId };
   log.info("call.requested", audit);
-  if (!c.env.CALL_RATE_LIMITER || !c.env.DB) throw new AppError(503, "not_configured", say.not_configured);
+  if (!c.env.CALL_RATE_LIMITER) throw new AppError(503, "not_configured", say.not_configured);
   if (!(await c.env.CALL_RATE_LIMITER.limit({ key: `call:${claims.memberId}:${claims.userId}` })).success) {
     log.warn("call.refused", { ...audit, reason: "rate_limited" });
     c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
     throw new AppError(429, "rate_limited", say.rate_limited);
   }
-  const guard = d1CallGuard(c.env.DB);
+  const guard = callGuard;
   // D1's unique key makes this atomic: of any number of parallel requests with one token, one goes on.
   if (!(await guard.claimToken(claims.nonce, new Date()))) {
     log.warn("call.refused", { ...audit, reason: "already_started" });
@@ -339,12 +334,11 @@ async function reportClaims(c: Context<AppEnv>, token: string | undefined) {
 }
 
 async function reportView(c: Context<AppEnv>, claims: ReportClaims, query: Record<string, string>) {
-  const { config, portals, appClient, kv } = appContext(c);
-  if (!c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const { config, portals, appClient, attribution, crmModeCache } = appContext(c);
   const portal = await portals.get(claims.memberId);
   if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
   const filters = filterQuery.parse(query);
-  const mode = filters.entity ? null : await crmModeOf(appClient(portal), kvCrmModeCache(kv)).catch(() => null);
+  const mode = filters.entity ? null : await crmModeOf(appClient(portal), crmModeCache).catch(() => null);
   const messages = messagesFor(claims.lang);
   const chosen: ReportFilters = {
     period: filters.period,
@@ -353,7 +347,7 @@ async function reportView(c: Context<AppEnv>, claims: ReportClaims, query: Recor
     grouping: filters.grouping,
     entity: filters.entity ?? (mode === "simple" ? "deal" : "lead"),
   };
-  const { report, notes } = await loadAttributionReport(chosen, { store: d1AttributionStore(c.env.DB), timeZone: config.COMAGIC_TIMEZONE, hasDataApi: comagicAuth(config) !== null, messages });
+  const { report, notes } = await loadAttributionReport(chosen, { store: attribution, timeZone: config.COMAGIC_TIMEZONE, hasDataApi: comagicAuth(config) !== null, messages });
   return { portal, filters: chosen, report, notes, messages };
 }
 
@@ -417,14 +411,13 @@ bitrixAppRoute.get("/report.csv", async (c) => {
 bitrixAppRoute.post("/report/refresh", async (c) => {
   const body = callBody.safeParse(await c.req.json().catch(() => null));
   const claims = await reportClaims(c, body.success ? body.data.token : undefined);
-  const { config, portals, appClient } = appContext(c);
-  if (!c.env.DB) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const { config, portals, appClient, attribution } = appContext(c);
   const portal = await portals.get(claims.memberId);
   if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
   const result = await syncReportData({
     bitrix: appClient(portal),
     dataApi: dataApiClientFor(config, c.env),
-    store: d1AttributionStore(c.env.DB),
+    store: attribution,
     siteIds: config.COMAGIC_SITE_IDS,
     timeZone: config.COMAGIC_TIMEZONE,
     now: () => new Date(),

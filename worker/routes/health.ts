@@ -2,7 +2,6 @@ import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
 import { crmModeOf } from "../bitrix/crm-mode";
-import { kvCrmModeCache } from "../storage/crm-mode-cache";
 import { messagesFor } from "../i18n";
 import { unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
 import type { CrmMode } from "../domain/crm-entity";
@@ -12,7 +11,7 @@ import type { Env } from "../env";
 import { errorMessage } from "../log";
 import { matchesAnySecret } from "../security";
 import { kvJson } from "../storage/kv-json";
-import { bitrixClientFor } from "../wiring";
+import { bitrixClientFor, storesFor } from "../wiring";
 
 /** The portal's required fields change rarely; each admin look at /health need not ask Bitrix24 again. */
 const REQUIRED_FIELDS_CACHE_SECONDS = 600;
@@ -64,7 +63,7 @@ export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   let crmMode: CrmMode | "unknown" = "unknown";
   const modeWarnings: ConfigProblem[] = [];
   try {
-    crmMode = await crmModeOf(bitrixClientFor(result.config), kvCrmModeCache(c.env.COMAGIC_CACHE));
+    crmMode = await crmModeOf(bitrixClientFor(result.config), storesFor(c.env).crmModeCache);
   } catch (error) {
     modeWarnings.push({ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's CRM mode (crm.settings.mode.get): ${errorMessage(error)}` });
   }
