@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { SANDBOX_USERS, RestError } from "./portal";
 
 /*
@@ -164,69 +164,67 @@ export function createOAuthApp(settings: AppSettings) {
   app.get("/_sandbox/bitrix/app/state", (c) => c.json({ placements, ...stats }));
 
   /**
-   * A lead card the way Bitrix24 shows the CoMagic tab: the browser posts the placement form into an
-   * iframe, with a fresh token for the chosen user (?user=2 for the sales manager), in the
-   * language ?lang= names (`LANG`, FACTS-portals §10; Russian by default).
+   * The page a placement's iframe lives in (FACTS.md §1.3): the browser posts the placement form into the
+   * frame with a fresh token for the user, `LANG` the user's interface language (?lang=, Russian by default).
    */
+  function placementPage(
+    c: Context,
+    page: { title: string; header: string; css: string; frame: { id: string; title: string }; userId: number; placement: string; options: Record<string, string> },
+  ): Response | Promise<Response> {
+    const handler = placements.find((p) => p.placement === page.placement)?.handler;
+    if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: nothing is bound to ${page.placement}.</p>`, 404);
+    const pair = issue(page.userId);
+    const host = new URL(c.req.url).host;
+    const fields = {
+      AUTH_ID: pair.accessToken,
+      AUTH_EXPIRES: String(pair.expiresIn),
+      REFRESH_ID: pair.refreshToken,
+      member_id: settings.memberId,
+      status: "L",
+      APPLICATION_TOKEN: applicationToken,
+      PLACEMENT: page.placement,
+      PLACEMENT_OPTIONS: JSON.stringify(page.options),
+    };
+    const inputs = Object.entries(fields)
+      .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`)
+      .join("");
+    const lang = encodeURIComponent(c.req.query("lang") ?? "ru");
+    return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>${page.title}</title>
+<style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}${page.css}</style></head>
+<body><header>${page.header}</header>
+<form id="placement" method="post" target="${page.frame.id}" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=${lang}&APP_SID=sandbox">${inputs}</form>
+<iframe name="${page.frame.id}" id="${page.frame.id}" title="${page.frame.title}"></iframe>
+<script>document.getElementById("placement").submit();</script></body></html>`);
+  }
+
+  /** A lead card the way Bitrix24 shows the CoMagic tab (?user=2 for the sales manager). */
   app.get("/_sandbox/lead-card/:leadId", (c) => {
     const userId = Number(c.req.query("user") ?? 2);
-    const handler = placements.find((p) => p.placement === "CRM_LEAD_DETAIL_TAB")?.handler;
     const leadId = c.req.param("leadId");
-    if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: no CoMagic tab is bound.</p>`, 404);
-    const pair = issue(userId);
-    const host = new URL(c.req.url).host;
-    const fields = {
-      AUTH_ID: pair.accessToken,
-      AUTH_EXPIRES: String(pair.expiresIn),
-      REFRESH_ID: pair.refreshToken,
-      member_id: settings.memberId,
-      status: "L",
-      APPLICATION_TOKEN: applicationToken,
-      PLACEMENT: "CRM_LEAD_DETAIL_TAB",
-      PLACEMENT_OPTIONS: JSON.stringify({ ID: leadId, URI: `/crm/lead/details/${leadId}/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER` }),
-    };
-    const inputs = Object.entries(fields)
-      .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`)
-      .join("");
     const user = SANDBOX_USERS.find((u) => u.ID === userId);
-    return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Lead #${leadId}</title>
-<style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}nav span{display:inline-block;padding:8px 14px;color:#525c69}nav span.on{border-bottom:2px solid #2fc6f6;color:#000}iframe{border:0;width:100%;height:760px;background:#fff}</style></head>
-<body><header><strong>Lead #${leadId}</strong> · signed in as ${user?.NAME ?? "?"} ${user?.LAST_NAME ?? ""} (sandbox)<nav><span>General</span><span class="on">CoMagic</span><span>History</span></nav></header>
-<form id="placement" method="post" target="tab" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=${encodeURIComponent(c.req.query("lang") ?? "ru")}&APP_SID=sandbox">${inputs}</form>
-<iframe name="tab" id="tab" title="CoMagic tab"></iframe>
-<script>document.getElementById("placement").submit();</script></body></html>`);
+    return placementPage(c, {
+      title: `Lead #${leadId}`,
+      header: `<strong>Lead #${leadId}</strong> · signed in as ${user?.NAME ?? "?"} ${user?.LAST_NAME ?? ""} (sandbox)<nav><span>General</span><span class="on">CoMagic</span><span>History</span></nav>`,
+      css: "nav span{display:inline-block;padding:8px 14px;color:#525c69}nav span.on{border-bottom:2px solid #2fc6f6;color:#000}iframe{border:0;width:100%;height:760px;background:#fff}",
+      frame: { id: "tab", title: "CoMagic tab" },
+      userId,
+      placement: "CRM_LEAD_DETAIL_TAB",
+      options: { ID: leadId, URI: `/crm/lead/details/${leadId}/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER` },
+    });
   });
 
-  /**
-   * The app's own page as Bitrix24 opens it from CRM Analytics (FACTS-portals §9–10): a POST into an iframe with
-   * a fresh token for the user, `LANG` the user's interface language (?lang=, Russian by default).
-   */
+  /** The app's own page as Bitrix24 opens it from CRM Analytics (FACTS-portals §9–10). */
   app.get("/_sandbox/app", (c) => {
     const userId = Number(c.req.query("user") ?? 1);
-    const lang = c.req.query("lang") ?? "ru";
-    const handler = placements.find((p) => p.placement === "CRM_ANALYTICS_MENU")?.handler;
-    if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: no CRM Analytics item is bound.</p>`, 404);
-    const pair = issue(userId);
-    const host = new URL(c.req.url).host;
-    const fields = {
-      AUTH_ID: pair.accessToken,
-      AUTH_EXPIRES: String(pair.expiresIn),
-      REFRESH_ID: pair.refreshToken,
-      member_id: settings.memberId,
-      status: "L",
-      APPLICATION_TOKEN: applicationToken,
-      PLACEMENT: "CRM_ANALYTICS_MENU",
-      PLACEMENT_OPTIONS: JSON.stringify({ URI: "/report/analytics/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER" }),
-    };
-    const inputs = Object.entries(fields)
-      .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}">`)
-      .join("");
-    return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>CRM Analytics</title>
-<style>body{margin:0;font:14px Arial;background:#eef2f4}header{background:#fff;padding:14px 20px;border-bottom:1px solid #dfe3e6}iframe{border:0;width:100%;height:900px;background:#fff}</style></head>
-<body><header><strong>CRM Analytics · CoMagic</strong> (sandbox, user ${userId})</header>
-<form id="placement" method="post" target="app" action="${handler}?DOMAIN=${encodeURIComponent(host)}&PROTOCOL=0&LANG=${encodeURIComponent(lang)}&APP_SID=sandbox">${inputs}</form>
-<iframe name="app" id="app" title="CoMagic report"></iframe>
-<script>document.getElementById("placement").submit();</script></body></html>`);
+    return placementPage(c, {
+      title: "CRM Analytics",
+      header: `<strong>CRM Analytics · CoMagic</strong> (sandbox, user ${userId})`,
+      css: "iframe{border:0;width:100%;height:900px;background:#fff}",
+      frame: { id: "app", title: "CoMagic report" },
+      userId,
+      placement: "CRM_ANALYTICS_MENU",
+      options: { URI: "/report/analytics/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER" },
+    });
   });
 
   return { app, appMethod, userOf, appOf, settings };

@@ -6,6 +6,7 @@ import { LEAD_FIELD, ORIGINATOR_ID, type LeadSnapshot } from "../domain/lead-pla
 import { phoneSearchVariants } from "../domain/phone";
 import type { ClientSnapshot, CrmLookup, DealSnapshot, WritePlan } from "../domain/write-plan";
 import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+import { batchBuilder } from "./batch-builder";
 import { BitrixError } from "./errors";
 
 export type WriteOutcome =
@@ -326,60 +327,71 @@ export function createCrmStore(client: BitrixClient): CrmStore {
         ok: false,
         error: result && !result.ok ? result.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what} returned nothing`, true, "unknown"),
       });
-      const newId = (result: CommandOutcome | undefined) => {
-        const id = result?.ok ? idString.safeParse(result.result) : null;
-        return id?.success ? id.data : null;
-      };
+      const anything = z.unknown();
 
       // Phase one: new leads, new contacts, and the timeline comment of each update. The comment goes first so
       // that a failure after it repeats the comment on retry rather than losing it.
-      const first: Record<string, BitrixCommand> = {};
-      writes.forEach(({ plan }, i) => {
-        if (plan.action === "create-lead") first[`add${i}`] = { method: "crm.lead.add", params: { fields: plan.fields, params: { REGISTER_SONET_EVENT: "Y" } } };
-        else if (plan.action === "create-deal" && "fields" in plan.contact)
-          first[`contact${i}`] = { method: "crm.contact.add", params: { fields: plan.contact.fields, params: { REGISTER_SONET_EVENT: "N" } } };
-        else if (plan.action === "update") {
-          first[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(plan.target.id), ENTITY_TYPE: plan.target.type, COMMENT: plan.comment } } };
+      const first = batchBuilder();
+      const firstHandles = writes.map(({ plan }) => {
+        if (plan.action === "create-lead") return first.add("add", { method: "crm.lead.add", params: { fields: plan.fields, params: { REGISTER_SONET_EVENT: "Y" } } }, idString);
+        if (plan.action === "create-deal" && "fields" in plan.contact)
+          return first.add("contact", { method: "crm.contact.add", params: { fields: plan.contact.fields, params: { REGISTER_SONET_EVENT: "N" } } }, idString);
+        if (plan.action === "update") {
+          return first.add(
+            "comment",
+            { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(plan.target.id), ENTITY_TYPE: plan.target.type, COMMENT: plan.comment } } },
+            anything,
+          );
         }
+        return null;
       });
-      const firstResults = Object.keys(first).length ? await client.batch(first, { readOnly: false }) : {};
+      const firstAnswers = await first.send(client, { readOnly: false });
 
       // Phase two: updates after their comment, deals once their contact exists.
-      const second: Record<string, BitrixCommand> = {};
-      const dealClients = new Map<number, CrmEntityRef | null>();
-      writes.forEach(({ event, plan }, i) => {
+      const second = batchBuilder();
+      const secondHandles = writes.map(({ event, plan }, i) => {
+        const handle = firstHandles[i] ?? null;
         if (plan.action === "skip") {
           outcomes.set(event.key, { ok: true, action: "skipped", target: plan.target, client: plan.client ?? null });
-        } else if (plan.action === "create-lead") {
-          const id = newId(firstResults[`add${i}`]);
-          outcomes.set(event.key, id ? { ok: true, action: "created", target: { type: "lead", id }, client: null } : failed(firstResults[`add${i}`], "crm.lead.add"));
-        } else if (plan.action === "update") {
-          const comment = firstResults[`comment${i}`];
-          if (comment?.ok) second[`update${i}`] = { method: `crm.${plan.target.type}.update`, params: { id: Number(plan.target.id), fields: plan.fields, params: { REGISTER_SONET_EVENT: "N" } } };
-          else outcomes.set(event.key, failed(comment, "crm.timeline.comment.add"));
-        } else {
-          const contactId = "id" in plan.contact ? plan.contact.id : newId(firstResults[`contact${i}`]);
-          if (!contactId) {
-            outcomes.set(event.key, failed(firstResults[`contact${i}`], "crm.contact.add"));
-            return;
+        } else if (plan.action === "create-lead" && handle) {
+          const id = firstAnswers.value(handle);
+          outcomes.set(event.key, typeof id === "string" ? { ok: true, action: "created", target: { type: "lead", id }, client: null } : failed(firstAnswers.outcome(handle), "crm.lead.add"));
+        } else if (plan.action === "update" && handle) {
+          const comment = firstAnswers.outcome(handle);
+          if (comment?.ok) {
+            return {
+              client: null,
+              handle: second.add("update", { method: `crm.${plan.target.type}.update`, params: { id: Number(plan.target.id), fields: plan.fields, params: { REGISTER_SONET_EVENT: "N" } } }, anything),
+            };
           }
-          dealClients.set(i, { type: "contact", id: contactId });
-          second[`deal${i}`] = { method: "crm.deal.add", params: { fields: { ...plan.fields, CONTACT_ID: contactId }, params: { REGISTER_SONET_EVENT: "Y" } } };
+          outcomes.set(event.key, failed(comment, "crm.timeline.comment.add"));
+        } else if (plan.action === "create-deal") {
+          const made = handle ? firstAnswers.value(handle) : null;
+          const contactId = "id" in plan.contact ? plan.contact.id : typeof made === "string" ? made : null;
+          if (!contactId) {
+            outcomes.set(event.key, failed(handle ? firstAnswers.outcome(handle) : undefined, "crm.contact.add"));
+            return null;
+          }
+          const client: CrmEntityRef = { type: "contact", id: contactId };
+          return { client, handle: second.add("deal", { method: "crm.deal.add", params: { fields: { ...plan.fields, CONTACT_ID: contactId }, params: { REGISTER_SONET_EVENT: "Y" } } }, idString) };
         }
+        return null;
       });
-      if (Object.keys(second).length === 0) return outcomes;
-      const secondResults = await client.batch(second, { readOnly: false });
+      if (second.size === 0) return outcomes;
+      const secondAnswers = await second.send(client, { readOnly: false });
       writes.forEach(({ event, plan }, i) => {
-        if (plan.action === "update" && second[`update${i}`]) {
-          const result = secondResults[`update${i}`];
+        const step = secondHandles[i];
+        if (!step) return;
+        if (plan.action === "update") {
+          const result = secondAnswers.outcome(step.handle);
           outcomes.set(event.key, result?.ok ? { ok: true, action: "updated", target: plan.target, client: plan.client } : failed(result, `crm.${plan.target.type}.update`));
-        } else if (plan.action === "create-deal" && second[`deal${i}`]) {
-          const id = newId(secondResults[`deal${i}`]);
+        } else if (plan.action === "create-deal") {
+          const id = secondAnswers.value(step.handle);
           outcomes.set(
             event.key,
-            id
-              ? { ok: true, action: "created", target: { type: "deal", id }, client: dealClients.get(i) ?? null, contactCreated: "fields" in plan.contact }
-              : failed(secondResults[`deal${i}`], "crm.deal.add"),
+            typeof id === "string"
+              ? { ok: true, action: "created", target: { type: "deal", id }, client: step.client, contactCreated: "fields" in plan.contact }
+              : failed(secondAnswers.outcome(step.handle), "crm.deal.add"),
           );
         }
       });
