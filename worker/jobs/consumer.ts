@@ -8,7 +8,7 @@ import type { PlanRules } from "../domain/lead-plan";
 import { planWrite, type WriteRules } from "../domain/write-plan";
 import { responsibleUserId } from "../domain/responsible";
 import { maskPhone } from "../domain/phone";
-import { splitIntoRounds } from "../domain/rounds";
+import { planBatch, planRound, type WaitReason } from "../domain/batch-plan";
 import { errorMessage } from "../log";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import { leadJobSchema, type CallTelephonyJob, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
@@ -36,6 +36,11 @@ export interface ConsumerDeps extends SettleDeps {
 }
 
 type Job = { message: Message<unknown>; job: LeadJob };
+
+const WAIT_REASONS: Record<WaitReason, string> = {
+  earlier_event_failed: "an earlier event about the same person failed",
+  create_in_doubt: "an earlier event about the same person has a lead write in doubt",
+};
 
 async function retryOrGiveUp(item: Job, error: unknown, deps: ConsumerDeps): Promise<void> {
   const settled = await retryOrDeadLetter(item.message, deps.queue, asFailure(error), { key: item.job.event.key }, deps);
@@ -271,39 +276,23 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
   const jobs: Job[] = readJobs(batch.messages, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.
+  const eventOf = (item: Job) => item.job.event;
   const ledgered = await findInLedger(
     deps.ledger,
     jobs.map((j) => j.job.event.key),
     deps.log,
   );
-  const pending: Job[] = [];
-  for (const item of jobs) {
-    const target = parseLedgerRef(ledgered.get(item.job.event.key) ?? "");
-    if (target) await settle(item, { ok: true, action: "skipped", target, client: null }, deps);
-    else pending.push(item);
-  }
+  const { alreadyApplied, rounds } = planBatch(jobs, eventOf, ledgered);
+  for (const { item, target } of alreadyApplied) await settle(item, { ok: true, action: "skipped", target, client: null }, deps);
 
-  const rounds = splitIntoRounds(pending, (item) => identityKeys(item.job.event));
   // Keys of events that failed in this batch: a later event about the same person waits for them.
-  const failedKeys = new Set<string>();
+  let failedKeys = new Set<string>();
   for (const [index, allInRound] of rounds.entries()) {
-    const held = await heldByCreateInDoubt(
-      allInRound.map((item) => item.job.event),
-      deps,
-    );
-    const written: Job[] = [];
-    for (const item of allInRound) {
-      const keys = identityKeys(item.job.event);
-      if (keys.some((k) => failedKeys.has(k))) {
-        for (const k of keys) failedKeys.add(k);
-        await retryOrGiveUp(item, new BitrixError("WAITING_FOR_EARLIER_EVENT", "an earlier event about the same person failed", true, "no"), deps);
-      } else if (held.has(item.job.event.key)) {
-        // Not marked failed: the event holding the contact may come later in this very batch, and must go on.
-        await retryOrGiveUp(item, new BitrixError("WAITING_FOR_EARLIER_EVENT", "an earlier event about the same person has a lead write in doubt", true, "no"), deps);
-      } else {
-        written.push(item);
-      }
-    }
+    const held = await heldByCreateInDoubt(allInRound.map(eventOf), deps);
+    const round = planRound(allInRound, eventOf, failedKeys, held);
+    failedKeys = round.failedKeys;
+    for (const { item, reason } of round.wait) await retryOrGiveUp(item, new BitrixError("WAITING_FOR_EARLIER_EVENT", WAIT_REASONS[reason], true, "no"), deps);
+    const written = round.write;
     if (written.length === 0) continue;
     try {
       const events = written.map((item) => item.job.event);
