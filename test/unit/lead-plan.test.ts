@@ -1,3 +1,4 @@
+import { callEvent } from "../fixtures/lead-event";
 import { describe, expect, it } from "vitest";
 import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
 import { newLeadFields, pickOpenLead, updateLeadFields, type LeadSnapshot } from "../../worker/domain/lead-plan";
@@ -9,26 +10,17 @@ const now = new Date("2026-11-24T12:00:00Z");
 const rules = { now, dedupDays: 30, defaultRegion: "RU" as const, mode: "classic" as const };
 const found = (leads: LeadSnapshot[], applied: string | null = null) => ({ applied: applied ? { type: "lead" as const, id: applied } : null, leads, clients: [], deals: [] });
 
-function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
-  return {
-    kind: "call",
+const event = (overrides: Partial<LeadEvent> = {}): LeadEvent =>
+  callEvent({
     key: "555",
     sessionId: "555",
     receivedAt: now.toISOString(),
-    phone: "+79123456789",
-    email: null,
-    name: null,
     visitorId: "v1",
     utm: { ...EMPTY_UTM, source: "google", term: "sofa" },
     employee: "Ivan",
     trafficType: "paid",
-    entryPage: null,
-    tags: [],
-    recordingUrl: null,
-    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
     ...overrides,
-  };
-}
+  });
 
 function lead(overrides: Partial<LeadSnapshot> = {}): LeadSnapshot {
   return {
@@ -118,24 +110,7 @@ describe("planWrite on a classic portal, person known only by leads", () => {
 
 describe("who a new lead is assigned to", () => {
   const responsible = { userOfEmployee: usersByEmployee({ "7": 25 }), defaultUserId: "3", lostCallUserId: "9" };
-  const event = (overrides: Partial<LeadEvent>): LeadEvent => ({
-    kind: "call",
-    key: "1",
-    sessionId: "1",
-    receivedAt: "2026-11-24T10:00:00.000Z",
-    phone: "+79123456789",
-    email: null,
-    name: null,
-    visitorId: null,
-    utm: { source: null, medium: null, campaign: null, content: null, term: null },
-    employee: null,
-    trafficType: null,
-    entryPage: null,
-    tags: [],
-    recordingUrl: null,
-    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
-    ...overrides,
-  });
+  const event = callEvent;
 
   it.each([
     ["the Bitrix24 user of the CoMagic employee who answered", { employeeId: "25" }, "7"],

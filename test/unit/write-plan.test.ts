@@ -1,3 +1,4 @@
+import { callEvent } from "../fixtures/lead-event";
 import { describe, expect, it } from "vitest";
 import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
 import type { LeadSnapshot } from "../../worker/domain/lead-plan";
@@ -10,27 +11,8 @@ const responsible = { userOfEmployee: usersByEmployee({ "7": 25 }), defaultUserI
 const classic: WriteRules = { now, dedupDays: 30, defaultRegion: "RU", mode: "classic", responsible };
 const simple: WriteRules = { ...classic, mode: "simple" };
 
-function event(overrides: Partial<LeadEvent> = {}): LeadEvent {
-  return {
-    kind: "call",
-    key: "555",
-    sessionId: "555",
-    receivedAt: now.toISOString(),
-    phone: "+79123456789",
-    email: null,
-    name: null,
-    visitorId: "v1",
-    utm: { ...EMPTY_UTM, source: "google" },
-    employee: "Ivan",
-    employeeId: "25",
-    trafficType: null,
-    entryPage: null,
-    tags: [],
-    recordingUrl: null,
-    call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
-    ...overrides,
-  };
-}
+const event = (overrides: Partial<LeadEvent> = {}): LeadEvent =>
+  callEvent({ key: "555", sessionId: "555", receivedAt: now.toISOString(), visitorId: "v1", utm: { ...EMPTY_UTM, source: "google" }, employee: "Ivan", employeeId: "25", ...overrides });
 const contact = (id: string, companyId: string | null = null): ClientSnapshot => ({ type: "contact", id, companyId, phones: ["+79123456789"], emails: [] });
 const company = (id: string): ClientSnapshot => ({ type: "company", id, companyId: null, phones: ["+79123456789"], emails: [] });
 const deal = (overrides: Partial<DealSnapshot> = {}): DealSnapshot => ({

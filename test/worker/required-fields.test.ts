@@ -1,3 +1,4 @@
+import { callEvent } from "../fixtures/lead-event";
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,23 +59,7 @@ describe("lead fields a portal requires", () => {
       type: "lead.ingest",
       v: 1,
       requestId: "required",
-      event: {
-        kind: "call",
-        key,
-        sessionId: key,
-        receivedAt: new Date().toISOString(),
-        phone,
-        email: null,
-        name: null,
-        visitorId: null,
-        utm: { source: null, medium: null, campaign: null, content: null, term: null },
-        employee: null,
-        trafficType: null,
-        entryPage: null,
-        tags: [],
-        recordingUrl: null,
-        call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
-      },
+      event: callEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone }),
     };
     const batch = createMessageBatch("comagic-lead-jobs", [{ id: "r0", timestamp: new Date(), attempts: 1, body: job }]);
     await handleLeadBatch(batch, consumerDeps({ rules: { dedupDays: 30, defaultRegion: "RU", requiredFieldDefaults: { UF_CRM_REGION: "Moscow" } } }));
