@@ -26,7 +26,8 @@ describe("installing the app", () => {
       { placement: "CRM_LEAD_DETAIL_TAB", ...tab },
       { placement: "CRM_DEAL_DETAIL_TAB", ...tab },
       { placement: "CRM_CONTACT_DETAIL_TAB", ...tab },
-      // The report opens from CRM → Analytics, titled in each interface language (LANG_ALL); TITLE follows CRM_LANGUAGE.
+      // FACTS.md §1.3 (placement.bind: TITLE, LANG_ALL{lang:{TITLE}}): the report opens from CRM → Analytics, titled in
+      // each interface language; TITLE follows CRM_LANGUAGE.
       { placement: "CRM_ANALYTICS_MENU", handler: "http://worker.test/bitrix/app", title: "CoMagic: attribution", titles: { ru: "CoMagic: атрибуция", en: "CoMagic: attribution" } },
     ]);
     // FACTS.md §2.6: crm.deal.userfield.add — a converted lead keeps the CoMagic values only in fields deals have too.
@@ -153,7 +154,7 @@ describe("the CoMagic tab", () => {
     expect(html).not.toContain("data-token");
   });
 
-  // FACTS.md §4: a busy portal answers 503 (QUERY_LIMIT_EXCEEDED) for a whole request or inside a batch.
+  // FACTS.md §4.1 (Rate): over the leaky bucket Bitrix24 answers HTTP 503 QUERY_LIMIT_EXCEEDED.
   it("says Bitrix24 is busy (503) rather than refusing the user when the portal cannot answer", async () => {
     const leadId = await seedLead({ TITLE: "Busy tab", PHONE: [{ VALUE: uniquePhone().e164 }] });
     await sandbox("/_sandbox/faults", { rate: 1, kinds: ["503"] });

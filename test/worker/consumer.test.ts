@@ -2,37 +2,15 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { handleLeadBatch, MAX_DELIVERY_ATTEMPTS, type ConsumerDeps } from "../../worker/jobs/consumer";
-import type { DeadLetter, LeadJob } from "../../worker/jobs/schema";
+import { type DeadLetter, type LeadJob, leadJob } from "../../worker/jobs/schema";
+import { callEvent } from "../fixtures/lead-event";
 import worker from "../../worker/index";
 import { consumerDeps } from "./consumer-support";
 import { leadsWithPhone, sandbox, sandboxLeads, uniquePhone, uniqueSessionId } from "./support";
 
 function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
-  const phone = uniquePhone();
   const id = String(uniqueSessionId());
-  return {
-    type: "lead.ingest",
-    v: 1,
-    requestId: "test",
-    event: {
-      kind: "call",
-      key: id,
-      sessionId: id,
-      receivedAt: new Date().toISOString(),
-      phone: phone.e164,
-      email: null,
-      name: null,
-      visitorId: null,
-      utm: { source: null, medium: null, campaign: null, content: null, term: null },
-      employee: "Ivan",
-      trafficType: null,
-      entryPage: null,
-      tags: [],
-      recordingUrl: null,
-      call: { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 },
-      ...overrides,
-    },
-  };
+  return leadJob(callEvent({ key: id, sessionId: id, receivedAt: new Date().toISOString(), phone: uniquePhone().e164, employee: "Ivan", ...overrides }), "test");
 }
 
 function batchOf(bodies: unknown[], attempts = 1, queue = "comagic-lead-jobs") {

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { AppError } from "../errors";
+import { pageError } from "../i18n";
 import { matchesAnySecret } from "../security";
 import type { BitrixClient, BitrixCommand } from "./client";
 import { outcome } from "./command-outcome";
@@ -28,7 +29,7 @@ export async function verifiedUser(userClient: BitrixClient, appCode: string, ex
   if (!results.app?.ok || !results.me?.ok) {
     const error = [results.app, results.me].find((r) => r?.ok === false)?.error;
     // A busy portal (its request limit, a 5xx inside the batch) is not a forged token: say so, and let the user reopen.
-    if (error?.transient && !isCredentialError(error)) throw new AppError(503, "bitrix_unavailable", "Bitrix24 did not answer in time; reopen the tab in a moment");
+    if (error?.transient && !isCredentialError(error)) throw pageError(503, "bitrix_unavailable");
     throw refused("not_verified", "Bitrix24 did not accept this request's token for this portal");
   }
   // FACTS-portals: a local app's CODE is its client id ([UNCERTAIN]; BITRIX_APP_CODE covers other apps).

@@ -1,3 +1,4 @@
+import { AppError } from "../errors";
 import { en, type Messages } from "./en";
 import { ru } from "./ru";
 
@@ -11,6 +12,21 @@ export function languageOf(lang: string | undefined | null): Language {
 
 export function messagesFor(language: Language): Messages {
   return language === "en" ? en : ru;
+}
+
+export type PageErrorCode = keyof Messages["pageErrors"];
+
+/**
+ * An error an app page shows: its English text (for logs and JSON) comes from the catalogue, and htmlError
+ * shows the user's language by the same code.
+ */
+export function pageError(status: ConstructorParameters<typeof AppError>[0], code: PageErrorCode): AppError {
+  return new AppError(status, code, messagesFor("en").pageErrors[code]);
+}
+
+/** The page-error text in a language, or null for a code the catalogue does not name. */
+export function pageErrorText(messages: Messages, code: string): string | null {
+  return code in messages.pageErrors ? messages.pageErrors[code as PageErrorCode] : null;
 }
 
 /** The locale dates and numbers are written in. */

@@ -24,7 +24,7 @@ import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
 import { loadAttributionReport, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix/app-report";
 import { MODELS } from "../domain/attribution";
 import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/attribution-report";
-import { languageOf, messagesFor } from "../i18n";
+import { languageOf, messagesFor, pageError, pageErrorText } from "../i18n";
 import { crmTexts } from "../i18n/crm-texts";
 import { syncReportData } from "../jobs/report-sync";
 
@@ -93,7 +93,7 @@ async function limitByIp(c: Context<AppEnv>): Promise<void> {
   if (!(await limiter.limit({ key: `app:${ip}` })).success) {
     c.get("log").warn("bitrix.rejected", { code: "rate_limited", path: new URL(c.req.url).pathname });
     c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
-    throw new AppError(429, "rate_limited", "Too many requests from this address; try again in a minute");
+    throw pageError(429, "rate_limited");
   }
 }
 
@@ -104,7 +104,7 @@ function htmlError(c: Context<AppEnv>, error: unknown) {
     c.header("Cache-Control", "no-store");
   }
   const language = languageOf(c.req.query("LANG"));
-  return c.html(renderMessagePage("CoMagic", messagesFor(language).pageErrors[error.code] ?? error.message, language), error.status);
+  return c.html(renderMessagePage("CoMagic", pageErrorText(messagesFor(language), error.code) ?? error.message, language), error.status);
 }
 
 export const bitrixAppRoute = new Hono<AppEnv>();
@@ -148,7 +148,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
   return { portal: result.portal, unfilled };
 }
 
-const invalidInstall = () => new AppError(400, "invalid_install", "The install request lacks AUTH_ID, REFRESH_ID or member_id");
+const invalidInstall = () => pageError(400, "invalid_install");
 
 bitrixAppRoute.post("/install", async (c) => {
   try {
@@ -177,16 +177,16 @@ bitrixAppRoute.post("/tab", async (c) => {
     await limitByIp(c);
     const { app, origin, portals, config, journeys } = appContext(c);
     const form = tabForm.safeParse(await c.req.parseBody());
-    if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic tab of a lead or deal card in Bitrix24");
+    if (!form.success) throw pageError(400, "invalid_placement");
     checkDomain(c, origin, c.req.query("DOMAIN"));
     const portal = await portals.get(form.data.member_id);
-    if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is not installed on this portal (or was installed on another worker)");
+    if (!portal) throw pageError(401, "not_installed");
     await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
     let entity: z.infer<typeof placementOptions>;
     try {
       entity = placementOptions.parse(JSON.parse(form.data.PLACEMENT_OPTIONS));
     } catch {
-      throw new AppError(400, "invalid_card", "The card did not say which lead or deal it shows");
+      throw pageError(400, "invalid_card");
     }
     const view = await openTab(
       { memberId: portal.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
@@ -372,7 +372,7 @@ bitrixAppRoute.post("/app", async (c) => {
     if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic app in Bitrix24");
     // An administrator's first open of the app installs it, as Bitrix24 expects of an app without an install page.
     const portal = (await portals.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
-    if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is not installed on this portal (or was installed on another worker)");
+    if (!portal) throw pageError(401, "not_installed");
     await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
     const access = await reportAccess(userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS), app.appCode, config.REPORT_USER_IDS);
     if (!access.allowed) {
