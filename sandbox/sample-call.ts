@@ -1,5 +1,7 @@
 import { createHmac, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { formatComagicDateTime } from "../worker/domain/comagic-time";
+import { callsReportRow, SANDBOX_ACCOUNT_TIME_ZONE } from "./comagic/calls-report-row";
 
 const TEMPLATE = readFileSync(new URL("../docs/comagic-call-notification.template", import.meta.url), "utf8");
 
@@ -10,7 +12,7 @@ export function sampleCall() {
   const visitorId = randomInt(10_000_000, 99_999_999);
   const values: Record<string, unknown> = {
     notification_name: "Завершение звонка",
-    notification_time: formatMoscow(new Date()),
+    notification_time: formatComagicDateTime(new Date(), SANDBOX_ACCOUNT_TIME_ZONE),
     call_session_id: id,
     communication_number: 1,
     contact_phone_number: digits,
@@ -27,36 +29,8 @@ export function sampleCall() {
     tag_names: ["target", "new client"],
   };
   const notification = TEMPLATE.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => JSON.stringify(values[name] ?? null));
-  const reportRow = {
-    id,
-    start_time: formatMoscow(new Date(Date.now() - 95_000)),
-    direction: "in",
-    is_lost: false,
-    contact_phone_number: digits,
-    total_duration: 95,
-    talk_duration: 80,
-    wait_duration: 15,
-    visitor_id: visitorId,
-    channel: "paid",
-    source_name: "Яндекс.Директ",
-    site_domain_name: "shop.example.ru",
-    tags: [{ tag_name: "target" }],
-    full_record_file_link: `https://media.comagic.ru/${id}/full.mp3`,
-    last_answered_employee_id: 25,
-    last_answered_employee_full_name: "Ivan Admin",
-    call_api_external_id: null,
-    utm_source: "yandex",
-    utm_medium: "cpc",
-    utm_campaign: "spring_sale",
-    utm_content: "ad_42",
-    utm_term: "buy sofa",
-  };
+  const reportRow = callsReportRow({ id, phone: digits, visitorId, startedAt: new Date(Date.now() - 95_000) });
   return { id, notification, reportRow };
-}
-
-/** The sandbox account's wall clock (Europe/Moscow, no daylight saving). */
-function formatMoscow(date: Date): string {
-  return new Date(date.getTime() + 3 * 3_600_000).toISOString().slice(0, 19).replace("T", " ");
 }
 
 export function signBody(body: string, secret: string): string {

@@ -7,58 +7,61 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 /*
  * The workerd tests share a sandbox portal and a queue within a project, so a project runs its files one after
- * another. They mostly wait (for queue batches, retries, lagging reports), so three projects, each with its own
+ * another. They mostly wait (for queue batches, retries, lagging reports), so five projects, each with its own
  * sandbox, Miniflare and queues, run side by side (test/run.mjs: one Vitest process each, since Vitest runs
  * the projects of one pool one after another). Shards are balanced by the files' durations in `npm test`.
+ *
+ * Isolated shards start a fresh Miniflare for each file (a few seconds of CPU each): what a file left in its
+ * queues (retries, follow-ups) dies with it. Their files count the sandboxes' requests, logins or quiet
+ * periods, which another file's leftovers would disturb. The shared shard's files assert nothing of the kind,
+ * so they share one Miniflare; each resets the sandbox it changes, and test/worker/file-setup.ts what the
+ * worker caches in KV.
  */
-const WORKER_SHARDS: [string, string[]][] = [
-  [
-    "worker-1",
-    [
-      "test/worker/enrich.test.ts",
-      "test/worker/reconcile.test.ts",
-      "test/worker/bitrix-app.test.ts",
-      "test/worker/repeat-clients.test.ts",
-      "test/worker/webhook.test.ts",
-      "test/worker/attribution-report.test.ts",
-    ],
-  ],
-  [
-    "worker-2",
-    [
-      "test/worker/call-record.test.ts",
-      "test/worker/ingest.test.ts",
-      "test/worker/simple-crm.test.ts",
-      "test/worker/forms.test.ts",
+type Shard = { name: string; isolate: boolean; files: string[] };
+const WORKER_SHARDS: Shard[] = [
+  { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts"] },
+  { name: "worker-2", isolate: true, files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts"] },
+  {
+    name: "worker-3",
+    isolate: true,
+    files: ["test/worker/duplicate-lag.test.ts", "test/worker/ingest.test.ts", "test/worker/forms.test.ts", "test/worker/repeat-clients.test.ts"],
+  },
+  {
+    name: "worker-4",
+    isolate: true,
+    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts"],
+  },
+  {
+    name: "worker-shared",
+    isolate: false,
+    files: [
       "test/worker/fuzz.test.ts",
-      "test/worker/snippet-route.test.ts",
-      "test/worker/health.test.ts",
-    ],
-  ],
-  [
-    "worker-3",
-    [
-      "test/worker/faults.test.ts",
-      "test/worker/duplicate-lag.test.ts",
-      "test/worker/telephony.test.ts",
-      "test/worker/consumer.test.ts",
+      "test/worker/attribution-report.test.ts",
       "test/worker/required-fields.test.ts",
+      "test/worker/snippet-route.test.ts",
       "test/worker/admin.test.ts",
-      "test/security/**/*.test.ts",
+      "test/worker/health.test.ts",
+      "test/security/app-tokens.test.ts",
+      "test/security/batch-references.test.ts",
+      "test/security/click-to-call.test.ts",
+      "test/security/operator-routes.test.ts",
+      "test/security/retention.test.ts",
     ],
-  ],
+  },
 ];
 
 // A new test file must be given a shard, or it would silently not run.
-const sharded = new Set(WORKER_SHARDS.flatMap(([, files]) => files));
+const sharded = new Set(WORKER_SHARDS.flatMap((shard) => shard.files));
 for (const dir of ["test/worker", "test/security"]) {
   for (const file of readdirSync(`${root}/${dir}`).filter((f) => f.endsWith(".test.ts"))) {
-    if (!sharded.has(`${dir}/${file}`) && !sharded.has(`${dir}/**/*.test.ts`)) throw new Error(`${dir}/${file} is in no WORKER_SHARDS entry of test/vitest.config.ts`);
+    if (!sharded.has(`${dir}/${file}`)) throw new Error(`${dir}/${file} is in no WORKER_SHARDS entry of test/vitest.config.ts`);
   }
 }
 
-function workerProject(name: string, include: string[]) {
+function workerProject({ name, isolate, files }: Shard) {
   return {
+    // Each shard pre-bundles the dependencies on its own: shards start together and must not share a cache being written.
+    cacheDir: `${root}/node_modules/.vite/${name}`,
     plugins: [
       cloudflareTest(({ inject }) => ({
         wrangler: { configPath: `${root}/wrangler.toml` },
@@ -102,10 +105,14 @@ function workerProject(name: string, include: string[]) {
     test: {
       name,
       root,
-      include,
+      include: files,
       globalSetup: ["test/helpers/sandbox-global-setup.ts"],
       // One sandbox portal and one queue serve every file of a shard: its files run one after another.
       fileParallelism: false,
+      isolate,
+      setupFiles: ["test/worker/file-setup.ts"],
+      // zod, hono and libphonenumber-js are many small modules; one file each loads much faster into each test file's isolate.
+      deps: { optimizer: { ssr: { enabled: true, include: ["zod", "hono", "hono/tiny", "libphonenumber-js/core"] } } },
       testTimeout: process.env.TEST_SIZE === "full" ? 900_000 : 60_000,
       hookTimeout: 60_000,
     },
@@ -137,7 +144,7 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
-      ...WORKER_SHARDS.map(([name, include]) => workerProject(name, include)),
+      ...WORKER_SHARDS.map(workerProject),
     ],
   },
 });

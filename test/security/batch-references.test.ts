@@ -2,7 +2,8 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { beforeAll, describe, expect, it } from "vitest";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
 import { consumerDeps } from "../worker/consumer-support";
-import type { LeadJob } from "../../worker/jobs/schema";
+import { callEvent, formEvent } from "../fixtures/lead-event";
+import { type LeadJob, leadJob } from "../../worker/jobs/schema";
 import { bitrixCall, leadsWithPhone, sandbox, sandboxLeads, uniquePhone } from "../worker/support";
 
 /*
@@ -16,41 +17,8 @@ beforeAll(async () => {
 
 function lead(kind: "call" | "form", phone: string, name: string | null, message: string | null): LeadJob {
   const key = `${kind}-${crypto.randomUUID()}`;
-  return {
-    type: "lead.ingest",
-    v: 1,
-    requestId: "batch-refs",
-    event: {
-      kind,
-      key,
-      sessionId: key,
-      receivedAt: new Date().toISOString(),
-      phone,
-      email: null,
-      name,
-      visitorId: null,
-      utm: { source: null, medium: null, campaign: null, content: null, term: null },
-      employee: null,
-      trafficType: null,
-      entryPage: null,
-      tags: [],
-      recordingUrl: null,
-      call: kind === "call" ? { lost: false, totalSeconds: 60, talkSeconds: 50, waitSeconds: 10 } : null,
-      form:
-        kind === "form"
-          ? {
-              name: "Callback",
-              pageUrl: null,
-              referrer: null,
-              message,
-              firstUtm: { source: null, medium: null, campaign: null, content: null, term: null },
-              comagicSessionId: null,
-              clickIds: {},
-              extra: {},
-            }
-          : null,
-    },
-  };
+  const fields = { key, sessionId: key, receivedAt: new Date().toISOString(), phone, name };
+  return leadJob(kind === "call" ? callEvent(fields) : formEvent(fields, { message }), "batch-refs");
 }
 
 describe("batch references in user text", () => {

@@ -2,7 +2,8 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { beforeAll, describe, expect, it } from "vitest";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
 import { consumerDeps } from "../worker/consumer-support";
-import type { FollowUpJob, LeadJob } from "../../worker/jobs/schema";
+import { type FollowUpJob, leadJob } from "../../worker/jobs/schema";
+import { formEvent } from "../fixtures/lead-event";
 import { openTab, install } from "../worker/app-support";
 import { leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, waitForQuiet, workerWithEnv, type SandboxLead } from "../worker/support";
 
@@ -107,31 +108,9 @@ describe("/forms fails closed", () => {
 
   it("enriches no more forms a minute than FORM_ENRICH_LIMITER allows, whoever posts them", async () => {
     const sent: FollowUpJob[] = [];
-    const form = (i: number): LeadJob => {
-      const phone = uniquePhone();
+    const form = (i: number) => {
       const key = `form-flood-${Date.now()}-${i}`;
-      return {
-        type: "lead.ingest",
-        v: 1,
-        requestId: "flood",
-        event: {
-          kind: "form",
-          key,
-          sessionId: key,
-          receivedAt: new Date().toISOString(),
-          phone: phone.e164,
-          email: null,
-          name: null,
-          visitorId: String(9_000_000 + i),
-          utm: { source: null, medium: null, campaign: null, content: null, term: null },
-          employee: null,
-          trafficType: null,
-          entryPage: null,
-          tags: [],
-          recordingUrl: null,
-          call: null,
-        },
-      };
+      return leadJob(formEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone: uniquePhone().e164, visitorId: String(9_000_000 + i) }), "flood");
     };
     let allowed = 3;
     const batch = createMessageBatch(

@@ -35,6 +35,34 @@ describe("the typed batch builder", () => {
     expect(answers.outcome(contact)).toMatchObject({ ok: false, error: { message: "Access denied." } });
   });
 
+  it("throws a failed required read with Bitrix24's own error, and a missing or misshapen one as a retryable unexpected answer", async () => {
+    const denied = new BitrixError("", "Access denied.", false, "no");
+    const { client } = fakeClient((key) => (key.startsWith("denied") ? denied : key.startsWith("rows") ? [{ ID: "5" }] : "not a list"));
+    const batch = batchBuilder();
+    const rows = batch.add("rows", { method: "crm.lead.list", params: {} }, z.array(z.object({ ID: z.string() })));
+    const refused = batch.add("denied", { method: "crm.contact.list", params: {} }, z.array(z.unknown()));
+    const misshapen = batch.add("odd", { method: "crm.deal.list", params: {} }, z.array(z.unknown()));
+    const answers = await batch.send(client, { readOnly: true });
+    expect(answers.required(rows)).toEqual([{ ID: "5" }]);
+    expect(() => answers.required(refused)).toThrow(denied);
+    expect(() => answers.required(misshapen)).toThrow(expect.objectContaining({ code: "ERROR_UNEXPECTED_ANSWER", transient: true, message: expect.stringContaining("crm.deal.list") }));
+  });
+
+  it("says why a command gave no usable result: Bitrix24's error, or an unexpected answer that a write may have applied", async () => {
+    const busy = new BitrixError("QUERY_LIMIT_EXCEEDED", "Too many requests", true, "no");
+    const { client } = fakeClient((key) => (key.startsWith("busy") ? busy : key.startsWith("call") ? { CALL_ID: "c-1" } : { CALL_ID: "" }));
+    const batch = batchBuilder();
+    const registered = z.object({ CALL_ID: z.string().min(1) });
+    const call = batch.add("call", { method: "telephony.externalCall.register", params: {} }, registered);
+    const refused = batch.add("busy", { method: "telephony.externalCall.register", params: {} }, registered);
+    const odd = batch.add("odd", { method: "telephony.externalCall.register", params: {} }, registered);
+    const answers = await batch.send(client, { readOnly: false });
+    expect(answers.failure(call)).toBeNull();
+    expect(answers.failure(refused)).toBe(busy);
+    expect(answers.failure(odd)).toMatchObject({ code: "ERROR_UNEXPECTED_ANSWER", transient: true, applied: "unknown" });
+    expect(answers.errors()).toEqual([busy]);
+  });
+
   it("sends nothing when no command was added", async () => {
     const { client, sent } = fakeClient(() => null);
     const batch = batchBuilder();

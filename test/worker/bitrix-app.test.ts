@@ -44,13 +44,21 @@ describe("installing the app", () => {
   });
 
   it.each([
-    ["by a user who is not an administrator", () => install(2), 403],
-    ["with a token the portal does not know", () => install(1, { AUTH_ID: "forged-token" }), 401],
-    ["claiming another portal's domain", () => install(1, { DOMAIN: "evil.bitrix24.ru" }), 403],
-    ["without the tokens", () => form("/bitrix/install", { member_id: MEMBER }), 400],
-  ])("is refused %s", async (_name, attempt, status) => {
+    ["by a user who is not an administrator", () => install(2), 403, "Only a Bitrix24 administrator"],
+    ["with a token the portal does not know", () => install(1, { AUTH_ID: "forged-token" }), 401, "did not accept this request&#39;s token"],
+    ["claiming another portal's domain", () => install(1, { DOMAIN: "evil.bitrix24.ru" }), 403, "serves another Bitrix24 portal"],
+    ["without the tokens", () => form("/bitrix/install", { member_id: MEMBER }), 400, "lacks AUTH_ID"],
+  ])("is refused %s, saying why", async (_name, attempt, status, reason) => {
     const res = await attempt();
     expect(res.status).toBe(status);
+    expect(await res.text()).toContain(reason);
+  });
+
+  it("tells a Russian-speaking user who is not an administrator why, in Russian", async () => {
+    const t = await tokensFor(2);
+    const res = await form("/bitrix/install", { ...t, AUTH_EXPIRES: String(t.AUTH_EXPIRES), status: "L" }, `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=ru`);
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain("только администратор Битрикс24");
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, comagicStats, comagicTime, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, visitorSessions, waitFor, type SandboxLead } from "./support";
+import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
+import { admin, comagicStats, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, visitorSessions, waitFor, type SandboxLead } from "./support";
 
 /*
  * FACTS-calls §3.2: real call-finished templates carry no utm_*, visitor_id or file_link; CoMagic's call record
@@ -35,37 +36,21 @@ function minimalNotification(sessionId: number, phone: string) {
   };
 }
 
-/** The same call as get.calls_report has it. */
+/** The same call as get.calls_report has it, from a search ad whose click CoMagic's end-to-end analytics knows. */
 function reportRow(sessionId: number, phone: string, visitorId: number | null) {
-  return {
-    id: sessionId,
-    start_time: comagicTime(new Date(Date.now() - 120_000)),
-    direction: "in",
-    is_lost: false,
-    contact_phone_number: phone,
-    total_duration: 95,
-    talk_duration: 80,
-    wait_duration: 15,
-    visitor_id: visitorId,
-    channel: "paid",
-    source_name: "Яндекс.Директ",
-    site_domain_name: "shop.example.ru",
-    tags: [{ tag_name: "target" }],
-    full_record_file_link: `https://media.comagic.ru/${sessionId}/full.mp3`,
-    last_answered_employee_id: 25,
-    last_answered_employee_full_name: "Ivan Admin",
-    call_api_external_id: null,
-    utm_source: "yandex",
-    utm_medium: "cpc",
-    utm_campaign: "sofas_search",
-    utm_content: null,
-    utm_term: null,
-    eq_utm_source: "yandex",
-    eq_utm_medium: "cpc",
-    eq_utm_campaign: "sofas_search",
-    eq_utm_content: "ad_7",
-    eq_utm_term: "диван",
-  };
+  return callsReportRow(
+    { id: sessionId, phone, visitorId, startedAt: new Date(Date.now() - 120_000) },
+    {
+      utm_campaign: "sofas_search",
+      utm_content: null,
+      utm_term: null,
+      eq_utm_source: "yandex",
+      eq_utm_medium: "cpc",
+      eq_utm_campaign: "sofas_search",
+      eq_utm_content: "ad_7",
+      eq_utm_term: "диван",
+    },
+  );
 }
 
 async function seedLeadWith(e164: string, assignedTo: string): Promise<void> {

@@ -1,11 +1,10 @@
 import { callEvent } from "../fixtures/lead-event";
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
-import type { LeadJob } from "../../worker/jobs/schema";
+import { leadJob } from "../../worker/jobs/schema";
 import { consumerDeps } from "./consumer-support";
-import { ADMIN_TOKEN, admin, bitrixCall, deadLetterWhere, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor } from "./support";
+import { ADMIN_TOKEN, admin, bitrixCall, deadLetterWhere, forgetPortalSettings, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor } from "./support";
 
 /*
  * FACTS-portals §5: an admin can make lead fields required; REST skips the check unless "required fields for
@@ -13,17 +12,15 @@ import { ADMIN_TOKEN, admin, bitrixCall, deadLetterWhere, leadsWithPhone, makeCa
  * missing." The sandbox portal gets a required custom field, "Region".
  */
 
-const clearCachedFields = () => env.COMAGIC_CACHE?.delete("required-fields:v1");
-
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});
   await bitrixCall("crm.lead.userfield.add", { fields: { FIELD_NAME: "REGION", USER_TYPE_ID: "string", LABEL: "Region" } });
   await sandbox("/_sandbox/required-fields", { fields: ["UF_CRM_REGION"], restCheck: true });
-  await clearCachedFields();
+  await forgetPortalSettings();
 });
 afterAll(async () => {
   await sandbox("/_sandbox/required-fields", { fields: [], restCheck: false });
-  await clearCachedFields();
+  await forgetPortalSettings();
 });
 
 describe("lead fields a portal requires", () => {
@@ -55,12 +52,7 @@ describe("lead fields a portal requires", () => {
   it("get REQUIRED_FIELD_DEFAULTS' values on every new lead, so adds pass the check", async () => {
     const phone = uniquePhone().e164;
     const key = String(Date.now());
-    const job: LeadJob = {
-      type: "lead.ingest",
-      v: 1,
-      requestId: "required",
-      event: callEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone }),
-    };
+    const job = leadJob(callEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone }), "required");
     const batch = createMessageBatch("comagic-lead-jobs", [{ id: "r0", timestamp: new Date(), attempts: 1, body: job }]);
     await handleLeadBatch(batch, consumerDeps({ rules: { dedupDays: 30, defaultRegion: "RU", requiredFieldDefaults: { UF_CRM_REGION: "Moscow" } } }));
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual(["r0"]);

@@ -1,5 +1,7 @@
 import { formatComagicDateTime } from "../../worker/domain/comagic-time";
+import { SANDBOX_ACCOUNT_TIME_ZONE } from "../../sandbox/comagic/calls-report-row";
 import { app } from "../../worker/app";
+import { requiredFieldsCacheKey } from "../../worker/routes/health";
 import type { Env } from "../../worker/env";
 import { env, exports } from "cloudflare:workers";
 
@@ -151,7 +153,7 @@ export const ADMIN_TOKEN = "test-admin-token";
 
 /** A time as CoMagic's reports write it for the account's zone (the worker's default, Europe/Moscow). */
 export function comagicTime(date: Date): string {
-  return formatComagicDateTime(date, "Europe/Moscow");
+  return formatComagicDateTime(date, SANDBOX_ACCOUNT_TIME_ZONE);
 }
 
 export async function comagicStats(): Promise<{ logins: number; authorizedCalls: number; methods: Record<string, number>; errors: Record<string, number> }> {
@@ -203,12 +205,14 @@ export async function sandboxCrm(): Promise<SandboxCrm> {
 
 /**
  * Forgets what the worker keeps about the portal in KV (its CRM mode for 5 minutes, a telephony refusal for an
- * hour), as if that time had passed: a test that changes the sandbox portal's settings calls this.
+ * hour, the required fields /health found for 10 minutes), as if that time had passed: a test that changes the
+ * sandbox portal's settings calls this. A shard's files share one KV.
  */
 export async function forgetPortalSettings(): Promise<void> {
   const kv = (env as unknown as Env).COMAGIC_CACHE;
   await kv?.delete("crm-mode:v1");
   await kv?.delete("telephony-refused:v1");
+  for (const mode of ["classic", "simple"] as const) await kv?.delete(requiredFieldsCacheKey(mode));
 }
 
 /** /health as the operator sees it (with the admin token): status, CRM mode, problems and warnings. */

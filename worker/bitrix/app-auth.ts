@@ -1,9 +1,7 @@
 import * as z from "zod";
-import { AppError } from "../errors";
-import { pageError } from "../i18n";
 import { matchesAnySecret } from "../security";
-import type { BitrixClient, BitrixCommand } from "./client";
-import { outcome } from "./command-outcome";
+import { type BatchAnswers, type BatchBuilder, batchBuilder } from "./batch-builder";
+import type { BitrixClient } from "./client";
 import { isCredentialError } from "./errors";
 
 /*
@@ -18,31 +16,38 @@ const appInfoSchema = z.object({ CODE: z.string().nullish() }).loose();
 
 export type Profile = z.infer<typeof profileSchema>;
 
-const refused = (code: "not_verified" | "foreign_app", message: string) => new AppError(401, code, message);
+/**
+ * Why a request was not let in: a token the portal refused, another application's token, or a portal too busy
+ * to say. Routes map each to a status and a page.
+ */
+export type AccessRefusal = "not_verified" | "foreign_app" | "bitrix_unavailable";
+
+export type VerifiedUser = { ok: true; profile: Profile; answers: BatchAnswers } | { ok: false; refusal: AccessRefusal };
 
 /**
- * The request's token must work on our portal, for our application, as a signed-in user. `extra` commands
- * run in the same `batch`, with the user's own rights.
+ * The request's token must work on our portal, for our application, as a signed-in user. Commands already in
+ * `batch` run in the same request, with the user's own rights; read them through `answers`.
  */
-export async function verifiedUser(userClient: BitrixClient, appCode: string, extra: Record<string, BitrixCommand> = {}) {
-  const results = await userClient.batch({ app: { method: "app.info", params: {} }, me: { method: "profile", params: {} }, ...extra }, { readOnly: true });
-  if (!results.app?.ok || !results.me?.ok) {
-    const error = [results.app, results.me].find((r) => r?.ok === false)?.error;
+export async function verifiedUser(userClient: BitrixClient, appCode: string, batch: BatchBuilder = batchBuilder()): Promise<VerifiedUser> {
+  const app = batch.add("app", { method: "app.info", params: {} }, appInfoSchema);
+  const me = batch.add("me", { method: "profile", params: {} }, profileSchema);
+  const answers = await batch.send(userClient, { readOnly: true });
+  const [appInfo, profile] = [answers.outcome(app), answers.outcome(me)];
+  if (!appInfo?.ok || !profile?.ok) {
+    const error = [appInfo, profile].find((r) => r?.ok === false)?.error;
     // A busy portal (its request limit, a 5xx inside the batch) is not a forged token: say so, and let the user reopen.
-    if (error?.transient && !isCredentialError(error)) throw pageError(503, "bitrix_unavailable");
-    throw refused("not_verified", "Bitrix24 did not accept this request's token for this portal");
+    return { ok: false, refusal: error?.transient && !isCredentialError(error) ? "bitrix_unavailable" : "not_verified" };
   }
   // FACTS-portals: a local app's CODE is its client id ([UNCERTAIN]; BITRIX_APP_CODE covers other apps).
-  const app = appInfoSchema.safeParse(results.app.result);
-  if (!app.success || app.data.CODE !== appCode) throw refused("foreign_app", "This request's token belongs to another Bitrix24 application");
-  return { profile: outcome(results.me, profileSchema, "profile"), results };
+  if (answers.value(app)?.CODE !== appCode) return { ok: false, refusal: "foreign_app" };
+  return { ok: true, profile: answers.required(me), answers };
 }
 
 /**
  * FACTS.md §1.4: compare APPLICATION_TOKEN with the one kept from the install. It may be absent (older portals
  * do not send it); when both sides have one, they must match.
  */
-export async function checkApplicationToken(sent: string | undefined, stored: string | undefined): Promise<void> {
-  if (!sent || !stored) return;
-  if (!(await matchesAnySecret(sent, [stored]))) throw refused("foreign_app", "This request did not come from the application installed on this portal");
+export async function applicationTokenMatches(sent: string | undefined, stored: string | undefined): Promise<boolean> {
+  if (!sent || !stored) return true;
+  return matchesAnySecret(sent, [stored]);
 }

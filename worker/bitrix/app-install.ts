@@ -2,9 +2,8 @@ import { messagesFor, type Language } from "../i18n";
 import { en } from "../i18n/en";
 import { ru } from "../i18n/ru";
 import * as z from "zod";
-import { AppError } from "../errors";
-import { verifiedUser } from "./app-auth";
-import { outcome } from "./command-outcome";
+import { type AccessRefusal, verifiedUser } from "./app-auth";
+import { batchBuilder } from "./batch-builder";
 import type { BitrixClient } from "./client";
 import { CARD_PLACEMENTS } from "./crm-card";
 import type { Portal, PortalStore } from "./portal";
@@ -25,6 +24,8 @@ export interface InstallRequest {
   oauthTokenUrl: string | null;
 }
 
+export type InstallOutcome = { ok: true; portal: Portal; boundPlacements: string[]; createdFields: string[] } | { ok: false; refusal: AccessRefusal | "not_admin" };
+
 /**
  * Installs (or reinstalls) the app: checks the token against the configured portal and our application,
  * stores the portal with its tokens, creates the lead fields, and binds the CoMagic tab to lead and deal
@@ -43,9 +44,11 @@ export async function installApp(
     portals: PortalStore;
     now: () => Date;
   },
-): Promise<{ portal: Portal; boundPlacements: string[]; createdFields: string[] }> {
-  const { profile } = await verifiedUser(deps.userClient, deps.appCode);
-  if (profile.ADMIN !== true) throw new AppError(403, "not_admin", "Only a Bitrix24 administrator can install the app");
+): Promise<InstallOutcome> {
+  const user = await verifiedUser(deps.userClient, deps.appCode);
+  if (!user.ok) return user;
+  const { profile } = user;
+  if (profile.ADMIN !== true) return { ok: false, refusal: "not_admin" };
   const previous = await deps.portals.get(request.memberId);
   const applicationToken = request.applicationToken ?? previous?.applicationToken;
   const oauthTokenUrl = request.oauthTokenUrl ?? previous?.oauthTokenUrl;
@@ -63,7 +66,9 @@ export async function installApp(
   await deps.portals.put(portal);
   const client = deps.appClient(portal);
   const fields = await ensureCrmUserFields(client);
-  const bound = outcome((await client.batch({ bound: { method: "placement.get", params: {} } }, { readOnly: true })).bound, placementRows, "placement.get");
+  const placements = batchBuilder();
+  const boundHandle = placements.add("bound", { method: "placement.get", params: {} }, placementRows);
+  const bound = (await placements.send(client, { readOnly: true })).required(boundHandle);
   const texts = (key: "tabPlacement" | "reportPlacement") => ({ ...messagesFor(deps.language).install[key], LANG_ALL: { ru: ru.install[key], en: en.install[key] } });
   const wanted = [
     ...CARD_PLACEMENTS.map((placement) => ({ placement, handler: deps.handlerUrl, texts: texts("tabPlacement") })),
@@ -76,5 +81,5 @@ export async function installApp(
     // FACTS.md §1.3: TITLE is the default, LANG_ALL what each interface language shows.
     await client.call("placement.bind", { PLACEMENT: w.placement, HANDLER: w.handler, ...w.texts });
   }
-  return { portal, boundPlacements: missing.map((w) => w.placement), createdFields: fields.created };
+  return { ok: true, portal, boundPlacements: missing.map((w) => w.placement), createdFields: fields.created };
 }

@@ -2,7 +2,7 @@ import * as z from "zod";
 import { buildReport, COST_GROUPING, rangeInstants, type Report, type ReportFilters } from "../domain/attribution-report";
 import type { Messages } from "../i18n";
 import type { AttributionStore } from "../storage/attribution-store";
-import { verifiedUser } from "./app-auth";
+import { type AccessRefusal, verifiedUser } from "./app-auth";
 import type { BitrixClient } from "./client";
 import { signClaims, verifyClaims } from "./tab-token";
 
@@ -24,11 +24,14 @@ export type ReportClaims = z.infer<typeof reportClaimsSchema>;
 /** A marketer keeps the report open a while; an hour, then the app is opened again. */
 export const REPORT_TOKEN_TTL_SECONDS = 3600;
 
-export type ReportAccess = { allowed: true; userId: string } | { allowed: false; userId: string };
+/** `denied`: a verified user who is neither an administrator nor in REPORT_USER_IDS. */
+export type ReportAccess = { kind: "allowed"; userId: string } | { kind: "denied"; userId: string } | { kind: "refused"; refusal: AccessRefusal };
 
 export async function reportAccess(userClient: BitrixClient, appCode: string, reportUserIds: readonly string[]): Promise<ReportAccess> {
-  const { profile } = await verifiedUser(userClient, appCode);
-  return { allowed: profile.ADMIN === true || reportUserIds.includes(profile.ID), userId: profile.ID };
+  const user = await verifiedUser(userClient, appCode);
+  if (!user.ok) return { kind: "refused", refusal: user.refusal };
+  const allowed = user.profile.ADMIN === true || reportUserIds.includes(user.profile.ID);
+  return { kind: allowed ? "allowed" : "denied", userId: user.profile.ID };
 }
 
 export function signReportToken(claims: Omit<ReportClaims, "purpose" | "expiresAt">, keys: readonly string[], now: Date): Promise<string> {

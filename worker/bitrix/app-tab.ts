@@ -1,11 +1,13 @@
 import type { CountryCode } from "libphonenumber-js/core";
+import * as z from "zod";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { checkCallNumber, type CallNumberRefusal } from "../domain/call-policy";
 import type { Journey } from "../domain/touchpoints";
 import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
-import { verifiedUser } from "./app-auth";
+import { type AccessRefusal, verifiedUser } from "./app-auth";
+import { batchBuilder } from "./batch-builder";
 import { CARD_ENTITY, cardCommand, readCard, type Card, type CardPlacement } from "./crm-card";
 import type { BitrixClient } from "./client";
 import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
@@ -36,10 +38,14 @@ export async function openTab(
     now: () => Date;
     nonce: () => string;
   },
-): Promise<TabView> {
+): Promise<{ ok: true; view: TabView } | { ok: false; refusal: AccessRefusal }> {
   const entity = CARD_ENTITY[request.placement];
-  const { profile, results } = await verifiedUser(deps.userClient, deps.appCode, { entity: cardCommand(entity, request.entityId) });
-  const card = await readCard(entity, results.entity, deps.userClient, deps.defaultRegion);
+  const batch = batchBuilder();
+  const own = batch.add("entity", cardCommand(entity, request.entityId), z.unknown());
+  const user = await verifiedUser(deps.userClient, deps.appCode, batch);
+  if (!user.ok) return user;
+  const { profile, answers } = user;
+  const card = await readCard(entity, answers.outcome(own), deps.userClient, deps.defaultRegion);
   const visitorId = card.visitorId;
   let journeyState: JourneyState = { kind: "no_visitor" };
   if (visitorId) {
@@ -58,7 +64,7 @@ export async function openTab(
     }
   }
   const phone = card.phones[0] ?? null;
-  return {
+  const view: TabView = {
     card,
     userId: profile.ID,
     userName: [profile.NAME, profile.LAST_NAME].filter(Boolean).join(" ") || `user ${profile.ID}`,
@@ -74,4 +80,5 @@ export async function openTab(
       nonce: deps.nonce(),
     },
   };
+  return { ok: true, view };
 }

@@ -1,9 +1,12 @@
 import type * as z from "zod";
 import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+import { outcome as readOutcome } from "./command-outcome";
+import { BitrixError } from "./errors";
 
 /** One command of a batch; its answer is read back through the handle, never through a key spelled twice. */
 export interface BatchHandle<T> {
   readonly key: string;
+  readonly method: string;
   readonly schema: z.ZodType<T>;
 }
 
@@ -12,6 +15,15 @@ export interface BatchAnswers {
   outcome(handle: BatchHandle<unknown>): CommandOutcome | undefined;
   /** The command's result, parsed with its schema; null when it failed or did not match. */
   value<T>(handle: BatchHandle<T>): T | null;
+  /** The command's result, for reads the round cannot go on without: a failure throws (Bitrix24's own error when it gave one). */
+  required<T>(handle: BatchHandle<T>): T;
+  /**
+   * Why the command did not give a usable result: Bitrix24's own error, or (no answer, an answer of another
+   * shape) a retryable one that, for writes, may have been applied. Null when `value` has its result.
+   */
+  failure(handle: BatchHandle<unknown>): BitrixError | null;
+  /** Every error Bitrix24 gave in this batch, in command order. */
+  errors(): BitrixError[];
 }
 
 /**
@@ -25,22 +37,36 @@ export function batchBuilder() {
     add<T>(kind: string, command: BitrixCommand, schema: z.ZodType<T>): BatchHandle<T> {
       const key = `${kind}${next++}`;
       commands[key] = command;
-      return { key, schema };
+      return { key, method: command.method, schema };
     },
     get size(): number {
       return next;
     },
     async send(client: BitrixClient, options: { readOnly: boolean }): Promise<BatchAnswers> {
       const answers = next > 0 ? await client.batch(commands, options) : {};
+      const parsed = <T>(handle: BatchHandle<T>) => {
+        const answer = answers[handle.key];
+        return answer?.ok ? handle.schema.safeParse(answer.result) : null;
+      };
       return {
         outcome: (handle) => answers[handle.key],
         value: (handle) => {
-          const answer = answers[handle.key];
-          if (!answer?.ok) return null;
-          const parsed = handle.schema.safeParse(answer.result);
-          return parsed.success ? parsed.data : null;
+          const result = parsed(handle);
+          return result?.success ? result.data : null;
         },
+        required: (handle) => readOutcome(answers[handle.key], handle.schema, `Bitrix24 ${handle.method}`),
+        failure: (handle) => {
+          const answer = answers[handle.key];
+          if (answer && !answer.ok) return answer.error;
+          if (parsed(handle)?.success) return null;
+          const what = answer ? "unexpected answer" : "no answer";
+          return new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${handle.method}: ${what}`, true, options.readOnly ? "no" : "unknown");
+        },
+        errors: () => Object.values(answers).flatMap((answer) => (answer.ok ? [] : [answer.error])),
       };
     },
   };
 }
+
+/** A batch being built: what code that adds commands for a caller to send takes. */
+export type BatchBuilder = ReturnType<typeof batchBuilder>;

@@ -3,6 +3,7 @@ import * as z from "zod";
 import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber, type CallRefusal } from "../domain/call-policy";
+import { batchBuilder } from "./batch-builder";
 import { cardCommand, readCard, type Card } from "./crm-card";
 import type { BitrixClient } from "./client";
 import type { TabClaims } from "./tab-token";
@@ -15,7 +16,6 @@ export type CallOutcome =
   | { ok: true; callSessionId: string; phone: string; timelineRecorded: boolean; telephonyEntity: Card["telephonyEntity"] }
   | {
       ok: false;
-      status: 409 | 422 | 429 | 502 | 503;
       refusal: CallRefusal;
       /** False when the refusal came before CoMagic was asked to call: the tab's token may then be used again. */
       askedCoMagic: boolean;
@@ -38,7 +38,7 @@ export interface CallDeps {
   texts: CrmTexts;
 }
 
-const refuse = (status: 409 | 422 | 429 | 503, refusal: CallRefusal): CallOutcome => ({ ok: false, status, refusal, askedCoMagic: false });
+const refuse = (refusal: CallRefusal): CallOutcome => ({ ok: false, refusal, askedCoMagic: false });
 
 /**
  * Starts a click-to-call for a verified tab session: the manager's phone rings first (through CoMagic), then
@@ -46,27 +46,29 @@ const refuse = (status: 409 | 422 | 429 | 503, refusal: CallRefusal): CallOutcom
  * timeline records who called and when.
  */
 export async function startCall(claims: TabClaims, deps: CallDeps): Promise<CallOutcome> {
-  if (!deps.callApi || !deps.virtualNumber) return refuse(503, { code: "not_configured" });
-  if (!claims.phone) return refuse(422, { code: "no_phone", entity: claims.entityType });
+  if (!deps.callApi || !deps.virtualNumber) return refuse({ code: "not_configured" });
+  if (!claims.phone) return refuse({ code: "no_phone", entity: claims.entityType });
   const policy = checkCallNumber(claims.phone, deps.callCountries);
-  if (policy) return refuse(422, { code: "number_not_allowed", policy });
+  if (policy) return refuse({ code: "number_not_allowed", policy });
 
-  const results = await deps.appClient.batch({ card: cardCommand(claims.entityType, claims.leadId), user: { method: "user.get", params: { ID: claims.userId } } }, { readOnly: true });
-  const card = await readCard(claims.entityType, results.card, deps.appClient, deps.defaultRegion);
+  const batch = batchBuilder();
+  const cardHandle = batch.add("card", cardCommand(claims.entityType, claims.leadId), z.unknown());
+  const userHandle = batch.add("user", { method: "user.get", params: { ID: claims.userId } }, userRows);
+  const answers = await batch.send(deps.appClient, { readOnly: true });
+  const card = await readCard(claims.entityType, answers.outcome(cardHandle), deps.appClient, deps.defaultRegion);
   if (!card.phones.includes(claims.phone)) {
-    return refuse(409, { code: "number_changed", entity: claims.entityType });
+    return refuse({ code: "number_changed", entity: claims.entityType });
   }
 
-  const user = results.user?.ok ? userRows.safeParse(results.user.result) : null;
-  const bitrixUser = user?.success ? user.data[0] : undefined;
+  const bitrixUser = answers.value(userHandle)?.[0];
   let employeeId: number | null = deps.employees[claims.userId] ?? null;
   if (employeeId === null && deps.matchByEmail && bitrixUser?.EMAIL && deps.dataApi) employeeId = await findEmployeeIdByEmail(deps.dataApi, bitrixUser.EMAIL);
   if (employeeId === null) {
-    return refuse(422, { code: "user_not_mapped" });
+    return refuse({ code: "user_not_mapped" });
   }
 
   const counted = await deps.countCall();
-  if (counted !== "ok") return refuse(429, { code: "daily_limit", whose: counted });
+  if (counted !== "ok") return refuse({ code: "daily_limit", whose: counted });
 
   let callSessionId: string;
   try {
@@ -78,7 +80,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
     });
   } catch (error) {
     if (!(error instanceof CoMagicError)) throw error;
-    return { ok: false, status: 502, refusal: { code: "comagic_refused", mnemonic: error.mnemonic }, askedCoMagic: true };
+    return { ok: false, refusal: { code: "comagic_refused", mnemonic: error.mnemonic }, askedCoMagic: true };
   }
   const who = [bitrixUser?.NAME, bitrixUser?.LAST_NAME].filter(Boolean).join(" ") || `#${claims.userId}`;
   // The call is already ringing: a failed comment is reported (and logged by the caller), not a failed call.

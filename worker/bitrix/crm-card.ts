@@ -3,6 +3,7 @@ import * as z from "zod";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { normalizePhone } from "../domain/phone";
 import { outcome } from "./command-outcome";
+import { type BatchHandle, batchBuilder } from "./batch-builder";
 import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
 
 /*
@@ -67,23 +68,19 @@ export async function readCard(entity: CardEntity, own: CommandOutcome | undefin
   const base = { entity, id: item.ID, dateCreate: item.DATE_CREATE ?? null };
   if (entity === "lead") return { ...base, title: item.TITLE ?? null, phones: phonesOf(item, region), visitorId: visitorOf(item), telephonyEntity: { type: "LEAD", id: item.ID } };
 
-  const more: Record<string, BitrixCommand> = {};
-  if (entity === "deal") {
-    if (item.LEAD_ID) more.lead = { method: "crm.lead.get", params: { id: item.LEAD_ID } };
-    if (item.CONTACT_ID) more.contact = { method: "crm.contact.get", params: { id: item.CONTACT_ID } };
-  } else {
-    const recent = { order: { ID: "DESC" }, filter: { CONTACT_ID: item.ID }, select: ["ID", LEAD_FIELD.visitorId] };
-    more.deals = { method: "crm.deal.list", params: recent };
-    more.leads = { method: "crm.lead.list", params: recent };
-  }
-  const found = Object.keys(more).length ? await client.batch(more, { readOnly: true }) : {};
+  const more = batchBuilder();
+  const linked = (type: "lead" | "contact", id: string | null) => (entity === "deal" && id ? more.add(type, { method: `crm.${type}.get`, params: { id } }, record) : null);
+  const leadHandle = linked("lead", item.LEAD_ID);
+  const contactHandle = linked("contact", item.CONTACT_ID);
+  const recent = { order: { ID: "DESC" }, filter: { CONTACT_ID: item.ID }, select: ["ID", LEAD_FIELD.visitorId] };
+  const recentHandles = entity === "contact" ? (["deal", "lead"] as const).map((type) => more.add(`${type}s`, { method: `crm.${type}.list`, params: recent }, records)) : [];
+  const found = await more.send(client, { readOnly: true });
   // A linked record the user may not read, or one deleted since, only leaves its part of the card empty.
-  const optional = (name: string) => (found[name]?.ok ? (record.safeParse(found[name].result).data ?? null) : null);
-  const list = (name: string) => (found[name]?.ok ? (records.safeParse(found[name].result).data ?? []) : []);
+  const optional = (handle: BatchHandle<CrmRecord> | null) => (handle ? found.value(handle) : null);
 
   if (entity === "deal") {
-    const lead = optional("lead");
-    const contact = optional("contact");
+    const lead = optional(leadHandle);
+    const contact = optional(contactHandle);
     return {
       ...base,
       title: item.TITLE ?? null,
@@ -92,6 +89,10 @@ export async function readCard(entity: CardEntity, own: CommandOutcome | undefin
       telephonyEntity: item.CONTACT_ID ? { type: "CONTACT", id: item.CONTACT_ID } : null,
     };
   }
-  const visitorId = [...list("deals"), ...list("leads")].map(visitorOf).find((v) => v !== null) ?? null;
+  const visitorId =
+    recentHandles
+      .flatMap((handle) => found.value(handle) ?? [])
+      .map(visitorOf)
+      .find((v) => v !== null) ?? null;
   return { ...base, title: [item.NAME, item.LAST_NAME].filter(Boolean).join(" ") || null, phones: phonesOf(item, region), visitorId, telephonyEntity: { type: "CONTACT", id: item.ID } };
 }

@@ -6,7 +6,7 @@ import { LEAD_FIELD, ORIGINATOR_ID, type LeadSnapshot } from "../domain/lead-pla
 import { phoneSearchVariants } from "../domain/phone";
 import type { ClientSnapshot, CrmLookup, DealSnapshot, WritePlan } from "../domain/write-plan";
 import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
-import { batchBuilder } from "./batch-builder";
+import { type BatchAnswers, type BatchBuilder, type BatchHandle, batchBuilder } from "./batch-builder";
 import { BitrixError } from "./errors";
 
 export type WriteOutcome =
@@ -138,14 +138,6 @@ const clientRows = (type: ClientSnapshot["type"]) =>
       .transform((row): ClientSnapshot => ({ type, id: row.ID, companyId: type === "contact" ? (row.COMPANY_ID ?? null) : null, phones: row.PHONE, emails: row.EMAIL })),
   );
 
-function unwrap<T>(outcome: CommandOutcome | undefined, schema: z.ZodType<T>, what: string): T {
-  if (!outcome) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${what}: missing from batch`, true, "no");
-  if (!outcome.ok) throw outcome.error;
-  const parsed = schema.safeParse(outcome.result);
-  if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${what}: unexpected result shape`, true, "no");
-  return parsed.data;
-}
-
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -182,33 +174,33 @@ const KEY_SOURCES = [
   { name: "dealOrigin", method: "crm.deal.list", field: "ORIGIN_ID", entity: "deal", modes: ["simple"] },
   { name: "contactOrigin", method: "crm.contact.list", field: "ORIGIN_ID", entity: "contact", modes: ["simple"] },
 ] as const;
+type KeySource = (typeof KEY_SOURCES)[number];
+const searchedIn = (source: KeySource, mode: CrmMode) => (source.modes as readonly CrmMode[]).includes(mode);
 
-function keyCommands(keys: readonly string[], mode: CrmMode): Record<string, BitrixCommand> {
-  const commands: Record<string, BitrixCommand> = {};
-  for (const [i, part] of chunks(keys, LIST_PAGE_SIZE).entries()) {
-    for (const source of KEY_SOURCES) {
-      if (!(source.modes as readonly string[]).includes(mode)) continue;
+/** One list command per key source (of any of `modes`) and page of keys; `keysFrom` reads them back. */
+function addKeyQueries(batch: BatchBuilder, keys: readonly string[], modes: readonly CrmMode[]) {
+  return chunks(keys, LIST_PAGE_SIZE).flatMap((part) =>
+    KEY_SOURCES.filter((source) => modes.some((mode) => searchedIn(source, mode))).map((source) => {
       const filter = source.field === "ORIGIN_ID" ? { ORIGINATOR_ID, "@ORIGIN_ID": part } : { [`@${source.field}`]: part };
       // A deal's contact comes along: a retried event that finds its deal needs it (telephony, the ledger's record).
-      commands[`${source.name}${i}`] = list(source.method, filter, ["ID", source.field, ...(source.entity === "deal" ? ["CONTACT_ID", "COMPANY_ID"] : [])]);
-    }
-  }
-  return commands;
+      const select = ["ID", source.field, ...(source.entity === "deal" ? ["CONTACT_ID", "COMPANY_ID"] : [])];
+      return { source, handle: batch.add(source.name, list(source.method, filter, select), keyRows) };
+    }),
+  );
 }
+type KeyQueries = ReturnType<typeof addKeyQueries>;
 
 /** Per key: the lead or deal carrying it (with a deal's client), and (simple portals) the contact an earlier try of the event made. */
-function keysFrom(found: Record<string, CommandOutcome>, keys: readonly string[], mode: CrmMode): { applied: Map<string, AppliedEntity>; madeContacts: Map<string, string> } {
+function keysFrom(answers: BatchAnswers, queries: KeyQueries, keys: readonly string[], mode: CrmMode): { applied: Map<string, AppliedEntity>; madeContacts: Map<string, string> } {
   const keySet = new Set(keys);
   const applied = new Map<string, AppliedEntity>();
   const madeContacts = new Map<string, string>();
-  for (const [i] of chunks(keys, LIST_PAGE_SIZE).entries()) {
-    for (const source of KEY_SOURCES) {
-      if (!(source.modes as readonly string[]).includes(mode)) continue;
-      for (const [key, row] of rowsByKey(unwrap(found[`${source.name}${i}`], keyRows, source.method), source.field, keySet)) {
-        const id = String(row.ID);
-        if (source.entity === "contact") madeContacts.set(key, id);
-        else if (!applied.has(key)) applied.set(key, { type: source.entity, id, client: source.entity === "deal" ? clientOf(row) : null });
-      }
+  for (const { source, handle } of queries) {
+    if (!searchedIn(source, mode)) continue;
+    for (const [key, row] of rowsByKey(answers.required(handle), source.field, keySet)) {
+      const id = String(row.ID);
+      if (source.entity === "contact") madeContacts.set(key, id);
+      else if (!applied.has(key)) applied.set(key, { type: source.entity, id, client: source.entity === "deal" ? clientOf(row) : null });
     }
   }
   return { applied, madeContacts };
@@ -217,81 +209,78 @@ function keysFrom(found: Record<string, CommandOutcome>, keys: readonly string[]
 export function createCrmStore(client: BitrixClient): CrmStore {
   /** Reads leads, contacts, companies and the open deals of those clients, in one batch. */
   async function readRelated(ids: { leads: string[]; contacts: string[]; companies: string[] }) {
-    const commands: Record<string, BitrixCommand> = {};
+    const batch = batchBuilder();
     const unique = (xs: string[]) => [...new Set(xs)];
-    for (const [i, part] of chunks(unique(ids.leads), LIST_PAGE_SIZE).entries()) commands[`leads${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT);
-    for (const [i, part] of chunks(unique(ids.contacts), LIST_PAGE_SIZE).entries()) commands[`contacts${i}`] = list("crm.contact.list", { "@ID": part }, ["ID", "COMPANY_ID", "PHONE", "EMAIL"]);
-    for (const [i, part] of chunks(unique(ids.companies), LIST_PAGE_SIZE).entries()) commands[`companies${i}`] = list("crm.company.list", { "@ID": part }, ["ID", "PHONE", "EMAIL"]);
+    const pages = <T>(values: string[], size: number, add: (part: string[]) => BatchHandle<T>) => chunks(unique(values), size).map(add);
+    const leadPages = pages(ids.leads, LIST_PAGE_SIZE, (part) => batch.add("leads", list("crm.lead.list", { "@ID": part }, LEAD_SELECT), leadRows));
+    const clientPages = [
+      ...pages(ids.contacts, LIST_PAGE_SIZE, (part) => batch.add("contacts", list("crm.contact.list", { "@ID": part }, ["ID", "COMPANY_ID", "PHONE", "EMAIL"]), clientRows("contact"))),
+      ...pages(ids.companies, LIST_PAGE_SIZE, (part) => batch.add("companies", list("crm.company.list", { "@ID": part }, ["ID", "PHONE", "EMAIL"]), clientRows("company"))),
+    ];
     // FACTS-portals §2: crm.deal.list filters by a deal's (first) CONTACT_ID and COMPANY_ID; CONTACT_IDS is not filterable.
-    for (const [field, values] of [
-      ["CONTACT_ID", unique(ids.contacts)],
-      ["COMPANY_ID", unique(ids.companies)],
-    ] as const) {
-      for (const [i, part] of chunks(values, CLIENTS_PER_DEAL_LIST).entries())
-        commands[`deals${field}${i}`] = list("crm.deal.list", { [`@${field}`]: part, STAGE_SEMANTIC_ID: "P" }, DEAL_SELECT, { ID: "DESC" });
-    }
-    const leads = new Map<string, LeadSnapshot>();
-    const clients = new Map<string, ClientSnapshot>();
-    const deals = new Map<string, DealSnapshot>();
-    if (Object.keys(commands).length === 0) return { leads, clients, deals };
-    const results = await client.batch(commands, { readOnly: true });
-    for (const name of Object.keys(commands)) {
-      if (name.startsWith("leads")) for (const lead of unwrap(results[name], leadRows, "crm.lead.list")) leads.set(lead.id, lead);
-      else if (name.startsWith("contacts")) for (const c of unwrap(results[name], clientRows("contact"), "crm.contact.list")) clients.set(`contact:${c.id}`, c);
-      else if (name.startsWith("companies")) for (const c of unwrap(results[name], clientRows("company"), "crm.company.list")) clients.set(`company:${c.id}`, c);
-      else for (const deal of unwrap(results[name], dealRows, "crm.deal.list")) deals.set(deal.id, deal);
-    }
+    const dealPages = (["CONTACT_ID", "COMPANY_ID"] as const).flatMap((field) =>
+      pages(field === "CONTACT_ID" ? ids.contacts : ids.companies, CLIENTS_PER_DEAL_LIST, (part) =>
+        batch.add(`deals${field}`, list("crm.deal.list", { [`@${field}`]: part, STAGE_SEMANTIC_ID: "P" }, DEAL_SELECT, { ID: "DESC" }), dealRows),
+      ),
+    );
+    const answers = await batch.send(client, { readOnly: true });
+    const leads = new Map(leadPages.flatMap((page) => answers.required(page)).map((lead) => [lead.id, lead]));
+    const clients = new Map(clientPages.flatMap((page) => answers.required(page)).map((c) => [`${c.type}:${c.id}`, c]));
+    const deals = new Map(dealPages.flatMap((page) => answers.required(page)).map((deal) => [deal.id, deal]));
     return { leads, clients, deals };
   }
 
   return {
     async addTodos(todos) {
       if (todos.length === 0) return new Set();
-      const results = await client.batch(Object.fromEntries(todos.map(({ todo }, i) => [`todo${i}`, { method: "crm.activity.todo.add", params: { ...todo } }])), { readOnly: false });
-      return new Set(todos.flatMap(({ key }, i) => (results[`todo${i}`]?.ok ? [key] : [])));
+      const batch = batchBuilder();
+      const handles = todos.map(({ key, todo }) => ({ key, handle: batch.add("todo", { method: "crm.activity.todo.add", params: { ...todo } }, z.unknown()) }));
+      const answers = await batch.send(client, { readOnly: false });
+      return new Set(handles.flatMap(({ key, handle }) => (answers.outcome(handle)?.ok ? [key] : [])));
     },
 
     async findAppliedKeys(keys) {
       const unique = [...new Set(keys)];
       if (unique.length === 0) return new Map();
-      const commands = { ...keyCommands(unique, "classic"), ...keyCommands(unique, "simple") };
-      const found = await client.batch(commands, { readOnly: true });
+      const batch = batchBuilder();
+      const queries = addKeyQueries(batch, unique, ["classic", "simple"]);
+      const answers = await batch.send(client, { readOnly: true });
       const applied = new Map<string, string>();
-      for (const mode of ["classic", "simple"] as const) for (const [key, ref] of keysFrom(found, unique, mode).applied) applied.set(key, ledgerRef({ type: ref.type, id: ref.id }));
+      for (const mode of ["classic", "simple"] as const) for (const [key, ref] of keysFrom(answers, queries, unique, mode).applied) applied.set(key, ledgerRef({ type: ref.type, id: ref.id }));
       return applied;
     },
 
     async entityFields(refs) {
       const byType = (type: "lead" | "deal") => [...new Set(refs.filter((r) => r.type === type).map((r) => r.id))];
-      const commands: Record<string, BitrixCommand> = {};
-      for (const [i, part] of chunks(byType("lead"), LIST_PAGE_SIZE).entries()) commands[`lead${i}`] = list("crm.lead.list", { "@ID": part }, LEAD_SELECT);
-      for (const [i, part] of chunks(byType("deal"), LIST_PAGE_SIZE).entries()) commands[`deal${i}`] = list("crm.deal.list", { "@ID": part }, DEAL_SELECT);
+      const batch = batchBuilder();
+      const leadPages = chunks(byType("lead"), LIST_PAGE_SIZE).map((part) => batch.add("lead", list("crm.lead.list", { "@ID": part }, LEAD_SELECT), leadRows));
+      const dealPages = chunks(byType("deal"), LIST_PAGE_SIZE).map((part) => batch.add("deal", list("crm.deal.list", { "@ID": part }, DEAL_SELECT), dealRows));
+      const answers = await batch.send(client, { readOnly: true });
       const out = new Map<string, EntityFields>();
-      if (Object.keys(commands).length === 0) return out;
-      const results = await client.batch(commands, { readOnly: true });
-      for (const name of Object.keys(commands)) {
-        const type = name.startsWith("lead") ? "lead" : "deal";
-        const rows = type === "lead" ? unwrap(results[name], leadRows, "crm.lead.list") : unwrap(results[name], dealRows, "crm.deal.list");
-        for (const row of rows) out.set(ledgerRef({ type, id: row.id }), { ref: { type, id: row.id }, utm: row.utm, visitorId: row.visitorId });
-      }
+      const keep = (type: "lead" | "deal", row: { id: string; utm: Utm; visitorId: string | null }) =>
+        out.set(ledgerRef({ type, id: row.id }), { ref: { type, id: row.id }, utm: row.utm, visitorId: row.visitorId });
+      for (const page of leadPages) for (const row of answers.required(page)) keep("lead", row);
+      for (const page of dealPages) for (const row of answers.required(page)) keep("deal", row);
       return out;
     },
 
     async lookup(events, mode, known = new Map()) {
       const keys = [...new Set(events.map((e) => e.key))];
-      const commands = keyCommands(keys, mode);
+      const batch = batchBuilder();
+      const queries = addKeyQueries(batch, keys, [mode]);
       // Without entity_type, findbycomm answers leads, contacts and companies at once (FACTS.md §2.5).
-      events.forEach((event, i) => {
-        if (event.phone) commands[`phone${i}`] = { method: "crm.duplicate.findbycomm", params: { type: "PHONE", values: phoneSearchVariants(event.phone) } };
-        if (event.email) commands[`email${i}`] = { method: "crm.duplicate.findbycomm", params: { type: "EMAIL", values: [event.email] } };
-      });
-      const found = await client.batch(commands, { readOnly: true });
-      const { applied, madeContacts } = keysFrom(found, keys, mode);
+      const searches = events.map((event) => ({
+        phone: event.phone ? batch.add("phone", { method: "crm.duplicate.findbycomm", params: { type: "PHONE", values: phoneSearchVariants(event.phone) } }, duplicateIds) : null,
+        email: event.email ? batch.add("email", { method: "crm.duplicate.findbycomm", params: { type: "EMAIL", values: [event.email] } }, duplicateIds) : null,
+      }));
+      const answers = await batch.send(client, { readOnly: true });
+      const { applied, madeContacts } = keysFrom(answers, queries, keys, mode);
       const none: Duplicates = { LEAD: [], CONTACT: [], COMPANY: [] };
       const matches = events.map((event, i) => {
         if (applied.has(event.key)) return none;
-        const phone = event.phone ? unwrap(found[`phone${i}`], duplicateIds, "crm.duplicate.findbycomm") : none;
-        const email = event.email ? unwrap(found[`email${i}`], duplicateIds, "crm.duplicate.findbycomm") : none;
+        const search = searches[i];
+        const phone = search?.phone ? answers.required(search.phone) : none;
+        const email = search?.email ? answers.required(search.email) : none;
         const ours = known.get(event.key) ?? [];
         const made = madeContacts.get(event.key);
         const of = (type: "lead" | "contact" | "company") => ours.filter((r) => r.type === type).map((r) => r.id);

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import type { AttributionStore, DealRecord } from "../storage/attribution-store";
-import { outcome } from "./command-outcome";
+import { batchBuilder } from "./batch-builder";
 import type { BitrixClient } from "./client";
 
 /*
@@ -55,9 +55,10 @@ export async function syncDeals(deps: { bitrix: BitrixClient; store: Attribution
   let nextPage = 0;
   for (let round = 0; ; round++) {
     const pages = ROUND_PAGES[Math.min(round, ROUND_PAGES.length - 1)] ?? 1;
-    const commands = Object.fromEntries(
-      Array.from({ length: pages }, (_, i) => [
-        `page${nextPage + i}`,
+    const batch = batchBuilder();
+    const handles = Array.from({ length: pages }, (_, i) =>
+      batch.add(
+        "page",
         {
           method: "crm.deal.list",
           params: {
@@ -67,12 +68,13 @@ export async function syncDeals(deps: { bitrix: BitrixClient; store: Attribution
             start: (nextPage + i) * LIST_PAGE,
           },
         },
-      ]),
+        page,
+      ),
     );
-    const outcomes = await deps.bitrix.batch(commands, { readOnly: true });
+    const answers = await batch.send(deps.bitrix, { readOnly: true });
     let full = true;
-    for (let i = 0; i < pages; i++) {
-      const found = outcome(outcomes[`page${nextPage + i}`], page, "crm.deal.list");
+    for (const handle of handles) {
+      const found = answers.required(handle);
       rows.push(...found);
       if (found.length < LIST_PAGE) full = false;
     }

@@ -20,10 +20,10 @@ export class BitrixError extends Error {
 // Credentials and scope problems are fixed by an admin, not by the code: wait and retry so nothing is lost.
 const CREDENTIAL_CODES = new Set(["NO_AUTH_FOUND", "INVALID_CREDENTIALS", "expired_token", "invalid_token", "insufficient_scope", "authorization_error", "user_access_error"]);
 
-/** Maps an error envelope to transient or permanent. Decide on `error`, not on the HTTP status: they disagree. */
 /** A refused token or missing right, as opposed to a busy or failing portal. */
 export const isCredentialError = (error: BitrixError): boolean => CREDENTIAL_CODES.has(error.code);
 
+/** Maps an error envelope to transient or permanent. Decide on `error`, not on the HTTP status: they disagree. */
 export function classifyBitrixError(code: string, description: string, httpStatus: number): BitrixError {
   const message = `Bitrix24 ${code || `HTTP ${httpStatus}`}: ${description || "no description"}`;
   if (code === "QUERY_LIMIT_EXCEEDED") return new BitrixError(code, message, true, "no", 1);

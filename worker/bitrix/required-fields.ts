@@ -1,7 +1,7 @@
 import * as z from "zod";
 import type { CrmMode } from "../domain/crm-entity";
 import type { BitrixClient } from "./client";
-import { BitrixError } from "./errors";
+import { batchBuilder } from "./batch-builder";
 
 /*
  * A portal may make lead, deal or contact fields required (FACTS-portals §5). REST skips the check by default;
@@ -33,14 +33,12 @@ export interface UnfilledField {
 /** Required fields of what the worker adds that it does not always fill and REQUIRED_FIELD_DEFAULTS does not cover. */
 export async function unfilledRequiredFields(client: BitrixClient, mode: CrmMode, defaults: Readonly<Record<string, unknown>>): Promise<UnfilledField[]> {
   const entities = ADDED_IN[mode];
-  const answers = await client.batch(Object.fromEntries(entities.map((e) => [e, { method: `crm.${e}.fields`, params: {} }])), { readOnly: true });
-  return entities.flatMap((entity) => {
-    const answer = answers[entity];
-    if (!answer?.ok) throw answer?.error ?? new BitrixError("ERROR_UNEXPECTED_ANSWER", `crm.${entity}.fields: no answer`, true, "no");
-    const parsed = fieldDescriptions.safeParse(answer.result);
-    if (!parsed.success) throw new BitrixError("ERROR_UNEXPECTED_ANSWER", `crm.${entity}.fields: unexpected answer`, true, "no");
-    return Object.entries(parsed.data)
+  const batch = batchBuilder();
+  const described = entities.map((entity) => ({ entity, handle: batch.add("fields", { method: `crm.${entity}.fields`, params: {} }, fieldDescriptions) }));
+  const answers = await batch.send(client, { readOnly: true });
+  return described.flatMap(({ entity, handle }) =>
+    Object.entries(answers.required(handle))
       .filter(([field, d]) => d.isRequired && !ALWAYS_FILLED[entity].has(field) && !(field in defaults))
-      .map(([field, d]) => ({ entity, field, title: d.formLabel ?? d.title ?? field }));
-  });
+      .map(([field, d]) => ({ entity, field, title: d.formLabel ?? d.title ?? field })),
+  );
 }

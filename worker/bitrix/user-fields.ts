@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { LEAD_FIELD } from "../domain/lead-plan";
+import { batchBuilder } from "./batch-builder";
 import type { BitrixClient } from "./client";
 
 export interface UserFieldDefinition {
@@ -32,16 +33,16 @@ export async function ensureCrmUserFields(client: BitrixClient): Promise<{ creat
 }
 
 async function ensureEntityUserFields(client: BitrixClient, entity: "lead" | "deal"): Promise<{ created: string[]; existing: string[] }> {
-  const lists = await client.batch(
-    Object.fromEntries(LEAD_USER_FIELDS.map((f, i) => [`f${i}`, { method: `crm.${entity}.userfield.list`, params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: f.FIELD_NAME } } }])),
-    { readOnly: true },
-  );
+  const batch = batchBuilder();
+  const lists = LEAD_USER_FIELDS.map((field) => ({
+    field,
+    handle: batch.add("field", { method: `crm.${entity}.userfield.list`, params: { order: { SORT: "ASC" }, filter: { FIELD_NAME: field.FIELD_NAME } } }, userFieldRows),
+  }));
+  const answers = await batch.send(client, { readOnly: true });
   const created: string[] = [];
   const existing: string[] = [];
-  for (const [i, field] of LEAD_USER_FIELDS.entries()) {
-    const outcome = lists[`f${i}`];
-    if (!outcome?.ok) throw outcome?.error ?? new Error(`crm.${entity}.userfield.list gave no answer`);
-    const rows = userFieldRows.parse(outcome.result);
+  for (const { field, handle } of lists) {
+    const rows = answers.required(handle);
     if (rows.some((r) => r.FIELD_NAME === field.FIELD_NAME)) {
       existing.push(field.FIELD_NAME);
       continue;

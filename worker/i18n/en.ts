@@ -129,6 +129,8 @@ export const en = {
     not_verified: "Bitrix24 did not accept this request's token for this portal; reopen the card",
     foreign_app: "This request came from another Bitrix24 application than the CoMagic app installed on this portal",
     bitrix_unavailable: "Bitrix24 did not answer in time; reopen the tab in a moment",
+    not_admin: "Only a Bitrix24 administrator can install the CoMagic app",
+    foreign_portal: "This worker serves another Bitrix24 portal",
   },
 };
 

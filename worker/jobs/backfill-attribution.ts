@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { outcome } from "../bitrix/command-outcome";
+import { batchBuilder } from "../bitrix/batch-builder";
 import type { BitrixClient } from "../bitrix/client";
 import type { CreditedEntity } from "../domain/attribution-credits";
 import { LEAD_FIELD } from "../domain/lead-plan";
@@ -32,17 +32,13 @@ export async function backfillStep(
 ): Promise<BackfillStep> {
   const stateKey = `backfill:${request.entity}:${request.from}`;
   const after = (await deps.store.getState(stateKey)) ?? "0";
-  const commands = Object.fromEntries(
-    Array.from({ length: PAGES_PER_CALL }, (_, i) => [
-      `page${i}`,
-      {
-        method: `crm.${request.entity}.list`,
-        params: { filter: { ">=DATE_CREATE": `${request.from}T00:00:00+00:00`, ">ID": after }, order: { ID: "ASC" }, select: ["ID", LEAD_FIELD.visitorId], start: i * PAGE },
-      },
-    ]),
+  const batch = batchBuilder();
+  const filter = { ">=DATE_CREATE": `${request.from}T00:00:00+00:00`, ">ID": after };
+  const pages = Array.from({ length: PAGES_PER_CALL }, (_, i) =>
+    batch.add("page", { method: `crm.${request.entity}.list`, params: { filter, order: { ID: "ASC" }, select: ["ID", LEAD_FIELD.visitorId], start: i * PAGE } }, rows),
   );
-  const outcomes = await deps.bitrix.batch(commands, { readOnly: true });
-  const found = Array.from({ length: PAGES_PER_CALL }, (_, i) => outcome(outcomes[`page${i}`], rows, `crm.${request.entity}.list`)).flat();
+  const answers = await batch.send(deps.bitrix, { readOnly: true });
+  const found = pages.flatMap((page) => answers.required(page));
   const jobs: EnrichJob[] = found.flatMap((row) => {
     const visitorId = row[LEAD_FIELD.visitorId];
     return visitorId ? [{ type: "lead.enrich" as const, v: 1 as const, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId), newContact: false }] : [];

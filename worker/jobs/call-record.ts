@@ -1,5 +1,6 @@
-import type { BitrixClient, BitrixCommand } from "../bitrix/client";
-import { BitrixError } from "../bitrix/errors";
+import * as z from "zod";
+import { type BatchAnswers, type BatchHandle, batchBuilder } from "../bitrix/batch-builder";
+import type { BitrixClient } from "../bitrix/client";
 import type { CrmStore, EntityFields } from "../bitrix/crm-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchCallRecord } from "../comagic/reports";
@@ -143,9 +144,9 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     deps.log,
   );
 
-  const commands: Record<string, BitrixCommand> = {};
-  const writing: { item: Found; keys: string[]; fields: number; commented: boolean }[] = [];
-  for (const [i, item] of found.entries()) {
+  const writes = batchBuilder();
+  const writing: { item: Found; handles: BatchHandle<unknown>[]; fields: number; commented: boolean }[] = [];
+  for (const item of found) {
     const entity = entities.get(ledgerRef(refOf(item.job)));
     if (!entity) {
       deps.log.warn("call_record.lead_gone", { [`${item.job.entity}Id`]: item.job.leadId, sessionId: item.job.sessionId });
@@ -156,22 +157,22 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     // The notification named nobody who answered, the record does: a lead or deal this call made goes to them.
     const answeredBy = item.job.created && !item.job.employeeKnown && item.record.employeeId ? await deps.userOfEmployee(item.record.employeeId).catch(() => null) : null;
     if (answeredBy) update.fields.ASSIGNED_BY_ID = answeredBy;
-    const keys: string[] = [];
+    const handles: BatchHandle<unknown>[] = [];
     if (Object.keys(update.fields).length) {
-      commands[`fields${i}`] = { method: `crm.${item.job.entity}.update`, params: { id: Number(item.job.leadId), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } } };
-      keys.push(`fields${i}`);
+      const params = { id: Number(item.job.leadId), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } };
+      handles.push(writes.add("fields", { method: `crm.${item.job.entity}.update`, params }, z.unknown()));
     }
     const comment = update.comment !== null && !commented.has(timelineKey(item.job.sessionId));
     if (comment) {
-      commands[`comment${i}`] = { method: "crm.timeline.comment.add", params: { fields: { ENTITY_ID: Number(item.job.leadId), ENTITY_TYPE: item.job.entity, COMMENT: update.comment } } };
-      keys.push(`comment${i}`);
+      const fields = { ENTITY_ID: Number(item.job.leadId), ENTITY_TYPE: item.job.entity, COMMENT: update.comment };
+      handles.push(writes.add("comment", { method: "crm.timeline.comment.add", params: { fields } }, z.unknown()));
     }
-    writing.push({ item, keys, fields: Object.keys(update.fields).length, commented: comment });
+    writing.push({ item, handles, fields: Object.keys(update.fields).length, commented: comment });
   }
 
-  let outcomes: Awaited<ReturnType<BitrixClient["batch"]>> = {};
+  let answers: BatchAnswers;
   try {
-    if (Object.keys(commands).length) outcomes = await deps.bitrix.batch(commands, { readOnly: false });
+    answers = await writes.send(deps.bitrix, { readOnly: false });
   } catch (error) {
     await giveBack(
       writing.map((w) => w.item),
@@ -179,11 +180,10 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     );
     return;
   }
-  for (const { item, keys, fields, commented: wroteComment } of writing) {
-    const failed = keys.map((k) => outcomes[k]).find((o) => !o?.ok);
-    if (failed !== undefined) {
-      const error = failed && !failed.ok ? failed.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", "no outcome for the call record's writes", true, "unknown");
-      await giveBack([item], error);
+  for (const { item, handles, fields, commented: wroteComment } of writing) {
+    const failed = handles.map((handle) => answers.failure(handle)).find((failure) => failure !== null);
+    if (failed) {
+      await giveBack([item], failed);
       continue;
     }
     if (wroteComment) await recordInLedger(deps.ledger, [{ key: timelineKey(item.job.sessionId), leadId: item.job.leadId }], deps.now(), deps.log);

@@ -1,5 +1,7 @@
-import type { BitrixClient, BitrixCommand, CommandOutcome } from "../bitrix/client";
-import { BitrixError } from "../bitrix/errors";
+import * as z from "zod";
+import { type BatchAnswers, type BatchBuilder, type BatchHandle, batchBuilder } from "../bitrix/batch-builder";
+import type { BitrixClient } from "../bitrix/client";
+import type { BitrixError } from "../bitrix/errors";
 import { errorMessage } from "../log";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import type { TelephonyStatus } from "../storage/telephony-status";
@@ -40,10 +42,6 @@ function finishParams(job: CallTelephonyJob, callId: string, userId: string): Re
   return { CALL_ID: callId, USER_ID: Number(userId), DURATION: Math.round(job.talkSeconds), STATUS_CODE: job.lost ? "304" : "200", ADD_TO_CHAT: 0 };
 }
 
-function outcomeError(outcome: CommandOutcome | undefined, what: string): BitrixError {
-  return outcome && !outcome.ok ? outcome.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what}: no answer`, true, "unknown");
-}
-
 class Refused extends Error {
   constructor(readonly reason: BitrixError) {
     super(reason.message);
@@ -51,13 +49,15 @@ class Refused extends Error {
 }
 
 /** One batch of writes; a refusal of the authorization itself stops this client (the next one is tried). */
-async function run(client: BitrixClient, commands: Record<string, BitrixCommand>): Promise<Record<string, CommandOutcome>> {
-  if (Object.keys(commands).length === 0) return {};
-  const outcomes = await client.batch(commands, { readOnly: false });
-  const refusal = Object.values(outcomes).find((o) => !o.ok && isTelephonyRefusal(o.error));
-  if (refusal && !refusal.ok) throw new Refused(refusal.error);
-  return outcomes;
+async function run(client: BitrixClient, batch: BatchBuilder): Promise<BatchAnswers> {
+  const answers = await batch.send(client, { readOnly: false });
+  const refusal = answers.errors().find(isTelephonyRefusal);
+  if (refusal) throw new Refused(refusal);
+  return answers;
 }
+
+const registeredCall = z.object({ CALL_ID: z.string().min(1) }).loose();
+const anything = z.unknown();
 
 async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps): Promise<void> {
   const ledgerKeys = items.flatMap(({ job }) => Object.values(keys(job.key)));
@@ -70,35 +70,30 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   };
 
   const callIds = new Map<Item, string>();
-  const toRegister: Record<string, BitrixCommand> = {};
-  items.forEach((item, i) => {
+  const registering = batchBuilder();
+  const registers = items.flatMap((item) => {
     const { job } = item;
     const registered = done.get(keys(job.key).registered);
     if (registered) callIds.set(item, registered);
-    else if (!done.has(keys(job.key).finished)) {
-      toRegister[`register${i}`] = {
-        method: "telephony.externalCall.register",
-        params: {
-          USER_ID: Number(userOf(job)),
-          PHONE_NUMBER: job.phone,
-          TYPE: job.outbound ? 1 : 2,
-          CALL_START_DATE: job.startedAt,
-          CRM_CREATE: 0,
-          CRM_ENTITY_TYPE: job.crmEntity.type,
-          CRM_ENTITY_ID: Number(job.crmEntity.id),
-          SHOW: 0,
-          EXTERNAL_CALL_ID: job.key,
-        },
-      };
-    }
+    if (registered || done.has(keys(job.key).finished)) return [];
+    const params = {
+      USER_ID: Number(userOf(job)),
+      PHONE_NUMBER: job.phone,
+      TYPE: job.outbound ? 1 : 2,
+      CALL_START_DATE: job.startedAt,
+      CRM_CREATE: 0,
+      CRM_ENTITY_TYPE: job.crmEntity.type,
+      CRM_ENTITY_ID: Number(job.crmEntity.id),
+      SHOW: 0,
+      EXTERNAL_CALL_ID: job.key,
+    };
+    return [{ item, handle: registering.add("register", { method: "telephony.externalCall.register", params }, registeredCall) }];
   });
-  const registered = await run(client, toRegister);
-  for (const [i, item] of items.entries()) {
-    const outcome = registered[`register${i}`];
-    if (!toRegister[`register${i}`]) continue;
-    const callId = outcome?.ok ? (outcome.result as { CALL_ID?: unknown } | null)?.CALL_ID : undefined;
-    if (typeof callId === "string" && callId) callIds.set(item, callId);
-    else await fail(item, outcomeError(outcome, "telephony.externalCall.register"));
+  const registered = await run(client, registering);
+  for (const { item, handle } of registers) {
+    const callId = registered.value(handle)?.CALL_ID;
+    if (callId) callIds.set(item, callId);
+    else await fail(item, registered.failure(handle));
   }
   await recordInLedger(
     deps.ledger,
@@ -107,21 +102,20 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
     deps.log,
   );
 
-  const toFinish: Record<string, BitrixCommand> = {};
-  items.forEach((item, i) => {
+  const finishing = batchBuilder();
+  const finishes = items.flatMap((item) => {
     const callId = callIds.get(item);
-    if (callId && !settled.has(item) && !done.has(keys(item.job.key).finished))
-      toFinish[`finish${i}`] = { method: "telephony.externalCall.finish", params: finishParams(item.job, callId, userOf(item.job)) };
+    if (!callId || settled.has(item) || done.has(keys(item.job.key).finished)) return [];
+    return [{ item, handle: finishing.add("finish", { method: "telephony.externalCall.finish", params: finishParams(item.job, callId, userOf(item.job)) }, anything) }];
   });
-  const finished = await run(client, toFinish);
+  const finished = await run(client, finishing);
   const nowFinished: Item[] = [];
-  for (const [i, item] of items.entries()) {
-    if (!toFinish[`finish${i}`]) continue;
-    const outcome = finished[`finish${i}`];
+  for (const { item, handle } of finishes) {
+    const error = finished.failure(handle);
     // A finish whose answer was lost is finished: a second one finds no active call. Only a redelivery can tell.
-    const finishedBefore = outcome && !outcome.ok && outcome.error.code === "ERROR_CORE" && /not found/i.test(outcome.error.message) && item.message.attempts > 1;
-    if (outcome?.ok || finishedBefore) nowFinished.push(item);
-    else await fail(item, outcomeError(outcome, "telephony.externalCall.finish"));
+    const finishedBefore = error?.code === "ERROR_CORE" && /not found/i.test(error.message) && item.message.attempts > 1;
+    if (!error || finishedBefore) nowFinished.push(item);
+    else await fail(item, error);
   }
   await recordInLedger(
     deps.ledger,
@@ -130,28 +124,33 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
     deps.log,
   );
 
-  const toAttach: Record<string, BitrixCommand> = {};
-  items.forEach((item, i) => {
+  const attaching = batchBuilder();
+  const attachments = new Map<Item, BatchHandle<unknown>>();
+  for (const item of items) {
     const callId = callIds.get(item) ?? done.get(keys(item.job.key).finished);
     const isFinished = nowFinished.includes(item) || done.has(keys(item.job.key).finished);
     if (callId && item.job.recordingUrl && isFinished && !settled.has(item) && !done.has(keys(item.job.key).recorded)) {
       // Bitrix24 downloads the file itself and takes only .mp3 or .wav names (FACTS-portals §7).
-      toAttach[`record${i}`] = { method: "telephony.externalCall.attachRecord", params: { CALL_ID: callId, RECORD_URL: item.job.recordingUrl, FILENAME: `comagic-${item.job.key}.mp3` } };
+      const params = { CALL_ID: callId, RECORD_URL: item.job.recordingUrl, FILENAME: `comagic-${item.job.key}.mp3` };
+      attachments.set(item, attaching.add("record", { method: "telephony.externalCall.attachRecord", params }, anything));
     }
-  });
-  const attached = await run(client, toAttach);
-  const recorded = items.filter((item, i) => !settled.has(item) && toAttach[`record${i}`] && attached[`record${i}`]?.ok);
+  }
+  const attached = await run(client, attaching);
+  const attachFailure = (item: Item) => {
+    const handle = attachments.get(item);
+    return handle ? attached.failure(handle) : null;
+  };
+  const recorded = items.filter((item) => !settled.has(item) && attachments.has(item) && !attachFailure(item));
   await recordInLedger(
     deps.ledger,
     recorded.map((item) => ({ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" })),
     deps.now(),
     deps.log,
   );
-  for (const [i, item] of items.entries()) {
+  for (const item of items) {
     if (settled.has(item)) continue;
-    const outcome = attached[`record${i}`];
-    if (toAttach[`record${i}`] && !outcome?.ok) {
-      const error = outcomeError(outcome, "telephony.externalCall.attachRecord");
+    const error = attachFailure(item);
+    if (error) {
       if (error.transient) {
         await fail(item, error);
         continue;
@@ -159,7 +158,7 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
       // A link Bitrix24 cannot download stays a link: the timeline comment already carries it.
       deps.log.warn("telephony.record_failed", { key: item.job.key, error: error.message });
     }
-    deps.log.info("telephony.call_written", { key: item.job.key, entity: item.job.crmEntity.type, lost: item.job.lost, recording: Boolean(toAttach[`record${i}`] && outcome?.ok) });
+    deps.log.info("telephony.call_written", { key: item.job.key, entity: item.job.crmEntity.type, lost: item.job.lost, recording: recorded.includes(item) });
     item.message.ack();
   }
 }

@@ -1,6 +1,7 @@
 import { EMPTY_JOURNEY_RETRIES, EMPTY_JOURNEY_RETRY_SECONDS } from "../domain/retry-policy";
-import type { BitrixClient, BitrixCommand } from "../bitrix/client";
-import { BitrixError } from "../bitrix/errors";
+import * as z from "zod";
+import { type BatchHandle, batchBuilder } from "../bitrix/batch-builder";
+import type { BitrixClient } from "../bitrix/client";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { LEAD_FIELD } from "../domain/lead-plan";
@@ -39,9 +40,9 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
     return pending;
   };
 
-  const updates: Record<string, BitrixCommand> = {};
-  const ready: { message: Message<unknown>; job: EnrichJob; key: string; journey: Journey }[] = [];
-  for (const [i, { message, job }] of jobs.entries()) {
+  const updates = batchBuilder();
+  const ready: { message: Message<unknown>; job: EnrichJob; journey: Journey; update: BatchHandle<unknown>; created: BatchHandle<unknown> | null }[] = [];
+  for (const { message, job } of jobs) {
     const context = { leadId: job.leadId, visitorId: job.visitorId };
     try {
       const journey = await journeyOf(job.visitorId);
@@ -52,22 +53,16 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
         continue;
       }
       await deps.journeys?.put(journey);
-      updates[`lead${i}`] = {
-        method: `crm.${job.entity}.update`,
-        params: {
-          id: Number(job.leadId),
-          fields: {
-            [LEAD_FIELD.visitorId]: job.visitorId,
-            [LEAD_FIELD.sessions]: summary.sessions,
-            [LEAD_FIELD.firstSource]: summary.firstSource ?? "",
-            [LEAD_FIELD.lastSource]: summary.lastSource ?? "",
-          },
-          params: { REGISTER_SONET_EVENT: "N" },
-        },
+      const fields = {
+        [LEAD_FIELD.visitorId]: job.visitorId,
+        [LEAD_FIELD.sessions]: summary.sessions,
+        [LEAD_FIELD.firstSource]: summary.firstSource ?? "",
+        [LEAD_FIELD.lastSource]: summary.lastSource ?? "",
       };
+      const update = updates.add("lead", { method: `crm.${job.entity}.update`, params: { id: Number(job.leadId), fields, params: { REGISTER_SONET_EVENT: "N" } } }, z.unknown());
       // The creation date places the conversion in the journey: only visits before it earn credit.
-      if (deps.attribution) updates[`created${i}`] = { method: `crm.${job.entity}.get`, params: { id: Number(job.leadId) } };
-      ready.push({ message, job, key: `lead${i}`, journey });
+      const created = deps.attribution ? updates.add("created", { method: `crm.${job.entity}.get`, params: { id: Number(job.leadId) } }, z.unknown()) : null;
+      ready.push({ message, job, journey, update, created });
     } catch (error) {
       await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
     }
@@ -75,23 +70,21 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
   if (ready.length === 0) return;
 
   // Field updates are idempotent, so the batch may be repeated after any failure.
-  const outcomes = await deps.bitrix.batch(updates, { readOnly: true });
-  for (const { message, job, key, journey } of ready) {
-    const outcome = outcomes[key];
-    if (outcome?.ok) {
-      try {
-        const created = outcomes[`created${key.slice("lead".length)}`];
-        await storeCredits(job, journey, created?.ok ? created.result : null, deps);
-      } catch (error) {
-        await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
-        continue;
-      }
-      deps.log.info("lead.enriched", { leadId: job.leadId, visitorId: job.visitorId });
-      message.ack();
-    } else {
-      const error = outcome?.error ?? new BitrixError("UNEXPECTED", "no outcome for lead update", true, "no");
-      await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+  const answers = await updates.send(deps.bitrix, { readOnly: true });
+  for (const { message, job, journey, update, created } of ready) {
+    const failure = answers.failure(update);
+    if (failure) {
+      await retryOrDeadLetter(message, deps.queue, asFailure(failure), { leadId: job.leadId }, deps);
+      continue;
     }
+    try {
+      await storeCredits(job, journey, created ? answers.value(created) : null, deps);
+    } catch (error) {
+      await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+      continue;
+    }
+    deps.log.info("lead.enriched", { leadId: job.leadId, visitorId: job.visitorId });
+    message.ack();
   }
 }
 

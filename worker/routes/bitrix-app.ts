@@ -2,13 +2,14 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
-import { checkApplicationToken } from "../bitrix/app-auth";
+import { type AccessRefusal, applicationTokenMatches } from "../bitrix/app-auth";
 import { installApp } from "../bitrix/app-install";
 import { CARD_PLACEMENTS } from "../bitrix/crm-card";
 import { openTab } from "../bitrix/app-tab";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { startCall } from "../bitrix/click-to-call";
+import type { CallRefusal } from "../domain/call-policy";
 import { BitrixError } from "../bitrix/errors";
 import { appClientFor, oauthTokenUrlOf, userClientFor, type Portal } from "../bitrix/portal";
 import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
@@ -38,6 +39,26 @@ import { syncReportData } from "../jobs/report-sync";
 export const APP_MAX_BYTES = 16 * 1024;
 /** The rate-limit bindings' period in wrangler.toml; sent as Retry-After. */
 const RATE_LIMIT_PERIOD_SECONDS = 60;
+
+/** A refused token, another app's token or a portal too busy to say; and a non-administrator installing. */
+const REFUSAL_STATUS = { not_verified: 401, foreign_app: 401, bitrix_unavailable: 503, not_admin: 403 } as const satisfies Record<AccessRefusal | "not_admin", number>;
+const refusedPage = (refusal: keyof typeof REFUSAL_STATUS) => pageError(REFUSAL_STATUS[refusal], refusal);
+
+/** Each click-to-call refusal as the tab's script sees it: 409 asks for a reopen, 429 to wait, 502/503 that a service failed. */
+const CALL_REFUSAL_STATUS = {
+  not_configured: 503,
+  no_phone: 422,
+  number_not_allowed: 422,
+  number_changed: 409,
+  user_not_mapped: 422,
+  daily_limit: 429,
+  comagic_refused: 502,
+} as const satisfies Record<CallRefusal["code"], number>;
+
+/** FACTS.md §1.4: a request carrying another application's APPLICATION_TOKEN is refused before its token is tried. */
+async function checkApplicationToken(sent: string | undefined, stored: string | undefined): Promise<void> {
+  if (!(await applicationTokenMatches(sent, stored))) throw refusedPage("foreign_app");
+}
 
 const text = z.string().trim().min(1).max(500);
 const installForm = z.object({
@@ -81,7 +102,7 @@ function installFields(form: Record<string, string | File | (string | File)[]>):
 function checkDomain(c: Context<AppEnv>, origin: string, domain: unknown): void {
   const claimed = typeof domain === "string" ? domain : c.req.query("DOMAIN");
   if (claimed && claimed.toLowerCase() !== new URL(origin).host.toLowerCase()) {
-    throw new AppError(403, "foreign_portal", "This worker serves another Bitrix24 portal");
+    throw pageError(403, "foreign_portal");
   }
 }
 
@@ -139,6 +160,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
       now,
     },
   );
+  if (!result.ok) throw refusedPage(result.refusal);
   c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
   const client = appClient(result.portal);
   const unfilled = await crmModeOf(client, crmModeCache)
@@ -188,7 +210,7 @@ bitrixAppRoute.post("/tab", async (c) => {
     } catch {
       throw pageError(400, "invalid_card");
     }
-    const view = await openTab(
+    const opened = await openTab(
       { memberId: portal.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
       {
         userClient: userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS),
@@ -202,6 +224,8 @@ bitrixAppRoute.post("/tab", async (c) => {
         nonce: () => crypto.randomUUID(),
       },
     );
+    if (!opened.ok) throw refusedPage(opened.refusal);
+    const { view } = opened;
     const workerOrigin = new URL(c.req.url).origin;
     const language = languageOf(c.req.query("LANG"));
     const cspNonce = crypto.randomUUID().replace(/-/g, "");
@@ -277,7 +301,7 @@ bitrixAppRoute.post("/call", async (c) => {
     // Never after CoMagic was asked: a second request with this token must not dial again.
     if (!outcome.askedCoMagic) await guard.releaseToken(claims.nonce);
     log.warn("call.refused", { ...audit, reason: outcome.refusal.code });
-    throw new AppError(outcome.status, outcome.refusal.code, callRefusalText(messages, outcome.refusal));
+    throw new AppError(CALL_REFUSAL_STATUS[outcome.refusal.code], outcome.refusal.code, callRefusalText(messages, outcome.refusal));
   }
   log.info("call.started", { ...audit, callSessionId: outcome.callSessionId, timelineRecorded: outcome.timelineRecorded });
   // Once CoMagic's report has the call (its duration and recording), it becomes an outbound Bitrix24 call.
@@ -375,7 +399,8 @@ bitrixAppRoute.post("/app", async (c) => {
     if (!portal) throw pageError(401, "not_installed");
     await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
     const access = await reportAccess(userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS), app.appCode, config.REPORT_USER_IDS);
-    if (!access.allowed) {
+    if (access.kind === "refused") throw refusedPage(access.refusal);
+    if (access.kind === "denied") {
       c.get("log").warn("report.refused", { memberId: portal.memberId, userId: access.userId });
       c.header("Cache-Control", "no-store");
       return c.html(renderMessagePage(messages.accessDeniedTitle, messages.accessDenied(access.userId), language), 403);

@@ -15,12 +15,14 @@ import { bitrixClientFor, storesFor } from "../wiring";
 
 /** The portal's required fields change rarely; each admin look at /health need not ask Bitrix24 again. */
 const REQUIRED_FIELDS_CACHE_SECONDS = 600;
+/** Where /health keeps them, per CRM mode (a portal's mode decides which entities the worker adds). */
+export const requiredFieldsCacheKey = (mode: CrmMode) => `required-fields:v2:${mode}`;
 const cachedFields = z.object({ fields: z.array(z.object({ entity: z.enum(["lead", "deal", "contact"]), field: z.string(), title: z.string() })) });
 
 /** What the portal requires that the worker does not fill, as a warning (checked on the admin's request only). */
 async function requiredFieldWarnings(env: Env, config: Config, mode: CrmMode): Promise<ConfigProblem[]> {
   const cache = env.COMAGIC_CACHE ? kvJson(env.COMAGIC_CACHE, cachedFields) : null;
-  const key = `required-fields:v2:${mode}`;
+  const key = requiredFieldsCacheKey(mode);
   try {
     let fields: UnfilledField[] | undefined = (await cache?.get(key))?.fields;
     if (!fields) {
