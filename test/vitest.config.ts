@@ -124,6 +124,12 @@ export default defineConfig({
     root,
     restoreMocks: true,
     silent: "passed-only",
+    /*
+     * An isolated file's Miniflare closes with the file, while the queues may still be delivering its calls'
+     * follow-ups (telephony, enrichment retries): their log lines then find Vitest's channel closed. That is the
+     * harness stopping background work, not a failure of a test; every other unhandled error still fails the run.
+     */
+    onUnhandledError: (error) => error.name !== "EnvironmentTeardownError",
     projects: [
       {
         test: {
