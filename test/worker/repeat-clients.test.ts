@@ -33,7 +33,11 @@ describe("a caller who is already a client", () => {
     ).id;
     const body = makeCallSession({ visitor_phone_number: phone.local });
     expect((await postWebhook(body)).status).toBe(202);
-    const onDeal = await waitFor(async () => (await sandboxCrm()).deals.find((d) => d.ID === String(deal) && d.TIMELINE_COMMENTS.length > 0), "the call on the deal");
+    // The comment and the field update are separate writes (comments first): wait for both.
+    const onDeal = await waitFor(
+      async () => (await sandboxCrm()).deals.find((d) => d.ID === String(deal) && d.TIMELINE_COMMENTS.length > 0 && d.UF_CRM_COMAGIC_ID === String(body.call_session.id)),
+      "the call on the deal",
+    );
     await waitForQuiet();
     expect(onDeal.TIMELINE_COMMENTS[0]).toContain(`CoMagic call session ID: ${body.call_session.id}`);
     expect(onDeal).toMatchObject({ UF_CRM_COMAGIC_ID: String(body.call_session.id), UTM_SOURCE: "yandex" });
