@@ -87,6 +87,15 @@ describe("the attribution report in Bitrix24", () => {
     expect(state.placements).toContainEqual(expect.objectContaining({ placement: "CRM_ANALYTICS_MENU", handler: "http://worker.test/bitrix/app" }));
   });
 
+  it("tells someone who opens it outside Bitrix24 where it opens from, in their language", async () => {
+    const query = (lang: string) => `?DOMAIN=${new URL(env.BITRIX_WEBHOOK_URL ?? "").host}&PROTOCOL=0&LANG=${lang}`;
+    const english = await postForm("/bitrix/app", { member_id: MEMBER }, query("en"));
+    expect(english.status).toBe(400);
+    expect(await english.text()).toContain("CRM → Analytics → CoMagic: attribution");
+    const russian = await postForm("/bitrix/app", { member_id: MEMBER }, query("ru"));
+    expect(await russian.text()).toContain("CRM → Аналитика → CoMagic: атрибуция");
+  });
+
   it("shows no figures to a user who is neither an administrator nor in REPORT_USER_IDS, and says who can grant access", async () => {
     const res = await openApp(2, "en");
     expect(res.status).toBe(403);

@@ -121,6 +121,7 @@ export const en = {
       `Fields required on this portal and not always filled by the worker: ${fields.map((f) => `${f.entity} field ${f.field} ("${f.title}")`).join(", ")}. If required-field checks are on for applications, new ${[...new Set(fields.map((f) => `${f.entity}s`))].join(" and ")} fail: turn them off (CRM → Settings → Other → Other settings → Applications) or give values in REQUIRED_FIELD_DEFAULTS.`,
   },
   pageErrors: {
+    invalid_app_page: "This page opens from the CoMagic app in Bitrix24: CRM → Analytics → CoMagic: attribution",
     invalid_placement: "This page opens from the CoMagic tab of a lead or deal card in Bitrix24",
     invalid_card: "The card did not say which lead or deal it shows",
     not_installed: "The CoMagic app is not installed on this portal (or was installed on another worker)",

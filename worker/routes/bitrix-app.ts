@@ -360,7 +360,7 @@ async function reportClaims(c: Context<AppEnv>, token: string | undefined) {
 async function reportView(c: Context<AppEnv>, claims: ReportClaims, query: Record<string, string>) {
   const { config, portals, appClient, attribution, crmModeCache } = appContext(c);
   const portal = await portals.get(claims.memberId);
-  if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  if (!portal) throw pageError(401, "not_installed");
   const filters = filterQuery.parse(query);
   const mode = filters.entity ? null : await crmModeOf(appClient(portal), crmModeCache).catch(() => null);
   const messages = messagesFor(claims.lang);
@@ -393,7 +393,7 @@ bitrixAppRoute.post("/app", async (c) => {
     const raw = await c.req.parseBody();
     checkDomain(c, origin, c.req.query("DOMAIN"));
     const form = appPageForm.safeParse(raw);
-    if (!form.success) throw new AppError(400, "invalid_placement", "This page opens from the CoMagic app in Bitrix24");
+    if (!form.success) throw pageError(400, "invalid_app_page");
     // An administrator's first open of the app installs it, as Bitrix24 expects of an app without an install page.
     const portal = (await portals.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
     if (!portal) throw pageError(401, "not_installed");
@@ -438,7 +438,7 @@ bitrixAppRoute.post("/report/refresh", async (c) => {
   const claims = await reportClaims(c, body.success ? body.data.token : undefined);
   const { config, portals, appClient, attribution } = appContext(c);
   const portal = await portals.get(claims.memberId);
-  if (!portal) throw new AppError(401, "not_installed", "The CoMagic app is no longer installed on this portal");
+  if (!portal) throw pageError(401, "not_installed");
   const result = await syncReportData({
     bitrix: appClient(portal),
     dataApi: dataApiClientFor(config, c.env),
