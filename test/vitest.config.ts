@@ -110,7 +110,8 @@ function workerProject({ name, isolate, files }: Shard) {
       // One sandbox portal and one queue serve every file of a shard: its files run one after another.
       fileParallelism: false,
       isolate,
-      setupFiles: ["test/worker/file-setup.ts"],
+      // An isolated file's KV is new anyway; only files that share a Miniflare need the worker's caches cleared.
+      setupFiles: isolate ? [] : ["test/worker/file-setup.ts"],
       // zod, hono and libphonenumber-js are many small modules; one file each loads much faster into each test file's isolate.
       deps: { optimizer: { ssr: { enabled: true, include: ["zod", "hono", "hono/tiny", "libphonenumber-js/core"] } } },
       testTimeout: process.env.TEST_SIZE === "full" ? 900_000 : 60_000,

@@ -1,5 +1,4 @@
 import type { CountryCode } from "libphonenumber-js/core";
-import * as z from "zod";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
 import { checkCallNumber, type CallNumberRefusal } from "../domain/call-policy";
@@ -8,7 +7,7 @@ import { errorMessage } from "../log";
 import type { JourneyStore } from "../storage/journeys";
 import { type AccessRefusal, verifiedUser } from "./app-auth";
 import { batchBuilder } from "./batch-builder";
-import { CARD_ENTITY, cardCommand, readCard, type Card, type CardPlacement } from "./crm-card";
+import { addCardRead, CARD_ENTITY, readCard, type Card, type CardPlacement } from "./crm-card";
 import type { BitrixClient } from "./client";
 import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
 
@@ -41,11 +40,11 @@ export async function openTab(
 ): Promise<{ ok: true; view: TabView } | { ok: false; refusal: AccessRefusal }> {
   const entity = CARD_ENTITY[request.placement];
   const batch = batchBuilder();
-  const own = batch.add("entity", cardCommand(entity, request.entityId), z.unknown());
+  const own = addCardRead(batch, entity, request.entityId);
   const user = await verifiedUser(deps.userClient, deps.appCode, batch);
   if (!user.ok) return user;
   const { profile, answers } = user;
-  const card = await readCard(entity, answers.outcome(own), deps.userClient, deps.defaultRegion);
+  const card = await readCard(entity, answers.required(own), deps.userClient, deps.defaultRegion);
   const visitorId = card.visitorId;
   let journeyState: JourneyState = { kind: "no_visitor" };
   if (visitorId) {

@@ -1,6 +1,5 @@
 import type * as z from "zod";
 import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
-import { outcome as readOutcome } from "./command-outcome";
 import { BitrixError } from "./errors";
 
 /** One command of a batch; its answer is read back through the handle, never through a key spelled twice. */
@@ -48,20 +47,25 @@ export function batchBuilder() {
         const answer = answers[handle.key];
         return answer?.ok ? handle.schema.safeParse(answer.result) : null;
       };
+      const failure = (handle: BatchHandle<unknown>): BitrixError | null => {
+        const answer = answers[handle.key];
+        if (answer && !answer.ok) return answer.error;
+        if (parsed(handle)?.success) return null;
+        const what = answer ? "unexpected answer" : "no answer";
+        return new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${handle.method}: ${what}`, true, options.readOnly ? "no" : "unknown");
+      };
       return {
         outcome: (handle) => answers[handle.key],
         value: (handle) => {
           const result = parsed(handle);
           return result?.success ? result.data : null;
         },
-        required: (handle) => readOutcome(answers[handle.key], handle.schema, `Bitrix24 ${handle.method}`),
-        failure: (handle) => {
-          const answer = answers[handle.key];
-          if (answer && !answer.ok) return answer.error;
-          if (parsed(handle)?.success) return null;
-          const what = answer ? "unexpected answer" : "no answer";
-          return new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${handle.method}: ${what}`, true, options.readOnly ? "no" : "unknown");
+        required: (handle) => {
+          const result = parsed(handle);
+          if (result?.success) return result.data;
+          throw failure(handle);
         },
+        failure,
         errors: () => Object.values(answers).flatMap((answer) => (answer.ok ? [] : [answer.error])),
       };
     },

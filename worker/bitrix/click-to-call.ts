@@ -4,7 +4,7 @@ import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber, type CallRefusal } from "../domain/call-policy";
 import { batchBuilder } from "./batch-builder";
-import { cardCommand, readCard, type Card } from "./crm-card";
+import { addCardRead, readCard, type Card } from "./crm-card";
 import type { BitrixClient } from "./client";
 import type { TabClaims } from "./tab-token";
 import type { CrmTexts } from "../i18n/crm-texts";
@@ -52,10 +52,10 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
   if (policy) return refuse({ code: "number_not_allowed", policy });
 
   const batch = batchBuilder();
-  const cardHandle = batch.add("card", cardCommand(claims.entityType, claims.leadId), z.unknown());
+  const cardHandle = addCardRead(batch, claims.entityType, claims.leadId);
   const userHandle = batch.add("user", { method: "user.get", params: { ID: claims.userId } }, userRows);
   const answers = await batch.send(deps.appClient, { readOnly: true });
-  const card = await readCard(claims.entityType, answers.outcome(cardHandle), deps.appClient, deps.defaultRegion);
+  const card = await readCard(claims.entityType, answers.required(cardHandle), deps.appClient, deps.defaultRegion);
   if (!card.phones.includes(claims.phone)) {
     return refuse({ code: "number_changed", entity: claims.entityType });
   }

@@ -2,9 +2,8 @@ import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { normalizePhone } from "../domain/phone";
-import { outcome } from "./command-outcome";
-import { type BatchHandle, batchBuilder } from "./batch-builder";
-import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+import { type BatchBuilder, type BatchHandle, batchBuilder } from "./batch-builder";
+import type { BitrixClient } from "./client";
 
 /*
  * The card a CoMagic tab sits on: a lead, a deal or a contact (FACTS-portals §10 placements). Each finds its
@@ -51,20 +50,19 @@ const record = z
     [LEAD_FIELD.visitorId]: optionalId,
   })
   .loose();
-type CrmRecord = z.infer<typeof record>;
+export type CrmRecord = z.infer<typeof record>;
 const records = z.array(record);
 
-/** The command that reads the card's own entity (sent with the user's identity check, in one batch). */
-export function cardCommand(entity: CardEntity, id: string): BitrixCommand {
-  return { method: `crm.${entity}.get`, params: { id } };
+/** Adds the read of the card's own entity to a batch (sent with the user's identity check, or with the caller's user). */
+export function addCardRead(batch: BatchBuilder, entity: CardEntity, id: string): BatchHandle<CrmRecord> {
+  return batch.add("card", { method: `crm.${entity}.get`, params: { id } }, record);
 }
 
 const phonesOf = (r: CrmRecord | null, region: CountryCode) => (r?.PHONE ?? []).flatMap((p) => normalizePhone(p.VALUE, region) ?? []);
 const visitorOf = (r: CrmRecord | null | undefined) => r?.[LEAD_FIELD.visitorId] ?? null;
 
 /** Reads what a card needs beyond its own entity, with the same (user's) client, so Bitrix24's permissions apply. */
-export async function readCard(entity: CardEntity, own: CommandOutcome | undefined, client: BitrixClient, region: CountryCode): Promise<Card> {
-  const item = outcome(own, record, `crm.${entity}.get`);
+export async function readCard(entity: CardEntity, item: CrmRecord, client: BitrixClient, region: CountryCode): Promise<Card> {
   const base = { entity, id: item.ID, dateCreate: item.DATE_CREATE ?? null };
   if (entity === "lead") return { ...base, title: item.TITLE ?? null, phones: phonesOf(item, region), visitorId: visitorOf(item), telephonyEntity: { type: "LEAD", id: item.ID } };
 

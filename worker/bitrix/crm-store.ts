@@ -5,7 +5,7 @@ import type { LeadEvent, Utm } from "../domain/lead-event";
 import { LEAD_FIELD, ORIGINATOR_ID, type LeadSnapshot } from "../domain/lead-plan";
 import { phoneSearchVariants } from "../domain/phone";
 import type { ClientSnapshot, CrmLookup, DealSnapshot, WritePlan } from "../domain/write-plan";
-import type { BitrixClient, BitrixCommand, CommandOutcome } from "./client";
+import type { BitrixClient, BitrixCommand } from "./client";
 import { type BatchAnswers, type BatchBuilder, type BatchHandle, batchBuilder } from "./batch-builder";
 import { BitrixError } from "./errors";
 
@@ -312,9 +312,10 @@ export function createCrmStore(client: BitrixClient): CrmStore {
 
     async apply(writes) {
       const outcomes = new Map<string, WriteOutcome>();
-      const failed = (result: CommandOutcome | undefined, what: string): WriteOutcome => ({
+      // A write with no usable answer says why; `failure` is null only when the answer parsed.
+      const failed = (answers: BatchAnswers, handle: BatchHandle<unknown>): WriteOutcome => ({
         ok: false,
-        error: result && !result.ok ? result.error : new BitrixError("ERROR_UNEXPECTED_ANSWER", `${what} returned nothing`, true, "unknown"),
+        error: answers.failure(handle) ?? new BitrixError("ERROR_UNEXPECTED_ANSWER", `Bitrix24 ${handle.method}: no answer`, true, "unknown"),
       });
       const anything = z.unknown();
 
@@ -344,21 +345,20 @@ export function createCrmStore(client: BitrixClient): CrmStore {
           outcomes.set(event.key, { ok: true, action: "skipped", target: plan.target, client: plan.client ?? null });
         } else if (plan.action === "create-lead" && handle) {
           const id = firstAnswers.value(handle);
-          outcomes.set(event.key, typeof id === "string" ? { ok: true, action: "created", target: { type: "lead", id }, client: null } : failed(firstAnswers.outcome(handle), "crm.lead.add"));
+          outcomes.set(event.key, typeof id === "string" ? { ok: true, action: "created", target: { type: "lead", id }, client: null } : failed(firstAnswers, handle));
         } else if (plan.action === "update" && handle) {
-          const comment = firstAnswers.outcome(handle);
-          if (comment?.ok) {
+          if (!firstAnswers.failure(handle)) {
             return {
               client: null,
               handle: second.add("update", { method: `crm.${plan.target.type}.update`, params: { id: Number(plan.target.id), fields: plan.fields, params: { REGISTER_SONET_EVENT: "N" } } }, anything),
             };
           }
-          outcomes.set(event.key, failed(comment, "crm.timeline.comment.add"));
+          outcomes.set(event.key, failed(firstAnswers, handle));
         } else if (plan.action === "create-deal") {
           const made = handle ? firstAnswers.value(handle) : null;
           const contactId = "id" in plan.contact ? plan.contact.id : typeof made === "string" ? made : null;
           if (!contactId) {
-            outcomes.set(event.key, failed(handle ? firstAnswers.outcome(handle) : undefined, "crm.contact.add"));
+            if (handle) outcomes.set(event.key, failed(firstAnswers, handle));
             return null;
           }
           const client: CrmEntityRef = { type: "contact", id: contactId };
@@ -372,15 +372,12 @@ export function createCrmStore(client: BitrixClient): CrmStore {
         const step = secondHandles[i];
         if (!step) return;
         if (plan.action === "update") {
-          const result = secondAnswers.outcome(step.handle);
-          outcomes.set(event.key, result?.ok ? { ok: true, action: "updated", target: plan.target, client: plan.client } : failed(result, `crm.${plan.target.type}.update`));
+          outcomes.set(event.key, secondAnswers.failure(step.handle) ? failed(secondAnswers, step.handle) : { ok: true, action: "updated", target: plan.target, client: plan.client });
         } else if (plan.action === "create-deal") {
           const id = secondAnswers.value(step.handle);
           outcomes.set(
             event.key,
-            typeof id === "string"
-              ? { ok: true, action: "created", target: { type: "deal", id }, client: step.client, contactCreated: "fields" in plan.contact }
-              : failed(secondAnswers.outcome(step.handle), "crm.deal.add"),
+            typeof id === "string" ? { ok: true, action: "created", target: { type: "deal", id }, client: step.client, contactCreated: "fields" in plan.contact } : failed(secondAnswers, step.handle),
           );
         }
       });
