@@ -5,7 +5,8 @@ import { createBitrixClient } from "../worker/bitrix/client";
 import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
 
 export const TOKEN = "bench-token";
-export const ADMIN = "bench-admin";
+/** 32+ characters: the worker refuses a shorter admin token. */
+export const ADMIN = "bench-admin-token-0123456789abcdef0123";
 
 export function machine(): string {
   const cpu = cpus();

@@ -4,7 +4,8 @@ export const DEV = {
   sandboxPort: Number(process.env.SANDBOX_PORT ?? 8790),
   webhookToken: "dev-token",
   webhookSecret: "dev-secret",
-  adminToken: "dev-admin-token",
+  // 32+ characters: the worker refuses a shorter admin token.
+  adminToken: "dev-admin-token-0123456789abcdef0123",
   comagicLogin: "sandbox",
   comagicPassword: "sandbox-password",
 };

@@ -50,7 +50,8 @@ export async function freePort(): Promise<number> {
 /**
  * Runs the worker with `wrangler dev` (local Queues and KV), its settings in an env file of its own so a
  * developer's .dev.vars is left alone. Resolves once /health answers. `devtools: false` runs the same worker
- * without the devtools inspector (see worker-without-devtools.ts), for measurements.
+ * without the devtools inspector (see worker-without-devtools.ts), for measurements. The sandboxes listen on
+ * 127.0.0.1 over plain http, which the worker allows only with ALLOW_LOOPBACK_HTTP: every local worker sets it.
  */
 export async function startLocalWorker(options: { vars: Record<string, string>; port?: number; stateDir?: string; output?: "inherit" | "ignore"; devtools?: boolean }): Promise<LocalWorker> {
   const port = options.port ?? (await freePort());
@@ -59,7 +60,7 @@ export async function startLocalWorker(options: { vars: Record<string, string>; 
   const envFile = `${stateDir}/worker.env`;
   writeFileSync(
     envFile,
-    Object.entries(options.vars)
+    Object.entries({ ALLOW_LOOPBACK_HTTP: "true", ...options.vars })
       .map(([k, v]) => `${k}=${v}`)
       .join("\n"),
   );

@@ -19,8 +19,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
  */
 type Shard = { name: string; isolate: boolean; files: string[] };
 const WORKER_SHARDS: Shard[] = [
-  { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts"] },
-  { name: "worker-2", isolate: true, files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts"] },
+  { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts", "test/security/contact-injection.test.ts"] },
+  { name: "worker-2", isolate: true, files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts", "test/security/form-attribution.test.ts"] },
   {
     name: "worker-3",
     isolate: true,
@@ -46,6 +46,11 @@ const WORKER_SHARDS: Shard[] = [
       "test/security/click-to-call.test.ts",
       "test/security/operator-routes.test.ts",
       "test/security/retention.test.ts",
+      "test/security/report-export.test.ts",
+      "test/security/report-access.test.ts",
+      "test/security/admin-token.test.ts",
+      "test/security/oauth-endpoint.test.ts",
+      "test/security/tab-journey.test.ts",
     ],
   },
 ];
@@ -53,7 +58,8 @@ const WORKER_SHARDS: Shard[] = [
 // A new test file must be given a shard, or it would silently not run.
 const sharded = new Set(WORKER_SHARDS.flatMap((shard) => shard.files));
 for (const dir of ["test/worker", "test/security"]) {
-  for (const file of readdirSync(`${root}/${dir}`).filter((f) => f.endsWith(".test.ts"))) {
+  // `*.browser.test.ts` run in Chromium (the "browser" project), not in workerd.
+  for (const file of readdirSync(`${root}/${dir}`).filter((f) => f.endsWith(".test.ts") && !f.endsWith(".browser.test.ts"))) {
     if (!sharded.has(`${dir}/${file}`)) throw new Error(`${dir}/${file} is in no WORKER_SHARDS entry of test/vitest.config.ts`);
   }
 }
@@ -83,7 +89,10 @@ function workerProject({ name, isolate, files }: Shard) {
             COMAGIC_LOGIN: "sandbox",
             COMAGIC_PASSWORD: "sandbox-password",
             ENRICH_DELAY_SECONDS: "1",
-            ADMIN_TOKEN: "test-admin-token",
+            // 32+ characters: the worker refuses a shorter admin token.
+            ADMIN_TOKEN: "test-admin-token-0123456789abcdef0123",
+            // The sandboxes listen on 127.0.0.1 over plain http: allowed only with this development setting.
+            ALLOW_LOOPBACK_HTTP: "true",
             BITRIX_APP_CLIENT_ID: "local.sandbox-app",
             BITRIX_APP_CLIENT_SECRET: "sandbox-app-secret",
             BITRIX_OAUTH_URL: `${inject<string>("sandboxUrl")}/oauth/token/`,
@@ -145,7 +154,7 @@ export default defineConfig({
         test: {
           name: "browser",
           root,
-          include: ["test/browser/**/*.test.ts"],
+          include: ["test/browser/**/*.test.ts", "test/security/**/*.browser.test.ts"],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 120_000,

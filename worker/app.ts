@@ -6,6 +6,7 @@ import { AppError } from "./errors";
 import { createLogger, errorMessage } from "./log";
 import { adminRoute } from "./routes/admin";
 import { bitrixAppRoute } from "./routes/bitrix-app";
+import { bitrixReportRoute } from "./routes/bitrix-report";
 import { comagicWebhookRoute } from "./routes/comagic-webhook";
 import { formsRoute } from "./routes/forms";
 import { healthRoute } from "./routes/health";
@@ -26,6 +27,7 @@ app.route("/snippet.js", snippetRoute);
 app.route("/health", healthRoute);
 app.route("/admin", adminRoute);
 app.route("/bitrix", bitrixAppRoute);
+app.route("/bitrix", bitrixReportRoute);
 
 app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 

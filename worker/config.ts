@@ -5,6 +5,7 @@ import type { CoMagicAuth } from "./comagic/data-api";
 import { parseAllowedOrigins } from "./domain/origins";
 import { untypedCallCountries } from "./domain/call-policy";
 import { knownRegions } from "./domain/phone";
+import { isSafeUpstream } from "./domain/upstream-url";
 import { AppError } from "./errors";
 
 const KNOWN_REGIONS = new Set<string>(knownRegions());
@@ -22,17 +23,15 @@ export function splitSecretList(raw: string | undefined): string[] {
 
 const secretList = z.string().transform(splitSecretList).pipe(z.array(z.string()).min(1, "has no non-empty value"));
 
+const plainHttpProblem = 'must be https:// (plain http only to 127.0.0.1 or localhost, and only with ALLOW_LOOPBACK_HTTP="true", for a local sandbox)';
+
 /**
  * An upstream the worker sends secrets to (webhook codes, tokens, passwords): HTTPS only, except the local
- * sandboxes on this machine.
+ * sandboxes on this machine, and those only with ALLOW_LOOPBACK_HTTP (checked in parseConfig: a field cannot
+ * see that setting). Every setting made with it is listed in UPSTREAM_URL_SETTINGS.
  */
-const upstreamUrl = z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).refine(
-  (raw) => {
-    const url = new URL(raw);
-    return url.protocol === "https:" || url.hostname === "127.0.0.1" || url.hostname === "localhost";
-  },
-  { error: "must be https:// (plain http only for 127.0.0.1 or localhost)" },
-);
+const upstreamUrl = z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).refine((raw) => isSafeUpstream(new URL(raw), true), { error: plainHttpProblem });
+const UPSTREAM_URL_SETTINGS = ["BITRIX_WEBHOOK_URL", "COMAGIC_DATA_API_URL", "BITRIX_OAUTH_URL", "COMAGIC_CALL_API_URL"] as const;
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -69,11 +68,15 @@ const configSchema = z.object({
   LEAD_QUEUE_NAME: z.string().min(1).default("comagic-lead-jobs"),
   ENRICH_QUEUE_NAME: z.string().min(1).default("comagic-enrich-jobs"),
   DEAD_LETTER_QUEUE_NAME: z.string().min(1).default("comagic-dead-letters"),
-  ADMIN_TOKEN: secretList.optional(),
   BITRIX_APP_CLIENT_ID: z.string().optional(),
   BITRIX_APP_CLIENT_SECRET: z.string().optional(),
   BITRIX_OAUTH_URL: upstreamUrl.default("https://oauth.bitrix.info/oauth/token/"),
   COMAGIC_CALL_API_URL: upstreamUrl.default("https://callapi.comagic.ru/v4.0"),
+  /** "true" only where the worker talks to the local sandboxes: plain http to 127.0.0.1/localhost. Never in production. */
+  ALLOW_LOOPBACK_HTTP: z
+    .enum(["true", "false"], { error: 'is not "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   COMAGIC_VIRTUAL_NUMBER: z
     .string()
     .transform((n) => n.replace(/[\s()+-]/g, ""))
@@ -117,6 +120,8 @@ const configSchema = z.object({
   REPORT_USER_IDS: idList("is not a list of Bitrix24 user ids, like 7,12"),
   /** CoMagic sites whose ad cost is imported (ids, comma-separated); sites seen in credited visits are added. */
   COMAGIC_SITE_IDS: idList("is not a list of CoMagic site ids, like 1234,5678"),
+  /** Deal pages (50 deals each) one report sync may read; the next sync goes on from where it stopped. */
+  REPORT_SYNC_MAX_PAGES: positiveInt(100),
   /** The language of titles, comments and timeline entries the worker writes into Bitrix24. */
   CRM_LANGUAGE: z.enum(["ru", "en"], { error: 'is not "ru" or "en"' }).default("ru"),
 });
@@ -164,13 +169,28 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
+/** Admin tokens shorter than this are refused: 32 random characters cannot be guessed at 10 tries a minute. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+export const ADMIN_TOKEN_TOO_SHORT = `has a value shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters, which could be guessed: the /admin routes and the detailed /health refuse every token until each value is ${MIN_ADMIN_TOKEN_LENGTH}+ random characters (openssl rand -hex 32)`;
+
+/**
+ * ADMIN_TOKEN (comma-separated for rotation), read on its own: a worker missing other settings must still tell
+ * its operator what is wrong. A value too short to be safe turns the admin routes off rather than the worker.
+ */
+export function adminTokensOf(env: Env): { state: "on"; tokens: string[] } | { state: "unset" | "too_short" } {
+  const tokens = splitSecretList(env.ADMIN_TOKEN);
+  if (!tokens.length) return { state: "unset" };
+  return tokens.every((t) => t.length >= MIN_ADMIN_TOKEN_LENGTH) ? { state: "on", tokens } : { state: "too_short" };
+}
+
 /** Data API credentials: a permanent or dated API key, or a user's login and password for login.user. */
-export function appSettings(config: Config): { clientId: string; clientSecret: string; tokenUrl: string; appCode: string; tabTokenKeys: string[] } | null {
+export function appSettings(config: Config): { clientId: string; clientSecret: string; tokenUrl: string; allowLoopbackHttp: boolean; appCode: string; tabTokenKeys: string[] } | null {
   if (!config.BITRIX_APP_CLIENT_ID || !config.BITRIX_APP_CLIENT_SECRET || !config.TAB_TOKEN_SECRET) return null;
   return {
     clientId: config.BITRIX_APP_CLIENT_ID,
     clientSecret: config.BITRIX_APP_CLIENT_SECRET,
     tokenUrl: config.BITRIX_OAUTH_URL,
+    allowLoopbackHttp: config.ALLOW_LOOPBACK_HTTP,
     // FACTS-portals: a local app's app.info CODE is likely its client id; a Marketplace app has a code of its own.
     appCode: config.BITRIX_APP_CODE ?? config.BITRIX_APP_CLIENT_ID,
     tabTokenKeys: config.TAB_TOKEN_SECRET,
@@ -225,6 +245,14 @@ function parseConfig(env: Env): ConfigResult {
         problem: issue.code === "invalid_type" && issue.input === undefined ? "is not set" : issue.message,
       }));
   const warnings: ConfigProblem[] = [];
+  // The fields accept plain http to loopback; only a local setup (ALLOW_LOOPBACK_HTTP) may use it.
+  if (values.ALLOW_LOOPBACK_HTTP !== "true") {
+    for (const setting of UPSTREAM_URL_SETTINGS) {
+      const raw = values[setting];
+      // A value zod refused already has its problem (and may not parse as a URL).
+      if (raw && !problems.some((p) => p.setting === setting) && !isSafeUpstream(new URL(raw), false)) problems.push({ setting, problem: plainHttpProblem });
+    }
+  }
   const hasToken = values.COMAGIC_WEBHOOK_TOKEN !== undefined;
   const hasSecret = values.COMAGIC_WEBHOOK_SECRET !== undefined;
   if (!hasToken && !hasSecret) {
@@ -271,13 +299,19 @@ function parseConfig(env: Env): ConfigResult {
   if (values.COMAGIC_EMPLOYEES && parseEmployeeMap(values.COMAGIC_EMPLOYEES) === null) {
     warnings.push({ setting: "COMAGIC_EMPLOYEES", problem: 'is not a JSON object of Bitrix24 user id to CoMagic employee id, like {"1": 25}; users are matched by email instead' });
   }
-  if (!values.ADMIN_TOKEN) warnings.push({ setting: "ADMIN_TOKEN", problem: "is not set: the /admin routes are off" });
+  const admin = adminTokensOf(env);
+  if (admin.state === "unset") warnings.push({ setting: "ADMIN_TOKEN", problem: "is not set: the /admin routes are off" });
+  if (admin.state === "too_short") warnings.push({ setting: "ADMIN_TOKEN", problem: ADMIN_TOKEN_TOO_SHORT });
+  if (admin.state === "on" && !env.ADMIN_RATE_LIMITER) {
+    warnings.push({ setting: "ADMIN_RATE_LIMITER", problem: "binding is missing: wrong admin tokens are not counted, so nothing stops a stranger guessing ADMIN_TOKEN on /health and /admin" });
+  }
   for (const [binding, feature] of [
     ["ENRICH_JOBS", "enrichment"],
-    ["COMAGIC_CACHE", "token caching, touchpoints and the Bitrix24 app"],
+    ["COMAGIC_CACHE", "token caching, touchpoints, the Bitrix24 app and the lockout of addresses that guess ADMIN_TOKEN"],
     ["DB", "dead letters and the applied-events ledger"],
     ["CALL_RATE_LIMITER", "the per-user limit on click-to-call, so the Call button"],
     ["APP_RATE_LIMITER", "the per-IP limit on the Bitrix24 app's pages, so the app"],
+    ["REPORT_RATE_LIMITER", "the per-user limit on the attribution report, so the report"],
   ] as const) {
     if (!env[binding]) warnings.push({ setting: binding, problem: `binding is missing: ${feature} off` });
   }

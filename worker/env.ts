@@ -30,7 +30,10 @@ export interface WorkerSettings {
   LOST_CALL_TODO_MINUTES?: string;
   REPORT_USER_IDS?: string;
   COMAGIC_SITE_IDS?: string;
+  REPORT_SYNC_MAX_PAGES?: string;
   CRM_LANGUAGE?: string;
+  /** "true" only for the local sandboxes (npm start, tests, benchmarks): plain http to 127.0.0.1/localhost. */
+  ALLOW_LOOPBACK_HTTP?: string;
 }
 
 /**

@@ -4,6 +4,7 @@ import { comagicAuth, type Config } from "./config";
 import type { Env } from "./env";
 import { d1AttributionStore } from "./storage/attribution";
 import { d1CallGuard } from "./storage/call-guard";
+import { d1CrmVisitorStore } from "./storage/crm-visitors";
 import { kvCrmModeCache } from "./storage/crm-mode-cache";
 import { d1AppliedEvents, deadLetterStore } from "./storage/d1";
 import { kvJourneyStore } from "./storage/journeys";
@@ -51,6 +52,7 @@ export function storesFor(env: Env) {
     attribution: db ? d1AttributionStore(db) : null,
     portals: db ? d1PortalStore(db) : null,
     callGuard: db ? d1CallGuard(db) : null,
+    visitors: db ? d1CrmVisitorStore(db) : null,
     journeys: kv ? kvJourneyStore(kv) : null,
     crmModeCache: kvCrmModeCache(kv),
   };

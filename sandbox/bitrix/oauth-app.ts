@@ -161,6 +161,14 @@ export function createOAuthApp(settings: AppSettings) {
     for (const grant of access.values()) grant.expiresAt = 0;
     return c.json({ ok: true });
   });
+  /** An administrator gives or takes away a user's admin rights (`{userId, admin}`): `profile`'s ADMIN follows at once. */
+  app.post("/_sandbox/bitrix/app/user", async (c) => {
+    const body = (await c.req.json()) as { userId?: number; admin?: boolean };
+    const user = SANDBOX_USERS.find((u) => u.ID === body.userId);
+    if (!user || typeof body.admin !== "boolean") return c.json({ error: "userId of a sandbox user and admin (boolean) are required" }, 400);
+    user.ADMIN = body.admin;
+    return c.json({ ok: true, user });
+  });
   app.get("/_sandbox/bitrix/app/state", (c) => c.json({ placements, ...stats }));
 
   /**

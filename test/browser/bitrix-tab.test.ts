@@ -21,10 +21,20 @@ async function post(path: string, body: unknown): Promise<Response> {
   return fetch(`${sandbox.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
+/** The id of the lead the worker wrote and enriched with this visitor (its sessions filled). */
+async function waitForEnrichedLead(visitorId: number): Promise<number> {
+  for (const started = Date.now(); Date.now() - started < 30_000; await new Promise((r) => setTimeout(r, 250))) {
+    const leads = (await (await fetch(`${sandbox.url}/_sandbox/leads`)).json()) as { ID: number; UF_CRM_CM_VISITOR_ID?: string; UF_CRM_CM_SESSIONS?: string }[];
+    const lead = leads.find((l) => l.UF_CRM_CM_VISITOR_ID === String(visitorId) && l.UF_CRM_CM_SESSIONS);
+    if (lead) return lead.ID;
+  }
+  throw new Error(`no enriched lead of visitor ${visitorId}`);
+}
+
 describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0 });
-    worker = await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: "browser-test" }), stateDir, output: "ignore" });
+    worker = await startLocalWorker({ vars: sandboxWorkerVars(sandbox, { COMAGIC_WEBHOOK_TOKEN: "browser-test", ENRICH_DELAY_SECONDS: "1" }), stateDir, output: "ignore" });
     await installSandboxApp(sandbox, worker.url);
     const day = 86_400_000;
     const at = (daysAgo: number) => formatComagicDateTime(new Date(Date.now() - daysAgo * day), "Europe/Moscow");
@@ -57,8 +67,11 @@ describe.skipIf(!chromiumPath)("the CoMagic tab in a lead card, in Chromium", ()
   });
 
   it("shows the journey and the attribution table, and Call starts exactly one CoMagic call", async () => {
-    const created = await post("/_sandbox/leads", { fields: { TITLE: "Green sofa", PHONE: [{ VALUE: "8 (912) 555-44-33", VALUE_TYPE: "WORK" }], UF_CRM_CM_VISITOR_ID: String(VISITOR) } });
-    const { id } = (await created.json()) as { id: number };
+    // The lead comes from a CoMagic call, as in production: the tab shows only a visitor the worker itself wrote.
+    const notification = { event_type: "call_session_completed", call_session: { id: 5_550_001, visitor_phone_number: "8 (912) 555-44-33", visitor_id: String(VISITOR) } };
+    const sent = await fetch(`${worker.url}/webhooks/comagic?token=browser-test`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(notification) });
+    expect(sent.status).toBe(202);
+    const id = await waitForEnrichedLead(VISITOR);
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(String(e)));

@@ -4,8 +4,9 @@ import { handleLeadBatch } from "../../worker/jobs/consumer";
 import { consumerDeps } from "../worker/consumer-support";
 import { type FollowUpJob, leadJob } from "../../worker/jobs/schema";
 import { formEvent } from "../fixtures/lead-event";
+import { SECRET_FIELDS } from "../fixtures/secret-fields";
 import { openTab, install } from "../worker/app-support";
-import { leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, waitForQuiet, workerWithEnv, type SandboxLead } from "../worker/support";
+import { leadOf, leadsWithPhone, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, waitForQuiet, workerWithEnv } from "../worker/support";
 
 /* Attacks through POST /forms, which anyone on the internet can call. */
 
@@ -17,10 +18,6 @@ function postForm(fields: Record<string, string>, headers: Record<string, string
     body: JSON.stringify(fields),
   });
   return fetcher ? fetcher(request) : workerWithEnv({})(request);
-}
-
-async function leadOf(phone: string, ready: (l: SandboxLead) => boolean = () => true): Promise<SandboxLead> {
-  return waitFor(async () => leadsWithPhone(await sandboxLeads(), phone).find(ready), `the lead of ${phone}`);
 }
 
 beforeAll(async () => {
@@ -90,6 +87,21 @@ describe("/forms fails closed", () => {
     const comments = String((await leadOf(phone.e164)).COMMENTS);
     expect(comments).toContain("city: Kazan");
     for (const secret of ["hunter2", "4111111111111111", "123\\n", "abc", "000111"]) expect(comments).not.toContain(secret);
+  });
+
+  // Issue #21 item 7: names the first rule let through, posted straight to /forms (no snippet in between).
+  it("drops creditcard, cc_number, ccnum, sms_code, security_code, verification_code, pwd and api_key too", async () => {
+    const phone = uniquePhone();
+    expect((await postForm({ phone: phone.local, ...SECRET_FIELDS, city: "Kazan", submission_id: `m-${phone.e164}` })).status).toBe(202);
+    const lead = await leadOf(phone.e164);
+    expect(String(lead.COMMENTS)).toContain("city: Kazan");
+    expect(JSON.stringify(lead)).not.toMatch(/4111|5500|3400|sms-482913|sec-737|verify-5521|hunter2|sk_live/);
+  });
+
+  it("leaves secrets out of the form's id (a hash of its content), so the id cannot be checked against guessed PINs", async () => {
+    const phone = uniquePhone();
+    const post = async (pin: string) => ((await (await postForm({ phone: phone.local, pin, submission_id: `p-${phone.e164}` })).json()) as { id: string }).id;
+    expect(await post("1111")).toBe(await post("2222"));
   });
 
   it("keeps only attribution parameters of the page and referrer URLs (no reset-link tokens or session ids)", async () => {

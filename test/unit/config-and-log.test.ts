@@ -14,7 +14,9 @@ const base: Env = {
   FORM_RATE_LIMITER: { limit: async () => ({ success: true }) },
   COMAGIC_LOGIN: "user",
   COMAGIC_PASSWORD: "secret-password",
-  ADMIN_TOKEN: "admin",
+  ADMIN_TOKEN: "admin-token-0123456789abcdef0123456789",
+  ADMIN_RATE_LIMITER: { limit: async () => ({ success: true }) },
+  REPORT_RATE_LIMITER: { limit: async () => ({ success: true }) },
   ENRICH_JOBS: queue,
   COMAGIC_CACHE: {} as KVNamespace,
   DB: {} as D1Database,
@@ -26,6 +28,8 @@ const base: Env = {
   APP_RATE_LIMITER: { limit: async () => ({ success: true }) },
   TAB_TOKEN_SECRET: "tab-token-key-0123456789abcdef0123456789",
 };
+
+const PLAIN_HTTP = 'must be https:// (plain http only to 127.0.0.1 or localhost, and only with ALLOW_LOOPBACK_HTTP="true", for a local sandbox)';
 
 describe("readConfig", () => {
   it("applies defaults and splits rotated secrets", () => {
@@ -47,15 +51,19 @@ describe("readConfig", () => {
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/crm/" }, "must end with /rest/<user id>/<webhook code>/"],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "ftp://x/rest/1/a/" }, "is not an http(s) URL"],
     // Security: the webhook code, tokens and passwords never travel in the clear, except to a local sandbox.
-    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "http://portal.bitrix24.ru/rest/1/abc123secret/" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
-    ["COMAGIC_DATA_API_URL", { COMAGIC_DATA_API_URL: "http://dataapi.comagic.ru/v2.0" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
-    ["COMAGIC_CALL_API_URL", { COMAGIC_CALL_API_URL: "http://callapi.comagic.ru/v4.0" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
-    ["BITRIX_OAUTH_URL", { BITRIX_OAUTH_URL: "http://oauth.bitrix.info/oauth/token/" }, "must be https:// (plain http only for 127.0.0.1 or localhost)"],
+    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "http://portal.bitrix24.ru/rest/1/abc123secret/" }, PLAIN_HTTP],
+    ["COMAGIC_DATA_API_URL", { COMAGIC_DATA_API_URL: "http://dataapi.comagic.ru/v2.0" }, PLAIN_HTTP],
+    ["COMAGIC_CALL_API_URL", { COMAGIC_CALL_API_URL: "http://callapi.comagic.ru/v4.0" }, PLAIN_HTTP],
+    ["BITRIX_OAUTH_URL", { BITRIX_OAUTH_URL: "http://oauth.bitrix.info/oauth/token/" }, PLAIN_HTTP],
     ["COMAGIC_WEBHOOK_TOKEN", { COMAGIC_WEBHOOK_TOKEN: "", COMAGIC_WEBHOOK_SECRET: "  " }, "neither COMAGIC_WEBHOOK_TOKEN nor COMAGIC_WEBHOOK_SECRET is set, so every webhook is refused"],
     ["COMAGIC_WEBHOOK_TOKEN", { COMAGIC_WEBHOOK_TOKEN: " , ," }, "has no non-empty value"],
     ["DEFAULT_PHONE_REGION", { DEFAULT_PHONE_REGION: "XX" }, "is not an ISO 3166 region code known to libphonenumber"],
     ["LEAD_DEDUP_DAYS", { LEAD_DEDUP_DAYS: "-1" }, "Too small: expected number to be >0"],
     ["LEAD_JOBS", { LEAD_JOBS: undefined }, "queue binding is missing"],
+    // Plain http to this machine only where ALLOW_LOOPBACK_HTTP says it is a local sandbox, never by default.
+    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "http://127.0.0.1:8790/rest/1/abc123secret/" }, PLAIN_HTTP],
+    ["BITRIX_OAUTH_URL", { BITRIX_OAUTH_URL: "http://localhost:8790/oauth/token/" }, PLAIN_HTTP],
+    ["BITRIX_OAUTH_URL", { BITRIX_OAUTH_URL: "http://oauth.bitrix.info/oauth/token/", ALLOW_LOOPBACK_HTTP: "true" }, PLAIN_HTTP],
   ])("names %s when it is wrong, never its value", (setting, overrides, problem) => {
     const result = readConfig({ ...base, ...overrides } as Env);
     expect(result.ok).toBe(false);
@@ -81,6 +89,8 @@ describe("readConfig", () => {
     [{ COMAGIC_LOGIN: undefined, COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "attribution is limited to what the notification template sends"],
     [{ COMAGIC_PASSWORD: undefined }, "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD is not set"],
     [{ ADMIN_TOKEN: undefined }, "ADMIN_TOKEN", "is not set: the /admin routes are off"],
+    [{ ADMIN_TOKEN: "admin-token-0123456789abcdef0123456789,short" }, "ADMIN_TOKEN", "has a value shorter than 32 characters"],
+    [{ ADMIN_RATE_LIMITER: undefined }, "ADMIN_RATE_LIMITER", "nothing stops a stranger guessing ADMIN_TOKEN"],
     [{ DB: undefined }, "DB", "binding is missing: dead letters and the applied-events ledger off"],
     [{ BITRIX_APP_CLIENT_SECRET: undefined }, "BITRIX_APP_CLIENT_SECRET", "the Bitrix24 app (CoMagic tab, click-to-call) is off"],
     [{ COMAGIC_VIRTUAL_NUMBER: undefined }, "COMAGIC_VIRTUAL_NUMBER", "the tab's Call button is off"],
@@ -93,6 +103,11 @@ describe("readConfig", () => {
     expect(result.warnings[0]?.setting).toBe(setting);
     expect(result.warnings[0]?.problem).toContain(problem);
     expect(JSON.stringify(result.warnings)).not.toContain("secret-password");
+  });
+
+  it("accepts the local sandboxes' plain-http URLs with ALLOW_LOOPBACK_HTTP", () => {
+    const result = readConfig({ ...base, BITRIX_WEBHOOK_URL: "http://127.0.0.1:8790/rest/1/abc/", BITRIX_OAUTH_URL: "http://localhost:8790/oauth/token/", ALLOW_LOOPBACK_HTTP: "true" });
+    expect(result.ok).toBe(true);
   });
 
   it("reads the virtual number as E.164 digits and the employee map as numbers", () => {

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { formFingerprint, readFormSubmission } from "../../worker/domain/form-submission";
 import { newLeadFields } from "../../worker/domain/lead-plan";
 import { parseAllowedOrigins } from "../../worker/domain/origins";
+import { SECRET_FIELD_NAME, withoutSecretFields } from "../../worker/domain/secret-fields";
+import { SNIPPET_SOURCE } from "../../snippet/dist/bundle";
 
 const options = { key: "form-abc", receivedAt: new Date("2026-11-24T10:00:00Z"), defaultRegion: "RU" as const };
 
@@ -51,6 +53,32 @@ describe("readFormSubmission", () => {
     if (!result.ok) throw new Error("expected ok");
     expect(newLeadFields(result.event)).toMatchObject({ UTM_SOURCE: "ya", UTM_MEDIUM: "cpc", SOURCE_ID: "WEB" });
     expect(newLeadFields(result.event)).not.toHaveProperty("UTM_CAMPAIGN");
+  });
+});
+
+describe("withoutSecretFields", () => {
+  // Issue #21 item 7: the names the first rule let through, then the first rule's own, in snake and camel case.
+  it.each([
+    ..."creditcard cc_number ccnum sms_code security_code verification_code pwd api_key".split(" "),
+    ..."password passwd user_pass card_number cardholder cvv cvc iban csrf_token _csrf otp pin user_pin client_secret".split(" "),
+    ..."creditCard ccNumber smsCode securityCode verificationCode apiKey newPassword userPwd authToken".split(" "),
+  ])("drops %s", (name) => {
+    expect(withoutSecretFields({ [name]: "s3cret", city: "Kazan" })).toEqual({ city: "Kazan" });
+  });
+
+  it.each([
+    // Lead data that merely looks close: the rule must not eat a form's ordinary fields.
+    ..."name phone email message comment city shipping_city order_id product promo_code postcode zip_code keyword opinion description company".split(" "),
+    // Every field the worker maps and the snippet stamps.
+    ..."form_name comagic_visitor_id comagic_session_id page_url referrer submission_id _hp _redirect ga_client_id ym_uid".split(" "),
+    ..."source medium campaign content term".split(" ").flatMap((k) => [`utm_${k}`, `first_utm_${k}`]),
+    ..."gclid yclid first_gclid first_yclid".split(" "),
+  ])("keeps %s", (name) => {
+    expect(withoutSecretFields({ [name]: "v" })).toEqual({ [name]: "v" });
+  });
+
+  it("is the very rule the snippet applies (snippet/build.mjs bundles it)", () => {
+    expect(SNIPPET_SOURCE).toContain(String(SECRET_FIELD_NAME));
   });
 });
 

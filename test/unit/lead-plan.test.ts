@@ -94,7 +94,7 @@ describe("updateLeadFields", () => {
 
 describe("planWrite on a classic portal, person known only by leads", () => {
   it("does nothing when a lead already carries this event's key", () => {
-    expect(planWrite(event(), found([lead()], "42"), rules)).toEqual({ action: "skip", target: { type: "lead", id: "42" } });
+    expect(planWrite(event(), found([lead()], "42"), rules)).toMatchObject({ action: "skip", target: { type: "lead", id: "42" } });
   });
 
   it("creates a lead when no open lead shares a contact", () => {

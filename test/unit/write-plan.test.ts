@@ -1,4 +1,4 @@
-import { callEvent } from "../fixtures/lead-event";
+import { callEvent, formEvent } from "../fixtures/lead-event";
 import { describe, expect, it } from "vitest";
 import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
 import type { LeadSnapshot } from "../../worker/domain/lead-plan";
@@ -89,6 +89,79 @@ describe("where an event lands on a portal without leads", () => {
   });
 
   it("an event written before is skipped, whatever it landed on", () => {
-    expect(planWrite(event(), lookup({ applied: { type: "deal", id: "70" } }), simple)).toEqual({ action: "skip", target: { type: "deal", id: "70" } });
+    expect(planWrite(event(), lookup({ applied: { type: "deal", id: "70" } }), simple)).toMatchObject({ action: "skip", target: { type: "deal", id: "70" } });
+  });
+});
+
+// Issue #21 items 1 and 2: what an anonymous form may change on what exists (worker/domain/verified-source.ts).
+describe("a website form on a lead or deal that exists", () => {
+  const form = (overrides: Partial<LeadEvent> = {}) =>
+    formEvent({
+      key: "form-1",
+      sessionId: "form-1",
+      receivedAt: now.toISOString(),
+      phone: "+79990001122",
+      email: "client@example.ru",
+      visitorId: "666",
+      utm: { ...EMPTY_UTM, source: "evil" },
+      ...overrides,
+    });
+  const clientLead: LeadSnapshot = { ...openLead, emails: ["Client@Example.ru"] };
+
+  it("writes only the event key on the lead: no phone, visitor id, UTMs or name", () => {
+    const plan = planWrite(form({ name: "Mallory" }), lookup({ leads: [clientLead] }), classic);
+    expect(plan.action === "update" && plan.fields).toEqual({ UF_CRM_COMAGIC_ID: "form-1" });
+  });
+
+  it("ties to the lead in the ledger only the email the lead already holds, never the phone it merely named", () => {
+    expect(planWrite(form(), lookup({ leads: [clientLead] }), classic).ties).toEqual(["email:client@example.ru"]);
+  });
+
+  it("writes no UTMs or visitor id on a client's open deal, and ties only what the client holds", () => {
+    const client: ClientSnapshot = { ...contact("5"), emails: ["client@example.ru"] };
+    const plan = planWrite(form(), lookup({ clients: [client], deals: [deal()] }), simple);
+    expect(plan.action === "update" && plan.fields).toEqual({ UF_CRM_COMAGIC_ID: "form-1" });
+    expect(plan.ties).toEqual(["email:client@example.ru"]);
+  });
+
+  it("fills a lead it creates with everything it gave, and ties all its contacts to it", () => {
+    const plan = planWrite(form(), lookup(), classic);
+    expect(plan.action === "create-lead" && plan.fields).toMatchObject({ UF_CRM_CM_VISITOR_ID: "666", UTM_SOURCE: "evil", PHONE: [{ VALUE: "+79990001122" }] });
+    expect(plan.ties).toEqual(["phone:+79990001122", "email:client@example.ru"]);
+  });
+
+  it("found again by its key, it ties its contacts only to what it created, not to what it updated", () => {
+    expect(planWrite(form(), lookup({ applied: { type: "lead", id: "10", created: false } }), classic)).toMatchObject({ action: "skip", created: false, ties: [] });
+    expect(planWrite(form(), lookup({ applied: { type: "lead", id: "10", created: true } }), classic)).toMatchObject({
+      action: "skip",
+      created: true,
+      ties: ["phone:+79990001122", "email:client@example.ru"],
+    });
+  });
+
+  it("a CoMagic call still adds its number to the lead and ties it", () => {
+    const plan = planWrite(event({ phone: "+79990001122" }), lookup({ leads: [openLead] }), classic);
+    expect(plan.action === "update" && plan.fields).toMatchObject({ PHONE: [{ VALUE: "+79990001122" }] });
+    expect(plan.ties).toEqual(["phone:+79990001122"]);
+  });
+});
+
+describe("a ledger hint is only a candidate", () => {
+  const attacker = "+79990001122";
+  const clientLead: LeadSnapshot = { ...openLead, id: "10", phones: ["+79123456789"] };
+
+  it("a lead only the ledger named, without the caller's number, is not updated: the call makes its own lead", () => {
+    const plan = planWrite(event({ phone: attacker }), lookup({ leads: [clientLead], hinted: [{ type: "lead", id: "10" }] }), classic);
+    expect(plan.action).toBe("create-lead");
+  });
+
+  it("a lead the ledger named that holds the number (in any spelling) is updated: Bitrix24's search may lag", () => {
+    const plan = planWrite(event({ phone: "+79123456789" }), lookup({ leads: [{ ...clientLead, phones: ["8 (912) 345-67-89"] }], hinted: [{ type: "lead", id: "10" }] }), classic);
+    expect(plan).toMatchObject({ action: "update", target: { type: "lead", id: "10" } });
+  });
+
+  it("a contact only the ledger named, without the number, is not the caller's client", () => {
+    const plan = planWrite(event({ phone: attacker }), lookup({ clients: [contact("5")], deals: [deal()], hinted: [{ type: "contact", id: "5" }] }), simple);
+    expect(plan).toMatchObject({ action: "create-deal", contact: { fields: { PHONE: [{ VALUE: attacker }] } } });
   });
 });

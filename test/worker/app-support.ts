@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import type { Portal } from "../../worker/bitrix/portal";
+import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
 import { d1PortalStore } from "../../worker/storage/portals";
 import { sandbox } from "./support";
 
@@ -50,9 +51,9 @@ export function postForm(
   );
 }
 
-export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours"): Promise<Response> {
+export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours", fetcher: Fetcher = worker): Promise<Response> {
   const t = await tokensFor(userId, app);
-  return postForm("/bitrix/install", {
+  const fields = {
     AUTH_ID: t.AUTH_ID,
     AUTH_EXPIRES: String(t.AUTH_EXPIRES),
     REFRESH_ID: t.REFRESH_ID,
@@ -61,7 +62,8 @@ export async function install(userId = 1, overrides: Record<string, string> = {}
     SERVER_ENDPOINT: t.SERVER_ENDPOINT,
     status: "L",
     ...overrides,
-  });
+  };
+  return postForm("/bitrix/install", fields, undefined, fetcher);
 }
 
 export async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string, fetcher: Fetcher = worker, app: "ours" | "other" = "ours"): Promise<Response> {
@@ -86,6 +88,34 @@ export async function openTab(leadId: string, userId = 2, overrides: Record<stri
 export async function seedLead(fields: Record<string, unknown>): Promise<string> {
   const { id } = (await (await sandbox("/_sandbox/leads", { fields })).json()) as { id: number };
   return String(id);
+}
+
+/** The app page as CRM Analytics posts it for a user (LANG: the user's interface language). */
+export async function openReport(userId: number, lang = "en", fetcher: Fetcher = worker): Promise<Response> {
+  const t = await tokensFor(userId);
+  return postForm(
+    "/bitrix/app",
+    {
+      AUTH_ID: t.AUTH_ID,
+      AUTH_EXPIRES: "3600",
+      REFRESH_ID: t.REFRESH_ID,
+      member_id: MEMBER,
+      status: "L",
+      APPLICATION_TOKEN: t.APPLICATION_TOKEN,
+      PLACEMENT: "CRM_ANALYTICS_MENU",
+      PLACEMENT_OPTIONS: "{}",
+    },
+    `?DOMAIN=${portalHost()}&PROTOCOL=0&LANG=${lang}`,
+    fetcher,
+  );
+}
+
+/**
+ * Records a visitor id as the worker's own (D1 crm_visitors), as its enrichment does when it fills the field: for
+ * records the tests seed by hand, whose journey the tab would otherwise not show (issue #21 item 10).
+ */
+export async function asWrittenByWorker(type: "lead" | "deal", id: string | number, visitorId: string | number): Promise<void> {
+  await d1CrmVisitorStore(env.DB as D1Database).record([{ ref: { type, id: String(id) }, visitorId: String(visitorId) }], new Date());
 }
 
 export const tokenIn = (html: string) => /data-token="([^"]+)"/.exec(html)?.[1] ?? "";

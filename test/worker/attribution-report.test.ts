@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { formatComagicDateTime } from "../../worker/domain/comagic-time";
-import { install, MEMBER, postForm, tokensFor } from "./app-support";
+import { install, MEMBER, openReport, postForm } from "./app-support";
 import { admin, bitrixCall, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor, workerWithEnv } from "./support";
 
 /*
@@ -15,27 +15,10 @@ const SITE = 77;
 const yesterday = formatComagicDateTime(new Date(Date.now() - 86_400_000), "Europe/Moscow").slice(0, 10);
 let leadId = "";
 
-function openApp(userId: number, lang: string, fetcher?: (r: Request) => Promise<Response>): Promise<Response> {
-  return tokensFor(userId).then((t) =>
-    postForm(
-      "/bitrix/app",
-      {
-        AUTH_ID: t.AUTH_ID,
-        AUTH_EXPIRES: "3600",
-        REFRESH_ID: t.REFRESH_ID,
-        member_id: MEMBER,
-        status: "L",
-        APPLICATION_TOKEN: t.APPLICATION_TOKEN,
-        PLACEMENT: "CRM_ANALYTICS_MENU",
-        PLACEMENT_OPTIONS: "{}",
-      },
-      `?DOMAIN=${new URL(env.BITRIX_WEBHOOK_URL ?? "").host}&PROTOCOL=0&LANG=${lang}`,
-      fetcher,
-    ),
-  );
-}
 const reportToken = (html: string) => /name="token" value="([^"]+)"/.exec(html)?.[1] ?? "";
-const get = (path: string) => workerWithEnv({})(new Request(`http://worker.test${path}`));
+/** The report page's filter form and CSV export post their fields, the report token among them. */
+const post = (path: string, fields: Record<string, string>) =>
+  workerWithEnv({})(new Request(`http://worker.test${path}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() }));
 
 beforeAll(async () => {
   await sandbox("/_sandbox/reset", {});
@@ -97,7 +80,7 @@ describe("the attribution report in Bitrix24", () => {
   });
 
   it("shows no figures to a user who is neither an administrator nor in REPORT_USER_IDS, and says who can grant access", async () => {
-    const res = await openApp(2, "en");
+    const res = await openReport(2, "en");
     expect(res.status).toBe(403);
     const html = await res.text();
     expect(html).toContain("REPORT_USER_IDS");
@@ -107,13 +90,13 @@ describe("the attribution report in Bitrix24", () => {
   });
 
   it("lets a user listed in REPORT_USER_IDS in, in Russian by default", async () => {
-    const res = await openApp(3, "ru", workerWithEnv({ REPORT_USER_IDS: "3, 9" }));
+    const res = await openReport(3, "ru", workerWithEnv({ REPORT_USER_IDS: "3, 9" }));
     expect(res.status).toBe(200);
     expect(await res.text()).toContain("Атрибуция CoMagic");
   });
 
   it("credits the lead, its won deal and CoMagic's ad cost to campaigns after a refresh, and exports exactly the table", async () => {
-    const res = await openApp(1, "en");
+    const res = await openReport(1, "en");
     expect(res.status).toBe(200);
     const token = reportToken(await res.text());
     expect(token).not.toBe("");
@@ -124,11 +107,11 @@ describe("the attribution report in Bitrix24", () => {
     expect(refresh.status).toBe(200);
     expect(await refresh.json()).toMatchObject({ deals: { kept: 1 }, costDays: expect.arrayContaining([yesterday]) });
 
-    const query = `token=${encodeURIComponent(token)}&period=7d&model=first_touch&grouping=comagic_campaign&entity=lead`;
-    const page = await (await get(`/bitrix/report?${query}`)).text();
+    const fields = { token, period: "7d", model: "first_touch", grouping: "comagic_campaign", entity: "lead" };
+    const page = await (await post("/bitrix/report", fields)).text();
     expect(page).toContain("Диваны google");
     // Intl writes "RUB 90,000" with a no-break space; compared here as a plain one.
-    const csv = (await (await get(`/bitrix/report.csv?${query}`)).text()).replace(/\u00a0/g, " ");
+    const csv = (await (await post("/bitrix/report.csv", fields)).text()).replace(/\u00a0/g, " ");
     const lines = csv
       .replace(/^\uFEFF/, "")
       .trim()
@@ -140,19 +123,19 @@ describe("the attribution report in Bitrix24", () => {
     expect(csv).not.toContain("Another site");
 
     // Linear: half each; the ad cost follows the campaign, not the model.
-    const linear = (await (await get(`/bitrix/report.csv?${query.replace("first_touch", "linear")}`)).text()).replace(/\u00a0/g, " ");
+    const linear = (await (await post("/bitrix/report.csv", { ...fields, model: "linear" })).text()).replace(/\u00a0/g, " ");
     expect(linear).toContain('Диваны yandex,0.5,0.5,0.5,"RUB 45,000",100%,100%,"RUB 3,000","RUB 6,000","RUB 6,000","1,400%"');
   });
 
   it("says why cost is missing when grouped by UTM, and refuses a forged or missing token", async () => {
-    const res = await openApp(1, "en");
+    const res = await openReport(1, "en");
     const token = reportToken(await res.text());
-    const page = await (await get(`/bitrix/report?token=${encodeURIComponent(token)}&grouping=utm_source`)).text();
+    const page = await (await post("/bitrix/report", { token, grouping: "utm_source" })).text();
     expect(page).toContain("per CoMagic campaign only");
     expect(page).not.toContain("<th>Ad cost</th>");
     const forged = `${token.slice(0, -4)}AAAA`;
-    expect((await get(`/bitrix/report.csv?token=${encodeURIComponent(forged)}`)).status).toBe(401);
-    expect((await get("/bitrix/report")).status).toBe(401);
+    expect((await post("/bitrix/report.csv", { token: forged })).status).toBe(401);
+    expect((await post("/bitrix/report", {})).status).toBe(401);
   });
 });
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { signTabToken } from "../../worker/bitrix/tab-token";
-import { call, callsMade, install, MEMBER, openTab, portalHost, postForm as form, seedLead, storedPortal, TAB_KEYS, tokenIn, tokensFor } from "./app-support";
+import { asWrittenByWorker, call, callsMade, install, MEMBER, openTab, portalHost, postForm as form, seedLead, storedPortal, TAB_KEYS, tokenIn, tokensFor } from "./app-support";
 import { sandbox, uniquePhone, visitorSessions, waitFor, workerWithEnv } from "./support";
 
 let host: string;
@@ -70,6 +70,7 @@ describe("the CoMagic tab", () => {
       communications: [{ id: 7001, communication_type: "call", date_time: visitorSessions(visitor, ["x"])[0]?.date_time, visitor_id: visitor, visitor_session_id: null }],
     });
     const leadId = await seedLead({ TITLE: "Journey lead", PHONE: [{ VALUE: uniquePhone().e164 }], UF_CRM_CM_VISITOR_ID: String(visitor) });
+    await asWrittenByWorker("lead", leadId, visitor);
     const res = await openTab(leadId);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-security-policy")).toContain(`frame-ancestors http://${host}`);
@@ -103,6 +104,7 @@ describe("the CoMagic tab", () => {
     const phone = uniquePhone();
     const { id: contactId } = (await (await sandbox("/_sandbox/contacts", { fields: { NAME: "Deal owner", PHONE: [{ VALUE: phone.e164 }] } })).json()) as { id: number };
     const { id: dealId } = (await (await sandbox("/_sandbox/deals", { fields: { TITLE: "Sofa", CONTACT_ID: contactId, UF_CRM_CM_VISITOR_ID: String(visitor) } })).json()) as { id: number };
+    await asWrittenByWorker("deal", dealId, visitor);
     for (const [placement, id] of [
       ["CRM_DEAL_DETAIL_TAB", dealId],
       ["CRM_CONTACT_DETAIL_TAB", contactId],

@@ -112,7 +112,7 @@ describe("POST /forms makes a lead", () => {
     expect(leads[0]?.TIMELINE_COMMENTS).toEqual([]);
   });
 
-  it("on the same open lead as an earlier call from that person", async () => {
+  it("on the same open lead as an earlier call from that person, as a comment only (an anonymous form changes no field)", async () => {
     const phone = uniquePhone();
     await sandbox("/_sandbox/leads", { fields: { TITLE: "Call", PHONE: [{ VALUE: phone.e164, VALUE_TYPE: "WORK" }], UTM_SOURCE: "direct" } });
     await json({ phone: phone.local, name: "Ivan", utm_source: "vk" });
@@ -120,7 +120,9 @@ describe("POST /forms makes a lead", () => {
       const l = (await sandboxLeads()).find((x) => x.PHONE?.some((p) => p.VALUE === phone.e164));
       return l?.TIMELINE_COMMENTS.length ? l : null;
     }, "the form to update the call's lead");
-    expect(lead).toMatchObject({ TITLE: "Call", UTM_SOURCE: "direct", NAME: "Ivan" });
+    expect(lead).toMatchObject({ TITLE: "Call", UTM_SOURCE: "direct" });
+    expect(lead.NAME ?? null).toBeNull();
+    expect(lead.TIMELINE_COMMENTS[0]).toContain("the form also gave name Ivan");
     expect(lead.TIMELINE_COMMENTS[0]).toContain("Website form");
   });
 

@@ -39,6 +39,11 @@ export function leadsWithPhone(leads: SandboxLead[], phone: string): SandboxLead
   return leads.filter((l) => l.PHONE?.some((p) => digits(p.VALUE) === digits(phone)));
 }
 
+/** Waits for the lead holding this phone (E.164), once `ready` says it is as the test needs it. */
+export async function leadOf(e164: string, ready: (lead: SandboxLead) => boolean = () => true): Promise<SandboxLead> {
+  return waitFor(async () => leadsWithPhone(await sandboxLeads(), e164).find(ready), `the lead of ${e164}`);
+}
+
 export async function hmacHex(body: string, secret: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
@@ -149,7 +154,8 @@ export async function waitForQuiet(quietMs = 3_000, timeoutMs = 60_000): Promise
   }
 }
 
-export const ADMIN_TOKEN = "test-admin-token";
+/** ADMIN_TOKEN in test/vitest.config.ts. */
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123";
 
 /** A time as CoMagic's reports write it for the account's zone (the worker's default, Europe/Moscow). */
 export function comagicTime(date: Date): string {
@@ -234,4 +240,16 @@ export async function deadLetterWhere(match: (letter: DeadLetterView) => boolean
     const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: DeadLetterView[] };
     return deadLetters.find(match);
   }, what);
+}
+
+let formIp = 0;
+/** A website form posted to /forms as the snippet would (an allowed origin, a fresh address so no rate limit bites). */
+export function postWebsiteForm(fields: Record<string, string>, fetcher: (request: Request) => Promise<Response> = workerWithEnv({})): Promise<Response> {
+  formIp += 1;
+  const request = new Request("http://worker.test/forms", {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: "https://shop.example.ru", "cf-connecting-ip": `198.51.100.${formIp % 250}` },
+    body: JSON.stringify(fields),
+  });
+  return fetcher(request);
 }

@@ -4,6 +4,7 @@ import { loadJourney } from "../comagic/reports";
 import { checkCallNumber, type CallNumberRefusal } from "../domain/call-policy";
 import type { Journey } from "../domain/touchpoints";
 import { errorMessage } from "../log";
+import type { CrmVisitorStore } from "../storage/crm-visitors";
 import type { JourneyStore } from "../storage/journeys";
 import { type AccessRefusal, verifiedUser } from "./app-auth";
 import { batchBuilder } from "./batch-builder";
@@ -11,7 +12,13 @@ import { addCardRead, CARD_ENTITY, readCard, type Card, type CardPlacement } fro
 import type { BitrixClient } from "./client";
 import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
 
-export type JourneyState = { kind: "ready"; journey: Journey } | { kind: "no_visitor" } | { kind: "not_loaded"; reason: "no_data_api" | "no_visits" } | { kind: "unreachable"; reason: string };
+/** `not_ours`: the card's visitor id is not one the worker wrote there (typed in by hand), so no visits are shown. */
+export type JourneyState =
+  | { kind: "ready"; journey: Journey }
+  | { kind: "no_visitor" }
+  | { kind: "not_ours" }
+  | { kind: "not_loaded"; reason: "no_data_api" | "no_visits" }
+  | { kind: "unreachable"; reason: string };
 
 export interface TabView {
   card: Card;
@@ -30,6 +37,8 @@ export async function openTab(
     userClient: BitrixClient;
     appCode: string;
     journeys: JourneyStore | null;
+    /** Visitor ids the worker wrote: a visitor's visits are read with the worker's own Data API key, for its own ids only. */
+    visitors: CrmVisitorStore;
     dataApi: CoMagicRpcClient | null;
     timeZone: string;
     defaultRegion: CountryCode;
@@ -47,7 +56,9 @@ export async function openTab(
   const card = await readCard(entity, answers.required(own), deps.userClient, deps.defaultRegion);
   const visitorId = card.visitorId;
   let journeyState: JourneyState = { kind: "no_visitor" };
-  if (visitorId) {
+  const written = card.visitorOwner ? await deps.visitors.find(card.visitorOwner) : null;
+  if (visitorId && written !== visitorId) journeyState = { kind: "not_ours" };
+  else if (visitorId) {
     const cached = await deps.journeys?.get(visitorId);
     if (cached) journeyState = { kind: "ready", journey: cached };
     else if (!deps.dataApi) journeyState = { kind: "not_loaded", reason: "no_data_api" };

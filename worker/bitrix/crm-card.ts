@@ -27,6 +27,8 @@ export interface Card {
   /** E.164, in the order the card lists them. */
   phones: string[];
   visitorId: string | null;
+  /** The lead or deal whose field holds `visitorId` (the tab checks the worker wrote it there). */
+  visitorOwner: { type: "lead" | "deal"; id: string } | null;
   /** What Bitrix24 telephony binds a call from this card to (register takes LEAD, CONTACT or COMPANY): a deal's contact. */
   telephonyEntity: { type: "LEAD" | "CONTACT"; id: string } | null;
 }
@@ -64,7 +66,17 @@ const visitorOf = (r: CrmRecord | null | undefined) => r?.[LEAD_FIELD.visitorId]
 /** Reads what a card needs beyond its own entity, with the same (user's) client, so Bitrix24's permissions apply. */
 export async function readCard(entity: CardEntity, item: CrmRecord, client: BitrixClient, region: CountryCode): Promise<Card> {
   const base = { entity, id: item.ID, dateCreate: item.DATE_CREATE ?? null };
-  if (entity === "lead") return { ...base, title: item.TITLE ?? null, phones: phonesOf(item, region), visitorId: visitorOf(item), telephonyEntity: { type: "LEAD", id: item.ID } };
+  if (entity === "lead") {
+    const visitorId = visitorOf(item);
+    return {
+      ...base,
+      title: item.TITLE ?? null,
+      phones: phonesOf(item, region),
+      visitorId,
+      visitorOwner: visitorId ? { type: "lead", id: item.ID } : null,
+      telephonyEntity: { type: "LEAD", id: item.ID },
+    };
+  }
 
   const more = batchBuilder();
   const linked = (type: "lead" | "contact", id: string | null) => (entity === "deal" && id ? more.add(type, { method: `crm.${type}.get`, params: { id } }, record) : null);
@@ -79,18 +91,24 @@ export async function readCard(entity: CardEntity, item: CrmRecord, client: Bitr
   if (entity === "deal") {
     const lead = optional(leadHandle);
     const contact = optional(contactHandle);
+    const own = visitorOf(item);
+    const fromLead = own ? null : visitorOf(lead);
     return {
       ...base,
       title: item.TITLE ?? null,
       phones: [...phonesOf(contact, region), ...phonesOf(lead, region)],
-      visitorId: visitorOf(item) ?? visitorOf(lead),
+      visitorId: own ?? fromLead,
+      visitorOwner: own ? { type: "deal", id: item.ID } : fromLead && lead ? { type: "lead", id: lead.ID } : null,
       telephonyEntity: item.CONTACT_ID ? { type: "CONTACT", id: item.CONTACT_ID } : null,
     };
   }
-  const visitorId =
-    recentHandles
-      .flatMap((handle) => found.value(handle) ?? [])
-      .map(visitorOf)
-      .find((v) => v !== null) ?? null;
-  return { ...base, title: [item.NAME, item.LAST_NAME].filter(Boolean).join(" ") || null, phones: phonesOf(item, region), visitorId, telephonyEntity: { type: "CONTACT", id: item.ID } };
+  const latest = (["deal", "lead"] as const)
+    .flatMap((type, i) => {
+      const handle = recentHandles[i];
+      return (handle ? (found.value(handle) ?? []) : []).map((r) => ({ type, record: r }));
+    })
+    .find(({ record: r }) => visitorOf(r) !== null);
+  const visitorId = latest ? visitorOf(latest.record) : null;
+  const visitorOwner = latest ? { type: latest.type, id: latest.record.ID } : null;
+  return { ...base, title: [item.NAME, item.LAST_NAME].filter(Boolean).join(" ") || null, phones: phonesOf(item, region), visitorId, visitorOwner, telephonyEntity: { type: "CONTACT", id: item.ID } };
 }

@@ -27,6 +27,7 @@ export interface EntityFields {
   ref: CrmEntityRef;
   utm: Utm;
   visitorId: string | null;
+  dateCreate: string | null;
 }
 
 /** CRM reads and writes for a round of events, a few `batch` requests per round whatever its size. */
@@ -162,7 +163,8 @@ function clientOf(row: Record<string, unknown>): CrmEntityRef | null {
   return contact ? { type: "contact", id: contact } : company ? { type: "company", id: company } : null;
 }
 
-type AppliedEntity = CrmEntityRef & { client: CrmEntityRef | null };
+/** `created`: the event made it (found by its ORIGIN_ID), rather than only updated it. */
+type AppliedEntity = CrmEntityRef & { client: CrmEntityRef | null; created: boolean };
 
 const list = (method: string, filter: Record<string, unknown>, select: string[], order: Record<string, string> = { ID: "ASC" }): BitrixCommand => ({ method, params: { order, filter, select } });
 
@@ -199,8 +201,11 @@ function keysFrom(answers: BatchAnswers, queries: KeyQueries, keys: readonly str
     if (!searchedIn(source, mode)) continue;
     for (const [key, row] of rowsByKey(answers.required(handle), source.field, keySet)) {
       const id = String(row.ID);
+      const created = source.field === "ORIGIN_ID";
+      const earlier = applied.get(key);
       if (source.entity === "contact") madeContacts.set(key, id);
-      else if (!applied.has(key)) applied.set(key, { type: source.entity, id, client: source.entity === "deal" ? clientOf(row) : null });
+      else if (!earlier) applied.set(key, { type: source.entity, id, client: source.entity === "deal" ? clientOf(row) : null, created });
+      else if (created && earlier.type === source.entity && earlier.id === id) earlier.created = true;
     }
   }
   return { applied, madeContacts };
@@ -257,8 +262,8 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       const dealPages = chunks(byType("deal"), LIST_PAGE_SIZE).map((part) => batch.add("deal", list("crm.deal.list", { "@ID": part }, DEAL_SELECT), dealRows));
       const answers = await batch.send(client, { readOnly: true });
       const out = new Map<string, EntityFields>();
-      const keep = (type: "lead" | "deal", row: { id: string; utm: Utm; visitorId: string | null }) =>
-        out.set(ledgerRef({ type, id: row.id }), { ref: { type, id: row.id }, utm: row.utm, visitorId: row.visitorId });
+      const keep = (type: "lead" | "deal", row: { id: string; utm: Utm; visitorId: string | null; dateCreate: string | null }) =>
+        out.set(ledgerRef({ type, id: row.id }), { ref: { type, id: row.id }, utm: row.utm, visitorId: row.visitorId, dateCreate: row.dateCreate });
       for (const page of leadPages) for (const row of answers.required(page)) keep("lead", row);
       for (const page of dealPages) for (const row of answers.required(page)) keep("deal", row);
       return out;
@@ -275,7 +280,7 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       }));
       const answers = await batch.send(client, { readOnly: true });
       const { applied, madeContacts } = keysFrom(answers, queries, keys, mode);
-      const none: Duplicates = { LEAD: [], CONTACT: [], COMPANY: [] };
+      const none: Duplicates & { hinted: CrmEntityRef[] } = { LEAD: [], CONTACT: [], COMPANY: [], hinted: [] };
       const matches = events.map((event, i) => {
         if (applied.has(event.key)) return none;
         const search = searches[i];
@@ -284,10 +289,13 @@ export function createCrmStore(client: BitrixClient): CrmStore {
         const ours = known.get(event.key) ?? [];
         const made = madeContacts.get(event.key);
         const of = (type: "lead" | "contact" | "company") => ours.filter((r) => r.type === type).map((r) => r.id);
+        const searched = { lead: [...phone.LEAD, ...email.LEAD], contact: [...(made ? [made] : []), ...phone.CONTACT, ...email.CONTACT], company: [...phone.COMPANY, ...email.COMPANY] };
         return {
-          LEAD: mode === "classic" ? [...new Set([...of("lead"), ...phone.LEAD, ...email.LEAD])] : [],
-          CONTACT: [...new Set([...(made ? [made] : []), ...of("contact"), ...phone.CONTACT, ...email.CONTACT])],
-          COMPANY: [...new Set([...of("company"), ...phone.COMPANY, ...email.COMPANY])],
+          LEAD: mode === "classic" ? [...new Set([...of("lead"), ...searched.lead])] : [],
+          CONTACT: [...new Set([...of("contact"), ...searched.contact])],
+          COMPANY: [...new Set([...of("company"), ...searched.company])],
+          // What only the ledger named is checked against the record read back (write-plan.ts confirmHints).
+          hinted: ours.filter((r) => r.type !== "deal" && !searched[r.type].includes(r.id)),
         };
       });
 
@@ -304,6 +312,7 @@ export function createCrmStore(client: BitrixClient): CrmStore {
             leads: match.LEAD.flatMap((id) => related.leads.get(id) ?? []),
             clients,
             deals: allDeals.filter((d) => (d.contactId && match.CONTACT.includes(d.contactId)) || (d.companyId && match.COMPANY.includes(d.companyId))),
+            hinted: match.hinted,
           };
           return [event.key, lookup];
         }),

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { createBitrixClient, type BitrixClient } from "./client";
 import { BitrixError } from "./errors";
+import { isLoopback, isSafeUpstream } from "../domain/upstream-url";
 
 /** The portal the app is installed on, with its OAuth tokens (KV, keyed by member_id). */
 export const portalSchema = z.object({
@@ -36,6 +37,8 @@ export interface OAuthSettings {
   tokenUrl: string;
   clientId: string;
   clientSecret: string;
+  /** ALLOW_LOOPBACK_HTTP: a local sandbox's OAuth server at http://127.0.0.1 may be named; never in production. */
+  allowLoopbackHttp: boolean;
 }
 
 const tokenAnswer = z.object({ access_token: z.string().min(1), refresh_token: z.string().min(1), expires_in: z.number().optional(), expires: z.number().optional() }).loose();
@@ -44,7 +47,9 @@ const oauthError = z.object({ error: z.string(), error_description: z.string().n
 /** Trades the stored refresh token for a new pair; Bitrix issues a new refresh token each time, so both are stored. */
 async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: PortalStore, now: () => number, doFetch: typeof fetch): Promise<Portal> {
   const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: portal.refreshToken });
-  const response = await doFetch(portal.oauthTokenUrl ?? oauth.tokenUrl, {
+  // A stored URL is checked again: it may date from a deploy whose rules (or settings) were looser.
+  const tokenUrl = oauthTokenUrlOf(portal.oauthTokenUrl, oauth) ?? oauth.tokenUrl;
+  const response = await doFetch(tokenUrl, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body,
@@ -123,20 +128,21 @@ export function appClientFor(portal: Portal, deps: { oauth: OAuthSettings; store
   });
 }
 
-/** OAuth servers Bitrix24 uses (FACTS-portals: the host is moving); a local sandbox on this machine too. */
+/** OAuth servers Bitrix24 uses (FACTS-portals: the host is moving). */
 const OAUTH_HOSTS = new Set(["oauth.bitrix.info", "oauth.bitrix24.tech"]);
 
 /**
  * The token URL for an install's `server_endpoint` (`https://oauth.bitrix.info/rest/` → `…/oauth/token/`), or
- * null when it is not a Bitrix24 OAuth server: the refresh sends the client secret there.
+ * null when it is not a Bitrix24 OAuth server over https: the refresh sends the client secret there. A local
+ * sandbox's server on 127.0.0.1/localhost counts only with ALLOW_LOOPBACK_HTTP.
  */
-export function oauthTokenUrlOf(serverEndpoint: string | undefined, configuredTokenUrl: string): string | null {
+export function oauthTokenUrlOf(serverEndpoint: string | undefined, oauth: Pick<OAuthSettings, "tokenUrl" | "allowLoopbackHttp">): string | null {
   if (!serverEndpoint) return null;
   try {
     const url = new URL(serverEndpoint);
-    const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost";
-    const known = OAUTH_HOSTS.has(url.hostname) || url.host === new URL(configuredTokenUrl).host;
-    if (!((url.protocol === "https:" && known) || loopback)) return null;
+    const known = OAUTH_HOSTS.has(url.hostname) || url.host === new URL(oauth.tokenUrl).host;
+    const sandbox = oauth.allowLoopbackHttp && isLoopback(url);
+    if (!isSafeUpstream(url, oauth.allowLoopbackHttp) || !(known || sandbox)) return null;
     return `${url.origin}/oauth/token/`;
   } catch {
     return null;

@@ -198,3 +198,15 @@ export function buildReport(credits: readonly GroupCredit[], deals: readonly Dea
   const rows = [...groups.values()].map(finish).sort((a, b) => b.conversions - a.conversions || (a.label ?? "").localeCompare(b.label ?? ""));
   return { rows, total: finish(total) };
 }
+
+/**
+ * The report's currencies, the one most groups carry (in revenue or cost) first, then by code. Amounts in two
+ * currencies are never compared, so sorting and the chart take them one currency at a time, in this order.
+ */
+export function currencyOrder(report: Report): string[] {
+  const groups = new Map<string, number>();
+  for (const row of report.rows) {
+    for (const currency of new Set([...Object.keys(row.revenue), ...Object.keys(row.cost ?? {})])) groups.set(currency, (groups.get(currency) ?? 0) + 1);
+  }
+  return [...groups].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([currency]) => currency);
+}

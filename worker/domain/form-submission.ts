@@ -28,12 +28,6 @@ const MAPPED = new Set([
 ]);
 const CLICK_IDS = ["gclid", "yclid", "ga_client_id", "ym_uid"];
 
-/**
- * Field names that carry secrets (cards, passwords, one-time codes, tokens): the snippet never sends them,
- * and the worker drops them too, in case a site posts a form to /forms by itself.
- */
-export const SECRET_FIELD_NAME = /(\b|_)(pass|cc-|one-t|card|cv[vc]|iban|token|csrf|otp|pin|secret)/i;
-
 /** Query parameters a page or referrer URL keeps: attribution, never a session id or a reset link's token. */
 const KEPT_URL_PARAMS = /^(utm_[a-z]+|gclid|yclid|ymclid|_openstat)$/;
 
@@ -75,7 +69,8 @@ function utm(fields: FormFields, prefix: string): Utm {
 
 /**
  * Turns a posted form into a lead event. A phone or an email is required; a phone that cannot be read
- * does not fail the form when a valid email is there (the raw number is kept in the comment).
+ * does not fail the form when a valid email is there (the raw number is kept in the comment). The fields
+ * come without secrets: the route drops them (withoutSecretFields) before anything reads the form.
  */
 export function readFormSubmission(fields: FormFields, options: { key: string; receivedAt: Date; defaultRegion: CountryCode }): FormValidation {
   const rawPhone = value(fields, "phone");
@@ -94,7 +89,7 @@ export function readFormSubmission(fields: FormFields, options: { key: string; r
   if (rawPhone && !phone) extra.phone = rawPhone;
   if (rawEmail && !email) extra.email = rawEmail;
   for (const key of Object.keys(fields)) {
-    if (MAPPED.has(key) || CLICK_IDS.includes(key) || SECRET_FIELD_NAME.test(key) || Object.keys(extra).length >= MAX_EXTRA_FIELDS) continue;
+    if (MAPPED.has(key) || CLICK_IDS.includes(key) || Object.keys(extra).length >= MAX_EXTRA_FIELDS) continue;
     const v = value(fields, key);
     if (v) extra[key.slice(0, 100)] = v;
   }

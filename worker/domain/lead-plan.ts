@@ -4,6 +4,7 @@ import { buildLeadComment, buildLeadTitle } from "./lead-comment";
 import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
 import { normalizePhone } from "./phone";
 import { responsibleUserId, type ResponsibleRules } from "./responsible";
+import { isVerifiedSource } from "./verified-source";
 
 export const ORIGINATOR_ID = "comagic";
 
@@ -115,35 +116,33 @@ export function newLeadFields(
 }
 
 /**
- * Whether the event's contact data may be added to a lead that exists already. A website form is anonymous:
- * anyone can name a client's email and give their own phone, which Call would then dial. Only CoMagic's
- * authenticated calls and chats add phones, emails and visitor ids to an existing lead.
+ * The event's contact keys (lead-event.ts contactKeys) that a lead, contact or company already holds: its phones
+ * compared as E.164, its emails lower-cased.
  */
-function addsContactData(event: LeadEvent): boolean {
-  return event.kind !== "form";
+export function heldContactKeys(event: Pick<LeadEvent, "phone" | "email">, holder: { phones: readonly string[]; emails: readonly string[] }, region: CountryCode): string[] {
+  const keys: string[] = [];
+  if (event.phone && holder.phones.some((p) => normalizePhone(p, region) === event.phone)) keys.push(`phone:${event.phone}`);
+  if (event.email && holder.emails.some((e) => e.trim().toLowerCase() === event.email)) keys.push(`email:${event.email}`);
+  return keys;
 }
 
 /**
  * Fields for an existing lead: never the status, never a phone or email it already has (a multi-field
- * entry without ID *adds* a value in Bitrix), first-touch UTMs kept, the latest session recorded.
+ * entry without ID *adds* a value in Bitrix), first-touch UTMs kept, the latest session recorded. An unverified
+ * source (a website form) changes nothing but the event key: what it gave goes on the timeline
+ * (verified-source.ts).
  */
 export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: CountryCode): LeadFields {
   const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key };
-  const trusted = addsContactData(event);
-  if (trusted && event.phone && !leadHasPhone(lead, event.phone, region)) {
-    fields.PHONE = [{ VALUE: event.phone, VALUE_TYPE: "WORK" }];
-  }
-  if (trusted && event.email && !leadHasEmail(lead, event.email)) {
-    fields.EMAIL = [{ VALUE: event.email, VALUE_TYPE: "WORK" }];
-  }
+  if (!isVerifiedSource(event)) return fields;
+  const held = heldContactKeys(event, lead, region);
+  if (event.phone && !held.includes(`phone:${event.phone}`)) fields.PHONE = [{ VALUE: event.phone, VALUE_TYPE: "WORK" }];
+  if (event.email && !held.includes(`email:${event.email}`)) fields.EMAIL = [{ VALUE: event.email, VALUE_TYPE: "WORK" }];
   if (event.name && !lead.name) fields.NAME = event.name;
-  if (trusted && event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
+  if (event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
   Object.assign(
     fields,
     utmFields(creationUtm(event), (key) => !lead.utm[key]),
   );
   return fields;
 }
-
-const leadHasPhone = (lead: LeadSnapshot, phone: string, region: CountryCode) => lead.phones.some((p) => normalizePhone(p, region) === phone);
-const leadHasEmail = (lead: LeadSnapshot, email: string) => lead.emails.some((e) => e.trim().toLowerCase() === email);

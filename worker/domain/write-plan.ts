@@ -2,10 +2,23 @@ import { crmTexts, type CrmTexts } from "../i18n/crm-texts";
 import type { CountryCode } from "libphonenumber-js/core";
 import type { CrmEntityRef, CrmMode } from "./crm-entity";
 import { buildLeadComment, buildLeadTitle } from "./lead-comment";
-import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
-import { creationUtm, LEAD_FIELD, newLeadFields, ORIGINATOR_ID, pickOpen, pickOpenLead, SOURCE_BY_KIND, updateLeadFields, type LeadFields, type LeadSnapshot, type PlanRules } from "./lead-plan";
-import { normalizePhone } from "./phone";
+import { contactKeys, UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
+import {
+  creationUtm,
+  heldContactKeys,
+  LEAD_FIELD,
+  newLeadFields,
+  ORIGINATOR_ID,
+  pickOpen,
+  pickOpenLead,
+  SOURCE_BY_KIND,
+  updateLeadFields,
+  type LeadFields,
+  type LeadSnapshot,
+  type PlanRules,
+} from "./lead-plan";
 import { responsibleUserId } from "./responsible";
+import { isVerifiedSource } from "./verified-source";
 
 /*
  * Where an event lands: the decision table the README shows.
@@ -22,7 +35,11 @@ import { responsibleUserId } from "./responsible";
  * | simple  | nobody                                                      | a new contact and a new deal                        |
  *
  * "Open": a lead's or deal's stage semantic is P (in progress). Existing contacts and companies are never
- * changed: the worker only reads them and links new leads and deals to them.
+ * changed: the worker only reads them and links new leads and deals to them. What a website form may change on
+ * what exists is in verified-source.ts.
+ *
+ * Every plan names the contact keys (`ties`) the ledger may tie to what it writes: only those the lead or client
+ * holds once the write is done, so that a phone a form merely mentioned never leads a later call to a client.
  */
 
 /** A deal as the store reads it: enough to tell whether it is open, whose it is, and which fields are empty. */
@@ -47,21 +64,31 @@ export interface ClientSnapshot {
 }
 
 export interface CrmLookup {
-  /** An entity that already carries this event's key (ORIGIN_ID of what it created, or UF_CRM_COMAGIC_ID); a deal with its client. */
-  applied: (CrmEntityRef & { client?: CrmEntityRef | null }) | null;
+  /**
+   * An entity that already carries this event's key (ORIGIN_ID of what it created, or UF_CRM_COMAGIC_ID); a deal
+   * with its client; `created` when the event made it (its ORIGIN_ID).
+   */
+  applied: (CrmEntityRef & { client?: CrmEntityRef | null; created?: boolean }) | null;
   /** Leads sharing a phone or email with the event (classic portals). */
   leads: LeadSnapshot[];
   /** Contacts and companies sharing a phone or email, or made by this very event before (simple portals). */
   clients: ClientSnapshot[];
   /** Deals of those clients. */
   deals: DealSnapshot[];
+  /**
+   * Leads and clients above that only our ledger (contact_leads) named, not Bitrix24's duplicate search: a hint,
+   * kept only when the record read back really holds the event's phone or email (confirmHints).
+   */
+  hinted?: readonly CrmEntityRef[];
 }
 
-export type WritePlan =
-  | { action: "skip"; target: CrmEntityRef; client?: CrmEntityRef | null }
+/** `ties`: the event's contact keys the lead (or a deal's client) holds after the write; the ledger records only these. */
+export type WritePlan = { ties: string[] } & (
+  | { action: "skip"; target: CrmEntityRef; client?: CrmEntityRef | null; created: boolean }
   | { action: "create-lead"; fields: LeadFields }
   | { action: "update"; target: { type: "lead" | "deal"; id: string }; fields: LeadFields; comment: string; client: CrmEntityRef | null }
-  | { action: "create-deal"; contact: { id: string } | { fields: LeadFields }; fields: LeadFields; client: CrmEntityRef | null };
+  | { action: "create-deal"; contact: { id: string } | { fields: LeadFields }; fields: LeadFields; client: CrmEntityRef | null }
+);
 
 export interface WriteRules extends PlanRules {
   mode: CrmMode;
@@ -88,21 +115,21 @@ function emptyUtmFields(event: LeadEvent, current: Utm): LeadFields {
 
 /**
  * A website form is anonymous: anyone can name a client's email and give their own phone. What it gave that the
- * lead or client does not have goes into the comment as unverified, never into the record (see addsContactData).
+ * lead or client does not have goes into the comment as unverified, never into the record (verified-source.ts).
  */
 export function unverifiedContactLine(
   event: LeadEvent,
-  known: { phones: string[]; emails: string[]; visitorId: string | null },
+  known: { phones: string[]; emails: string[]; visitorId: string | null; name?: string | null },
   region: CountryCode,
   entity: "lead" | "deal",
   t: CrmTexts = crmTexts("en"),
 ): string | null {
-  if (event.kind !== "form") return null;
-  const hasPhone = (phone: string) => known.phones.some((p) => normalizePhone(p, region) === phone);
-  const hasEmail = (email: string) => known.emails.some((e) => e.trim().toLowerCase() === email);
+  if (isVerifiedSource(event)) return null;
+  const held = heldContactKeys(event, known, region);
   const given = [
-    event.phone && !hasPhone(event.phone) ? t.phoneValue(event.phone) : null,
-    event.email && !hasEmail(event.email) ? t.emailValue(event.email) : null,
+    event.phone && !held.includes(`phone:${event.phone}`) ? t.phoneValue(event.phone) : null,
+    event.email && !held.includes(`email:${event.email}`) ? t.emailValue(event.email) : null,
+    event.name && event.name !== known.name ? t.nameValue(event.name) : null,
     event.visitorId && event.visitorId !== known.visitorId ? t.visitorIdValue(event.visitorId) : null,
   ].filter((part): part is string => part !== null);
   return given.length ? t.unverified(entity, given.join(", ")) : null;
@@ -151,17 +178,20 @@ export function newContactFields(event: LeadEvent, rules: PlanRules): LeadFields
 }
 
 function updateDeal(event: LeadEvent, deal: DealSnapshot, clients: readonly ClientSnapshot[], rules: WriteRules): WritePlan {
-  const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key, ...emptyUtmFields(event, deal.utm) };
-  if (event.kind !== "form" && event.visitorId && !deal.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
-  const owners = clients.filter((c) => c.id === deal.contactId || c.id === deal.companyId);
-  const known = { phones: owners.flatMap((c) => c.phones), emails: owners.flatMap((c) => c.emails), visitorId: deal.visitorId };
+  const verified = isVerifiedSource(event);
+  const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key, ...(verified ? emptyUtmFields(event, deal.utm) : {}) };
+  if (verified && event.visitorId && !deal.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
   const client: CrmEntityRef | null = deal.contactId ? { type: "contact", id: deal.contactId } : deal.companyId ? { type: "company", id: deal.companyId } : null;
+  const owner = clients.find((c) => client && c.type === client.type && c.id === client.id);
+  const known = { phones: owner?.phones ?? [], emails: owner?.emails ?? [], visitorId: deal.visitorId };
   return {
     action: "update",
     target: { type: "deal", id: deal.id },
     fields,
     comment: withUnverified(unverifiedContactLine(event, known, rules.defaultRegion, "deal", crmTexts(rules.language)), event, crmTexts(rules.language)),
     client,
+    // Existing contacts are never changed, so the ledger ties to the deal's client only what that client holds.
+    ties: heldContactKeys(event, known, rules.defaultRegion),
   };
 }
 
@@ -171,11 +201,29 @@ function clientDeals(lookup: CrmLookup): DealSnapshot[] {
   return lookup.deals.filter((d) => (d.contactId && ids.has(`contact:${d.contactId}`)) || (d.companyId && ids.has(`company:${d.companyId}`)));
 }
 
-export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules): WritePlan {
-  if (lookup.applied) {
-    const { client, ...target } = lookup.applied;
-    return { action: "skip", target, ...(client ? { client } : {}) };
+/**
+ * The lookup without the ledger's hints that the records read back do not confirm: our ledger says which lead a
+ * phone was last written to, but only the lead's own phones and emails say that it still is (and ever was) that
+ * person's.
+ */
+export function confirmHints(event: LeadEvent, lookup: CrmLookup, region: CountryCode): CrmLookup {
+  const hinted = lookup.hinted ?? [];
+  if (hinted.length === 0) return lookup;
+  const unconfirmed = (type: CrmEntityRef["type"], holder: { id: string; phones: readonly string[]; emails: readonly string[] }) =>
+    hinted.some((h) => h.type === type && h.id === holder.id) && heldContactKeys(event, holder, region).length === 0;
+  const leads = lookup.leads.filter((lead) => !unconfirmed("lead", lead));
+  const clients = lookup.clients.filter((client) => !unconfirmed(client.type, client));
+  return { ...lookup, leads, clients, hinted: [] };
+}
+
+export function planWrite(event: LeadEvent, found: CrmLookup, rules: WriteRules): WritePlan {
+  if (found.applied) {
+    const { client, created, ...target } = found.applied;
+    // A form's contacts are on the record only when the form made it (verified-source.ts).
+    const ties = isVerifiedSource(event) || created ? contactKeys(event) : [];
+    return { action: "skip", target, ...(client ? { client } : {}), created: created === true, ties };
   }
+  const lookup = confirmHints(event, found, rules.defaultRegion);
   if (rules.mode === "classic") {
     const lead = pickOpenLead(lookup.leads, rules);
     if (lead) {
@@ -185,6 +233,7 @@ export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules
         fields: updateLeadFields(event, lead, rules.defaultRegion),
         comment: withUnverified(unverifiedContactLine(event, lead, rules.defaultRegion, "lead", crmTexts(rules.language)), event, crmTexts(rules.language)),
         client: null,
+        ties: isVerifiedSource(event) ? contactKeys(event) : heldContactKeys(event, lead, rules.defaultRegion),
       };
     }
   }
@@ -195,12 +244,15 @@ export function planWrite(event: LeadEvent, lookup: CrmLookup, rules: WriteRules
   if (rules.mode === "classic") {
     // Bitrix24 marks a lead naming a client a repeat lead itself (when the portal's mode is on): never IS_RETURN_CUSTOMER.
     const link = { ...(contact ? { CONTACT_ID: contact.id } : {}), ...(companyId ? { COMPANY_ID: companyId } : {}) };
-    return { action: "create-lead", fields: { ...newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null, crmTexts(rules.language)), ...link } };
+    const fields = { ...newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null, crmTexts(rules.language)), ...link };
+    return { action: "create-lead", fields, ties: contactKeys(event) };
   }
   return {
     action: "create-deal",
     contact: contact ? { id: contact.id } : { fields: newContactFields(event, rules) },
     fields: newDealFields(event, rules, { contactId: contact?.id ?? null, companyId }),
     client: clientRef,
+    // A new contact has every contact of the event; an existing one (never changed) only what it held.
+    ties: contact ? heldContactKeys(event, contact, rules.defaultRegion) : contactKeys(event),
   };
 }

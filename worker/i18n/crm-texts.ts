@@ -30,6 +30,7 @@ export interface CrmTexts {
   unverified: (entity: "lead" | "deal", given: string) => string;
   visitorIdValue: (id: string) => string;
   phoneValue: (phone: string) => string;
+  nameValue: (name: string) => string;
   emailValue: (email: string) => string;
   clickToCall: (who: string, at: string, phone: string, sessionId: string) => string;
 }
@@ -63,6 +64,7 @@ const en: CrmTexts = {
   unverified: (entity, given) => `Unverified website form data, not added to the ${entity}: the form also gave ${given}.`,
   visitorIdValue: (id) => `CoMagic visitor ID ${id}`,
   phoneValue: (phone) => `phone ${phone}`,
+  nameValue: (name) => `name ${name}`,
   emailValue: (email) => `email ${email}`,
   clickToCall: (who, at, phone, sessionId) => `Click-to-call through CoMagic by ${who} at ${at}: calling ${phone} (CoMagic call session ${sessionId}).`,
 };
@@ -96,6 +98,7 @@ const ru: CrmTexts = {
   unverified: (entity, given) => `Непроверенные данные заявки с сайта, не добавлены в ${entity === "lead" ? "лид" : "сделку"}: в заявке также указано ${given}.`,
   visitorIdValue: (id) => `ID посетителя CoMagic ${id}`,
   phoneValue: (phone) => `телефон ${phone}`,
+  nameValue: (name) => `имя ${name}`,
   emailValue: (email) => `email ${email}`,
   clickToCall: (who, at, phone, sessionId) => `Звонок из карточки через CoMagic: ${who}, ${at}, звоним на ${phone} (сессия звонка CoMagic ${sessionId}).`,
 };

@@ -29,6 +29,8 @@ export const en = {
   refresh: "Refresh deals and cost",
   refreshing: "Refreshing…",
   refreshFailed: "The refresh failed; try again in a minute.",
+  refreshRunning: "Another refresh is still running; the figures update when it ends.",
+  exportFailed: "The export failed; try again in a minute.",
   exportCsv: "Export CSV",
   columns: {
     group: "Group",
@@ -55,6 +57,7 @@ export const en = {
   noCredits: "No enriched leads yet: the report fills in as CoMagic's Data API enriches leads (a minute or so after each call or form). For older leads run `npm run backfill:attribution`.",
   noCreditsInPeriod: "No enriched leads in this period.",
   noDeals: "No deals synced yet: deals are read from Bitrix24 every 10 minutes, or now with Refresh.",
+  dealsBehind: "Not every changed deal is read from Bitrix24 yet (each sync reads a limited number, to spare the portal's request budget): the next syncs read the rest.",
   costOnlyCampaign: "Ad cost comes from CoMagic per CoMagic campaign only (its cost report has no UTM tags): group by CoMagic campaign to see cost, cost per lead and ROMI.",
   costMissing: "CoMagic could not be reached for ad cost, or no cost is imported yet: cost columns show —.",
   noDataApi: "The CoMagic Data API is not configured on the worker: no ad cost.",
@@ -77,6 +80,8 @@ export const en = {
     channel: "Channel",
     noVisitor:
       "This lead has no CoMagic visitor id, so there is no journey to show. Leads get one from calls and chats CoMagic tracked on the site, and from website forms once the site carries the snippet:",
+    notOurs:
+      "The CoMagic visitor id on this card was not set by the integration (it was typed in or changed by hand), so its visits are not shown. The journey appears once a call, chat or form of this client sets it.",
     notLoaded: "The touchpoints are not loaded yet.",
     notLoadedReasons: {
       no_data_api: "The CoMagic Data API is not configured on the worker, so touchpoints cannot be loaded.",
@@ -127,6 +132,7 @@ export const en = {
     not_installed: "The CoMagic app is not installed on this portal (or was installed on another worker)",
     invalid_install: "The install request lacks AUTH_ID, REFRESH_ID or member_id",
     rate_limited: "Too many requests from this address; try again in a minute",
+    report_rate_limited: "Too many report requests in a minute; try again in a minute",
     not_verified: "Bitrix24 did not accept this request's token for this portal; reopen the card",
     foreign_app: "This request came from another Bitrix24 application than the CoMagic app installed on this portal",
     bitrix_unavailable: "Bitrix24 did not answer in time; reopen the tab in a moment",

@@ -2,14 +2,16 @@ import { crmTexts } from "../i18n/crm-texts";
 import { BitrixError } from "../bitrix/errors";
 import type { CrmStore, WriteOutcome } from "../bitrix/crm-store";
 import { contactKeys, identityKeys, type LeadEvent } from "../domain/lead-event";
+import { isVerifiedSource } from "../domain/verified-source";
 import { callBackTodo } from "../domain/call-back";
 import { ledgerRef, parseLedgerRef, type CrmEntityRef, type CrmMode } from "../domain/crm-entity";
-import type { PlanRules } from "../domain/lead-plan";
-import { planWrite, type WriteRules } from "../domain/write-plan";
+import { LEAD_FIELD, type PlanRules } from "../domain/lead-plan";
+import { planWrite, type WritePlan, type WriteRules } from "../domain/write-plan";
 import { responsibleUserId } from "../domain/responsible";
 import { maskPhone } from "../domain/phone";
 import { planBatch, planRound, type WaitReason } from "../domain/batch-plan";
 import { errorMessage } from "../log";
+import type { CrmVisitorStore } from "../storage/crm-visitors";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import { leadJobSchema, type CallTelephonyJob, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
@@ -22,6 +24,8 @@ export interface ConsumerDeps extends SettleDeps {
   crmMode: () => Promise<CrmMode>;
   /** The ledger of applied events; without it, Bitrix24's own fields are the only record. */
   ledger: AppliedEvents | null;
+  /** Which visitor id the worker wrote to which lead or deal (the tab shows only that one's journey). */
+  visitors?: CrmVisitorStore | null;
   /** Queues telephony, call-record and enrichment jobs on the enrichment queue; null without that queue. */
   followUps: FollowUpSender | null;
   /**
@@ -126,7 +130,7 @@ function telephonyJob(job: LeadJob, outcome: Written, deps: ConsumerDeps): CallT
  * is enriched; a call's record is read from CoMagic, since it carries the UTMs, visitor and recording a minimal
  * template lacks. The last two need the Data API.
  */
-async function followUpJobs(job: LeadJob, outcome: Written, deps: ConsumerDeps, rules: PlanRules): Promise<FollowUpJob[]> {
+async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | undefined, deps: ConsumerDeps, rules: PlanRules): Promise<FollowUpJob[]> {
   const { event } = job;
   const jobs: FollowUpJob[] = [];
   const entity = outcome.target.type === "deal" ? "deal" : "lead";
@@ -135,7 +139,8 @@ async function followUpJobs(job: LeadJob, outcome: Written, deps: ConsumerDeps, 
   if (!deps.followUps?.enrichment) return jobs;
   const id = outcome.target.id;
   const newContact = outcome.action === "created" && outcome.contactCreated === true;
-  if (event.visitorId && (await mayEnrich(event, deps))) jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: id, entity, visitorId: event.visitorId, newContact });
+  if (event.visitorId && mayCredit(event, plan) && (await mayEnrich(event, deps)))
+    jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: id, entity, visitorId: event.visitorId, newContact });
   if (event.kind === "call") {
     const employeeKnown = Boolean(event.employeeId && rules.responsible?.userOfEmployee[event.employeeId]);
     jobs.push({
@@ -155,6 +160,24 @@ async function followUpJobs(job: LeadJob, outcome: Written, deps: ConsumerDeps, 
     });
   }
   return jobs;
+}
+
+/**
+ * Whether the event's visitor may be enriched onto what it landed on: a website form's only onto a lead or deal
+ * the form made (verified-source.ts), or it would move a client's attribution (and revenue) to any visitor.
+ */
+function mayCredit(event: LeadEvent, plan: WritePlan | undefined): boolean {
+  if (isVerifiedSource(event)) return true;
+  return plan?.action === "create-lead" || plan?.action === "create-deal" || (plan?.action === "skip" && plan.created);
+}
+
+/** The visitor id each plan writes into the lead or deal, to be recorded as the worker's (storage/crm-visitors.ts). */
+function visitorsWritten(applied: readonly { plan: WritePlan | undefined; outcome: Written }[]): { ref: CrmEntityRef; visitorId: string }[] {
+  return applied.flatMap(({ plan, outcome }) => {
+    const fields = plan && plan.action !== "skip" ? plan.fields : {};
+    const visitorId = fields[LEAD_FIELD.visitorId];
+    return typeof visitorId === "string" && outcome.target.type !== "contact" && outcome.target.type !== "company" ? [{ ref: outcome.target, visitorId }] : [];
+  });
 }
 
 async function mayEnrich(event: LeadEvent, deps: ConsumerDeps): Promise<boolean> {
@@ -208,27 +231,32 @@ function contactRecordRef(outcome: Written): CrmEntityRef | null {
   return outcome.client;
 }
 
-/** Records applied events (and their contacts) in the ledger and queues their follow-up work. */
-async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, deps: ConsumerDeps, rules: PlanRules): Promise<void> {
+/**
+ * Records applied events in the ledger, with the contact keys each plan says the lead or client now holds (never
+ * a key a form merely mentioned), and the visitor ids written; then queues their follow-up work.
+ */
+async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, plans: ReadonlyMap<string, WritePlan>, deps: ConsumerDeps, rules: PlanRules): Promise<void> {
   const applied = round.flatMap((item) => {
     const outcome = outcomes.get(item.job.event.key);
-    return outcome?.ok ? [{ item, outcome }] : [];
+    return outcome?.ok ? [{ item, outcome, plan: plans.get(item.job.event.key) }] : [];
   });
   await recordInLedger(
     deps.ledger,
-    applied.map(({ item, outcome }) => {
+    applied.map(({ item, outcome, plan }) => {
       const tiedTo = contactRecordRef(outcome);
-      return { key: item.job.event.key, leadId: ledgerRef(outcome.target), ...(tiedTo ? { contactsRef: ledgerRef(tiedTo), contacts: contactKeys(item.job.event) } : {}) };
+      const contacts = plan?.ties ?? [];
+      return { key: item.job.event.key, leadId: ledgerRef(outcome.target), ...(tiedTo && contacts.length ? { contactsRef: ledgerRef(tiedTo), contacts } : {}) };
     }),
     deps.now(),
     deps.log,
   );
+  await bestEffort(deps, () => deps.visitors?.record(visitorsWritten(applied), deps.now()));
   // A "skipped" event here was found in Bitrix24 but not in the ledger: an earlier try wrote it and lost the
   // answer, so its follow-ups (idempotent each) were never sent. They go now.
   const written = applied;
   await addCallBackTodos(written, deps);
   const jobs: FollowUpJob[] = [];
-  for (const { item, outcome } of written) jobs.push(...(await followUpJobs(item.job, outcome, deps, rules)));
+  for (const { item, outcome, plan } of written) jobs.push(...(await followUpJobs(item.job, outcome, plan, deps, rules)));
   if (deps.followUps && jobs.length) {
     await deps.followUps.send(jobs).catch((error: unknown) => {
       deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
@@ -312,7 +340,7 @@ export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: Consum
         return outcome && !outcome.ok && outcome.error.applied === "no";
       });
       await bestEffort(deps, () => deps.ledger?.clearPending(notCreated.map((c) => c.key)));
-      await afterWrites(written, outcomes, deps, rules);
+      await afterWrites(written, outcomes, new Map(writes.map((w) => [w.event.key, w.plan])), deps, rules);
       for (const item of written) {
         const outcome = outcomes.get(item.job.event.key);
         if (!outcome?.ok) for (const k of identityKeys(item.job.event)) failedKeys.add(k);

@@ -2,32 +2,62 @@ import { EMPTY_JOURNEY_RETRIES, EMPTY_JOURNEY_RETRY_SECONDS } from "../domain/re
 import * as z from "zod";
 import { type BatchHandle, batchBuilder } from "../bitrix/batch-builder";
 import type { BitrixClient } from "../bitrix/client";
+import type { CrmStore, EntityFields } from "../bitrix/crm-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
+import { ledgerRef } from "../domain/crm-entity";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import { summarizeJourney, type Journey } from "../domain/touchpoints";
 import { creditRows } from "../domain/attribution-credits";
+import { errorMessage } from "../log";
 import type { AttributionStore } from "../storage/attribution-store";
+import type { CrmVisitorStore } from "../storage/crm-visitors";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
+/*
+ * Enrichment: a lead's (or deal's) CoMagic fields (visitor, sessions, first and last source) from the visitor's
+ * last 90 days in the Data API, the report's credits in D1, and the touchpoints cached for the CRM tab.
+ *
+ * It fills; it never moves. A lead or deal that already has another visitor keeps it, with its credits, whatever
+ * a job says (a form can name any visitor id: verified-source.ts); a visitor CoMagic knows no visits of, after the
+ * reports had time to catch up, writes nothing at all. Rerunning a job writes the same values.
+ */
+
 export interface EnrichDeps extends SettleDeps {
   dataApi: CoMagicRpcClient;
   bitrix: BitrixClient;
+  /** Reads the leads and deals first: what they have decides what may be written. */
+  store: Pick<CrmStore, "entityFields">;
   journeys: JourneyStore | null;
   /** Where the report's credits go (D1); null without a DB binding. */
   attribution: AttributionStore | null;
+  /** Which visitor the worker wrote to which lead or deal; null without a DB binding. */
+  visitors: CrmVisitorStore | null;
   queue: string;
   timeZone: string;
 }
 
-/**
- * Fills each lead's CoMagic fields (visitor, sessions, first and last source) from the visitor's last 90
- * days in the Data API, and caches the touchpoints for the CRM tab. Rerunning a job writes the same values.
- */
+type Item = { message: Message<unknown>; job: EnrichJob };
+
+/** Why a job writes nothing, or null when it may fill the lead or deal it names. */
+function skipReason(job: EnrichJob, entity: EntityFields | undefined): "entity_gone" | "other_visitor" | null {
+  if (!entity) return "entity_gone";
+  return entity.visitorId && entity.visitorId !== job.visitorId ? "other_visitor" : null;
+}
+
 export async function handleEnrichJobs(messages: readonly Message<unknown>[], deps: EnrichDeps): Promise<void> {
   const jobs = readJobs(messages, enrichJobSchema, deps.log);
+  if (jobs.length === 0) return;
+
+  let entities: Map<string, EntityFields>;
+  try {
+    entities = await deps.store.entityFields(jobs.map(({ job }) => ({ type: job.entity, id: job.leadId })));
+  } catch (error) {
+    for (const { message, job } of jobs) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+    return;
+  }
 
   const now = deps.now();
   const journeys = new Map<string, Promise<Journey>>();
@@ -41,15 +71,28 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
   };
 
   const updates = batchBuilder();
-  const ready: { message: Message<unknown>; job: EnrichJob; journey: Journey; update: BatchHandle<unknown>; created: BatchHandle<unknown> | null }[] = [];
+  const ready: (Item & { journey: Journey; entity: EntityFields; update: BatchHandle<unknown> })[] = [];
   for (const { message, job } of jobs) {
     const context = { leadId: job.leadId, visitorId: job.visitorId };
+    const entity = entities.get(ledgerRef({ type: job.entity, id: job.leadId }));
+    const skipped = skipReason(job, entity);
+    if (skipped || !entity) {
+      deps.log.info("enrich.skipped", { ...context, entity: job.entity, reason: skipped });
+      message.ack();
+      continue;
+    }
     try {
       const journey = await journeyOf(job.visitorId);
       const summary = summarizeJourney(journey);
-      if (summary.sessions === 0 && message.attempts < EMPTY_JOURNEY_RETRIES) {
-        deps.log.info("enrich.waiting_for_reports", { ...context, attempts: message.attempts });
-        message.retry({ delaySeconds: EMPTY_JOURNEY_RETRY_SECONDS });
+      if (summary.sessions === 0) {
+        // CoMagic's reports lag behind its events: wait a while, then give up without writing a visitor with no visits.
+        if (message.attempts < EMPTY_JOURNEY_RETRIES) {
+          deps.log.info("enrich.waiting_for_reports", { ...context, attempts: message.attempts });
+          message.retry({ delaySeconds: EMPTY_JOURNEY_RETRY_SECONDS });
+        } else {
+          deps.log.info("enrich.skipped", { ...context, entity: job.entity, reason: "no_visits" });
+          message.ack();
+        }
         continue;
       }
       await deps.journeys?.put(journey);
@@ -60,9 +103,7 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
         [LEAD_FIELD.lastSource]: summary.lastSource ?? "",
       };
       const update = updates.add("lead", { method: `crm.${job.entity}.update`, params: { id: Number(job.leadId), fields, params: { REGISTER_SONET_EVENT: "N" } } }, z.unknown());
-      // The creation date places the conversion in the journey: only visits before it earn credit.
-      const created = deps.attribution ? updates.add("created", { method: `crm.${job.entity}.get`, params: { id: Number(job.leadId) } }, z.unknown()) : null;
-      ready.push({ message, job, journey, update, created });
+      ready.push({ message, job, journey, entity, update });
     } catch (error) {
       await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
     }
@@ -71,15 +112,17 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
 
   // Field updates are idempotent, so the batch may be repeated after any failure.
   const answers = await updates.send(deps.bitrix, { readOnly: true });
-  for (const { message, job, journey, update, created } of ready) {
+  for (const { message, job, journey, entity, update } of ready) {
     const failure = answers.failure(update);
     if (failure) {
       await retryOrDeadLetter(message, deps.queue, asFailure(failure), { leadId: job.leadId }, deps);
       continue;
     }
     try {
-      await storeCredits(job, journey, created ? answers.value(created) : null, deps);
+      await storeCredits(job, journey, entity.dateCreate, deps);
+      await deps.visitors?.record([{ ref: entity.ref, visitorId: job.visitorId }], deps.now());
     } catch (error) {
+      deps.log.warn("enrich.store_failed", { leadId: job.leadId, error: errorMessage(error) });
       await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
       continue;
     }
@@ -89,10 +132,9 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
 }
 
 /** The report's credits of one enriched lead or deal, dated by its DATE_CREATE (else now: a just-made entity). */
-async function storeCredits(job: EnrichJob, journey: Journey, entity: unknown, deps: EnrichDeps): Promise<void> {
+async function storeCredits(job: EnrichJob, journey: Journey, dateCreate: string | null, deps: EnrichDeps): Promise<void> {
   if (!deps.attribution) return;
-  const raw = (entity as { DATE_CREATE?: unknown } | null)?.DATE_CREATE;
-  const parsed = typeof raw === "string" ? Date.parse(raw) : Number.NaN;
+  const parsed = dateCreate ? Date.parse(dateCreate) : Number.NaN;
   const createdAt = Number.isNaN(parsed) ? deps.now() : new Date(parsed);
   await deps.attribution.putCredits(job.entity, job.leadId, createdAt, creditRows(journey, createdAt), job.newContact);
 }

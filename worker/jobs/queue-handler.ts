@@ -126,7 +126,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     await handleCallRecordJobs(rest.filter(isCallRecord), { ...shared, store: createCrmStore(bitrix), ledger, followUps, userOfEmployee, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
     await handleEnrichJobs(
       rest.filter((m) => !isCallRecord(m)),
-      { ...shared, journeys: stores.journeys, attribution: stores.attribution },
+      { ...shared, store: createCrmStore(bitrix), journeys: stores.journeys, attribution: stores.attribution, visitors: stores.visitors },
     );
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
     return;
@@ -136,6 +136,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     store: createCrmStore(bitrix),
     crmMode: () => crmModeOf(bitrix, stores.crmModeCache),
     ledger,
+    visitors: stores.visitors,
     followUps,
     formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,
     employeeUsers: employeeUsersFor(env, config, bitrix),

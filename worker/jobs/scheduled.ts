@@ -47,6 +47,7 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
           timeZone: result.config.COMAGIC_TIMEZONE,
           now: () => to,
           log,
+          maxPages: result.config.REPORT_SYNC_MAX_PAGES,
         });
       }
     }

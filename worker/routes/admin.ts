@@ -10,7 +10,7 @@ import { jobSchema } from "../jobs/schema";
 import { reconcileWindow } from "../jobs/scheduled";
 import { backfillStep } from "../jobs/backfill-attribution";
 import { bitrixClientFor, storesFor } from "../wiring";
-import { matchesAnySecret } from "../security";
+import { adminTokensOrRefuse, isAdminToken, refuseLockedOut } from "./admin-auth";
 import { limitBody } from "./body-limit";
 
 /** One request reconciles at most a week; `npm run reconcile` walks longer ranges in steps. */
@@ -33,47 +33,23 @@ function deadLettersOf(env: Env) {
 
 /** Admin requests are small JSON; 16 KiB stops abuse before anything is read. */
 export const ADMIN_MAX_BYTES = 16 * 1024;
-/** How long an address that failed too often is turned away, whatever token it brings. */
-const BLOCK_SECONDS = 60;
 const UNAUTHORIZED = { error: "unauthorized", message: "Missing or invalid bearer token" };
 
-const clientIp = (c: Context<AppEnv>) => c.req.header("cf-connecting-ip") ?? "unknown";
-
-/**
- * A failed attempt counts against the address (ADMIN_RATE_LIMITER, per minute); past the limit the address
- * is turned away for a minute, right or wrong token, so guessing goes no faster than the limit.
- */
-async function countFailure(c: Context<AppEnv>): Promise<void> {
-  c.get("log").warn("admin.rejected", { path: new URL(c.req.url).pathname });
-  const limiter = c.env.ADMIN_RATE_LIMITER;
-  if (limiter && !(await limiter.limit({ key: `admin-failures:${clientIp(c)}` })).success) {
-    await c.env.COMAGIC_CACHE?.put(`admin-blocked:${clientIp(c)}`, "1", { expirationTtl: BLOCK_SECONDS });
-  }
-}
-
-/** Operator routes, behind ADMIN_TOKEN (a bearer token, compared in constant time). Off without it. */
+/** Operator routes, behind ADMIN_TOKEN and the lockout of guessers (admin-auth.ts). Off without it. */
 export const adminRoute = new Hono<AppEnv>();
 
 adminRoute.use("*", limitBody(ADMIN_MAX_BYTES));
 adminRoute.use("*", async (c, next) => {
-  const config = requireConfig(c.env);
-  if (!config.ADMIN_TOKEN) throw new AppError(403, "admin_disabled", "The admin routes are off: set the ADMIN_TOKEN secret to use them");
-  // KV is a hint here, not a lock: a block reaches other locations within a minute at worst.
-  if (await c.env.COMAGIC_CACHE?.get(`admin-blocked:${clientIp(c)}`)) {
-    c.header("Retry-After", String(BLOCK_SECONDS));
-    throw new AppError(429, "too_many_failures", "Too many failed attempts from this address; try again in a minute");
-  }
+  requireConfig(c.env);
+  adminTokensOrRefuse(c);
+  await refuseLockedOut(c);
   c.header("Cache-Control", "no-store");
   await next();
 });
 adminRoute.use(
   "*",
   bearerAuth({
-    verifyToken: async (token, c: Context<AppEnv>) => {
-      const ok = await matchesAnySecret(token, requireConfig(c.env).ADMIN_TOKEN ?? []);
-      if (!ok) await countFailure(c);
-      return ok;
-    },
+    verifyToken: async (token, c: Context<AppEnv>) => isAdminToken(c, token, adminTokensOrRefuse(c)),
     noAuthenticationHeader: { message: UNAUTHORIZED },
     invalidAuthenticationHeader: { message: UNAUTHORIZED },
     invalidToken: { message: UNAUTHORIZED },

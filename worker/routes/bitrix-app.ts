@@ -21,28 +21,23 @@ import { errorMessage } from "../log";
 import { callApiClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { callRefusalText, renderInstalledPage, renderMessagePage, renderTabPage } from "./bitrix-tab-page";
-import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
-import { loadAttributionReport, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix/app-report";
-import { MODELS } from "../domain/attribution";
-import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/attribution-report";
 import { languageOf, messagesFor, pageError, pageErrorText } from "../i18n";
 import { crmTexts } from "../i18n/crm-texts";
-import { syncReportData } from "../jobs/report-sync";
 
 /*
  * The Bitrix24 local application: install handler, the "CoMagic" tab in lead and deal cards, and
- * click-to-call. Placement requests are posted by the user's browser, so nothing in them is trusted until
+ * click-to-call (the attribution report's routes are in bitrix-report.ts and share the helpers exported here). Placement requests are posted by the user's browser, so nothing in them is trusted until
  * the portal this worker serves (never the request's DOMAIN) accepts their token for our application.
  */
 
 /** Placement and install forms are a few hundred bytes; 16 KiB stops abuse before anything is read. */
 export const APP_MAX_BYTES = 16 * 1024;
 /** The rate-limit bindings' period in wrangler.toml; sent as Retry-After. */
-const RATE_LIMIT_PERIOD_SECONDS = 60;
+export const RATE_LIMIT_PERIOD_SECONDS = 60;
 
 /** A refused token, another app's token or a portal too busy to say; and a non-administrator installing. */
 const REFUSAL_STATUS = { not_verified: 401, foreign_app: 401, bitrix_unavailable: 503, not_admin: 403 } as const satisfies Record<AccessRefusal | "not_admin", number>;
-const refusedPage = (refusal: keyof typeof REFUSAL_STATUS) => pageError(REFUSAL_STATUS[refusal], refusal);
+export const refusedPage = (refusal: keyof typeof REFUSAL_STATUS) => pageError(REFUSAL_STATUS[refusal], refusal);
 
 /** Each click-to-call refusal as the tab's script sees it: 409 asks for a reopen, 429 to wait, 502/503 that a service failed. */
 const CALL_REFUSAL_STATUS = {
@@ -56,11 +51,11 @@ const CALL_REFUSAL_STATUS = {
 } as const satisfies Record<CallRefusal["code"], number>;
 
 /** FACTS.md §1.4: a request carrying another application's APPLICATION_TOKEN is refused before its token is tried. */
-async function checkApplicationToken(sent: string | undefined, stored: string | undefined): Promise<void> {
+export async function checkApplicationToken(sent: string | undefined, stored: string | undefined): Promise<void> {
   if (!(await applicationTokenMatches(sent, stored))) throw refusedPage("foreign_app");
 }
 
-const text = z.string().trim().min(1).max(500);
+export const text = z.string().trim().min(1).max(500);
 const installForm = z.object({
   AUTH_ID: text,
   REFRESH_ID: text,
@@ -73,16 +68,16 @@ const tabForm = z.object({ AUTH_ID: text, member_id: text, PLACEMENT: z.enum(CAR
 const placementOptions = z.object({ ID: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/)) }).loose();
 const callBody = z.object({ token: z.string().min(10).max(2000), lang: z.string().max(10).optional() });
 
-function appContext(c: Context<AppEnv>) {
+export function appContext(c: Context<AppEnv>) {
   const config = requireConfig(c.env);
   const app = appSettings(config);
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
-  const { portals, attribution, callGuard, journeys, crmModeCache } = storesFor(c.env);
-  if (!c.env.COMAGIC_CACHE || !portals || !attribution || !callGuard || !journeys) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  const { portals, attribution, callGuard, journeys, visitors, crmModeCache } = storesFor(c.env);
+  if (!c.env.COMAGIC_CACHE || !portals || !attribution || !callGuard || !journeys || !visitors) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
   /** The app acting on the installed portal with its stored tokens. */
   const appClient = (portal: Portal) => appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS });
-  return { config, app, origin, portals, attribution, callGuard, journeys, crmModeCache, appClient, kv: c.env.COMAGIC_CACHE };
+  return { config, app, origin, portals, attribution, callGuard, journeys, visitors, crmModeCache, appClient, kv: c.env.COMAGIC_CACHE };
 }
 
 /** Install events post `auth[access_token]` …; the install page posts AUTH_ID …: read either. */
@@ -99,7 +94,7 @@ function installFields(form: Record<string, string | File | (string | File)[]>):
 }
 
 /** The request's DOMAIN, when given, must be the portal this worker serves. */
-function checkDomain(c: Context<AppEnv>, origin: string, domain: unknown): void {
+export function checkDomain(c: Context<AppEnv>, origin: string, domain: unknown): void {
   const claimed = typeof domain === "string" ? domain : c.req.query("DOMAIN");
   if (claimed && claimed.toLowerCase() !== new URL(origin).host.toLowerCase()) {
     throw pageError(403, "foreign_portal");
@@ -107,7 +102,7 @@ function checkDomain(c: Context<AppEnv>, origin: string, domain: unknown): void 
 }
 
 /** Each tab or install request costs Bitrix24 calls: a per-IP limit keeps a stranger from spending the portal's budget. */
-async function limitByIp(c: Context<AppEnv>): Promise<void> {
+export async function limitByIp(c: Context<AppEnv>): Promise<void> {
   const limiter = c.env.APP_RATE_LIMITER;
   if (!limiter) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const ip = c.req.header("cf-connecting-ip") ?? "unknown";
@@ -118,7 +113,7 @@ async function limitByIp(c: Context<AppEnv>): Promise<void> {
   }
 }
 
-function htmlError(c: Context<AppEnv>, error: unknown) {
+export function htmlError(c: Context<AppEnv>, error: unknown) {
   if (!(error instanceof AppError)) throw error;
   if (error.status === 401 || error.status === 403) {
     c.get("log").warn("bitrix.rejected", { code: error.code, path: new URL(c.req.url).pathname });
@@ -133,7 +128,7 @@ export const bitrixAppRoute = new Hono<AppEnv>();
 bitrixAppRoute.use("*", limitBody(APP_MAX_BYTES));
 
 /** Installs from an install POST or an administrator's first open of the app; returns the stored portal and what to fix. */
-async function installFrom(c: Context<AppEnv>, form: Record<string, string | File | (string | File)[]>) {
+export async function installFrom(c: Context<AppEnv>, form: Record<string, string | File | (string | File)[]>) {
   const { origin, portals, config, app, appClient, crmModeCache } = appContext(c);
   checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
   const request = installForm.parse(installFields(form));
@@ -146,7 +141,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
       refreshId: request.REFRESH_ID,
       expiresInSeconds: request.AUTH_EXPIRES,
       applicationToken: request.APPLICATION_TOKEN,
-      oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app.tokenUrl),
+      oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app),
     },
     {
       origin,
@@ -170,7 +165,7 @@ async function installFrom(c: Context<AppEnv>, form: Record<string, string | Fil
   return { portal: result.portal, unfilled };
 }
 
-const invalidInstall = () => pageError(400, "invalid_install");
+export const invalidInstall = () => pageError(400, "invalid_install");
 
 bitrixAppRoute.post("/install", async (c) => {
   try {
@@ -184,11 +179,14 @@ bitrixAppRoute.post("/install", async (c) => {
   }
 });
 
-/** Shown inside the portal's card: only that portal may frame it, and the page may load nothing but itself. */
-function tabHeaders(c: Context<AppEnv>, origin: string, nonce: string): void {
+/**
+ * An app page shown inside the portal (a card's tab, the report): only that portal may frame it, and the page may
+ * load nothing but itself; `formAction` 'self' for a page whose forms post back to the worker.
+ */
+export function appPageHeaders(c: Context<AppEnv>, origin: string, nonce: string, formAction: "'none'" | "'self'" = "'none'"): void {
   c.header(
     "Content-Security-Policy",
-    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors ${origin}`,
+    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action ${formAction}; base-uri 'none'; frame-ancestors ${origin}`,
   );
   c.header("Cache-Control", "no-store");
   c.header("Referrer-Policy", "no-referrer");
@@ -197,7 +195,7 @@ function tabHeaders(c: Context<AppEnv>, origin: string, nonce: string): void {
 bitrixAppRoute.post("/tab", async (c) => {
   try {
     await limitByIp(c);
-    const { app, origin, portals, config, journeys } = appContext(c);
+    const { app, origin, portals, config, journeys, visitors } = appContext(c);
     const form = tabForm.safeParse(await c.req.parseBody());
     if (!form.success) throw pageError(400, "invalid_placement");
     checkDomain(c, origin, c.req.query("DOMAIN"));
@@ -216,6 +214,7 @@ bitrixAppRoute.post("/tab", async (c) => {
         userClient: userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS),
         appCode: app.appCode,
         journeys,
+        visitors,
         dataApi: dataApiClientFor(config, c.env),
         timeZone: config.COMAGIC_TIMEZONE,
         defaultRegion: config.DEFAULT_PHONE_REGION,
@@ -229,7 +228,7 @@ bitrixAppRoute.post("/tab", async (c) => {
     const workerOrigin = new URL(c.req.url).origin;
     const language = languageOf(c.req.query("LANG"));
     const cspNonce = crypto.randomUUID().replace(/-/g, "");
-    tabHeaders(c, portal.origin, cspNonce);
+    appPageHeaders(c, portal.origin, cspNonce);
     c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, entity: view.card.entity, entityId: view.card.id, journey: view.journeyState.kind });
     return c.html(
       renderTabPage({
@@ -322,131 +321,4 @@ bitrixAppRoute.post("/call", async (c) => {
     );
   }
   return c.json({ status: "started", callSessionId: outcome.callSessionId });
-});
-
-/*
- * The attribution report: the app's own page (PLACEMENT=DEFAULT, from the left menu or Applications) and CRM
- * Analytics' menu item (CRM_ANALYTICS_MENU) post here. Later requests (filters, CSV, refresh) carry the signed
- * report token the page was given.
- */
-const appPageForm = z.object({ AUTH_ID: text, member_id: text, REFRESH_ID: text.optional(), APPLICATION_TOKEN: text.optional(), PLACEMENT: z.string().max(100).optional() });
-const DEFAULT_FILTERS = { period: "30d", model: "last_non_direct", grouping: "source_medium" } as const;
-const filterQuery = z.object({
-  period: z.enum(PERIODS).catch(DEFAULT_FILTERS.period),
-  model: z.enum(MODELS).catch(DEFAULT_FILTERS.model),
-  grouping: z.enum(GROUPINGS).catch(DEFAULT_FILTERS.grouping),
-  entity: z.enum(["lead", "deal"]).optional().catch(undefined),
-  from: z.string().max(10).optional(),
-  to: z.string().max(10).optional(),
-});
-
-function reportHeaders(c: Context<AppEnv>, portalOrigin: string, nonce: string): void {
-  c.header(
-    "Content-Security-Policy",
-    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors ${portalOrigin}`,
-  );
-  c.header("Cache-Control", "no-store");
-  c.header("Referrer-Policy", "no-referrer");
-}
-
-/** The report token's claims, or a 401 page in the token's language (expired tokens cannot say theirs: Russian). */
-async function reportClaims(c: Context<AppEnv>, token: string | undefined) {
-  const { app } = appContext(c);
-  const claims = token ? await verifyReportToken(token, app.tabTokenKeys, new Date()) : null;
-  if (!claims) throw new AppError(401, "invalid_report_token", messagesFor(languageOf(c.req.query("LANG"))).expired);
-  return claims;
-}
-
-async function reportView(c: Context<AppEnv>, claims: ReportClaims, query: Record<string, string>) {
-  const { config, portals, appClient, attribution, crmModeCache } = appContext(c);
-  const portal = await portals.get(claims.memberId);
-  if (!portal) throw pageError(401, "not_installed");
-  const filters = filterQuery.parse(query);
-  const mode = filters.entity ? null : await crmModeOf(appClient(portal), crmModeCache).catch(() => null);
-  const messages = messagesFor(claims.lang);
-  const chosen: ReportFilters = {
-    period: filters.period,
-    days: periodDays(filters.period, new Date(), config.COMAGIC_TIMEZONE, { from: filters.from, to: filters.to }),
-    model: filters.model,
-    grouping: filters.grouping,
-    entity: filters.entity ?? (mode === "simple" ? "deal" : "lead"),
-  };
-  const { report, notes } = await loadAttributionReport(chosen, { store: attribution, timeZone: config.COMAGIC_TIMEZONE, hasDataApi: comagicAuth(config) !== null, messages });
-  return { portal, filters: chosen, report, notes, messages };
-}
-
-async function renderReport(c: Context<AppEnv>, claims: ReportClaims, token: string, query: Record<string, string>) {
-  const { config } = appContext(c);
-  const view = await reportView(c, claims, query);
-  const cspNonce = crypto.randomUUID().replace(/-/g, "");
-  reportHeaders(c, view.portal.origin, cspNonce);
-  c.get("log").info("report.opened", { memberId: claims.memberId, userId: claims.userId, model: view.filters.model, grouping: view.filters.grouping, groups: view.report.rows.length });
-  return c.html(renderReportPage({ ...view, token, language: claims.lang, timeZone: config.COMAGIC_TIMEZONE, entities: ["lead", "deal"], cspNonce }));
-}
-
-bitrixAppRoute.post("/app", async (c) => {
-  try {
-    await limitByIp(c);
-    const { app, origin, portals, config } = appContext(c);
-    const language = languageOf(c.req.query("LANG"));
-    const messages = messagesFor(language);
-    const raw = await c.req.parseBody();
-    checkDomain(c, origin, c.req.query("DOMAIN"));
-    const form = appPageForm.safeParse(raw);
-    if (!form.success) throw pageError(400, "invalid_app_page");
-    // An administrator's first open of the app installs it, as Bitrix24 expects of an app without an install page.
-    const portal = (await portals.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
-    if (!portal) throw pageError(401, "not_installed");
-    await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
-    const access = await reportAccess(userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS), app.appCode, config.REPORT_USER_IDS);
-    if (access.kind === "refused") throw refusedPage(access.refusal);
-    if (access.kind === "denied") {
-      c.get("log").warn("report.refused", { memberId: portal.memberId, userId: access.userId });
-      c.header("Cache-Control", "no-store");
-      return c.html(renderMessagePage(messages.accessDeniedTitle, messages.accessDenied(access.userId), language), 403);
-    }
-    const claims = { purpose: "report" as const, memberId: portal.memberId, userId: access.userId, lang: language, expiresAt: 0 };
-    const token = await signReportToken(claims, app.tabTokenKeys, new Date());
-    return await renderReport(c, claims, token, c.req.query());
-  } catch (error) {
-    return htmlError(c, error instanceof z.ZodError ? invalidInstall() : error);
-  }
-});
-
-bitrixAppRoute.get("/report", async (c) => {
-  try {
-    const token = c.req.query("token");
-    const claims = await reportClaims(c, token);
-    return await renderReport(c, claims, token ?? "", c.req.query());
-  } catch (error) {
-    return htmlError(c, error);
-  }
-});
-
-bitrixAppRoute.get("/report.csv", async (c) => {
-  const claims = await reportClaims(c, c.req.query("token"));
-  const view = await reportView(c, claims, c.req.query());
-  c.get("log").info("report.exported", { memberId: claims.memberId, userId: claims.userId });
-  c.header("Content-Type", "text/csv; charset=utf-8");
-  c.header("Content-Disposition", `attachment; filename="comagic-attribution-${view.filters.days.from}-${view.filters.days.to}.csv"`);
-  c.header("Cache-Control", "no-store");
-  return c.body(renderReportCsv(view.report, view.filters, claims.lang, view.messages));
-});
-
-bitrixAppRoute.post("/report/refresh", async (c) => {
-  const body = callBody.safeParse(await c.req.json().catch(() => null));
-  const claims = await reportClaims(c, body.success ? body.data.token : undefined);
-  const { config, portals, appClient, attribution } = appContext(c);
-  const portal = await portals.get(claims.memberId);
-  if (!portal) throw pageError(401, "not_installed");
-  const result = await syncReportData({
-    bitrix: appClient(portal),
-    dataApi: dataApiClientFor(config, c.env),
-    store: attribution,
-    siteIds: config.COMAGIC_SITE_IDS,
-    timeZone: config.COMAGIC_TIMEZONE,
-    now: () => new Date(),
-    log: c.get("log"),
-  });
-  return c.json({ status: result.problems.length ? "partial" : "refreshed", ...result }, result.problems.includes("deals") ? 502 : 200);
 });

@@ -1,12 +1,14 @@
 import { html, raw } from "hono/html";
 import { MODELS } from "../domain/attribution";
 import type { CreditedEntity } from "../domain/attribution-credits";
-import { COST_GROUPING, GROUPINGS, PERIODS, type Money, type Report, type ReportFilters, type ReportRow } from "../domain/attribution-report";
+import { COST_GROUPING, currencyOrder, GROUPINGS, PERIODS, type Money, type Report, type ReportFilters, type ReportRow } from "../domain/attribution-report";
 import { LOCALES, type Language, type Messages } from "../i18n";
 
 /*
- * The attribution report page and its CSV, rendered on the server (hono/html escapes every value). The table
- * and the CSV are built from the same cells, so the export is exactly what the table shows.
+ * The attribution report page and its CSV, rendered on the server (hono/html escapes every value, in the table
+ * and in the SVG chart alike). The table and the CSV are built from the same cells, so the export is exactly
+ * what the table shows. Group names come from visitors' UTM tags and campaign names: anyone can choose them,
+ * so the CSV neutralises those that a spreadsheet would run as a formula.
  */
 
 type Html = ReturnType<typeof raw>;
@@ -25,14 +27,23 @@ export interface ReportPageProps {
   cspNonce: string;
 }
 
-interface Cell {
+export interface Cell {
   text: string;
+  /** What a header click sorts by. */
   sort: number | string;
+  /**
+   * Money only: the rank of the cell's currency in currencyOrder (a cell without money ranks after all). A sort
+   * orders by rank first, always ascending, and compares amounts only within one currency.
+   */
+  rank?: number;
+  /** A figure the worker wrote itself, never text from a visit: the CSV leaves it as it is. */
+  figure: boolean;
 }
 
 function formatters(language: Language) {
   const locale = LOCALES[language];
-  const count = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
+  // Two decimals: four linear shares of 0.25 read 0.25 each and a row adds up (one decimal showed 0.3).
+  const count = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
   const percent = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
   const money = (amount: number, currency: string) => {
     try {
@@ -46,17 +57,23 @@ function formatters(language: Language) {
 
 const DASH = "—";
 
-/** Several currencies are shown side by side, never summed. */
-function moneyCell(value: Money | null, format: ReturnType<typeof formatters>): Cell {
-  if (value === null) return { text: DASH, sort: -1 };
-  const entries = Object.entries(value);
-  if (entries.length === 0) return { text: format.count.format(0), sort: 0 };
-  return { text: entries.map(([currency, amount]) => format.money(amount, currency)).join(" · "), sort: entries[0]?.[1] ?? 0 };
+type Format = ReturnType<typeof formatters>;
+
+/** Several currencies are shown side by side (in the report's currency order), never summed; sorted by the first. */
+function moneyCell(value: Money | null, format: Format, currencies: readonly string[]): Cell {
+  if (value === null) return { text: DASH, sort: -1, rank: currencies.length, figure: true };
+  const rankOf = (currency: string) => currencies.indexOf(currency);
+  const entries = Object.entries(value).sort((a, b) => rankOf(a[0]) - rankOf(b[0]));
+  const [first] = entries;
+  // Nothing won is 0 in any currency: it sorts with the first currency's amounts.
+  if (!first) return { text: format.count.format(0), sort: 0, rank: 0, figure: true };
+  return { text: entries.map(([currency, amount]) => format.money(amount, currency)).join(" · "), sort: first[1], rank: rankOf(first[0]), figure: true };
 }
 
-function soleMoney(amount: number | null, cost: Money | null, format: ReturnType<typeof formatters>): Cell {
+function soleMoney(amount: number | null, cost: Money | null, format: Format, currencies: readonly string[]): Cell {
   const currency = Object.keys(cost ?? {})[0];
-  return amount === null || !currency ? { text: DASH, sort: -1 } : { text: format.money(amount, currency), sort: amount };
+  if (amount === null || !currency) return { text: DASH, sort: -1, rank: currencies.length, figure: true };
+  return { text: format.money(amount, currency), sort: amount, rank: currencies.indexOf(currency), figure: true };
 }
 
 export function reportHeader(filters: ReportFilters, messages: Messages): string[] {
@@ -74,40 +91,72 @@ function groupLabel(row: ReportRow, messages: Messages): string {
 /** The table's cells: rows, then the totals row. */
 export function reportCells(report: Report, filters: ReportFilters, language: Language, messages: Messages): Cell[][] {
   const format = formatters(language);
-  const ratio = (v: number | null): Cell => (v === null ? { text: DASH, sort: -1 } : { text: format.percent.format(v), sort: v });
+  const currencies = currencyOrder(report);
+  const count = (v: number): Cell => ({ text: format.count.format(v), sort: v, figure: true });
+  const ratio = (v: number | null): Cell => (v === null ? { text: DASH, sort: -1, figure: true } : { text: format.percent.format(v), sort: v, figure: true });
   const line = (row: ReportRow, label: string): Cell[] => {
     const cells: Cell[] = [
-      { text: label, sort: label.toLowerCase() },
-      { text: format.count.format(row.conversions), sort: row.conversions },
-      ...(filters.entity === "deal" ? [{ text: format.count.format(row.contacts), sort: row.contacts }] : []),
-      { text: format.count.format(row.deals), sort: row.deals },
-      { text: format.count.format(row.won), sort: row.won },
-      moneyCell(row.revenue, format),
+      // A group's name is a visitor's UTM tag or a campaign's name: text anyone can choose, never a figure.
+      { text: label, sort: label.toLowerCase(), figure: false },
+      count(row.conversions),
+      ...(filters.entity === "deal" ? [count(row.contacts)] : []),
+      count(row.deals),
+      count(row.won),
+      moneyCell(row.revenue, format, currencies),
       ratio(row.dealRate),
       ratio(row.wonRate),
     ];
     if (filters.grouping !== COST_GROUPING) return cells;
-    return [...cells, moneyCell(row.cost, format), soleMoney(row.costPerConversion, row.cost, format), soleMoney(row.costPerWon, row.cost, format), ratio(row.romi)];
+    return [
+      ...cells,
+      moneyCell(row.cost, format, currencies),
+      soleMoney(row.costPerConversion, row.cost, format, currencies),
+      soleMoney(row.costPerWon, row.cost, format, currencies),
+      ratio(row.romi),
+    ];
   };
   return [...report.rows.map((row) => line(row, groupLabel(row, messages))), line(report.total, messages.total)];
 }
 
-const csvField = (text: string) => (/[",;\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
+/**
+ * OWASP's rule against CSV injection: a cell that starts with one of these is run as a formula by Excel and
+ * LibreOffice (`=HYPERLINK(…)`, `+cmd|' /C calc'!A0`, `@SUM(…)`, and a tab or CR before any of them).
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** Text becomes inert with a leading apostrophe; the worker's own figures (like "-100%") are left as they are. */
+export function csvField(cell: { text: string; figure: boolean }): string {
+  const text = !cell.figure && FORMULA_START.test(cell.text) ? `'${cell.text}` : cell.text;
+  return /[",;\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * Excel splits a CSV into columns by the list separator of the system's locale: a comma for English, a
+ * semicolon for Russian (where the comma is the decimal mark, as in "0,25"). So the Russian page writes `;`.
+ * No `sep=` line: with one, Excel ignores the byte-order mark and garbles Cyrillic.
+ */
+export const CSV_SEPARATOR: Record<Language, string> = { en: ",", ru: ";" };
 
 /** UTF-8 with a byte-order mark, so Excel opens Cyrillic right. */
 export function renderReportCsv(report: Report, filters: ReportFilters, language: Language, messages: Messages): string {
-  const lines = [reportHeader(filters, messages), ...reportCells(report, filters, language, messages).map((row) => row.map((c) => c.text))];
-  return `\uFEFF${lines.map((line) => line.map(csvField).join(",")).join("\r\n")}\r\n`;
+  const header = reportHeader(filters, messages).map((text) => ({ text, figure: false }));
+  const lines = [header, ...reportCells(report, filters, language, messages)];
+  return `\uFEFF${lines.map((line) => line.map(csvField).join(CSV_SEPARATOR[language])).join("\r\n")}\r\n`;
 }
 
-/** Revenue and cost bars per group (top 12), in the currency most of the revenue is in. */
-function chart(report: Report, messages: Messages, language: Language): Html {
-  const rows = report.rows.slice(0, 12);
-  const totals = new Map<string, number>();
-  for (const row of rows) for (const [c, v] of Object.entries(row.revenue)) totals.set(c, (totals.get(c) ?? 0) + v);
-  for (const row of rows) for (const [c, v] of Object.entries(row.cost ?? {})) if (!totals.size) totals.set(c, v);
-  const currency = [...totals.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
-  if (!currency || rows.length === 0) return raw("");
+/** One chart per currency (amounts in two currencies share no scale), in the report's currency order. */
+function charts(report: Report, messages: Messages, language: Language): Html {
+  return raw(
+    currencyOrder(report)
+      .map((currency) => String(chart(report, currency, messages, language)))
+      .join(""),
+  );
+}
+
+/** Revenue and cost bars in one currency for the groups (top 12 by conversions) that have either in it. */
+function chart(report: Report, currency: string, messages: Messages, language: Language): Html {
+  const rows = report.rows.filter((r) => (r.revenue[currency] ?? 0) > 0 || (r.cost?.[currency] ?? 0) > 0).slice(0, 12);
+  if (rows.length === 0) return raw("");
   const values = rows.map((r) => ({ label: groupLabel(r, messages), revenue: r.revenue[currency] ?? 0, cost: r.cost?.[currency] ?? 0 }));
   const max = Math.max(1, ...values.flatMap((v) => [v.revenue, v.cost]));
   const format = formatters(language);
@@ -122,8 +171,9 @@ function chart(report: Report, messages: Messages, language: Language): Html {
 <rect x="${labelWidth}" y="${y + 11}" width="${barWidth(v.cost)}" height="9" class="cost"></rect>${v.cost ? html`<text x="${labelWidth + barWidth(v.cost) + 4}" y="${y + 19}" class="value">${format.money(v.cost, currency)}</text>` : ""}</g>`;
   });
   const height = 30 + rows.length * rowHeight;
+  const title = `${messages.chartTitle}, ${currency}`;
   return raw(
-    String(html`<h2>${messages.chartTitle}</h2><svg id="chart" role="img" aria-label="${messages.chartTitle}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">
+    String(html`<h2>${title}</h2><svg class="chart" data-currency="${currency}" role="img" aria-label="${title}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">
 <rect x="${labelWidth}" y="4" width="10" height="10" class="revenue"></rect><text x="${labelWidth + 14}" y="13" class="value">${messages.chartRevenue}</text>
 <rect x="${labelWidth + 100}" y="4" width="10" height="10" class="cost"></rect><text x="${labelWidth + 114}" y="13" class="value">${messages.chartCost}</text>${raw(bars.map(String).join(""))}</svg>`),
   );
@@ -144,14 +194,27 @@ th:first-child,td:first-child{text-align:left;white-space:normal}th{color:#525c6
 tfoot td{font-weight:bold;border-top:2px solid #dfe3e6}
 svg text.label{font-size:12px;fill:#333}svg text.value{font-size:11px;fill:#525c69}svg rect.revenue{fill:#9dcf00}svg rect.cost{fill:#ff5752}`);
 
-/** Sorting by a header click, and the refresh button: the only script the page has. */
+/**
+ * Sorting by a header click, the refresh button and the CSV export: the only script the page has. The report
+ * token travels in POST bodies only (never in a URL, so never in logs or history); a response may carry a
+ * renewed one (access re-checked with Bitrix24) in X-Report-Token, which later requests send instead.
+ */
 const SCRIPT = raw(`
+const form = document.getElementById("filters");
+const token = form.elements.namedItem("token");
+const keep = (res) => { const renewed = res.headers.get("x-report-token"); if (renewed) token.value = renewed; };
 const table = document.getElementById("report");
 table?.querySelectorAll("thead th").forEach((th, column) => th.addEventListener("click", () => {
   const body = table.tBodies[0], rows = [...body.rows];
   const down = th.dataset.dir !== "desc"; th.dataset.dir = down ? "desc" : "asc";
-  const value = (row) => { const raw = row.cells[column].dataset.sort; const n = Number(raw); return raw !== "" && !Number.isNaN(n) ? n : raw; };
-  rows.sort((a, b) => { const x = value(a), y = value(b); const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y)); return down ? -c : c; });
+  // Money sorts within its currency: the currency's rank first (always ascending), then the amount.
+  const key = (row) => { const cell = row.cells[column]; const raw = cell.dataset.sort; const n = Number(raw); return { rank: Number(cell.dataset.rank ?? 0), value: raw !== "" && !Number.isNaN(n) ? n : raw }; };
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x.rank !== y.rank) return x.rank - y.rank;
+    const c = typeof x.value === "number" && typeof y.value === "number" ? x.value - y.value : String(x.value).localeCompare(String(y.value));
+    return down ? -c : c;
+  });
   body.append(...rows);
 }));
 // Picking a day means a custom period.
@@ -159,18 +222,38 @@ document.querySelectorAll('input[type="date"]').forEach((input) => input.addEven
 document.getElementById("refresh")?.addEventListener("click", async (event) => {
   const button = event.currentTarget; button.disabled = true; button.textContent = button.dataset.busy;
   try {
-    const res = await fetch(button.dataset.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: button.dataset.token }) });
+    const res = await fetch(button.dataset.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: token.value }) });
+    keep(res);
     if (!res.ok) throw new Error(String(res.status));
-    location.reload();
+    if (res.status === 202) { button.disabled = false; button.textContent = button.dataset.running; return; }
+    form.submit();
   } catch (e) { button.disabled = false; button.textContent = button.dataset.failed; }
+});
+// The CSV is fetched with the token in the body and saved from a Blob: a link would put the token in a URL.
+document.getElementById("export")?.addEventListener("click", async (event) => {
+  const button = event.currentTarget, label = button.dataset.label; button.disabled = true;
+  try {
+    const body = new URLSearchParams(button.dataset.filters); body.set("token", token.value);
+    const res = await fetch(button.dataset.url, { method: "POST", body });
+    keep(res);
+    if (!res.ok) throw new Error(String(res.status));
+    const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "comagic-attribution.csv";
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await res.blob()); link.download = name;
+    document.body.append(link); link.click(); link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    button.textContent = label;
+  } catch (e) { button.textContent = button.dataset.failed; }
+  button.disabled = false;
 });`);
 
 function options<T extends string>(values: readonly T[], selected: T, labels: Record<T, string>): Html {
   return raw(values.map((v) => String(html`<option value="${v}"${v === selected ? raw(" selected") : ""}>${labels[v]}</option>`)).join(""));
 }
 
-export function reportQuery(filters: ReportFilters, token: string): string {
-  const query = new URLSearchParams({ token, period: filters.period, model: filters.model, grouping: filters.grouping, entity: filters.entity });
+/** The filters the page shows, as the CSV export posts them (with the token added by the script). */
+export function appliedFilters(filters: ReportFilters): string {
+  const query = new URLSearchParams({ period: filters.period, model: filters.model, grouping: filters.grouping, entity: filters.entity });
   if (filters.period === "custom") {
     query.set("from", filters.days.from);
     query.set("to", filters.days.to);
@@ -188,7 +271,8 @@ export function renderReportPage(props: ReportPageProps): Html {
   const cells = reportCells(report, filters, language, m);
   const body = cells.slice(0, -1);
   const totals = cells[cells.length - 1] ?? [];
-  const td = (c: Cell) => html`<td data-sort="${c.sort}">${c.text}</td>`;
+  const td = (c: Cell) => (c.rank === undefined ? html`<td data-sort="${c.sort}">${c.text}</td>` : html`<td data-sort="${c.sort}" data-rank="${c.rank}">${c.text}</td>`);
+  const lang = `?LANG=${language}`;
   const join = (parts: readonly unknown[]) => raw(parts.map(String).join(""));
   const table = report.rows.length
     ? html`<table id="report"><thead><tr>${join(header.map((h) => html`<th>${h}</th>`))}</tr></thead>
@@ -196,18 +280,18 @@ export function renderReportPage(props: ReportPageProps): Html {
     : "";
   const page = html`<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${m.reportTitle}</title><style nonce="${cspNonce}">${STYLE}</style></head><body>
 <h1>${m.reportTitle}</h1>
-<form class="filters" method="get" action="/bitrix/report"><input type="hidden" name="token" value="${token}">
+<form class="filters" id="filters" method="post" action="/bitrix/report${lang}"><input type="hidden" name="token" value="${token}">
 <label>${m.period}<select name="period" id="period">${options(PERIODS, filters.period, m.periods)}</select></label>
 <label>${m.from}<input type="date" name="from" value="${filters.days.from}"></label><label>${m.to}<input type="date" name="to" value="${filters.days.to}"></label>
 <label>${m.model}<select name="model" id="model">${options(MODELS, filters.model, m.models)}</select></label>
 <label>${m.grouping}<select name="grouping" id="grouping">${options(GROUPINGS, filters.grouping, m.groupings)}</select></label>
 ${props.entities.length > 1 ? html`<label>${m.entity}<select name="entity" id="entity">${options(props.entities, filters.entity, m.entities)}</select></label>` : html`<input type="hidden" name="entity" value="${filters.entity}">`}
 <button type="submit" id="apply">${m.apply}</button>
-<a class="button secondary" id="export" href="/bitrix/report.csv?${reportQuery(filters, token)}" download>${m.exportCsv}</a>
-<button type="button" class="secondary" id="refresh" data-url="/bitrix/report/refresh" data-token="${token}" data-busy="${m.refreshing}" data-failed="${m.refreshFailed}">${m.refresh}</button></form>
+<button type="button" class="secondary" id="export" data-url="/bitrix/report.csv${lang}" data-filters="${appliedFilters(filters)}" data-label="${m.exportCsv}" data-failed="${m.exportFailed}">${m.exportCsv}</button>
+<button type="button" class="secondary" id="refresh" data-url="/bitrix/report/refresh${lang}" data-busy="${m.refreshing}" data-failed="${m.refreshFailed}" data-running="${m.refreshRunning}">${m.refresh}</button></form>
 <p class="meta" id="period-shown">${m.periodShown(formatDay(filters.days.from, language), formatDay(filters.days.to, language), props.timeZone)}</p>
 ${join(props.notes.map((note) => html`<div class="note" data-note>${note}</div>`))}
-${chart(report, m, language)}
+${charts(report, m, language)}
 ${table}
 <script nonce="${cspNonce}">${SCRIPT}</script></body></html>`;
   return raw(String(page));

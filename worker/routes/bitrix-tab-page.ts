@@ -120,6 +120,7 @@ function emptyState(state: Exclude<JourneyState, { kind: "ready" }>, snippetUrl:
   if (state.kind === "no_visitor") {
     return html`<div class="note" id="empty">${t.noVisitor} <code>${`<script src="${snippetUrl}" data-forms="form" async></script>`}</code></div>`;
   }
+  if (state.kind === "not_ours") return html`<div class="note" id="empty">${t.notOurs}</div>`;
   // CoMagic's own error stays as it came: the administrator searches for it in CoMagic's documentation.
   if (state.kind === "unreachable") return html`<div class="note warn" id="empty">${t.unreachable} ${state.reason}</div>`;
   return html`<div class="note" id="empty">${t.notLoaded} ${t.notLoadedReasons[state.reason]}</div>`;

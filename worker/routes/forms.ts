@@ -7,6 +7,7 @@ import { requireConfig } from "../config";
 import { formKey } from "../domain/event-keys";
 import { formFingerprint, readFormSubmission, type FormFields } from "../domain/form-submission";
 import { maskPhone } from "../domain/phone";
+import { withoutSecretFields } from "../domain/secret-fields";
 import { AppError } from "../errors";
 import { leadJob } from "../jobs/schema";
 
@@ -103,7 +104,8 @@ formsRoute.post("/", limitBody(FORM_MAX_BYTES), async (c) => {
     throw new AppError(429, "rate_limited", "Too many forms from this address; try again in a minute");
   }
 
-  const fields = await readFields(c);
+  // Secret fields go first, so neither the lead nor its idempotency key (a hash of the content) holds one.
+  const fields = withoutSecretFields(await readFields(c));
   const now = new Date();
   const key = formKey(await sha256Hex(formFingerprint(fields, now)));
   const accepted = () => {

@@ -6,12 +6,12 @@ import { messagesFor } from "../i18n";
 import { unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
 import type { CrmMode } from "../domain/crm-entity";
 import { kvTelephonyStatus } from "../storage/telephony-status";
-import { readConfig, splitSecretList, type Config, type ConfigProblem } from "../config";
+import { readConfig, type Config, type ConfigProblem } from "../config";
 import type { Env } from "../env";
 import { errorMessage } from "../log";
-import { matchesAnySecret } from "../security";
 import { kvJson } from "../storage/kv-json";
 import { bitrixClientFor, storesFor } from "../wiring";
+import { bringsAdminToken } from "./admin-auth";
 
 /** The portal's required fields change rarely; each admin look at /health need not ask Bitrix24 again. */
 const REQUIRED_FIELDS_CACHE_SECONDS = 600;
@@ -49,18 +49,16 @@ async function telephonyWarnings(env: Env): Promise<ConfigProblem[]> {
 /**
  * 200 when the worker can do its core job, 503 when not: all a stranger learns. With the admin bearer token,
  * the answer names each missing or invalid setting and each warning (never a value), the portal's CRM mode,
- * fields the portal requires that the worker does not fill, and a telephony refusal.
+ * fields the portal requires that the worker does not fill, and a telephony refusal. A wrong bearer counts
+ * towards the same lockout as /admin (admin-auth.ts), so /health is no faster a way to guess the token.
  */
 export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
   const result = readConfig(c.env);
   c.header("Cache-Control", "no-store");
   const status = result.ok ? "ok" : "unavailable";
   const code = result.ok ? 200 : 503;
-  const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-  // Read on its own: a worker missing other settings must still tell its operator what is wrong.
-  const adminTokens = splitSecretList(c.env.ADMIN_TOKEN);
-  const admin = Boolean(bearer && adminTokens.length && (await matchesAnySecret(bearer, adminTokens)));
-  if (!admin) return c.json({ status }, code);
+  // ADMIN_TOKEN is read on its own: a worker missing other settings must still tell its operator what is wrong.
+  if (!(await bringsAdminToken(c))) return c.json({ status }, code);
   if (!result.ok) return c.json({ status, problems: result.problems, warnings: result.warnings }, code);
   let crmMode: CrmMode | "unknown" = "unknown";
   const modeWarnings: ConfigProblem[] = [];

@@ -47,4 +47,13 @@ export interface AttributionStore {
   hasCredits(entity: CreditedEntity): Promise<boolean>;
   getState(name: string): Promise<string | null>;
   setState(name: string, value: string): Promise<void>;
+  /**
+   * Takes the report sync's lease (one sync at a time, the cron's and every refresh's alike) until `until`:
+   * its id, or null while another sync holds an unexpired lease. Atomic: of two callers, one gets it.
+   */
+  claimSync(now: Date, until: Date): Promise<string | null>;
+  /** Gives the lease back (only the holder's own: a lease that expired and was taken again stays taken). */
+  releaseSync(lease: string): Promise<void>;
+  /** Whether a sync holds an unexpired lease now. */
+  syncRunning(now: Date): Promise<boolean>;
 }

@@ -23,6 +23,8 @@ const MODEL_COLUMNS: Record<Model, string> = {
   time_decay: "time_decay",
   position_based: "position_based",
 };
+/** The sync_state row that holds the report sync's lease. */
+const SYNC_LEASE = "report_sync.lease";
 /** D1 binds at most 100 parameters a statement. */
 const IDS_PER_STATEMENT = 90;
 
@@ -152,5 +154,19 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
     getState: (name: string) => run(async () => (await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(name).first<{ value: string }>())?.value ?? null),
     setState: (name: string, value: string) =>
       run(async () => void (await db.prepare("INSERT INTO sync_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").bind(name, value).run())),
+
+    // The lease is a sync_state row "<until ISO>|<id>": ISO times of one length compare as text, and an empty
+    // value (released) is older than any time. One statement, so D1 decides between two claimers.
+    claimSync: (now: Date, until: Date) =>
+      run(async () => {
+        const lease = `${until.toISOString()}|${crypto.randomUUID()}`;
+        const { meta } = await db
+          .prepare("INSERT INTO sync_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE sync_state.value < ?3")
+          .bind(SYNC_LEASE, lease, now.toISOString())
+          .run();
+        return meta.changes > 0 ? lease : null;
+      }),
+    releaseSync: (lease: string) => run(async () => void (await db.prepare("UPDATE sync_state SET value = '' WHERE name = ? AND value = ?").bind(SYNC_LEASE, lease).run())),
+    syncRunning: (now: Date) => run(async () => ((await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(SYNC_LEASE).first<{ value: string }>())?.value ?? "") > now.toISOString()),
   };
 }

@@ -32,6 +32,8 @@ const SCHEMA = [
   // Deals of portals without leads that came with a contact the worker made (the report's "contacts made").
   `CREATE TABLE IF NOT EXISTS made_contacts (entity TEXT NOT NULL, entity_id TEXT NOT NULL, PRIMARY KEY (entity, entity_id))`,
   `CREATE TABLE IF NOT EXISTS sync_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  // The visitor id the worker wrote to each lead or deal (ledger ref): the only one whose journey the tab shows.
+  `CREATE TABLE IF NOT EXISTS crm_visitors (item TEXT PRIMARY KEY, visitor_id TEXT NOT NULL, written_at TEXT NOT NULL)`,
 ];
 
 const ready = new WeakMap<D1Database, Promise<unknown>>();
