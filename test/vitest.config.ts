@@ -20,7 +20,11 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 type Shard = { name: string; isolate: boolean; files: string[] };
 const WORKER_SHARDS: Shard[] = [
   { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts", "test/security/contact-injection.test.ts"] },
-  { name: "worker-2", isolate: true, files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts", "test/security/form-attribution.test.ts"] },
+  {
+    name: "worker-2",
+    isolate: true,
+    files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts", "test/security/form-attribution.test.ts", "test/worker/comagic-budget.test.ts"],
+  },
   {
     name: "worker-3",
     isolate: true,
@@ -29,7 +33,7 @@ const WORKER_SHARDS: Shard[] = [
   {
     name: "worker-4",
     isolate: true,
-    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts"],
+    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts", "test/worker/feed.test.ts"],
   },
   {
     name: "worker-shared",

@@ -23,6 +23,11 @@ export function splitSecretList(raw: string | undefined): string[] {
 
 const secretList = z.string().transform(splitSecretList).pipe(z.array(z.string()).min(1, "has no non-empty value"));
 
+/** A "true"/"false" setting, off unless set. */
+const flag = z
+  .enum(["true", "false"], { error: 'is not "true" or "false"' })
+  .default("false")
+  .transform((v) => v === "true");
 const plainHttpProblem = 'must be https:// (plain http only to 127.0.0.1 or localhost, and only with ALLOW_LOOPBACK_HTTP="true", for a local sandbox)';
 
 /**
@@ -58,11 +63,23 @@ const configSchema = z.object({
   COMAGIC_LOGIN: z.string().optional(),
   COMAGIC_PASSWORD: z.string().optional(),
   COMAGIC_TIMEZONE: z.string().default("Europe/Moscow").refine(isTimeZone, { error: "is not an IANA time zone such as Europe/Moscow" }),
+  /** Before the feed (issue #22): how far back reconciliation looked. Still honoured as the overlap when FEED_OVERLAP_MINUTES is unset. */
   RECONCILE_WINDOW_HOURS: z.coerce
     .number()
     .positive()
     .max(24 * 30)
-    .default(2),
+    .optional(),
+  /** How often the CoMagic feed reads (each read costs 3+ Data API points: docs/performance.md). */
+  FEED_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(1440).default(10),
+  /** How far before its cursor each feed read reaches, for rows CoMagic's reports add late. */
+  FEED_OVERLAP_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 1440)
+    .optional(),
+  /** CoMagic's technical requests (not a client's) make leads too: include_tech_offline_messages. */
+  COMAGIC_TECH_REQUESTS: flag,
   ENRICH_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(43_200).default(60),
   // Which consumer a queue feeds, by its name in wrangler.toml: set these when an environment renames the queues.
   LEAD_QUEUE_NAME: z.string().min(1).default("comagic-lead-jobs"),
@@ -73,10 +90,7 @@ const configSchema = z.object({
   BITRIX_OAUTH_URL: upstreamUrl.default("https://oauth.bitrix.info/oauth/token/"),
   COMAGIC_CALL_API_URL: upstreamUrl.default("https://callapi.comagic.ru/v4.0"),
   /** "true" only where the worker talks to the local sandboxes: plain http to 127.0.0.1/localhost. Never in production. */
-  ALLOW_LOOPBACK_HTTP: z
-    .enum(["true", "false"], { error: 'is not "true" or "false"' })
-    .default("false")
-    .transform((v) => v === "true"),
+  ALLOW_LOOPBACK_HTTP: flag,
   COMAGIC_VIRTUAL_NUMBER: z
     .string()
     .transform((n) => n.replace(/[\s()+-]/g, ""))
@@ -85,10 +99,7 @@ const configSchema = z.object({
   /** JSON object: Bitrix24 user id → CoMagic employee id. A broken value is a warning, not a failure. */
   COMAGIC_EMPLOYEES: z.string().optional().transform(parseEmployeeMap),
   /** Users not in COMAGIC_EMPLOYEES are matched by email only when this is "true": a user can edit their own email. */
-  COMAGIC_MATCH_BY_EMAIL: z
-    .enum(["true", "false"], { error: 'is not "true" or "false"' })
-    .default("false")
-    .transform((v) => v === "true"),
+  COMAGIC_MATCH_BY_EMAIL: flag,
   /** Countries click-to-call may dial (ISO codes, comma-separated); unset, DEFAULT_PHONE_REGION alone. */
   CALL_COUNTRIES: z
     .string()
@@ -327,4 +338,9 @@ export function requireConfig(env: Env): Config {
   const result = readConfig(env);
   if (!result.ok) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   return result.config;
+}
+
+/** The feed's overlap: FEED_OVERLAP_MINUTES, else a deploy's older RECONCILE_WINDOW_HOURS, else two hours. */
+export function feedOverlapMinutes(config: Pick<Config, "FEED_OVERLAP_MINUTES" | "RECONCILE_WINDOW_HOURS">): number {
+  return config.FEED_OVERLAP_MINUTES ?? Math.round((config.RECONCILE_WINDOW_HOURS ?? 2) * 60);
 }

@@ -1,8 +1,10 @@
 import { createBitrixClient, type BitrixClient } from "./bitrix/client";
 import { createCoMagicRpcClient, kvTokenStore, type CoMagicRpcClient, type TokenStore } from "./comagic/data-api";
 import { comagicAuth, type Config } from "./config";
+import type { CoMagicPriority } from "./domain/comagic-budget";
 import type { Env } from "./env";
 import { d1AttributionStore } from "./storage/attribution";
+import { d1BudgetStore } from "./storage/comagic-budget";
 import { d1CallGuard } from "./storage/call-guard";
 import { d1CrmVisitorStore } from "./storage/crm-visitors";
 import { kvCrmModeCache } from "./storage/crm-mode-cache";
@@ -29,14 +31,22 @@ export function tokenStoreFor(env: Env): TokenStore {
   return env.COMAGIC_CACHE ? kvTokenStore(env.COMAGIC_CACHE) : memoryTokenStore();
 }
 
+/** A click-to-call is a person waiting: the Call API's own points are recorded but never held back. */
 export function callApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
   const auth = comagicAuth(config);
-  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_CALL_API_URL, auth, tokens: tokenStoreFor(env), api: "Call API" }) : null;
+  const budget = env.DB ? d1BudgetStore(env.DB) : null;
+  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_CALL_API_URL, auth, tokens: tokenStoreFor(env), api: "Call API", priority: "feed", budget }) : null;
 }
 
-export function dataApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
+/**
+ * A Data API client for one kind of work: "feed" for reads that make or complete leads (the feed, call records,
+ * the responsible's email), "deferrable" for what may wait a day (enrichment, cost import, backfill, the tab's
+ * journey), which leaves the last 10% of the day's points to the feed (domain/comagic-budget.ts).
+ */
+export function dataApiClientFor(config: Config, env: Env, priority: CoMagicPriority): CoMagicRpcClient | null {
   const auth = comagicAuth(config);
-  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env), api: "Data API" }) : null;
+  const budget = env.DB ? d1BudgetStore(env.DB) : null;
+  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env), api: "Data API", priority, budget }) : null;
 }
 
 /**

@@ -3,7 +3,8 @@ import { parse as parseQuery } from "qs";
 import { FaultInjector, type FaultSettings } from "./faults";
 import { createOAuthApp, type AppSettings } from "./oauth-app";
 import { LeakyBucket } from "./leaky-bucket";
-import { bitrixDate, Portal, RestError, type EntityName } from "./portal";
+import { COMAGIC_MEDIA_HOST, createMediaHost } from "../media-host";
+import { bitrixDate, Portal, RestError, type EntityName, type RecordFetch } from "./portal";
 import { renderLeadsPage } from "./page";
 
 export interface BitrixSandboxOptions {
@@ -89,16 +90,26 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   // telephonyRequests: HTTP requests that ran a telephony.* method (benches tell call registration from lead writes).
   const stats = { httpRequests: 0, rejectedByRateLimit: 0, telephonyRequests: 0, methods: {} as Record<string, number> };
   const oauth = createOAuthApp({ clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app });
+  const media = createMediaHost();
 
-  /** One REST method, as a webhook (userId null) or as the app for a user. */
-  const callMethod = (method: string, params: Params, appUserId: number | null, token?: unknown) =>
-    oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ?? portal.call(method, params, { webhook: appUserId === null, userId: appUserId ?? Number(userId) });
+  /** How the portal downloads a RECORD_URL: CoMagic's media host from its stand-in (no internet here), the rest over HTTP. */
+  const fetchRecord: RecordFetch = async (url, signal) => {
+    const link = new URL(url);
+    if (link.hostname === COMAGIC_MEDIA_HOST) return await media.app.request(`/_sandbox/media/rec${link.pathname}`, { signal });
+    return await fetch(link, { redirect: "follow", signal });
+  };
+
+  /** One REST method, as a webhook (userId null) or as the app for a user; `deadline` ends the request's time (FACTS.md §4.1). */
+  const callMethod = async (method: string, params: Params, appUserId: number | null, token: unknown, deadline: number) =>
+    oauth.appMethod(method, params, appUserId, oauth.appOf(token)) ??
+    (await portal.callAsync(method, params, { webhook: appUserId === null, userId: appUserId ?? Number(userId) }, { fetchRecord, deadline }));
 
   const count = (method: string) => {
     stats.methods[method] = (stats.methods[method] ?? 0) + 1;
   };
 
-  function runBatch(params: Params, appUserId: number | null, methods: string[], token?: unknown) {
+  /** Sub-calls run one after another, as Bitrix24 runs them: their downloads add up within the one request's time. */
+  async function runBatch(params: Params, appUserId: number | null, methods: string[], token: unknown, deadline: number) {
     const rawCmd = params.cmd;
     const cmd: Record<string, unknown> = Array.isArray(rawCmd) ? Object.fromEntries(rawCmd.map((v, i) => [String(i), v])) : ((rawCmd ?? {}) as Params);
     const entries = Object.entries(cmd);
@@ -119,7 +130,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       try {
         if (method === "batch") throw new RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage");
         const parsed = q < 0 ? {} : (parseQuery(text.slice(q + 1), QS_OPTIONS) as Params);
-        const out = callMethod(method, substituteReferences(parsed, { result, error: errors, total: totals, next: nexts, time: times }) as Params, appUserId, token);
+        const out = await callMethod(method, substituteReferences(parsed, { result, error: errors, total: totals, next: nexts, time: times }) as Params, appUserId, token, deadline);
         result[key] = out.result;
         if (out.total !== undefined) totals[key] = out.total;
         if (out.next !== undefined) nexts[key] = out.next;
@@ -159,7 +170,8 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
       delete params.auth;
       count(method);
       const methods = [method];
-      const out = method === "batch" ? runBatch(params, appUserId, methods, token) : callMethod(method, params, appUserId, token);
+      const deadline = started + portal.requestLimitMs;
+      const out = method === "batch" ? await runBatch(params, appUserId, methods, token, deadline) : await callMethod(method, params, appUserId, token, deadline);
       if (methods.some((m) => m.startsWith("telephony."))) stats.telephonyRequests += 1;
       fault = faults.targetedAt(methods) ?? fault;
       // 500 and timeout faults do the work first, then fail or answer too late: the worst case for a
@@ -179,6 +191,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   app.all("/rest/:userId/:code/:method", (c) => handleRest(c, c.req.param("method").replace(/\.json$/, ""), true));
   app.all("/rest/:method", (c) => handleRest(c, c.req.param("method").replace(/\.json$/, ""), false));
   app.route("/", oauth.app);
+  app.route("/", media.app);
 
   app.get("/_sandbox/leads", (c) => c.json(portal.snapshot()));
   /** Every CRM entity with its timeline (comments, to-dos, calls), and the telephony calls registered. */
@@ -186,15 +199,25 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     c.json({ leads: portal.snapshot("lead"), deals: portal.snapshot("deal"), contacts: portal.snapshot("contact"), companies: portal.snapshot("company"), calls: portal.calls }),
   );
   /**
-   * The portal's settings: `mode` (1 classic, 2 without leads), `repeatLeadMode`, and `telephony`
-   * ({webhook, app}: whether telephony.externalCall.* accepts a webhook, and the app's token).
+   * The portal's settings: `mode` (1 classic, 2 without leads), `repeatLeadMode`, `telephony` ({webhook, app}:
+   * whether telephony.externalCall.* accepts a webhook, and the app's token), `inactiveUsers` (user ids an admin
+   * dismissed: telephony refuses them) and `requestLimitMs` (a REST request's time, 60 s in the cloud).
    */
   app.post("/_sandbox/portal", async (c) => {
-    const body = (await c.req.json()) as { mode?: 1 | 2; repeatLeadMode?: boolean; telephony?: Partial<Portal["telephony"]> };
+    const body = (await c.req.json()) as { mode?: 1 | 2; repeatLeadMode?: boolean; telephony?: Partial<Portal["telephony"]>; inactiveUsers?: number[]; requestLimitMs?: number };
     if (body.mode !== undefined) portal.crmMode = body.mode;
     if (body.repeatLeadMode !== undefined) portal.repeatLeadMode = body.repeatLeadMode;
     if (body.telephony) portal.telephony = { ...portal.telephony, ...body.telephony };
-    return c.json({ ok: true, mode: portal.crmMode, repeatLeadMode: portal.repeatLeadMode, telephony: portal.telephony });
+    if (body.inactiveUsers) portal.inactiveUsers = new Set(body.inactiveUsers.map(Number));
+    if (body.requestLimitMs !== undefined) portal.requestLimitMs = body.requestLimitMs;
+    return c.json({
+      ok: true,
+      mode: portal.crmMode,
+      repeatLeadMode: portal.repeatLeadMode,
+      telephony: portal.telephony,
+      inactiveUsers: [...portal.inactiveUsers],
+      requestLimitMs: portal.requestLimitMs,
+    });
   });
   /**
    * Seeds a contact, company or deal as if made earlier by hand: `{fields, createdAt}`; a deal with `fromLead`
@@ -227,6 +250,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     stats.rejectedByRateLimit = 0;
     stats.telephonyRequests = 0;
     stats.methods = {};
+    media.reset();
     return c.json({ ok: true });
   });
   /** Fault settings, plus `findbycommLagMs`: how long a written phone or email stays invisible to findbycomm. */

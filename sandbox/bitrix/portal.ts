@@ -60,12 +60,21 @@ interface ExternalCall {
   USER_ID: number;
   PHONE_NUMBER: string;
   TYPE: number;
+  /** When the call started, as the register call gave it (ISO-8601; FACTS.md §2.9); null: not given. */
+  CALL_START_DATE: string | null;
   CRM_ENTITY_TYPE: string | null;
   CRM_ENTITY_ID: number | null;
   registeredAt: number;
   finished: { DURATION: number; STATUS_CODE: string; activityId: number | null } | null;
-  record: { url: string | null; fileName: string } | null;
+  /** The recording as Bitrix24 keeps it: what its download got (`contentType`), under the name it was given. */
+  record: { url: string | null; fileName: string; contentType?: string | null; bytes?: number } | null;
 }
+
+/**
+ * How the sandbox fetches a RECORD_URL (app.ts: media.comagic.ru from the stand-in host, other links over HTTP),
+ * cut off by `signal` when the REST request's time is up.
+ */
+export type RecordFetch = (url: string, signal: AbortSignal) => Promise<Response>;
 
 type Params = Record<string, unknown>;
 
@@ -179,6 +188,14 @@ export class Portal {
    * is an app installed without the `telephony` scope.
    */
   telephony = { webhook: false, app: true };
+  /** Dismissed users: telephony refuses them as USER_ID and user.get reports ACTIVE false (FACTS.md §2.9, FACTS-portals §8). */
+  inactiveUsers = new Set<number>();
+  /**
+   * One REST request may run this long in the cloud, batch included (FACTS.md §4.1): a RECORD_URL download still
+   * running then is cut off. What Bitrix24 answers past the limit no source says; the sandbox answers the
+   * attach's own download error (HTTP code 0: no answer) [inference].
+   */
+  requestLimitMs = 60_000;
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
@@ -215,6 +232,8 @@ export class Portal {
     this.crmMode = 1;
     this.repeatLeadMode = true;
     this.telephony = { webhook: false, app: true };
+    this.inactiveUsers.clear();
+    this.requestLimitMs = 60_000;
   }
 
   private writableField(entity: EntityName, name: string): boolean {
@@ -559,17 +578,64 @@ export class Portal {
   }
 
   private activeUser(raw: unknown): number {
-    const user = SANDBOX_USERS.find((u) => String(u.ID) === String(raw));
+    const user = SANDBOX_USERS.find((u) => String(u.ID) === String(raw) && !this.inactiveUsers.has(u.ID));
     if (!user) throw new RestError(400, "ERROR_CORE", raw === undefined || raw === "" ? "USER_ID or USER_PHONE_INNER should be set" : "User is not found or is not active");
     return user.ID;
   }
 
-  /** telephony.externalCall.* (FACTS.md §2.9, FACTS-portals §7). */
-  private telephonyMethod(method: string, params: Params, auth: CallerAuth): { result: unknown } {
+  private telephonyAllowed(auth: CallerAuth): void {
     if (auth.webhook ? !this.telephony.webhook : !this.telephony.app) {
       if (auth.webhook) throw new RestError(400, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method");
       throw new RestError(401, "insufficient_scope", "The request requires higher privileges than provided by the access token");
     }
+  }
+
+  /** attachRecord's checks, in the docs' order: after finish; a URL or a FILENAME; wav or mp3 only (FACTS-portals §7). */
+  private attachTarget(params: Params, auth: CallerAuth): { call: ExternalCall; url: string | null; fileName: string } {
+    this.telephonyAllowed(auth);
+    const call = this.calls.find((c) => c.CALL_ID === String(params.CALL_ID ?? ""));
+    if (!call?.finished) throw new RestError(400, "ERROR_CORE", "Call is not found in the statistic table. It looks like it is not finished yet.");
+    const url = params.RECORD_URL === undefined ? null : String(params.RECORD_URL);
+    // In URL mode FILENAME defaults to the link's own name.
+    const fileName = String(params.FILENAME ?? url?.split("?")[0]?.split("/").pop() ?? "");
+    if (!url && !params.FILENAME) throw new RestError(400, "ERROR_CORE", "Required parameters are not set. Request should contain either URL or FILENAME parameter");
+    if (!/\.(mp3|wav)$/i.test(fileName)) throw new RestError(400, "ERROR_CORE", "Wrong file extension. Only wav and mp3 are allowed");
+    return { call, url, fileName };
+  }
+
+  /**
+   * attachRecord with RECORD_URL: "the account will make one attempt to download the record from the specified
+   * address. In case of failure, the method will return an error" (docs of telephony.externalCall.attachRecord),
+   * "Server returns HTTP error code {N}" (FACTS-portals §7). The download runs inside the request, so it counts in
+   * the request's 60 s (FACTS.md §4.1; `deadline`) and a batch's downloads add up. Nothing says Bitrix24 looks at
+   * what it got: a sign-in page a link redirects to is kept as the "recording" under FILENAME.
+   */
+  async attachRecordFromUrl(params: Params, auth: CallerAuth, fetchRecord: RecordFetch, deadline: number): Promise<{ result: unknown }> {
+    const { call, fileName } = this.attachTarget(params, auth);
+    const url = String(params.RECORD_URL);
+    const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    const cutOff = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
+    let got: { status: number; contentType: string | null; bytes: number };
+    try {
+      got = await Promise.race([
+        (async () => {
+          const response = await fetchRecord(url, signal);
+          return { status: response.status, contentType: response.headers.get("content-type"), bytes: (await response.arrayBuffer()).byteLength };
+        })(),
+        cutOff,
+      ]);
+    } catch {
+      // No HTTP answer at all (no connection, or the request's time ran out): the client's status stays 0.
+      throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 0");
+    }
+    if (got.status < 200 || got.status >= 300) throw new RestError(400, "ERROR_CORE", `Server returns HTTP error code ${got.status}`);
+    call.record = { url, fileName, contentType: got.contentType, bytes: got.bytes };
+    return { result: { FILE_ID: 9000 + this.calls.indexOf(call) } };
+  }
+
+  /** telephony.externalCall.* (FACTS.md §2.9, FACTS-portals §7). */
+  private telephonyMethod(method: string, params: Params, auth: CallerAuth): { result: unknown } {
+    this.telephonyAllowed(auth);
     const findCall = () => this.calls.find((c) => c.CALL_ID === String(params.CALL_ID ?? ""));
     switch (method) {
       case "telephony.externalCall.register": {
@@ -588,6 +654,7 @@ export class Portal {
           USER_ID: userId,
           PHONE_NUMBER: phone,
           TYPE: type,
+          CALL_START_DATE: params.CALL_START_DATE === undefined ? null : String(params.CALL_START_DATE),
           CRM_ENTITY_TYPE: entityType,
           CRM_ENTITY_ID: params.CRM_ENTITY_ID === undefined ? null : Number(params.CRM_ENTITY_ID),
           registeredAt: now,
@@ -623,19 +690,19 @@ export class Portal {
         };
       }
       default: {
-        // attachRecord: after finish; RECORD_URL must be downloadable by Bitrix24; wav or mp3 only.
-        const call = findCall();
-        if (!call?.finished) throw new RestError(400, "ERROR_CORE", "Call is not found in the statistic table. It looks like it is not finished yet.");
-        const url = params.RECORD_URL === undefined ? null : String(params.RECORD_URL);
-        const fileName = String(params.FILENAME ?? url?.split("/").pop() ?? "");
-        if (!url && !params.FILENAME) throw new RestError(400, "ERROR_CORE", "Required parameters are not set. Request should contain either URL or FILENAME parameter");
-        if (!/\.(mp3|wav)$/i.test(fileName)) throw new RestError(400, "ERROR_CORE", "Wrong file extension. Only wav and mp3 are allowed");
-        if (url && !/^https?:\/\//.test(url)) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 404");
-        if (url?.includes("private")) throw new RestError(400, "ERROR_CORE", "Server returns HTTP error code 403");
+        // attachRecord without a link (FILENAME, with or without FILE_CONTENT); a link goes to attachRecordFromUrl.
+        const { call, url, fileName } = this.attachTarget(params, auth);
+        if (url !== null) throw new Error("attachRecord with RECORD_URL downloads: call it through callAsync");
         call.record = { url, fileName };
         return { result: { FILE_ID: 9000 + this.calls.indexOf(call) } };
       }
     }
+  }
+
+  /** Runs one REST method as `call` does, and the one that waits for a download (attachRecord with RECORD_URL). */
+  async callAsync(method: string, params: Params, auth: CallerAuth, io: { fetchRecord: RecordFetch; deadline: number }): Promise<{ result: unknown; total?: number; next?: number }> {
+    if (method === "telephony.externalCall.attachRecord" && params.RECORD_URL !== undefined) return this.attachRecordFromUrl(params, auth, io.fetchRecord, io.deadline);
+    return this.call(method, params, auth);
   }
 
   /** Runs one REST method; returns `{result, total?, next?}` or throws RestError. */
@@ -691,8 +758,12 @@ export class Portal {
         const filter = (params.FILTER ?? {}) as Params;
         const wanted = params.ID ?? filter.ID;
         const email = filter.EMAIL === undefined ? undefined : String(filter.EMAIL).toLowerCase();
-        const rows = SANDBOX_USERS.filter((u) => (wanted === undefined || String(u.ID) === String(wanted)) && (email === undefined || u.EMAIL.toLowerCase() === email));
-        return { result: rows.map((u) => ({ ID: String(u.ID), NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, ACTIVE: true })), total: rows.length };
+        // ACTIVE true "excludes terminated users" (FACTS-portals §8).
+        const activeOnly = filter.ACTIVE === true || ["true", "Y", "1"].includes(String(filter.ACTIVE));
+        const rows = SANDBOX_USERS.filter(
+          (u) => (wanted === undefined || String(u.ID) === String(wanted)) && (email === undefined || u.EMAIL.toLowerCase() === email) && !(activeOnly && this.inactiveUsers.has(u.ID)),
+        );
+        return { result: rows.map((u) => ({ ID: String(u.ID), NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, ACTIVE: !this.inactiveUsers.has(u.ID) })), total: rows.length };
       }
       default:
         throw new RestError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
@@ -707,7 +778,16 @@ export class Portal {
       TODOS: this.todos.filter((t) => t.ownerTypeId === owner && t.ownerId === id).map(({ title, deadline, responsibleId }) => ({ title, deadline, responsibleId })),
       CALLS: this.calls
         .filter((c) => c.finished?.activityId && c.CRM_ENTITY_TYPE === entity.toUpperCase() && c.CRM_ENTITY_ID === id)
-        .map((c) => ({ callId: c.CALL_ID, type: c.TYPE, userId: c.USER_ID, duration: c.finished?.DURATION, statusCode: c.finished?.STATUS_CODE, record: c.record?.url ?? c.record?.fileName ?? null })),
+        .map((c) => ({
+          callId: c.CALL_ID,
+          type: c.TYPE,
+          userId: c.USER_ID,
+          duration: c.finished?.DURATION,
+          statusCode: c.finished?.STATUS_CODE,
+          record: c.record?.url ?? c.record?.fileName ?? null,
+          // What Bitrix24 downloaded for the player: a sign-in page here is a "recording" that does not play.
+          recordType: c.record?.contentType ?? null,
+        })),
     };
   }
 

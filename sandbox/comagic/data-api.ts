@@ -1,148 +1,58 @@
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
+import { parseComagicDateTime } from "../../worker/domain/comagic-time";
 import { SANDBOX_EMPLOYEES } from "./call-api";
+import { SANDBOX_ACCOUNT_TIME_ZONE } from "./calls-report-row";
+import { CAMPAIGN_DAILY_STAT_SPEC, CHAT_MESSAGES_SPEC, type ReportSpec, tableSpecs } from "./report-fields";
+import { applySort, checkFilter, checkSort, matches } from "./report-filter";
 import { RpcError } from "./rpc-error";
 
 /*
- * CoMagic Data API v2.0 (JSON-RPC 2.0) as ../shared/reference/comagic/FACTS.md describes it: login.user with
- * expiring session tokens, -32001 after expiry, -32029 limit_exceeded with metadata.limits, report methods
- * with fields/filter/limit/offset and defaults that omit visitor_id and UTMs, the 3-month date window.
+ * CoMagic Data API v2.0 (JSON-RPC 2.0) as ../shared/reference/comagic/FACTS.md and docs/data_api*.txt describe it:
+ * login.user with expiring session tokens, -32001 after expiry; report methods with fields, filter, sort, limit
+ * and offset checked against the docs' tables (report-fields.ts); the 3-month date window; points per day and per
+ * minute, charged only for successful requests, refused with -32029 limit_exceeded, reported in metadata.limits
+ * of every answer. What the sources leave open (report lag, which methods refuse `in`) is a setting.
  */
 
 type Row = Record<string, unknown>;
 type Params = Record<string, unknown>;
 
-const UTM = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
+/** The report rows a test seeds, by the name POST /_sandbox/comagic/data takes them under. */
+export type ReportKey = "visitor_sessions" | "communications" | "calls" | "chats" | "offline_messages" | "chat_messages" | "campaign_daily_stat";
 
-/** Every field the sandbox knows per report, and the defaults returned when `fields` is omitted. */
-const REPORTS: Record<string, { fields: string[]; defaults: string[]; time: string; filterable?: string[] }> = {
-  "get.visitor_sessions_report": {
-    fields: [
-      "id",
-      "date_time",
-      "referrer",
-      "referrer_domain",
-      "entrance_page",
-      "channel",
-      "campaign_name",
-      "site_domain_name",
-      "visitor_id",
-      "person_id",
-      "visitor_device",
-      "source_name",
-      "gclid",
-      "yclid",
-      "search_query",
-      ...UTM,
-    ],
-    defaults: ["campaign_id", "site_id", "person_id", "visitor_id", "visitor_device"],
-    time: "date_time",
-  },
-  "get.communications_report": {
-    fields: ["id", "communication_type", "date_time", "visitor_id", "person_id", "visitor_session_id", "site_id", "campaign_id", "channel", "communication_page_url", "source_name", ...UTM],
-    defaults: ["id", "communication_type", "date_time", "visitor_id", "person_id", "visitor_session_id", "site_id", "campaign_id"],
-    time: "date_time",
-  },
-  // ../shared/reference/comagic/samples/fields_get_calls_report.tsv: `start_time` is not filterable; `id`, `direction`, `call_api_external_id` are.
-  "get.calls_report": {
-    fields: [
-      "id",
-      "start_time",
-      "finish_time",
-      "direction",
-      "source",
-      "is_lost",
-      "contact_phone_number",
-      "communication_id",
-      "communication_number",
-      "wait_duration",
-      "talk_duration",
-      "total_duration",
-      "call_records",
-      "full_record_file_link",
-      "virtual_phone_number",
-      "visitor_id",
-      "channel",
-      "source_name",
-      "site_domain_name",
-      "site_id",
-      "campaign_id",
-      "campaign_name",
-      "entrance_page",
-      "tags",
-      "employees",
-      "last_answered_employee_id",
-      "last_answered_employee_full_name",
-      "call_api_external_id",
-      ...UTM,
-      ...UTM.map((f) => `eq_${f}`),
-    ],
-    defaults: [
-      "id",
-      "start_time",
-      "finish_time",
-      "finish_reason",
-      "direction",
-      "source",
-      "is_lost",
-      "contact_phone_number",
-      "communication_id",
-      "wait_duration",
-      "talk_duration",
-      "total_duration",
-      "call_records",
-      "full_record_file_link",
-      "virtual_phone_number",
-    ],
-    time: "start_time",
-    filterable: [
-      "id",
-      "direction",
-      "is_lost",
-      "contact_phone_number",
-      "communication_id",
-      "visitor_id",
-      "channel",
-      "source_name",
-      "site_domain_name",
-      "site_id",
-      "campaign_id",
-      "entrance_page",
-      "tags",
-      "employees",
-      "last_answered_employee_id",
-      "call_api_external_id",
-      ...UTM,
-      ...UTM.map((f) => `eq_${f}`),
-    ],
-  },
+interface ReportDef {
+  key: ReportKey;
+  spec: ReportSpec;
+  /** The column that dates a row: date_from/date_till select on it, and report lag counts from it. */
+  time: string;
+  /** Parameters the method takes besides access_token, user_id, limit, offset, filter, fields, sort. */
+  params: string[];
+}
+
+/** Parameters every get method takes (e.g. data_api__report__get_chats_report.txt:16-22). */
+const GET_PARAMS = ["access_token", "user_id", "limit", "offset", "filter", "fields", "sort"];
+const DATES = ["date_from", "date_till"];
+
+const TABLES = tableSpecs();
+const table = (method: string): ReportSpec => {
+  const spec = TABLES[method];
+  if (!spec) throw new Error(`no field table for ${method}`);
+  return spec;
 };
 
-/*
- * ../shared/reference/comagic/docs/data_api__report__get_campaign_daily_stat.txt: `site_id` required, one row per
- * day, campaign, keyword and banner; `cost_sum` a string in the ad system's currency, `currency` per row
- * (FACTS-calls §5: values undocumented, so rows may say "RUB", "rub" or "RUR"). No UTM fields.
- */
-REPORTS["get.campaign_daily_stat"] = {
-  fields: [
-    "date",
-    "site_id",
-    "site_domain_name",
-    "campaign_id",
-    "campaign_name",
-    "campaign_ext_id",
-    "campaign_ext_name",
-    "engine",
-    "keyword",
-    "cost_sum",
-    "currency",
-    "shows_count",
-    "clicks_count",
-    "visits_count",
-  ],
-  defaults: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name", "engine", "cost_sum", "shows_count", "clicks_count"],
-  time: "date",
-  filterable: ["date", "site_id", "site_domain_name", "campaign_id", "campaign_name", "campaign_ext_id", "campaign_ext_name"],
+const REPORTS: Record<string, ReportDef> = {
+  "get.visitor_sessions_report": { key: "visitor_sessions", spec: table("get.visitor_sessions_report"), time: "date_time", params: DATES },
+  "get.communications_report": { key: "communications", spec: table("get.communications_report"), time: "date_time", params: DATES },
+  // FACTS.md:135: get.calls_report alone takes include_ongoing_calls; FACTS-calls.md:53: ongoing calls are left out by default.
+  "get.calls_report": { key: "calls", spec: table("get.calls_report"), time: "start_time", params: [...DATES, "include_ongoing_calls"] },
+  // data_api__report__get_chats_report.txt:23-24 (dates required, nothing else); l.41: date_time is the chat's start.
+  "get.chats_report": { key: "chats", spec: table("get.chats_report"), time: "date_time", params: DATES },
+  // data_api__report__get_offline_messages_report.txt:23-25; l.32: date_time ("получения заявки") dates a request though it is no default.
+  "get.offline_messages_report": { key: "offline_messages", spec: table("get.offline_messages_report"), time: "date_time", params: [...DATES, "include_tech_offline_messages"] },
+  // data_api__report__get_chat_messages_report.txt:23-32: chat_id, chat_ids, or dates (≤ 30 days), or both.
+  "get.chat_messages_report": { key: "chat_messages", spec: CHAT_MESSAGES_SPEC, time: "date_time", params: ["chat_id", "chat_ids", ...DATES] },
+  "get.campaign_daily_stat": { key: "campaign_daily_stat", spec: CAMPAIGN_DAILY_STAT_SPEC, time: "date", params: [...DATES, "site_id"] },
 };
 
 const DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
@@ -151,6 +61,10 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
  * index says "90 дней". Which the server applies is unknown, so the sandbox refuses what either reading refuses.
  */
 const MAX_INTERVAL_MS = 90 * 86_400_000;
+/** data_api__report__get_chat_messages_report.txt:28,31: "Максимальное значение интервала не должно превышать 30 дней". */
+const MAX_MESSAGES_INTERVAL_MS = 30 * 86_400_000;
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
 
 /** `till` is more than three calendar months after `from` (the day clamped: 31 May − 3 months = 28/29 Feb). */
 function beyondThreeMonths(from: string, till: string): boolean {
@@ -160,6 +74,8 @@ function beyondThreeMonths(from: string, till: string): boolean {
   return Date.parse(`${from.replace(" ", "T")}Z`) < back;
 }
 
+const wallClockMs = (text: string) => Date.parse(`${text.replace(" ", "T")}Z`);
+
 export interface DataApiSettings {
   login: string;
   password: string;
@@ -168,6 +84,7 @@ export interface DataApiSettings {
   tokenLifetimeSeconds: number;
   /** A session token expires after this many calls (0: never): makes expiry happen within a test. */
   tokenMaxCalls: number;
+  /** Points per minute and per day (data_api.txt:139-144); every method weighs 1 point (l.150). */
   minuteLimit: number;
   dayLimit: number;
   /** Share of report calls answered with an error, and which: limit_exceeded, internal_error, http_503. */
@@ -178,12 +95,37 @@ export interface DataApiSettings {
   /** Seconds a limit_exceeded fault says until the limit resets (null: until the real minute ends). */
   limitResetSeconds: number | null;
   /**
-   * How long a seeded call stays out of get.calls_report (ms). FACTS-calls §1.3: no source states the lag
-   * behind notifications, but `include_ongoing_calls` and the real-time `get.visits` suggest there is one.
+   * How long a seeded call stays out of get.calls_report after it was seeded (ms). FACTS-calls.md:55-56: no
+   * source states the lag behind notifications, but `include_ongoing_calls` and the real-time `get.visits`
+   * suggest there is one.
    */
   callsReportLagMs: number;
+  /**
+   * How long a row stays out of its report after its own time (`start_time` of a call, `date_time` of a chat,
+   * request, message, visit or contact), per report. The same [UNCERTAIN] lag (FACTS-calls.md:55-56), and nothing
+   * at all is said of chats or requests: a test picks the reading it needs.
+   */
+  reportLagMs: Partial<Record<ReportKey, number>>;
+  /**
+   * Methods that refuse the `in`/`not_in` operators, and with which error: "Доступно не для всех методов"
+   * (data_api.txt:513-514) without saying which, nor what the refusal looks like (l.248 or l.250).
+   */
+  inRefused: string[];
+  inRefusedAs: "invalid_parameter_value" | "filter_prohibited";
 }
 
+/**
+ * One-off changes to the point counters, sent with the settings ({"dayLimit":750,"dayRemaining":80}): how many
+ * points are left and how soon each limit resets, to script "the day is almost spent".
+ */
+export interface PointControls {
+  dayRemaining?: number;
+  minuteRemaining?: number;
+  dayResetSeconds?: number;
+  minuteResetSeconds?: number;
+}
+
+/** Generous limits, so that no test runs out of points unless it sets its own. */
 const DEFAULTS: DataApiSettings = {
   login: "sandbox",
   password: "sandbox-password",
@@ -197,6 +139,9 @@ const DEFAULTS: DataApiSettings = {
   syntheticVisitors: false,
   limitResetSeconds: null,
   callsReportLagMs: 0,
+  reportLagMs: {},
+  inRefused: [],
+  inRefusedAs: "invalid_parameter_value",
 };
 
 function formatDateTime(date: Date): string {
@@ -232,16 +177,53 @@ function syntheticSessions(visitorId: number, now: Date): Row[] {
   });
 }
 
-export function createDataApiSandbox() {
+const missed = (field: string) => new RpcError(-32602, "required_parameter_missed", "The required parameter has been missed", { field });
+const wrongType = (field: string) => new RpcError(-32602, "data_type_error", "Data supplied is of wrong type", { field });
+
+/** data_api.txt:240: a parameter the method's JSON structure does not have is `unexpected_parameters`. */
+function checkParams(params: Params, allowed: string[]): void {
+  const unexpected = Object.keys(params).find((name) => !allowed.includes(name));
+  if (unexpected !== undefined) throw new RpcError(-32602, "unexpected_parameters", "Unexpected method parameter(s)", { field: unexpected });
+}
+
+function optionalBoolean(params: Params, name: string): boolean {
+  const value = params[name];
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") throw wrongType(name);
+  return value;
+}
+
+/** The visitors a filter asks for by `visitor_id` (`=` or `in`), for made-up journeys. */
+function visitorIdsOf(filter: unknown): number[] {
+  const f = (filter ?? {}) as { field?: unknown; operator?: unknown; value?: unknown };
+  if (f.field !== "visitor_id") return [];
+  const values = f.operator === "in" && Array.isArray(f.value) ? f.value : f.operator === "=" ? [f.value] : [];
+  return values.map(Number).filter(Number.isFinite);
+}
+
+export function createDataApiSandbox(options: { now?: () => number } = {}) {
+  const now = options.now ?? Date.now;
   let settings: DataApiSettings = { ...DEFAULTS };
   const tokens = new Map<string, { expireAt: number; calls: number }>();
-  const data = { "get.visitor_sessions_report": [] as Row[], "get.communications_report": [] as Row[], "get.calls_report": [] as Row[], "get.campaign_daily_stat": [] as Row[] };
+  const data: Record<ReportKey, Row[]> = { visitor_sessions: [], communications: [], calls: [], chats: [], offline_messages: [], chat_messages: [], campaign_daily_stat: [] };
+  /** get.visitors' people: `{id, name, phones, emails, usernames}` (data_api__person__get_visitors.txt:26-30). */
+  const visitors: Row[] = [];
   /** When each call row was seeded: it shows in the report only `callsReportLagMs` later. */
   const seededAt = new WeakMap<Row, number>();
-  /** authorizedCalls: calls a token (or key) was accepted for; with tokenMaxCalls it bounds how many logins were needed. */
-  const stats = { requests: 0, logins: 0, authorizedCalls: 0, methods: {} as Record<string, number>, errors: {} as Record<string, number> };
-  let minute = { start: Date.now(), used: 0 };
-  let day = { start: Date.now(), used: 0 };
+  /**
+   * authorizedCalls: calls a token (or key) was accepted for; with tokenMaxCalls it bounds how many logins were
+   * needed. points: what successful requests were charged, in all and per method.
+   */
+  const stats = {
+    requests: 0,
+    logins: 0,
+    authorizedCalls: 0,
+    methods: {} as Record<string, number>,
+    errors: {} as Record<string, number>,
+    points: { total: 0, methods: {} as Record<string, number> },
+  };
+  let minute = { start: now(), used: 0 };
+  let day = { start: now(), used: 0 };
   let faultState = 11;
 
   const nextRandom = () => {
@@ -249,21 +231,64 @@ export function createDataApiSandbox() {
     return faultState / 2 ** 31;
   };
 
+  /** Starts a new minute or day once the old one is over. */
+  function roll(): void {
+    const t = now();
+    if (t - minute.start >= MINUTE_MS) minute = { start: t, used: 0 };
+    if (t - day.start >= DAY_MS) day = { start: t, used: 0 };
+  }
+
+  /** metadata.limits (data_api.txt:135-144, 597-604): `*_reset` in seconds until that limit resets. */
   function limits() {
-    const now = Date.now();
+    roll();
+    const t = now();
     return {
       day_limit: settings.dayLimit,
       day_remaining: Math.max(0, settings.dayLimit - day.used),
-      day_reset: Math.ceil((day.start + 86_400_000 - now) / 1000),
+      day_reset: Math.max(1, Math.ceil((day.start + DAY_MS - t) / 1000)),
       minute_limit: settings.minuteLimit,
       minute_remaining: Math.max(0, settings.minuteLimit - minute.used),
-      minute_reset: Math.max(1, Math.ceil((minute.start + 60_000 - now) / 1000)),
+      minute_reset: Math.max(1, Math.ceil((minute.start + MINUTE_MS - t) / 1000)),
     };
+  }
+
+  /** The documented refusal: "Limit per {limit_type} has been exceeded. …" with its substitutions in data.params (data_api.txt:169,225). */
+  function limitExceeded(type: "day" | "minute"): RpcError {
+    const max = type === "day" ? settings.dayLimit : settings.minuteLimit;
+    return new RpcError(-32029, "limit_exceeded", `Limit per ${type} has been exceeded. Value of current limit per ${type} is ${max}`, {
+      params: { limit_type: type, limit_max_value: max },
+    });
+  }
+
+  /** Refuses a request when the day's or the minute's points are spent (the day first: it is the longer wait). */
+  function refuseWhenSpent(): void {
+    roll();
+    if (day.used >= settings.dayLimit) throw limitExceeded("day");
+    if (minute.used >= settings.minuteLimit) throw limitExceeded("minute");
+  }
+
+  /** One point per successful request, whatever the method and the rows (data_api.txt:129,150). */
+  function charge(method: string): void {
+    minute.used += 1;
+    day.used += 1;
+    stats.points.total += 1;
+    stats.points.methods[method] = (stats.points.methods[method] ?? 0) + 1;
+  }
+
+  function applySettings(input: Partial<DataApiSettings> & PointControls): void {
+    const { dayRemaining, minuteRemaining, dayResetSeconds, minuteResetSeconds, ...rest } = input;
+    settings = { ...settings, ...rest, reportLagMs: { ...settings.reportLagMs, ...(rest.reportLagMs ?? {}) } };
+    roll();
+    const t = now();
+    if (dayResetSeconds !== undefined) day.start = t + dayResetSeconds * 1000 - DAY_MS;
+    if (minuteResetSeconds !== undefined) minute.start = t + minuteResetSeconds * 1000 - MINUTE_MS;
+    if (dayRemaining !== undefined) day.used = Math.max(0, settings.dayLimit - dayRemaining);
+    if (minuteRemaining !== undefined) minute.used = Math.max(0, settings.minuteLimit - minuteRemaining);
   }
 
   function authenticate(params: Params): void {
     const token = params.access_token;
-    if (typeof token !== "string" || token === "") throw new RpcError(-32602, "required_parameter_missed", "The required parameter has been missed", { field: "access_token" });
+    if (typeof token !== "string" || token === "") throw missed("access_token");
     if (settings.apiKeys.includes(token)) {
       stats.authorizedCalls += 1;
       return;
@@ -271,96 +296,135 @@ export function createDataApiSandbox() {
     const session = tokens.get(token);
     if (!session) throw new RpcError(-32001, "access_token_invalid", "Access token is invalid");
     session.calls += 1;
-    if (Date.now() >= session.expireAt || (settings.tokenMaxCalls > 0 && session.calls > settings.tokenMaxCalls)) {
+    if (now() >= session.expireAt || (settings.tokenMaxCalls > 0 && session.calls > settings.tokenMaxCalls)) {
       throw new RpcError(-32001, "access_token_expired", "Access token has been expired");
     }
     stats.authorizedCalls += 1;
   }
 
-  function chargeLimit(): void {
-    const now = Date.now();
-    if (now - minute.start >= 60_000) minute = { start: now, used: 0 };
-    if (now - day.start >= 86_400_000) day = { start: now, used: 0 };
-    if (minute.used >= settings.minuteLimit) {
-      throw new RpcError(-32029, "limit_exceeded", `Limit per minute has been exceeded. Value of current limit per minute is ${settings.minuteLimit}`, {
-        params: { limit_type: "minute", limit_max_value: settings.minuteLimit },
-      });
-    }
-    minute.used += 1;
-    day.used += 1;
+  /** The instant a row's own time stands for (report times are the account's wall clock, FACTS.md §1.1). */
+  function rowInstant(text: unknown): number | null {
+    return typeof text === "string" ? (parseComagicDateTime(text, SANDBOX_ACCOUNT_TIME_ZONE)?.getTime() ?? null) : null;
   }
 
-  /** Every field a filter names must be filterable in that report (FACTS.md §1.5: else filter_prohibited). */
-  function checkFilterable(filter: unknown, filterable: string[] | undefined): void {
-    if (filter === undefined || filter === null || !filterable) return;
-    const f = filter as { filters?: unknown[]; field?: string };
-    if (Array.isArray(f.filters)) {
-      for (const child of f.filters) checkFilterable(child, filterable);
-      return;
-    }
-    if (!filterable.includes(String(f.field))) throw new RpcError(-32602, "filter_prohibited", "Filtering by this field is prohibited", { field: `filter.${String(f.field)}` });
-  }
-
-  function matches(row: Row, filter: unknown): boolean {
-    if (filter === undefined || filter === null) return true;
-    const f = filter as { filters?: unknown[]; condition?: string; field?: string; operator?: string; value?: unknown };
-    if (Array.isArray(f.filters)) {
-      const results = f.filters.map((child) => matches(row, child));
-      return f.condition === "or" ? results.some(Boolean) : results.every(Boolean);
-    }
-    const actual = row[f.field ?? ""];
-    switch (f.operator) {
-      case "=":
-        return String(actual) === String(f.value);
-      case "!=":
-        return String(actual) !== String(f.value);
-      case "in":
-        return Array.isArray(f.value) && f.value.map(String).includes(String(actual));
-      default:
-        throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "filter.operator", value: String(f.operator) });
-    }
-  }
-
-  function report(method: keyof typeof data, params: Params) {
-    const spec = REPORTS[method];
-    if (!spec) throw new RpcError(-32601, "method_not_found", "The method does not exist");
-    for (const name of ["date_from", "date_till"]) {
-      if (typeof params[name] !== "string") throw new RpcError(-32602, "required_parameter_missed", "The required parameter has been missed", { field: name });
-      if (!DATE_TIME.test(params[name] as string)) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: name, value: String(params[name]) });
+  function checkDates(params: Params, maxMs: number | null): { from: string; till: string } {
+    for (const name of DATES) {
+      const value = params[name];
+      if (value === undefined) throw missed(name);
+      if (typeof value !== "string") throw wrongType(name);
+      if (!DATE_TIME.test(value)) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: name, value });
     }
     const from = params.date_from as string;
     const till = params.date_till as string;
-    if (Date.parse(`${till}Z`) - Date.parse(`${from}Z`) > MAX_INTERVAL_MS || beyondThreeMonths(from, till)) {
-      throw new RpcError(-32602, "date_interval_limit_reached", "Max value of requested date interval is 3 months");
+    if (maxMs === null) {
+      if (wallClockMs(till) - wallClockMs(from) > MAX_INTERVAL_MS || beyondThreeMonths(from, till)) {
+        throw new RpcError(-32602, "date_interval_limit_reached", "Max value of requested date interval is 3 months");
+      }
+    } else if (wallClockMs(till) - wallClockMs(from) > maxMs) {
+      // The mnemonic of data_api.txt:251; the docs give no text for the 30-day limit.
+      throw new RpcError(-32602, "date_interval_limit_reached", "Max value of requested date interval is 30 days");
     }
+    return { from, till };
+  }
+
+  /** get.chat_messages_report's selection: chat_id, chat_ids or dates, or ids and dates together (l.23-32). */
+  function chatMessagesSelection(params: Params): (row: Row) => boolean {
+    const hasDates = params.date_from !== undefined || params.date_till !== undefined;
+    if (params.chat_id === undefined && params.chat_ids === undefined && !hasDates) throw missed("chat_id");
+    if (params.chat_id !== undefined && typeof params.chat_id !== "number") throw wrongType("chat_id");
+    if (params.chat_ids !== undefined && !Array.isArray(params.chat_ids)) throw wrongType("chat_ids");
+    const ids = [...(params.chat_id === undefined ? [] : [params.chat_id]), ...((params.chat_ids as unknown[] | undefined) ?? [])].map(String);
+    const window = hasDates ? checkDates(params, MAX_MESSAGES_INTERVAL_MS) : null;
+    return (row) => {
+      if (ids.length > 0 && !ids.includes(String(row.chat_id))) return false;
+      return window === null || (String(row.date_time) >= window.from && String(row.date_time) <= window.till);
+    };
+  }
+
+  function report(method: string, def: ReportDef, params: Params) {
+    checkParams(params, [...GET_PARAMS, ...def.params]);
+    const spec = def.spec;
+    const inWindow =
+      def.key === "chat_messages"
+        ? chatMessagesSelection(params)
+        : (() => {
+            const { from, till } = checkDates(params, null);
+            // A day-only column ("date") stands for that day's midnight.
+            return (row: Row) => {
+              const t = def.time === "date" ? `${String(row.date ?? "")} 00:00:00` : String(row[def.time] ?? "");
+              return t >= from && t <= till;
+            };
+          })();
     const fields = params.fields === undefined ? spec.defaults : params.fields;
-    if (!Array.isArray(fields)) throw new RpcError(-32602, "data_type_error", "Data supplied is of wrong type", { field: "fields" });
-    const unknown = fields.find((f) => !spec.fields.includes(String(f)) && !spec.defaults.includes(String(f)));
+    if (!Array.isArray(fields)) throw wrongType("fields");
+    // data_api.txt:635-639: a field the method does not have is unexpected_parameters.
+    const unknown = fields.find((f) => !spec.fields.includes(String(f)));
     if (unknown !== undefined) throw new RpcError(-32602, "unexpected_parameters", "Unexpected method parameter(s)", { field: `fields.${String(unknown)}` });
+    // data_api.txt:555-562: limit 1000 by default, at most 10,000; offset at most 100,000.
     const limit = Number(params.limit ?? 1000);
     const offset = Number(params.offset ?? 0);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "limit" });
     if (!Number.isInteger(offset) || offset < 0 || offset > 100_000) throw new RpcError(-32602, "invalid_parameter_value", "Invalid parameter value", { field: "offset" });
+    if (def.key === "campaign_daily_stat" && typeof params.site_id !== "number") throw missed("site_id");
+    checkFilter(params.filter, spec, method, { methods: settings.inRefused, as: settings.inRefusedAs });
+    const sort = checkSort(params.sort, spec);
+    const ongoingWanted = optionalBoolean(params, "include_ongoing_calls");
+    const techWanted = optionalBoolean(params, "include_tech_offline_messages");
 
-    if (method === "get.campaign_daily_stat" && typeof params.site_id !== "number") {
-      throw new RpcError(-32602, "required_parameter_missed", "The required parameter has been missed", { field: "site_id" });
-    }
-    checkFilterable(params.filter, spec.filterable);
-    const visibleFrom = Date.now() - settings.callsReportLagMs;
-    let rows = data[method].filter((row) => {
-      if (method === "get.calls_report" && (seededAt.get(row) ?? 0) > visibleFrom) return false;
-      // A day-only column ("date") stands for that day's midnight.
-      const t = spec.time === "date" ? `${String(row.date ?? "")} 00:00:00` : String(row[spec.time] ?? "");
-      if (method === "get.campaign_daily_stat" && Number(row.site_id) !== params.site_id) return false;
-      return t >= from && t <= till && matches(row, params.filter);
+    const t = now();
+    const lag = settings.reportLagMs[def.key] ?? 0;
+    /** A call still going on: its seeded finish_time is later than now (FACTS-calls.md:53). */
+    const ongoing = (row: Row) => def.key === "calls" && (rowInstant(row.finish_time) ?? 0) > t;
+    const visible = (row: Row) => {
+      if (def.key === "calls" && (seededAt.get(row) ?? 0) > t - settings.callsReportLagMs) return false;
+      if (lag > 0 && def.time !== "date" && (rowInstant(row[def.time]) ?? 0) > t - lag) return false;
+      if (ongoing(row) && !ongoingWanted) return false;
+      // l.25: technical requests "не являющиеся коммуникациями с клиентами" only with the flag; no field marks them.
+      if (def.key === "offline_messages" && row.tech === true && !techWanted) return false;
+      return true;
+    };
+    let rows = data[def.key].filter((row) => {
+      if (def.key === "campaign_daily_stat" && Number(row.site_id) !== params.site_id) return false;
+      return visible(row) && inWindow(row) && matches(row, params.filter);
     });
-    if (settings.syntheticVisitors && method === "get.visitor_sessions_report" && rows.length === 0) {
-      const wanted = (params.filter as { field?: string; value?: unknown } | undefined)?.field === "visitor_id" ? Number((params.filter as { value: unknown }).value) : Number.NaN;
-      if (Number.isFinite(wanted)) rows = syntheticSessions(wanted, new Date()).filter((r) => String(r.date_time) >= from && String(r.date_time) <= till);
+    if (settings.syntheticVisitors && def.key === "visitor_sessions") {
+      const seeded = new Set(rows.map((r) => String(r.visitor_id)));
+      const madeUp = visitorIdsOf(params.filter).filter((id) => !seeded.has(String(id)));
+      rows.push(...madeUp.flatMap((id) => syntheticSessions(id, new Date(t))).filter(inWindow));
     }
-    rows.sort((a, b) => String(a[spec.time]).localeCompare(String(b[spec.time])));
-    const page = rows.slice(offset, offset + limit).map((row) => Object.fromEntries(fields.map((f) => [f, row[String(f)] ?? null])));
-    return { data: page, metadata: { total_items: rows.length, limits: limits() } };
+    // Rows come in time order (chat messages: "в порядке их отправки", l.58), then as `sort` asks.
+    rows.sort((a, b) => String(a[def.time]).localeCompare(String(b[def.time])));
+    rows = applySort(rows, sort);
+    const page = rows.slice(offset, offset + limit).map((row) =>
+      Object.fromEntries(
+        fields.map((f) => {
+          const name = String(f);
+          if (name === "finish_time" && ongoing(row)) return [name, null];
+          return [name, row[name] ?? (spec.arrays.includes(name) ? [] : null)];
+        }),
+      ),
+    );
+    return { data: page, metadata: { total_items: rows.length } };
+  }
+
+  /** get.visitors: `ids` required (data_api__person__get_visitors.txt:20); unknown ids are simply absent. */
+  function getVisitors(params: Params) {
+    checkParams(params, ["access_token", "user_id", "ids"]);
+    if (params.ids === undefined) throw missed("ids");
+    if (!Array.isArray(params.ids)) throw wrongType("ids");
+    const ids = params.ids.map(String);
+    const rows = visitors.filter((v) => ids.includes(String(v.id)));
+    return {
+      data: rows.map((v) => ({ id: v.id, name: v.name ?? null, phones: v.phones ?? [], emails: v.emails ?? [], usernames: v.usernames ?? [] })),
+      metadata: { total_items: rows.length },
+    };
+  }
+
+  function getEmployees(params: Params) {
+    checkParams(params, GET_PARAMS);
+    const rows = SANDBOX_EMPLOYEES.filter((e) => matches(e as unknown as Row, params.filter));
+    const fields = Array.isArray(params.fields) ? params.fields.map(String) : ["id", "full_name", "email"];
+    return { data: rows.map((e) => Object.fromEntries(fields.map((f) => [f, (e as unknown as Row)[f] ?? null]))), metadata: { total_items: rows.length } };
   }
 
   function dispatch(method: string, params: Params): unknown {
@@ -368,7 +432,7 @@ export function createDataApiSandbox() {
       if (params.login !== settings.login || params.password !== settings.password) throw new RpcError(-32001, "auth_error", "Login or password is wrong");
       stats.logins += 1;
       const token = randomBytes(24).toString("hex");
-      const expireAt = Date.now() + settings.tokenLifetimeSeconds * 1000;
+      const expireAt = now() + settings.tokenLifetimeSeconds * 1000;
       tokens.set(token, { expireAt, calls: 0 });
       return { data: { access_token: token, expire_at: Math.floor(expireAt / 1000), app_id: 1 } };
     }
@@ -377,23 +441,26 @@ export function createDataApiSandbox() {
       tokens.delete(String(params.access_token));
       return { data: {} };
     }
-    chargeLimit();
-    if (method in data) return report(method as keyof typeof data, params);
-    if (method === "get.employees") {
-      const rows = SANDBOX_EMPLOYEES.filter((e) => matches(e as unknown as Row, params.filter));
-      const fields = Array.isArray(params.fields) ? params.fields.map(String) : ["id", "full_name", "email"];
-      return { data: rows.map((e) => Object.fromEntries(fields.map((f) => [f, (e as unknown as Row)[f] ?? null]))), metadata: { total_items: rows.length, limits: limits() } };
-    }
-    throw new RpcError(-32601, "method_not_found", "The method does not exist");
+    refuseWhenSpent();
+    const def = REPORTS[method];
+    let answer: { data: unknown; metadata: Record<string, unknown> };
+    if (def) answer = report(method, def, params);
+    else if (method === "get.visitors") answer = getVisitors(params);
+    else if (method === "get.employees") answer = getEmployees(params);
+    else throw new RpcError(-32601, "method_not_found", "The method does not exist");
+    // Charged only now that it succeeded; the limits it answers with include this request.
+    charge(method);
+    return { data: answer.data, metadata: { ...answer.metadata, limits: limits() } };
   }
 
   const app = new Hono();
   app.post("/comagic/dataapi/v2.0", async (c) => {
     stats.requests += 1;
     let request: { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
-    const fail = (id: unknown, error: RpcError) => {
+    // data_api.txt:173-197: an error's metadata (with the limits, l.131) sits in error.data.metadata.
+    const fail = (id: unknown, error: RpcError, limitsNow = limits()) => {
       stats.errors[error.mnemonic] = (stats.errors[error.mnemonic] ?? 0) + 1;
-      return c.json({ jsonrpc: "2.0", id: id ?? null, error: { code: error.code, message: error.message, data: { mnemonic: error.mnemonic, ...error.extra, metadata: { limits: limits() } } } });
+      return c.json({ jsonrpc: "2.0", id: id ?? null, error: { code: error.code, message: error.message, data: { mnemonic: error.mnemonic, ...error.extra, metadata: { limits: limitsNow } } } });
     };
     try {
       request = JSON.parse(await c.req.text());
@@ -410,18 +477,9 @@ export function createDataApiSandbox() {
       const kind = settings.faultKinds[Math.floor(nextRandom() * settings.faultKinds.length)];
       if (kind === "http_503") return c.text("Service Temporarily Unavailable", 503);
       if (kind === "internal") return fail(request.id, new RpcError(-32603, "internal_error", "Internal error, contact the support service"));
+      // An injected minute limit: the minute's points read as spent, reset when limitResetSeconds says.
       const limitsNow = limits();
-      const reset = settings.limitResetSeconds ?? limitsNow.minute_reset;
-      stats.errors.limit_exceeded = (stats.errors.limit_exceeded ?? 0) + 1;
-      return c.json({
-        jsonrpc: "2.0",
-        id: request.id,
-        error: {
-          code: -32029,
-          message: "Limit per minute has been exceeded. Value of current limit per minute is 150",
-          data: { mnemonic: "limit_exceeded", metadata: { limits: { ...limitsNow, minute_remaining: 0, minute_reset: reset } } },
-        },
-      });
+      return fail(request.id, limitExceeded("minute"), { ...limitsNow, minute_remaining: 0, minute_reset: settings.limitResetSeconds ?? limitsNow.minute_reset });
     }
     try {
       return c.json({ jsonrpc: "2.0", id: request.id, result: dispatch(method, (request.params ?? {}) as Params) });
@@ -431,35 +489,47 @@ export function createDataApiSandbox() {
     }
   });
 
+  /** Settings ({"dayLimit":750,"reportLagMs":{"chats":60000},"inRefused":["get.calls_report"]}) and point controls ({"dayRemaining":80}). */
   app.post("/_sandbox/comagic/settings", async (c) => {
-    settings = { ...settings, ...((await c.req.json()) as Partial<DataApiSettings>) };
-    return c.json({ ok: true, settings: { ...settings, password: "***" } });
+    applySettings((await c.req.json()) as Partial<DataApiSettings> & PointControls);
+    return c.json({ ok: true, settings: { ...settings, password: "***" }, limits: limits() });
   });
+  /** Back to the defaults, with no rows, tokens or counts, and a new minute and day. */
   app.post("/_sandbox/comagic/reset", (c) => {
     settings = { ...DEFAULTS };
     tokens.clear();
     for (const rows of Object.values(data)) rows.length = 0;
-    Object.assign(stats, { requests: 0, logins: 0, authorizedCalls: 0, methods: {}, errors: {} });
-    minute = { start: Date.now(), used: 0 };
+    visitors.length = 0;
+    Object.assign(stats, { requests: 0, logins: 0, authorizedCalls: 0, methods: {}, errors: {}, points: { total: 0, methods: {} } });
+    minute = { start: now(), used: 0 };
+    day = { start: now(), used: 0 };
     return c.json({ ok: true });
   });
-  /** Seeds report rows: `{"visitor_sessions": [...], "communications": [...], "calls": [...], "campaign_daily_stat": [...]}`. */
+  /**
+   * Seeds rows: `{"visitor_sessions": [...], "communications": [...], "calls": [...], "campaign_daily_stat": [...],
+   * "chats": [...], "chat_messages": [...], "offline_messages": [...], "visitors": [...]}`. A request seeded with
+   * `"tech": true` is technical (shown only with include_tech_offline_messages); a call with a `finish_time` still
+   * to come is ongoing (shown only with include_ongoing_calls).
+   */
   app.post("/_sandbox/comagic/data", async (c) => {
-    const body = (await c.req.json()) as { visitor_sessions?: Row[]; communications?: Row[]; calls?: Row[]; campaign_daily_stat?: Row[] };
-    data["get.campaign_daily_stat"].push(...(body.campaign_daily_stat ?? []));
-    data["get.visitor_sessions_report"].push(...(body.visitor_sessions ?? []));
-    data["get.communications_report"].push(...(body.communications ?? []));
-    for (const row of body.calls ?? []) seededAt.set(row, Date.now());
-    data["get.calls_report"].push(...(body.calls ?? []));
+    const body = (await c.req.json()) as Partial<Record<ReportKey | "visitors", Row[]>>;
+    const t = now();
+    for (const key of Object.keys(data) as ReportKey[]) {
+      for (const row of body[key] ?? []) {
+        if (key === "calls") seededAt.set(row, t);
+        data[key].push(row);
+      }
+    }
+    visitors.push(...(body.visitors ?? []));
     return c.json({ ok: true });
   });
-  app.get("/_sandbox/comagic/stats", (c) => c.json(stats));
+  app.get("/_sandbox/comagic/stats", (c) => c.json({ ...stats, limits: limits() }));
 
   /** A call CoMagic itself recorded (the Call API's), added to get.calls_report like a seeded one. */
   const recordCall = (row: Row) => {
-    seededAt.set(row, Date.now());
-    data["get.calls_report"].push(row);
+    seededAt.set(row, now());
+    data.calls.push(row);
   };
 
-  return { app, recordCall, setSettings: (s: Partial<DataApiSettings>) => (settings = { ...settings, ...s }), credentials: () => ({ login: settings.login, password: settings.password }) };
+  return { app, recordCall, setSettings: (s: Partial<DataApiSettings> & PointControls) => applySettings(s), credentials: () => ({ login: settings.login, password: settings.password }) };
 }

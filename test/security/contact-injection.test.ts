@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { install, openTab } from "../worker/app-support";
-import { leadOf, leadsWithPhone, makeCallSession, postWebhook, postWebsiteForm, sandbox, sandboxLeads, uniquePhone, type SandboxLead } from "../worker/support";
+import { leadOf, leadsWithPhone, makeCallSession, makeChatSession, postWebhook, postWebsiteForm, sandbox, sandboxLeads, uniquePhone, type SandboxLead } from "../worker/support";
 
 /*
  * Issue #21 item 1: contact injection through the ledger. A form naming a client's email with the attacker's
@@ -36,6 +36,26 @@ describe("a phone a form merely named never leads a call to a client", () => {
     const after = (await sandboxLeads()).find((l) => l.ID === clientLead.ID) as SandboxLead;
     expect(phonesOf(after)).toEqual([client.e164]);
     expect(await (await openTab(String(clientLead.ID), 1)).text()).toContain(`data-phone="${client.e164}"`);
+  });
+});
+
+// Issue #22: a site chat's contacts are typed by whoever opened it (domain/verified-source.ts); the chat_session
+// body names no channel, so it is one.
+describe("a phone a site chat merely typed never leads a call to a client", () => {
+  it("site chat (client's email + attacker's phone), then a call from that phone: the client's lead keeps its own number, the call makes the attacker's own lead", async () => {
+    const client = uniquePhone();
+    const email = `chatclient${Date.now()}@example.ru`;
+    expect((await postWebsiteForm({ name: "Client", phone: client.local, email, submission_id: `cc-${email}` })).status).toBe(202);
+    const clientLead = await leadOf(client.e164);
+
+    const attacker = uniquePhone();
+    expect((await postWebhook(makeChatSession({ visitor_email: email, visitor_phone_number: attacker.local, visitor_id: undefined }))).status).toBe(202);
+    await leadOf(client.e164, (l) => l.TIMELINE_COMMENTS.length > 0);
+
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: attacker.local, visitor_id: undefined }))).status).toBe(202);
+    const attackersLead = await leadOf(attacker.e164);
+    expect(attackersLead.ID).not.toBe(clientLead.ID);
+    expect(phonesOf((await sandboxLeads()).find((l) => l.ID === clientLead.ID) as SandboxLead)).toEqual([client.e164]);
   });
 });
 

@@ -12,10 +12,16 @@ import { handleEnrichJobs } from "../../worker/jobs/enrich";
 import { createLogger } from "../../worker/log";
 import { d1AttributionStore } from "../../worker/storage/attribution";
 import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
+import { createExecutionContext, getQueueResult } from "cloudflare:test";
+import { handleLeadBatch } from "../../worker/jobs/consumer";
+import { leadJob } from "../../worker/jobs/schema";
+import { callEvent } from "../fixtures/lead-event";
+import { consumerDeps } from "../worker/consumer-support";
 import {
   bitrixCall,
   forgetPortalSettings,
   makeCallSession,
+  makeChatSession,
   postWebhook,
   postWebsiteForm,
   sandbox,
@@ -99,6 +105,62 @@ describe("a form naming a client cannot move the client's attribution or revenue
     const google = figures.rows.find((r) => r.key === "google");
     expect(google).toMatchObject({ won: 1, revenue: { RUB: 90000 } });
     expect(figures.rows.map((r) => r.key)).not.toContain("evil");
+  });
+});
+
+// Issue #22: a chat's visitor id is CoMagic's own tracking, but of whoever opened the chat; it follows the contact that
+// tied the chat to the deal (domain/verified-source.ts). The chat_session body names no channel: a site chat.
+describe("a site chat naming a client cannot move the client's attribution", () => {
+  const dealOf = async (phone: string) =>
+    waitFor(async () => {
+      const crm = await sandboxCrm();
+      const contact = crm.contacts.find((c) => (c.PHONE ?? []).some((p) => p.VALUE === phone));
+      return contact ? crm.deals.find((d) => String(d.CONTACT_ID) === String(contact.ID)) : null;
+    }, `the deal of ${phone}`);
+
+  it("typing the client's number from the attacker's own tracked visitor, it leaves the client's deal without that visitor, its fields and credits", async () => {
+    const client = uniquePhone();
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: client.local, visitor_id: undefined }))).status).toBe(202);
+    const before = await dealOf(client.e164);
+    expect(before.UF_CRM_CM_VISITOR_ID ?? "").toBe("");
+
+    visitor += 1;
+    const attackerVisitor = String(visitor);
+    await sandbox("/_sandbox/comagic/data", {
+      visitor_sessions: visitorSessions(visitor, ["paid"]).map((s) => ({ ...s, utm_source: "evil", utm_medium: "cpc", source_name: "evil" })),
+    });
+    expect((await postWebhook(makeChatSession({ visitor_phone_number: client.local, visitor_id: attackerVisitor, utm_source: "evil" }))).status).toBe(202);
+    await waitFor(async () => (await sandboxCrm()).deals.find((d) => d.ID === before.ID && d.TIMELINE_COMMENTS.length > 0), "the chat's comment on the client's deal");
+    await new Promise((r) => setTimeout(r, 2_500));
+    await waitForQuiet();
+
+    const deal = (await sandboxCrm()).deals.find((d) => d.ID === before.ID) as SandboxLead;
+    expect(cmFields(deal)).toEqual(cmFields(before));
+    expect(await touchesOf("deal", String(deal.ID))).toEqual([]);
+  });
+
+  it("a WhatsApp chat from the client's own number (vouched for by the channel) fills the deal's empty visitor id, as a call would", async () => {
+    const client = uniquePhone();
+    expect((await postWebhook(makeCallSession({ visitor_phone_number: client.local, visitor_id: undefined }))).status).toBe(202);
+    const before = await dealOf(client.e164);
+    visitor += 1;
+    const own = String(visitor);
+    const key = `chat-${Date.now()}`;
+    const chat = callEvent({
+      kind: "chat",
+      key,
+      sessionId: key.slice(5),
+      receivedAt: new Date().toISOString(),
+      phone: client.e164,
+      visitorId: own,
+      call: null,
+      chat: { channelType: "whatsapp", channelName: null, status: "succeed", pageUrl: null, messages: [], omitted: 0 },
+    });
+    const batch = createMessageBatch("comagic-lead-jobs", [{ id: key, timestamp: new Date(), attempts: 1, body: leadJob(chat, "whatsapp") }]);
+    await handleLeadBatch(batch, consumerDeps({ crmMode: async () => "simple" }));
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual([key]);
+    const deal = (await sandboxCrm()).deals.find((d) => d.ID === before.ID) as SandboxLead;
+    expect(deal.UF_CRM_CM_VISITOR_ID).toBe(own);
   });
 });
 

@@ -52,13 +52,18 @@ describe("a form cannot inject contact data into an existing lead", () => {
     expect(await (await openTab(lead.ID, 1)).text()).toContain(`data-phone="${client.e164}"`);
   });
 
-  it("a CoMagic call (authenticated) still adds its number to the lead it matches by email", async () => {
+  // Issue #22: a site chat's contacts are typed by whoever opened it, like a form's (domain/verified-source.ts).
+  // The chat_session body names no channel, so it is a site chat: authenticated, yet its phone is not vouched for.
+  it("a site chat typing a client's email adds no phone to their lead: the phone is noted as unverified chat data", async () => {
     const email = `chat${Date.now()}@example.ru`;
     expect((await postWebhook({ event_type: "chat_session_completed", chat_session: { id: Date.now(), visitor_email: email, visitor_name: "Anna" } })).status).toBe(202);
-    await waitFor(async () => (await sandboxLeads()).find((l) => l.EMAIL?.some((e) => e.VALUE === email)), "the chat's lead");
-    const phone = uniquePhone();
-    expect((await postWebhook({ event_type: "chat_session_completed", chat_session: { id: Date.now() + 1, visitor_email: email, visitor_phone_number: phone.local } })).status).toBe(202);
-    await leadOf(phone.e164);
+    const lead = await waitFor(async () => (await sandboxLeads()).find((l) => l.EMAIL?.some((e) => e.VALUE === email)), "the chat's lead");
+    const attacker = uniquePhone();
+    expect((await postWebhook({ event_type: "chat_session_completed", chat_session: { id: Date.now() + 1, visitor_email: email, visitor_phone_number: attacker.local } })).status).toBe(202);
+    const updated = await waitFor(async () => (await sandboxLeads()).find((l) => l.ID === lead.ID && l.TIMELINE_COMMENTS.length > 0), "the second chat's comment");
+    expect(updated.PHONE ?? []).toEqual([]);
+    expect(updated.TIMELINE_COMMENTS[0]).toContain(`Unverified chat data, not added to the lead: the chat also gave phone ${attacker.e164}`);
+    expect(leadsWithPhone(await sandboxLeads(), attacker.e164)).toEqual([]);
   });
 });
 

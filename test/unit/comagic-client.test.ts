@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { CoMagicError, createCoMagicRpcClient, type CachedToken, type CoMagicAuth, type TokenStore } from "../../worker/comagic/data-api";
+import { CoMagicDeferredError, CoMagicError, createCoMagicRpcClient, type CachedToken, type CoMagicAuth, type CoMagicRpcOptions, type TokenStore } from "../../worker/comagic/data-api";
+import type { Budget } from "../../worker/domain/comagic-budget";
+import type { BudgetStore } from "../../worker/storage/comagic-budget";
 import { fetchReport } from "../../worker/comagic/reports";
 import * as z from "zod";
 import { rejection } from "../helpers/rejection";
@@ -18,7 +20,14 @@ function memoryStore() {
 
 const NOW = 1_780_000_000_000;
 
-function scripted(replies: Reply[], auth: CoMagicAuth = { kind: "login", login: "user", password: "pw" }, tokens = memoryStore().store) {
+/** The shared points snapshot, one per API, as D1 keeps it. */
+function memoryBudget(initial: Budget[] = []) {
+  const items = new Map<string, Budget>(initial.map((b) => [b.api, b]));
+  const store: BudgetStore = { get: async (api) => items.get(api) ?? null, put: async (budget) => void items.set(budget.api, budget) };
+  return { store, items };
+}
+
+function scripted(replies: Reply[], auth: CoMagicAuth = { kind: "login", login: "user", password: "pw" }, tokens = memoryStore().store, extra: Partial<CoMagicRpcOptions> = {}) {
   const sent: { method: string; params: Record<string, unknown> }[] = [];
   const fetchStub = async (_url: unknown, init?: RequestInit) => {
     const body = JSON.parse(String(init?.body)) as { method: string; params: Record<string, unknown> };
@@ -28,7 +37,7 @@ function scripted(replies: Reply[], auth: CoMagicAuth = { kind: "login", login: 
     if (reply instanceof Error) throw reply;
     return new Response(typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body), { status: reply.status ?? 200 });
   };
-  const client = createCoMagicRpcClient({ url: "https://dataapi.test/v2.0", auth, tokens, api: "Data API", fetch: fetchStub as typeof fetch, now: () => NOW, sleep: async () => {} });
+  const client = createCoMagicRpcClient({ url: "https://dataapi.test/v2.0", auth, tokens, api: "Data API", fetch: fetchStub as typeof fetch, now: () => NOW, sleep: async () => {}, ...extra });
   return { client, sent };
 }
 
@@ -37,6 +46,7 @@ const err = (code: number, mnemonic: string, extra: Record<string, unknown> = {}
 const login = (token: string, expireAt = NOW / 1000 + 3600) => ok({ access_token: token, expire_at: expireAt, app_id: 1 });
 
 const failure = (promise: Promise<unknown>) => rejection(promise, CoMagicError);
+const deferred = (promise: Promise<unknown>) => rejection(promise, CoMagicDeferredError);
 
 describe("the CoMagic JSON-RPC client", () => {
   it("logs in once, puts the token in params, and shares it through the store until shortly before expiry", async () => {
@@ -119,6 +129,136 @@ describe("the CoMagic JSON-RPC client", () => {
   ])("reports %s as transient", async (_name, error, mnemonic) => {
     const { client } = scripted([login("t1"), error, error, error]);
     expect(await failure(client.call("get.calls_report"))).toMatchObject({ mnemonic, transient: true });
+  });
+});
+
+// CoMagic's points: metadata.limits in every answer (comagic/docs/data_api.txt:127-144, 579-605; error answers carry
+// them in error.data.metadata, 173-197), limit_exceeded naming its window in data.params.limit_type (169, 225).
+const FIXTURE_LIMITS = { day_limit: 750, day_remaining: 741, day_reset: 31_492, minute_limit: 150, minute_remaining: 149, minute_reset: 52 };
+const dataBudget = (remaining: number, resetSeconds = 3_600): Budget => ({
+  api: "Data API",
+  seenAt: NOW - 60_000,
+  windows: { day: { limit: 750, remaining, resetAt: NOW + resetSeconds * 1000 } },
+});
+const limited = (limitType: string | undefined, limits?: Record<string, number>) =>
+  err(-32029, "limit_exceeded", { ...(limitType ? { params: { limit_type: limitType, limit_max_value: 750 } } : {}), ...(limits ? { metadata: { limits } } : {}) });
+
+describe("the client's Data API points", () => {
+  it("records the points a successful answer reports (comagic/FACTS.md §1.4 fixture) as the API's snapshot", async () => {
+    const budget = memoryBudget();
+    const { client } = scripted([login("t1"), ok([], { total_items: 0, limits: FIXTURE_LIMITS })], undefined, undefined, { budget: budget.store });
+    await client.call("get.calls_report");
+    expect(budget.items.get("Data API")).toEqual({
+      api: "Data API",
+      seenAt: NOW,
+      windows: { day: { limit: 750, remaining: 741, resetAt: NOW + 31_492_000 }, minute: { limit: 150, remaining: 149, resetAt: NOW + 52_000 } },
+    });
+  });
+
+  it("records the points an error answer reports in error.data.metadata", async () => {
+    const budget = memoryBudget();
+    const { client } = scripted([login("t1"), err(-32602, "filter_prohibited", { metadata: { limits: { ...FIXTURE_LIMITS, day_remaining: 700 } } })], undefined, undefined, {
+      budget: budget.store,
+    });
+    await failure(client.call("get.calls_report"));
+    expect(budget.items.get("Data API")?.windows.day?.remaining).toBe(700);
+  });
+
+  it.each([
+    ["empty limits", {}],
+    ["limits that are not an object", "n/a"],
+  ])("answers normally and keeps the last snapshot when an answer has %s", async (_name, limits) => {
+    const budget = memoryBudget([dataBudget(500)]);
+    const { client } = scripted([login("t1"), ok(["row"], { limits })], undefined, undefined, { budget: budget.store });
+    expect((await client.call("get.calls_report")).data).toEqual(["row"]);
+    expect(budget.items.get("Data API")).toEqual(dataBudget(500));
+  });
+
+  it("skips a limit field it cannot read and keeps the rest", async () => {
+    const budget = memoryBudget();
+    const { client } = scripted([login("t1"), ok([], { limits: { day_limit: "750", day_remaining: 10, day_reset: 60 } })], undefined, undefined, { budget: budget.store });
+    await client.call("get.calls_report");
+    expect(budget.items.get("Data API")?.windows).toEqual({ day: { limit: null, remaining: 10, resetAt: NOW + 60_000 } });
+  });
+
+  it("reads the hour window newer methods report instead of day and minute", async () => {
+    const budget = memoryBudget();
+    const { client } = scripted([login("t1"), ok([], { limits: { hour_limit: 100_000, hour_remaining: 99_749, hour_reset: 58 } })], undefined, undefined, { budget: budget.store });
+    await client.call("get.person_details");
+    expect(budget.items.get("Data API")?.windows).toEqual({ hour: { limit: 100_000, remaining: 99_749, resetAt: NOW + 58_000 } });
+  });
+
+  it("waits for the day's reset when limit_exceeded names the day, though the minute also looks spent", async () => {
+    const { client } = scripted([login("t1"), limited("day", { day_reset: 30_000, minute_remaining: 0, minute_reset: 5 })]);
+    expect(await deferred(client.call("get.calls_report"))).toMatchObject({ mnemonic: "limit_exceeded", transient: true, retryAfterSeconds: 30_000, window: "day" });
+  });
+
+  it.each([
+    ["day", 900],
+    ["minute", 60],
+    ["hour", 3_600],
+  ])("without a reset in the answer, a spent %s is waited %i s", async (limitType, seconds) => {
+    const { client } = scripted([login("t1"), limited(limitType)]);
+    expect((await deferred(client.call("start.employee_call"))).retryAfterSeconds).toBe(seconds);
+  });
+
+  it("refuses a deferrable read without a request while 9% of the day's points are left, until the day's reset", async () => {
+    const budget = memoryBudget([dataBudget(67, 7_200)]);
+    const { client, sent } = scripted([login("t1"), ok([])], undefined, undefined, { budget: budget.store, priority: "deferrable" });
+    const error = await deferred(client.call("get.visitor_sessions_report"));
+    expect(error).toMatchObject({ mnemonic: "budget_day_reserve", retryAfterSeconds: 7_200, window: "day" });
+    expect(error.message).toContain("67 of 750 points left");
+    expect(sent).toEqual([]);
+  });
+
+  it("still sends a feed read while 9% of the day's points are left", async () => {
+    const budget = memoryBudget([dataBudget(67)]);
+    const { client, sent } = scripted([login("t1"), ok(["row"], { limits: { ...FIXTURE_LIMITS, day_remaining: 66 } })], undefined, undefined, { budget: budget.store, priority: "feed" });
+    expect((await client.call("get.calls_report")).data).toEqual(["row"]);
+    expect(sent.map((s) => s.method)).toEqual(["login.user", "get.calls_report"]);
+    expect(budget.items.get("Data API")?.windows.day?.remaining).toBe(66);
+  });
+
+  it("stops deferrable work once its own answers reach the last tenth of the day", async () => {
+    const budget = memoryBudget();
+    const at = (remaining: number) => ok([], { limits: { ...FIXTURE_LIMITS, day_remaining: remaining } });
+    const { client, sent } = scripted([login("t1"), at(76), at(75), ok([])], undefined, undefined, { budget: budget.store, priority: "deferrable" });
+    await client.call("get.visitor_sessions_report");
+    await client.call("get.visitor_sessions_report");
+    expect((await deferred(client.call("get.visitor_sessions_report"))).mnemonic).toBe("budget_day_reserve");
+    expect(sent).toHaveLength(3);
+  });
+
+  it("lets deferrable work go again once the day's reset has passed", async () => {
+    const budget = memoryBudget([{ ...dataBudget(0), windows: { day: { limit: 750, remaining: 0, resetAt: NOW - 1 } } }]);
+    const { client } = scripted([login("t1"), ok(["row"])], undefined, undefined, { budget: budget.store, priority: "deferrable" });
+    expect((await client.call("get.visitor_sessions_report")).data).toEqual(["row"]);
+  });
+
+  it("holds back other clients' deferrable work after a limit_exceeded that came without limits", async () => {
+    const budget = memoryBudget();
+    const feed = scripted([login("t1"), limited("day")], undefined, undefined, { budget: budget.store });
+    await deferred(feed.client.call("get.calls_report"));
+    const later = scripted([ok([])], undefined, undefined, { budget: budget.store, priority: "deferrable" });
+    expect(await deferred(later.client.call("get.visitor_sessions_report"))).toMatchObject({ mnemonic: "budget_paused", retryAfterSeconds: 900 });
+    expect(later.sent).toEqual([]);
+  });
+
+  it("keeps the Call API's points apart from the Data API's", async () => {
+    const budget = memoryBudget([dataBudget(10)]);
+    const tokens = memoryStore().store;
+    const callApi = createCoMagicRpcClient({
+      url: "https://callapi.test/v4.0",
+      auth: { kind: "key", token: "k" },
+      tokens,
+      api: "Call API",
+      budget: budget.store,
+      fetch: (async () => new Response(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { data: {}, metadata: { limits: FIXTURE_LIMITS } } }))) as unknown as typeof fetch,
+      now: () => NOW,
+    });
+    await callApi.call("start.employee_call");
+    expect(budget.items.get("Call API")?.windows.day?.remaining).toBe(741);
+    expect(budget.items.get("Data API")).toEqual(dataBudget(10));
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { classifySession, isTargetedCall, type CoMagicSession } from "../../worker/domain/comagic-session";
-import { EMPTY_UTM } from "../../worker/domain/lead-event";
+import type { ChatDetails, RequestDetails } from "../../worker/domain/comagic-chat";
+import { classifySession, isFinalIgnore, isTargetedCall, type CoMagicSession } from "../../worker/domain/comagic-session";
+import { EMPTY_UTM, leadEventSchema } from "../../worker/domain/lead-event";
 
 const rules = { defaultRegion: "RU" as const, minLostCallSeconds: 10, receivedAt: new Date("2026-11-24T10:00:00Z") };
 
@@ -115,5 +116,104 @@ describe("classifySession", () => {
 
   it("ignores a chat with neither a usable phone nor email", () => {
     expect(classifySession(chat({ phone: "123", email: "nope" }), rules)).toEqual({ status: "ignored", reason: "no_contact" });
+  });
+});
+
+// Chats and requests read from the Data API (issue #22 §2; domain/comagic-chat.ts names the report lines).
+describe("classifySession: chats from get.chats_report", () => {
+  const details = (overrides: Partial<ChatDetails> = {}): ChatDetails => ({
+    channelType: "whatsapp",
+    channelName: "Sales WhatsApp",
+    status: "succeed",
+    initiator: "chat_channel",
+    isGroupChat: false,
+    pageUrl: null,
+    messages: [{ at: "2026-11-24 10:01:00", source: "chat_channel", text: "Is the sofa in stock?", employee: null, file: null }],
+    ...overrides,
+  });
+
+  it("a closed WhatsApp chat is a lead keyed chat-<id>, with its channel and transcript", () => {
+    const result = classifySession(chat({ id: "77", name: null, phone: "79123456789", chat: details() }), rules);
+    expect(result).toMatchObject({
+      status: "accepted",
+      event: { kind: "chat", key: "chat-77", phone: "+79123456789", chat: { channelType: "whatsapp", status: "succeed", omitted: 0, messages: [{ from: "client", text: "Is the sofa in stock?" }] } },
+    });
+  });
+
+  // RD/data_api__report__get_chats_report.txt l.31-35: new and active chats have no release cause yet.
+  it.each(["new", "active"])("a %s chat is not final: ignored as chat_open, to be read again", (status) => {
+    const result = classifySession(chat({ phone: "79123456789", chat: details({ status }) }), rules);
+    expect(result).toEqual({ status: "ignored", reason: "chat_open" });
+    expect(isFinalIgnore("chat_open")).toBe(false);
+    expect(isFinalIgnore("no_contact")).toBe(true);
+  });
+
+  it.each([
+    ["refused (the visitor wrote nothing, l.35)", { status: "refused" }, "no_client_message"],
+    ["closed with only an auto-invitation said", { status: "lost", messages: [{ at: null, source: "autoinvite", text: "Can I help?", employee: null, file: null }] }, "no_client_message"],
+    ["a group chat (l.83)", { isGroupChat: true }, "group_chat"],
+    ["started by an operator (l.36)", { initiator: "operator" }, "outbound_chat"],
+  ] as const)("a chat %s makes nothing", (_name, overrides, reason) => {
+    expect(classifySession(chat({ phone: "79123456789", chat: details(overrides as Partial<ChatDetails>) }), rules)).toEqual({ status: "ignored", reason });
+  });
+
+  it("a chat with no phone and no email makes nothing, however much was said", () => {
+    expect(classifySession(chat({ name: null, chat: details({ channelType: "comagic" }) }), rules)).toEqual({ status: "ignored", reason: "no_contact" });
+  });
+
+  it("a missed chat (lost, the client wrote) is a lead, like a lost call", () => {
+    expect(classifySession(chat({ phone: "79123456789", chat: details({ status: "lost" }) }), rules)).toMatchObject({ status: "accepted", event: { chat: { status: "lost" } } });
+  });
+
+  it("a chat whose messages are not read yet is accepted with messages null", () => {
+    expect(classifySession(chat({ email: "a@b.ru", chat: details({ messages: null }) }), rules)).toMatchObject({ status: "accepted", event: { chat: { messages: null } } });
+  });
+
+  it("the legacy chat_session body (no channel) keeps working: no chat details on the event", () => {
+    const result = classifySession(chat({ email: "a@b.ru" }), rules);
+    expect(result.status === "accepted" && result.event.chat).toBeUndefined();
+  });
+});
+
+describe("classifySession: requests from get.offline_messages_report", () => {
+  const request = (overrides: Partial<Extract<CoMagicSession, { kind: "request" }>> = {}, details: Partial<RequestDetails> = {}): CoMagicSession => ({
+    kind: "request",
+    id: "5",
+    name: "Anna",
+    phone: "8 912 345-67-89",
+    email: null,
+    visitorId: "901",
+    utm: EMPTY_UTM,
+    employee: null,
+    employeeId: null,
+    trafficType: null,
+    entryPage: null,
+    tags: [],
+    request: { formName: "Callback", formType: "Пользовательская", text: "Call me after 6", pageUrl: "https://shop.example.ru/sofa", comment: null, tech: null, ...details },
+    ...overrides,
+  });
+
+  it("a request is a lead keyed request-<id>, with its form, text and page", () => {
+    expect(classifySession(request(), rules)).toMatchObject({
+      status: "accepted",
+      event: { kind: "request", key: "request-5", phone: "+79123456789", name: "Anna", request: { formName: "Callback", text: "Call me after 6", pageUrl: "https://shop.example.ru/sofa" } },
+    });
+  });
+
+  it("a request with neither phone nor email makes nothing", () => {
+    expect(classifySession(request({ phone: null, email: "not an email" }), rules)).toEqual({ status: "ignored", reason: "no_contact" });
+  });
+
+  it("a technical request makes nothing by default, and a lead when the rules include them", () => {
+    expect(classifySession(request({}, { tech: true }), rules)).toEqual({ status: "ignored", reason: "tech_request" });
+    expect(classifySession(request({}, { tech: true }), { ...rules, includeTechRequests: true })).toMatchObject({ status: "accepted" });
+  });
+
+  it("a request's long text is cut so that its queue message still parses", () => {
+    const result = classifySession(request({ name: "N".repeat(3000) }, { text: "x".repeat(5000), pageUrl: `https://e.ru/${"p".repeat(3000)}` }), rules);
+    expect(result.status).toBe("accepted");
+    if (result.status !== "accepted") return;
+    expect(result.event.request?.text).toHaveLength(2000);
+    expect(leadEventSchema.safeParse(result.event).success).toBe(true);
   });
 });

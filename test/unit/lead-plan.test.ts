@@ -149,4 +149,15 @@ describe("what the worker writes into Bitrix24, in CRM_LANGUAGE", () => {
     expect(String(ru.COMMENTS)).toContain("Сотрудник:");
     expect(newLeadFields(call, {}, null, crmTexts("en")).TITLE).toBe("CoMagic call: +79125554433");
   });
+
+  it("titles a chat by its channel and a CoMagic request by its form, in Russian and in English", () => {
+    const chat = event({ kind: "chat", call: null, phone: "+79125554433", chat: { channelType: "whatsapp", channelName: null, status: "succeed", pageUrl: null, messages: null, omitted: 0 } });
+    expect(newLeadFields(chat, {}, null, crmTexts("ru")).TITLE).toBe("Чат CoMagic (WhatsApp): +79125554433");
+    expect(newLeadFields(chat, {}, null, crmTexts("en")).TITLE).toBe("CoMagic chat (WhatsApp): +79125554433");
+    const request = event({ kind: "request", call: null, request: { formName: "Обратный звонок", formType: null, text: "Перезвоните", pageUrl: null, comment: null } });
+    const ru = newLeadFields(request, {}, null, crmTexts("ru"));
+    expect(ru).toMatchObject({ TITLE: "Заявка CoMagic: Обратный звонок", SOURCE_ID: "WEBFORM" });
+    expect(String(ru.COMMENTS)).toContain("Текст: Перезвоните");
+    expect(newLeadFields(request, {}, null, crmTexts("en")).TITLE).toBe("CoMagic request: Обратный звонок");
+  });
 });

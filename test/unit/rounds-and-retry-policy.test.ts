@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { CoMagicDeferredError, CoMagicError } from "../../worker/comagic/data-api";
+import { asFailure, retryOrDeadLetter, type SettleDeps } from "../../worker/jobs/settle";
 import { decide, MAX_DELIVERY_ATTEMPTS, RETRY_CAP_SECONDS, retryDelaySeconds } from "../../worker/domain/retry-policy";
 import { splitIntoRounds } from "../../worker/domain/rounds";
 
@@ -45,5 +47,66 @@ describe("the retry policy's decision", () => {
     expect(decide({ transient: true, retryAfterSeconds: 60 }, 1, 0)).toEqual({ action: "retry", delaySeconds: 60 });
     expect(decide({ transient: true, retryAfterSeconds: 0 }, MAX_DELIVERY_ATTEMPTS, 0.5)).toEqual({ action: "dead-letter" });
     expect(decide({ transient: false, retryAfterSeconds: 0 }, 1, 0.5)).toEqual({ action: "dead-letter" });
+  });
+});
+
+describe("a job CoMagic's points hold back", () => {
+  it("is deferred for the reset it names however many attempts it has had, never dead-lettered, within the 12 hours Queues allow", () => {
+    expect(decide({ transient: true, retryAfterSeconds: 30_000, deferred: true }, 1, 0.5)).toEqual({ action: "defer", delaySeconds: 30_000 });
+    expect(decide({ transient: true, retryAfterSeconds: 60, deferred: true }, MAX_DELIVERY_ATTEMPTS + 5, 0.5)).toEqual({ action: "defer", delaySeconds: 60 });
+    expect(decide({ transient: true, retryAfterSeconds: 86_400, deferred: true }, 1, 0.5)).toEqual({ action: "defer", delaySeconds: 43_200 });
+  });
+
+  it("counts limit_exceeded and a refused deferrable read as deferred, and no other CoMagic failure", () => {
+    expect(asFailure(new CoMagicDeferredError("limit_exceeded", "limit per day", 900, "day"))).toMatchObject({ deferred: true, retryAfterSeconds: 900 });
+    expect(asFailure(new CoMagicDeferredError("budget_day_reserve", "reserve", 3_600, "day"))).toMatchObject({ deferred: true });
+    expect(asFailure(new CoMagicError("internal_error", "busy", true)).deferred).toBeFalsy();
+  });
+
+  function settle(attempts: number, resend: SettleDeps["resend"]) {
+    const events: { level: string; event: string; fields?: Record<string, unknown> }[] = [];
+    const deadLetters: unknown[] = [];
+    const message = {
+      id: "m1",
+      timestamp: new Date(),
+      body: { type: "lead.enrich", v: 1, leadId: "7", visitorId: "42" },
+      attempts,
+      acked: false,
+      retried: null as null | { delaySeconds?: number },
+      ack() {
+        this.acked = true;
+      },
+      retry(options?: { delaySeconds?: number }) {
+        this.retried = options ?? {};
+      },
+    };
+    const log = {
+      info: (event: string, fields?: Record<string, unknown>) => void events.push({ level: "info", event, fields }),
+      warn: (event: string, fields?: Record<string, unknown>) => void events.push({ level: "warn", event, fields }),
+      error: (event: string, fields?: Record<string, unknown>) => void events.push({ level: "error", event, fields }),
+      child: () => log,
+    };
+    const deps: SettleDeps = { deadLetters: { send: async (body: unknown) => void deadLetters.push(body) }, log, now: () => new Date(0), random: () => 0.5, resend };
+    const failure = asFailure(new CoMagicDeferredError("limit_exceeded", "CoMagic Data API: limit per day", 86_400, "day"));
+    return { run: () => retryOrDeadLetter(message as unknown as Message<unknown>, "comagic-enrich-jobs", failure, { leadId: "7" }, deps), message, events, deadLetters };
+  }
+
+  it("goes back on its queue as a new message with the wait as its delay, and the old one is acked: its attempts do not grow", async () => {
+    const sent: { body: unknown; delaySeconds: number }[] = [];
+    const { run, message, events, deadLetters } = settle(MAX_DELIVERY_ATTEMPTS, async (body, delaySeconds) => void sent.push({ body, delaySeconds }));
+    expect(await run()).toBe("deferred");
+    expect(sent).toEqual([{ body: message.body, delaySeconds: 43_200 }]);
+    expect(message).toMatchObject({ acked: true, retried: null });
+    expect(deadLetters).toEqual([]);
+    expect(events.find((e) => e.event === "comagic.deferred")?.fields).toMatchObject({ code: "limit_exceeded", waitSeconds: 86_400, delaySeconds: 43_200, resent: true });
+  });
+
+  it("waits as a retry, still not dead-lettered, when it cannot be sent again", async () => {
+    const { run, message, deadLetters } = settle(MAX_DELIVERY_ATTEMPTS, async () => {
+      throw new Error("Too Many Requests");
+    });
+    expect(await run()).toBe("deferred");
+    expect(message).toMatchObject({ acked: false, retried: { delaySeconds: 43_200 } });
+    expect(deadLetters).toEqual([]);
   });
 });

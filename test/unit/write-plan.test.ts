@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { EMPTY_UTM, type LeadEvent } from "../../worker/domain/lead-event";
 import type { LeadSnapshot } from "../../worker/domain/lead-plan";
 import { usersByEmployee } from "../../worker/domain/responsible";
+import { contactTrust } from "../../worker/domain/verified-source";
 import { planWrite, type ClientSnapshot, type CrmLookup, type DealSnapshot, type WriteRules } from "../../worker/domain/write-plan";
 
 // The README's decision table, row by row (FACTS-portals §1 modes, §2 deal stage semantics, §4 repeat leads).
@@ -163,5 +164,106 @@ describe("a ledger hint is only a candidate", () => {
   it("a contact only the ledger named, without the number, is not the caller's client", () => {
     const plan = planWrite(event({ phone: attacker }), lookup({ clients: [contact("5")], deals: [deal()], hinted: [{ type: "contact", id: "5" }] }), simple);
     expect(plan).toMatchObject({ action: "create-deal", contact: { fields: { PHONE: [{ VALUE: attacker }] } } });
+  });
+});
+
+// Issue #22 §2: trust is per contact (worker/domain/verified-source.ts). A messenger's own number is as good as a
+// caller id; what a visitor typed into a site chat or a request form is not, and neither is the visitor id it
+// brings to a lead it reaches only through typed contacts.
+describe("chats and requests on a lead or deal that exists: verified per contact", () => {
+  const chat = (channelType: string | null, overrides: Partial<LeadEvent> = {}): LeadEvent =>
+    event({
+      kind: "chat",
+      key: "chat-7",
+      sessionId: "7",
+      call: null,
+      employeeId: null,
+      visitorId: "666",
+      utm: { ...EMPTY_UTM, source: "evil" },
+      chat: { channelType, channelName: null, status: "succeed", pageUrl: null, messages: [], omitted: 0 },
+      ...overrides,
+    });
+  const request = (overrides: Partial<LeadEvent> = {}): LeadEvent =>
+    event({
+      kind: "request",
+      key: "request-5",
+      sessionId: "5",
+      call: null,
+      employeeId: null,
+      visitorId: "666",
+      utm: { ...EMPTY_UTM, source: "evil" },
+      request: { formName: "Callback", formType: null, text: null, pageUrl: null, comment: null },
+      ...overrides,
+    });
+  const clientLead: LeadSnapshot = { ...openLead, emails: ["client@example.ru"] };
+  const attacker = "+79990001122";
+
+  it.each([
+    ["a WhatsApp chat", "whatsapp", true],
+    ["a WhatsApp Business (waba) chat", "waba", true],
+    ["a Viber chat", "viber", true],
+    ["a Telegram chat (a shared contact card or typed, not the sender's address)", "telegram", false],
+    ["a VK chat", "vkontakte_groups", false],
+    ["an Avito chat", "avito", false],
+    ["a website chat", "comagic", false],
+    ["a legacy chat_session body (no channel)", null, false],
+  ])("the number of %s counts as verified: %s; its email never", (_name, channel, verified) => {
+    expect(contactTrust(chat(channel))).toEqual({ phone: verified, email: false });
+  });
+
+  it("a call's number is verified; a request's and a form's contacts are not", () => {
+    expect(contactTrust(event())).toEqual({ phone: true, email: true });
+    expect(contactTrust(request())).toEqual({ phone: false, email: false });
+    expect(contactTrust(event({ kind: "form" }))).toEqual({ phone: false, email: false });
+  });
+
+  it("a WhatsApp chat from the client's number fills the lead's empty visitor id and UTMs, and may credit its visitor", () => {
+    const plan = planWrite(chat("whatsapp"), lookup({ leads: [openLead] }), classic);
+    expect(plan).toMatchObject({ action: "update", credit: true, ties: ["phone:+79123456789"], fields: { UF_CRM_CM_VISITOR_ID: "666", UTM_SOURCE: "evil" } });
+  });
+
+  it("a site chat typing a client's email and another phone changes nothing but the key, and says so on the timeline", () => {
+    const plan = planWrite(chat("comagic", { phone: attacker, email: "client@example.ru", name: "Mallory" }), lookup({ leads: [clientLead] }), classic);
+    expect(plan).toMatchObject({ action: "update", credit: false, ties: ["email:client@example.ru"] });
+    expect(plan.action === "update" && plan.fields).toEqual({ UF_CRM_COMAGIC_ID: "chat-7" });
+    expect(plan.action === "update" && plan.comment).toContain("Unverified chat data, not added to the lead: the chat also gave phone +79990001122, name Mallory, CoMagic visitor ID 666.");
+  });
+
+  it("a WhatsApp chat from another number, found by a typed email, does not add its number to the client's lead", () => {
+    const plan = planWrite(chat("whatsapp", { phone: attacker, email: "client@example.ru" }), lookup({ leads: [clientLead] }), classic);
+    expect(plan).toMatchObject({ action: "update", credit: false, ties: ["email:client@example.ru"], fields: { UF_CRM_COMAGIC_ID: "chat-7" } });
+    expect(plan.action === "update" && plan.fields).not.toHaveProperty("PHONE");
+    expect(plan.action === "update" && plan.comment).toContain("the chat also gave phone +79990001122");
+  });
+
+  it("a WhatsApp chat from the lead's own number speaks for it, but the email typed in it is still only noted", () => {
+    const plan = planWrite(chat("whatsapp", { email: "new@example.ru" }), lookup({ leads: [openLead] }), classic);
+    expect(plan).toMatchObject({ action: "update", credit: true, ties: ["phone:+79123456789"], fields: { UF_CRM_CM_VISITOR_ID: "666" } });
+    expect(plan.action === "update" && plan.fields).not.toHaveProperty("EMAIL");
+    expect(plan.action === "update" && plan.comment).toContain("Unverified chat data, not added to the lead: the chat also gave email new@example.ru.");
+  });
+
+  it("a request naming a client writes only its key on the client's open deal and credits nothing", () => {
+    const client: ClientSnapshot = { ...contact("5"), emails: ["client@example.ru"] };
+    const plan = planWrite(request({ phone: attacker, email: "client@example.ru" }), lookup({ clients: [client], deals: [deal()] }), simple);
+    expect(plan).toMatchObject({ action: "update", target: { type: "deal" }, credit: false, ties: ["email:client@example.ru"], fields: { UF_CRM_COMAGIC_ID: "request-5" } });
+    expect(plan.action === "update" && plan.comment).toContain("Unverified CoMagic request data, not added to the deal: the request also gave phone +79990001122, CoMagic visitor ID 666.");
+  });
+
+  it("a request or a site chat that reaches nobody makes its own lead with everything it gave, and credits its visitor there", () => {
+    for (const e of [request({ phone: attacker }), chat("comagic", { phone: attacker })]) {
+      const plan = planWrite(e, lookup(), classic);
+      expect(plan).toMatchObject({ action: "create-lead", credit: true, ties: [`phone:${attacker}`], fields: { PHONE: [{ VALUE: attacker }], UF_CRM_CM_VISITOR_ID: "666" } });
+    }
+  });
+
+  it("found again by its key, a typed-contact chat ties and credits only what it created", () => {
+    expect(planWrite(chat("comagic"), lookup({ applied: { type: "lead", id: "10", created: false } }), classic)).toMatchObject({ action: "skip", ties: [], credit: false });
+    expect(planWrite(chat("whatsapp"), lookup({ applied: { type: "lead", id: "10", created: false } }), classic)).toMatchObject({ action: "skip", ties: ["phone:+79123456789"], credit: true });
+  });
+
+  it("a call still credits the lead and the deal it lands on", () => {
+    expect(planWrite(event(), lookup({ leads: [openLead] }), classic).credit).toBe(true);
+    expect(planWrite(event(), lookup({ clients: [contact("5")], deals: [deal()] }), simple).credit).toBe(true);
   });
 });

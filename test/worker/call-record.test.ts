@@ -1,6 +1,24 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
-import { admin, comagicStats, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, visitorSessions, waitFor, type SandboxLead } from "./support";
+import worker from "../../worker/index";
+import {
+  admin,
+  comagicStats,
+  forgetPortalSettings,
+  leadsWithPhone,
+  postWebhook,
+  sandbox,
+  sandboxCrm,
+  sandboxLeads,
+  uniquePhone,
+  uniqueSessionId,
+  visitorSessions,
+  waitFor,
+  waitForQuiet,
+  type SandboxLead,
+} from "./support";
 
 /*
  * FACTS-calls §3.2: real call-finished templates carry no utm_*, visitor_id or file_link; CoMagic's call record
@@ -157,5 +175,100 @@ describe("attribution from CoMagic's call record", () => {
     const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { job: { sessionId?: string } }[] };
     expect(deadLetters.filter((l) => l.job.sessionId === String(sessionId))).toEqual([]);
     expect(leadsWithPhone(await sandboxLeads(), phone.e164)).toHaveLength(1);
+  });
+});
+
+/** Points the Data API charged for a method: one per successful read, however many rows (data_api.txt:129, 150). */
+async function pointsFor(method: string): Promise<number> {
+  const stats = (await comagicStats()) as Awaited<ReturnType<typeof comagicStats>> & { points?: { methods: Record<string, number> } };
+  return (stats.points?.methods ?? stats.methods)[method] ?? 0;
+}
+
+/** N calls whose leads exist (from their notifications) and whose records CoMagic's report has, with a call.record job each. */
+async function callsWithLeads(count: number) {
+  const calls: { phone: string; sessionId: number; leadId: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    const phone = uniquePhone();
+    const added = (await (await sandbox("/_sandbox/leads", { fields: { TITLE: "Caller", PHONE: [{ VALUE: phone.e164, VALUE_TYPE: "WORK" }] } })).json()) as { id: number };
+    const leadId = String(added.id);
+    calls.push({ phone: phone.e164, sessionId: uniqueSessionId(), leadId });
+  }
+  await sandbox("/_sandbox/comagic/data", { calls: calls.map((c) => reportRow(c.sessionId, c.phone.slice(1), null)) });
+  const calledAt = new Date(Date.now() - 60_000).toISOString();
+  const jobs = calls.map((c) => ({ type: "call.record", v: 1, requestId: "batch", leadId: c.leadId, entity: "lead", sessionId: String(c.sessionId), calledAt, visitorId: null, recordingUrl: null }));
+  return {
+    calls,
+    batch: createMessageBatch(
+      "comagic-enrich-jobs",
+      jobs.map((body, i) => ({ id: `r${i}`, timestamp: new Date(), attempts: 1, body })),
+    ),
+  };
+}
+
+describe("call records read per batch, by CoMagic's time", () => {
+  // The report has each call at once here: what is counted is reads, not waiting.
+  beforeAll(async () => {
+    await waitForQuiet();
+    await sandbox("/_sandbox/comagic/settings", { callsReportLagMs: 0 });
+  });
+  afterAll(async () => {
+    await sandbox("/_sandbox/comagic/settings", { callsReportLagMs: REPORT_LAG_MS, inRefused: [] });
+  });
+
+  it("a batch of 20 calls costs one record read (id in […]), and each call's lead gets its own record", async () => {
+    const { calls, batch } = await callsWithLeads(20);
+    const before = await pointsFor("get.calls_report");
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(20);
+    expect((await pointsFor("get.calls_report")) - before).toBe(1);
+    const leads = await sandboxLeads();
+    for (const call of calls) {
+      const [lead] = leadsWithPhone(leads, call.phone);
+      expect(lead).toMatchObject({ UTM_SOURCE: "yandex", UTM_CAMPAIGN: "sofas_search" });
+      expect(lead?.TIMELINE_COMMENTS).toEqual([expect.stringContaining(`Recording: https://media.comagic.ru/${call.sessionId}/full.mp3`)]);
+    }
+  });
+
+  // data_api.txt:513: `in` is "Доступно не для всех методов"; the or-tree of l.303-420 is documented for all.
+  it("a batch costs one point too when the calls report refuses `in`: the calls are asked for again as an `or` tree", async () => {
+    await sandbox("/_sandbox/comagic/settings", { inRefused: ["get.calls_report"], inRefusedAs: "filter_prohibited" });
+    const { calls, batch } = await callsWithLeads(5);
+    const before = await pointsFor("get.calls_report");
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(5);
+    expect((await pointsFor("get.calls_report")) - before).toBe(1);
+    const leads = await sandboxLeads();
+    expect(calls.map((c) => leadsWithPhone(leads, c.phone)[0]?.UTM_SOURCE)).toEqual(calls.map(() => "yandex"));
+  });
+
+  it("a reconciled call older than a day gets its record and its real start time (CALL_START_DATE of the Bitrix24 call, the to-do's due time)", async () => {
+    // The webhook may write telephony calls (the source's reading, FACTS.md §2.9): the call's start shows there.
+    await sandbox("/_sandbox/portal", { telephony: { webhook: true } });
+    await forgetPortalSettings();
+    const phone = uniquePhone();
+    const sessionId = uniqueSessionId();
+    // Whole seconds: CoMagic's report times have no fractions.
+    const start = new Date(Math.floor((Date.now() - 2 * 86_400_000 - 17 * 60_000) / 1000) * 1000);
+    const lost = { is_lost: true, total_duration: 40, talk_duration: 0, wait_duration: 40, full_record_file_link: null, last_answered_employee_id: null, last_answered_employee_full_name: null };
+    await sandbox("/_sandbox/comagic/data", { calls: [callsReportRow({ id: sessionId, phone: phone.e164.slice(1), visitorId: null, startedAt: start }, lost)] });
+    const before = await pointsFor("get.calls_report");
+
+    // A window around that call only: the calls this file seeded before are not all leads made by the worker.
+    const window = { from: new Date(start.getTime() - 60_000).toISOString(), to: new Date(start.getTime() + 60_000).toISOString() };
+    const res = await admin("/reconcile", { method: "POST", body: JSON.stringify(window) });
+    expect(await res.json()).toMatchObject({ enqueued: 1 });
+    const lead = await leadOf(phone.e164, (l) => (l.TODOS as unknown[] | undefined)?.length === 1, "the lost call's lead with its to-do");
+    // LOST_CALL_TODO_MINUTES (60) after the call began, not after it was read.
+    expect(lead.TODOS).toEqual([expect.objectContaining({ deadline: `${new Date(start.getTime() + 3_600_000).toISOString().slice(0, 19)}+00:00` })]);
+    const call = await waitFor(async () => (await sandboxCrm()).calls.find((c) => c.EXTERNAL_CALL_ID === String(sessionId)), "the Bitrix24 telephony call");
+    expect(call.CALL_START_DATE).toBe(start.toISOString());
+
+    // The record read looks a day before the call's start: found at the first read (one for the reconcile, one for the record).
+    await waitFor(async () => (await pointsFor("get.calls_report")) - before >= 2, "the record read");
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect((await pointsFor("get.calls_report")) - before).toBe(2);
+    await sandbox("/_sandbox/portal", { telephony: { webhook: false } });
   });
 });

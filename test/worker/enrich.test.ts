@@ -1,5 +1,7 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import worker from "../../worker/index";
 import { admin, comagicStats, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, visitorSessions, waitFor, type SandboxLead } from "./support";
 
 let visitorSeq = 8_000_000 + Math.floor(Math.random() * 100_000) * 10;
@@ -52,7 +54,12 @@ describe("enrichment from the CoMagic Data API", () => {
     await sandbox("/_sandbox/comagic/settings", { tokenMaxCalls: 6, faultRate: 0.3, faultKinds: ["limit", "internal", "http_503"], limitResetSeconds: 2 });
     const visitors = Array.from({ length: LEADS }, () => newVisitor());
     await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitors.flatMap((v) => visitorSessions(v, ["paid", "social"])) });
-    for (const v of visitors) await callFromVisitor(v);
+    // One call at a time, each enriched in a batch of its own: a batch reads once for all its visitors, and this
+    // test wants many reads for the faults and token expiries to happen in.
+    for (const v of visitors) {
+      await callFromVisitor(v);
+      await new Promise((r) => setTimeout(r, 700));
+    }
 
     await waitFor(
       async () => {
@@ -102,5 +109,58 @@ describe("an enrichment CoMagic refuses for good", () => {
 
     const after = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string }[] };
     expect(after.deadLetters.map((l) => l.id)).not.toContain(letter.id);
+  });
+});
+
+describe("the reads an enrichment batch costs", () => {
+  /** Points the Data API charged per method: one per successful read, however many rows (data_api.txt:129, 150). */
+  async function points(): Promise<Record<string, number>> {
+    const stats = (await comagicStats()) as Awaited<ReturnType<typeof comagicStats>> & { points?: { methods: Record<string, number> } };
+    return { ...(stats.points?.methods ?? stats.methods) };
+  }
+
+  it("20 leads enriched cost 2 reads: the visits and the contacts of all their visitors at once (visitor_id in […])", async () => {
+    await sandbox("/_sandbox/comagic/reset", {});
+    const visitors = Array.from({ length: 20 }, () => newVisitor());
+    await sandbox("/_sandbox/comagic/data", {
+      visitor_sessions: visitors.flatMap((v, i) => visitorSessions(v, i % 2 ? ["paid", "direct"] : ["organic"])),
+      communications: visitors.map((v) => ({ id: v, communication_type: "call", date_time: comagicTime(new Date(Date.now() - 60_000)), visitor_id: v, visitor_session_id: v * 100 })),
+    });
+    const leadIds: string[] = [];
+    for (const _ of visitors) {
+      const seeded = await sandbox("/_sandbox/leads", { fields: { TITLE: "Caller", PHONE: [{ VALUE: uniquePhone().e164 }] } });
+      leadIds.push(String(((await seeded.json()) as { id: number }).id));
+    }
+    const jobs = visitors.map((visitorId, i) => ({ type: "lead.enrich", v: 1, requestId: "batch", leadId: leadIds[i], entity: "lead", visitorId: String(visitorId), newContact: false }));
+    const batch = createMessageBatch(
+      "comagic-enrich-jobs",
+      jobs.map((body, i) => ({ id: `e${i}`, timestamp: new Date(), attempts: 1, body })),
+    );
+    const before = await points();
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(20);
+    const after = await points();
+    // Reads only: logging in is no report read.
+    const spent = Object.fromEntries(
+      Object.entries(after)
+        .filter(([method]) => method.startsWith("get."))
+        .map(([method, n]) => [method, n - (before[method] ?? 0)])
+        .filter(([, n]) => n !== 0),
+    );
+    expect(spent).toEqual({ "get.visitor_sessions_report": 1, "get.communications_report": 1 });
+
+    // Each lead got its own visitor's journey, not a neighbour's.
+    const leads = await sandboxLeads();
+    for (const [i, visitorId] of visitors.entries()) {
+      const lead = leads.find((l) => String(l.ID) === leadIds[i]);
+      expect(lead).toMatchObject(
+        i % 2
+          ? { UF_CRM_CM_VISITOR_ID: String(visitorId), UF_CRM_CM_SESSIONS: "2", UF_CRM_CM_LAST_SRC: "direct" }
+          : { UF_CRM_CM_VISITOR_ID: String(visitorId), UF_CRM_CM_SESSIONS: "1", UF_CRM_CM_LAST_SRC: "google" },
+      );
+      const journey = (await env.COMAGIC_CACHE?.get(`journey:v1:${visitorId}`, "json")) as { touchpoints: { type: string }[] } | null;
+      expect(journey?.touchpoints.filter((t) => t.type === "call")).toHaveLength(1);
+    }
   });
 });

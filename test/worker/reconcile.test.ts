@@ -160,7 +160,7 @@ describe("reconciliation with CoMagic's calls report", () => {
     expect(leadsWithPhone(await sandboxLeads(), call.phone)).toHaveLength(1);
   });
 
-  it("runs from the Cron Trigger over the last RECONCILE_WINDOW_HOURS", async () => {
+  it("runs from the Cron Trigger: its first feed read reaches FEED_OVERLAP_MINUTES back", async () => {
     const call = seededCall({ start: new Date(Date.now() - 90 * 60_000) });
     const tooOld = seededCall({ start: new Date(Date.now() - 3 * 3_600_000) });
     await sandbox("/_sandbox/comagic/data", { calls: [reportRow(call), reportRow(tooOld)] });

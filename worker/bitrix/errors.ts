@@ -23,6 +23,8 @@ const CREDENTIAL_CODES = new Set(["NO_AUTH_FOUND", "INVALID_CREDENTIALS", "expir
 /** A refused token or missing right, as opposed to a busy or failing portal. */
 export const isCredentialError = (error: BitrixError): boolean => CREDENTIAL_CODES.has(error.code);
 
+const USER_NOT_ACTIVE = /user is not found or is not active/i;
+
 /** Maps an error envelope to transient or permanent. Decide on `error`, not on the HTTP status: they disagree. */
 export function classifyBitrixError(code: string, description: string, httpStatus: number): BitrixError {
   const message = `Bitrix24 ${code || `HTTP ${httpStatus}`}: ${description || "no description"}`;
@@ -39,6 +41,17 @@ export function classifyBitrixError(code: string, description: string, httpStatu
     return new BitrixError(
       "REQUIRED_FIELD_MISSING",
       `Bitrix24 refused the write: a required field is empty (${description.replace(/<br\s*\/?>/gi, " ").trim()}). Fix it in one of two ways, then replay this dead letter: turn off required-field checks for applications (CRM → Settings → Other → Other settings → Applications), or give each such field a value in REQUIRED_FIELD_DEFAULTS (JSON: field → value).`,
+      false,
+      "no",
+    );
+  }
+  // FACTS.md §2.9: telephony register/finish answer ERROR_CORE "User is not found or is not active" for a
+  // dismissed (or unknown) USER_ID; the PHP SDK matches the text with empty codes too (§3.3). No retry brings
+  // the user back: a person maps another one. Checked before "not found", which would make it transient.
+  if (USER_NOT_ACTIVE.test(description)) {
+    return new BitrixError(
+      "USER_NOT_ACTIVE",
+      `${message}. Bitrix24 refuses a dismissed or unknown user: map another, active user (COMAGIC_EMPLOYEES for the CoMagic employee, DEFAULT_RESPONSIBLE_ID, LOST_CALL_RESPONSIBLE_ID), or bring this one back.`,
       false,
       "no",
     );

@@ -1,5 +1,18 @@
-import { COMAGIC_LIMIT_RETRY_SECONDS, COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS, COMAGIC_READ_PAUSE_MS, COMAGIC_READ_TRIES } from "../domain/retry-policy";
 import * as z from "zod";
+import {
+  budgetFromLimits,
+  budgetRefusal,
+  dayReserve,
+  limitWaitSeconds,
+  limitWindowOf,
+  minuteWaitSeconds,
+  type Budget,
+  type CoMagicPriority,
+  type LimitWindow,
+  type RawLimits,
+} from "../domain/comagic-budget";
+import { COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS, COMAGIC_READ_PAUSE_MS, COMAGIC_READ_TRIES } from "../domain/retry-policy";
+import type { BudgetStore } from "../storage/comagic-budget";
 import { kvJson } from "../storage/kv-json";
 
 /** A failed Data API or Call API call, classified by CoMagic's `mnemonic` (its code is not unique). */
@@ -12,6 +25,23 @@ export class CoMagicError extends Error {
   ) {
     super(message);
     this.name = "CoMagicError";
+  }
+}
+
+/**
+ * CoMagic's points say "not now": a `limit_exceeded` answer, or a deferrable call refused before it was sent
+ * (`budget_*`). The work waits `retryAfterSeconds` and is never counted as failed (jobs/settle.ts).
+ */
+export class CoMagicDeferredError extends CoMagicError {
+  constructor(
+    mnemonic: string,
+    message: string,
+    retryAfterSeconds: number,
+    /** The window that ran out, when known. */
+    readonly window: LimitWindow | null,
+  ) {
+    super(mnemonic, message, true, retryAfterSeconds);
+    this.name = "CoMagicDeferredError";
   }
 }
 
@@ -47,6 +77,10 @@ export interface CoMagicRpcOptions {
   /** Which API this is ("Data API", "Call API"), for messages and the token cache key. */
   api: string;
   timeoutMs?: number;
+  /** "feed" (the default) spends any point; "deferrable" leaves the day's reserve to the feed. */
+  priority?: CoMagicPriority;
+  /** Where the last points snapshot is shared; null or absent: only this client's own answers count. */
+  budget?: BudgetStore | null;
   fetch?: typeof fetch;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -57,29 +91,32 @@ const TOKEN_MARGIN_SECONDS = 60;
 // Workers KV refuses a TTL under 60 seconds.
 const KV_MIN_TTL_SECONDS = 60;
 
+// Limits come in several shapes (day/minute, hour only, `{}`, absent: comagic/FACTS.md §1.4): each field is read
+// alone, and one odd field never makes the answer unreadable.
+const limitNumber = z.number().finite().nonnegative().optional().catch(undefined);
 const limitsSchema = z
-  .object({
-    minute_remaining: z.number().optional(),
-    minute_reset: z.number().optional(),
-    day_remaining: z.number().optional(),
-    day_reset: z.number().optional(),
-    hour_remaining: z.number().optional(),
-    hour_reset: z.number().optional(),
-  })
-  .loose();
+  .object(Object.fromEntries(["day", "hour", "minute"].flatMap((w) => ["limit", "remaining", "reset"].map((f) => [`${w}_${f}`, limitNumber]))))
+  .loose()
+  .catch({});
+const metadataLimits = z.object({ limits: limitsSchema.nullish() }).loose();
+const limitParams = z.object({ limit_type: z.unknown() }).loose();
 const successEnvelope = z.object({ result: z.object({ data: z.unknown(), metadata: z.record(z.string(), z.unknown()).nullish() }).loose() }).loose();
 const errorEnvelope = z
   .object({
     error: z.object({
       code: z.number(),
       message: z.string().nullish(),
-      data: z
-        .object({ mnemonic: z.string().nullish(), field: z.string().nullish(), metadata: z.object({ limits: limitsSchema.nullish() }).loose().nullish() })
-        .loose()
-        .nullish(),
+      data: z.object({ mnemonic: z.string().nullish(), field: z.string().nullish(), params: z.unknown().optional(), metadata: z.unknown().optional() }).loose().nullish(),
     }),
   })
   .loose();
+
+/** `metadata.limits` of an answer (success: `result.metadata`; error: `error.data.metadata`), `{}` when absent. */
+function readLimits(metadata: unknown): RawLimits {
+  const parsed = metadataLimits.safeParse(metadata);
+  if (!parsed.success || !parsed.data.limits) return {};
+  return Object.fromEntries(Object.entries(parsed.data.limits).filter(([, v]) => typeof v === "number")) as RawLimits;
+}
 const loginResult = z.object({ access_token: z.string().min(1), expire_at: z.number().optional(), expire: z.number().optional() }).loose();
 
 const PERMANENT = new Set([
@@ -119,13 +156,6 @@ const HINTS: Record<string, string> = {
   access_token_blocked: "the CoMagic API key was blocked; make a new one",
 };
 
-function limitRetrySeconds(limits: z.infer<typeof limitsSchema> | null | undefined): number {
-  if (!limits) return COMAGIC_LIMIT_RETRY_SECONDS;
-  if (limits.day_remaining === 0 && limits.day_reset) return limits.day_reset;
-  if (limits.hour_remaining === 0 && limits.hour_reset) return limits.hour_reset;
-  return limits.minute_reset ?? COMAGIC_LIMIT_RETRY_SECONDS;
-}
-
 async function cacheKey(api: string, url: string, auth: CoMagicAuth): Promise<string> {
   const who = auth.kind === "login" ? auth.login : "key";
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${api}|${url}|${who}`));
@@ -136,14 +166,58 @@ async function cacheKey(api: string, url: string, auth: CoMagicAuth): Promise<st
  * JSON-RPC 2.0 client for CoMagic's Data API and Call API. With login/password it logs in with login.user,
  * shares the token through the TokenStore until shortly before it expires, and on -32001 logs in again
  * once and repeats the call. Tokens never leave this module except into the store.
+ *
+ * Every answer's `metadata.limits` becomes the API's points snapshot, shared through the BudgetStore. A
+ * deferrable client asks the snapshot before each call and refuses (CoMagicDeferredError, nothing sent) while the
+ * day is within its reserve or a window is spent; `limit_exceeded` waits for the reset of the window it names.
  */
 export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcClient {
   const doFetch = options.fetch ?? fetch;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = options.now ?? Date.now;
+  const priority = options.priority ?? "feed";
   let token: CachedToken | null = null;
   let loginCount = 0;
   let requestId = 0;
+  /** The last snapshot this client knows; undefined until the store has been asked. */
+  let budget: Budget | null | undefined;
+
+  /** The store is a hint: a write or read it fails only makes the next answer the one that tells. */
+  async function share(snapshot: Budget): Promise<void> {
+    budget = snapshot;
+    await options.budget?.put(snapshot).catch(() => undefined);
+  }
+
+  async function remember(limits: RawLimits): Promise<void> {
+    const snapshot = budgetFromLimits(options.api, limits, now());
+    if (snapshot) await share(snapshot);
+  }
+
+  /** After limit_exceeded: deferrable work anywhere waits as long as this one, even when the answer had no limits. */
+  async function pause(waitSeconds: number): Promise<void> {
+    const at = now();
+    await share({ ...(budget ?? { api: options.api, windows: {} }), seenAt: at, pausedUntil: at + waitSeconds * 1000 });
+  }
+
+  /** Before a call is sent: a deferrable one may be refused; a spent minute about to reset is waited out. */
+  async function admit(method: string): Promise<void> {
+    const minuteWait = minuteWaitSeconds(budget ?? null, now());
+    if (minuteWait > 0 && minuteWait <= COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS) await sleep(minuteWait * 1000);
+    if (priority === "deferrable") {
+      if (budget === undefined) budget = (await options.budget?.get(options.api).catch(() => null)) ?? null;
+      const refusal = budgetRefusal(budget, priority, now());
+      if (refusal) {
+        const day = budget?.windows.day;
+        const left = refusal.reason === "day_reserve" && day ? ` (${day.remaining} of ${day.limit ?? "?"} points left; the last ${dayReserve(day.limit)} are kept for the feed)` : "";
+        throw new CoMagicDeferredError(
+          `budget_${refusal.reason}`,
+          `CoMagic ${options.api} ${method}: not sent, deferrable work waits ${refusal.waitSeconds} s: ${refusal.reason}${left}`,
+          refusal.waitSeconds,
+          refusal.reason === "day_reserve" ? "day" : refusal.reason === "hour_spent" ? "hour" : refusal.reason === "minute_spent" ? "minute" : null,
+        );
+      }
+    }
+  }
 
   async function rpc(method: string, params: Record<string, unknown>): Promise<RpcResult> {
     requestId += 1;
@@ -171,11 +245,22 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
       const { code, message, data } = failure.data.error;
       const mnemonic = data?.mnemonic ?? String(code);
       const text = `CoMagic ${options.api} ${method}: ${mnemonic}${data?.field ? ` (${data.field})` : ""}: ${message ?? ""}${HINTS[mnemonic] ? `; ${HINTS[mnemonic]}` : ""}`;
-      if (mnemonic === "limit_exceeded") throw new CoMagicError(mnemonic, text, true, limitRetrySeconds(data?.metadata?.limits));
+      const limits = readLimits(data?.metadata);
+      await remember(limits);
+      if (mnemonic === "limit_exceeded") {
+        // The error names its window (`data.params.limit_type`, data_api.txt:169,225); the reset is that window's.
+        const params = limitParams.safeParse(data?.params);
+        const window = limitWindowOf(params.success ? params.data.limit_type : undefined);
+        const wait = limitWaitSeconds(window, limits, now());
+        // A short wait is waited out in place (callWithRetries); a longer one holds back deferrable work everywhere.
+        if (wait > COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS) await pause(wait);
+        throw new CoMagicDeferredError(mnemonic, text, wait, window);
+      }
       throw new CoMagicError(mnemonic, text, !PERMANENT.has(mnemonic) && !(TOKEN_REJECTED.has(mnemonic) && options.auth.kind === "key"));
     }
     const success = successEnvelope.safeParse(body);
     if (!success.success) throw new CoMagicError("unexpected_answer", `CoMagic ${options.api} ${method}: unexpected answer`, true);
+    await remember(readLimits(success.data.result.metadata));
     return { data: success.data.result.data, metadata: success.data.result.metadata ?? {} };
   }
 
@@ -220,6 +305,7 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
     const reads = method.startsWith("get.");
     for (let attempt = 1; ; attempt++) {
       try {
+        await admit(method);
         return await authorizedCall(method, params);
       } catch (error) {
         const again = reads && attempt < COMAGIC_READ_TRIES && error instanceof CoMagicError && error.transient && error.retryAfterSeconds <= COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS;

@@ -7,6 +7,11 @@ import { CoMagicError, type CoMagicRpcClient } from "./data-api";
 
 /** CoMagic allows at most 10,000 rows a page; 1,000 keeps each answer small. */
 const PAGE_SIZE = 1000;
+/**
+ * Reads shared by many events (a batch's call records, its visitors' journeys) take CoMagic's largest page:
+ * every read costs a point, however many rows it brings (data_api.txt:129, 562).
+ */
+const BATCH_PAGE_SIZE = 10_000;
 /** The Data API refuses offsets above 100,000. */
 const MAX_OFFSET = 100_000;
 const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
@@ -30,70 +35,121 @@ export async function fetchReport<T>(
   window: ReportWindow,
   filter?: unknown,
   extra: Record<string, unknown> = {},
+  pageSize = PAGE_SIZE,
 ): Promise<T[]> {
   const rows: T[] = [];
-  for (let offset = 0; offset <= MAX_OFFSET; offset += PAGE_SIZE) {
+  for (let offset = 0; offset <= MAX_OFFSET; offset += pageSize) {
     const { data, metadata } = await client.call(method, {
       date_from: formatComagicDateTime(window.from, window.timeZone),
       date_till: formatComagicDateTime(window.to, window.timeZone),
       fields,
       ...(filter === undefined ? {} : { filter }),
       ...extra,
-      limit: PAGE_SIZE,
+      limit: pageSize,
       offset,
     });
     const page = z.array(row).safeParse(data);
     if (!page.success) throw new CoMagicError("unexpected_answer", `CoMagic Data API ${method}: rows not as expected`, true);
     rows.push(...page.data);
     const total = typeof metadata.total_items === "number" ? metadata.total_items : rows.length;
-    if (page.data.length < PAGE_SIZE || rows.length >= total) break;
+    if (page.data.length < pageSize || rows.length >= total) break;
   }
   return rows;
 }
 
+/*
+ * `in` "Доступно не для всех методов" (data_api.txt:513), and no report page says which; an `or` tree of `=`
+ * filters is documented for every get method (data_api.txt:303-420). So a read by ids tries `in` and, when
+ * CoMagic refuses it (how is not said: invalid_parameter_value or filter_prohibited, data_api.txt:248, 250),
+ * asks again with the tree; a refused request costs no point (data_api.txt:129). Methods
+ * that refused are remembered for the isolate's life, a hint only: a new isolate asks with `in` once more.
+ */
+const REFUSED_IN = new Set(["invalid_parameter_value", "filter_prohibited"]);
+const refusesIn = new Set<string>();
+
+function anyOf(field: string, values: number[], tree: boolean): unknown {
+  if (values.length === 1) return { field, operator: "=", value: values[0] };
+  if (!tree) return { field, operator: "in", value: values };
+  return { filters: values.map((value) => ({ field, operator: "=", value })), condition: "or" };
+}
+
+/** Every row whose `field` is one of `values`, in one read (a page per 10,000 rows) whatever their number. */
+export async function fetchRowsAnyOf<T>(
+  client: CoMagicRpcClient,
+  method: string,
+  fields: readonly string[],
+  row: z.ZodType<T>,
+  window: ReportWindow,
+  field: string,
+  values: readonly string[],
+): Promise<T[]> {
+  // CoMagic's ids are numbers: a value that is not one matches no row, so it is not asked for.
+  const numbers = [...new Set(values)].map(Number).filter(Number.isSafeInteger);
+  if (numbers.length === 0) return [];
+  const read = (tree: boolean) => fetchReport(client, method, fields, row, window, anyOf(field, numbers, tree), {}, BATCH_PAGE_SIZE);
+  if (numbers.length === 1 || refusesIn.has(method)) return read(true);
+  try {
+    return await read(false);
+  } catch (error) {
+    if (!(error instanceof CoMagicError) || !REFUSED_IN.has(error.mnemonic)) throw error;
+    const rows = await read(true);
+    refusesIn.add(method);
+    return rows;
+  }
+}
+
 const SESSION_FIELDS = ["id", "date_time", "visitor_id", "channel", "source_name", "referrer", "entrance_page", "campaign_id", "campaign_name", "site_id", ...UTM_FIELDS];
 const sessionRow = z
-  .object({ id, date_time: z.string(), channel: text, source_name: text, referrer: text, entrance_page: text, campaign_id: text, campaign_name: text, site_id: text, ...utmShape })
+  .object({ id, date_time: z.string(), visitor_id: text, channel: text, source_name: text, referrer: text, entrance_page: text, campaign_id: text, campaign_name: text, site_id: text, ...utmShape })
   .loose();
 
 const COMMUNICATION_FIELDS = ["id", "communication_type", "date_time", "visitor_id", "visitor_session_id"];
-const communicationRow = z.object({ id, communication_type: z.string(), date_time: z.string(), visitor_session_id: text }).loose();
+const communicationRow = z.object({ id, communication_type: z.string(), date_time: z.string(), visitor_id: text, visitor_session_id: text }).loose();
 const CONTACT_TYPES = new Set(["call", "chat", "offline_message", "goal"]);
 
 function isoAt(text: string, timeZone: string): string {
   return (parseComagicDateTime(text, timeZone) ?? new Date(0)).toISOString();
 }
 
-/** A visitor's visits and contacts in the window, as touchpoints. */
-export async function fetchVisitorTouchpoints(client: CoMagicRpcClient, visitorId: string, window: ReportWindow): Promise<(SessionTouch | ContactTouch)[]> {
-  const filter = { field: "visitor_id", operator: "=", value: Number(visitorId) };
-  const sessions = await fetchReport(client, "get.visitor_sessions_report", SESSION_FIELDS, sessionRow, window, filter);
-  const contacts = await fetchReport(client, "get.communications_report", COMMUNICATION_FIELDS, communicationRow, window, filter);
-  return [
-    ...sessions.map(
-      (s): SessionTouch => ({
-        type: "session",
-        at: isoAt(s.date_time, window.timeZone),
-        sessionId: s.id,
-        channel: s.channel,
-        source: s.source_name,
-        utm: toUtm(s),
-        referrer: s.referrer,
-        entrancePage: s.entrance_page,
-        campaignId: s.campaign_id,
-        campaignName: s.campaign_name,
-        siteId: s.site_id,
-      }),
-    ),
-    ...contacts
-      .filter((c) => CONTACT_TYPES.has(c.communication_type))
-      .map((c): ContactTouch => ({ type: c.communication_type as ContactTouch["type"], at: isoAt(c.date_time, window.timeZone), id: c.id, sessionId: c.visitor_session_id })),
-  ];
+function sessionTouch(s: z.infer<typeof sessionRow>, timeZone: string): SessionTouch {
+  return {
+    type: "session",
+    at: isoAt(s.date_time, timeZone),
+    sessionId: s.id,
+    channel: s.channel,
+    source: s.source_name,
+    utm: toUtm(s),
+    referrer: s.referrer,
+    entrancePage: s.entrance_page,
+    campaignId: s.campaign_id,
+    campaignName: s.campaign_name,
+    siteId: s.site_id,
+  };
 }
 
-/** A visitor's journey over the longest window CoMagic accepts, ending now: for enrichment and the tab alike. */
+/**
+ * The journeys of many visitors over the longest window CoMagic accepts, ending now, from two reads whatever
+ * their number: one of visits, one of contacts (`visitor_id` in […]), each row given to the visitor it names.
+ * Every visitor asked for has a journey, empty when CoMagic knows nothing of them.
+ */
+export async function loadJourneys(client: CoMagicRpcClient, visitorIds: readonly string[], now: Date, timeZone: string): Promise<Map<string, Journey>> {
+  const ids = [...new Set(visitorIds)];
+  if (ids.length === 0) return new Map();
+  const touches = new Map<string, (SessionTouch | ContactTouch)[]>(ids.map((visitorId) => [visitorId, []]));
+  const window = journeyWindow(now, timeZone);
+  const sessions = await fetchRowsAnyOf(client, "get.visitor_sessions_report", SESSION_FIELDS, sessionRow, window, "visitor_id", ids);
+  const contacts = await fetchRowsAnyOf(client, "get.communications_report", COMMUNICATION_FIELDS, communicationRow, window, "visitor_id", ids);
+  for (const s of sessions) if (s.visitor_id) touches.get(s.visitor_id)?.push(sessionTouch(s, timeZone));
+  for (const c of contacts) {
+    if (!c.visitor_id || !CONTACT_TYPES.has(c.communication_type)) continue;
+    touches.get(c.visitor_id)?.push({ type: c.communication_type as ContactTouch["type"], at: isoAt(c.date_time, timeZone), id: c.id, sessionId: c.visitor_session_id });
+  }
+  return new Map([...touches].map(([visitorId, found]) => [visitorId, buildJourney(visitorId, now, found)]));
+}
+
+/** One visitor's journey, for the CRM tab: the same two reads with `visitor_id` = the visitor. */
 export async function loadJourney(client: CoMagicRpcClient, visitorId: string, now: Date, timeZone: string): Promise<Journey> {
-  return buildJourney(visitorId, now, await fetchVisitorTouchpoints(client, visitorId, journeyWindow(now, timeZone)));
+  return (await loadJourneys(client, [visitorId], now, timeZone)).get(visitorId) ?? buildJourney(visitorId, now, []);
 }
 
 /**
@@ -189,14 +245,16 @@ const callRow = z
 
 /** Inbound calls that started in the window, read as the same sessions a notification would carry. */
 export async function fetchInboundCalls(client: CoMagicRpcClient, window: ReportWindow): Promise<CallRecord[]> {
-  return fetchReport(client, "get.calls_report", CALL_FIELDS, callRow, window, { field: "direction", operator: "=", value: "in" });
+  return fetchReport(client, "get.calls_report", CALL_FIELDS, callRow, window, { field: "direction", operator: "=", value: "in" }, {}, BATCH_PAGE_SIZE);
 }
 
 /**
- * One call by its session id, or null while CoMagic's report does not have it yet. `date_from`/`date_till`
- * are required even with an id filter (FACTS-calls §1.1), so the window must cover the call's start.
+ * Calls by their session ids, in one read, keyed by id; a call CoMagic's report does not have yet is missing.
+ * `date_from`/`date_till` are required even with an id filter (FACTS-calls §1.1), so the window must cover
+ * every call's start.
  */
-export async function fetchCallRecord(client: CoMagicRpcClient, sessionId: string, window: ReportWindow): Promise<CallRecord | null> {
-  const rows = await fetchReport(client, "get.calls_report", CALL_FIELDS, callRow, window, { field: "id", operator: "=", value: Number(sessionId) });
-  return rows.find((r) => r.id === sessionId) ?? null;
+export async function fetchCallRecords(client: CoMagicRpcClient, sessionIds: readonly string[], window: ReportWindow): Promise<Map<string, CallRecord>> {
+  const rows = await fetchRowsAnyOf(client, "get.calls_report", CALL_FIELDS, callRow, window, "id", sessionIds);
+  const wanted = new Set(sessionIds);
+  return new Map(rows.filter((r) => wanted.has(r.id)).map((r) => [r.id, r]));
 }

@@ -13,13 +13,13 @@ export interface CallBackTodo {
 }
 
 /**
- * A lost call that became (or updated) a lead or deal gets one call-back to-do, due `minutes` after the call was
- * received; answered calls and other contacts get none.
+ * A lost call that became (or updated) a lead or deal gets one call-back to-do, due `minutes` after the call by
+ * CoMagic's clock (else after its notification arrived); answered calls and other contacts get none.
  */
 export function callBackTodo(event: LeadEvent, target: CrmEntityRef, options: { minutes: number; responsibleId: string | null; texts?: CrmTexts }): CallBackTodo | null {
   const t = options.texts ?? crmTexts("en");
   if (event.kind !== "call" || !event.call?.lost) return null;
-  const due = new Date(Date.parse(event.receivedAt) + options.minutes * 60_000);
+  const due = new Date(Date.parse(event.occurredAt ?? event.receivedAt) + options.minutes * 60_000);
   return {
     ownerTypeId: OWNER_TYPE_ID[target.type],
     ownerId: Number(target.id),

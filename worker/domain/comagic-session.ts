@@ -1,10 +1,11 @@
 import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
+import { chatIgnoreReason, clip, cutTranscript, type ChatDetails, type ChatIgnoreReason, type RequestDetails } from "./comagic-chat";
 import type { LeadEvent, Utm } from "./lead-event";
-import { callKey, chatKey } from "./event-keys";
+import { callKey, chatKey, requestKey } from "./event-keys";
 import { normalizePhone } from "./phone";
 
-/** What calls and chats have in common. */
+/** What calls, chats and requests have in common. */
 export interface SessionBase {
   id: string;
   phone: string | null;
@@ -18,7 +19,7 @@ export interface SessionBase {
   tags: string[];
 }
 
-/** A completed CoMagic call or chat as read from a notification, before any rule is applied. */
+/** A CoMagic call, chat or request as read from a notification or a report, before any rule is applied. */
 export type CoMagicSession =
   | (SessionBase & {
       kind: "call";
@@ -35,25 +36,42 @@ export type CoMagicSession =
       /** A call the worker itself started through the Call API (the calls report's `call_api_external_id`). */
       startedByWorker: boolean;
     })
-  | (SessionBase & { kind: "chat"; name: string | null; email: string | null });
+  | (SessionBase & {
+      kind: "chat";
+      name: string | null;
+      email: string | null;
+      /** From get.chats_report (comagic-chat.ts); absent in the legacy chat_session body, which names no channel. */
+      chat?: ChatDetails | null;
+    })
+  | (SessionBase & { kind: "request"; name: string | null; email: string | null; request: RequestDetails });
 
 export interface SessionRules {
   defaultRegion: CountryCode;
   minLostCallSeconds: number;
   receivedAt: Date;
+  /** COMAGIC_TECH_REQUESTS: CoMagic's technical requests make leads too (off: they make nothing). */
+  includeTechRequests?: boolean;
 }
 
 export type Classification = { status: "accepted"; event: LeadEvent } | { status: "ignored"; reason: IgnoreReason };
 
 /** Why a session is not a lead; each is answered `200 ignored` so CoMagic does not send it again. */
-export type IgnoreReason = "untargeted_call" | "unparseable_phone" | "hidden_number" | "no_contact" | "outbound_call" | "internal_call" | "started_by_worker";
+export type IgnoreReason = "untargeted_call" | "unparseable_phone" | "hidden_number" | "no_contact" | "outbound_call" | "internal_call" | "started_by_worker" | ChatIgnoreReason | "tech_request";
+
+/** Reasons that may change: an open chat is read again once CoMagic closes it (the feed keeps its cursor before it). */
+const NOT_FINAL: ReadonlySet<IgnoreReason> = new Set(["chat_open"]);
+
+export function isFinalIgnore(reason: IgnoreReason): boolean {
+  return !NOT_FINAL.has(reason);
+}
 
 const emailSchema = z.email();
 
 export function normalizeEmail(raw: string | null): string | null {
   if (!raw) return null;
   const email = raw.trim().toLowerCase();
-  return emailSchema.safeParse(email).success ? email : null;
+  // 254: the longest address SMTP carries, and lead-event.ts's bound.
+  return email.length <= 254 && emailSchema.safeParse(email).success ? email : null;
 }
 
 /** The targeted-call rule of the seed: a lost call shorter than the threshold is not a lead. */
@@ -83,7 +101,7 @@ function notInbound(session: Extract<CoMagicSession, { kind: "call" }>): IgnoreR
   return null;
 }
 
-/** The lead-event fields a call and a chat fill the same way. */
+/** The lead-event fields every kind fills the same way. */
 function sharedEventFields(session: SessionBase, receivedAt: Date) {
   return {
     sessionId: session.id,
@@ -123,9 +141,15 @@ export function classifySession(session: CoMagicSession, rules: SessionRules): C
       },
     };
   }
+  if (session.kind === "request") return classifyRequest(session, rules);
+  if (session.chat) {
+    const reason = chatIgnoreReason(session.chat);
+    if (reason) return { status: "ignored", reason };
+  }
   const phone = session.phone ? normalizePhone(session.phone, rules.defaultRegion) : null;
   const email = normalizeEmail(session.email);
   if (!phone && !email) return { status: "ignored", reason: "no_contact" };
+  const { chat } = session;
   return {
     status: "accepted",
     event: {
@@ -135,9 +159,52 @@ export function classifySession(session: CoMagicSession, rules: SessionRules): C
       key: chatKey(session.id),
       phone,
       email,
-      name: session.name,
+      name: clip(session.name, TEXT_MAX),
       recordingUrl: null,
       call: null,
+      ...(chat
+        ? {
+            chat: {
+              channelType: clip(chat.channelType, 100),
+              channelName: clip(chat.channelName, 200),
+              status: clip(chat.status, 40),
+              pageUrl: clip(chat.pageUrl, TEXT_MAX),
+              ...(chat.messages ? cutTranscript(chat.messages) : { messages: null, omitted: 0 }),
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+/** lead-event.ts bounds free text at 2,000 characters: longer values are cut here, or the job would not parse. */
+const TEXT_MAX = 2000;
+
+function classifyRequest(session: Extract<CoMagicSession, { kind: "request" }>, rules: SessionRules): Classification {
+  const { request } = session;
+  // The report leaves technical requests out unless asked for them; one a source marks is nothing unless wanted.
+  if (request.tech === true && !rules.includeTechRequests) return { status: "ignored", reason: "tech_request" };
+  const phone = session.phone ? normalizePhone(session.phone, rules.defaultRegion) : null;
+  const email = normalizeEmail(session.email);
+  if (!phone && !email) return { status: "ignored", reason: "no_contact" };
+  return {
+    status: "accepted",
+    event: {
+      ...sharedEventFields(session, rules.receivedAt),
+      kind: "request",
+      key: requestKey(session.id),
+      phone,
+      email,
+      name: clip(session.name, TEXT_MAX),
+      recordingUrl: null,
+      call: null,
+      request: {
+        formName: clip(request.formName, 500),
+        formType: clip(request.formType, 100),
+        text: clip(request.text, TEXT_MAX),
+        pageUrl: clip(request.pageUrl, TEXT_MAX),
+        comment: clip(request.comment, TEXT_MAX),
+      },
     },
   };
 }

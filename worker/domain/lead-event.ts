@@ -14,16 +14,29 @@ export const UTM_KEYS = ["source", "medium", "campaign", "content", "term"] as c
 
 export const EMPTY_UTM: Utm = { source: null, medium: null, campaign: null, content: null, term: null };
 
+/** One line of a chat's transcript: who (the client, an employee, a bot or CoMagic itself), when (CoMagic's local time), what. */
+export const chatLineSchema = z.object({
+  at: z.string().max(40).nullable(),
+  from: z.enum(["client", "employee", "bot", "system"]),
+  name: text,
+  text: z.string().max(2000),
+  file: z.object({ name: text, url: text }).nullable(),
+});
+export type ChatLine = z.infer<typeof chatLineSchema>;
+
 /**
  * One contact a lead is made from, normalised at the edge (phone in E.164, email lower-cased).
  * It is the body of a queue message, so older deploys' messages must keep parsing: add fields as optional.
  */
 export const leadEventSchema = z.object({
-  kind: z.enum(["call", "chat", "form"]),
+  /** `request`: a CoMagic request ("заявка", get.offline_messages_report); `form`: a website form through our snippet. */
+  kind: z.enum(["call", "chat", "form", "request"]),
   /** Idempotency key: written to ORIGIN_ID on create and to UF_CRM_COMAGIC_ID on every write. */
   key: z.string().min(1).max(120),
   sessionId: z.string().min(1).max(100),
   receivedAt: z.iso.datetime(),
+  /** When it happened by CoMagic's own clock (a report row's start_time); optional: older messages and notifications lack it. */
+  occurredAt: z.iso.datetime().optional(),
   phone: z
     .string()
     .regex(/^\+\d{6,15}$/)
@@ -60,6 +73,36 @@ export const leadEventSchema = z.object({
       clickIds: z.record(z.string().max(40), z.string().max(300)),
       /** Fields the form had that we do not map, kept for the comment so nothing is lost. */
       extra: z.record(z.string().max(100), z.string().max(2000)),
+    })
+    .nullable()
+    .optional(),
+  /**
+   * A CoMagic chat's channel and what was said (cut by domain/comagic-chat.ts); optional: older messages and
+   * the legacy chat_session body have none. The channel decides which contacts are verified (verified-source.ts).
+   */
+  chat: z
+    .object({
+      /** get.chats_report `chat_channel_type` (`comagic` is the website chat, `whatsapp`, `telegram`, …). */
+      channelType: text,
+      channelName: text,
+      status: text,
+      pageUrl: text,
+      /** null when the messages were not read. */
+      messages: z.array(chatLineSchema).max(100).nullable(),
+      /** Messages left out of `messages` to keep the comment short. */
+      omitted: z.number().int().nonnegative(),
+    })
+    .nullable()
+    .optional(),
+  /** A CoMagic request's form and text; optional, as for `chat`. */
+  request: z
+    .object({
+      formName: text,
+      formType: text,
+      text: text,
+      pageUrl: text,
+      /** `properties`: the comment a callback form may carry. */
+      comment: text,
     })
     .nullable()
     .optional(),

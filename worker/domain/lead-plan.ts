@@ -4,7 +4,7 @@ import { buildLeadComment, buildLeadTitle } from "./lead-comment";
 import { UTM_KEYS, type LeadEvent, type Utm } from "./lead-event";
 import { normalizePhone } from "./phone";
 import { responsibleUserId, type ResponsibleRules } from "./responsible";
-import { isVerifiedSource } from "./verified-source";
+import { contactTrust, isAnchored } from "./verified-source";
 
 export const ORIGINATOR_ID = "comagic";
 
@@ -17,12 +17,23 @@ export const LEAD_FIELD = {
   lastSource: "UF_CRM_CM_LAST_SRC",
 } as const;
 
+/*
+ * SOURCE_ID: standard Bitrix24 sources only (B/FACTS.md §2.1), since a portal's own list differs. Bitrix24 has
+ * no chat source: a website chat (and the legacy body, which names no channel) is WEB, an email chat EMAIL, a
+ * messenger or marketplace chat OTHER (its channel is in the title); a CoMagic request is a website form, WEBFORM.
+ */
 export const SOURCE_BY_KIND: Record<LeadEvent["kind"], string> = {
   call: "CALL",
-  // Bitrix24 has no chat source out of the box; a website chat is a website contact.
   chat: "WEB",
   form: "WEB",
+  request: "WEBFORM",
 };
+
+export function leadSourceId(event: Pick<LeadEvent, "kind" | "chat">): string {
+  const channel = event.kind === "chat" ? event.chat?.channelType : null;
+  if (!channel || channel === "comagic") return SOURCE_BY_KIND[event.kind];
+  return channel === "email" ? "EMAIL" : "OTHER";
+}
 
 /** What the lead store knows about an existing lead, values as Bitrix returns them (strings). */
 export interface LeadSnapshot {
@@ -94,6 +105,7 @@ export function newLeadFields(
   texts: CrmTexts = crmTexts("en"),
 ): LeadFields {
   const assignee = responsible ? responsibleUserId(event, responsible) : null;
+  const description = sourceDescription(event);
   return {
     // First, so that what the event itself says always wins.
     ...requiredFieldDefaults,
@@ -102,8 +114,8 @@ export function newLeadFields(
     ...(event.name ? { NAME: event.name } : {}),
     ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
     ...(event.email ? { EMAIL: [{ VALUE: event.email, VALUE_TYPE: "WORK" }] } : {}),
-    SOURCE_ID: SOURCE_BY_KIND[event.kind],
-    ...(event.form?.pageUrl ? { SOURCE_DESCRIPTION: event.form.pageUrl } : {}),
+    SOURCE_ID: leadSourceId(event),
+    ...(description ? { SOURCE_DESCRIPTION: description } : {}),
     STATUS_ID: "NEW",
     OPENED: "Y",
     ORIGINATOR_ID,
@@ -113,6 +125,11 @@ export function newLeadFields(
     ...utmFields(creationUtm(event), () => true),
     COMMENTS: buildLeadComment(event, texts),
   };
+}
+
+/** The page a form or request was sent from, which SOURCE_DESCRIPTION shows beside the source. */
+export function sourceDescription(event: LeadEvent): string | null {
+  return event.form?.pageUrl ?? event.request?.pageUrl ?? null;
 }
 
 /**
@@ -128,16 +145,17 @@ export function heldContactKeys(event: Pick<LeadEvent, "phone" | "email">, holde
 
 /**
  * Fields for an existing lead: never the status, never a phone or email it already has (a multi-field
- * entry without ID *adds* a value in Bitrix), first-touch UTMs kept, the latest session recorded. An unverified
- * source (a website form) changes nothing but the event key: what it gave goes on the timeline
- * (verified-source.ts).
+ * entry without ID *adds* a value in Bitrix), first-touch UTMs kept, the latest session recorded. An event that
+ * does not speak for the lead (a website form, a site chat, a request: verified-source.ts) changes nothing but
+ * the event key, and one that does adds only the contacts its channel vouches for: the rest goes on the timeline.
  */
 export function updateLeadFields(event: LeadEvent, lead: LeadSnapshot, region: CountryCode): LeadFields {
   const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key };
-  if (!isVerifiedSource(event)) return fields;
   const held = heldContactKeys(event, lead, region);
-  if (event.phone && !held.includes(`phone:${event.phone}`)) fields.PHONE = [{ VALUE: event.phone, VALUE_TYPE: "WORK" }];
-  if (event.email && !held.includes(`email:${event.email}`)) fields.EMAIL = [{ VALUE: event.email, VALUE_TYPE: "WORK" }];
+  if (!isAnchored(event, held)) return fields;
+  const trust = contactTrust(event);
+  if (trust.phone && event.phone && !held.includes(`phone:${event.phone}`)) fields.PHONE = [{ VALUE: event.phone, VALUE_TYPE: "WORK" }];
+  if (trust.email && event.email && !held.includes(`email:${event.email}`)) fields.EMAIL = [{ VALUE: event.email, VALUE_TYPE: "WORK" }];
   if (event.name && !lead.name) fields.NAME = event.name;
   if (event.visitorId && !lead.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
   Object.assign(

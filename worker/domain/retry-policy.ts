@@ -22,8 +22,14 @@ export const MISCONFIGURED_RETRY_SECONDS = 300;
 export const CREDENTIAL_RETRY_SECONDS = 300;
 /** Bitrix24 counts method time in one-minute buckets over ten minutes; retrying sooner only fails again. */
 export const OPERATION_LIMIT_RETRY_SECONDS = 60;
-/** When CoMagic says a limit is hit but not when it resets, a minute is its smallest window. */
+/**
+ * When CoMagic's limit_exceeded names its window (minute, hour, day) but not when it resets: a minute window waits
+ * its whole length, an hour likewise; a day is looked at again every 15 minutes (a refused read costs no points,
+ * comagic/docs/data_api.txt:129), as waiting a whole day could lose most of the next one.
+ */
 export const COMAGIC_LIMIT_RETRY_SECONDS = 60;
+export const COMAGIC_HOUR_LIMIT_RETRY_SECONDS = 3_600;
+export const COMAGIC_DAY_LIMIT_REPROBE_SECONDS = 900;
 /** CoMagic's reports lag behind its events: a visitor with no visits yet is asked again, this many times, this far apart. */
 export const EMPTY_JOURNEY_RETRIES = 3;
 export const EMPTY_JOURNEY_RETRY_SECONDS = 120;
@@ -49,10 +55,16 @@ export function retryDelaySeconds(attempt: number, random: number, hintSeconds =
   return Math.min(QUEUE_MAX_DELAY_SECONDS, Math.ceil(Math.max(jittered, hintSeconds)));
 }
 
-export type RetryDecision = { action: "retry"; delaySeconds: number } | { action: "dead-letter" };
+export type RetryDecision = { action: "retry"; delaySeconds: number } | { action: "defer"; delaySeconds: number } | { action: "dead-letter" };
 
-/** A transient failure is retried with backoff until the attempts run out; a permanent one is given up at once. */
-export function decide(failure: { transient: boolean; retryAfterSeconds: number }, attempts: number, random: number): RetryDecision {
+/**
+ * A deferred failure (CoMagic's points: limit_exceeded, or deferrable work refused before it was sent) waits for
+ * the reset it names, as a new message, however many attempts it has had: waiting is not failing. A transient
+ * failure is retried with backoff until the attempts run out; a permanent one is given up at once.
+ */
+export function decide(failure: { transient: boolean; retryAfterSeconds: number; deferred?: boolean }, attempts: number, random: number): RetryDecision {
+  // A day's reset (~86,400 s) is longer than a queue delay may be: the job then waits twice, re-checking the points.
+  if (failure.deferred) return { action: "defer", delaySeconds: Math.min(QUEUE_MAX_DELAY_SECONDS, Math.max(1, Math.ceil(failure.retryAfterSeconds))) };
   if (failure.transient && attempts < MAX_DELIVERY_ATTEMPTS) return { action: "retry", delaySeconds: retryDelaySeconds(attempts, random, failure.retryAfterSeconds) };
   return { action: "dead-letter" };
 }

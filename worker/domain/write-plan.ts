@@ -7,18 +7,19 @@ import {
   creationUtm,
   heldContactKeys,
   LEAD_FIELD,
+  leadSourceId,
   newLeadFields,
   ORIGINATOR_ID,
   pickOpen,
   pickOpenLead,
-  SOURCE_BY_KIND,
+  sourceDescription,
   updateLeadFields,
   type LeadFields,
   type LeadSnapshot,
   type PlanRules,
 } from "./lead-plan";
 import { responsibleUserId } from "./responsible";
-import { isVerifiedSource } from "./verified-source";
+import { contactTrust, isAnchored, isVerifiedSource, verifiedContactKeys } from "./verified-source";
 
 /*
  * Where an event lands: the decision table the README shows.
@@ -35,11 +36,12 @@ import { isVerifiedSource } from "./verified-source";
  * | simple  | nobody                                                      | a new contact and a new deal                        |
  *
  * "Open": a lead's or deal's stage semantic is P (in progress). Existing contacts and companies are never
- * changed: the worker only reads them and links new leads and deals to them. What a website form may change on
- * what exists is in verified-source.ts.
+ * changed: the worker only reads them and links new leads and deals to them. What an event whose contacts are
+ * unverified (a website form, a site chat, a CoMagic request) may change on what exists is in verified-source.ts.
  *
  * Every plan names the contact keys (`ties`) the ledger may tie to what it writes: only those the lead or client
- * holds once the write is done, so that a phone a form merely mentioned never leads a later call to a client.
+ * holds once the write is done, so that a phone a form merely mentioned never leads a later call to a client;
+ * and whether the event's visitor may be enriched onto and credited to what it wrote (`credit`).
  */
 
 /** A deal as the store reads it: enough to tell whether it is open, whose it is, and which fields are empty. */
@@ -82,8 +84,11 @@ export interface CrmLookup {
   hinted?: readonly CrmEntityRef[];
 }
 
-/** `ties`: the event's contact keys the lead (or a deal's client) holds after the write; the ledger records only these. */
-export type WritePlan = { ties: string[] } & (
+/**
+ * `ties`: the event's contact keys the lead (or a deal's client) holds after the write; the ledger records only
+ * these. `credit`: the event's visitor may be enriched onto the lead or deal (what it created, or what it speaks for).
+ */
+export type WritePlan = { ties: string[]; credit: boolean } & (
   | { action: "skip"; target: CrmEntityRef; client?: CrmEntityRef | null; created: boolean }
   | { action: "create-lead"; fields: LeadFields }
   | { action: "update"; target: { type: "lead" | "deal"; id: string }; fields: LeadFields; comment: string; client: CrmEntityRef | null }
@@ -114,8 +119,9 @@ function emptyUtmFields(event: LeadEvent, current: Utm): LeadFields {
 }
 
 /**
- * A website form is anonymous: anyone can name a client's email and give their own phone. What it gave that the
- * lead or client does not have goes into the comment as unverified, never into the record (verified-source.ts).
+ * A website form, a site chat or a CoMagic request is typed by anyone: naming a client's email, one may give
+ * their own phone. What such an event gave that the lead or client does not get goes into the comment as
+ * unverified, never into the record (verified-source.ts).
  */
 export function unverifiedContactLine(
   event: LeadEvent,
@@ -126,13 +132,18 @@ export function unverifiedContactLine(
 ): string | null {
   if (isVerifiedSource(event)) return null;
   const held = heldContactKeys(event, known, region);
+  const anchored = isAnchored(event, held);
+  const trust = contactTrust(event);
+  // A lead gets the vouched-for contacts of an event that speaks for it; a client (never changed) only keeps its own.
+  const kept = (key: string, vouched: boolean) => held.includes(key) || (entity === "lead" && anchored && vouched);
   const given = [
-    event.phone && !held.includes(`phone:${event.phone}`) ? t.phoneValue(event.phone) : null,
-    event.email && !held.includes(`email:${event.email}`) ? t.emailValue(event.email) : null,
-    event.name && event.name !== known.name ? t.nameValue(event.name) : null,
-    event.visitorId && event.visitorId !== known.visitorId ? t.visitorIdValue(event.visitorId) : null,
+    event.phone && !kept(`phone:${event.phone}`, trust.phone) ? t.phoneValue(event.phone) : null,
+    event.email && !kept(`email:${event.email}`, trust.email) ? t.emailValue(event.email) : null,
+    !anchored && event.name && event.name !== known.name ? t.nameValue(event.name) : null,
+    !anchored && event.visitorId && event.visitorId !== known.visitorId ? t.visitorIdValue(event.visitorId) : null,
   ].filter((part): part is string => part !== null);
-  return given.length ? t.unverified(entity, given.join(", ")) : null;
+  const source = event.kind === "chat" || event.kind === "request" ? event.kind : "form";
+  return given.length ? t.unverified(entity, given.join(", "), source) : null;
 }
 
 function withUnverified(line: string | null, event: LeadEvent, t: CrmTexts): string {
@@ -142,12 +153,13 @@ function withUnverified(line: string | null, event: LeadEvent, t: CrmTexts): str
 /** Fields of a new deal (simple portals), as a new lead would have them minus what deals do not carry. */
 export function newDealFields(event: LeadEvent, rules: PlanRules, client: { contactId: string | null; companyId: string | null }): LeadFields {
   const assignee = rules.responsible ? responsibleUserId(event, rules.responsible) : null;
+  const description = sourceDescription(event);
   return {
     ...(rules.requiredFieldDefaults ?? {}),
     ...(assignee ? { ASSIGNED_BY_ID: assignee } : {}),
     TITLE: buildLeadTitle(event, crmTexts(rules.language)),
-    SOURCE_ID: SOURCE_BY_KIND[event.kind],
-    ...(event.form?.pageUrl ? { SOURCE_DESCRIPTION: event.form.pageUrl } : {}),
+    SOURCE_ID: leadSourceId(event),
+    ...(description ? { SOURCE_DESCRIPTION: description } : {}),
     OPENED: "Y",
     ORIGINATOR_ID,
     ORIGIN_ID: event.key,
@@ -169,7 +181,7 @@ export function newContactFields(event: LeadEvent, rules: PlanRules): LeadFields
     NAME: event.name ?? event.phone ?? event.email ?? "CoMagic",
     ...(event.phone ? { PHONE: [{ VALUE: event.phone, VALUE_TYPE: "WORK" }] } : {}),
     ...(event.email ? { EMAIL: [{ VALUE: event.email, VALUE_TYPE: "WORK" }] } : {}),
-    SOURCE_ID: SOURCE_BY_KIND[event.kind],
+    SOURCE_ID: leadSourceId(event),
     OPENED: "Y",
     ORIGINATOR_ID,
     ORIGIN_ID: event.key,
@@ -178,12 +190,13 @@ export function newContactFields(event: LeadEvent, rules: PlanRules): LeadFields
 }
 
 function updateDeal(event: LeadEvent, deal: DealSnapshot, clients: readonly ClientSnapshot[], rules: WriteRules): WritePlan {
-  const verified = isVerifiedSource(event);
-  const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key, ...(verified ? emptyUtmFields(event, deal.utm) : {}) };
-  if (verified && event.visitorId && !deal.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
   const client: CrmEntityRef | null = deal.contactId ? { type: "contact", id: deal.contactId } : deal.companyId ? { type: "company", id: deal.companyId } : null;
   const owner = clients.find((c) => client && c.type === client.type && c.id === client.id);
   const known = { phones: owner?.phones ?? [], emails: owner?.emails ?? [], visitorId: deal.visitorId };
+  // The deal's client holds what makes the deal the person's: the event speaks for it only through a vouched-for contact.
+  const anchored = isAnchored(event, heldContactKeys(event, known, rules.defaultRegion));
+  const fields: LeadFields = { [LEAD_FIELD.comagicId]: event.key, ...(anchored ? emptyUtmFields(event, deal.utm) : {}) };
+  if (anchored && event.visitorId && !deal.visitorId) fields[LEAD_FIELD.visitorId] = event.visitorId;
   return {
     action: "update",
     target: { type: "deal", id: deal.id },
@@ -192,6 +205,7 @@ function updateDeal(event: LeadEvent, deal: DealSnapshot, clients: readonly Clie
     client,
     // Existing contacts are never changed, so the ledger ties to the deal's client only what that client holds.
     ties: heldContactKeys(event, known, rules.defaultRegion),
+    credit: anchored,
   };
 }
 
@@ -219,21 +233,27 @@ export function confirmHints(event: LeadEvent, lookup: CrmLookup, region: Countr
 export function planWrite(event: LeadEvent, found: CrmLookup, rules: WriteRules): WritePlan {
   if (found.applied) {
     const { client, created, ...target } = found.applied;
-    // A form's contacts are on the record only when the form made it (verified-source.ts).
-    const ties = isVerifiedSource(event) || created ? contactKeys(event) : [];
-    return { action: "skip", target, ...(client ? { client } : {}), created: created === true, ties };
+    // Unverified contacts are on the record only when the event made it (verified-source.ts).
+    const verified = isVerifiedSource(event);
+    const ties = verified || created ? contactKeys(event) : [];
+    return { action: "skip", target, ...(client ? { client } : {}), created: created === true, ties, credit: verified || created === true };
   }
   const lookup = confirmHints(event, found, rules.defaultRegion);
   if (rules.mode === "classic") {
     const lead = pickOpenLead(lookup.leads, rules);
     if (lead) {
+      const held = heldContactKeys(event, lead, rules.defaultRegion);
+      const anchored = isAnchored(event, held);
+      const vouched = verifiedContactKeys(event);
       return {
         action: "update",
         target: { type: "lead", id: lead.id },
         fields: updateLeadFields(event, lead, rules.defaultRegion),
         comment: withUnverified(unverifiedContactLine(event, lead, rules.defaultRegion, "lead", crmTexts(rules.language)), event, crmTexts(rules.language)),
         client: null,
-        ties: isVerifiedSource(event) ? contactKeys(event) : heldContactKeys(event, lead, rules.defaultRegion),
+        // What the lead holds, and the vouched-for contacts updateLeadFields adds to a lead the event speaks for.
+        ties: contactKeys(event).filter((key) => held.includes(key) || (anchored && vouched.includes(key))),
+        credit: anchored,
       };
     }
   }
@@ -245,7 +265,7 @@ export function planWrite(event: LeadEvent, found: CrmLookup, rules: WriteRules)
     // Bitrix24 marks a lead naming a client a repeat lead itself (when the portal's mode is on): never IS_RETURN_CUSTOMER.
     const link = { ...(contact ? { CONTACT_ID: contact.id } : {}), ...(companyId ? { COMPANY_ID: companyId } : {}) };
     const fields = { ...newLeadFields(event, rules.requiredFieldDefaults, rules.responsible ?? null, crmTexts(rules.language)), ...link };
-    return { action: "create-lead", fields, ties: contactKeys(event) };
+    return { action: "create-lead", fields, ties: contactKeys(event), credit: true };
   }
   return {
     action: "create-deal",
@@ -254,5 +274,7 @@ export function planWrite(event: LeadEvent, found: CrmLookup, rules: WriteRules)
     client: clientRef,
     // A new contact has every contact of the event; an existing one (never changed) only what it held.
     ties: contact ? heldContactKeys(event, contact, rules.defaultRegion) : contactKeys(event),
+    // The deal is the event's own, whoever its contact is.
+    credit: true,
   };
 }

@@ -3,7 +3,7 @@ import { type BatchAnswers, type BatchHandle, batchBuilder } from "../bitrix/bat
 import type { BitrixClient } from "../bitrix/client";
 import type { CrmStore, EntityFields } from "../bitrix/crm-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
-import { fetchCallRecord } from "../comagic/reports";
+import { fetchCallRecords } from "../comagic/reports";
 import { callRecordUpdate, type CallRecord } from "../domain/call-record";
 import { ledgerRef, type CrmEntityRef } from "../domain/crm-entity";
 import { errorMessage } from "../log";
@@ -15,11 +15,14 @@ import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settl
  * CoMagic's reports lag behind its notifications by an unknown time (FACTS-calls §1.3 [UNCERTAIN]): a call
  * missing from get.calls_report is asked for again after `retrySeconds` (ENRICH_DELAY_SECONDS, a minute by
  * default), six times in all, then given up with a log line. The lead exists by then, so giving up loses
- * attribution detail, never the client.
+ * attribution detail, never the client. Every call of a batch is asked for in the same read (`id` in […]):
+ * a Data API point per batch, not per call.
  */
 export const CALL_RECORD_TRIES = 6;
 // A call starts before its notification, and calls can last hours: its record is looked for from a day before.
 const LOOKBACK_MS = 86_400_000;
+// CoMagic refuses a report interval over 3 months or 90 days (FACTS-calls §2); 85 days is inside both readings.
+const MAX_WINDOW_MS = 85 * 86_400_000;
 
 export interface CallRecordDeps extends SettleDeps {
   dataApi: CoMagicRpcClient;
@@ -88,16 +91,48 @@ async function registerOutboundCalls(found: Found[], deps: CallRecordDeps): Prom
   }
 }
 
-/** Looks each call up in CoMagic's calls report: found, waiting for the report, or given up. */
+type Read = { from: number; to: number; items: { message: Message<unknown>; job: CallRecordJob }[] };
+
+/**
+ * The reads a batch's calls need: one whose window runs from a day before the earliest call to now, unless a
+ * call is so old (a replayed dead letter, a backfill) that the window would pass CoMagic's limit; older calls
+ * then share reads of their own. `calledAt` is CoMagic's start time when the event had it.
+ */
+function recordReads(items: Read["items"], now: number): Read[] {
+  const at = (item: Read["items"][number]) => Date.parse(item.job.calledAt);
+  const sorted = [...items].sort((a, b) => at(a) - at(b));
+  const end = Math.max(now, ...sorted.map(at));
+  const reads: Read[] = [];
+  for (const item of sorted) {
+    const last = reads.at(-1);
+    if (last && at(item) <= last.to) last.items.push(item);
+    else {
+      const from = at(item) - LOOKBACK_MS;
+      reads.push({ from, to: Math.min(end, from + MAX_WINDOW_MS), items: [item] });
+    }
+  }
+  return reads;
+}
+
+/** Looks the batch's calls up in CoMagic's calls report, all in one read: found, waiting for the report, or given up. */
 async function findRecords(messages: readonly Message<unknown>[], deps: CallRecordDeps): Promise<Found[]> {
   const found: Found[] = [];
-  const now = deps.now();
-  for (const { message, job } of readJobs(messages, callRecordJobSchema, deps.log)) {
-    const context = { leadId: job.leadId, sessionId: job.sessionId };
+  for (const read of recordReads(readJobs(messages, callRecordJobSchema, deps.log), deps.now().getTime())) {
+    let records: Map<string, CallRecord>;
     try {
-      const calledAt = new Date(job.calledAt);
-      const window = { from: new Date(calledAt.getTime() - LOOKBACK_MS), to: now > calledAt ? now : calledAt, timeZone: deps.timeZone };
-      const record = await fetchCallRecord(deps.dataApi, job.sessionId, window);
+      const window = { from: new Date(read.from), to: new Date(read.to), timeZone: deps.timeZone };
+      records = await fetchCallRecords(
+        deps.dataApi,
+        read.items.map(({ job }) => job.sessionId),
+        window,
+      );
+    } catch (error) {
+      for (const { message, job } of read.items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);
+      continue;
+    }
+    for (const { message, job } of read.items) {
+      const context = { leadId: job.leadId, sessionId: job.sessionId };
+      const record = records.get(job.sessionId);
       if (record) {
         found.push({ message, job, record });
       } else if (message.attempts < CALL_RECORD_TRIES) {
@@ -107,8 +142,6 @@ async function findRecords(messages: readonly Message<unknown>[], deps: CallReco
         deps.log.warn("call_record.not_found", { ...context, attempts: message.attempts });
         message.ack();
       }
-    } catch (error) {
-      await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
     }
   }
   return found;

@@ -1,18 +1,21 @@
 import * as z from "zod";
-import { type BatchAnswers, type BatchBuilder, type BatchHandle, batchBuilder } from "../bitrix/batch-builder";
+import { type BatchAnswers, type BatchBuilder, batchBuilder } from "../bitrix/batch-builder";
 import type { BitrixClient } from "../bitrix/client";
-import type { BitrixError } from "../bitrix/errors";
+import { BitrixError } from "../bitrix/errors";
+import { checkRecordingLink, type RecordingCheck } from "../comagic/recording-link";
 import { errorMessage } from "../log";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import type { TelephonyStatus } from "../storage/telephony-status";
 import { callTelephonyJobSchema, type CallTelephonyJob } from "./schema";
-import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
+import { asFailure, readJobs, retryOrDeadLetter, type Failure, type SettleDeps } from "./settle";
 
 /*
  * Each written call also becomes a Bitrix24 telephony call: register (SHOW 0, CRM_CREATE 0, bound to the lead
  * or the deal's contact), finish (duration, 200 or 304 for a lost call: Bitrix24 then adds the call activity to
  * the timeline and counts the call in its reports), attachRecord (after finish; the player). FACTS.md §2.9,
- * FACTS-portals §7. Each step is recorded in the ledger, so a redelivered job repeats none:
+ * FACTS-portals §7. Register and finish go in one `batch` each for the whole queue batch; attachRecord makes
+ * Bitrix24 download the file inside the request, so each recording is checked (comagic/recording-link.ts) and
+ * attached in a request of its own. Each step is recorded in the ledger, so a redelivered job repeats none:
  *   call-reg:<key>  the CALL_ID register gave (kept in the ledger's id column)
  *   call:<key>      finished
  *   call-rec:<key>  the recording attached
@@ -31,7 +34,15 @@ export interface TelephonyDeps extends SettleDeps {
   /** USER_ID when the job names no responsible: DEFAULT_RESPONSIBLE_ID, else the webhook's user. */
   fallbackUserId: string;
   queue: string;
+  /** Whether a recording link answers with audio; checkRecordingLink unless a test stands in. */
+  checkRecording?: (url: string) => Promise<RecordingCheck>;
 }
+
+/**
+ * How many attach requests run at once: each may last a download (up to Bitrix24's 60 s), so a queue batch of 20
+ * recordings takes five rounds, well inside a consumer's 15 minutes, and stays under a Worker's six open connections.
+ */
+const ATTACH_LANES = 4;
 
 type Item = { message: Message<unknown>; job: CallTelephonyJob };
 
@@ -40,6 +51,24 @@ const keys = (key: string) => ({ registered: `call-reg:${key}`, finished: `call:
 /** FACTS-portals §7: a lost call is finished with 304 ("missed"), an answered one with 200. */
 function finishParams(job: CallTelephonyJob, callId: string, userId: string): Record<string, unknown> {
   return { CALL_ID: callId, USER_ID: Number(userId), DURATION: Math.round(job.talkSeconds), STATUS_CODE: job.lost ? "304" : "200", ADD_TO_CHAT: 0 };
+}
+
+/**
+ * A dismissed or unknown USER_ID (FACTS.md §2.9): no retry helps, so the dead letter says which user, where it came
+ * from, and what a person changes. The job keeps the user it was planned with: a replay helps once that user is
+ * active again, or (for the fallback user) once DEFAULT_RESPONSIBLE_ID names an active one.
+ */
+function inactiveUser(job: CallTelephonyJob, userId: string, error: BitrixError): Failure {
+  const fix = job.userId
+    ? `Map another, active user in COMAGIC_EMPLOYEES (or LOST_CALL_RESPONSIBLE_ID, DEFAULT_RESPONSIBLE_ID) for the next calls; to put this one in telephony, make user ${userId} active again and replay this dead letter.`
+    : "Set DEFAULT_RESPONSIBLE_ID to an active user, then replay this dead letter.";
+  const source = job.userId ? "the call's responsible" : "DEFAULT_RESPONSIBLE_ID, else the webhook's user";
+  return {
+    code: error.code,
+    message: `Bitrix24 telephony refused USER_ID ${userId} (${source}): the user is dismissed or unknown. ${fix} The call stays on the timeline as a comment meanwhile.`,
+    transient: false,
+    retryAfterSeconds: 0,
+  };
 }
 
 class Refused extends Error {
@@ -66,7 +95,12 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   const settled = new Set<Item>();
   const fail = async (item: Item, error: unknown) => {
     settled.add(item);
-    await retryOrDeadLetter(item.message, deps.queue, asFailure(error), { key: item.job.key }, deps);
+    const failure = error instanceof BitrixError && error.code === "USER_NOT_ACTIVE" ? inactiveUser(item.job, userOf(item.job), error) : asFailure(error);
+    await retryOrDeadLetter(item.message, deps.queue, failure, { key: item.job.key }, deps);
+  };
+  const failWith = async (item: Item, failure: Failure) => {
+    settled.add(item);
+    await retryOrDeadLetter(item.message, deps.queue, failure, { key: item.job.key }, deps);
   };
 
   const callIds = new Map<Item, string>();
@@ -113,6 +147,7 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   for (const { item, handle } of finishes) {
     const error = finished.failure(handle);
     // A finish whose answer was lost is finished: a second one finds no active call. Only a redelivery can tell.
+    // ("User is not found or is not active" is USER_NOT_ACTIVE by now, not this.)
     const finishedBefore = error?.code === "ERROR_CORE" && /not found/i.test(error.message) && item.message.attempts > 1;
     if (!error || finishedBefore) nowFinished.push(item);
     else await fail(item, error);
@@ -124,23 +159,16 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
     deps.log,
   );
 
-  const attaching = batchBuilder();
-  const attachments = new Map<Item, BatchHandle<unknown>>();
-  for (const item of items) {
+  const attaching = items.filter((item) => {
     const callId = callIds.get(item) ?? done.get(keys(item.job.key).finished);
     const isFinished = nowFinished.includes(item) || done.has(keys(item.job.key).finished);
-    if (callId && item.job.recordingUrl && isFinished && !settled.has(item) && !done.has(keys(item.job.key).recorded)) {
-      // Bitrix24 downloads the file itself and takes only .mp3 or .wav names (FACTS-portals §7).
-      const params = { CALL_ID: callId, RECORD_URL: item.job.recordingUrl, FILENAME: `comagic-${item.job.key}.mp3` };
-      attachments.set(item, attaching.add("record", { method: "telephony.externalCall.attachRecord", params }, anything));
-    }
-  }
-  const attached = await run(client, attaching);
-  const attachFailure = (item: Item) => {
-    const handle = attachments.get(item);
-    return handle ? attached.failure(handle) : null;
-  };
-  const recorded = items.filter((item) => !settled.has(item) && attachments.has(item) && !attachFailure(item));
+    return callId && item.job.recordingUrl && isFinished && !settled.has(item) && !done.has(keys(item.job.key).recorded);
+  });
+  const attached = new Map<Item, AttachOutcome>();
+  await inLanes(attaching, ATTACH_LANES, async (item) => {
+    attached.set(item, await attach(item, callIds.get(item) ?? done.get(keys(item.job.key).finished) ?? "", client, deps));
+  });
+  const recorded = attaching.filter((item) => attached.get(item)?.kind === "attached");
   await recordInLedger(
     deps.ledger,
     recorded.map((item) => ({ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" })),
@@ -149,18 +177,61 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   );
   for (const item of items) {
     if (settled.has(item)) continue;
-    const error = attachFailure(item);
-    if (error) {
-      if (error.transient) {
-        await fail(item, error);
-        continue;
-      }
-      // A link Bitrix24 cannot download stays a link: the timeline comment already carries it.
-      deps.log.warn("telephony.record_failed", { key: item.job.key, error: error.message });
+    const outcome = attached.get(item);
+    if (outcome?.kind === "retry") {
+      await failWith(item, outcome.failure);
+      continue;
     }
+    // A link that is no recording, or one Bitrix24 could not download, stays a link: the timeline comment has it.
+    if (outcome?.kind === "refused") deps.log.warn("telephony.record_refused", { key: item.job.key, host: hostOf(item.job.recordingUrl), reason: outcome.reason });
+    if (outcome?.kind === "failed") deps.log.warn("telephony.record_failed", { key: item.job.key, host: hostOf(item.job.recordingUrl), error: outcome.reason });
     deps.log.info("telephony.call_written", { key: item.job.key, entity: item.job.crmEntity.type, lost: item.job.lost, recording: recorded.includes(item) });
     item.message.ack();
   }
+}
+
+type AttachOutcome = { kind: "attached" } | { kind: "refused" | "failed"; reason: string } | { kind: "retry"; failure: Failure };
+
+/**
+ * One recording, checked, then attached in a request of its own: Bitrix24 downloads it inside the request
+ * (60 s at most, FACTS.md §4.1), so a slow download fails no other call's. Calling again replaces the record
+ * (FACTS-portals §7), so a retry after a timeout is harmless.
+ */
+async function attach(item: Item, callId: string, client: BitrixClient, deps: TelephonyDeps): Promise<AttachOutcome> {
+  const url = item.job.recordingUrl ?? "";
+  const check = await (deps.checkRecording ?? checkRecordingLink)(url);
+  if (check.verdict === "not-audio") return { kind: "refused", reason: check.reason };
+  if (check.verdict === "retry") return { kind: "retry", failure: { code: "RECORDING_UNAVAILABLE", message: `The recording ${check.reason}`, transient: true, retryAfterSeconds: 0 } };
+  if (check.verdict === "unreachable") deps.log.info("telephony.record_unchecked", { key: item.job.key, host: hostOf(url), reason: check.reason });
+  try {
+    // Bitrix24 takes only .mp3 or .wav names, and in URL mode would take the link's own (FACTS-portals §7).
+    await client.call("telephony.externalCall.attachRecord", { CALL_ID: callId, RECORD_URL: url, FILENAME: `comagic-${item.job.key}.mp3` });
+    return { kind: "attached" };
+  } catch (error) {
+    const failure = asFailure(error);
+    return failure.transient ? { kind: "retry", failure } : { kind: "failed", reason: failure.message };
+  }
+}
+
+/** The host alone: a recording link may carry a signature in its path or query. */
+function hostOf(url: string | null): string | null {
+  try {
+    return url ? new URL(url).host : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `work` over `items`, at most `lanes` at a time (a Worker keeps six connections open at once: cloudflare/FACTS.md). */
+async function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
 }
 
 /**

@@ -103,11 +103,12 @@ function telephonyEntity(outcome: Written): CallTelephonyJob["crmEntity"] | null
   return { type: bound.type === "lead" ? "LEAD" : bound.type === "contact" ? "CONTACT" : "COMPANY", id: bound.id };
 }
 
-function telephonyJob(job: LeadJob, outcome: Written, deps: ConsumerDeps): CallTelephonyJob | null {
+/** `rules` are the round's: with COMAGIC_MATCH_BY_EMAIL they know the employees found by email, as the lead's responsible did. */
+function telephonyJob(job: LeadJob, outcome: Written, rules: PlanRules): CallTelephonyJob | null {
   const { event } = job;
   const crmEntity = telephonyEntity(outcome);
   if (event.kind !== "call" || !event.phone || !crmEntity) return null;
-  const userId = deps.rules.responsible ? responsibleUserId(event, deps.rules.responsible) : null;
+  const userId = rules.responsible ? responsibleUserId(event, rules.responsible) : null;
   const talkSeconds = event.call?.talkSeconds ?? 0;
   return {
     type: "call.telephony",
@@ -117,7 +118,8 @@ function telephonyJob(job: LeadJob, outcome: Written, deps: ConsumerDeps): CallT
     crmEntity,
     userId,
     phone: event.phone,
-    startedAt: new Date(Date.parse(event.receivedAt) - 1000 * (event.call?.totalSeconds ?? 0)).toISOString(),
+    // CoMagic's start of the call when the event has it; a notification comes when the call ends.
+    startedAt: event.occurredAt ?? new Date(Date.parse(event.receivedAt) - 1000 * (event.call?.totalSeconds ?? 0)).toISOString(),
     talkSeconds,
     lost: event.call?.lost ?? false,
     recordingUrl: event.recordingUrl,
@@ -134,7 +136,7 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
   const { event } = job;
   const jobs: FollowUpJob[] = [];
   const entity = outcome.target.type === "deal" ? "deal" : "lead";
-  const telephony = telephonyJob(job, outcome, deps);
+  const telephony = telephonyJob(job, outcome, rules);
   if (telephony) jobs.push(telephony);
   if (!deps.followUps?.enrichment) return jobs;
   const id = outcome.target.id;
@@ -150,7 +152,7 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
       leadId: id,
       entity,
       sessionId: event.sessionId,
-      calledAt: event.receivedAt,
+      calledAt: event.occurredAt ?? event.receivedAt,
       visitorId: event.visitorId,
       recordingUrl: event.recordingUrl,
       created: outcome.action === "created",
@@ -163,12 +165,12 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
 }
 
 /**
- * Whether the event's visitor may be enriched onto what it landed on: a website form's only onto a lead or deal
- * the form made (verified-source.ts), or it would move a client's attribution (and revenue) to any visitor.
+ * Whether the event's visitor may be enriched onto what it landed on: a form's, a site chat's or a request's only
+ * onto a lead or deal it made or speaks for through a vouched-for contact (verified-source.ts, the plan's
+ * `credit`), or it would move a client's attribution (and revenue) to any visitor.
  */
 function mayCredit(event: LeadEvent, plan: WritePlan | undefined): boolean {
-  if (isVerifiedSource(event)) return true;
-  return plan?.action === "create-lead" || plan?.action === "create-deal" || (plan?.action === "skip" && plan.created);
+  return plan ? plan.credit : isVerifiedSource(event);
 }
 
 /** The visitor id each plan writes into the lead or deal, to be recorded as the worker's (storage/crm-visitors.ts). */
@@ -190,13 +192,14 @@ async function mayEnrich(event: LeadEvent, deps: ConsumerDeps): Promise<boolean>
 type Written = Extract<WriteOutcome, { ok: true }>;
 
 /**
- * One call-back to-do for each lost call a round wrote (ledger key `todo:<event>`). A to-do add that fails is
- * logged, not retried: the lead and its comment are there, and a second to-do is worse than none.
+ * One call-back to-do for each lost call a round wrote (ledger key `todo:<event>`), for the round's responsible
+ * (`rules`: the employees found by email included). A to-do add that fails is logged, not retried: the lead and
+ * its comment are there, and a second to-do is worse than none.
  */
-async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps: ConsumerDeps): Promise<void> {
+async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps: ConsumerDeps, rules: PlanRules): Promise<void> {
   const wanted = written.flatMap(({ item, outcome }) => {
     const { event } = item.job;
-    const responsibleId = deps.rules.responsible ? responsibleUserId(event, deps.rules.responsible) : null;
+    const responsibleId = rules.responsible ? responsibleUserId(event, rules.responsible) : null;
     const todo = callBackTodo(event, outcome.target, { minutes: deps.rules.callBackMinutes ?? 60, responsibleId, texts: crmTexts(deps.rules.language) });
     return todo ? [{ key: `todo:${event.key}`, ref: ledgerRef(outcome.target), todo }] : [];
   });
@@ -254,7 +257,7 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, pl
   // A "skipped" event here was found in Bitrix24 but not in the ledger: an earlier try wrote it and lost the
   // answer, so its follow-ups (idempotent each) were never sent. They go now.
   const written = applied;
-  await addCallBackTodos(written, deps);
+  await addCallBackTodos(written, deps, rules);
   const jobs: FollowUpJob[] = [];
   for (const { item, outcome, plan } of written) jobs.push(...(await followUpJobs(item.job, outcome, plan, deps, rules)));
   if (deps.followUps && jobs.length) {

@@ -4,10 +4,10 @@ import { type BatchHandle, batchBuilder } from "../bitrix/batch-builder";
 import type { BitrixClient } from "../bitrix/client";
 import type { CrmStore, EntityFields } from "../bitrix/crm-store";
 import type { CoMagicRpcClient } from "../comagic/data-api";
-import { loadJourney } from "../comagic/reports";
+import { loadJourneys } from "../comagic/reports";
 import { ledgerRef } from "../domain/crm-entity";
 import { LEAD_FIELD } from "../domain/lead-plan";
-import { summarizeJourney, type Journey } from "../domain/touchpoints";
+import { buildJourney, summarizeJourney, type Journey } from "../domain/touchpoints";
 import { creditRows } from "../domain/attribution-credits";
 import { errorMessage } from "../log";
 import type { AttributionStore } from "../storage/attribution-store";
@@ -23,6 +23,8 @@ import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settl
  * It fills; it never moves. A lead or deal that already has another visitor keeps it, with its credits, whatever
  * a job says (a form can name any visitor id: verified-source.ts); a visitor CoMagic knows no visits of, after the
  * reports had time to catch up, writes nothing at all. Rerunning a job writes the same values.
+ *
+ * A batch costs two Data API reads whatever its size: the visits and the contacts of all its visitors at once.
  */
 
 export interface EnrichDeps extends SettleDeps {
@@ -59,30 +61,39 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
     return;
   }
 
-  const now = deps.now();
-  const journeys = new Map<string, Promise<Journey>>();
-  const journeyOf = (visitorId: string) => {
-    let pending = journeys.get(visitorId);
-    if (!pending) {
-      pending = loadJourney(deps.dataApi, visitorId, now, deps.timeZone);
-      journeys.set(visitorId, pending);
-    }
-    return pending;
-  };
-
-  const updates = batchBuilder();
-  const ready: (Item & { journey: Journey; entity: EntityFields; update: BatchHandle<unknown> })[] = [];
+  const wanted: (Item & { entity: EntityFields })[] = [];
   for (const { message, job } of jobs) {
-    const context = { leadId: job.leadId, visitorId: job.visitorId };
     const entity = entities.get(ledgerRef({ type: job.entity, id: job.leadId }));
     const skipped = skipReason(job, entity);
     if (skipped || !entity) {
-      deps.log.info("enrich.skipped", { ...context, entity: job.entity, reason: skipped });
+      deps.log.info("enrich.skipped", { leadId: job.leadId, visitorId: job.visitorId, entity: job.entity, reason: skipped });
       message.ack();
       continue;
     }
+    wanted.push({ message, job, entity });
+  }
+  if (wanted.length === 0) return;
+
+  const now = deps.now();
+  let journeys: Map<string, Journey>;
+  try {
+    journeys = await loadJourneys(
+      deps.dataApi,
+      wanted.map(({ job }) => job.visitorId),
+      now,
+      deps.timeZone,
+    );
+  } catch (error) {
+    for (const { message, job } of wanted) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, visitorId: job.visitorId }, deps);
+    return;
+  }
+
+  const updates = batchBuilder();
+  const ready: (Item & { journey: Journey; entity: EntityFields; update: BatchHandle<unknown> })[] = [];
+  for (const { message, job, entity } of wanted) {
+    const context = { leadId: job.leadId, visitorId: job.visitorId };
     try {
-      const journey = await journeyOf(job.visitorId);
+      const journey = journeys.get(job.visitorId) ?? buildJourney(job.visitorId, now, []);
       const summary = summarizeJourney(journey);
       if (summary.sessions === 0) {
         // CoMagic's reports lag behind its events: wait a while, then give up without writing a visitor with no visits.

@@ -17,6 +17,7 @@ import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
 import { sendInBatches } from "./send-in-batches";
 import type { DeadLetterSender, FollowUpSender } from "./schema";
+import type { SettleDeps } from "./settle";
 
 /** Which handler a queue feeds, by the names LEAD_QUEUE_NAME, ENRICH_QUEUE_NAME and DEAD_LETTER_QUEUE_NAME give. */
 function kindOf(queue: string, config: Config): "dead-letters" | "enrich" | "leads" | null {
@@ -63,7 +64,8 @@ async function telephonyClients(env: Env, config: Config, webhook: BitrixClient)
 
 /** With COMAGIC_MATCH_BY_EMAIL, employees not in COMAGIC_EMPLOYEES are matched to Bitrix24 users by email. */
 function employeeUsersFor(env: Env, config: Config, bitrix: BitrixClient): ((ids: string[]) => Promise<Map<string, string>>) | null {
-  const dataApi = config.COMAGIC_MATCH_BY_EMAIL ? dataApiClientFor(config, env) : null;
+  // The responsible of a lead being made: lead work, so it may spend the points kept for the feed.
+  const dataApi = config.COMAGIC_MATCH_BY_EMAIL ? dataApiClientFor(config, env, "feed") : null;
   return dataApi ? (ids) => usersByEmployeeEmail(ids, { dataApi, bitrix, kv: env.COMAGIC_CACHE ?? null }) : null;
 }
 
@@ -74,8 +76,13 @@ function employeeMapping(env: Env, config: Config, bitrix: BitrixClient): (emplo
   return async (employeeId) => mapped[employeeId] ?? (byEmail ? ((await byEmail([employeeId])).get(employeeId) ?? null) : null);
 }
 
-function commonDeps(env: Env, log: Logger) {
-  return { deadLetters: env.DEAD_LETTERS as DeadLetterSender, log, now: () => new Date(), random: Math.random };
+/** A job CoMagic's points hold back goes back on the queue it came from as a new message (jobs/settle.ts). */
+function resenderFor(queue: Queue | undefined): SettleDeps["resend"] {
+  return queue ? async (body, delaySeconds) => void (await queue.send(body, { contentType: "json", delaySeconds })) : null;
+}
+
+function commonDeps(env: Env, log: Logger, ownQueue?: Queue) {
+  return { deadLetters: env.DEAD_LETTERS as DeadLetterSender, log, now: () => new Date(), random: Math.random, resend: resenderFor(ownQueue) };
 }
 
 async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, log: Logger): Promise<void> {
@@ -114,25 +121,35 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
       });
     }
     if (rest.length === 0) return;
-    const dataApi = dataApiClientFor(config, env);
-    if (!dataApi) {
+    // Call records complete leads (the feed's points); enrichment can wait for the next day's (domain/comagic-budget.ts).
+    const recordApi = dataApiClientFor(config, env, "feed");
+    const enrichApi = dataApiClientFor(config, env, "deferrable");
+    if (!recordApi || !enrichApi) {
       log.warn("enrich.skipped", { reason: "no CoMagic Data API credentials", count: rest.length });
       for (const m of rest) m.ack();
       return;
     }
-    const shared = { ...commonDeps(env, log), dataApi, bitrix, queue: batch.queue, timeZone: config.COMAGIC_TIMEZONE };
+    const shared = { ...commonDeps(env, log, env.ENRICH_JOBS), bitrix, queue: batch.queue, timeZone: config.COMAGIC_TIMEZONE };
     const isCallRecord = (m: Message<unknown>) => typeOf(m) === "call.record";
     const userOfEmployee = employeeMapping(env, config, bitrix);
-    await handleCallRecordJobs(rest.filter(isCallRecord), { ...shared, store: createCrmStore(bitrix), ledger, followUps, userOfEmployee, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
+    await handleCallRecordJobs(rest.filter(isCallRecord), {
+      ...shared,
+      dataApi: recordApi,
+      store: createCrmStore(bitrix),
+      ledger,
+      followUps,
+      userOfEmployee,
+      retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS),
+    });
     await handleEnrichJobs(
       rest.filter((m) => !isCallRecord(m)),
-      { ...shared, store: createCrmStore(bitrix), journeys: stores.journeys, attribution: stores.attribution, visitors: stores.visitors },
+      { ...shared, dataApi: enrichApi, store: createCrmStore(bitrix), journeys: stores.journeys, attribution: stores.attribution, visitors: stores.visitors },
     );
-    log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: dataApi.loginCount });
+    log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: recordApi.loginCount + enrichApi.loginCount });
     return;
   }
   await handleLeadBatch(batch, {
-    ...commonDeps(env, log),
+    ...commonDeps(env, log, env.LEAD_JOBS),
     store: createCrmStore(bitrix),
     crmMode: () => crmModeOf(bitrix, stores.crmModeCache),
     ledger,

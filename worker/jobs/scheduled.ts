@@ -1,28 +1,52 @@
 import { createCrmStore } from "../bitrix/crm-store";
-import { readConfig, type Config } from "../config";
+import { feedOverlapMinutes, readConfig, type Config } from "../config";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { purgeExpired } from "../storage/retention";
 import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
-import { reconcileCalls, type ReconcileReport } from "./reconcile";
+import { d1FeedState } from "../storage/feed-state";
+import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
 import { syncReportData } from "./report-sync";
 
-/** Reconciles one window with adapters from Env; null when the Data API is not configured. */
-export async function reconcileWindow(window: { from: Date; to: Date }, env: Env, config: Config, log: Logger): Promise<ReconcileReport | null> {
-  const dataApi = dataApiClientFor(config, env);
+/** The feed's adapters from Env; null when the Data API is not configured. */
+function feedDeps(env: Env, config: Config, log: Logger): FeedDeps | null {
+  const dataApi = dataApiClientFor(config, env, "feed");
   if (!dataApi) return null;
-  return reconcileCalls(window, {
+  return {
     dataApi,
     store: createCrmStore(bitrixClientFor(config)),
     ledger: storesFor(env).ledger,
     leadJobs: env.LEAD_JOBS,
     log,
     now: () => new Date(),
-    rules: { defaultRegion: config.DEFAULT_PHONE_REGION, minLostCallSeconds: config.MIN_LOST_CALL_SECONDS, timeZone: config.COMAGIC_TIMEZONE },
-  });
+    rules: {
+      defaultRegion: config.DEFAULT_PHONE_REGION,
+      minLostCallSeconds: config.MIN_LOST_CALL_SECONDS,
+      timeZone: config.COMAGIC_TIMEZONE,
+      includeTechRequests: config.COMAGIC_TECH_REQUESTS,
+    },
+  };
 }
 
-/** The Cron Trigger: reconcile the last RECONCILE_WINDOW_HOURS, then purge what D1 keeps no longer. Never throws. */
+/** Reads one past span of the feed (`/admin/reconcile`, `npm run reconcile`), cursor untouched; null without the Data API. */
+export async function reconcileWindow(window: { from: Date; to: Date }, env: Env, config: Config, log: Logger): Promise<FeedReport | null> {
+  const deps = feedDeps(env, config, log);
+  if (!deps) return null;
+  const { openSince: _open, ...report } = await readFeed(window, deps);
+  return report;
+}
+
+/** The cron's feed read, when FEED_INTERVAL_MINUTES have passed since the last one. */
+async function readFeedIfDue(env: Env, config: Config, log: Logger, now: Date): Promise<void> {
+  const deps = feedDeps(env, config, log);
+  if (!deps || !env.DB) {
+    log.info("feed.skipped", { reason: deps ? "no DB binding for the cursor" : "no CoMagic Data API credentials" });
+    return;
+  }
+  await runFeed({ ...deps, now: () => now, state: d1FeedState(env.DB), feed: { intervalMinutes: config.FEED_INTERVAL_MINUTES, overlapMinutes: feedOverlapMinutes(config) } });
+}
+
+/** The Cron Trigger: the CoMagic feed when due, then purge what D1 keeps no longer and sync the report. Never throws. */
 export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
   const log = createLogger({ cron: controller.cron });
   try {
@@ -32,16 +56,16 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
       return;
     }
     const to = new Date(controller.scheduledTime);
-    const from = new Date(to.getTime() - result.config.RECONCILE_WINDOW_HOURS * 3_600_000);
     try {
-      if ((await reconcileWindow({ from, to }, env, result.config, log)) === null) log.info("reconcile.skipped", { reason: "no CoMagic Data API credentials" });
+      await readFeedIfDue(env, result.config, log, to);
     } finally {
       const { attribution } = storesFor(env);
       if (env.DB && attribution) {
         log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
         await syncReportData({
           bitrix: bitrixClientFor(result.config),
-          dataApi: dataApiClientFor(result.config, env),
+          // The cost import can wait for the next day's points.
+          dataApi: dataApiClientFor(result.config, env, "deferrable"),
           store: attribution,
           siteIds: result.config.COMAGIC_SITE_IDS,
           timeZone: result.config.COMAGIC_TIMEZONE,

@@ -89,7 +89,7 @@ adminRoute.post("/reconcile", async (c) => {
   const config = requireConfig(c.env);
   const window = reconcileBody.parse(await c.req.json().catch(() => null));
   const report = await reconcileWindow({ from: new Date(window.from), to: new Date(window.to) }, c.env, config, c.get("log"));
-  if (!report) throw new AppError(409, "comagic_not_configured", "Set COMAGIC_API_TOKEN (or COMAGIC_LOGIN and COMAGIC_PASSWORD) to reconcile");
+  if (!report) throw new AppError(409, "comagic_not_configured", "Set COMAGIC_API_TOKEN (or COMAGIC_LOGIN and COMAGIC_PASSWORD) to read the CoMagic feed");
   return c.json(report);
 });
 

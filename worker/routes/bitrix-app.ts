@@ -215,7 +215,8 @@ bitrixAppRoute.post("/tab", async (c) => {
         appCode: app.appCode,
         journeys,
         visitors,
-        dataApi: dataApiClientFor(config, c.env),
+        // A journey the tab has not cached can wait; the day's last points are the feed's.
+        dataApi: dataApiClientFor(config, c.env, "deferrable"),
         timeZone: config.COMAGIC_TIMEZONE,
         defaultRegion: config.DEFAULT_PHONE_REGION,
         callCountries: callCountries(config),
@@ -281,7 +282,7 @@ bitrixAppRoute.post("/call", async (c) => {
     appClient: appClient(portal),
     employees: config.COMAGIC_EMPLOYEES ?? {},
     matchByEmail: config.COMAGIC_MATCH_BY_EMAIL,
-    dataApi: dataApiClientFor(config, c.env),
+    dataApi: dataApiClientFor(config, c.env, "feed"),
     callApi: callApiClientFor(config, c.env),
     virtualNumber: config.COMAGIC_VIRTUAL_NUMBER,
     defaultRegion: config.DEFAULT_PHONE_REGION,

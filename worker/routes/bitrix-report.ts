@@ -205,7 +205,7 @@ bitrixReportRoute.post("/report/refresh", async (c) => {
   const { config, appClient, attribution } = appContext(c);
   const outcome = await refreshReportData({
     bitrix: appClient(portal),
-    dataApi: dataApiClientFor(config, c.env),
+    dataApi: dataApiClientFor(config, c.env, "deferrable"),
     store: attribution,
     siteIds: config.COMAGIC_SITE_IDS,
     timeZone: config.COMAGIC_TIMEZONE,

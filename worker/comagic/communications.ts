@@ -1,0 +1,231 @@
+import * as z from "zod";
+import type { ChatMessage } from "../domain/comagic-chat";
+import type { CoMagicSession } from "../domain/comagic-session";
+import type { ReportWindow } from "../domain/report-window";
+import { CoMagicError, type CoMagicRpcClient } from "./data-api";
+import { fetchReport } from "./reports";
+
+/*
+ * CoMagic's chats and requests ("заявки": its own site forms, callback orders, messenger requests) as the Data API
+ * reports them, read into the sessions comagic-session.ts classifies. Each report is one read a page of up to
+ * 10,000 rows (data_api.txt:562), however many chats or requests it holds; a chat's messages are read for all the
+ * chats of a read at once (`chat_ids`, get_chat_messages_report.txt:25). `RD/` is ../shared/reference/comagic/docs/.
+ */
+
+const PAGE_SIZE = 10_000;
+const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
+const id = z.union([z.string(), z.number()]).transform(String);
+const text = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
+const utmShape = Object.fromEntries(UTM_FIELDS.map((f) => [f, text])) as Record<(typeof UTM_FIELDS)[number], typeof text>;
+const tags = z
+  .array(z.object({ tag_name: z.string() }).loose())
+  .nullish()
+  .transform((t) => (t ?? []).map((tag) => tag.tag_name));
+const utmOf = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
+
+/** A chat or request with the time CoMagic recorded it (`date_time`, account-local), for the event's occurredAt. */
+export type ReadSession = { session: CoMagicSession; at: string | null };
+
+// RD/data_api__report__get_chats_report.txt: status l.31, initiator l.36, date_time l.41, page l.45, channel l.51-75,
+// is_group_chat l.83, employee l.110-111, visitor_phone_number l.132 (a number: FACTS.md §2.5 says string or number).
+const CHAT_FIELDS = [
+  "id",
+  "status",
+  "initiator",
+  "date_time",
+  "communication_page_url",
+  "chat_channel_type",
+  "chat_channel_name",
+  "is_group_chat",
+  "employee_id",
+  "employee_full_name",
+  "visitor_phone_number",
+  "visitor_id",
+  "channel",
+  "entrance_page",
+  "tags",
+  ...UTM_FIELDS,
+];
+const chatRow = z
+  .object({
+    id,
+    status: text,
+    initiator: text,
+    date_time: text,
+    communication_page_url: text,
+    chat_channel_type: text,
+    chat_channel_name: text,
+    is_group_chat: z.boolean().nullish(),
+    employee_id: text,
+    employee_full_name: text,
+    visitor_phone_number: text,
+    visitor_id: text,
+    channel: text,
+    entrance_page: text,
+    tags,
+    ...utmShape,
+  })
+  .loose()
+  .transform(
+    (r): ReadSession => ({
+      at: r.date_time,
+      session: {
+        kind: "chat",
+        id: r.id,
+        phone: r.visitor_phone_number,
+        // The chats report has no name or email field (RD l.128-137): a chat gives a phone or nothing.
+        name: null,
+        email: null,
+        visitorId: r.visitor_id,
+        utm: utmOf(r),
+        employee: r.employee_full_name,
+        employeeId: r.employee_id,
+        trafficType: r.channel,
+        entryPage: r.entrance_page ?? r.communication_page_url,
+        tags: r.tags,
+        chat: {
+          channelType: r.chat_channel_type,
+          channelName: r.chat_channel_name,
+          status: r.status,
+          initiator: r.initiator,
+          isGroupChat: r.is_group_chat === true,
+          pageUrl: r.communication_page_url,
+          messages: null,
+        },
+      },
+    }),
+  );
+
+// RD/data_api__report__get_offline_messages_report.txt: date_time l.32 (not a default field: named), text l.33,
+// page l.35, form_type l.50, form_name l.53, properties l.77, employee l.82, visitor contacts l.104-107.
+const REQUEST_FIELDS = [
+  "id",
+  "date_time",
+  "text",
+  "communication_page_url",
+  "form_type",
+  "form_name",
+  "properties",
+  "employee_id",
+  "employee_full_name",
+  "visitor_phone_number",
+  "visitor_email",
+  "visitor_name",
+  "visitor_id",
+  "channel",
+  "entrance_page",
+  "tags",
+  ...UTM_FIELDS,
+];
+/** `properties`: a callback form's comment, as text however CoMagic shapes it. */
+const properties = z.unknown().transform((v) => (v === null || v === undefined || v === "" ? null : typeof v === "string" ? v : JSON.stringify(v)));
+const requestRow = z
+  .object({
+    id,
+    date_time: text,
+    text,
+    communication_page_url: text,
+    form_type: text,
+    form_name: text,
+    properties,
+    employee_id: text,
+    employee_full_name: text,
+    visitor_phone_number: text,
+    visitor_email: text,
+    visitor_name: text,
+    visitor_id: text,
+    channel: text,
+    entrance_page: text,
+    tags,
+    ...utmShape,
+  })
+  .loose()
+  .transform(
+    (r): ReadSession => ({
+      at: r.date_time,
+      session: {
+        kind: "request",
+        id: r.id,
+        phone: r.visitor_phone_number,
+        name: r.visitor_name,
+        email: r.visitor_email,
+        visitorId: r.visitor_id,
+        utm: utmOf(r),
+        employee: r.employee_full_name,
+        employeeId: r.employee_id,
+        trafficType: r.channel,
+        entryPage: r.entrance_page ?? r.communication_page_url,
+        tags: r.tags,
+        // No row field marks a technical request (RD l.25 is a parameter only): the report decides whether they come.
+        request: { formName: r.form_name, formType: r.form_type, text: r.text, pageUrl: r.communication_page_url, comment: r.properties, tech: null },
+      },
+    }),
+  );
+
+/** Chats that started in the window (`date_time` is the chat's start, RD l.41), each without its messages yet. */
+export function fetchChats(client: CoMagicRpcClient, window: ReportWindow): Promise<ReadSession[]> {
+  return fetchReport(client, "get.chats_report", CHAT_FIELDS, chatRow, window, undefined, {}, PAGE_SIZE);
+}
+
+/**
+ * Requests made in the window. CoMagic leaves out its technical requests unless asked
+ * (`include_tech_offline_messages`, RD/…get_offline_messages_report.txt:25): COMAGIC_TECH_REQUESTS asks.
+ */
+export function fetchRequests(client: CoMagicRpcClient, window: ReportWindow, includeTech: boolean): Promise<ReadSession[]> {
+  return fetchReport(client, "get.offline_messages_report", REQUEST_FIELDS, requestRow, window, undefined, includeTech ? { include_tech_offline_messages: true } : {}, PAGE_SIZE);
+}
+
+// RD/data_api__report__get_chat_messages_report.txt:37-79: rows in send order (date_time l.58).
+const MESSAGE_FIELDS = ["id", "chat_id", "date_time", "text", "source", "resource", "employee_full_name"];
+const messageRow = z
+  .object({
+    chat_id: id,
+    date_time: text,
+    text,
+    source: text,
+    resource: z.object({ file_url: text, file_name: text }).loose().nullish(),
+    employee_full_name: text,
+  })
+  .loose()
+  .transform((r): { chatId: string; message: ChatMessage } => ({
+    chatId: r.chat_id,
+    message: { at: r.date_time, source: r.source, text: r.text, employee: r.employee_full_name, file: r.resource ? { name: r.resource.file_name, url: r.resource.file_url } : null },
+  }));
+
+/** The messages of many chats in one read (`chat_ids` needs no dates, RD l.23-32), keyed by chat id, in send order. */
+export async function fetchChatMessages(client: CoMagicRpcClient, chatIds: readonly string[]): Promise<Map<string, ChatMessage[]>> {
+  const ids = [...new Set(chatIds)].map(Number).filter(Number.isSafeInteger);
+  const byChat = new Map<string, ChatMessage[]>();
+  if (ids.length === 0) return byChat;
+  for (let offset = 0; ; offset += PAGE_SIZE) {
+    const { data, metadata } = await client.call("get.chat_messages_report", { chat_ids: ids, fields: MESSAGE_FIELDS, limit: PAGE_SIZE, offset });
+    const page = z.array(messageRow).safeParse(data);
+    if (!page.success) throw new CoMagicError("unexpected_answer", "CoMagic Data API get.chat_messages_report: rows not as expected", true);
+    for (const { chatId, message } of page.data) byChat.set(chatId, [...(byChat.get(chatId) ?? []), message]);
+    const total = typeof metadata.total_items === "number" ? metadata.total_items : 0;
+    if (page.data.length < PAGE_SIZE || offset + PAGE_SIZE >= total) break;
+  }
+  return byChat;
+}
+
+// RD/data_api__person__get_visitors.txt:12-30: `ids` (array), one point for all; name, phones[], emails[] per visitor.
+const visitorRow = z
+  .object({ id, name: text, emails: z.array(z.union([z.string(), z.number()]).transform(String)).nullish() })
+  .loose()
+  .transform((r) => ({ id: r.id, name: r.name, email: r.emails?.[0] ?? null }));
+
+/**
+ * What CoMagic knows of these visitors (what they typed into its chats and forms): a site chat's report row has no
+ * name or email (RD/…get_chats_report.txt:128-137), so a chat without a phone would otherwise make nothing.
+ */
+export async function fetchVisitors(client: CoMagicRpcClient, visitorIds: readonly string[]): Promise<Map<string, { name: string | null; email: string | null }>> {
+  const ids = [...new Set(visitorIds)].map(Number).filter(Number.isSafeInteger);
+  if (ids.length === 0) return new Map();
+  const { data } = await client.call("get.visitors", { ids });
+  const rows = z.array(visitorRow).safeParse(data);
+  if (!rows.success) throw new CoMagicError("unexpected_answer", "CoMagic Data API get.visitors: rows not as expected", true);
+  return new Map(rows.data.map((r) => [r.id, { name: r.name, email: r.email }]));
+}
