@@ -148,3 +148,34 @@ describe("parseNotification rejects with the failing path", () => {
     expect((error as ZodError).issues.map((i) => i.path.join("."))).toContain(path);
   });
 });
+
+// No source documents chat or request notification variables (FACTS-calls §3.2): a body naming one by id asks for it.
+describe("parseNotification of a body that names a chat or a request", () => {
+  it.each([
+    [
+      "the minimal chat template",
+      { communication_type: "chat", communication_id: "{{communication_id}}".replace("{{communication_id}}", "7781") },
+      { kind: "chat", field: "communication_id", id: "7781" },
+    ],
+    ["the minimal request template, numbers unquoted", { communication_type: "offline_message", communication_id: 99 }, { kind: "request", field: "communication_id", id: "99" }],
+    ["a chat by its own id", { chat_id: 5 }, { kind: "chat", field: "id", id: "5" }],
+    ["a request by its own id", { offline_message_id: "12" }, { kind: "request", field: "id", id: "12" }],
+  ])("%s asks for it to be read", (_name, body, ask) => {
+    expect(parseNotification(body)).toEqual({ type: "fetch", ...ask });
+  });
+
+  it.each([
+    ["a call's communication id", { communication_type: "call", communication_id: 7 }],
+    ["an id CoMagic did not fill", { communication_type: "chat", communication_id: "{{communication_id}}" }],
+    ["an id that is not a number", { chat_id: "1 OR 1=1" }],
+  ])("%s is no request to read anything", (_name, body) => {
+    expect(() => parseNotification(body)).toThrow(ZodError);
+  });
+
+  it("a call notification that also names its communication is still a call", () => {
+    expect(parseNotification({ call_session_id: 3, communication_type: "call", communication_id: 7, contact_phone_number: "79123456789" })).toMatchObject({
+      type: "session",
+      session: { kind: "call" },
+    });
+  });
+});

@@ -4,7 +4,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
 import worker from "../../worker/index";
 import { d1FeedState } from "../../worker/storage/feed-state";
-import { comagicStats, comagicTime, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import { adminHealth, comagicStats, comagicTime, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet, type SandboxLead } from "./support";
 
 /*
  * The CoMagic feed (jobs/feed.ts): every call, chat and request CoMagic's reports have becomes a lead once, however
@@ -136,6 +136,25 @@ describe("the CoMagic feed", () => {
     expect(leadsWithPhone(await sandboxLeads(), phone.e164).map((l) => l.ID)).toEqual([lead.ID]);
   });
 
+  it("reads a chat or a request a notification names (communication_id, offline_message_id) at once, as one lead with the feed", async () => {
+    const phone = uniquePhone();
+    const communicationId = chatId + 5_000_000;
+    const chat = whatsAppChat(phone.e164, { communication_id: communicationId });
+    const requester = uniquePhone();
+    const request = { id: uniqueSessionId(), date_time: ago(5), form_name: "Заказ дивана", visitor_phone_number: requester.e164.slice(1), visitor_id: null };
+    await sandbox("/_sandbox/comagic/data", { chats: [chat], chat_messages: [message(chat.id, 20, "chat_channel", "Привет")], offline_messages: [request] });
+    const notified = await postWebhook({ communication_type: "chat", communication_id: communicationId });
+    expect(notified.status).toBe(202);
+    expect(await notified.json()).toMatchObject({ status: "accepted", fetch: "chat" });
+    expect((await postWebhook({ offline_message_id: request.id })).status).toBe(202);
+    const lead = await waitFor(async () => leadsWithPhone(await sandboxLeads(), phone.e164)[0], "the notified chat's lead");
+    expect(lead.TITLE).toContain("WhatsApp");
+    await waitFor(async () => leadsWithPhone(await sandboxLeads(), requester.e164)[0], "the notified request's lead");
+    await waitForQuiet();
+    expect(await feedRun()).toMatchObject({ chats: 1, requests: 1, enqueued: 0 });
+    expect(leadsWithPhone(await sandboxLeads(), phone.e164)).toHaveLength(1);
+  });
+
   it("reads a chat still open again once it closes: the cursor waits at its start", async () => {
     const phone = uniquePhone();
     const open = whatsAppChat(phone.e164, { status: "active", date_time: ago(30) });
@@ -157,8 +176,12 @@ describe("the CoMagic feed", () => {
     const failed = await state().get();
     expect(failed.cursor).toBe(before.cursor);
     expect(failed.lastError).toContain("limit");
+    // The operator sees it: when the feed last read, its cursor, what it found, and the error in words.
+    const { feed } = await adminHealth();
+    expect(feed).toMatchObject({ cursor: before.cursor, lastError: expect.stringContaining("limit") });
     await sandbox("/_sandbox/comagic/reset", {});
     await feedRun();
     expect((await state().get()).lastError).toBeNull();
+    expect((await adminHealth()).feed).toMatchObject({ lastError: null, behindMinutes: 0, lastRead: { calls: 0, chats: 0, requests: 0 } });
   });
 });

@@ -9,7 +9,8 @@ describe("GET /health", () => {
     const res = await exports.default.fetch(new Request("http://worker.test/health", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
     expect(res.status).toBe(200);
     const answer = (await res.json()) as Record<string, unknown>;
-    expect(answer).toEqual({ status: "ok", crmMode: "classic", problems: [], warnings: [] });
+    // The CoMagic feed's state: empty until its first read (another file's cron run may have made one).
+    expect(answer).toEqual({ status: "ok", crmMode: "classic", feed: expect.objectContaining({ lastError: null }), problems: [], warnings: [] });
     expect(JSON.stringify(answer)).not.toContain("test-token");
   });
 });

@@ -222,7 +222,13 @@ export async function forgetPortalSettings(): Promise<void> {
 }
 
 /** /health as the operator sees it (with the admin token): status, CRM mode, problems and warnings. */
-export async function adminHealth(): Promise<{ status: string; crmMode?: string; problems: { setting: string; problem: string }[]; warnings: { setting: string; problem: string }[] }> {
+export async function adminHealth(): Promise<{
+  status: string;
+  crmMode?: string;
+  feed?: { lastSuccessAt: string | null; cursor: string | null; behindMinutes: number | null; lastRead: Record<string, unknown> | null; lastError: string | null } | null;
+  problems: { setting: string; problem: string }[];
+  warnings: { setting: string; problem: string }[];
+}> {
   return (await exports.default.fetch(new Request("http://worker.test/health", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }))).json();
 }
 

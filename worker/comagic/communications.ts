@@ -3,7 +3,7 @@ import type { ChatMessage } from "../domain/comagic-chat";
 import type { CoMagicSession } from "../domain/comagic-session";
 import type { ReportWindow } from "../domain/report-window";
 import { CoMagicError, type CoMagicRpcClient } from "./data-api";
-import { fetchReport } from "./reports";
+import { fetchReport, fetchRowsAnyOf } from "./reports";
 
 /*
  * CoMagic's chats and requests ("заявки": its own site forms, callback orders, messenger requests) as the Data API
@@ -26,8 +26,11 @@ const tags = z
   .transform((t) => (t ?? []).map((tag) => tag.tag_name));
 const utmOf = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
 
-/** A chat or request with the time CoMagic recorded it (`date_time`, account-local), for the event's occurredAt. */
-export type ReadSession = { session: CoMagicSession; at: string | null };
+/**
+ * A chat or request with the time CoMagic recorded it (`date_time`, account-local), for the event's occurredAt, and
+ * its `communication_id` (what a notification may name it by).
+ */
+export type ReadSession = { session: CoMagicSession; at: string | null; communicationId?: string | null };
 
 // RD/data_api__report__get_chats_report.txt: status l.31, initiator l.36, date_time l.41, page l.45, channel l.51-75,
 // is_group_chat l.83, employee l.110-111, visitor_phone_number l.132 (a number: FACTS.md §2.5 says string or number).
@@ -36,6 +39,7 @@ const CHAT_FIELDS = [
   "status",
   "initiator",
   "date_time",
+  "communication_id",
   "communication_page_url",
   "chat_channel_type",
   "chat_channel_name",
@@ -55,6 +59,7 @@ const chatRow = z
     status: text,
     initiator: text,
     date_time: text,
+    communication_id: text,
     communication_page_url: text,
     chat_channel_type: text,
     chat_channel_name: text,
@@ -72,6 +77,7 @@ const chatRow = z
   .transform(
     (r): ReadSession => ({
       at: r.date_time,
+      communicationId: r.communication_id,
       session: {
         kind: "chat",
         id: r.id,
@@ -104,6 +110,7 @@ const chatRow = z
 const REQUEST_FIELDS = [
   "id",
   "date_time",
+  "communication_id",
   "text",
   "communication_page_url",
   "form_type",
@@ -126,6 +133,7 @@ const requestRow = z
   .object({
     id,
     date_time: text,
+    communication_id: text,
     text,
     communication_page_url: text,
     form_type: text,
@@ -146,6 +154,7 @@ const requestRow = z
   .transform(
     (r): ReadSession => ({
       at: r.date_time,
+      communicationId: r.communication_id,
       session: {
         kind: "request",
         id: r.id,
@@ -176,6 +185,13 @@ export function fetchChats(client: CoMagicRpcClient, window: ReportWindow): Prom
  */
 export function fetchRequests(client: CoMagicRpcClient, window: ReportWindow, includeTech: boolean): Promise<ReadSession[]> {
   return fetchReport(client, "get.offline_messages_report", REQUEST_FIELDS, requestRow, window, undefined, includeTech ? { include_tech_offline_messages: true } : {}, PAGE_SIZE);
+}
+
+/** Chats or requests by their `id` or `communication_id` (both filterable: RD chats l.30, l.46; requests l.31, l.37), in one read. */
+export function fetchCommunicationsBy(client: CoMagicRpcClient, kind: "chat" | "request", window: ReportWindow, field: "id" | "communication_id", values: readonly string[]): Promise<ReadSession[]> {
+  return kind === "chat"
+    ? fetchRowsAnyOf(client, "get.chats_report", CHAT_FIELDS, chatRow, window, field, values)
+    : fetchRowsAnyOf(client, "get.offline_messages_report", REQUEST_FIELDS, requestRow, window, field, values);
 }
 
 // RD/data_api__report__get_chat_messages_report.txt:37-79: rows in send order (date_time l.58).

@@ -230,7 +230,33 @@ const SHAPES: { name: string; detect: (head: Envelope) => boolean; schema: z.Zod
   { name: "flat call template", detect: () => true, schema: flatCall },
 ];
 
-export type Notification = { type: "session"; session: CoMagicSession } | { type: "unknown_event"; eventType: string };
+/**
+ * A notification that only names a chat or request (no source documents the variables of chat or request
+ * notifications: FACTS-calls §3.2). The minimal template docs/comagic-notification.md gives sends
+ * `communication_type` + `communication_id`, variables CoMagic's call notifications are known to carry
+ * (FACTS.md §4) and both reports filter by; `chat_id` / `offline_message_id` are read too.
+ */
+const communicationIds = z
+  .object({
+    communication_type: optionalText,
+    communication_id: optionalText,
+    chat_id: optionalText,
+    offline_message_id: optionalText,
+  })
+  .loose();
+type FetchAsk = { kind: "chat" | "request"; field: "id" | "communication_id"; id: string };
+const idOnly = (v: string | null) => (v !== null && /^\d{1,20}$/.test(v) ? v : null);
+function fetchAsk(body: unknown): FetchAsk | null {
+  const b = communicationIds.safeParse(body);
+  if (!b.success) return null;
+  const { communication_type: type, communication_id: commId, chat_id: chatId, offline_message_id: requestId } = b.data;
+  if (idOnly(chatId)) return { kind: "chat", field: "id", id: idOnly(chatId) as string };
+  if (idOnly(requestId)) return { kind: "request", field: "id", id: idOnly(requestId) as string };
+  if (idOnly(commId) && (type === "chat" || type === "offline_message")) return { kind: type === "chat" ? "chat" : "request", field: "communication_id", id: idOnly(commId) as string };
+  return null;
+}
+
+export type Notification = { type: "session"; session: CoMagicSession } | { type: "unknown_event"; eventType: string } | ({ type: "fetch" } & FetchAsk);
 
 /**
  * Reads a parsed JSON body. Throws ZodError (with the failing field paths) when it is not a session.
@@ -238,6 +264,9 @@ export type Notification = { type: "session"; session: CoMagicSession } | { type
  */
 export function parseNotification(body: unknown): Notification {
   const head = envelope.parse(body);
+  // A body naming a chat or request id (and no call) asks for that record to be read: the worker reads it itself.
+  const ask = head.call_session === undefined && head.call_session_id === undefined && head.chat_session === undefined ? fetchAsk(body) : null;
+  if (ask) return { type: "fetch", ...ask };
   const eventType = head.event_type;
   if (eventType !== null && eventType !== CALL_EVENT && eventType !== CHAT_EVENT) {
     return { type: "unknown_event", eventType };

@@ -82,7 +82,19 @@ export async function readFeed(window: { from: Date; to: Date }, deps: FeedDeps)
     fetchChats(deps.dataApi, span),
     fetchRequests(deps.dataApi, span, deps.rules.includeTechRequests),
   ]);
-  const named = await withVisitorContacts(chats, deps);
+  const queued = await queueRows({ calls, chats, requests }, deps);
+  const report: FeedReport = { from: window.from.toISOString(), to: window.to.toISOString(), calls: calls.length, chats: chats.length, requests: requests.length, ...queued.counts };
+  deps.log.info("feed.read", { ...report, missingKeys: queued.missingKeys });
+  return { ...report, openSince: queued.openSince };
+}
+
+/**
+ * Rows read from CoMagic, however they were found (a feed read, a notification naming them), into lead jobs: site
+ * chats get their visitor's name and email, accepted chats their messages (one read each), every row its class; what
+ * the ledger or Bitrix24 has already is not queued again.
+ */
+export async function queueRows(rows: { calls?: readonly Read[]; chats?: readonly Read[]; requests?: readonly Read[] }, deps: FeedDeps) {
+  const named = await withVisitorContacts(rows.chats ?? [], deps);
   // A chat's messages are read only for the chats that make a lead, all in one read, then classified again with them.
   const firstPass = classifyAll(named, deps);
   const wanted = firstPass.filter((c) => c.result.status === "accepted").map((c) => c.session.id);
@@ -93,7 +105,7 @@ export async function readFeed(window: { from: Date; to: Date }, deps: FeedDeps)
     return { ...read, session: { ...session, chat: { ...session.chat, messages: messages.get(session.id) ?? [] } } };
   });
 
-  const classified = [...classifyAll(calls, deps), ...classifyAll(withMessages, deps), ...classifyAll(requests, deps)];
+  const classified = [...classifyAll(rows.calls ?? [], deps), ...classifyAll(withMessages, deps), ...classifyAll(rows.requests ?? [], deps)];
   const ignored: FeedReport["ignored"] = {};
   let openSince: Date | null = null;
   const events: LeadEvent[] = [];
@@ -127,19 +139,14 @@ export async function readFeed(window: { from: Date; to: Date }, deps: FeedDeps)
     deps.leadJobs,
     missing.map((event) => ({ body: leadJob(event, requestId), contentType: "json" as const })),
   );
-  const report: FeedReport = {
-    from: window.from.toISOString(),
-    to: window.to.toISOString(),
-    calls: calls.length,
-    chats: chats.length,
-    requests: requests.length,
-    targeted: events.length,
-    alreadyInBitrix: events.length - missing.length,
-    enqueued: missing.length,
-    ignored,
+  return {
+    counts: { targeted: events.length, alreadyInBitrix: events.length - missing.length, enqueued: missing.length, ignored },
+    openSince,
+    missingKeys: missing.slice(0, 20).map((e) => e.key),
+    /** Keys of every row that made a lead or is one already: what was found. */
+    found: new Set([...events.map((e) => e.key)]),
+    ignoredIds: classified.filter((c) => c.result.status === "ignored").map((c) => `${c.session.kind}:${c.session.id}`),
   };
-  deps.log.info("feed.read", { ...report, missingKeys: missing.slice(0, 20).map((e) => e.key) });
-  return { ...report, openSince };
 }
 
 /**

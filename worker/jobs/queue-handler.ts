@@ -13,6 +13,8 @@ import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
+import { handleFetchJobs } from "./comagic-fetch";
+import { feedDepsFor } from "./scheduled";
 import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
 import { sendInBatches } from "./send-in-batches";
@@ -131,6 +133,9 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
     }
     const shared = { ...commonDeps(env, log, env.ENRICH_JOBS), bitrix, queue: batch.queue, timeZone: config.COMAGIC_TIMEZONE };
     const isCallRecord = (m: Message<unknown>) => typeOf(m) === "call.record";
+    const isFetch = (m: Message<unknown>) => typeOf(m) === "comagic.fetch";
+    const feed = feedDepsFor(env, config, log);
+    if (feed) await handleFetchJobs(rest.filter(isFetch), { ...shared, ...feed, retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS) });
     const userOfEmployee = employeeMapping(env, config, bitrix);
     await handleCallRecordJobs(rest.filter(isCallRecord), {
       ...shared,
@@ -142,7 +147,7 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
       retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS),
     });
     await handleEnrichJobs(
-      rest.filter((m) => !isCallRecord(m)),
+      rest.filter((m) => !isCallRecord(m) && !isFetch(m)),
       { ...shared, dataApi: enrichApi, store: createCrmStore(bitrix), journeys: stores.journeys, attribution: stores.attribution, visitors: stores.visitors },
     );
     log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount, comagicLogins: recordApi.loginCount + enrichApi.loginCount });

@@ -9,7 +9,7 @@ import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
 import { syncReportData } from "./report-sync";
 
 /** The feed's adapters from Env; null when the Data API is not configured. */
-function feedDeps(env: Env, config: Config, log: Logger): FeedDeps | null {
+export function feedDepsFor(env: Env, config: Config, log: Logger): FeedDeps | null {
   const dataApi = dataApiClientFor(config, env, "feed");
   if (!dataApi) return null;
   return {
@@ -30,7 +30,7 @@ function feedDeps(env: Env, config: Config, log: Logger): FeedDeps | null {
 
 /** Reads one past span of the feed (`/admin/reconcile`, `npm run reconcile`), cursor untouched; null without the Data API. */
 export async function reconcileWindow(window: { from: Date; to: Date }, env: Env, config: Config, log: Logger): Promise<FeedReport | null> {
-  const deps = feedDeps(env, config, log);
+  const deps = feedDepsFor(env, config, log);
   if (!deps) return null;
   const { openSince: _open, ...report } = await readFeed(window, deps);
   return report;
@@ -38,7 +38,7 @@ export async function reconcileWindow(window: { from: Date; to: Date }, env: Env
 
 /** The cron's feed read, when FEED_INTERVAL_MINUTES have passed since the last one. */
 async function readFeedIfDue(env: Env, config: Config, log: Logger, now: Date): Promise<void> {
-  const deps = feedDeps(env, config, log);
+  const deps = feedDepsFor(env, config, log);
   if (!deps || !env.DB) {
     log.info("feed.skipped", { reason: deps ? "no DB binding for the cursor" : "no CoMagic Data API credentials" });
     return;

@@ -98,8 +98,35 @@ export interface FollowUpSender {
   send(jobs: FollowUpJob[]): Promise<void>;
 }
 
+/**
+ * Read a chat or request a CoMagic notification named, at once rather than at the next feed read: by its own `id`
+ * or by `communication_id` (both filterable in get.chats_report and get.offline_messages_report).
+ */
+export const comagicFetchJobSchema = z.object({
+  type: z.literal("comagic.fetch"),
+  v: z.literal(1),
+  requestId: z.string().max(200),
+  kind: z.enum(["chat", "request"]),
+  field: z.enum(["id", "communication_id"]),
+  id: z.string().regex(/^\d{1,20}$/),
+  /** When the notification came: the chat or request started before it, so the report is searched back from here. */
+  notifiedAt: z.iso.datetime(),
+});
+export type ComagicFetchJob = z.infer<typeof comagicFetchJobSchema>;
+
+/** The one way to ask for a notified chat or request to be read. */
+export const comagicFetchJob = (ask: Pick<ComagicFetchJob, "kind" | "field" | "id">, requestId: string, notifiedAt: Date): ComagicFetchJob => ({
+  type: "comagic.fetch",
+  v: 1,
+  requestId,
+  kind: ask.kind,
+  field: ask.field,
+  id: ask.id,
+  notifiedAt: notifiedAt.toISOString(),
+});
+
 export const followUpJobSchema = z.discriminatedUnion("type", [enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);
-export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);
+export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema, comagicFetchJobSchema]);
 export type Job = z.infer<typeof jobSchema>;
 export type QueueMessageBody = Job;
 

@@ -4,11 +4,11 @@ import { limitBody } from "./body-limit";
 import { verifyWebhook } from "../comagic/webhook-auth";
 import { parseNotificationJson } from "../comagic/notification-body";
 import { parseNotification } from "../comagic/notification-schema";
-import { requireConfig } from "../config";
+import { comagicAuth, requireConfig } from "../config";
 import { classifySession } from "../domain/comagic-session";
 import { maskPhone } from "../domain/phone";
 import { AppError } from "../errors";
-import { leadJob } from "../jobs/schema";
+import { comagicFetchJob, leadJob } from "../jobs/schema";
 
 /** CoMagic notifications are small; 64 KiB leaves room for long tag lists and stops abuse early. */
 export const WEBHOOK_MAX_BYTES = 64 * 1024;
@@ -39,6 +39,16 @@ export const comagicWebhookRoute = new Hono<AppEnv>().post("/", limitBody(WEBHOO
   }
 
   const notification = parseNotification(parseJson(raw));
+  if (notification.type === "fetch") {
+    // Read through the Data API on the enrichment queue (jobs/comagic-fetch.ts); without it, the feed cannot read it either.
+    if (!c.env.ENRICH_JOBS || !comagicAuth(config)) {
+      log.warn("webhook.ignored", { reason: "no_data_api", kind: notification.kind });
+      return c.json({ status: "ignored", reason: "the CoMagic Data API is not configured, so the worker cannot read this chat or request" }, 200);
+    }
+    await c.env.ENRICH_JOBS.send(comagicFetchJob(notification, c.get("requestId"), new Date()), { contentType: "json" });
+    log.info("webhook.accepted", { fetch: notification.kind, field: notification.field, id: notification.id });
+    return c.json({ status: "accepted", fetch: notification.kind, id: notification.id }, 202);
+  }
   if (notification.type === "unknown_event") {
     log.info("webhook.ignored", { reason: "unknown_event_type", eventType: notification.eventType.slice(0, 60) });
     return c.json({ status: "ignored", reason: `unknown event_type "${notification.eventType.slice(0, 60)}"` }, 200);

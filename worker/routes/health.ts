@@ -5,6 +5,8 @@ import { crmModeOf } from "../bitrix/crm-mode";
 import { messagesFor } from "../i18n";
 import { unfilledRequiredFields, type UnfilledField } from "../bitrix/required-fields";
 import type { CrmMode } from "../domain/crm-entity";
+import { d1BudgetStore } from "../storage/comagic-budget";
+import { d1FeedState } from "../storage/feed-state";
 import { kvTelephonyStatus } from "../storage/telephony-status";
 import { readConfig, type Config, type ConfigProblem } from "../config";
 import type { Env } from "../env";
@@ -46,6 +48,33 @@ async function telephonyWarnings(env: Env): Promise<ConfigProblem[]> {
   return [{ setting: "telephony", problem: `${refused}. Install the app (its token may use telephony) with the telephony scope, or give the webhook the telephony scope` }];
 }
 
+/** Feed reads that may fail in a row before /health warns: one failure is a passing fault, three are not. */
+const FEED_STALE_INTERVALS = 3;
+
+/**
+ * The CoMagic feed as the operator needs it: when it last read and succeeded, its cursor and how far behind now it
+ * is, what the last read found (per kind, ignored per reason), the last error in words, and the Data API's points.
+ */
+async function feedStatus(env: Env, config: Config, now: Date) {
+  if (!env.DB) return { status: null, warnings: [] as ConfigProblem[] };
+  const [state, budget] = await Promise.all([d1FeedState(env.DB).get(), d1BudgetStore(env.DB).get("Data API")]);
+  const cursor = state.cursor ? Date.parse(state.cursor) : null;
+  const day = budget?.windows.day;
+  const status = {
+    lastRunAt: state.lastRunAt,
+    lastSuccessAt: state.lastSuccessAt,
+    cursor: state.cursor,
+    behindMinutes: cursor === null ? null : Math.max(0, Math.round((now.getTime() - cursor) / 60_000)),
+    lastRead: state.lastReport,
+    lastError: state.lastError,
+    dataApiPoints: day ? { dayLimit: day.limit, dayRemaining: day.remaining, dayResetAt: new Date(day.resetAt).toISOString() } : null,
+  };
+  const lastSuccess = state.lastSuccessAt ? Date.parse(state.lastSuccessAt) : null;
+  const stale = state.lastError !== null && (lastSuccess === null || now.getTime() - lastSuccess > FEED_STALE_INTERVALS * config.FEED_INTERVAL_MINUTES * 60_000);
+  const warnings: ConfigProblem[] = stale ? [{ setting: "feed", problem: `the CoMagic feed has not read since ${state.lastSuccessAt ?? "it started"}: ${state.lastError}` }] : [];
+  return { status, warnings };
+}
+
 /**
  * 200 when the worker can do its core job, 503 when not: all a stranger learns. With the admin bearer token,
  * the answer names each missing or invalid setting and each warning (never a value), the portal's CRM mode,
@@ -68,5 +97,7 @@ export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
     modeWarnings.push({ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's CRM mode (crm.settings.mode.get): ${errorMessage(error)}` });
   }
   const fieldWarnings = crmMode === "unknown" ? [] : await requiredFieldWarnings(c.env, result.config, crmMode);
-  return c.json({ status, crmMode, problems: [], warnings: [...result.warnings, ...modeWarnings, ...fieldWarnings, ...(await telephonyWarnings(c.env))] }, code);
+  const feed = await feedStatus(c.env, result.config, new Date());
+  const warnings = [...result.warnings, ...modeWarnings, ...fieldWarnings, ...(await telephonyWarnings(c.env)), ...feed.warnings];
+  return c.json({ status, crmMode, feed: feed.status, problems: [], warnings }, code);
 });
