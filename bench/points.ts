@@ -275,7 +275,6 @@ async function runKind(kind: Kind, n: number, label: string): Promise<Measured> 
   });
 }
 
-
 /**
  * What the events themselves cost: the points less the feed's three reports a run, and, but for chats, less the
  * messages and visitors reads a run makes for chats of earlier steps still inside its overlap.
@@ -291,93 +290,113 @@ const journeyReads = (m: Measured) => get(m, "get.visitor_sessions_report") + ge
 const perRunReads = (m: Measured) => get(m, "get.chat_messages_report") + get(m, "get.visitors");
 
 /**
- * Before issue #22, per event, from the old code: a call 1 record read (call-record.ts, one per job) + 2 journey
- * reads (the template has no visitor id, so the record's visitor is enriched: reports.ts loadJourney, 2 reads a
- * visitor); a chat (the old chat_session body) 2; a CoMagic request 0 (never read: no lead); a form with a visitor 2.
- * Fixed: reconciliation every 10 minutes, one read (144 a day), the cost import 1 a site a day.
+ * Before issue #22, per event, from the old code (5b2af90): a call 1 record read (call-record.ts, one read a job)
+ * and 2 journey reads (the shipped template has no visitor id, so the record's visitor is enriched: reports.ts
+ * loadJourney, 2 reads a visitor, enrich.ts deduplicating visitors only); a chat (the old chat_session body, which
+ * CoMagic never sends) 2; a CoMagic request none (never read, so never a lead); a form with a visitor 2. Fixed:
+ * reconciliation every 10 minutes, one read (144 a day), and the cost import, one a site a day.
  */
-const BEFORE: Record<string, number> = { "calls, notified": 3, "calls, found by the feed": 3, chats: 2, requests: 0, "website forms": 2 };
-const beforeOf = (name: string) => BEFORE[Object.keys(BEFORE).find((k) => name.startsWith(k)) ?? ""] ?? 0;
-const BEFORE_FIXED = 144 + SITES;
+const BEFORE: Record<string, { record: number; journey: number; note?: string }> = {
+  calls: { record: 1, journey: 2 },
+  chats: { record: 0, journey: 2, note: "the old chat_session body only" },
+  requests: { record: 0, journey: 0, note: "never read: no lead" },
+  website: { record: 0, journey: 2 },
+};
+const beforeOf = (name: string) => BEFORE[name.split(/[ ,]/)[0] ?? ""] ?? { record: 0, journey: 0 };
+const BEFORE_RUNS = 144;
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+const methods = (m: Measured) =>
+  Object.entries(m.points)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
 
 function summarize(r: { first: Measured; idle: Measured; load: { kind: Kind; m: Measured }[]; reread: Measured; low: { kind: Kind; m: Measured }[]; logins: number }) {
-  const lines: string[] = [];
-  const md: string[] = [];
-  const per1000 = (points: number, n: number) => (n ? Math.round((points / n) * 1000) : 0);
+  const out: string[] = [];
+  const per1000 = (points: number, n: number) => (n ? fmt((points / n) * 1000) : "—");
   const fixedRun = r.idle.total;
+  const chatRunExtra = r.reread.total - fixedRun;
   const costImport = r.first.total - fixedRun;
 
-  // Per 1,000 events.
-  md.push("| kind | before | after, 1,000 at once | after, one at a time | reads behind the figure (measured) |", "| --- | ---: | ---: | ---: | --- |");
-  lines.push("Points per 1,000 events (the feed's fixed reads apart: they are per run, below)");
+  out.push(`Points per 1,000 events (what the events cost; the feed's reads are per run, below)`);
+  out.push(`| kind | before | after, ${N} at once | after, one at a time | measured reads |`, "| --- | ---: | ---: | ---: | --- |");
   for (const { kind, m } of r.load) {
     const lowM = r.low.find((l) => l.kind === kind)?.m as Measured;
-    const atLoad = per1000(variable(m, kind), m.events);
-    const atLow = per1000(variable(lowM, kind), lowM.events);
-    const what = `${m.events} at once: ${recordReads(m)} record, ${journeyReads(m)} journey, ${perRunReads(m)} messages/visitors reads; ${m.leads} leads, ${m.enriched} enriched. One at a time (${lowM.events}): ${recordReads(lowM)} record, ${journeyReads(lowM)} journey, ${perRunReads(lowM)} messages/visitors`;
-    lines.push(`  ${kind.name}: before ${beforeOf(kind.name) * 1000}, after ${atLoad} at once, ${atLow} one at a time (${what})`);
-    md.push(`| ${kind.name} | ${beforeOf(kind.name) * 1000} | ${atLoad} | ${atLow} | ${what} |`);
+    const b = beforeOf(kind.name);
+    const reads = (x: Measured) =>
+      `${recordReads(x)} record + ${journeyReads(x)} journey${kind === CHATS ? ` + ${perRunReads(x)} messages/visitors` : ""} for ${x.events} (${x.enriched}/${x.leads} leads enriched)`;
+    out.push(
+      `| ${kind.name} | ${fmt((b.record + b.journey) * 1000)}${b.note ? ` (${b.note})` : ""} | ${per1000(variable(m, kind), m.events)} | ${per1000(variable(lowM, kind), lowM.events)} | at once: ${reads(m)}; one at a time: ${reads(lowM)} |`,
+    );
   }
-  lines.push(
-    `Fixed: a feed run ${fixedRun} points (get.calls_report, get.chats_report, get.offline_messages_report); a run with chats in its overlap ${r.reread.total} (${Object.entries(r.reread.points)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(", ")}); cost import ${costImport} on the first tick (7 catch-up days × ${SITES} site), then ${SITES} a day; login.user ${r.logins} in the whole run (the sandbox charges none)`,
+  out.push(
+    "",
+    `Per run and per day (measured): a feed run ${fixedRun} points (${methods(r.idle)}), whatever the rows; a run whose window (${OVERLAP_MINUTES}-minute overlap) holds closed chats ${r.reread.total} (${methods(r.reread)}), even when every chat in it is already a lead. Cost import: ${costImport} on the first tick (7 catch-up days × ${SITES} site), then ${SITES} a site a day. login.user: ${r.logins} in the whole run (the sandbox charges none; if CoMagic does, at most one an hour: the token lives an hour).`,
+    `Before: reconciliation ${BEFORE_RUNS} a day (one read every 10 minutes), cost import ${SITES} a site a day.`,
   );
 
-  // Points a day at 300 communications a day over WORKING_HOURS hours: one every 2 minutes, so a batch holds one event.
-  // Per event, one at a time: record and journey reads; a chat's messages and visitors reads are counted per run.
-  const lowOf = (prefix: string) => {
-    const m = r.low.find((l) => l.kind.name.startsWith(prefix))?.m as Measured;
-    return (m.total - 3 * m.feedRuns - perRunReads(m)) / m.events;
+  // At 300 a day over WORKING_HOURS hours an event comes every 2 minutes: a queue batch (5 s timeout) holds one.
+  const lowKind = (prefix: string) => r.low.find((l) => l.kind.name.startsWith(prefix))?.m as Measured;
+  const each = (prefix: string) => {
+    const m = lowKind(prefix);
+    return { record: recordReads(m) / m.events, journey: journeyReads(m) / m.events };
   };
-  const each = { call: lowOf("calls, notified"), chat: lowOf("chats"), request: lowOf("requests"), form: lowOf("website forms") };
-  const scenarios: { name: string; calls: number; chats: number; requests: number; forms: number }[] = [
+  const per = { calls: each("calls, notified"), chats: each("chats"), requests: each("requests"), forms: each("website forms") };
+  type Mix = { name: string; calls: number; chats: number; requests: number; forms: number };
+  const scenarios: Mix[] = [
     { name: "300 calls", calls: 300, chats: 0, requests: 0, forms: 0 },
-    { name: "300 chats (half site chats)", calls: 0, chats: 300, requests: 0, forms: 0 },
+    { name: "300 chats", calls: 0, chats: 300, requests: 0, forms: 0 },
     { name: "300 requests", calls: 0, chats: 0, requests: 300, forms: 0 },
     { name: "300 forms", calls: 0, chats: 0, requests: 0, forms: 300 },
-    { name: "mix: 180 calls, 60 chats, 30 requests, 30 forms", calls: 180, chats: 60, requests: 30, forms: 30 },
+    { name: "180 calls, 60 chats, 30 requests, 30 forms", calls: 180, chats: 60, requests: 30, forms: 30 },
   ];
-  const day = (s: (typeof scenarios)[number], interval: number) => {
+  const kinds = ["calls", "chats", "requests", "forms"] as const;
+  /** Reads the feed priority makes (feed, records, messages, visitors) and the deferrable ones (journeys, costs). */
+  const day = (s: Mix, interval: number) => {
     const runs = 1440 / interval;
-    // Every run whose window (overlap included) holds a closed chat reads messages, and visitors for site chats.
+    // Every run whose window holds a closed chat reads messages (and visitors): working hours plus the overlap.
     const chatRuns = s.chats > 0 ? Math.min(runs, Math.ceil((WORKING_HOURS * 60 + OVERLAP_MINUTES) / interval)) : 0;
-    const feed = fixedRun * runs + chatRuns * (r.reread.total - fixedRun);
-    const events = s.calls * each.call + s.chats * each.chat + s.requests * each.request + s.forms * each.form;
-    return { feed, events, total: Math.round(feed + events + SITES) };
+    const feed = fixedRun * runs + chatRuns * chatRunExtra;
+    const records = kinds.reduce((sum, k) => sum + s[k] * per[k].record, 0);
+    const journeys = kinds.reduce((sum, k) => sum + s[k] * per[k].journey, 0);
+    return { feed, records, journeys, total: feed + records + journeys + SITES };
   };
-  const before = (s: (typeof scenarios)[number]) => Math.round(s.calls * 3 + s.chats * 2 + s.forms * 2 + BEFORE_FIXED);
-  const verdict = (points: number) => (points <= DEFERRABLE_CEILING ? "fits" : points <= DAY_POINTS ? "fits, enrichment deferred past 675" : "**over 750**");
-  md.push("", "| 300 communications a day | before | after, feed every 10 min | after, feed every 5 min |", "| --- | ---: | ---: | ---: |");
-  lines.push(`Points a day, 300 communications over ${WORKING_HOURS} working hours (one every 2 minutes: every batch holds one event)`);
-  for (const s of scenarios) {
-    const [ten, five] = [day(s, 10), day(s, 5)];
-    const cell = (d: { feed: number; events: number; total: number }) => `${d.total} (feed ${Math.round(d.feed)} + events ${Math.round(d.events)} + costs ${SITES}) ${verdict(d.total)}`;
-    lines.push(`  ${s.name}: before ${before(s)}; every 10 min ${cell(ten)}; every 5 min ${cell(five)}`);
-    md.push(`| ${s.name} | ${before(s)} ${verdict(before(s))} | ${cell(ten)} | ${cell(five)} |`);
-  }
-  const callsWithin = (interval: number) => Math.floor((DAY_POINTS - fixedRun * (1440 / interval) - SITES) / each.call);
-  lines.push(`Calls a day a 750-point account carries with every feature on: ${callsWithin(10)} at a 10-minute feed, ${callsWithin(5)} at 5 minutes (${each.call} points a call one at a time)`);
-  return {
-    text: lines.join("\n"),
-    markdown: { table: md.join("\n"), lines, each, fixedRun, reread: r.reread, costImport, logins: r.logins, callsWithin: [callsWithin(10), callsWithin(5)] },
+  const before = (s: Mix) => kinds.reduce((sum, k) => sum + s[k] * (beforeOf(k === "forms" ? "website" : k).record + beforeOf(k === "forms" ? "website" : k).journey), BEFORE_RUNS + SITES);
+  /** What a 750-point day does with it: deferrable reads stop at 675 (domain/comagic-budget.ts), the rest at 750. */
+  const verdict = (d: ReturnType<typeof day>) => {
+    const firm = d.feed + d.records;
+    if (d.total <= DEFERRABLE_CEILING) return "fits";
+    if (firm > DAY_POINTS) return "**over 750**: the feed itself stops before the day ends";
+    const share = Math.max(0, Math.min(1, (DEFERRABLE_CEILING - firm) / (d.journeys + SITES)));
+    return `**over ${fmt(DEFERRABLE_CEILING)}**: ≈ ${fmt(share * 100)}% of the events enriched, the rest deferred`;
   };
+  const cell = (d: ReturnType<typeof day>) => `${fmt(d.total)} = feed ${fmt(d.feed)} + records ${fmt(d.records)} + journeys ${fmt(d.journeys)} + costs ${SITES}; ${verdict(d)}`;
+  out.push(
+    "",
+    `Points a day at 300 communications a day, arriving over ${WORKING_HOURS} working hours (one every 2 minutes: every queue batch holds one event, so each costs what it costs one at a time)`,
+    "| a day | before | after, feed every 10 min | after, feed every 5 min |",
+    "| --- | ---: | --- | --- |",
+  );
+  for (const s of scenarios) out.push(`| ${s.name} | ${fmt(before(s))}${before(s) > DAY_POINTS ? " **over 750**" : ""} | ${cell(day(s, 10))} | ${cell(day(s, 5))} |`);
+  const callsWithin = (limit: number, interval: number) => Math.max(0, Math.floor((limit - fixedRun * (1440 / interval) - SITES) / (per.calls.record + per.calls.journey)));
+  out.push(
+    "",
+    `Calls a day with every feature on, one at a time (${per.calls.record + per.calls.journey} points a call): before ${Math.floor((DAY_POINTS - BEFORE_RUNS - SITES) / 3)} within 750; after, feed every 10 min: ${callsWithin(DEFERRABLE_CEILING, 10)} with every call enriched (675), ${callsWithin(DAY_POINTS, 10)} within 750; every 5 min: ${callsWithin(DAY_POINTS, 5)}.`,
+  );
+  return { text: out.join("\n"), fixedRun, chatRunExtra, per, day: (interval: number) => day(scenarios[0] as Mix, interval) };
 }
 
-function writeSection(m: ReturnType<typeof summarize>["markdown"]): void {
+function writeSection(text: string): void {
   const date = new Date().toISOString().slice(0, 16).replace("T", " ");
   const section = `## Data API points
 
-\`npx tsx bench/points.ts\` (part of \`npm run bench\`) on ${date} UTC, ${machine()}: ${N} events of each kind at once,
-then one at a time, through the worker under \`wrangler dev\` against the CoMagic sandbox, which counts a point for
-every successful read (data_api.txt:129, 150). Every feature on: the feed (FEED_INTERVAL_MINUTES=1 in the bench, a
-cron tick fired by hand per run), call records, enrichment, the cost import (one site).
+\`npx tsx bench/points.ts\` (the last part of \`npm run bench\`) on ${date} UTC, ${machine()}: ${N} events of each kind at
+once, then one event at a time, through the worker under \`wrangler dev\` against the CoMagic sandbox, which charges a
+point for every successful request (data_api.txt:129, 150) and counts them per method. Every feature on: the feed,
+call records, enrichment, the cost import (one site). The bench fires the Cron Trigger by hand with
+FEED_INTERVAL_MINUTES=1, so every tick reads; a day's runs are counted from the measured points per run.
 
-${m.table}
-
-\`\`\`
-${m.lines.join("\n")}
-\`\`\`
+${text}
 `;
   const path = "docs/performance.md";
   const doc = readFileSync(path, "utf8");
@@ -417,7 +436,7 @@ try {
   const stats = await comagicStats();
   const report = summarize({ first, idle, load, reread, low, logins: stats.logins });
   console.log(`\n${report.text}`);
-  if (!values.dry) writeSection(report.markdown);
+  if (!values.dry) writeSection(report.text);
 } finally {
   await worker.stop();
   await sandbox.close();

@@ -4,7 +4,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
 import worker from "../../worker/index";
 import { d1FeedState } from "../../worker/storage/feed-state";
-import { adminHealth, comagicStats, comagicTime, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import { adminHealth, comagicStats, comagicTime, visitorSessions, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet, type SandboxLead } from "./support";
 
 /*
  * The CoMagic feed (jobs/feed.ts): every call, chat and request CoMagic's reports have becomes a lead once, however
@@ -153,6 +153,22 @@ describe("the CoMagic feed", () => {
     await waitForQuiet();
     expect(await feedRun()).toMatchObject({ chats: 1, requests: 1, enqueued: 0 });
     expect(leadsWithPhone(await sandboxLeads(), phone.e164)).toHaveLength(1);
+  });
+
+  it("credits a lead the feed found late to the time CoMagic recorded its call, not to when it was read", async () => {
+    visitor += 1;
+    await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitorSessions(visitor, ["paid", "organic"]) });
+    const caller = uniquePhone();
+    const startedAt = new Date(Date.now() - 50 * 60_000);
+    const call = callsReportRow({ id: uniqueSessionId(), phone: caller.e164.slice(1), visitorId: visitor, startedAt });
+    await sandbox("/_sandbox/comagic/data", { calls: [call] });
+    expect(await feedRun()).toMatchObject({ enqueued: 1 });
+    const lead = await waitFor(async () => leadsWithPhone(await sandboxLeads(), caller.e164)[0], "the call's lead");
+    const credited = await waitFor(
+      async () => env.DB?.prepare("SELECT created_at FROM attribution_touches WHERE entity = 'lead' AND entity_id = ?").bind(String(lead.ID)).first<{ created_at: string }>(),
+      "the lead's credits",
+    );
+    expect(Math.abs(Date.parse(credited.created_at) - startedAt.getTime())).toBeLessThan(2_000);
   });
 
   it("reads a chat still open again once it closes: the cursor waits at its start", async () => {

@@ -142,7 +142,16 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
   const id = outcome.target.id;
   const newContact = outcome.action === "created" && outcome.contactCreated === true;
   if (event.visitorId && mayCredit(event, plan) && (await mayEnrich(event, deps)))
-    jobs.push({ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: id, entity, visitorId: event.visitorId, newContact });
+    jobs.push({
+      type: "lead.enrich",
+      v: 1,
+      requestId: job.requestId,
+      leadId: id,
+      entity,
+      visitorId: event.visitorId,
+      newContact,
+      ...(outcome.action === "created" && event.occurredAt ? { convertedAt: event.occurredAt } : {}),
+    });
   if (event.kind === "call") {
     const employeeKnown = Boolean(event.employeeId && rules.responsible?.userOfEmployee[event.employeeId]);
     jobs.push({

@@ -142,10 +142,13 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
   }
 }
 
-/** The report's credits of one enriched lead or deal, dated by its DATE_CREATE (else now: a just-made entity). */
+/**
+ * The report's credits of one enriched lead or deal, dated by when CoMagic recorded the contact that created it
+ * (a feed read may come hours later), else by its DATE_CREATE (else now: a just-made entity).
+ */
 async function storeCredits(job: EnrichJob, journey: Journey, dateCreate: string | null, deps: EnrichDeps): Promise<void> {
   if (!deps.attribution) return;
-  const parsed = dateCreate ? Date.parse(dateCreate) : Number.NaN;
+  const parsed = Date.parse(job.convertedAt ?? dateCreate ?? "");
   const createdAt = Number.isNaN(parsed) ? deps.now() : new Date(parsed);
   await deps.attribution.putCredits(job.entity, job.leadId, createdAt, creditRows(journey, createdAt), job.newContact);
 }

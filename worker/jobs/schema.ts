@@ -26,6 +26,11 @@ export const enrichJobSchema = z.object({
   visitorId: z.string().min(1).max(100),
   /** The deal came with a contact the worker made for it; older messages say nothing: none. */
   newContact: z.boolean().default(false),
+  /**
+   * When CoMagic recorded the call, chat or request that created the lead or deal (a feed read may come hours
+   * later): the report dates the conversion by it. Absent (older messages, updates): the item's DATE_CREATE.
+   */
+  convertedAt: z.iso.datetime().optional(),
 });
 export type EnrichJob = z.infer<typeof enrichJobSchema>;
 
