@@ -19,6 +19,8 @@ const worker = await startLocalWorker({
     COMAGIC_WEBHOOK_SECRET: DEV.webhookSecret,
     ALLOWED_ORIGINS: sandboxUrl,
     ENRICH_DELAY_SECONDS: "5",
+    // The demo shows enrichment within seconds; a deploy waits for the next 10-minute slot (ENRICH_SLOT_SECONDS).
+    ENRICH_SLOT_SECONDS: "0",
     ADMIN_TOKEN: DEV.adminToken,
   }),
 }).catch(async (error: unknown) => {

@@ -18,6 +18,8 @@ export function sandboxWorkerVars(sandbox: RunningSandbox, overrides: Record<str
     COMAGIC_VIRTUAL_NUMBER: "74993720692",
     COMAGIC_EMPLOYEES: '{"1":25,"2":26}',
     TAB_TOKEN_SECRET: "sandbox-tab-token-key-0123456789abcdef0123",
+    // Local runs see their follow-ups after ENRICH_DELAY_SECONDS, not at the next 10-minute slot.
+    ENRICH_SLOT_SECONDS: "0",
     ...overrides,
   };
 }

@@ -93,6 +93,8 @@ function workerProject({ name, isolate, files }: Shard) {
             COMAGIC_LOGIN: "sandbox",
             COMAGIC_PASSWORD: "sandbox-password",
             ENRICH_DELAY_SECONDS: "1",
+            // No slots: a test's follow-ups come a second after its write, not at the next 10-minute boundary.
+            ENRICH_SLOT_SECONDS: "0",
             // 32+ characters: the worker refuses a shorter admin token.
             ADMIN_TOKEN: "test-admin-token-0123456789abcdef0123",
             // The sandboxes listen on 127.0.0.1 over plain http: allowed only with this development setting.

@@ -81,6 +81,8 @@ const configSchema = z.object({
   /** CoMagic's technical requests (not a client's) make leads too: include_tech_offline_messages. */
   COMAGIC_TECH_REQUESTS: flag,
   ENRICH_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(43_200).default(60),
+  /** Follow-ups that read the Data API are delivered at boundaries this far apart, so a slot's share one read. 0: off. */
+  ENRICH_SLOT_SECONDS: z.coerce.number().int().nonnegative().max(3_600).default(600),
   // Which consumer a queue feeds, by its name in wrangler.toml: set these when an environment renames the queues.
   LEAD_QUEUE_NAME: z.string().min(1).default("comagic-lead-jobs"),
   ENRICH_QUEUE_NAME: z.string().min(1).default("comagic-enrich-jobs"),

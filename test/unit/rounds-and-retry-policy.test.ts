@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CoMagicDeferredError, CoMagicError } from "../../worker/comagic/data-api";
 import { asFailure, retryOrDeadLetter, type SettleDeps } from "../../worker/jobs/settle";
-import { decide, MAX_DELIVERY_ATTEMPTS, RETRY_CAP_SECONDS, retryDelaySeconds } from "../../worker/domain/retry-policy";
+import { decide, followUpDelaySeconds, MAX_DELIVERY_ATTEMPTS, RETRY_CAP_SECONDS, retryDelaySeconds } from "../../worker/domain/retry-policy";
 import { splitIntoRounds } from "../../worker/domain/rounds";
 
 describe("splitIntoRounds", () => {
@@ -108,5 +108,20 @@ describe("a job CoMagic's points hold back", () => {
     expect(await run()).toBe("deferred");
     expect(message).toMatchObject({ acked: false, retried: { delaySeconds: 43_200 } });
     expect(deadLetters).toEqual([]);
+  });
+});
+
+describe("when a follow-up that reads the Data API is delivered", () => {
+  const at = Date.parse("2026-12-06T10:03:20Z");
+  it("waits at least ENRICH_DELAY_SECONDS, then for the next slot boundary, so a slot's follow-ups share one read", () => {
+    // 10:03:20 + 60 s = 10:04:20 → the 10:10:00 boundary.
+    expect(followUpDelaySeconds(at, 60, 600)).toBe(400);
+    // Every write of the slot lands on the same boundary.
+    expect(at / 1000 + followUpDelaySeconds(at, 60, 600)).toBe((at + 300_000) / 1000 + followUpDelaySeconds(at + 300_000, 60, 600));
+  });
+
+  it("waits only ENRICH_DELAY_SECONDS without slots, and never past the 12 hours Queues allow", () => {
+    expect(followUpDelaySeconds(at, 60, 0)).toBe(60);
+    expect(followUpDelaySeconds(at, 43_200, 3_600)).toBe(43_200);
   });
 });

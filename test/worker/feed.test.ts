@@ -4,7 +4,21 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
 import worker from "../../worker/index";
 import { d1FeedState } from "../../worker/storage/feed-state";
-import { adminHealth, comagicStats, comagicTime, visitorSessions, leadsWithPhone, postWebhook, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet, type SandboxLead } from "./support";
+import {
+  adminHealth,
+  comagicStats,
+  comagicTime,
+  visitorSessions,
+  leadsWithPhone,
+  postWebhook,
+  sandbox,
+  sandboxLeads,
+  uniquePhone,
+  uniqueSessionId,
+  waitFor,
+  waitForQuiet,
+  type SandboxLead,
+} from "./support";
 
 /*
  * The CoMagic feed (jobs/feed.ts): every call, chat and request CoMagic's reports have becomes a lead once, however

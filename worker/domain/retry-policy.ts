@@ -68,3 +68,15 @@ export function decide(failure: { transient: boolean; retryAfterSeconds: number;
   if (failure.transient && attempts < MAX_DELIVERY_ATTEMPTS) return { action: "retry", delaySeconds: retryDelaySeconds(attempts, random, failure.retryAfterSeconds) };
   return { action: "dead-letter" };
 }
+
+/**
+ * When a follow-up that reads the Data API (a call's record, an enrichment) is delivered: at least `minSeconds` after
+ * the write (CoMagic's reports lag), and then at the next boundary of `slotSeconds` of the wall clock, so that every
+ * follow-up of a slot arrives at once and shares one read (one point) however few calls come in a minute. 0: no slots.
+ */
+export function followUpDelaySeconds(nowMs: number, minSeconds: number, slotSeconds: number): number {
+  if (slotSeconds <= 0) return minSeconds;
+  const earliest = nowMs / 1000 + minSeconds;
+  const slot = Math.ceil(earliest / slotSeconds) * slotSeconds;
+  return Math.min(QUEUE_MAX_DELAY_SECONDS, Math.max(minSeconds, Math.ceil(slot - nowMs / 1000)));
+}

@@ -4,7 +4,7 @@ import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/portal";
 import { appSettings, comagicAuth, readConfig, type Config } from "../config";
-import { MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
+import { followUpDelaySeconds, MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
@@ -42,7 +42,11 @@ function followUpSender(env: Env, config: Config): FollowUpSender | null {
       // A round of 40 calls makes 120 follow-ups: more than one sendBatch takes.
       await sendInBatches(
         queue,
-        jobs.map((body) => ({ body, contentType: "json" as const, delaySeconds: body.type === "call.telephony" ? 0 : config.ENRICH_DELAY_SECONDS })),
+        jobs.map((body) => ({
+          body,
+          contentType: "json" as const,
+          delaySeconds: body.type === "call.telephony" ? 0 : followUpDelaySeconds(Date.now(), config.ENRICH_DELAY_SECONDS, config.ENRICH_SLOT_SECONDS),
+        })),
       );
     },
   };
