@@ -248,12 +248,13 @@ restarted worker settles everything delivered after the restart and nothing that
 earlier run read this as a stalled consumer; it was the missing messages. Cloudflare Queues in production are
 durable, so a deploy or restart there loses nothing.
 
-What brings the calls back is reconciliation: every targeted call is in CoMagic's calls report. The soak seeds
-the sandbox's report with its calls, waits until two minutes pass without progress, then fires the Cron Trigger
-(\`/cdn-cgi/handler/scheduled\`, which production runs every 10 minutes). The run below shows every call that
+What brings the calls back is the CoMagic feed (reconciliation before issue #22): every targeted call is in
+CoMagic's calls report. The soak seeds the sandbox's report with its calls, waits until two minutes pass without
+progress, then fires the Cron Trigger (\`/cdn-cgi/handler/scheduled\`; production ticks every 5 minutes and
+reads the feed every FEED_INTERVAL_MINUTES). The run below shows every call that
 was in flight coming back, each exactly once: the ledger and the Bitrix24 lookups skip calls already applied.
 A consumer stopped between its Bitrix24 write and its ledger write leaves a lead the ledger does not know;
-reconciliation finds it in Bitrix24 and records it in the ledger instead of queueing it again (before that
+the feed finds it in Bitrix24 and records it in the ledger instead of queueing it again (before that
 fix, a 100-event run reported 16 calls still missing after reconciliation; the runs since, none).
 Website forms have no second source. Forms still in the local queue at a restart are lost, and the run says
 how many; in production their safety is the durability of Cloudflare Queues.

@@ -1,10 +1,15 @@
 /**
- * `npm run bench` (third part), or `npx tsx bench/points.ts [--events 200]`: the CoMagic Data API points the worker
- * spends, measured. Real events go through the worker under wrangler dev against the CoMagic sandbox, which counts a
- * point for every successful read (GET /_sandbox/comagic/stats, data_api.txt:129,150), with every feature on: the
- * feed, call records, enrichment, the cost import. Prints points per 1,000 events of each kind (calls notified, calls
- * only the feed finds, chats, requests, website forms), before issue #22 (read from the old code) and after
- * (measured), then the points a day at 300 communications a day, and writes docs/performance.md's "Data API points".
+ * `npm run bench` (last part), or `npx tsx bench/points.ts [--events 100] [--dry]`: the CoMagic Data API points the
+ * worker spends, measured. Real events go through the worker under wrangler dev against the CoMagic sandbox, which
+ * charges a point for every successful read and counts them per method (GET /_sandbox/comagic/stats;
+ * data_api.txt:129,150), with every feature on: the feed, call records, enrichment, the cost import. Three steps:
+ *   1. N events of each kind at once (calls notified, calls only the feed finds, chats, requests, website forms):
+ *      points per 1,000 events when the queues' batches fill;
+ *   2. one call alone in its slot: what an event costs when its batch holds nothing else;
+ *   3. one working hour at 300 communications a day, 30 times faster (the feed's tick, the follow-up slot, the
+ *      overlap and the gaps between events all divided by 30): what the day costs when batches hold a few events.
+ * Prints the figures, before issue #22 (read from the old code) and after, and the points a day at 300
+ * communications a day for a 10- and a 5-minute feed; writes docs/performance.md's "Data API points" section.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -14,28 +19,42 @@ import { SANDBOX_ACCOUNT_TIME_ZONE } from "../sandbox/comagic/calls-report-row";
 import { freshId, freshPhone, json, machine, pool, startStack, TOKEN, waitUntil } from "./common";
 
 // --dry: print only, leave docs/performance.md alone.
-const { values } = parseArgs({ options: { events: { type: "string", default: "200" }, dry: { type: "boolean", default: false } } });
+// 100 fill five enrichment batches of 20; Bitrix24's 2 requests a second, not CoMagic, sets how long a step takes.
+const { values } = parseArgs({ options: { events: { type: "string", default: "100" }, dry: { type: "boolean", default: false } } });
 const N = Number(values.events);
-/** The feed reads at every cron tick the bench sends (wrangler dev runs no cron of its own); a day is computed. */
-const FEED_INTERVAL_MINUTES = 1;
-/** FEED_OVERLAP_MINUTES's default: every run reads this far back before its cursor. */
+
+/** The deployed settings (wrangler.toml, config.ts) the day is computed for. */
+const SLOT_SECONDS = 600;
 const OVERLAP_MINUTES = 120;
-/** Follow-ups (call records, enrichment) wait this long: short for the bench, and the same batching as a minute. */
-const ENRICH_DELAY_SECONDS = 3;
-/** Longer than a follow-up's delay and the enrichment queue's 5 s batch timeout: no Data API request for this long after every lead is enriched means done. */
-const SETTLED_MS = 10_000;
-/** Done when some lead is never enriched: no Data API request for this long. */
-const QUIET_MS = 20_000;
+const DELAY_SECONDS = 60;
+/** The worker's slot, delay and overlap run this many times faster throughout; step 3's events and feed ticks too (10 minutes: 20 s). */
+const SPEED = 30;
 const DAY_POINTS = 750;
 /** Deferrable reads (enrichment, cost import) stop when less than 10% of the day is left (domain/comagic-budget.ts). */
 const DEFERRABLE_CEILING = DAY_POINTS * 0.9;
 const WORKING_HOURS = 10;
+const PER_DAY = 300;
 const SITES = 1;
+/** Quiet this long once every lead is enriched means the follow-ups are done (longer than the enrichment batch timeout). */
+const SETTLED_MS = 8_000;
+/** Done when some lead is never enriched (past FORM_ENRICH_LIMITER): no request to either sandbox for longer than a slot and a batch. */
+const QUIET_MS = (SLOT_SECONDS * 1000) / SPEED + 10_000;
 
 const stateDir = `.wrangler/bench-points-${process.pid}`;
-const { sandbox, worker } = await startStack({ FEED_INTERVAL_MINUTES: String(FEED_INTERVAL_MINUTES), ENRICH_DELAY_SECONDS: String(ENRICH_DELAY_SECONDS), COMAGIC_SITE_IDS: "1" }, stateDir);
+// The feed reads at every tick the bench fires (FEED_INTERVAL_MINUTES=1; wrangler dev runs no cron of its own).
+const { sandbox, worker } = await startStack(
+  {
+    FEED_INTERVAL_MINUTES: "1",
+    FEED_OVERLAP_MINUTES: String(OVERLAP_MINUTES / SPEED),
+    ENRICH_DELAY_SECONDS: String(DELAY_SECONDS / SPEED),
+    ENRICH_SLOT_SECONDS: String(SLOT_SECONDS / SPEED),
+    COMAGIC_SITE_IDS: "1",
+  },
+  stateDir,
+);
 const started = Date.now();
 const progress = (text: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${text}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Counts = Record<string, number>;
 interface ComagicStats {
@@ -51,15 +70,17 @@ const leads = async () => (await json<{ leads: Lead[] }>(`${sandbox.url}/_sandbo
 const enrichedLead = (l: Lead) => l.UF_CRM_CM_SESSIONS !== null && l.UF_CRM_CM_SESSIONS !== undefined && l.UF_CRM_CM_SESSIONS !== "";
 
 /**
- * Waits until the follow-ups are done: every lead enriched and no Data API request for SETTLED_MS, or (when some
- * lead is never enriched, e.g. past FORM_ENRICH_LIMITER) no request for QUIET_MS.
+ * Waits until the follow-ups are done: every lead enriched and neither sandbox asked anything for SETTLED_MS, or
+ * (when some lead is never enriched, e.g. past FORM_ENRICH_LIMITER) nothing asked for QUIET_MS. Bitrix24 counts
+ * too: at its 2 requests a second the queues spend most of their time on it, between two Data API reads.
  */
-async function settled(mine: () => Promise<Lead[]>, timeoutMs = 300_000): Promise<void> {
-  let last = -1;
+async function settled(mine: () => Promise<Lead[]>, timeoutMs = 600_000): Promise<void> {
+  let last = "";
   let since = Date.now();
-  for (const begun = Date.now(); Date.now() - begun < timeoutMs; await new Promise((r) => setTimeout(r, 500))) {
-    const { requests } = await comagicStats();
-    if (requests !== last) [last, since] = [requests, Date.now()];
+  for (const begun = Date.now(); Date.now() - begun < timeoutMs; await sleep(500)) {
+    const [comagic, bitrix] = await Promise.all([comagicStats(), json<{ httpRequests: number }>(`${sandbox.url}/_sandbox/stats`)]);
+    const seen = `${comagic.requests}/${bitrix.httpRequests}`;
+    if (seen !== last) [last, since] = [seen, Date.now()];
     const quiet = Date.now() - since;
     if (quiet >= QUIET_MS) return;
     if (quiet >= SETTLED_MS && (await mine()).every(enrichedLead)) return;
@@ -94,6 +115,15 @@ function visitor(rows: { visitor_sessions: unknown[] }): number {
   return visitorSeq;
 }
 
+/**
+ * The recording on the sandbox's media host: the worker checks a link before Bitrix24 fetches it, and the sandbox
+ * has no internet, where media.comagic.ru would keep the enrichment queue waiting on each check's timeout.
+ */
+function withLocalRecording(call: ReturnType<typeof sampleCall>) {
+  call.reportRow.full_record_file_link = `${sandbox.url}/_sandbox/media/rec/${call.id}.mp3`;
+  return call;
+}
+
 /** A kind of event: how to make `n` of them reach the worker, and the keys of the leads they make. */
 interface Kind {
   name: string;
@@ -101,7 +131,7 @@ interface Kind {
   make(n: number): Promise<{ keys: string[]; viaFeed: boolean }>;
 }
 
-const whatsAppOrSite = (i: number) => i % 2 === 0;
+let chatSeq = 0;
 const KINDS: Kind[] = [
   {
     name: "calls, notified",
@@ -109,7 +139,7 @@ const KINDS: Kind[] = [
     async make(n) {
       const rows = { visitor_sessions: [] as unknown[] };
       const calls = Array.from({ length: n }, () => {
-        const c = sampleCall();
+        const c = withLocalRecording(sampleCall());
         c.reportRow.visitor_id = visitor(rows);
         return c;
       });
@@ -127,9 +157,9 @@ const KINDS: Kind[] = [
     async make(n) {
       const rows = { visitor_sessions: [] as unknown[] };
       const calls = Array.from({ length: n }, () => {
-        const c = sampleCall();
+        const c = withLocalRecording(sampleCall());
         c.reportRow.visitor_id = visitor(rows);
-        c.reportRow.start_time = ago(10);
+        c.reportRow.start_time = ago(1.5);
         return c;
       });
       await seed({ ...rows, calls: calls.map((c) => c.reportRow) });
@@ -145,12 +175,13 @@ const KINDS: Kind[] = [
       for (let i = 0; i < n; i++) {
         const id = freshId();
         const visitorId = visitor(rows);
-        const site = !whatsAppOrSite(i);
+        chatSeq += 1;
+        const site = chatSeq % 2 === 0;
         rows.chats.push({
           id,
           status: "succeed",
           initiator: "visitor",
-          date_time: ago(12),
+          date_time: ago(1.5),
           chat_channel_type: site ? "comagic" : "whatsapp",
           chat_channel_name: site ? "Сайт" : "WhatsApp магазина",
           is_group_chat: false,
@@ -161,8 +192,8 @@ const KINDS: Kind[] = [
         });
         if (site) rows.visitors.push({ id: visitorId, name: `Гость ${i}`, emails: [`chat${visitorId}@example.ru`], phones: [] });
         rows.chat_messages.push(
-          { id: id * 10, chat_id: id, date_time: ago(11), source: site ? "visitor" : "chat_channel", text: "Есть ли диван в наличии?", employee_full_name: null },
-          { id: id * 10 + 1, chat_id: id, date_time: ago(10), source: "operator", text: "Да, есть.", employee_full_name: "Ivan Admin" },
+          { id: id * 10, chat_id: id, date_time: ago(1.2), source: site ? "visitor" : "chat_channel", text: "Есть ли диван в наличии?", employee_full_name: null },
+          { id: id * 10 + 1, chat_id: id, date_time: ago(1), source: "operator", text: "Да, есть.", employee_full_name: "Ivan Admin" },
         );
         keys.push(`chat-${id}`);
       }
@@ -179,7 +210,7 @@ const KINDS: Kind[] = [
         const id = freshId();
         rows.offline_messages.push({
           id,
-          date_time: ago(10),
+          date_time: ago(1),
           form_name: "Обратный звонок",
           form_type: "Стандартная",
           text: "Перезвоните после 18:00",
@@ -212,7 +243,6 @@ const KINDS: Kind[] = [
     },
   },
 ];
-const CHATS = KINDS[2] as Kind;
 
 interface Measured {
   label: string;
@@ -222,7 +252,6 @@ interface Measured {
   total: number;
   leads: number;
   enriched: number;
-  seconds: number;
 }
 
 const diff = (after: Counts, before: Counts): Counts =>
@@ -235,7 +264,6 @@ const diff = (after: Counts, before: Counts): Counts =>
 /** Runs `work`, lets every follow-up finish, and counts the points spent meanwhile. */
 async function measure(label: string, events: number, work: () => Promise<{ keys: string[]; feedRuns: number }>): Promise<Measured> {
   const before = await comagicStats();
-  const begun = Date.now();
   const { keys, feedRuns } = await work();
   const wanted = new Set(keys);
   const mine = async () => (await leads()).filter((l) => wanted.has(String(l.UF_CRM_COMAGIC_ID ?? "")));
@@ -251,7 +279,6 @@ async function measure(label: string, events: number, work: () => Promise<{ keys
     total: after.points.total - before.points.total,
     leads: made.length,
     enriched: made.filter(enrichedLead).length,
-    seconds: (Date.now() - begun) / 1000,
   };
   progress(
     `${label}: ${m.total} points (${Object.entries(m.points)
@@ -264,23 +291,50 @@ async function measure(label: string, events: number, work: () => Promise<{ keys
 async function runKind(kind: Kind, n: number, label: string): Promise<Measured> {
   return measure(label, n, async () => {
     const { keys, viaFeed } = await kind.make(n);
-    // A notified call's feed run comes after its lead: it reads the call again and leaves it.
-    if (viaFeed) await cron();
-    else {
-      const wanted = new Set(keys);
-      await waitUntil(async () => (await leads()).filter((l) => wanted.has(String(l.UF_CRM_COMAGIC_ID ?? ""))).length >= wanted.size, 300_000, 500);
-      await cron();
-    }
+    // What was posted meets the feed's next run once it is a lead: the run reads it again and leaves it.
+    const wanted = new Set(keys);
+    if (!viaFeed) await waitUntil(async () => (await leads()).filter((l) => wanted.has(String(l.UF_CRM_COMAGIC_ID ?? ""))).length >= wanted.size, 300_000, 500);
+    await cron();
     return { keys, feedRuns: 1 };
   });
 }
 
+/** 300 a day over 10 hours in this mix (180 calls, 60 chats, 30 requests, 30 forms): 30 an hour, one every 2 minutes. */
+const HOUR_MIX = ["calls, notified", "chats", "calls, notified", "requests", "calls, notified", "website forms", "calls, notified", "chats", "calls, notified", "calls, notified"];
+
 /**
- * What the events themselves cost: the points less the feed's three reports a run, and, but for chats, less the
- * messages and visitors reads a run makes for chats of earlier steps still inside its overlap.
+ * One working hour at 300 a day, SPEED times faster: an event every 2 minutes, a feed tick every 10 minutes, both
+ * divided by SPEED; the worker's slot, delay and overlap are divided the same way. Then one more tick for what came
+ * last, and the follow-ups of the hour's last slots.
  */
-function variable(m: Measured, kind: Kind): number {
-  return m.total - 3 * m.feedRuns - (kind === CHATS ? 0 : perRunReads(m));
+async function simulatedHour(feedMinutes: number): Promise<Measured> {
+  const perHour = PER_DAY / WORKING_HOURS;
+  const gapMs = (3_600_000 / perHour / SPEED) | 0;
+  const tickMs = (feedMinutes * 60_000) / SPEED;
+  const hourMs = 3_600_000 / SPEED;
+  return measure(`one working hour, ${perHour} events (${SPEED}× faster), feed every ${feedMinutes} min`, perHour, async () => {
+    const keys: string[] = [];
+    const begun = Date.now();
+    const ticks: Promise<void>[] = [];
+    for (let at = 0; at < hourMs; at += tickMs) ticks.push(sleep(at).then(cron));
+    for (let i = 0; i < perHour; i++) {
+      await sleep(begun + i * gapMs - Date.now());
+      const kind = KINDS.find((k) => k.name.startsWith(HOUR_MIX[i % HOUR_MIX.length] as string)) as Kind;
+      keys.push(...(await kind.make(1)).keys);
+    }
+    await Promise.all(ticks);
+    await sleep(begun + hourMs - Date.now());
+    await cron();
+    return { keys, feedRuns: ticks.length + 1 };
+  });
+}
+
+/**
+ * What the events themselves cost: the points less what every feed run reads once for all its rows (the three
+ * reports; the messages of the closed chats in its window and their visitors, counted per run below).
+ */
+function variable(m: Measured): number {
+  return m.total - 3 * m.feedRuns - perRunReads(m);
 }
 const get = (m: Measured, method: string) => m.points[method] ?? 0;
 /** Record reads: get.calls_report reads beyond the feed's one a run. */
@@ -311,37 +365,46 @@ const methods = (m: Measured) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
 
-function summarize(r: { first: Measured; idle: Measured; load: { kind: Kind; m: Measured }[]; reread: Measured; low: { kind: Kind; m: Measured }[]; logins: number }) {
+interface Results {
+  first: Measured;
+  idle: Measured;
+  load: { kind: Kind; m: Measured }[];
+  reread: Measured;
+  alone: Measured;
+  hour: Measured;
+  logins: number;
+}
+
+function summarize(r: Results): string {
   const out: string[] = [];
   const per1000 = (points: number, n: number) => (n ? fmt((points / n) * 1000) : "—");
   const fixedRun = r.idle.total;
   const chatRunExtra = r.reread.total - fixedRun;
   const costImport = r.first.total - fixedRun;
+  const aloneCall = variable(r.alone);
+  const slots = (WORKING_HOURS * 3600) / SLOT_SECONDS;
 
-  out.push(`Points per 1,000 events (what the events cost; the feed's reads are per run, below)`);
-  out.push(`| kind | before | after, ${N} at once | after, one at a time | measured reads |`, "| --- | ---: | ---: | ---: | --- |");
+  out.push(
+    "Points per 1,000 events: the reads the events cause (call records, journeys). What a feed run reads once for all its rows is counted per run, below.",
+    "",
+    `| kind | before | after, ${N} at once | after, one event a batch | measured (${N} at once) |`,
+    "| --- | ---: | ---: | ---: | --- |",
+  );
   for (const { kind, m } of r.load) {
-    const lowM = r.low.find((l) => l.kind === kind)?.m as Measured;
     const b = beforeOf(kind.name);
-    const reads = (x: Measured) =>
-      `${recordReads(x)} record + ${journeyReads(x)} journey${kind === CHATS ? ` + ${perRunReads(x)} messages/visitors` : ""} for ${x.events} (${x.enriched}/${x.leads} leads enriched)`;
+    // A batch reads once for its calls' records and twice for its visitors' journeys, however many it holds.
+    const alone = kind.name.startsWith("calls") ? 3 : 2;
     out.push(
-      `| ${kind.name} | ${fmt((b.record + b.journey) * 1000)}${b.note ? ` (${b.note})` : ""} | ${per1000(variable(m, kind), m.events)} | ${per1000(variable(lowM, kind), lowM.events)} | at once: ${reads(m)}; one at a time: ${reads(lowM)} |`,
+      `| ${kind.name} | ${fmt((b.record + b.journey) * 1000)}${b.note ? ` (${b.note})` : ""} | ${per1000(variable(m), m.events)} | ${fmt(alone * 1000)} | ${recordReads(m)} record + ${journeyReads(m)} journey reads; ${m.enriched} of ${m.leads} leads enriched |`,
     );
   }
   out.push(
     "",
-    `Per run and per day (measured): a feed run ${fixedRun} points (${methods(r.idle)}), whatever the rows; a run whose window (${OVERLAP_MINUTES}-minute overlap) holds closed chats ${r.reread.total} (${methods(r.reread)}), even when every chat in it is already a lead. Cost import: ${costImport} on the first tick (7 catch-up days × ${SITES} site), then ${SITES} a site a day. login.user: ${r.logins} in the whole run (the sandbox charges none; if CoMagic does, at most one an hour: the token lives an hour).`,
-    `Before: reconciliation ${BEFORE_RUNS} a day (one read every 10 minutes), cost import ${SITES} a site a day.`,
+    `One call alone in its slot, measured: ${aloneCall} points (${recordReads(r.alone)} record + ${journeyReads(r.alone)} journey reads): the "one event a batch" column.`,
+    `A feed run: ${fixedRun} points (${methods(r.idle)}) whatever the rows; ${r.reread.total} (+ get.chat_messages_report ${get(r.reread, "get.chat_messages_report")}, get.visitors ${get(r.reread, "get.visitors")}) while closed chats are in its window (the overlap), even when every one of them is a lead already. Cost import: ${costImport} on the first tick (7 catch-up days, ${SITES} site), then ${SITES} a site a day. login.user: ${r.logins} in the whole run (the sandbox charges none; a token lives an hour). Before: reconciliation ${BEFORE_RUNS} a day (one read every 10 minutes), cost import ${SITES} a site a day.`,
   );
 
-  // At 300 a day over WORKING_HOURS hours an event comes every 2 minutes: a queue batch (5 s timeout) holds one.
-  const lowKind = (prefix: string) => r.low.find((l) => l.kind.name.startsWith(prefix))?.m as Measured;
-  const each = (prefix: string) => {
-    const m = lowKind(prefix);
-    return { record: recordReads(m) / m.events, journey: journeyReads(m) / m.events };
-  };
-  const per = { calls: each("calls, notified"), chats: each("chats"), requests: each("requests"), forms: each("website forms") };
+  // The day: the feed's runs, and per follow-up slot (ENRICH_SLOT_SECONDS) one record read and two journey reads.
   type Mix = { name: string; calls: number; chats: number; requests: number; forms: number };
   const scenarios: Mix[] = [
     { name: "300 calls", calls: 300, chats: 0, requests: 0, forms: 0 },
@@ -350,93 +413,107 @@ function summarize(r: { first: Measured; idle: Measured; load: { kind: Kind; m: 
     { name: "300 forms", calls: 0, chats: 0, requests: 0, forms: 300 },
     { name: "180 calls, 60 chats, 30 requests, 30 forms", calls: 180, chats: 60, requests: 30, forms: 30 },
   ];
-  const kinds = ["calls", "chats", "requests", "forms"] as const;
-  /** Reads the feed priority makes (feed, records, messages, visitors) and the deferrable ones (journeys, costs). */
+  const chatRuns = (interval: number) => Math.min(1440 / interval, Math.ceil((WORKING_HOURS * 60 + OVERLAP_MINUTES) / interval));
   const day = (s: Mix, interval: number) => {
-    const runs = 1440 / interval;
-    // Every run whose window holds a closed chat reads messages (and visitors): working hours plus the overlap.
-    const chatRuns = s.chats > 0 ? Math.min(runs, Math.ceil((WORKING_HOURS * 60 + OVERLAP_MINUTES) / interval)) : 0;
-    const feed = fixedRun * runs + chatRuns * chatRunExtra;
-    const records = kinds.reduce((sum, k) => sum + s[k] * per[k].record, 0);
-    const journeys = kinds.reduce((sum, k) => sum + s[k] * per[k].journey, 0);
+    const feed = fixedRun * (1440 / interval) + (s.chats > 0 ? chatRuns(interval) * chatRunExtra : 0);
+    // At 30 an hour a 10-minute slot holds ~5 events: every slot of the working hours reads, and one more after them.
+    const records = s.calls > 0 ? slots + 1 : 0;
+    const journeys = 2 * (slots + 1);
     return { feed, records, journeys, total: feed + records + journeys + SITES };
   };
-  const before = (s: Mix) => kinds.reduce((sum, k) => sum + s[k] * (beforeOf(k === "forms" ? "website" : k).record + beforeOf(k === "forms" ? "website" : k).journey), BEFORE_RUNS + SITES);
-  /** What a 750-point day does with it: deferrable reads stop at 675 (domain/comagic-budget.ts), the rest at 750. */
-  const verdict = (d: ReturnType<typeof day>) => {
+  const kinds = ["calls", "chats", "requests", "forms"] as const;
+  const beforeKind = (k: (typeof kinds)[number]) => beforeOf(k === "forms" ? "website" : k);
+  const before = (s: Mix) => kinds.reduce((sum, k) => sum + s[k] * (beforeKind(k).record + beforeKind(k).journey), BEFORE_RUNS + SITES);
+  /** What a 750-point day does with it: deferrable reads stop with 10% left (domain/comagic-budget.ts), the rest at 750. */
+  const verdict = (d: { feed: number; records: number; journeys: number; total: number }) => {
     const firm = d.feed + d.records;
     if (d.total <= DEFERRABLE_CEILING) return "fits";
-    if (firm > DAY_POINTS) return "**over 750**: the feed itself stops before the day ends";
+    if (firm > DAY_POINTS) return `**over 750**: ${d.records ? "the feed and call records alone" : "the feed alone"} (${fmt(firm)}) ${d.records ? "run" : "runs"} out before the day ends`;
     const share = Math.max(0, Math.min(1, (DEFERRABLE_CEILING - firm) / (d.journeys + SITES)));
     return `**over ${fmt(DEFERRABLE_CEILING)}**: ≈ ${fmt(share * 100)}% of the events enriched, the rest deferred`;
   };
-  const cell = (d: ReturnType<typeof day>) => `${fmt(d.total)} = feed ${fmt(d.feed)} + records ${fmt(d.records)} + journeys ${fmt(d.journeys)} + costs ${SITES}; ${verdict(d)}`;
+  const cell = (d: { feed: number; records: number; journeys: number; total: number }) =>
+    `${fmt(d.total)} = feed ${fmt(d.feed)} + records ${fmt(d.records)} + journeys ${fmt(d.journeys)} + costs ${SITES}; ${verdict(d)}`;
+  const beforeNote = (s: Mix) => (s.requests === PER_DAY ? " (no request read: no lead)" : s.chats === PER_DAY ? " (chats only by the old chat_session body)" : "");
+
+  // The simulated hour, measured: its event reads (records, journeys) ten times, the feed's runs as above.
+  const hour = r.hour;
+  const simulated = (interval: number) => {
+    const feed = fixedRun * (1440 / interval) + chatRuns(interval) * chatRunExtra;
+    const records = recordReads(hour) * WORKING_HOURS;
+    const journeys = journeyReads(hour) * WORKING_HOURS;
+    return { feed, records, journeys, total: feed + records + journeys + SITES };
+  };
   out.push(
     "",
-    `Points a day at 300 communications a day, arriving over ${WORKING_HOURS} working hours (one every 2 minutes: every queue batch holds one event, so each costs what it costs one at a time)`,
+    `Points a day at ${PER_DAY} communications a day over ${WORKING_HOURS} working hours (one every 2 minutes). Feed: ${fixedRun} a run, 1440 / interval runs, + ${chatRunExtra} for each run whose window meets a closed chat, (${WORKING_HOURS} h + ${OVERLAP_MINUTES} min overlap) / interval runs. Follow-ups: ENRICH_SLOT_SECONDS=${SLOT_SECONDS} delivers a slot's record and enrichment jobs together, so each of the ${slots} slots of the working hours (and the one after) reads once for records when it has calls and twice for journeys; ~${PER_DAY / WORKING_HOURS / (3600 / SLOT_SECONDS)} events a slot.`,
+    "",
     "| a day | before | after, feed every 10 min | after, feed every 5 min |",
     "| --- | ---: | --- | --- |",
   );
-  for (const s of scenarios) out.push(`| ${s.name} | ${fmt(before(s))}${before(s) > DAY_POINTS ? " **over 750**" : ""} | ${cell(day(s, 10))} | ${cell(day(s, 5))} |`);
-  const callsWithin = (limit: number, interval: number) => Math.max(0, Math.floor((limit - fixedRun * (1440 / interval) - SITES) / (per.calls.record + per.calls.journey)));
+  for (const s of scenarios) out.push(`| ${s.name} | ${fmt(before(s))}${before(s) > DAY_POINTS ? " **over 750**" : ""}${beforeNote(s)} | ${cell(day(s, 10))} | ${cell(day(s, 5))} |`);
+  out.push(
+    `| the same mix, simulated: one hour measured (${hour.events} events, ${SPEED}× faster: ${recordReads(hour)} record + ${journeyReads(hour)} journey reads, ${hour.feedRuns} feed runs reading ${get(hour, "get.chat_messages_report")} messages + ${get(hour, "get.visitors")} visitors; ${hour.enriched} of ${hour.leads} leads enriched) × ${WORKING_HOURS} | | ${cell(simulated(10))} | ${cell(simulated(5))} |`,
+  );
+  const callsWithin = (limit: number, interval: number) => Math.max(0, Math.floor((limit - fixedRun * (1440 / interval) - SITES) / 3));
   out.push(
     "",
-    `Calls a day with every feature on, one at a time (${per.calls.record + per.calls.journey} points a call): before ${Math.floor((DAY_POINTS - BEFORE_RUNS - SITES) / 3)} within 750; after, feed every 10 min: ${callsWithin(DEFERRABLE_CEILING, 10)} with every call enriched (675), ${callsWithin(DAY_POINTS, 10)} within 750; every 5 min: ${callsWithin(DAY_POINTS, 5)}.`,
+    `Without slots (ENRICH_SLOT_SECONDS=0), every event is alone in its batch (${aloneCall} points a call, 2 anything else): ${PER_DAY} calls a day cost ${fmt(fixedRun * 144 + PER_DAY * 3 + SITES)} at a 10-minute feed; a 750-point account then carries ${callsWithin(DAY_POINTS, 10)} calls a day (${callsWithin(DEFERRABLE_CEILING, 10)} all enriched), against ${Math.floor((DAY_POINTS - BEFORE_RUNS - SITES) / 3)} before.`,
   );
-  return { text: out.join("\n"), fixedRun, chatRunExtra, per, day: (interval: number) => day(scenarios[0] as Mix, interval) };
+  return out.join("\n");
 }
 
 function writeSection(text: string): void {
   const date = new Date().toISOString().slice(0, 16).replace("T", " ");
   const section = `## Data API points
 
-\`npx tsx bench/points.ts\` (the last part of \`npm run bench\`) on ${date} UTC, ${machine()}: ${N} events of each kind at
-once, then one event at a time, through the worker under \`wrangler dev\` against the CoMagic sandbox, which charges a
-point for every successful request (data_api.txt:129, 150) and counts them per method. Every feature on: the feed,
-call records, enrichment, the cost import (one site). The bench fires the Cron Trigger by hand with
-FEED_INTERVAL_MINUTES=1, so every tick reads; a day's runs are counted from the measured points per run.
+\`npx tsx bench/points.ts\` (the last part of \`npm run bench\`) on ${date} UTC, ${machine()}. Real events go
+through the worker under \`wrangler dev\` against the CoMagic sandbox, which charges a point for every successful
+request (data_api.txt:129, 150) and counts them per method; every feature on: the feed, call records, enrichment,
+the cost import (one site). The bench fires the Cron Trigger itself (each tick reads the feed) and runs the
+worker's clock ${SPEED} times faster: follow-up slot ${SLOT_SECONDS / SPEED} s, delay ${DELAY_SECONDS / SPEED} s, overlap ${OVERLAP_MINUTES / SPEED} minutes. Steps: ${N}
+events of each kind at once; one call alone in its slot; one working hour at ${PER_DAY} a day (${PER_DAY / WORKING_HOURS} events
+in the mix below, a feed tick every 10 minutes), ${SPEED} times faster. Before: read from the code before issue #22.
 
 ${text}
 `;
   const path = "docs/performance.md";
   const doc = readFileSync(path, "utf8");
+  // In place when it is there (the prose after it stays after it), else at the end.
   const at = doc.indexOf("## Data API points\n");
-  let rest = doc;
-  if (at >= 0) {
-    const next = doc.indexOf("\n## ", at + 3);
-    rest = doc.slice(0, at) + (next >= 0 ? doc.slice(next + 1) : "");
-  }
-  writeFileSync(path, `${rest.trimEnd()}\n\n${section}`);
+  const next = at >= 0 ? doc.indexOf("\n## ", at + 3) : -1;
+  if (at < 0) writeFileSync(path, `${doc.trimEnd()}\n\n${section}`);
+  else writeFileSync(path, `${doc.slice(0, at)}${section}${next >= 0 ? `\n${doc.slice(next + 1)}` : ""}`);
   console.log(`\nWritten to ${path}`);
 }
 
 try {
   // 0. The fixed cost: the first tick imports the missed days' costs (7 catch-up days a site), later ticks only read the feed.
-  const first = await measure("first cron tick, no events", 0, async () => {
+  const tick = async () => {
     await cron();
     return { keys: [], feedRuns: 1 };
-  });
-  const idle = await measure("cron tick, no events", 0, async () => {
-    await cron();
-    return { keys: [], feedRuns: 1 };
-  });
+  };
+  const first = await measure("first cron tick, no events", 0, tick);
+  const idle = await measure("cron tick, no events", 0, tick);
 
-  // 1. At load: N events of each kind at once, so the queues' batches fill (20 enrichment jobs a batch).
+  // 1. N events of each kind at once, so the queues' batches fill (20 jobs a batch on the enrichment queue).
   const load: { kind: Kind; m: Measured }[] = [];
-  for (const kind of KINDS) load.push({ kind, m: await runKind(kind, N, `${kind.name}, ${N} at once`) });
-  // The chats stay inside the next run's overlap: the run reads their messages (and site chats' visitors) again.
-  const reread = await measure("cron tick re-reading the chats above (inside the overlap)", 0, async () => {
-    await cron();
-    return { keys: [], feedRuns: 1 };
-  });
+  let reread: Measured | null = null;
+  for (const kind of KINDS) {
+    load.push({ kind, m: await runKind(kind, N, `${kind.name}, ${N} at once`) });
+    // While the chats are inside the overlap, the next run reads their messages (and site chats' visitors) again.
+    if (kind.name.startsWith("chats")) reread = await measure("cron tick with those chats in its window", 0, tick);
+  }
+  // 2. One call alone in its slot.
+  const alone = await runKind(KINDS[0] as Kind, 1, "one call alone");
 
-  // 2. At a low rate: one event at a time, so every batch holds one event (as at 300 a day: one every 2 minutes).
-  const low: { kind: Kind; m: Measured }[] = [];
-  for (const kind of KINDS) low.push({ kind, m: await runKind(kind, 1, `${kind.name}, one at a time`) });
+  // 3. A working hour at 300 a day, SPEED times faster.
+  const hour = await simulatedHour(10);
+
   const stats = await comagicStats();
-  const report = summarize({ first, idle, load, reread, low, logins: stats.logins });
-  console.log(`\n${report.text}`);
-  if (!values.dry) writeSection(report.text);
+  const report = summarize({ first, idle, load, reread: reread as Measured, alone, hour, logins: stats.logins });
+  console.log(`\n${report}`);
+  if (!values.dry) writeSection(report);
 } finally {
   await worker.stop();
   await sandbox.close();

@@ -111,7 +111,7 @@ const vars = { BITRIX_TIMEOUT_MS: "2000", ENRICH_DELAY_SECONDS: "3600" };
 // Telephony through the webhook (the source's reading of FACTS.md §2.9), so every written call is also a Bitrix24 call.
 let stack = await startStack(vars, stateDir, (sandbox) => json(`${sandbox.url}/_sandbox/portal`, { mode: SIMPLE ? 2 : 1, telephony: { webhook: true } }));
 const { sandbox } = stack;
-// CoMagic's calls report knows every call, so reconciliation can bring back what a restart lost.
+// CoMagic's calls report knows every call, so the feed can bring back what a restart lost.
 await json(`${sandbox.url}/_sandbox/comagic/data`, {
   calls: events
     .filter((e) => e.kind === "call")
@@ -187,9 +187,9 @@ let reconciled = "";
 let formsLostInRestart: string[] = [];
 if (result.lost.length > 0 && values.restart) {
   const [callsBefore, formsBefore] = [lostOf("call").length, lostOf("form").length];
-  // What production does every 10 minutes without anyone asking: the Cron Trigger's reconciliation.
-  progress(`missing after the restart: ${callsBefore} calls, ${formsBefore} forms; running the scheduled reconciliation`);
-  const cron = await fetch(`${stack.worker.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent("*/10 * * * *")}`);
+  // What production does every FEED_INTERVAL_MINUTES without anyone asking: the Cron Trigger's CoMagic feed.
+  progress(`missing after the restart: ${callsBefore} calls, ${formsBefore} forms; running the scheduled feed`);
+  const cron = await fetch(`${stack.worker.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
   if (!cron.ok) throw new Error(`the scheduled handler answered HTTP ${cron.status}`);
   for (let waited = 0; lostOf("call").length > 0 && waited < 300_000; waited += 5_000) {
     await new Promise((r) => setTimeout(r, 5_000));
@@ -197,7 +197,7 @@ if (result.lost.length > 0 && values.restart) {
     progress(`calls still missing: ${lostOf("call").length}`);
   }
   formsLostInRestart = lostOf("form");
-  reconciled = `missing after the restart: ${callsBefore} calls and ${formsBefore} forms; after the scheduled reconciliation (CoMagic calls report of the last RECONCILE_WINDOW_HOURS) ${lostOf("call").length} calls and ${formsLostInRestart.length} forms missing (forms have no second source to reconcile from)`;
+  reconciled = `missing after the restart: ${callsBefore} calls and ${formsBefore} forms; after the scheduled feed (CoMagic's reports since its cursor, less FEED_OVERLAP_MINUTES) ${lostOf("call").length} calls and ${formsLostInRestart.length} forms missing (forms have no second source to reconcile from)`;
 }
 await waitForQuiet(sandbox.url, 5_000, 120_000);
 // Telephony jobs retry on their own backoff: wait until every written call is a finished Bitrix24 call, or 2 minutes.
@@ -276,7 +276,7 @@ const lines = [
   `Bitrix24 telephony: ${registered.length} finished calls for ${writtenCalls} written calls, ${telephonyKeys.length - new Set(telephonyKeys).size} registered twice`,
   `time: posting ${((posted - started) / 1000).toFixed(1)} s, everything settled after ${((finished - started) / 1000).toFixed(1)} s`,
   ...(restartNote ? [`restart: ${restartNote}`] : []),
-  ...(reconciled ? [`reconciliation: ${reconciled}`] : []),
+  ...(reconciled ? [`feed: ${reconciled}`] : []),
 ];
 console.log(lines.join("\n"));
 

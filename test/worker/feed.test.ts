@@ -127,9 +127,15 @@ describe("the CoMagic feed", () => {
     expect(String(requestLead?.COMMENTS)).toContain("Перезвоните после 18:00");
     expect(callLead?.ORIGIN_ID).toBe(String(call.id));
 
-    // Read again (the overlap reaches back): nothing new.
+    // The call's report row is its record: no record read follows for it.
     await waitForQuiet();
+    const settled = (await comagicStats()).methods;
+    expect((settled["get.calls_report"] ?? 0) - (before["get.calls_report"] ?? 0)).toBe(1);
+
+    // Read again (the overlap reaches back): nothing new, and nothing read but the three reports.
     expect(await feedRun()).toMatchObject({ targeted: 4, enqueued: 0 });
+    const again = (await comagicStats()).methods;
+    for (const method of ["get.chat_messages_report", "get.visitors"]) expect((again[method] ?? 0) - (settled[method] ?? 0)).toBe(0);
     const all = await sandboxLeads();
     expect([leadsWithPhone(all, whatsapp.e164), leadsWithEmail(all, email), leadsWithPhone(all, requester.e164), leadsWithPhone(all, caller.e164)].map((l) => l.length)).toEqual([1, 1, 1, 1]);
   });

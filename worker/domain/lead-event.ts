@@ -37,6 +37,8 @@ export const leadEventSchema = z.object({
   receivedAt: z.iso.datetime(),
   /** When it happened by CoMagic's own clock (a report row's start_time); optional: older messages and notifications lack it. */
   occurredAt: z.iso.datetime().optional(),
+  /** Read from CoMagic's own report (the feed), which is the call's record already: no record to read afterwards. */
+  fromReport: z.boolean().optional(),
   phone: z
     .string()
     .regex(/^\+\d{6,15}$/)

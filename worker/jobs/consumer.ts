@@ -152,7 +152,8 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
       newContact,
       ...(outcome.action === "created" && event.occurredAt ? { convertedAt: event.occurredAt } : {}),
     });
-  if (event.kind === "call") {
+  // A call the feed read from the calls report carries its record already (UTMs, visitor, recording, who answered).
+  if (event.kind === "call" && !event.fromReport) {
     const employeeKnown = Boolean(event.employeeId && rules.responsible?.userOfEmployee[event.employeeId]);
     jobs.push({
       type: "call.record",

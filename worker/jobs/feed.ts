@@ -5,6 +5,7 @@ import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchInboundCalls } from "../comagic/reports";
 import { classifySession, type CoMagicSession, type IgnoreReason } from "../domain/comagic-session";
 import { parseComagicDateTime } from "../domain/comagic-time";
+import { callKey, chatKey, requestKey } from "../domain/event-keys";
 import { type FeedRules, feedWindow, nextCursor } from "../domain/feed-window";
 import { contactKeys, type LeadEvent } from "../domain/lead-event";
 import { errorMessage, type Logger } from "../log";
@@ -46,6 +47,11 @@ export interface FeedDeps {
 }
 
 type Read = ReadSession & { session: CoMagicSession };
+
+/** The key a call, chat or request is applied under, whoever saw it (notification, feed, replay). */
+function sessionKey(session: CoMagicSession): string {
+  return session.kind === "call" ? callKey(session.id) : session.kind === "chat" ? chatKey(session.id) : requestKey(session.id);
+}
 
 /** Each row's event, dated by CoMagic's own time (start_time, date_time), or the reason it makes nothing. */
 function classifyAll(rows: readonly Read[], deps: FeedDeps) {
@@ -94,33 +100,43 @@ export async function readFeed(window: { from: Date; to: Date }, deps: FeedDeps)
  * the ledger or Bitrix24 has already is not queued again.
  */
 export async function queueRows(rows: { calls?: readonly Read[]; chats?: readonly Read[]; requests?: readonly Read[] }, deps: FeedDeps) {
-  const named = await withVisitorContacts(rows.chats ?? [], deps);
-  // A chat's messages are read only for the chats that make a lead, all in one read, then classified again with them.
-  const firstPass = classifyAll(named, deps);
-  const wanted = firstPass.filter((c) => c.result.status === "accepted").map((c) => c.session.id);
+  const calls = rows.calls ?? [];
+  const chats = rows.chats ?? [];
+  const requests = rows.requests ?? [];
+  // What the ledger or Bitrix24 has already needs no more reads: an overlap re-reads every closed chat of its span.
+  const keys = [...calls, ...chats, ...requests].map(({ session }) => sessionKey(session));
+  const known = new Set((await deps.ledger?.find(keys))?.keys() ?? []);
+  const inBitrix = await deps.store.findAppliedKeys(keys.filter((k) => !known.has(k)));
+  const isNew = (session: CoMagicSession) => !known.has(sessionKey(session)) && !inBitrix.has(sessionKey(session));
+
+  const newChats = chats.filter(({ session }) => isNew(session));
+  const named = await withVisitorContacts(newChats, deps);
+  // A chat's messages are read only for the new chats that make a lead, all in one read, then classified again with them.
+  const wanted = classifyAll(named, deps)
+    .filter((c) => c.result.status === "accepted")
+    .map((c) => c.session.id);
   const messages = await fetchChatMessages(deps.dataApi, wanted);
   const withMessages = named.map((read): Read => {
     const { session } = read;
     if (session.kind !== "chat" || !session.chat || !wanted.includes(session.id)) return read;
     return { ...read, session: { ...session, chat: { ...session.chat, messages: messages.get(session.id) ?? [] } } };
   });
+  // Chats and requests applied before are counted, not classified again (their visitors and messages were not read).
+  const applied = [...chats, ...requests].filter(({ session }) => !isNew(session)).length;
+  const newRequests = requests.filter(({ session }) => isNew(session));
 
-  const classified = [...classifyAll(rows.calls ?? [], deps), ...classifyAll(withMessages, deps), ...classifyAll(rows.requests ?? [], deps)];
+  const classified = [...classifyAll(calls, deps), ...classifyAll(withMessages, deps), ...classifyAll(newRequests, deps)];
   const ignored: FeedReport["ignored"] = {};
   let openSince: Date | null = null;
   const events: LeadEvent[] = [];
   for (const { result, occurredAt } of classified) {
     if (result.status === "accepted") {
-      events.push(occurredAt ? { ...result.event, occurredAt: occurredAt.toISOString() } : result.event);
+      events.push({ ...result.event, fromReport: true, ...(occurredAt ? { occurredAt: occurredAt.toISOString() } : {}) });
       continue;
     }
     ignored[result.reason] = (ignored[result.reason] ?? 0) + 1;
     if (result.reason === "chat_open" && occurredAt && (!openSince || occurredAt < openSince)) openSince = occurredAt;
   }
-
-  const keys = events.map((e) => e.key);
-  const known = new Set((await deps.ledger?.find(keys))?.keys() ?? []);
-  const inBitrix = await deps.store.findAppliedKeys(keys.filter((k) => !known.has(k)));
   const missing = events.filter((e) => !known.has(e.key) && !inBitrix.has(e.key));
   // Written to Bitrix24 by a consumer stopped before its ledger write: record them as the consumer would have. Only a
   // call's number is surely on what it landed on (a chat's or request's typed contacts may not be: verified-source.ts).
@@ -140,12 +156,9 @@ export async function queueRows(rows: { calls?: readonly Read[]; chats?: readonl
     missing.map((event) => ({ body: leadJob(event, requestId), contentType: "json" as const })),
   );
   return {
-    counts: { targeted: events.length, alreadyInBitrix: events.length - missing.length, enqueued: missing.length, ignored },
+    counts: { targeted: events.length + applied, alreadyInBitrix: events.length - missing.length + applied, enqueued: missing.length, ignored },
     openSince,
     missingKeys: missing.slice(0, 20).map((e) => e.key),
-    /** Keys of every row that made a lead or is one already: what was found. */
-    found: new Set([...events.map((e) => e.key)]),
-    ignoredIds: classified.filter((c) => c.result.status === "ignored").map((c) => `${c.session.kind}:${c.session.id}`),
   };
 }
 
