@@ -3,7 +3,7 @@ import type { ChatMessage } from "../domain/comagic-chat";
 import type { CoMagicSession } from "../domain/comagic-session";
 import type { ReportWindow } from "../domain/report-window";
 import { CoMagicError, type CoMagicRpcClient } from "./data-api";
-import { fetchReport, fetchRowsAnyOf } from "./reports";
+import { fetchReport, fetchRowsAnyOf, id, text, toUtm, UTM_FIELDS, utmShape } from "./reports";
 
 /*
  * CoMagic's chats and requests ("заявки": its own site forms, callback orders, messenger requests) as the Data API
@@ -13,18 +13,38 @@ import { fetchReport, fetchRowsAnyOf } from "./reports";
  */
 
 const PAGE_SIZE = 10_000;
-const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
-const id = z.union([z.string(), z.number()]).transform(String);
-const text = z
-  .union([z.string(), z.number()])
-  .nullish()
-  .transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
-const utmShape = Object.fromEntries(UTM_FIELDS.map((f) => [f, text])) as Record<(typeof UTM_FIELDS)[number], typeof text>;
 const tags = z
   .array(z.object({ tag_name: z.string() }).loose())
   .nullish()
   .transform((t) => (t ?? []).map((tag) => tag.tag_name));
-const utmOf = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
+
+/** The columns a chat and a request share, and the session fields they fill. */
+const sharedColumns = {
+  id,
+  date_time: text,
+  communication_id: text,
+  communication_page_url: text,
+  employee_id: text,
+  employee_full_name: text,
+  visitor_phone_number: text,
+  visitor_id: text,
+  channel: text,
+  entrance_page: text,
+  tags,
+  ...utmShape,
+};
+type SharedRow = z.infer<z.ZodObject<typeof sharedColumns>>;
+const sharedFields = (r: SharedRow) => ({
+  id: r.id,
+  phone: r.visitor_phone_number,
+  visitorId: r.visitor_id,
+  utm: toUtm(r),
+  employee: r.employee_full_name,
+  employeeId: r.employee_id,
+  trafficType: r.channel,
+  entryPage: r.entrance_page ?? r.communication_page_url,
+  tags: r.tags,
+});
 
 /**
  * A chat or request with the time CoMagic recorded it (`date_time`, account-local), for the event's occurredAt, and
@@ -54,44 +74,18 @@ const CHAT_FIELDS = [
   ...UTM_FIELDS,
 ];
 const chatRow = z
-  .object({
-    id,
-    status: text,
-    initiator: text,
-    date_time: text,
-    communication_id: text,
-    communication_page_url: text,
-    chat_channel_type: text,
-    chat_channel_name: text,
-    is_group_chat: z.boolean().nullish(),
-    employee_id: text,
-    employee_full_name: text,
-    visitor_phone_number: text,
-    visitor_id: text,
-    channel: text,
-    entrance_page: text,
-    tags,
-    ...utmShape,
-  })
+  .object({ ...sharedColumns, status: text, initiator: text, chat_channel_type: text, chat_channel_name: text, is_group_chat: z.boolean().nullish() })
   .loose()
   .transform(
     (r): ReadSession => ({
       at: r.date_time,
       communicationId: r.communication_id,
       session: {
+        ...sharedFields(r),
         kind: "chat",
-        id: r.id,
-        phone: r.visitor_phone_number,
         // The chats report has no name or email field (RD l.128-137): a chat gives a phone or nothing.
         name: null,
         email: null,
-        visitorId: r.visitor_id,
-        utm: utmOf(r),
-        employee: r.employee_full_name,
-        employeeId: r.employee_id,
-        trafficType: r.channel,
-        entryPage: r.entrance_page ?? r.communication_page_url,
-        tags: r.tags,
         chat: {
           channelType: r.chat_channel_type,
           channelName: r.chat_channel_name,
@@ -130,44 +124,17 @@ const REQUEST_FIELDS = [
 /** `properties`: a callback form's comment, as text however CoMagic shapes it. */
 const properties = z.unknown().transform((v) => (v === null || v === undefined || v === "" ? null : typeof v === "string" ? v : JSON.stringify(v)));
 const requestRow = z
-  .object({
-    id,
-    date_time: text,
-    communication_id: text,
-    text,
-    communication_page_url: text,
-    form_type: text,
-    form_name: text,
-    properties,
-    employee_id: text,
-    employee_full_name: text,
-    visitor_phone_number: text,
-    visitor_email: text,
-    visitor_name: text,
-    visitor_id: text,
-    channel: text,
-    entrance_page: text,
-    tags,
-    ...utmShape,
-  })
+  .object({ ...sharedColumns, text, form_type: text, form_name: text, properties, visitor_email: text, visitor_name: text })
   .loose()
   .transform(
     (r): ReadSession => ({
       at: r.date_time,
       communicationId: r.communication_id,
       session: {
+        ...sharedFields(r),
         kind: "request",
-        id: r.id,
-        phone: r.visitor_phone_number,
         name: r.visitor_name,
         email: r.visitor_email,
-        visitorId: r.visitor_id,
-        utm: utmOf(r),
-        employee: r.employee_full_name,
-        employeeId: r.employee_id,
-        trafficType: r.channel,
-        entryPage: r.entrance_page ?? r.communication_page_url,
-        tags: r.tags,
         // No row field marks a technical request (RD l.25 is a parameter only): the report decides whether they come.
         request: { formName: r.form_name, formType: r.form_type, text: r.text, pageUrl: r.communication_page_url, comment: r.properties, tech: null },
       },

@@ -14,15 +14,17 @@ const PAGE_SIZE = 1000;
 const BATCH_PAGE_SIZE = 10_000;
 /** The Data API refuses offsets above 100,000. */
 const MAX_OFFSET = 100_000;
-const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
+export const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
 
-const id = z.union([z.string(), z.number()]).transform(String);
-const text = z
+/** A report's id (CoMagic answers numbers; a string is taken too). */
+export const id = z.union([z.string(), z.number()]).transform(String);
+/** A report's text or number cell; empty is null. */
+export const text = z
   .union([z.string(), z.number()])
   .nullish()
   .transform((v) => (v === null || v === undefined || v === "" ? null : String(v)));
-const utmShape = Object.fromEntries(UTM_FIELDS.map((f) => [f, text])) as Record<(typeof UTM_FIELDS)[number], typeof text>;
-const toUtm = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
+export const utmShape = Object.fromEntries(UTM_FIELDS.map((f) => [f, text])) as Record<(typeof UTM_FIELDS)[number], typeof text>;
+export const toUtm = (r: Record<(typeof UTM_FIELDS)[number], string | null>) => ({ source: r.utm_source, medium: r.utm_medium, campaign: r.utm_campaign, content: r.utm_content, term: r.utm_term });
 
 /**
  * Reads every page of a report. Fields are always named: CoMagic's defaults leave out visitor_id and UTMs.
