@@ -19,7 +19,9 @@ const groups = args.length
       // These two finish well before the isolated shards: at a lower CPU priority, they leave the two cores to the
       // shards' start-up (a Miniflare per file) when everything starts at once.
       { name: "worker-shared", projects: ["worker-shared"], nice: 10 },
-      { name: "unit + browser", projects: ["unit", "browser"], nice: 10 },
+      // The browser tests start wrangler dev and Chromium per file: the longest group, so it is not held back.
+      { name: "browser", projects: ["browser"] },
+      { name: "unit", projects: ["unit"], nice: 10 },
     ];
 
 const started = Date.now();

@@ -19,21 +19,21 @@ const root = fileURLToPath(new URL("..", import.meta.url));
  */
 type Shard = { name: string; isolate: boolean; files: string[] };
 const WORKER_SHARDS: Shard[] = [
-  { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts", "test/security/contact-injection.test.ts"] },
+  { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts", "test/worker/feed.test.ts"] },
   {
     name: "worker-2",
     isolate: true,
-    files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts", "test/security/form-attribution.test.ts", "test/worker/comagic-budget.test.ts"],
+    files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts", "test/worker/comagic-budget.test.ts"],
   },
   {
     name: "worker-3",
     isolate: true,
-    files: ["test/worker/duplicate-lag.test.ts", "test/worker/ingest.test.ts", "test/worker/forms.test.ts", "test/worker/repeat-clients.test.ts"],
+    files: ["test/worker/duplicate-lag.test.ts", "test/worker/ingest.test.ts", "test/worker/forms.test.ts", "test/worker/repeat-clients.test.ts", "test/security/form-attribution.test.ts"],
   },
   {
     name: "worker-4",
     isolate: true,
-    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts", "test/worker/feed.test.ts"],
+    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts"],
   },
   {
     name: "worker-shared",
@@ -55,6 +55,7 @@ const WORKER_SHARDS: Shard[] = [
       "test/security/admin-token.test.ts",
       "test/security/oauth-endpoint.test.ts",
       "test/security/tab-journey.test.ts",
+      "test/security/contact-injection.test.ts",
     ],
   },
 ];
