@@ -1,9 +1,10 @@
+import { EMPTY_SESSION } from "../fixtures/comagic-session";
 import { callEvent } from "../fixtures/lead-event";
 import { describe, expect, it } from "vitest";
 import { cutTranscript, TRANSCRIPT_LIMITS, type ChatMessage } from "../../worker/domain/comagic-chat";
 import { classifySession, type CoMagicSession } from "../../worker/domain/comagic-session";
 import { buildLeadComment, buildLeadTitle } from "../../worker/domain/lead-comment";
-import { EMPTY_UTM, leadEventSchema, type LeadEvent } from "../../worker/domain/lead-event";
+import { leadEventSchema, type LeadEvent } from "../../worker/domain/lead-event";
 import { newLeadFields } from "../../worker/domain/lead-plan";
 import { crmTexts } from "../../worker/i18n/crm-texts";
 
@@ -26,13 +27,9 @@ function chatEvent(channelType: string | null, messages: ChatMessage[] | null, o
     name: null,
     phone: "+79123456789",
     email: null,
-    visitorId: null,
-    utm: EMPTY_UTM,
+    ...EMPTY_SESSION,
     employee: "Ivan Petrov",
     employeeId: "25",
-    trafficType: null,
-    entryPage: null,
-    tags: [],
     chat: { channelType, channelName: null, status: "succeed", initiator: "visitor", isGroupChat: false, pageUrl: null, messages },
     ...overrides,
   };
@@ -49,13 +46,7 @@ function requestEvent(formName: string | null, overrides: Partial<Extract<CoMagi
       name: "Anna",
       phone: "+79123456789",
       email: "anna@example.ru",
-      visitorId: null,
-      utm: EMPTY_UTM,
-      employee: null,
-      employeeId: null,
-      trafficType: null,
-      entryPage: null,
-      tags: [],
+      ...EMPTY_SESSION,
       request: { formName, formType: "Пользовательская", text: "Call me after 6 pm", pageUrl: "https://shop.example.ru/sofa", comment: "about delivery", tech: null },
       ...overrides,
     },

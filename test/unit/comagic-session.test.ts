@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { ChatDetails, RequestDetails } from "../../worker/domain/comagic-chat";
 import { classifySession, isFinalIgnore, isTargetedCall, type CoMagicSession } from "../../worker/domain/comagic-session";
-import { EMPTY_UTM, leadEventSchema } from "../../worker/domain/lead-event";
+import { leadEventSchema } from "../../worker/domain/lead-event";
+import { EMPTY_SESSION } from "../fixtures/comagic-session";
 
 const rules = { defaultRegion: "RU" as const, minLostCallSeconds: 10, receivedAt: new Date("2026-11-24T10:00:00Z") };
 
@@ -16,13 +17,7 @@ function call(overrides: Partial<Extract<CoMagicSession, { kind: "call" }>> = {}
     talkSeconds: null,
     waitSeconds: null,
     phone: "8 (912) 345-67-89",
-    visitorId: null,
-    utm: EMPTY_UTM,
-    employee: null,
-    employeeId: null,
-    trafficType: null,
-    entryPage: null,
-    tags: [],
+    ...EMPTY_SESSION,
     recordingUrl: null,
     startedByWorker: false,
     ...overrides,
@@ -36,13 +31,7 @@ function chat(overrides: Partial<Extract<CoMagicSession, { kind: "chat" }>> = {}
     name: "Anna",
     phone: null,
     email: null,
-    visitorId: null,
-    utm: EMPTY_UTM,
-    employee: null,
-    employeeId: null,
-    trafficType: null,
-    entryPage: null,
-    tags: [],
+    ...EMPTY_SESSION,
     ...overrides,
   };
 }
@@ -182,13 +171,8 @@ describe("classifySession: requests from get.offline_messages_report", () => {
     name: "Anna",
     phone: "8 912 345-67-89",
     email: null,
+    ...EMPTY_SESSION,
     visitorId: "901",
-    utm: EMPTY_UTM,
-    employee: null,
-    employeeId: null,
-    trafficType: null,
-    entryPage: null,
-    tags: [],
     request: { formName: "Callback", formType: "Пользовательская", text: "Call me after 6", pageUrl: "https://shop.example.ru/sofa", comment: null, tech: null, ...details },
     ...overrides,
   });

@@ -3,7 +3,7 @@ import type { ChatMessage } from "../domain/comagic-chat";
 import type { CoMagicSession } from "../domain/comagic-session";
 import type { ReportWindow } from "../domain/report-window";
 import { CoMagicError, type CoMagicRpcClient } from "./data-api";
-import { fetchReport, fetchRowsAnyOf, id, text, toUtm, UTM_FIELDS, utmShape } from "./reports";
+import { fetchReport, fetchRowsAnyOf, id, text, toUtm, utmShape } from "./reports";
 
 /*
  * CoMagic's chats and requests ("заявки": its own site forms, callback orders, messenger requests) as the Data API
@@ -33,7 +33,11 @@ const sharedColumns = {
   tags,
   ...utmShape,
 };
+// Each report is asked for exactly the columns its row schema reads (Object.keys): CoMagic's defaults leave out
+// visitor_id and UTMs, so fields are always named.
 type SharedRow = z.infer<z.ZodObject<typeof sharedColumns>>;
+/** A row as the feed takes it: its session, when CoMagic recorded it, and the communication id notifications name. */
+const readSession = (r: SharedRow, session: CoMagicSession): ReadSession => ({ at: r.date_time, communicationId: r.communication_id, session });
 const sharedFields = (r: SharedRow) => ({
   id: r.id,
   phone: r.visitor_phone_number,
@@ -54,90 +58,47 @@ export type ReadSession = { session: CoMagicSession; at: string | null; communic
 
 // RD/data_api__report__get_chats_report.txt: status l.31, initiator l.36, date_time l.41, page l.45, channel l.51-75,
 // is_group_chat l.83, employee l.110-111, visitor_phone_number l.132 (a number: FACTS.md §2.5 says string or number).
-const CHAT_FIELDS = [
-  "id",
-  "status",
-  "initiator",
-  "date_time",
-  "communication_id",
-  "communication_page_url",
-  "chat_channel_type",
-  "chat_channel_name",
-  "is_group_chat",
-  "employee_id",
-  "employee_full_name",
-  "visitor_phone_number",
-  "visitor_id",
-  "channel",
-  "entrance_page",
-  "tags",
-  ...UTM_FIELDS,
-];
+const chatColumns = { ...sharedColumns, status: text, initiator: text, chat_channel_type: text, chat_channel_name: text, is_group_chat: z.boolean().nullish() };
+const CHAT_FIELDS = Object.keys(chatColumns);
 const chatRow = z
-  .object({ ...sharedColumns, status: text, initiator: text, chat_channel_type: text, chat_channel_name: text, is_group_chat: z.boolean().nullish() })
+  .object(chatColumns)
   .loose()
-  .transform(
-    (r): ReadSession => ({
-      at: r.date_time,
-      communicationId: r.communication_id,
-      session: {
-        ...sharedFields(r),
-        kind: "chat",
-        // The chats report has no name or email field (RD l.128-137): a chat gives a phone or nothing.
-        name: null,
-        email: null,
-        chat: {
-          channelType: r.chat_channel_type,
-          channelName: r.chat_channel_name,
-          status: r.status,
-          initiator: r.initiator,
-          isGroupChat: r.is_group_chat === true,
-          pageUrl: r.communication_page_url,
-          messages: null,
-        },
+  .transform((r) =>
+    readSession(r, {
+      ...sharedFields(r),
+      kind: "chat",
+      // The chats report has no name or email field (RD l.128-137): a chat gives a phone or nothing.
+      name: null,
+      email: null,
+      chat: {
+        channelType: r.chat_channel_type,
+        channelName: r.chat_channel_name,
+        status: r.status,
+        initiator: r.initiator,
+        isGroupChat: r.is_group_chat === true,
+        pageUrl: r.communication_page_url,
+        messages: null,
       },
     }),
   );
 
 // RD/data_api__report__get_offline_messages_report.txt: date_time l.32 (not a default field: named), text l.33,
 // page l.35, form_type l.50, form_name l.53, properties l.77, employee l.82, visitor contacts l.104-107.
-const REQUEST_FIELDS = [
-  "id",
-  "date_time",
-  "communication_id",
-  "text",
-  "communication_page_url",
-  "form_type",
-  "form_name",
-  "properties",
-  "employee_id",
-  "employee_full_name",
-  "visitor_phone_number",
-  "visitor_email",
-  "visitor_name",
-  "visitor_id",
-  "channel",
-  "entrance_page",
-  "tags",
-  ...UTM_FIELDS,
-];
 /** `properties`: a callback form's comment, as text however CoMagic shapes it. */
 const properties = z.unknown().transform((v) => (v === null || v === undefined || v === "" ? null : typeof v === "string" ? v : JSON.stringify(v)));
+const requestColumns = { ...sharedColumns, text, form_type: text, form_name: text, properties, visitor_email: text, visitor_name: text };
+const REQUEST_FIELDS = Object.keys(requestColumns);
 const requestRow = z
-  .object({ ...sharedColumns, text, form_type: text, form_name: text, properties, visitor_email: text, visitor_name: text })
+  .object(requestColumns)
   .loose()
-  .transform(
-    (r): ReadSession => ({
-      at: r.date_time,
-      communicationId: r.communication_id,
-      session: {
-        ...sharedFields(r),
-        kind: "request",
-        name: r.visitor_name,
-        email: r.visitor_email,
-        // No row field marks a technical request (RD l.25 is a parameter only): the report decides whether they come.
-        request: { formName: r.form_name, formType: r.form_type, text: r.text, pageUrl: r.communication_page_url, comment: r.properties, tech: null },
-      },
+  .transform((r) =>
+    readSession(r, {
+      ...sharedFields(r),
+      kind: "request",
+      name: r.visitor_name,
+      email: r.visitor_email,
+      // No row field marks a technical request (RD l.25 is a parameter only): the report decides whether they come.
+      request: { formName: r.form_name, formType: r.form_type, text: r.text, pageUrl: r.communication_page_url, comment: r.properties, tech: null },
     }),
   );
 

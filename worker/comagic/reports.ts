@@ -14,7 +14,7 @@ const PAGE_SIZE = 1000;
 const BATCH_PAGE_SIZE = 10_000;
 /** The Data API refuses offsets above 100,000. */
 const MAX_OFFSET = 100_000;
-export const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
+const UTM_FIELDS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"] as const;
 
 /** A report's id (CoMagic answers numbers; a string is taken too). */
 export const id = z.union([z.string(), z.number()]).transform(String);
