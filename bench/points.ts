@@ -115,15 +115,6 @@ function visitor(rows: { visitor_sessions: unknown[] }): number {
   return visitorSeq;
 }
 
-/**
- * The recording on the sandbox's media host: the worker checks a link before Bitrix24 fetches it, and the sandbox
- * has no internet, where media.comagic.ru would keep the enrichment queue waiting on each check's timeout.
- */
-function withLocalRecording(call: ReturnType<typeof sampleCall>) {
-  call.reportRow.full_record_file_link = `${sandbox.url}/_sandbox/media/rec/${call.id}.mp3`;
-  return call;
-}
-
 /** A kind of event: how to make `n` of them reach the worker, and the keys of the leads they make. */
 interface Kind {
   name: string;
@@ -139,7 +130,7 @@ const KINDS: Kind[] = [
     async make(n) {
       const rows = { visitor_sessions: [] as unknown[] };
       const calls = Array.from({ length: n }, () => {
-        const c = withLocalRecording(sampleCall());
+        const c = sampleCall(sandbox.url);
         c.reportRow.visitor_id = visitor(rows);
         return c;
       });
@@ -157,7 +148,7 @@ const KINDS: Kind[] = [
     async make(n) {
       const rows = { visitor_sessions: [] as unknown[] };
       const calls = Array.from({ length: n }, () => {
-        const c = withLocalRecording(sampleCall());
+        const c = sampleCall(sandbox.url);
         c.reportRow.visitor_id = visitor(rows);
         c.reportRow.start_time = ago(1.5);
         return c;

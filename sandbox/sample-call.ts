@@ -5,8 +5,12 @@ import { callsReportRow, SANDBOX_ACCOUNT_TIME_ZONE } from "./comagic/calls-repor
 
 const TEMPLATE = readFileSync(new URL("../docs/comagic-call-notification.template", import.meta.url), "utf8");
 
-/** A fresh call: the notification as CoMagic renders the shipped template, and the call's row in get.calls_report. */
-export function sampleCall() {
+/**
+ * A fresh call: the notification as CoMagic renders the shipped template, and the call's row in get.calls_report.
+ * With `sandboxUrl`, its recording is on the sandbox's media host, which the worker can reach to check it (the
+ * sandbox has no internet: a media.comagic.ru link cannot be checked, only attached unchecked).
+ */
+export function sampleCall(sandboxUrl?: string) {
   const id = randomInt(1_000_000_000, 9_999_999_999);
   const digits = `79${randomInt(10, 99)}${randomInt(1_000_000, 9_999_999)}`;
   const visitorId = randomInt(10_000_000, 99_999_999);
@@ -29,7 +33,8 @@ export function sampleCall() {
     tag_names: ["target", "new client"],
   };
   const notification = TEMPLATE.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => JSON.stringify(values[name] ?? null));
-  const reportRow = callsReportRow({ id, phone: digits, visitorId, startedAt: new Date(Date.now() - 95_000) });
+  const recording = sandboxUrl ? { full_record_file_link: `${sandboxUrl}/_sandbox/media/rec/${id}.mp3` } : {};
+  const reportRow = callsReportRow({ id, phone: digits, visitorId, startedAt: new Date(Date.now() - 95_000) }, recording);
   return { id, notification, reportRow };
 }
 
@@ -42,7 +47,7 @@ export function signBody(body: string, secret: string): string {
  * worker: the worker's answer, or null when nothing listens there.
  */
 export async function postSampleCall(workerUrl: string, sandboxUrl: string, token: string, secret: string): Promise<{ status: number; id?: string; answer: unknown } | null> {
-  const { notification: body, reportRow } = sampleCall();
+  const { notification: body, reportRow } = sampleCall(sandboxUrl);
   await fetch(`${sandboxUrl}/_sandbox/comagic/data`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ calls: [reportRow] }) }).catch(() => null);
   const response = await fetch(`${workerUrl}/webhooks/comagic?token=${token}`, {
     method: "POST",
