@@ -15,7 +15,7 @@ const DAY = 86_400_000;
 const SOURCES = ["google", "yandex", "vk", "mytarget", null];
 
 async function seed(db: D1Database, leads: number, deals: number, now: number): Promise<void> {
-  const store = d1AttributionStore(db);
+  const store = d1AttributionStore(db, "default");
   await store.hasCredits("lead");
   let state = 7;
   const rand = () => {
@@ -23,8 +23,8 @@ async function seed(db: D1Database, leads: number, deals: number, now: number): 
     return state / 2 ** 31;
   };
   const touch = db.prepare(
-    `INSERT INTO attribution_touches (entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
-     VALUES ('lead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '77', ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO attribution_touches (portal, entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
+     VALUES ('default', 'lead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '77', ?, ?, ?, ?, ?, ?)`,
   );
   const statements: D1PreparedStatement[] = [];
   for (let id = 1; id <= leads; id++) {
@@ -60,7 +60,7 @@ async function seed(db: D1Database, leads: number, deals: number, now: number): 
   for (let id = 1; id <= deals; id++) {
     statements.push(
       db
-        .prepare("INSERT INTO crm_deals (deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES (?, 'lead', ?, ?, ?, ?, NULL, NULL)")
+        .prepare("INSERT INTO crm_deals (portal, deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES ('default', ?, 'lead', ?, ?, ?, ?, NULL, NULL)")
         .bind(String(id), String(1 + Math.floor(rand() * leads)), rand() < 0.4 ? "S" : rand() < 0.5 ? "F" : "P", Math.round(rand() * 200_000), rand() < 0.95 ? "RUB" : "USD"),
     );
   }
@@ -68,7 +68,7 @@ async function seed(db: D1Database, leads: number, deals: number, now: number): 
     for (let c = 100; c < 140; c++)
       statements.push(
         db
-          .prepare("INSERT INTO ad_costs (day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, '77', ?, ?, 'RUB', ?)")
+          .prepare("INSERT INTO ad_costs (portal, day, site_id, campaign_id, campaign_name, currency, cost) VALUES ('default', ?, '77', ?, ?, 'RUB', ?)")
           .bind(new Date(now - d * DAY).toISOString().slice(0, 10), String(c), `Campaign ${c}`, Math.round(rand() * 5000)),
       );
   }
@@ -86,7 +86,7 @@ export default {
     const model = (url.searchParams.get("model") ?? "linear") as Model;
     const grouping = (url.searchParams.get("grouping") ?? "source_medium") as Grouping;
     if (!MODELS.includes(model) || !GROUPINGS.includes(grouping)) return new Response("bad model or grouping", { status: 400 });
-    const store = d1AttributionStore(env.DB);
+    const store = d1AttributionStore(env.DB, "default");
     const range = { from: new Date(now - 90 * DAY), to: new Date(now + DAY) };
     const started = performance.now();
     const [credits, deals, costs] = await Promise.all([store.credits("lead", range, model, grouping), store.dealsOf("lead", range), store.costs({ from: "2026-09-01", to: "2026-12-01" })]);

@@ -8,7 +8,9 @@ import { startSandbox } from "./server";
 
 if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).status !== 0) process.exit(1);
 // Visitors nobody seeded get a made-up journey, so enrichment and the CRM tab show something.
-const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true } });
+const SECOND_TOKEN = "dev-second-token";
+// A second portal (its own Bitrix24 and CoMagic account under /p/second), served by the same worker as a stored portal.
+const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true }, portals: ["second"] });
 const fields = await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
 console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields.created.length})`);
 
@@ -32,6 +34,7 @@ const worker = await startLocalWorker({
 // The Bitrix24 app, installed as the portal's admin would, and a sample lead to open in a card.
 await installSandboxApp(sandbox, worker.url);
 const sampleLeadId = await createSampleLead();
+await addSecondPortal();
 
 console.log(`
   Worker   ${workerUrl}             health: ${workerUrl}/health
@@ -43,12 +46,39 @@ console.log(`
   Report   ${sandboxUrl}/_sandbox/app?user=1&lang=ru   (lang=en for English)
            (CRM Analytics' attribution report, as the portal's admin sees it; fills in as leads are enriched)
 
+  Portals  curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/portals
+           (the default one from these settings, and "second": webhook ${workerUrl}/webhooks/comagic/second?token=${SECOND_TOKEN},
+            script ${workerUrl}/s/second.js, leads at ${sandboxUrl}/p/second/_sandbox)
+
   Next:    npm run send:call        posts a signed sample call and prints the lead it made
   Webhook  POST ${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}
   Admin    curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/dead-letters
            npm run reconcile -- --from <date>   (calls seeded in the CoMagic sandbox)
   Stop:    Ctrl+C
 `);
+
+/** Stores the sandbox's second portal in the worker, as an agency's operator adds a client (PUT /admin/portals/<key>). */
+async function addSecondPortal(): Promise<void> {
+  const second = sandbox.portals.second;
+  if (!second) return;
+  await ensureCrmUserFields(createBitrixClient({ baseUrl: second.bitrixWebhookUrl, timeoutMs: 10_000 }));
+  const settings = {
+    BITRIX_WEBHOOK_URL: second.bitrixWebhookUrl,
+    COMAGIC_DATA_API_URL: second.dataApiUrl,
+    COMAGIC_CALL_API_URL: second.callApiUrl,
+    COMAGIC_LOGIN: second.comagic.login,
+    COMAGIC_PASSWORD: second.comagic.password,
+    COMAGIC_WEBHOOK_TOKEN: SECOND_TOKEN,
+    ALLOWED_ORIGINS: sandboxUrl,
+    ENRICH_DELAY_SECONDS: "5",
+  };
+  const res = await fetch(`${workerUrl}/admin/portals/second`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${DEV.adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ settings }),
+  });
+  if (!res.ok) console.error(`Adding the second portal failed: HTTP ${res.status} ${await res.text()}`);
+}
 
 async function createSampleLead(): Promise<string> {
   const answer = await postSampleCall(workerUrl, sandboxUrl, DEV.webhookToken, DEV.webhookSecret);

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import type { RunningSandbox } from "./server";
+import type { SandboxPortal } from "./server";
 
-/** Settings that wire a local worker to the sandbox: Bitrix24 webhook and app, CoMagic Data and Call APIs. */
-export function sandboxWorkerVars(sandbox: RunningSandbox, overrides: Record<string, string> = {}): Record<string, string> {
+/** Settings that wire a local worker to a sandbox portal (the root one, or a named one): Bitrix24 webhook and app, CoMagic Data and Call APIs. */
+export function sandboxWorkerVars(sandbox: SandboxPortal, overrides: Record<string, string> = {}): Record<string, string> {
   return {
     BITRIX_WEBHOOK_URL: sandbox.bitrixWebhookUrl,
     BITRIX_TIMEOUT_MS: "10000",
@@ -13,19 +13,21 @@ export function sandboxWorkerVars(sandbox: RunningSandbox, overrides: Record<str
     BITRIX_OAUTH_URL: `${sandbox.url}/oauth/token/`,
     COMAGIC_DATA_API_URL: sandbox.dataApiUrl,
     COMAGIC_CALL_API_URL: sandbox.callApiUrl,
-    COMAGIC_LOGIN: "sandbox",
-    COMAGIC_PASSWORD: "sandbox-password",
+    COMAGIC_LOGIN: sandbox.comagic.login,
+    COMAGIC_PASSWORD: sandbox.comagic.password,
     COMAGIC_VIRTUAL_NUMBER: "74993720692",
     COMAGIC_EMPLOYEES: '{"1":25,"2":26}',
     TAB_TOKEN_SECRET: "sandbox-tab-token-key-0123456789abcdef0123",
+    // Seals stored portals' secrets (PUT /admin/portals/<key>): 32 bytes, base64. A local key, never a deploy's.
+    SETTINGS_KEY: "c2FuZGJveC1zZXR0aW5ncy1rZXktMzItYnl0ZXMtISE=",
     // Local runs see their follow-ups after ENRICH_DELAY_SECONDS, not at the next 10-minute slot.
     ENRICH_SLOT_SECONDS: "0",
     ...overrides,
   };
 }
 
-/** Installs the app on the sandbox portal as its administrator would, through the worker's install URL. */
-export async function installSandboxApp(sandbox: RunningSandbox, workerUrl: string): Promise<void> {
+/** Installs the app on a sandbox portal as its administrator would, through the worker's install URL. */
+export async function installSandboxApp(sandbox: SandboxPortal, workerUrl: string): Promise<void> {
   const tokens = (await (await fetch(`${sandbox.url}/_sandbox/bitrix/app/tokens`, { method: "POST", body: JSON.stringify({ userId: 1 }) })).json()) as Record<string, string | number>;
   const form = new URLSearchParams(Object.entries(tokens).map(([k, v]) => [k, String(v)]));
   const res = await fetch(`${workerUrl}/bitrix/install?DOMAIN=${encodeURIComponent(String(tokens.DOMAIN))}&PROTOCOL=0`, { method: "POST", body: form });

@@ -13,7 +13,8 @@ import { Hono, type Context } from "hono";
  *   /_sandbox/media/gone/…         404
  * The sandbox has no internet, so links on media.comagic.ru (the notifications' and reports' samples) are served
  * from here as `rec` when the Bitrix24 sandbox downloads them. `GET /_sandbox/media-stats` counts requests per
- * method and path (a download is a GET without a Range header).
+ * method and path (a download is a GET without a Range header). Mounted under a portal's prefix (`/p/<name>`), its
+ * links stay under that prefix.
  */
 
 /** A few MPEG frames behind an ID3 tag: enough bytes to look like an MP3 to anyone who checks. */
@@ -24,7 +25,16 @@ const AUDIO = (() => {
   return bytes;
 })();
 
-const SIGN_IN_PAGE = `<!doctype html><html><head><title>Вход в личный кабинет</title></head><body><form method="post" action="/_sandbox/media/sign-in"><input name="login"><input name="password" type="password"><button>Войти</button></form></body></html>`;
+const MEDIA = "/_sandbox/media/";
+
+const signInPage = (mountedAt: string) =>
+  `<!doctype html><html><head><title>Вход в личный кабинет</title></head><body><form method="post" action="${mountedAt}${MEDIA}sign-in"><input name="login"><input name="password" type="password"><button>Войти</button></form></body></html>`;
+
+/** The prefix the host is mounted under ("" or "/p/<name>"), and the path after `/_sandbox/media/`. */
+function split(path: string): { mountedAt: string; rest: string } {
+  const at = path.indexOf(MEDIA);
+  return { mountedAt: path.slice(0, at), rest: path.slice(at + MEDIA.length) };
+}
 
 /** The host as a Hono app (mounted on the sandbox's port), and a way to reset and read its counts. */
 export function createMediaHost() {
@@ -50,14 +60,15 @@ export function createMediaHost() {
 
   const app = new Hono();
   app.get("/_sandbox/media-stats", (c) => c.json({ requests, downloads }));
-  app.all("/_sandbox/media/sign-in", (c) => c.html(SIGN_IN_PAGE));
+  app.all("/_sandbox/media/sign-in", (c) => c.html(signInPage(split(c.req.path).mountedAt)));
   app.all("/_sandbox/media/*", async (c) => {
     const path = new URL(c.req.url).pathname;
     const method = c.req.method;
     requests[`${method} ${path}`] = (requests[`${method} ${path}`] ?? 0) + 1;
     if (method === "GET" && !c.req.header("range")) downloads[path] = (downloads[path] ?? 0) + 1;
     if (method !== "GET" && method !== "HEAD") return c.body(null, 405, { allow: "GET, HEAD" });
-    const [kind, arg] = path.split("/").slice(3);
+    const { mountedAt, rest } = split(path);
+    const [kind, arg] = rest.split("/");
     switch (kind) {
       case "rec":
         return audio(c);
@@ -67,7 +78,7 @@ export function createMediaHost() {
       case "no-head":
         return method === "HEAD" ? c.body(null, 405, { allow: "GET" }) : audio(c);
       case "login":
-        return c.redirect(`/_sandbox/media/sign-in?back=${encodeURIComponent(path)}`, 302);
+        return c.redirect(`${mountedAt}${MEDIA}sign-in?back=${encodeURIComponent(path)}`, 302);
       case "flaky": {
         flakyServed[path] = (flakyServed[path] ?? 0) + 1;
         if (flakyServed[path] <= (Number(arg) || 0)) return c.text("Service Unavailable", 503);

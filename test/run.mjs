@@ -37,11 +37,19 @@ const runs = groups.map(
       child.on("close", (code) => {
         process.stdout.write(`\n===== ${group.name} (${Math.round((Date.now() - started) / 1000)} s, exit ${code}) =====\n`);
         process.stdout.write(Buffer.concat(output));
-        resolve({ name: group.name, code, seconds: Math.round((Date.now() - started) / 1000) });
+        resolve({ name: group.name, code, seconds: Math.round((Date.now() - started) / 1000), output: Buffer.concat(output).toString() });
       });
     }),
 );
 const results = await Promise.all(runs);
+// CI keeps only the tail of what a run prints: a failed group's failures are repeated here, just above the summary.
+for (const r of results.filter((r) => r.code !== 0)) {
+  const plain = r.output.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "");
+  const from = plain.search(/⎯+ Failed Tests|⎯+ Unhandled Errors|FAIL /);
+  const lines = (from < 0 ? plain : plain.slice(from)).split("\n");
+  console.log(`\n===== ${r.name} failed: =====`);
+  console.log(lines.slice(0, 80).join("\n"));
+}
 console.log("\n===== npm test =====");
 for (const r of results) console.log(`${r.code === 0 ? "passed" : "FAILED"}  ${r.name}  (${r.seconds} s)`);
 console.log(`all tests: ${Math.round((Date.now() - started) / 1000)} s`);

@@ -33,7 +33,7 @@ const WORKER_SHARDS: Shard[] = [
   {
     name: "worker-4",
     isolate: true,
-    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts"],
+    files: ["test/worker/simple-crm.test.ts", "test/worker/bitrix-app.test.ts", "test/worker/telephony.test.ts", "test/security/forms.test.ts", "test/worker/portals.test.ts"],
   },
   {
     name: "worker-shared",
@@ -56,6 +56,7 @@ const WORKER_SHARDS: Shard[] = [
       "test/security/oauth-endpoint.test.ts",
       "test/security/tab-journey.test.ts",
       "test/security/contact-injection.test.ts",
+      "test/worker/portal-state.test.ts",
     ],
   },
 ];
@@ -110,6 +111,9 @@ function workerProject({ name, isolate, files }: Shard) {
             COMAGIC_MATCH_BY_EMAIL: "true",
             TAB_TOKEN_SECRET: "test-tab-token-key-new-0123456789abcdef,test-tab-token-key-old-0123456789abcdef",
             SANDBOX_URL: inject<string>("sandboxUrl"),
+            SANDBOX_PORTALS: JSON.stringify(inject("sandboxPortals")),
+            // Seals stored portals' secrets (32 bytes, base64); the second key is an older one still opened (rotation).
+            SETTINGS_KEY: "dGVzdC1zZXR0aW5ncy1rZXktMzItYnl0ZXMtbG9uZyE=,b2xkLXRlc3Qtc2V0dGluZ3Mta2V5LTMyLWJ5dGVzLSE=",
             // "full": the fuzz and enrichment-under-faults runs at soak size (`npm run soak`); else sized for proof.
             TEST_SIZE: process.env.TEST_SIZE === "full" ? "full" : "proof",
             // Titles and comments in English for the assertions; Russian (the default) has its own test.

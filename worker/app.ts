@@ -10,7 +10,7 @@ import { bitrixReportRoute } from "./routes/bitrix-report";
 import { comagicWebhookRoute } from "./routes/comagic-webhook";
 import { formsRoute } from "./routes/forms";
 import { healthRoute } from "./routes/health";
-import { snippetRoute } from "./routes/snippet";
+import { portalSnippetRoute, snippetRoute } from "./routes/snippet";
 import type { AppEnv } from "./routes/app-env";
 
 export const app = new Hono<AppEnv>();
@@ -24,6 +24,7 @@ app.use(async (c, next) => {
 app.route("/webhooks/comagic", comagicWebhookRoute);
 app.route("/forms", formsRoute);
 app.route("/snippet.js", snippetRoute);
+app.route("/s", portalSnippetRoute);
 app.route("/health", healthRoute);
 app.route("/admin", adminRoute);
 app.route("/bitrix", bitrixAppRoute);

@@ -2,6 +2,7 @@ import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import type { Env } from "./env";
 import type { CoMagicAuth } from "./comagic/data-api";
+import { DEFAULT_PORTAL } from "./domain/portal-key";
 import { parseAllowedOrigins } from "./domain/origins";
 import { untypedCallCountries } from "./domain/call-policy";
 import { knownRegions } from "./domain/phone";
@@ -216,10 +217,35 @@ export function comagicAuth(config: Config): CoMagicAuth | null {
   return null;
 }
 
-export type Config = z.infer<typeof configSchema>;
+/** One portal's settings: `portal` names it (domain/portal-key.ts), and so every store and log line built from it. */
+export type Config = z.infer<typeof configSchema> & { portal: string };
+
+/**
+ * Settings of the deployment, not of a portal: the queues, the Bitrix24 app's keys, the sandbox switch. A portal
+ * kept in storage takes these from env; every other setting is the portal's own.
+ */
+export const DEPLOYMENT_SETTINGS = [
+  "BITRIX_TIMEOUT_MS",
+  "LEAD_QUEUE_NAME",
+  "ENRICH_QUEUE_NAME",
+  "DEAD_LETTER_QUEUE_NAME",
+  "BITRIX_APP_CLIENT_ID",
+  "BITRIX_APP_CLIENT_SECRET",
+  "BITRIX_OAUTH_URL",
+  "BITRIX_APP_CODE",
+  "ALLOW_LOOPBACK_HTTP",
+  "TAB_TOKEN_SECRET",
+  "DEAD_LETTER_RETENTION_DAYS",
+] as const satisfies readonly (keyof z.infer<typeof configSchema>)[];
+
+/** A portal's settings that are secrets: sealed at rest (storage/sealed-secrets.ts), never listed back. */
+export const SECRET_SETTINGS = ["BITRIX_WEBHOOK_URL", "COMAGIC_WEBHOOK_TOKEN", "COMAGIC_WEBHOOK_SECRET", "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD"] as const;
+
+/** Every setting a portal in storage may have: all but the deployment's. */
+export const PORTAL_SETTINGS: readonly string[] = Object.keys(configSchema.shape).filter((name) => !(DEPLOYMENT_SETTINGS as readonly string[]).includes(name));
 
 /** The countries click-to-call may dial. */
-export function callCountries(config: Config): Set<string> {
+export function callCountries(config: Pick<Config, "CALL_COUNTRIES" | "DEFAULT_PHONE_REGION">): Set<string> {
   return new Set(config.CALL_COUNTRIES ?? [config.DEFAULT_PHONE_REGION]);
 }
 
@@ -238,18 +264,51 @@ export type ConfigResult = { ok: true; config: Config; warnings: ConfigProblem[]
 // Bindings do not change while an isolate lives: parse each env object once.
 const parsedConfigs = new WeakMap<Env, ConfigResult>();
 
-/** Parses settings (once per env object); never echoes a value, only the names and what is wrong with them. */
+/**
+ * The default portal's settings, from env (once per env object); never echoes a value, only the names and what is
+ * wrong with them. Other portals' settings live in storage: portal-config.ts.
+ */
 export function readConfig(env: Env): ConfigResult {
   let result = parsedConfigs.get(env);
   if (!result) {
-    result = parseConfig(env);
+    result = parseSettings(presentValues(env), env, DEFAULT_PORTAL);
     parsedConfigs.set(env, result);
   }
   return result;
 }
 
-function parseConfig(env: Env): ConfigResult {
-  const values = presentValues(env);
+const deploymentSchema = configSchema.pick(Object.fromEntries(DEPLOYMENT_SETTINGS.map((name) => [name, true])) as { [K in (typeof DEPLOYMENT_SETTINGS)[number]]: true });
+export type DeploymentSettings = z.infer<typeof deploymentSchema>;
+const parsedDeployments = new WeakMap<Env, DeploymentSettings>();
+
+/**
+ * The deployment's own settings (queue names, retention, the app's keys), which hold whether or not env configures
+ * a default portal. A broken value falls back to its default here; /health names it through readConfig.
+ */
+export function deploymentSettings(env: Env): DeploymentSettings {
+  let settings = parsedDeployments.get(env);
+  if (!settings) {
+    const values = presentValues(env);
+    const parsed = deploymentSchema.safeParse(values);
+    settings = parsed.success ? parsed.data : deploymentSchema.parse({});
+    parsedDeployments.set(env, settings);
+  }
+  return settings;
+}
+
+/** A stored portal's settings: its own values over the deployment's (DEPLOYMENT_SETTINGS from env). */
+export function parsePortalSettings(env: Env, portal: string, own: Record<string, string>): ConfigResult {
+  const deployment = presentValues(env);
+  const values: Record<string, string> = {};
+  for (const name of DEPLOYMENT_SETTINGS) {
+    const value = deployment[name];
+    if (value !== undefined) values[name] = value;
+  }
+  for (const [name, value] of Object.entries(own)) if (PORTAL_SETTINGS.includes(name) && value.trim() !== "") values[name] = value;
+  return parseSettings(values, env, portal);
+}
+
+function parseSettings(values: Record<string, string>, env: Env, portal: string): ConfigResult {
   const parsed = configSchema.safeParse(values);
   const problems: ConfigProblem[] = parsed.success
     ? []
@@ -332,7 +391,7 @@ function parseConfig(env: Env): ConfigResult {
   if (!env.LEAD_JOBS) problems.push({ setting: "LEAD_JOBS", problem: "queue binding is missing" });
   if (!env.DEAD_LETTERS) problems.push({ setting: "DEAD_LETTERS", problem: "queue binding is missing" });
   if (problems.length > 0 || !parsed.success) return { ok: false, problems, warnings };
-  return { ok: true, config: parsed.data, warnings };
+  return { ok: true, config: { ...parsed.data, portal }, warnings };
 }
 
 /** For routes: the parsed config, or a 503 that names nothing (GET /health with the admin token does). */

@@ -32,6 +32,8 @@ export interface WorkerSettings {
   COMAGIC_SITE_IDS?: string;
   REPORT_SYNC_MAX_PAGES?: string;
   CRM_LANGUAGE?: string;
+  /** Keys that seal stored portals' secrets: base64 of 32 random bytes each, comma-separated; the first seals (rotation). */
+  SETTINGS_KEY?: string;
   /** "true" only for the local sandboxes (npm start, tests, benchmarks): plain http to 127.0.0.1/localhost. */
   ALLOW_LOOPBACK_HTTP?: string;
 }

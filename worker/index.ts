@@ -3,6 +3,8 @@ import type { Env } from "./env";
 import { consumeQueue } from "./jobs/queue-handler";
 import { runScheduled } from "./jobs/scheduled";
 
+export { PortalState } from "./portal-state";
+
 export default {
   fetch: app.fetch,
   queue: (batch, env) => consumeQueue(batch, env),

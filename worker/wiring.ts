@@ -1,4 +1,5 @@
 import { createBitrixClient, type BitrixClient } from "./bitrix/client";
+import { portalBudget } from "./bitrix/request-budget";
 import { createCoMagicRpcClient, kvTokenStore, type CoMagicRpcClient, type TokenStore } from "./comagic/data-api";
 import { comagicAuth, type Config } from "./config";
 import type { CoMagicPriority } from "./domain/comagic-budget";
@@ -10,11 +11,18 @@ import { d1CrmVisitorStore } from "./storage/crm-visitors";
 import { kvCrmModeCache } from "./storage/crm-mode-cache";
 import { d1AppliedEvents, deadLetterStore } from "./storage/d1";
 import { kvJourneyStore } from "./storage/journeys";
+import { type KvCache, portalKv } from "./storage/kv-json";
 import { d1PortalStore } from "./storage/portals";
 
 /** Adapters built from settings and bindings; everything below takes these, never the whole Env. */
-export function bitrixClientFor(config: Config): BitrixClient {
-  return createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS });
+/**
+ * The portal's REST client over its webhook. Every request takes a permit from the portal's Durable Object first
+ * (bitrix/request-budget.ts), so the consumers of all queues, running side by side, stay inside the portal's
+ * 2 requests a second together (a deploy without the binding sends as before, and may meet QUERY_LIMIT_EXCEEDED).
+ */
+export function bitrixClientFor(config: Config, env: Env): BitrixClient {
+  const budget = env.PORTAL_STATE ? portalBudget(env.PORTAL_STATE, config.portal) : undefined;
+  return createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS, ...(budget ? { budget } : {}) });
 }
 
 /** Without KV, tokens live only as long as the isolate: still correct, only more login.user calls. */
@@ -27,15 +35,21 @@ function memoryTokenStore(): TokenStore {
   };
 }
 
-export function tokenStoreFor(env: Env): TokenStore {
-  return env.COMAGIC_CACHE ? kvTokenStore(env.COMAGIC_CACHE) : memoryTokenStore();
+/** The portal's share of the KV cache, or null without the binding. */
+export function cacheFor(env: Env, portal: string): KvCache | null {
+  return env.COMAGIC_CACHE ? portalKv(env.COMAGIC_CACHE, portal) : null;
+}
+
+export function tokenStoreFor(env: Env, portal: string): TokenStore {
+  const kv = cacheFor(env, portal);
+  return kv ? kvTokenStore(kv) : memoryTokenStore();
 }
 
 /** A click-to-call is a person waiting: the Call API's own points are recorded but never held back. */
 export function callApiClientFor(config: Config, env: Env): CoMagicRpcClient | null {
   const auth = comagicAuth(config);
-  const budget = env.DB ? d1BudgetStore(env.DB) : null;
-  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_CALL_API_URL, auth, tokens: tokenStoreFor(env), api: "Call API", priority: "feed", budget }) : null;
+  const budget = env.DB ? d1BudgetStore(env.DB, config.portal) : null;
+  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_CALL_API_URL, auth, tokens: tokenStoreFor(env, config.portal), api: "Call API", priority: "feed", budget }) : null;
 }
 
 /**
@@ -45,24 +59,24 @@ export function callApiClientFor(config: Config, env: Env): CoMagicRpcClient | n
  */
 export function dataApiClientFor(config: Config, env: Env, priority: CoMagicPriority): CoMagicRpcClient | null {
   const auth = comagicAuth(config);
-  const budget = env.DB ? d1BudgetStore(env.DB) : null;
-  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env), api: "Data API", priority, budget }) : null;
+  const budget = env.DB ? d1BudgetStore(env.DB, config.portal) : null;
+  return auth ? createCoMagicRpcClient({ url: config.COMAGIC_DATA_API_URL, auth, tokens: tokenStoreFor(env, config.portal), api: "Data API", priority, budget }) : null;
 }
 
 /**
- * Every store, over the bindings this deploy has: null where its binding is missing, so each caller decides
- * whether that is a 503 or a degraded path.
+ * One portal's stores (and the deployment's dead letters and app installs), over the bindings this deploy has:
+ * null where its binding is missing, so each caller decides whether that is a 503 or a degraded path.
  */
-export function storesFor(env: Env) {
+export function storesFor(env: Env, portal: string) {
   const db = env.DB;
-  const kv = env.COMAGIC_CACHE;
+  const kv = cacheFor(env, portal);
   return {
-    ledger: db ? d1AppliedEvents(db) : null,
+    ledger: db ? d1AppliedEvents(db, portal) : null,
     deadLetters: db ? deadLetterStore(db) : null,
-    attribution: db ? d1AttributionStore(db) : null,
+    attribution: db ? d1AttributionStore(db, portal) : null,
     portals: db ? d1PortalStore(db) : null,
-    callGuard: db ? d1CallGuard(db) : null,
-    visitors: db ? d1CrmVisitorStore(db) : null,
+    callGuard: db ? d1CallGuard(db, portal) : null,
+    visitors: db ? d1CrmVisitorStore(db, portal) : null,
     journeys: kv ? kvJourneyStore(kv) : null,
     crmModeCache: kvCrmModeCache(kv),
   };

@@ -13,6 +13,8 @@ export interface BitrixSandboxOptions {
   drainPerSecond?: number;
   burst?: number;
   app?: Partial<AppSettings>;
+  /** Where the portal is served: "" (the root portal) or "/p/<name>"; its absolute links include it. */
+  basePath?: string;
 }
 
 const BATCH_MAX_COMMANDS = 50;
@@ -89,7 +91,11 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
   const faults = new FaultInjector();
   // telephonyRequests: HTTP requests that ran a telephony.* method (benches tell call registration from lead writes).
   const stats = { httpRequests: 0, rejectedByRateLimit: 0, telephonyRequests: 0, methods: {} as Record<string, number> };
-  const oauth = createOAuthApp({ clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app });
+  const basePath = options.basePath ?? "";
+  const oauth = createOAuthApp(
+    { clientId: "local.sandbox-app", clientSecret: "sandbox-app-secret", memberId: "sandbox-member-0001", tokenLifetimeSeconds: 3600, ...options.app },
+    { users: portal.users, basePath },
+  );
   const media = createMediaHost();
 
   /** How the portal downloads a RECORD_URL: CoMagic's media host from its stand-in (no internet here), the rest over HTTP. */
@@ -230,7 +236,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     if (entity === "deal" && body.fromLead !== undefined) portal.markConverted(id, String(body.fromLead));
     return c.json({ id }, 201);
   });
-  app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot())));
+  app.get("/_sandbox", (c) => c.html(renderLeadsPage(portal.snapshot(), basePath)));
   app.get("/_sandbox/stats", (c) =>
     c.json({ ...stats, faultsInjected: faults.injected, userFields: portal.userFields.map((u) => u.FIELD_NAME), dealUserFields: portal.dealUserFields.map((u) => u.FIELD_NAME) }),
   );
@@ -282,5 +288,5 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     return c.json({ id }, 201);
   });
 
-  return { app, portal, bucket, faults, stats, oauth, webhookPath: `/rest/${userId}/${webhookCode}/` };
+  return { app, portal, bucket, faults, stats, oauth, webhookPath: `${basePath}/rest/${userId}/${webhookCode}/` };
 }

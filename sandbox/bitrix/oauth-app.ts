@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { type Context, Hono } from "hono";
-import { SANDBOX_USERS, RestError } from "./portal";
+import { type Portal, RestError } from "./portal";
 
 /*
  * The application side of Bitrix24 (FACTS.md §1.2–1.4): a local app with OAuth tokens that expire
  * (`expired_token`, HTTP 401), refreshed at the OAuth server with a new refresh token each time,
  * app-only methods (app.info, placement.*) refused to webhooks, and the placement POST a card makes.
+ * A portal served under a path prefix (`/p/<name>`) names it in `client_endpoint`; the OAuth server stays one for
+ * all portals (`server_endpoint`, FACTS-portals §9: oauth.bitrix.info), so the server's root `/oauth/token/`
+ * refreshes every portal's tokens (`ownsRefreshToken`, `tokenAnswer`).
  */
 
 export interface AppSettings {
@@ -25,7 +28,21 @@ interface Grant {
 /** A second application installed on the portal: its tokens work for app.info too (FACTS-portals: CODE tells them apart). */
 export const OTHER_APP = { code: "local.other-vendor-app", applicationToken: "other-app-application-token" };
 
-export function createOAuthApp(settings: AppSettings) {
+/** What the OAuth server answers a token request with: a status and a JSON body. */
+/** A token request's parameters: the query of a GET, the form of a POST. */
+export async function tokenForm(c: Context): Promise<Record<string, string | undefined>> {
+  return c.req.method === "POST" ? ((await c.req.parseBody()) as Record<string, string>) : c.req.query();
+}
+
+export interface TokenAnswer {
+  status: 200 | 400 | 401;
+  body: Record<string, unknown>;
+}
+
+/** `users` are the portal's (its admins); `basePath` is where the portal is served ("" or "/p/<name>"). */
+export function createOAuthApp(settings: AppSettings, portal: { users: Portal["users"]; basePath?: string }) {
+  const basePath = portal.basePath ?? "";
+  const users = portal.users;
   const access = new Map<string, Grant>();
   const refresh = new Map<string, number>();
   const placements: { placement: string; handler: string; title: string; titles?: Record<string, string> }[] = [];
@@ -64,7 +81,7 @@ export function createOAuthApp(settings: AppSettings) {
       if (method === "app.info") throw new RestError(403, "ACCESS_DENIED", "Access denied! Application context required");
       if (appOnly) throw new RestError(403, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method");
     }
-    const user = SANDBOX_USERS.find((u) => u.ID === (userId ?? 1));
+    const user = users.find((u) => u.ID === (userId ?? 1));
     switch (method) {
       case "profile":
         return { result: { ID: String(user?.ID), ADMIN: user?.ADMIN ?? false, NAME: user?.NAME, LAST_NAME: user?.LAST_NAME, PERSONAL_GENDER: "", TIME_ZONE: "" } };
@@ -107,34 +124,41 @@ export function createOAuthApp(settings: AppSettings) {
     }
   }
 
-  const app = new Hono();
-  // The OAuth server's token endpoint (oauth.bitrix.info/oauth/token/), GET or form POST.
-  app.on(["GET", "POST"], "/oauth/token/", async (c) => {
-    const form = c.req.method === "POST" ? ((await c.req.parseBody()) as Record<string, string>) : c.req.query();
+  /** The OAuth server's answer to a token request (oauth.bitrix.info/oauth/token/) made on `origin`. */
+  function tokenAnswer(form: Record<string, string | undefined>, origin: string): TokenAnswer {
     if (form.client_id !== settings.clientId || form.client_secret !== settings.clientSecret) {
-      return c.json({ error: "invalid_client", error_description: "Invalid client" }, 401);
+      return { status: 401, body: { error: "invalid_client", error_description: "Invalid client" } };
     }
-    if (form.grant_type !== "refresh_token") return c.json({ error: "invalid_request", error_description: "grant_type" }, 400);
+    if (form.grant_type !== "refresh_token") return { status: 400, body: { error: "invalid_request", error_description: "grant_type" } };
     const userId = refresh.get(String(form.refresh_token));
-    if (userId === undefined) return c.json({ error: "invalid_grant", error_description: "Invalid refresh token" }, 400);
+    if (userId === undefined) return { status: 400, body: { error: "invalid_grant", error_description: "Invalid refresh token" } };
     refresh.delete(String(form.refresh_token));
     stats.refreshes += 1;
     const pair = issue(userId);
-    const origin = new URL(c.req.url).origin;
-    return c.json({
-      access_token: pair.accessToken,
-      refresh_token: pair.refreshToken,
-      expires_in: pair.expiresIn,
-      expires: Math.floor(Date.now() / 1000) + pair.expiresIn,
-      member_id: settings.memberId,
-      client_endpoint: `${origin}/rest/`,
-      // FACTS-portals: server_endpoint is the OAuth server's REST base; tokens refresh at its /oauth/token/.
-      server_endpoint: `${origin}/rest/`,
-      domain: "oauth.bitrix.info",
-      scope: "crm,placement,user_basic,telephony",
-      status: "L",
-      user_id: userId,
-    });
+    return {
+      status: 200,
+      body: {
+        access_token: pair.accessToken,
+        refresh_token: pair.refreshToken,
+        expires_in: pair.expiresIn,
+        expires: Math.floor(Date.now() / 1000) + pair.expiresIn,
+        member_id: settings.memberId,
+        client_endpoint: `${origin}${basePath}/rest/`,
+        // FACTS-portals: server_endpoint is the OAuth server's REST base (one for every portal); tokens refresh at its /oauth/token/.
+        server_endpoint: `${origin}/rest/`,
+        domain: "oauth.bitrix.info",
+        scope: "crm,placement,user_basic,telephony",
+        status: "L",
+        user_id: userId,
+      },
+    };
+  }
+
+  const app = new Hono();
+  // GET or form POST, as the SDKs send it (FACTS.md §1.2).
+  app.on(["GET", "POST"], "/oauth/token/", async (c) => {
+    const answer = tokenAnswer(await tokenForm(c), new URL(c.req.url).origin);
+    return c.json(answer.body, answer.status);
   });
 
   /** Tokens as the portal hands them to the app for a user (on install, or in a placement POST). */
@@ -149,6 +173,7 @@ export function createOAuthApp(settings: AppSettings) {
       member_id: settings.memberId,
       APPLICATION_TOKEN: app === "ours" ? applicationToken : OTHER_APP.applicationToken,
       SERVER_ENDPOINT: `${new URL(c.req.url).origin}/rest/`,
+      // A host, as Bitrix24 sends it: portals under /p/<name> share it, their member_id tells them apart.
       DOMAIN: new URL(c.req.url).host,
     });
   });
@@ -164,7 +189,7 @@ export function createOAuthApp(settings: AppSettings) {
   /** An administrator gives or takes away a user's admin rights (`{userId, admin}`): `profile`'s ADMIN follows at once. */
   app.post("/_sandbox/bitrix/app/user", async (c) => {
     const body = (await c.req.json()) as { userId?: number; admin?: boolean };
-    const user = SANDBOX_USERS.find((u) => u.ID === body.userId);
+    const user = users.find((u) => u.ID === body.userId);
     if (!user || typeof body.admin !== "boolean") return c.json({ error: "userId of a sandbox user and admin (boolean) are required" }, 400);
     user.ADMIN = body.admin;
     return c.json({ ok: true, user });
@@ -209,7 +234,7 @@ export function createOAuthApp(settings: AppSettings) {
   app.get("/_sandbox/lead-card/:leadId", (c) => {
     const userId = Number(c.req.query("user") ?? 2);
     const leadId = c.req.param("leadId");
-    const user = SANDBOX_USERS.find((u) => u.ID === userId);
+    const user = users.find((u) => u.ID === userId);
     return placementPage(c, {
       title: `Lead #${leadId}`,
       header: `<strong>Lead #${leadId}</strong> · signed in as ${user?.NAME ?? "?"} ${user?.LAST_NAME ?? ""} (sandbox)<nav><span>General</span><span class="on">CoMagic</span><span>History</span></nav>`,
@@ -235,5 +260,5 @@ export function createOAuthApp(settings: AppSettings) {
     });
   });
 
-  return { app, appMethod, userOf, appOf, settings };
+  return { app, appMethod, userOf, appOf, settings, tokenAnswer, ownsRefreshToken: (token: unknown) => refresh.has(String(token)) };
 }

@@ -78,7 +78,7 @@ export type RecordFetch = (url: string, signal: AbortSignal) => Promise<Response
 
 type Params = Record<string, unknown>;
 
-/** The portal's people: an administrator, and a sales manager who is not one. */
+/** A portal's people when it is made (each portal copies them): an administrator, and sales managers who are not. */
 export const SANDBOX_USERS = [
   { ID: 1, NAME: "Ivan", LAST_NAME: "Admin", EMAIL: "admin@shop.example.ru", ADMIN: true },
   { ID: 2, NAME: "Maria", LAST_NAME: "Sales", EMAIL: "maria@shop.example.ru", ADMIN: false },
@@ -196,6 +196,8 @@ export class Portal {
    * attach's own download error (HTTP code 0: no answer) [inference].
    */
   requestLimitMs = 60_000;
+  /** This portal's people (a copy: an admin's rights taken away on one portal stay there). */
+  users = SANDBOX_USERS.map((user) => ({ ...user }));
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
@@ -578,7 +580,7 @@ export class Portal {
   }
 
   private activeUser(raw: unknown): number {
-    const user = SANDBOX_USERS.find((u) => String(u.ID) === String(raw) && !this.inactiveUsers.has(u.ID));
+    const user = this.users.find((u) => String(u.ID) === String(raw) && !this.inactiveUsers.has(u.ID));
     if (!user) throw new RestError(400, "ERROR_CORE", raw === undefined || raw === "" ? "USER_ID or USER_PHONE_INNER should be set" : "User is not found or is not active");
     return user.ID;
   }
@@ -760,7 +762,7 @@ export class Portal {
         const email = filter.EMAIL === undefined ? undefined : String(filter.EMAIL).toLowerCase();
         // ACTIVE true "excludes terminated users" (FACTS-portals §8).
         const activeOnly = filter.ACTIVE === true || ["true", "Y", "1"].includes(String(filter.ACTIVE));
-        const rows = SANDBOX_USERS.filter(
+        const rows = this.users.filter(
           (u) => (wanted === undefined || String(u.ID) === String(wanted)) && (email === undefined || u.EMAIL.toLowerCase() === email) && !(activeOnly && this.inactiveUsers.has(u.ID)),
         );
         return { result: rows.map((u) => ({ ID: String(u.ID), NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, ACTIVE: !this.inactiveUsers.has(u.ID) })), total: rows.length };

@@ -201,9 +201,11 @@ function visitorIdsOf(filter: unknown): number[] {
   return values.map(Number).filter(Number.isFinite);
 }
 
-export function createDataApiSandbox(options: { now?: () => number } = {}) {
+/** `account`: this CoMagic account's login and password (a reset keeps them); by default `sandbox` / `sandbox-password`. */
+export function createDataApiSandbox(options: { now?: () => number; account?: { login: string; password: string } } = {}) {
   const now = options.now ?? Date.now;
-  let settings: DataApiSettings = { ...DEFAULTS };
+  const defaults: DataApiSettings = { ...DEFAULTS, ...options.account };
+  let settings: DataApiSettings = { ...defaults };
   const tokens = new Map<string, { expireAt: number; calls: number }>();
   const data: Record<ReportKey, Row[]> = { visitor_sessions: [], communications: [], calls: [], chats: [], offline_messages: [], chat_messages: [], campaign_daily_stat: [] };
   /** get.visitors' people: `{id, name, phones, emails, usernames}` (data_api__person__get_visitors.txt:26-30). */
@@ -496,7 +498,7 @@ export function createDataApiSandbox(options: { now?: () => number } = {}) {
   });
   /** Back to the defaults, with no rows, tokens or counts, and a new minute and day. */
   app.post("/_sandbox/comagic/reset", (c) => {
-    settings = { ...DEFAULTS };
+    settings = { ...defaults };
     tokens.clear();
     for (const rows of Object.values(data)) rows.length = 0;
     visitors.length = 0;

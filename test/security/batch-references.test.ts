@@ -18,7 +18,7 @@ beforeAll(async () => {
 function lead(kind: "call" | "form", phone: string, name: string | null, message: string | null): LeadJob {
   const key = `${kind}-${crypto.randomUUID()}`;
   const fields = { key, sessionId: key, receivedAt: new Date().toISOString(), phone, name };
-  return leadJob(kind === "call" ? callEvent(fields) : formEvent(fields, { message }), "batch-refs");
+  return leadJob("default", kind === "call" ? callEvent(fields) : formEvent(fields, { message }), "batch-refs");
 }
 
 describe("batch references in user text", () => {

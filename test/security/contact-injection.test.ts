@@ -66,7 +66,9 @@ describe("a ledger hint is only a candidate", () => {
     const clientLead = await leadOf(client.e164);
     // What an older deploy (or a lost race) may have left: the attacker's phone tied to the client's lead.
     const attacker = uniquePhone();
-    await env.DB?.prepare("INSERT OR REPLACE INTO contact_leads (contact, lead_id, written_at) VALUES (?, ?, ?)").bind(`phone:${attacker.e164}`, String(clientLead.ID), new Date().toISOString()).run();
+    await env.DB?.prepare("INSERT OR REPLACE INTO contact_keys (portal, contact_key, item, written_at) VALUES ('default', ?, ?, ?)")
+      .bind(`phone:${attacker.e164}`, String(clientLead.ID), new Date().toISOString())
+      .run();
 
     expect((await postWebhook(makeCallSession({ visitor_phone_number: attacker.local, visitor_id: undefined }))).status).toBe(202);
     const attackersLead = await leadOf(attacker.e164);

@@ -52,8 +52,8 @@ const db = () => env.DB as D1Database;
 const touchesOf = async (entity: string, id: string) => (await db().prepare("SELECT * FROM attribution_touches WHERE entity = ? AND entity_id = ? ORDER BY touch_no").bind(entity, id).all()).results;
 async function report(entity: "lead" | "deal") {
   const filters: ReportFilters = { period: "30d", days: periodDays("30d", new Date(), TZ), model: "first_touch", grouping: "utm_source", entity };
-  await syncDeals({ bitrix: bitrix(), store: d1AttributionStore(db()), now: () => new Date(), baseCurrency: "RUB" });
-  return (await loadAttributionReport(filters, { store: d1AttributionStore(db()), timeZone: TZ, hasDataApi: true, messages: messagesFor("en") })).report;
+  await syncDeals({ bitrix: bitrix(), store: d1AttributionStore(db(), "default"), now: () => new Date(), baseCurrency: "RUB" });
+  return (await loadAttributionReport(filters, { store: d1AttributionStore(db(), "default"), timeZone: TZ, hasDataApi: true, messages: messagesFor("en") })).report;
 }
 const CM_FIELDS = ["UF_CRM_CM_VISITOR_ID", "UF_CRM_CM_SESSIONS", "UF_CRM_CM_FIRST_SRC", "UF_CRM_CM_LAST_SRC", "UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN"];
 const cmFields = (item: SandboxLead) => Object.fromEntries(CM_FIELDS.map((f) => [f, item[f]]));
@@ -156,7 +156,7 @@ describe("a site chat naming a client cannot move the client's attribution", () 
       call: null,
       chat: { channelType: "whatsapp", channelName: null, status: "succeed", pageUrl: null, messages: [], omitted: 0 },
     });
-    const batch = createMessageBatch("comagic-lead-jobs", [{ id: key, timestamp: new Date(), attempts: 1, body: leadJob(chat, "whatsapp") }]);
+    const batch = createMessageBatch("comagic-lead-jobs", [{ id: key, timestamp: new Date(), attempts: 1, body: leadJob("default", chat, "whatsapp") }]);
     await handleLeadBatch(batch, consumerDeps({ crmMode: async () => "simple" }));
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual([key]);
     const deal = (await sandboxCrm()).deals.find((d) => d.ID === before.ID) as SandboxLead;
@@ -175,8 +175,8 @@ describe("enrichment fills, it never moves", () => {
     bitrix: bitrix(),
     store: createCrmStore(bitrix()),
     journeys: null,
-    attribution: d1AttributionStore(db()),
-    visitors: d1CrmVisitorStore(db()),
+    attribution: d1AttributionStore(db(), "default"),
+    visitors: d1CrmVisitorStore(db(), "default"),
     queue: "comagic-enrich-jobs",
     timeZone: TZ,
     deadLetters: { send: async () => {} },

@@ -127,7 +127,7 @@ describe("/forms fails closed", () => {
     const sent: FollowUpJob[] = [];
     const form = (i: number) => {
       const key = `form-flood-${Date.now()}-${i}`;
-      return leadJob(formEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone: uniquePhone().e164, visitorId: String(9_000_000 + i) }), "flood");
+      return leadJob("default", formEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone: uniquePhone().e164, visitorId: String(9_000_000 + i) }), "flood");
     };
     let allowed = 3;
     const batch = createMessageBatch(

@@ -146,7 +146,7 @@ describe("what one user can make the report spend", () => {
 
   it("runs one sync at a time: refreshes while the cron's sync runs wait for it and read no deal themselves", async () => {
     await sandbox("/_sandbox/reset", {});
-    const store = d1AttributionStore(db());
+    const store = d1AttributionStore(db(), "default");
     const lease = await store.claimSync(new Date(), new Date(Date.now() + 60_000));
     expect(lease).not.toBeNull();
     const [{ token: first }, { token: second }] = [await openedReport(1), await openedReport(2, "en", workerWithEnv({ REPORT_USER_IDS: "2" }))];
@@ -160,7 +160,7 @@ describe("what one user can make the report spend", () => {
   });
 
   it("the cron's sync skips while a refresh holds the lease", async () => {
-    const store = d1AttributionStore(db());
+    const store = d1AttributionStore(db(), "default");
     const lease = await store.claimSync(new Date(), new Date(Date.now() + 60_000));
     try {
       const cron = await syncReportData({

@@ -21,7 +21,7 @@ const MARKUP = "<svg onload=alert(1)>";
 const ID = (n: number) => `99210${n}`;
 const SITE = "9921";
 
-const store = () => d1AttributionStore(env.DB as D1Database);
+const store = () => d1AttributionStore(env.DB as D1Database, "default");
 const createdAt = new Date(Date.now() - 86_400_000);
 const yesterday = formatComagicDateTime(createdAt, "Europe/Moscow").slice(0, 10);
 

@@ -10,6 +10,7 @@ const letter = (id: string, daysAgo: number) => ({
   id,
   queue: "comagic-lead-jobs",
   jobType: "lead.ingest",
+  portal: "default",
   letter: {
     queue: "comagic-lead-jobs",
     job: { event: { phone: "+79123456789", name: "Anna" } },

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createBitrixClient } from "../../worker/bitrix/client";
 import { BitrixError } from "../../worker/bitrix/errors";
 import { encodeBitrixQuery } from "../../worker/bitrix/query-string";
+import { RequestBudgetError } from "../../worker/bitrix/errors";
 import { rejection } from "../helpers/rejection";
 
 type Reply = { status: number; body: unknown } | Error;
@@ -110,6 +111,49 @@ describe("BitrixClient.batch", () => {
     const out = await client.batch(Object.fromEntries(keys.map((k) => [k, { method: "crm.lead.get", params: { id: 1 } }])), { readOnly: true });
     expect(sent.map((s) => Object.keys(s.body.cmd as object).length)).toEqual([50, 10]);
     expect(Object.values(out).every((o) => o.ok)).toBe(true);
+  });
+});
+
+describe("BitrixClient with a request budget", () => {
+  /** A budget that grants at once (or refuses with `acquireError`) and logs, with the requests, what happened in order. */
+  function budgeted(acquireError: Error | null, ...replies: Reply[]) {
+    const log: string[] = [];
+    const budget = {
+      acquire: async (n = 1) => {
+        log.push(`acquire(${n})`);
+        if (acquireError) throw acquireError;
+      },
+      refused: async () => void log.push("refused"),
+    };
+    const fetchStub = async (url: string | URL | Request) => {
+      log.push(`POST ${String(url).split("/").pop()}`);
+      const reply = replies.shift();
+      if (!reply || reply instanceof Error) throw reply ?? new Error("no more scripted replies");
+      return new Response(JSON.stringify(reply.body), { status: reply.status });
+    };
+    const client = createBitrixClient({ baseUrl: "https://p.bitrix24.ru/rest/1/code/", timeoutMs: 1000, fetch: fetchStub as typeof fetch, sleep: async () => {}, budget });
+    return { client, log };
+  }
+  const ok = (keys: string[]) => ({ status: 200, body: { result: { result: Object.fromEntries(keys.map((k) => [k, true])), result_error: [] } } });
+
+  it("takes one permit before every HTTP request, a batch of 60 commands being two", async () => {
+    const keys = Array.from({ length: 60 }, (_, i) => `c${i}`);
+    const { client, log } = budgeted(null, { status: 200, body: { result: 1 } }, ok(keys.slice(0, 50)), ok(keys.slice(50)));
+    await client.call("crm.lead.get", { id: 1 });
+    await client.batch(Object.fromEntries(keys.map((k) => [k, { method: "crm.lead.get", params: { id: 1 } }])), { readOnly: true });
+    expect(log).toEqual(["acquire(1)", "POST crm.lead.get.json", "acquire(1)", "POST batch.json", "acquire(1)", "POST batch.json"]);
+  });
+
+  it("tells the budget when Bitrix24 refuses with QUERY_LIMIT_EXCEEDED anyway, and takes a new permit to repeat", async () => {
+    const { client, log } = budgeted(null, { status: 503, body: { error: "QUERY_LIMIT_EXCEEDED", error_description: "Too many requests" } }, { status: 200, body: { result: 7 } });
+    expect(await client.call("crm.lead.add", {})).toBe(7);
+    expect(log).toEqual(["acquire(1)", "POST crm.lead.add.json", "refused", "acquire(1)", "POST crm.lead.add.json"]);
+  });
+
+  it("sends nothing and does not repeat in place when the budget gives no permit in time", async () => {
+    const { client, log } = budgeted(new RequestBudgetError("p.bitrix24.ru", 60_000, 30));
+    expect(await failure(client.call("crm.lead.add", {}))).toMatchObject({ code: "QUERY_LIMIT_EXCEEDED", transient: true, applied: "no", retryAfterSeconds: 30 });
+    expect(log).toEqual(["acquire(1)"]);
   });
 });
 

@@ -115,7 +115,7 @@ export async function openReport(userId: number, lang = "en", fetcher: Fetcher =
  * records the tests seed by hand, whose journey the tab would otherwise not show (issue #21 item 10).
  */
 export async function asWrittenByWorker(type: "lead" | "deal", id: string | number, visitorId: string | number): Promise<void> {
-  await d1CrmVisitorStore(env.DB as D1Database).record([{ ref: { type, id: String(id) }, visitorId: String(visitorId) }], new Date());
+  await d1CrmVisitorStore(env.DB as D1Database, "default").record([{ ref: { type, id: String(id) }, visitorId: String(visitorId) }], new Date());
 }
 
 export const tokenIn = (html: string) => /data-token="([^"]+)"/.exec(html)?.[1] ?? "";

@@ -158,7 +158,7 @@ describe("attribution from CoMagic's call record", () => {
 
     await sandbox("/_sandbox/comagic/settings", { password: "sandbox-password" });
     const replay = await admin(`/dead-letters/${letter.id}/replay`, { method: "POST" });
-    expect(await replay.json()).toEqual({ status: "replayed", id: letter.id, jobType: "call.record" });
+    expect(await replay.json()).toEqual({ status: "replayed", id: letter.id, jobType: "call.record", portal: "default" });
     expect(await leadOf(phone.e164, (l) => l.UTM_SOURCE === "yandex", "the lead filled after the replay")).toMatchObject({ UTM_CAMPAIGN: "sofas_search" });
   });
 

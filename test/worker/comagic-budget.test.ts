@@ -37,7 +37,7 @@ async function reconcileLastHour(): Promise<void> {
 }
 
 async function storedDayBudget(): Promise<{ limit: number | null; remaining: number } | undefined> {
-  const row = await env.DB?.prepare("SELECT value FROM sync_state WHERE name = ?").bind("comagic_budget:data_api").first<{ value: string }>();
+  const row = await env.DB?.prepare("SELECT value FROM sync_state WHERE portal = 'default' AND name = ?").bind("comagic_budget:data_api").first<{ value: string }>();
   return row ? (JSON.parse(row.value) as { windows: { day?: { limit: number | null; remaining: number } } }).windows.day : undefined;
 }
 

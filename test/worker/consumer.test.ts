@@ -10,7 +10,7 @@ import { leadsWithPhone, sandbox, sandboxLeads, uniquePhone, uniqueSessionId } f
 
 function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
   const id = String(uniqueSessionId());
-  return leadJob(callEvent({ key: id, sessionId: id, receivedAt: new Date().toISOString(), phone: uniquePhone().e164, employee: "Ivan", ...overrides }), "test");
+  return leadJob("default", callEvent({ key: id, sessionId: id, receivedAt: new Date().toISOString(), phone: uniquePhone().e164, employee: "Ivan", ...overrides }), "test");
 }
 
 function batchOf(bodies: unknown[], attempts = 1, queue = "comagic-lead-jobs") {

@@ -104,7 +104,7 @@ describe("an enrichment CoMagic refuses for good", () => {
     await sandbox("/_sandbox/comagic/settings", { password: "sandbox-password" });
     const replay = await admin(`/dead-letters/${letter.id}/replay`, { method: "POST" });
     expect(replay.status).toBe(202);
-    expect(await replay.json()).toEqual({ status: "replayed", id: letter.id, jobType: "lead.enrich" });
+    expect(await replay.json()).toEqual({ status: "replayed", id: letter.id, jobType: "lead.enrich", portal: "default" });
     expect((await enrichedLead(visitor)).UF_CRM_CM_SESSIONS).toBe("1");
 
     const after = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { id: string }[] };

@@ -26,16 +26,26 @@ import {
  * …get_offline_messages_report.txt, …get_chat_messages_report.txt, …person__get_visitors.txt), served by the sandbox.
  */
 
-const state = () => d1FeedState(env.DB as D1Database);
+const state = () => d1FeedState(env.DB as D1Database, "default");
 const ago = (minutes: number) => comagicTime(new Date(Date.now() - minutes * 60_000));
 let chatId = 810_000 + Math.floor(Math.random() * 100_000);
 let visitor = 7_900_000 + Math.floor(Math.random() * 90_000);
 
-/** One cron run whose feed is due (the last read forgotten), as FEED_INTERVAL_MINUTES after the last one. */
-async function feedRun(): Promise<Record<string, unknown>> {
+/**
+ * One cron run whose feed is due (the last read forgotten), as FEED_INTERVAL_MINUTES after the last one: the cron
+ * queues the portal's tick, and the enrichment queue's consumer reads the feed.
+ */
+async function cronRun(): Promise<Awaited<ReturnType<ReturnType<typeof state>["get"]>>> {
   await state().put({ ...(await state().get()), lastRunAt: null });
   await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), env);
-  const after = await state().get();
+  return waitFor(async () => {
+    const after = await state().get();
+    return after.lastRunAt ? after : null;
+  }, "the portal's tick");
+}
+
+async function feedRun(): Promise<Record<string, unknown>> {
+  const after = await cronRun();
   expect(after.lastError).toBeNull();
   return after.lastReport ?? {};
 }
@@ -207,9 +217,7 @@ describe("the CoMagic feed", () => {
   it("keeps its cursor when a read fails, says why, and reads the same span again next time", async () => {
     const before = await state().get();
     await sandbox("/_sandbox/comagic/settings", { inRefused: [], dayRemaining: 0 });
-    await state().put({ ...before, lastRunAt: null });
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), env);
-    const failed = await state().get();
+    const failed = await cronRun();
     expect(failed.cursor).toBe(before.cursor);
     expect(failed.lastError).toContain("limit");
     // The operator sees it: when the feed last read, its cursor, what it found, and the error in words.

@@ -10,7 +10,7 @@ describe("GET /health", () => {
     expect(res.status).toBe(200);
     const answer = (await res.json()) as Record<string, unknown>;
     // The CoMagic feed's state: empty until its first read (another file's cron run may have made one).
-    expect(answer).toEqual({ status: "ok", crmMode: "classic", feed: expect.objectContaining({ lastError: null }), problems: [], warnings: [] });
+    expect(answer).toEqual({ status: "ok", portal: "default", crmMode: "classic", feed: expect.objectContaining({ lastError: null }), problems: [], warnings: [] });
     expect(JSON.stringify(answer)).not.toContain("test-token");
   });
 });

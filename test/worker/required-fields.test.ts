@@ -52,7 +52,7 @@ describe("lead fields a portal requires", () => {
   it("get REQUIRED_FIELD_DEFAULTS' values on every new lead, so adds pass the check", async () => {
     const phone = uniquePhone().e164;
     const key = String(Date.now());
-    const job = leadJob(callEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone }), "required");
+    const job = leadJob("default", callEvent({ key, sessionId: key, receivedAt: new Date().toISOString(), phone }), "required");
     const batch = createMessageBatch("comagic-lead-jobs", [{ id: "r0", timestamp: new Date(), attempts: 1, body: job }]);
     await handleLeadBatch(batch, consumerDeps({ rules: { dedupDays: 30, defaultRegion: "RU", requiredFieldDefaults: { UF_CRM_REGION: "Moscow" } } }));
     expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual(["r0"]);

@@ -2,6 +2,7 @@ import { BITRIX_RATE_LIMIT_PAUSE_MS } from "../domain/retry-policy";
 import * as z from "zod";
 import { BitrixError, classifyBitrixError } from "./errors";
 import { encodeBitrixQuery, neutralizeBatchReferences } from "./query-string";
+import { RequestBudgetError, type RequestBudget } from "./errors";
 
 export interface BitrixCommand {
   method: string;
@@ -33,6 +34,11 @@ export interface BitrixClientOptions {
    * once and the call repeated. Webhook calls carry their credentials in `baseUrl` and leave this out.
    */
   oauth?: { token(): Promise<string>; refresh(): Promise<string> };
+  /**
+   * The portal's request budget (bitrix/request-budget.ts): a permit before every HTTP request, a `batch` being one,
+   * and word back when Bitrix24 refused one anyway. Without it, requests go out as fast as they come.
+   */
+  budget?: RequestBudget;
 }
 
 const BATCH_MAX_COMMANDS = 50;
@@ -55,6 +61,7 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
   let requestCount = 0;
 
   async function requestOnce(method: string, params: Record<string, unknown>): Promise<unknown> {
+    await options.budget?.acquire();
     requestCount += 1;
     let response: Response;
     try {
@@ -82,7 +89,10 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
       throw classifyBitrixError("ERROR_UNEXPECTED_ANSWER", `${method} answered HTTP ${response.status} without JSON`, Math.max(response.status, 500));
     }
     const failure = errorEnvelope.safeParse(body);
-    if (failure.success) throw classifyBitrixError(failure.data.error, failure.data.error_description ?? "", response.status);
+    if (failure.success) {
+      if (failure.data.error === "QUERY_LIMIT_EXCEEDED") await options.budget?.refused();
+      throw classifyBitrixError(failure.data.error, failure.data.error_description ?? "", response.status);
+    }
     const success = successEnvelope.safeParse(body);
     if (!response.ok || !success.success) {
       throw classifyBitrixError("ERROR_UNEXPECTED_ANSWER", `${method} answered HTTP ${response.status} with an unknown envelope`, 500);
@@ -107,7 +117,9 @@ export function createBitrixClient(options: BitrixClientOptions): BitrixClient {
       try {
         return await authorized(method, params);
       } catch (error) {
-        const repeatable = error instanceof BitrixError && error.transient && (error.code === "QUERY_LIMIT_EXCEEDED" || (readOnly && error.retryAfterSeconds === 0));
+        // The budget's own refusal already waited as long as a request may: the queue retries it, not this loop.
+        const repeatable =
+          error instanceof BitrixError && !(error instanceof RequestBudgetError) && error.transient && (error.code === "QUERY_LIMIT_EXCEEDED" || (readOnly && error.retryAfterSeconds === 0));
         if (!repeatable || attempt >= maxTries) throw error;
         await sleep(BITRIX_RATE_LIMIT_PAUSE_MS * attempt);
       }

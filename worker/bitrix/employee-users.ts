@@ -1,6 +1,6 @@
 import * as z from "zod";
 import type { CoMagicRpcClient } from "../comagic/data-api";
-import { kvJson } from "../storage/kv-json";
+import { type KvCache, kvJson } from "../storage/kv-json";
 import type { BitrixClient } from "./client";
 
 /*
@@ -15,7 +15,7 @@ const employeeRows = z.array(z.object({ id: z.union([z.number(), z.string()]).tr
 const userRows = z.array(z.object({ ID: z.union([z.number(), z.string()]).transform(String), EMAIL: z.string().nullish() }).loose());
 const cached = z.object({ userId: z.string().nullable() });
 
-export async function usersByEmployeeEmail(employeeIds: readonly string[], deps: { dataApi: CoMagicRpcClient; bitrix: BitrixClient; kv: KVNamespace | null }): Promise<Map<string, string>> {
+export async function usersByEmployeeEmail(employeeIds: readonly string[], deps: { dataApi: CoMagicRpcClient; bitrix: BitrixClient; kv: KvCache | null }): Promise<Map<string, string>> {
   const cache = deps.kv ? kvJson(deps.kv, cached) : null;
   const found = new Map<string, string>();
   for (const employeeId of new Set(employeeIds)) {

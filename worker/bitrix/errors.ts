@@ -62,3 +62,22 @@ export function classifyBitrixError(code: string, description: string, httpStatu
   }
   return new BitrixError(code || "ERROR", message, false, "no");
 }
+
+/** A portal's Bitrix24 request budget (bitrix/request-budget.ts), as the client uses it. Here, apart from its Durable Object adapter, so the client needs no Workers types. */
+export interface RequestBudget {
+  /** Resolves when `n` HTTP requests (default 1; a `batch` is one) may be sent; rejects with RequestBudgetError. */
+  acquire(n?: number): Promise<void>;
+  /** Bitrix24 answered QUERY_LIMIT_EXCEEDED all the same. */
+  refused(): Promise<void>;
+}
+
+/**
+ * No permit within the wait cap. Its code is Bitrix24's own (the portal is busy, retry later) so that consumers treat
+ * it like the real refusal; it is a class of its own so that the client does not repeat it in place.
+ */
+export class RequestBudgetError extends BitrixError {
+  constructor(portal: string, waitedMs: number, retryAfterSeconds: number) {
+    super("QUERY_LIMIT_EXCEEDED", `Bitrix24 request budget of portal ${portal}: no permit after ${waitedMs} ms of waiting`, true, "no", retryAfterSeconds);
+    this.name = "RequestBudgetError";
+  }
+}

@@ -13,7 +13,7 @@ import {
 } from "../domain/comagic-budget";
 import { COMAGIC_LIMIT_WAIT_IN_PLACE_SECONDS, COMAGIC_READ_PAUSE_MS, COMAGIC_READ_TRIES } from "../domain/retry-policy";
 import type { BudgetStore } from "../storage/comagic-budget";
-import { kvJson } from "../storage/kv-json";
+import { type KvCache, kvJson } from "../storage/kv-json";
 
 /** A failed Data API or Call API call, classified by CoMagic's `mnemonic` (its code is not unique). */
 export class CoMagicError extends Error {
@@ -324,6 +324,6 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
 }
 
 /** A TokenStore on Workers KV. */
-export function kvTokenStore(kv: KVNamespace): TokenStore {
+export function kvTokenStore(kv: KvCache): TokenStore {
   return kvJson(kv, z.object({ accessToken: z.string(), expireAt: z.number() }));
 }

@@ -4,7 +4,7 @@ import type { BitrixClient } from "../bitrix/client";
 import type { CreditedEntity } from "../domain/attribution-credits";
 import { LEAD_FIELD } from "../domain/lead-plan";
 import type { AttributionStore } from "../storage/attribution-store";
-import type { EnrichJob } from "./schema";
+import { enrichJob } from "./schema";
 import { sendInBatches } from "./send-in-batches";
 
 /*
@@ -28,7 +28,7 @@ export interface BackfillStep {
 
 export async function backfillStep(
   request: { entity: CreditedEntity; from: string },
-  deps: { bitrix: BitrixClient; store: AttributionStore; enrichQueue: Queue<unknown>; requestId: string },
+  deps: { bitrix: BitrixClient; store: AttributionStore; enrichQueue: Queue<unknown>; requestId: string; portal: string },
 ): Promise<BackfillStep> {
   const stateKey = `backfill:${request.entity}:${request.from}`;
   const after = (await deps.store.getState(stateKey)) ?? "0";
@@ -39,9 +39,9 @@ export async function backfillStep(
   );
   const answers = await batch.send(deps.bitrix, { readOnly: true });
   const found = pages.flatMap((page) => answers.required(page));
-  const jobs: EnrichJob[] = found.flatMap((row) => {
+  const jobs = found.flatMap((row) => {
     const visitorId = row[LEAD_FIELD.visitorId];
-    return visitorId ? [{ type: "lead.enrich" as const, v: 1 as const, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId), newContact: false }] : [];
+    return visitorId ? [enrichJob({ portal: deps.portal, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId) })] : [];
   });
   await sendInBatches(
     deps.enrichQueue,

@@ -8,7 +8,7 @@ import { callRecordUpdate, type CallRecord } from "../domain/call-record";
 import { ledgerRef, type CrmEntityRef } from "../domain/crm-entity";
 import { errorMessage } from "../log";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
-import { callRecordJobSchema, type CallRecordJob, type FollowUpSender } from "./schema";
+import { callRecordJobSchema, callTelephonyJob, enrichJob, type CallRecordJob, type FollowUpSender } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 /*
@@ -47,7 +47,8 @@ const timelineKey = (sessionId: string) => `record:${sessionId}`;
 /** A visitor the notification named is being enriched already; one only the record names is enriched now. */
 async function enrichNewVisitor(job: CallRecordJob, visitorId: string | null, deps: CallRecordDeps): Promise<void> {
   if (!visitorId || visitorId === job.visitorId || !deps.followUps) return;
-  await deps.followUps.send([{ type: "lead.enrich", v: 1, requestId: job.requestId, leadId: job.leadId, entity: job.entity, visitorId, newContact: job.newContact }]).catch((error: unknown) => {
+  const enrich = enrichJob({ portal: job.portal, requestId: job.requestId, leadId: job.leadId, entity: job.entity, visitorId, newContact: job.newContact });
+  await deps.followUps.send([enrich]).catch((error: unknown) => {
     deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: 1 });
   });
 }
@@ -68,9 +69,8 @@ async function registerOutboundCalls(found: Found[], deps: CallRecordDeps): Prom
       message.ack();
       continue;
     }
-    const telephony = {
-      type: "call.telephony" as const,
-      v: 1 as const,
+    const telephony = callTelephonyJob({
+      portal: job.portal,
       requestId: job.requestId,
       key: `click-to-call-${job.sessionId}`,
       crmEntity: outbound.crmEntity,
@@ -81,7 +81,7 @@ async function registerOutboundCalls(found: Found[], deps: CallRecordDeps): Prom
       lost: record.lost ?? false,
       recordingUrl: record.recordingUrl,
       outbound: true,
-    };
+    });
     try {
       await deps.followUps.send([telephony]);
       message.ack();

@@ -13,7 +13,7 @@ import { planBatch, planRound, type WaitReason } from "../domain/batch-plan";
 import { errorMessage } from "../log";
 import type { CrmVisitorStore } from "../storage/crm-visitors";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
-import { leadJobSchema, type CallTelephonyJob, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
+import { callRecordJob, callTelephonyJob, enrichJob, leadJobSchema, type CallTelephonyJob, type FollowUpJob, type FollowUpSender, type LeadJob } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
 
 export { MAX_DELIVERY_ATTEMPTS } from "../domain/retry-policy";
@@ -110,9 +110,8 @@ function telephonyJob(job: LeadJob, outcome: Written, rules: PlanRules): CallTel
   if (event.kind !== "call" || !event.phone || !crmEntity) return null;
   const userId = rules.responsible ? responsibleUserId(event, rules.responsible) : null;
   const talkSeconds = event.call?.talkSeconds ?? 0;
-  return {
-    type: "call.telephony",
-    v: 1,
+  return callTelephonyJob({
+    portal: job.portal,
     requestId: job.requestId,
     key: event.key,
     crmEntity,
@@ -123,8 +122,7 @@ function telephonyJob(job: LeadJob, outcome: Written, rules: PlanRules): CallTel
     talkSeconds,
     lost: event.call?.lost ?? false,
     recordingUrl: event.recordingUrl,
-    outbound: false,
-  };
+  });
 }
 
 /**
@@ -142,34 +140,36 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
   const id = outcome.target.id;
   const newContact = outcome.action === "created" && outcome.contactCreated === true;
   if (event.visitorId && mayCredit(event, plan) && (await mayEnrich(event, deps)))
-    jobs.push({
-      type: "lead.enrich",
-      v: 1,
-      requestId: job.requestId,
-      leadId: id,
-      entity,
-      visitorId: event.visitorId,
-      newContact,
-      ...(outcome.action === "created" && event.occurredAt ? { convertedAt: event.occurredAt } : {}),
-    });
+    jobs.push(
+      enrichJob({
+        portal: job.portal,
+        requestId: job.requestId,
+        leadId: id,
+        entity,
+        visitorId: event.visitorId,
+        newContact,
+        ...(outcome.action === "created" && event.occurredAt ? { convertedAt: event.occurredAt } : {}),
+      }),
+    );
   // A call the feed read from the calls report carries its record already (UTMs, visitor, recording, who answered).
   if (event.kind === "call" && !event.fromReport) {
     const employeeKnown = Boolean(event.employeeId && rules.responsible?.userOfEmployee[event.employeeId]);
-    jobs.push({
-      type: "call.record",
-      v: 1,
-      requestId: job.requestId,
-      leadId: id,
-      entity,
-      sessionId: event.sessionId,
-      calledAt: event.occurredAt ?? event.receivedAt,
-      visitorId: event.visitorId,
-      recordingUrl: event.recordingUrl,
-      created: outcome.action === "created",
-      newContact,
-      employeeKnown,
-      telephony,
-    });
+    jobs.push(
+      callRecordJob({
+        portal: job.portal,
+        requestId: job.requestId,
+        leadId: id,
+        entity,
+        sessionId: event.sessionId,
+        calledAt: event.occurredAt ?? event.receivedAt,
+        visitorId: event.visitorId,
+        recordingUrl: event.recordingUrl,
+        created: outcome.action === "created",
+        newContact,
+        employeeKnown,
+        telephony,
+      }),
+    );
   }
   return jobs;
 }
@@ -313,7 +313,7 @@ async function roundRules(events: readonly LeadEvent[], deps: ConsumerDeps, mode
  * events about the same person or session one after another. Never throws: every message is acked,
  * retried with backoff, or dead-lettered with its reason.
  */
-export async function handleLeadBatch(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
+export async function handleLeadBatch(batch: Pick<MessageBatch<unknown>, "messages">, deps: ConsumerDeps): Promise<void> {
   const jobs: Job[] = readJobs(batch.messages, leadJobSchema, deps.log);
 
   // Events the ledger knows were applied need no Bitrix24 lookup at all.

@@ -37,6 +37,8 @@ export interface FeedReport {
 }
 
 export interface FeedDeps {
+  /** The portal whose CoMagic account this is: the lead jobs the feed queues name it. */
+  portal: string;
   dataApi: CoMagicRpcClient;
   store: Pick<CrmStore, "findAppliedKeys">;
   ledger: AppliedEvents | null;
@@ -153,7 +155,7 @@ export async function queueRows(rows: { calls?: readonly Read[]; chats?: readonl
   const requestId = `feed-${deps.now().toISOString()}`;
   await sendInBatches(
     deps.leadJobs,
-    missing.map((event) => ({ body: leadJob(event, requestId), contentType: "json" as const })),
+    missing.map((event) => ({ body: leadJob(deps.portal, event, requestId), contentType: "json" as const })),
   );
   return {
     counts: { targeted: events.length + applied, alreadyInBitrix: events.length - missing.length + applied, enqueued: missing.length, ignored },

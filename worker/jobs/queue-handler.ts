@@ -1,19 +1,30 @@
+/*
+ * The `queue()` entry for every queue the worker consumes. A batch of a shared queue mixes portals and arrives at
+ * least once in no order (cloudflare/FACTS.md §8), so the lead and enrichment queues' messages are grouped by the
+ * portal their job names, and each group runs with that portal's settings and stores; a portal that is broken or
+ * gone holds up only its own messages. Dead letters are the deployment's.
+ */
 import type { BitrixClient } from "../bitrix/client";
 import { usersByEmployeeEmail } from "../bitrix/employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/portal";
-import { appSettings, comagicAuth, readConfig, type Config } from "../config";
+import { appSettings, comagicAuth, deploymentSettings, type Config, type DeploymentSettings } from "../config";
+import { DEFAULT_PORTAL, portalKeySchema } from "../domain/portal-key";
+import { configFor } from "../portal-config";
 import { followUpDelaySeconds, MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { kvTelephonyStatus } from "../storage/telephony-status";
-import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
+import { deadLetterStore } from "../storage/d1";
+import { bitrixClientFor, cacheFor, dataApiClientFor, storesFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
 import { handleFetchJobs } from "./comagic-fetch";
+import { handlePortalTicks } from "./portal-tick";
+import { withWriteLease } from "./write-lease";
 import { feedDepsFor } from "./scheduled";
 import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
@@ -22,7 +33,7 @@ import type { DeadLetterSender, FollowUpSender } from "./schema";
 import type { SettleDeps } from "./settle";
 
 /** Which handler a queue feeds, by the names LEAD_QUEUE_NAME, ENRICH_QUEUE_NAME and DEAD_LETTER_QUEUE_NAME give. */
-function kindOf(queue: string, config: Config): "dead-letters" | "enrich" | "leads" | null {
+function kindOf(queue: string, config: DeploymentSettings): "dead-letters" | "enrich" | "leads" | null {
   if (queue === config.DEAD_LETTER_QUEUE_NAME) return "dead-letters";
   if (queue === config.ENRICH_QUEUE_NAME) return "enrich";
   if (queue === config.LEAD_QUEUE_NAME) return "leads";
@@ -60,7 +71,7 @@ function webhookUserId(config: Config): string {
 /** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook. */
 async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
   const app = appSettings(config);
-  const { portals } = storesFor(env);
+  const { portals } = storesFor(env, config.portal);
   const portal = app && portals ? await portals.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
   const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
   if (app && portal && portals) clients.push({ name: "app", client: appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }) });
@@ -72,7 +83,7 @@ async function telephonyClients(env: Env, config: Config, webhook: BitrixClient)
 function employeeUsersFor(env: Env, config: Config, bitrix: BitrixClient): ((ids: string[]) => Promise<Map<string, string>>) | null {
   // The responsible of a lead being made: lead work, so it may spend the points kept for the feed.
   const dataApi = config.COMAGIC_MATCH_BY_EMAIL ? dataApiClientFor(config, env, "feed") : null;
-  return dataApi ? (ids) => usersByEmployeeEmail(ids, { dataApi, bitrix, kv: env.COMAGIC_CACHE ?? null }) : null;
+  return dataApi ? (ids) => usersByEmployeeEmail(ids, { dataApi, bitrix, kv: cacheFor(env, config.portal) }) : null;
 }
 
 /** A CoMagic employee's Bitrix24 user: COMAGIC_EMPLOYEES first, then (when allowed) the same email. */
@@ -91,37 +102,46 @@ function commonDeps(env: Env, log: Logger, ownQueue?: Queue) {
   return { deadLetters: env.DEAD_LETTERS as DeadLetterSender, log, now: () => new Date(), random: Math.random, resend: resenderFor(ownQueue) };
 }
 
-async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, log: Logger): Promise<void> {
-  const kind = kindOf(batch.queue, config);
-  if (kind === null) {
-    // A queue wired to the worker under a name no setting gives: keep every message until a person fixes it.
-    log.error("queue.misconfigured", { problems: [{ setting: "LEAD_QUEUE_NAME", problem: `no *_QUEUE_NAME setting names the queue ${batch.queue}` }] });
-    batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
-    return;
-  }
-  const stores = storesFor(env);
-  if (kind === "dead-letters") {
-    if (!stores.deadLetters) {
-      log.error("dead_letter.unrecorded", { reason: "no DB binding", count: batch.messages.length });
-      batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
-      return;
-    }
-    await handleDeadLetters(batch, { store: stores.deadLetters, log });
-    return;
-  }
-  const bitrix = bitrixClientFor(config);
+/** One portal's messages of a batch, as the handlers take a batch. */
+type PortalBatch = Pick<MessageBatch<unknown>, "queue" | "messages" | "ackAll" | "retryAll">;
+
+function portalBatch(queue: string, messages: readonly Message<unknown>[]): PortalBatch {
+  return {
+    queue,
+    messages,
+    ackAll: () => {
+      for (const m of messages) m.ack();
+    },
+    retryAll: (options) => {
+      for (const m of messages) m.retry(options);
+    },
+  };
+}
+
+/** The portal a message's job names; a job from before portals names none and is the default portal's. */
+function portalOf(message: Message<unknown>): string {
+  const named = (message.body as { portal?: unknown } | null)?.portal;
+  return portalKeySchema.safeParse(named).data ?? DEFAULT_PORTAL;
+}
+
+async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger, kind: "enrich" | "leads"): Promise<void> {
+  const stores = storesFor(env, config.portal);
+  const bitrix = bitrixClientFor(config, env);
   const { ledger } = stores;
   const followUps = followUpSender(env, config);
+  const cache = cacheFor(env, config.portal);
   if (kind === "enrich") {
     const typeOf = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type;
+    const ticks = batch.messages.filter((m) => typeOf(m) === "portal.tick");
+    if (ticks.length) await handlePortalTicks(ticks, { env, config, log });
     const telephony = batch.messages.filter((m) => typeOf(m) === "call.telephony");
-    const rest = batch.messages.filter((m) => typeOf(m) !== "call.telephony");
+    const rest = batch.messages.filter((m) => typeOf(m) !== "call.telephony" && typeOf(m) !== "portal.tick");
     if (telephony.length) {
       await handleTelephonyJobs(telephony, {
         ...commonDeps(env, log),
         clients: await telephonyClients(env, config, bitrix),
         ledger,
-        status: env.COMAGIC_CACHE ? kvTelephonyStatus(env.COMAGIC_CACHE) : null,
+        status: cache ? kvTelephonyStatus(cache) : null,
         fallbackUserId: config.DEFAULT_RESPONSIBLE_ID ?? webhookUserId(config),
         queue: batch.queue,
       });
@@ -179,17 +199,55 @@ async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, l
   log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount });
 }
 
+/** One portal's group: its settings, then its work; a failure retries this group only. */
+async function consumePortal(batch: PortalBatch, env: Env, portal: string, kind: "enrich" | "leads", log: Logger): Promise<void> {
+  try {
+    const result = await configFor(env, portal);
+    if (!result) {
+      // The portal was removed (uninstalled): its data is gone, and so is the work about it.
+      log.warn("queue.portal_unknown", { count: batch.messages.length });
+      batch.ackAll();
+      return;
+    }
+    if (!result.ok) {
+      log.error("queue.misconfigured", { problems: result.problems });
+      batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
+      return;
+    }
+    if (kind === "leads") await withWriteLease(env, portal, batch, env.LEAD_JOBS, log, () => consume(batch, env, result.config, log, kind));
+    else await consume(batch, env, result.config, log, kind);
+  } catch (error) {
+    log.error("queue.batch_failed", { error: errorMessage(error) });
+    const attempts = Math.max(...batch.messages.map((m) => m.attempts));
+    batch.retryAll({ delaySeconds: retryDelaySeconds(attempts, Math.random()) });
+  }
+}
+
 /** The `queue()` entry for every queue the worker consumes. Never throws. */
 export async function consumeQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const log = createLogger({ queue: batch.queue, batchSize: batch.messages.length });
   try {
-    const configResult = readConfig(env);
-    if (!configResult.ok) {
-      log.error("queue.misconfigured", { problems: configResult.problems });
+    const kind = kindOf(batch.queue, deploymentSettings(env));
+    if (kind === null) {
+      // A queue wired to the worker under a name no setting gives: keep every message until a person fixes it.
+      log.error("queue.misconfigured", { problems: [{ setting: "LEAD_QUEUE_NAME", problem: `no *_QUEUE_NAME setting names the queue ${batch.queue}` }] });
       batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
       return;
     }
-    await consume(batch, env, configResult.config, log);
+    if (kind === "dead-letters") {
+      const store = env.DB ? deadLetterStore(env.DB) : null;
+      if (!store) {
+        log.error("dead_letter.unrecorded", { reason: "no DB binding", count: batch.messages.length });
+        batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
+        return;
+      }
+      await handleDeadLetters(batch, { store, log });
+      return;
+    }
+    const groups = new Map<string, Message<unknown>[]>();
+    for (const m of batch.messages) groups.set(portalOf(m), [...(groups.get(portalOf(m)) ?? []), m]);
+    // One portal after another: each portal's writes stay serial within the batch, as its Bitrix24 budget wants.
+    for (const [portal, messages] of groups) await consumePortal(portalBatch(batch.queue, messages), env, portal, kind, log.child({ portal }));
   } catch (error) {
     log.error("queue.batch_failed", { error: errorMessage(error) });
     const attempts = Math.max(...batch.messages.map((m) => m.attempts));

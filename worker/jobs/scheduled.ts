@@ -1,21 +1,31 @@
+/**
+ * The Cron Trigger and what it starts. The cron itself only purges what D1 keeps no longer (the deployment's) and
+ * sends one `portal.tick` per portal (cloudflare/FACTS.md §6: a cron doing every portal's I/O would hit its 30 s
+ * of CPU and 6 open connections by a few dozen portals); each tick runs on the enrichment queue: that portal's
+ * CoMagic feed when due, then its report's sync.
+ */
 import { createCrmStore } from "../bitrix/crm-store";
 import { feedOverlapMinutes, readConfig, type Config } from "../config";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
+import { portalKeys } from "../portal-config";
 import { purgeExpired } from "../storage/retention";
 import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { d1FeedState } from "../storage/feed-state";
 import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
 import { syncReportData } from "./report-sync";
+import { portalTickJob } from "./schema";
+import { sendInBatches } from "./send-in-batches";
 
 /** The feed's adapters from Env; null when the Data API is not configured. */
 export function feedDepsFor(env: Env, config: Config, log: Logger): FeedDeps | null {
   const dataApi = dataApiClientFor(config, env, "feed");
   if (!dataApi) return null;
   return {
+    portal: config.portal,
     dataApi,
-    store: createCrmStore(bitrixClientFor(config)),
-    ledger: storesFor(env).ledger,
+    store: createCrmStore(bitrixClientFor(config, env)),
+    ledger: storesFor(env, config.portal).ledger,
     leadJobs: env.LEAD_JOBS,
     log,
     now: () => new Date(),
@@ -36,45 +46,65 @@ export async function reconcileWindow(window: { from: Date; to: Date }, env: Env
   return report;
 }
 
-/** The cron's feed read, when FEED_INTERVAL_MINUTES have passed since the last one. */
+/** The feed read, when FEED_INTERVAL_MINUTES have passed since the portal's last one. */
 async function readFeedIfDue(env: Env, config: Config, log: Logger, now: Date): Promise<void> {
   const deps = feedDepsFor(env, config, log);
   if (!deps || !env.DB) {
     log.info("feed.skipped", { reason: deps ? "no DB binding for the cursor" : "no CoMagic Data API credentials" });
     return;
   }
-  await runFeed({ ...deps, now: () => now, state: d1FeedState(env.DB), feed: { intervalMinutes: config.FEED_INTERVAL_MINUTES, overlapMinutes: feedOverlapMinutes(config) } });
+  await runFeed({
+    ...deps,
+    now: () => now,
+    state: d1FeedState(env.DB, config.portal),
+    feed: { intervalMinutes: config.FEED_INTERVAL_MINUTES, overlapMinutes: feedOverlapMinutes(config) },
+  });
 }
 
-/** The Cron Trigger: the CoMagic feed when due, then purge what D1 keeps no longer and sync the report. Never throws. */
+/** One portal's tick: its feed when due, then its report's sync. Throws when the feed read failed (the queue retries). */
+export async function runPortalTick(env: Env, config: Config, log: Logger, at: Date): Promise<void> {
+  try {
+    await readFeedIfDue(env, config, log, at);
+  } finally {
+    const { attribution } = storesFor(env, config.portal);
+    if (attribution) {
+      await syncReportData({
+        bitrix: bitrixClientFor(config, env),
+        // The cost import can wait for the next day's points.
+        dataApi: dataApiClientFor(config, env, "deferrable"),
+        store: attribution,
+        siteIds: config.COMAGIC_SITE_IDS,
+        timeZone: config.COMAGIC_TIMEZONE,
+        now: () => at,
+        log,
+        maxPages: config.REPORT_SYNC_MAX_PAGES,
+      });
+    }
+  }
+}
+
+/** The Cron Trigger: purges what D1 keeps no longer, then queues each portal's tick. Never throws. */
 export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
   const log = createLogger({ cron: controller.cron });
+  const at = new Date(controller.scheduledTime);
   try {
-    const result = readConfig(env);
-    if (!result.ok) {
-      log.error("reconcile.misconfigured", { problems: result.problems });
+    const deployment = readConfig(env);
+    if (env.DB) {
+      // Retention is the deployment's: dead letters of every portal go after DEAD_LETTER_RETENTION_DAYS.
+      const days = deployment.ok ? deployment.config.DEAD_LETTER_RETENTION_DAYS : 30;
+      log.info("retention.purged", await purgeExpired(env.DB, at, days));
+    }
+    const portals = await portalKeys(env);
+    const queue = env.ENRICH_JOBS;
+    if (!queue) {
+      log.warn("scheduled.skipped", { reason: "no ENRICH_JOBS binding: the feed and the report's sync do not run", portals: portals.length });
       return;
     }
-    const to = new Date(controller.scheduledTime);
-    try {
-      await readFeedIfDue(env, result.config, log, to);
-    } finally {
-      const { attribution } = storesFor(env);
-      if (env.DB && attribution) {
-        log.info("retention.purged", await purgeExpired(env.DB, to, result.config.DEAD_LETTER_RETENTION_DAYS));
-        await syncReportData({
-          bitrix: bitrixClientFor(result.config),
-          // The cost import can wait for the next day's points.
-          dataApi: dataApiClientFor(result.config, env, "deferrable"),
-          store: attribution,
-          siteIds: result.config.COMAGIC_SITE_IDS,
-          timeZone: result.config.COMAGIC_TIMEZONE,
-          now: () => to,
-          log,
-          maxPages: result.config.REPORT_SYNC_MAX_PAGES,
-        });
-      }
-    }
+    await sendInBatches(
+      queue,
+      portals.map((portal) => ({ body: portalTickJob(portal, at), contentType: "json" as const })),
+    );
+    log.info("scheduled.fanned_out", { portals: portals.length });
   } catch (error) {
     log.error("scheduled.failed", { error: errorMessage(error) });
   }

@@ -1,17 +1,30 @@
+/*
+ * Every queue message the worker sends, with its schema and the one function that builds it. A message may come
+ * from an older deploy (a queue keeps it for days), so each schema reads those too: a job without `portal` was sent
+ * before portals and is the default portal's.
+ */
 import * as z from "zod";
 import { leadEventSchema } from "../domain/lead-event";
+import { jobPortal } from "../domain/portal-key";
 
-/** A lead to write. Versioned: a message may have been sent by an older deploy. */
+/** The envelope's version: every builder below stamps it, and only they do. */
+const V = 1 as const;
+
+/** What a builder takes: the job's own fields, the portal and request id, never the envelope. */
+type Fields<S extends z.ZodType> = Omit<z.input<S>, "type" | "v" | "portal"> & { portal: string };
+
+/** A lead to write. */
 export const leadJobSchema = z.object({
   type: z.literal("lead.ingest"),
-  v: z.literal(1),
+  v: z.literal(V),
+  portal: jobPortal,
   requestId: z.string().max(200),
   event: leadEventSchema,
 });
 export type LeadJob = z.infer<typeof leadJobSchema>;
 
-/** The one way to put an event on the lead queue: the envelope's version lives here only. */
-export const leadJob = (event: LeadJob["event"], requestId: string): LeadJob => ({ type: "lead.ingest", v: 1, requestId, event });
+/** The one way to put an event on the lead queue. */
+export const leadJob = (portal: string, event: LeadJob["event"], requestId: string): LeadJob => ({ type: "lead.ingest", v: V, portal, requestId, event });
 
 /** Which entity a follow-up job writes to: a lead, or (portals without leads, repeat clients) a deal. Older messages name none: a lead. */
 const writtenEntity = z.enum(["lead", "deal"]).default("lead");
@@ -19,7 +32,8 @@ const writtenEntity = z.enum(["lead", "deal"]).default("lead");
 /** Fill a lead's (or deal's) CoMagic fields and cache its visitor's touchpoints. */
 export const enrichJobSchema = z.object({
   type: z.literal("lead.enrich"),
-  v: z.literal(1),
+  v: z.literal(V),
+  portal: jobPortal,
   requestId: z.string().max(200),
   leadId: z.string().regex(/^\d+$/),
   entity: writtenEntity,
@@ -40,7 +54,8 @@ export type EnrichJob = z.infer<typeof enrichJobSchema>;
  */
 export const callTelephonyJobSchema = z.object({
   type: z.literal("call.telephony"),
-  v: z.literal(1),
+  v: z.literal(V),
+  portal: jobPortal,
   requestId: z.string().max(200),
   /** The event key: EXTERNAL_CALL_ID, so a re-register after a lost answer returns the same call. */
   key: z.string().min(1).max(120),
@@ -64,7 +79,8 @@ export type CallTelephonyJob = z.infer<typeof callTelephonyJobSchema>;
  */
 export const callRecordJobSchema = z.object({
   type: z.literal("call.record"),
-  v: z.literal(1),
+  v: z.literal(V),
+  portal: jobPortal,
   requestId: z.string().max(200),
   leadId: z.string().regex(/^\d+$/),
   sessionId: z.string().min(1).max(100),
@@ -109,7 +125,8 @@ export interface FollowUpSender {
  */
 export const comagicFetchJobSchema = z.object({
   type: z.literal("comagic.fetch"),
-  v: z.literal(1),
+  v: z.literal(V),
+  portal: jobPortal,
   requestId: z.string().max(200),
   kind: z.enum(["chat", "request"]),
   field: z.enum(["id", "communication_id"]),
@@ -120,9 +137,10 @@ export const comagicFetchJobSchema = z.object({
 export type ComagicFetchJob = z.infer<typeof comagicFetchJobSchema>;
 
 /** The one way to ask for a notified chat or request to be read. */
-export const comagicFetchJob = (ask: Pick<ComagicFetchJob, "kind" | "field" | "id">, requestId: string, notifiedAt: Date): ComagicFetchJob => ({
+export const comagicFetchJob = (portal: string, ask: Pick<ComagicFetchJob, "kind" | "field" | "id">, requestId: string, notifiedAt: Date): ComagicFetchJob => ({
   type: "comagic.fetch",
-  v: 1,
+  v: V,
+  portal,
   requestId,
   kind: ask.kind,
   field: ask.field,
@@ -130,8 +148,33 @@ export const comagicFetchJob = (ask: Pick<ComagicFetchJob, "kind" | "field" | "i
   notifiedAt: notifiedAt.toISOString(),
 });
 
+/**
+ * One portal's share of a Cron Trigger run (the CoMagic feed when due, the report's sync): the cron sends one per
+ * portal, so each runs within its own points, Bitrix24 budget and retries, and a slow portal holds up no other.
+ */
+export const portalTickJobSchema = z.object({
+  type: z.literal("portal.tick"),
+  v: z.literal(V),
+  portal: jobPortal,
+  requestId: z.string().max(200),
+  /** The cron run's scheduled time: the feed reads up to it. */
+  scheduledAt: z.iso.datetime(),
+});
+export type PortalTickJob = z.infer<typeof portalTickJobSchema>;
+export const portalTickJob = (portal: string, scheduledAt: Date): PortalTickJob => ({
+  type: "portal.tick",
+  v: V,
+  portal,
+  requestId: `cron-${scheduledAt.toISOString()}`,
+  scheduledAt: scheduledAt.toISOString(),
+});
+
+export const enrichJob = (fields: Fields<typeof enrichJobSchema>): z.input<typeof enrichJobSchema> => ({ type: "lead.enrich", v: V, ...fields });
+export const callRecordJob = (fields: Fields<typeof callRecordJobSchema>): z.input<typeof callRecordJobSchema> => ({ type: "call.record", v: V, ...fields });
+export const callTelephonyJob = (fields: Fields<typeof callTelephonyJobSchema>): CallTelephonyJob => ({ type: "call.telephony", v: V, outbound: false, ...fields });
+
 export const followUpJobSchema = z.discriminatedUnion("type", [enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);
-export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema, comagicFetchJobSchema]);
+export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema, comagicFetchJobSchema, portalTickJobSchema]);
 export type Job = z.infer<typeof jobSchema>;
 export type QueueMessageBody = Job;
 

@@ -16,7 +16,7 @@ import { signTabToken, verifyTabToken } from "../bitrix/tab-token";
 import { appSettings, callCountries, comagicAuth, requireConfig } from "../config";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import { AppError } from "../errors";
-import type { FollowUpJob } from "../jobs/schema";
+import { callRecordJob } from "../jobs/schema";
 import { errorMessage } from "../log";
 import { callApiClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { limitBody } from "./body-limit";
@@ -72,7 +72,8 @@ export function appContext(c: Context<AppEnv>) {
   const config = requireConfig(c.env);
   const app = appSettings(config);
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
-  const { portals, attribution, callGuard, journeys, visitors, crmModeCache } = storesFor(c.env);
+  // The app serves the default portal (env's BITRIX_WEBHOOK_URL) for now; stored portals reach it in issue #24.
+  const { portals, attribution, callGuard, journeys, visitors, crmModeCache } = storesFor(c.env, config.portal);
   if (!c.env.COMAGIC_CACHE || !portals || !attribution || !callGuard || !journeys || !visitors) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
   /** The app acting on the installed portal with its stored tokens. */
@@ -306,9 +307,8 @@ bitrixAppRoute.post("/call", async (c) => {
   log.info("call.started", { ...audit, callSessionId: outcome.callSessionId, timelineRecorded: outcome.timelineRecorded });
   // Once CoMagic's report has the call (its duration and recording), it becomes an outbound Bitrix24 call.
   if (c.env.ENRICH_JOBS && outcome.telephonyEntity && comagicAuth(config)) {
-    const job: FollowUpJob = {
-      type: "call.record",
-      v: 1,
+    const job = callRecordJob({
+      portal: config.portal,
       requestId: c.get("requestId"),
       leadId: claims.leadId,
       sessionId: outcome.callSessionId,
@@ -316,7 +316,7 @@ bitrixAppRoute.post("/call", async (c) => {
       visitorId: null,
       recordingUrl: null,
       outbound: { crmEntity: outcome.telephonyEntity, userId: claims.userId, phone: outcome.phone },
-    };
+    });
     await c.env.ENRICH_JOBS.send(job, { contentType: "json", delaySeconds: config.ENRICH_DELAY_SECONDS }).catch((error: unknown) =>
       log.warn("telephony.enqueue_failed", { ...audit, error: errorMessage(error) }),
     );

@@ -4,7 +4,9 @@ import { limitBody } from "./body-limit";
 import { verifyWebhook } from "../comagic/webhook-auth";
 import { parseNotificationJson } from "../comagic/notification-body";
 import { parseNotification } from "../comagic/notification-schema";
-import { comagicAuth, requireConfig } from "../config";
+import { comagicAuth } from "../config";
+import { DEFAULT_PORTAL, portalKeySchema } from "../domain/portal-key";
+import { requirePortalConfig } from "../portal-config";
 import { classifySession } from "../domain/comagic-session";
 import { maskPhone } from "../domain/phone";
 import { AppError } from "../errors";
@@ -25,9 +27,15 @@ function parseJson(raw: ArrayBuffer): unknown {
   return body;
 }
 
-export const comagicWebhookRoute = new Hono<AppEnv>().post("/", limitBody(WEBHOOK_MAX_BYTES), async (c) => {
-  const config = requireConfig(c.env);
-  const log = c.get("log");
+/**
+ * `/webhooks/comagic` (the default portal) and `/webhooks/comagic/<portal key>`: each portal checks its own token
+ * or signature, so a token of one portal is refused on another's URL, and an unknown portal is a 404.
+ */
+export const comagicWebhookRoute = new Hono<AppEnv>().post("/:portal?", limitBody(WEBHOOK_MAX_BYTES), async (c) => {
+  const portal = portalKeySchema.safeParse(c.req.param("portal") ?? DEFAULT_PORTAL);
+  if (!portal.success) throw new AppError(404, "unknown_portal", "No such portal");
+  const config = await requirePortalConfig(c.env, portal.data);
+  const log = c.get("log").child({ portal: config.portal });
   const raw = await c.req.arrayBuffer();
   const verified = await verifyWebhook({ token: c.req.query("token") ?? null, signature: c.req.header("X-CoMagic-Signature") ?? null }, raw, {
     tokens: config.COMAGIC_WEBHOOK_TOKEN,
@@ -45,7 +53,7 @@ export const comagicWebhookRoute = new Hono<AppEnv>().post("/", limitBody(WEBHOO
       log.warn("webhook.ignored", { reason: "no_data_api", kind: notification.kind });
       return c.json({ status: "ignored", reason: "the CoMagic Data API is not configured, so the worker cannot read this chat or request" }, 200);
     }
-    await c.env.ENRICH_JOBS.send(comagicFetchJob(notification, c.get("requestId"), new Date()), { contentType: "json" });
+    await c.env.ENRICH_JOBS.send(comagicFetchJob(config.portal, notification, c.get("requestId"), new Date()), { contentType: "json" });
     log.info("webhook.accepted", { fetch: notification.kind, field: notification.field, id: notification.id });
     return c.json({ status: "accepted", fetch: notification.kind, id: notification.id }, 202);
   }
@@ -64,7 +72,7 @@ export const comagicWebhookRoute = new Hono<AppEnv>().post("/", limitBody(WEBHOO
   }
 
   const { event } = classified;
-  const job = leadJob(event, c.get("requestId"));
+  const job = leadJob(config.portal, event, c.get("requestId"));
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("webhook.accepted", { key: event.key, kind: event.kind, phone: event.phone ? maskPhone(event.phone) : null });
   return c.json({ status: "accepted", id: event.key }, 202);

@@ -3,7 +3,9 @@ import { Hono } from "hono/tiny";
 import { cors } from "hono/cors";
 import type { AppEnv } from "./app-env";
 import { limitBody } from "./body-limit";
-import { requireConfig } from "../config";
+import type { Config } from "../config";
+import { DEFAULT_PORTAL, portalKeySchema } from "../domain/portal-key";
+import { requirePortalConfig } from "../portal-config";
 import { formKey } from "../domain/event-keys";
 import { formFingerprint, readFormSubmission, type FormFields } from "../domain/form-submission";
 import { maskPhone } from "../domain/phone";
@@ -76,19 +78,26 @@ const THANK_YOU_PAGE = `<!doctype html><meta charset="utf-8"><title>Thank you</t
 
 export const formsRoute = new Hono<AppEnv>();
 
-formsRoute.use(
-  "*",
-  cors({
-    origin: (origin, c) => (requireConfig(c.env).ALLOWED_ORIGINS.allows(origin) ? origin : null),
+/** `/forms` is the default portal's, `/forms/<portal key>` that portal's: each allows only its own sites. */
+async function portalConfig(c: Context<AppEnv>): Promise<Config> {
+  const portal = portalKeySchema.safeParse(c.req.param("portal") ?? DEFAULT_PORTAL);
+  if (!portal.success) throw new AppError(404, "unknown_portal", "No such portal");
+  return requirePortalConfig(c.env, portal.data);
+}
+
+formsRoute.use("/:portal?", async (c, next) => {
+  const config = await portalConfig(c);
+  return cors({
+    origin: (origin) => (config.ALLOWED_ORIGINS.allows(origin) ? origin : null),
     allowMethods: ["POST", "OPTIONS"],
     allowHeaders: ["Content-Type"],
     maxAge: 86_400,
-  }),
-);
+  })(c, next);
+});
 
-formsRoute.post("/", limitBody(FORM_MAX_BYTES), async (c) => {
-  const config = requireConfig(c.env);
-  const log = c.get("log");
+formsRoute.post("/:portal?", limitBody(FORM_MAX_BYTES), async (c) => {
+  const config = await portalConfig(c);
+  const log = c.get("log").child({ portal: config.portal });
   const origin = c.req.header("origin");
   // Fail closed: with no site configured, nothing may post forms, browser or not.
   if ((origin !== undefined && !config.ALLOWED_ORIGINS.allows(origin)) || (origin === undefined && config.ALLOWED_ORIGINS.isEmpty)) {
@@ -125,7 +134,7 @@ formsRoute.post("/", limitBody(FORM_MAX_BYTES), async (c) => {
     throw new AppError(400, "invalid_form", "The form needs a valid phone or email", submission.issues);
   }
   const { event } = submission;
-  const job = leadJob(event, c.get("requestId"));
+  const job = leadJob(config.portal, event, c.get("requestId"));
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
   return accepted();

@@ -12,7 +12,11 @@ import { readConfig, type Config, type ConfigProblem } from "../config";
 import type { Env } from "../env";
 import { errorMessage } from "../log";
 import { kvJson } from "../storage/kv-json";
-import { bitrixClientFor, storesFor } from "../wiring";
+import { DEFAULT_PORTAL, portalKeySchema } from "../domain/portal-key";
+import { AppError } from "../errors";
+import { configFor, portalKeys } from "../portal-config";
+import { parseSettingsKeys } from "../storage/sealed-secrets";
+import { bitrixClientFor, cacheFor, storesFor } from "../wiring";
 import { bringsAdminToken } from "./admin-auth";
 
 /** The portal's required fields change rarely; each admin look at /health need not ask Bitrix24 again. */
@@ -23,12 +27,13 @@ const cachedFields = z.object({ fields: z.array(z.object({ entity: z.enum(["lead
 
 /** What the portal requires that the worker does not fill, as a warning (checked on the admin's request only). */
 async function requiredFieldWarnings(env: Env, config: Config, mode: CrmMode): Promise<ConfigProblem[]> {
-  const cache = env.COMAGIC_CACHE ? kvJson(env.COMAGIC_CACHE, cachedFields) : null;
+  const kv = cacheFor(env, config.portal);
+  const cache = kv ? kvJson(kv, cachedFields) : null;
   const key = requiredFieldsCacheKey(mode);
   try {
     let fields: UnfilledField[] | undefined = (await cache?.get(key))?.fields;
     if (!fields) {
-      fields = await unfilledRequiredFields(bitrixClientFor(config), mode, config.REQUIRED_FIELD_DEFAULTS ?? {});
+      fields = await unfilledRequiredFields(bitrixClientFor(config, env), mode, config.REQUIRED_FIELD_DEFAULTS ?? {});
       await cache?.put(key, { fields }, REQUIRED_FIELDS_CACHE_SECONDS);
     }
     return fields.length ? [{ setting: "REQUIRED_FIELD_DEFAULTS", problem: messagesFor("en").install.requiredFields(fields) }] : [];
@@ -38,9 +43,10 @@ async function requiredFieldWarnings(env: Env, config: Config, mode: CrmMode): P
 }
 
 /** Calls that Bitrix24 telephony refused lately stay timeline comments: the admin is told why and what fixes it. */
-async function telephonyWarnings(env: Env): Promise<ConfigProblem[]> {
-  const refused = env.COMAGIC_CACHE
-    ? await kvTelephonyStatus(env.COMAGIC_CACHE)
+async function telephonyWarnings(env: Env, portal: string): Promise<ConfigProblem[]> {
+  const kv = cacheFor(env, portal);
+  const refused = kv
+    ? await kvTelephonyStatus(kv)
         .refusedBecause()
         .catch(() => null)
     : null;
@@ -57,7 +63,7 @@ const FEED_STALE_INTERVALS = 3;
  */
 async function feedStatus(env: Env, config: Config, now: Date) {
   if (!env.DB) return { status: null, warnings: [] as ConfigProblem[] };
-  const [state, budget] = await Promise.all([d1FeedState(env.DB).get(), d1BudgetStore(env.DB).get("Data API")]);
+  const [state, budget] = await Promise.all([d1FeedState(env.DB, config.portal).get(), d1BudgetStore(env.DB, config.portal).get("Data API")]);
   const cursor = state.cursor ? Date.parse(state.cursor) : null;
   const day = budget?.windows.day;
   const status = {
@@ -82,22 +88,28 @@ async function feedStatus(env: Env, config: Config, now: Date) {
  * towards the same lockout as /admin (admin-auth.ts), so /health is no faster a way to guess the token.
  */
 export const healthRoute = new Hono<AppEnv>().get("/", async (c) => {
-  const result = readConfig(c.env);
   c.header("Cache-Control", "no-store");
+  const deployment = readConfig(c.env);
+  // A deployment of stored portals alone has no default portal in env: it serves when it has some and can open them.
+  const servesStored = !c.env.BITRIX_WEBHOOK_URL && c.env.DB !== undefined && !("problem" in parseSettingsKeys(c.env.SETTINGS_KEY)) && (await portalKeys(c.env)).length > 0;
+  // ADMIN_TOKEN is read on its own: a worker missing other settings must still tell its operator what is wrong.
+  if (!(await bringsAdminToken(c))) return c.json({ status: deployment.ok || servesStored ? "ok" : "unavailable" }, deployment.ok || servesStored ? 200 : 503);
+  // The operator may ask about any portal: ?portal=<key> (the default one otherwise).
+  const portal = portalKeySchema.parse(c.req.query("portal") ?? DEFAULT_PORTAL);
+  const result = await configFor(c.env, portal);
+  if (!result) throw new AppError(404, "unknown_portal", "No such portal");
   const status = result.ok ? "ok" : "unavailable";
   const code = result.ok ? 200 : 503;
-  // ADMIN_TOKEN is read on its own: a worker missing other settings must still tell its operator what is wrong.
-  if (!(await bringsAdminToken(c))) return c.json({ status }, code);
-  if (!result.ok) return c.json({ status, problems: result.problems, warnings: result.warnings }, code);
+  if (!result.ok) return c.json({ status, portal, problems: result.problems, warnings: result.warnings }, code);
   let crmMode: CrmMode | "unknown" = "unknown";
   const modeWarnings: ConfigProblem[] = [];
   try {
-    crmMode = await crmModeOf(bitrixClientFor(result.config), storesFor(c.env).crmModeCache);
+    crmMode = await crmModeOf(bitrixClientFor(result.config, c.env), storesFor(c.env, portal).crmModeCache);
   } catch (error) {
     modeWarnings.push({ setting: "BITRIX_WEBHOOK_URL", problem: `could not read the portal's CRM mode (crm.settings.mode.get): ${errorMessage(error)}` });
   }
   const fieldWarnings = crmMode === "unknown" ? [] : await requiredFieldWarnings(c.env, result.config, crmMode);
   const feed = await feedStatus(c.env, result.config, new Date());
-  const warnings = [...result.warnings, ...modeWarnings, ...fieldWarnings, ...(await telephonyWarnings(c.env)), ...feed.warnings];
-  return c.json({ status, crmMode, feed: feed.status, problems: [], warnings }, code);
+  const warnings = [...result.warnings, ...modeWarnings, ...fieldWarnings, ...(await telephonyWarnings(c.env, portal)), ...feed.warnings];
+  return c.json({ status, portal, crmMode, feed: feed.status, problems: [], warnings }, code);
 });

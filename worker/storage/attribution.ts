@@ -34,7 +34,8 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-export function d1AttributionStore(db: D1Database): AttributionStore {
+/** One portal's attribution rows. */
+export function d1AttributionStore(db: D1Database, portal: string): AttributionStore {
   const run = async <T>(work: () => Promise<T>) => {
     await ensureSchema(db);
     return work();
@@ -43,13 +44,14 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
     putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[], madeContact = false) =>
       run(async () => {
         const insert = db.prepare(
-          `INSERT INTO attribution_touches (entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO attribution_touches (portal, entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
         await db.batch([
-          db.prepare("DELETE FROM attribution_touches WHERE entity = ? AND entity_id = ?").bind(entity, entityId),
+          db.prepare("DELETE FROM attribution_touches WHERE portal = ? AND entity = ? AND entity_id = ?").bind(portal, entity, entityId),
           ...rows.map((r) =>
             insert.bind(
+              portal,
               entity,
               entityId,
               r.touchNo,
@@ -71,7 +73,7 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
               r.shares.position_based,
             ),
           ),
-          ...(madeContact ? [db.prepare("INSERT OR IGNORE INTO made_contacts (entity, entity_id) VALUES (?, ?)").bind(entity, entityId)] : []),
+          ...(madeContact ? [db.prepare("INSERT OR IGNORE INTO made_contacts (portal, entity, entity_id) VALUES (?, ?, ?)").bind(portal, entity, entityId)] : []),
         ]);
       }),
 
@@ -82,10 +84,10 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
         const { results } = await db
           .prepare(
             `SELECT t.entity_id, ${g.key} AS group_key, MAX(${g.label}) AS group_label, SUM(${share}) AS share, m.entity_id IS NOT NULL AS made_contact
-             FROM attribution_touches t LEFT JOIN made_contacts m ON m.entity = t.entity AND m.entity_id = t.entity_id
-             WHERE t.entity = ? AND created_at >= ? AND created_at < ? AND ${share} > 0 GROUP BY t.entity_id, group_key`,
+             FROM attribution_touches t LEFT JOIN made_contacts m ON m.portal = t.portal AND m.entity = t.entity AND m.entity_id = t.entity_id
+             WHERE t.portal = ? AND t.entity = ? AND created_at >= ? AND created_at < ? AND ${share} > 0 GROUP BY t.entity_id, group_key`,
           )
-          .bind(entity, range.from.toISOString(), range.to.toISOString())
+          .bind(portal, entity, range.from.toISOString(), range.to.toISOString())
           .all<{ entity_id: string; group_key: string | null; group_label: string | null; share: number; made_contact: number }>();
         return results.map(
           (r): GroupCredit => ({ entityId: r.entity_id, key: r.group_key === null ? null : String(r.group_key), label: r.group_label, share: r.share, madeContact: r.made_contact === 1 }),
@@ -97,9 +99,10 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
         const { results } = await db
           .prepare(
             `SELECT d.source_id, d.deal_id, d.semantic, d.amount, d.currency FROM crm_deals d
-             WHERE d.source_entity = ? AND d.source_id IN (SELECT DISTINCT entity_id FROM attribution_touches WHERE entity = ? AND created_at >= ? AND created_at < ?)`,
+             WHERE d.portal = ?1 AND d.source_entity = ?2
+               AND d.source_id IN (SELECT DISTINCT entity_id FROM attribution_touches WHERE portal = ?1 AND entity = ?2 AND created_at >= ?3 AND created_at < ?4)`,
           )
-          .bind(entity, entity, range.from.toISOString(), range.to.toISOString())
+          .bind(portal, entity, range.from.toISOString(), range.to.toISOString())
           .all<{ source_id: string; deal_id: string; semantic: string; amount: number; currency: string }>();
         return results.map(
           (r): DealOutcome => ({ entityId: r.source_id, dealId: r.deal_id, semantic: r.semantic === "S" ? "S" : r.semantic === "F" ? "F" : "P", amount: r.amount, currency: r.currency }),
@@ -109,8 +112,8 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
     costs: (days: { from: string; to: string }) =>
       run(async () => {
         const { results } = await db
-          .prepare("SELECT campaign_id, MAX(campaign_name) AS campaign_name, currency, SUM(cost) AS cost FROM ad_costs WHERE day >= ? AND day <= ? GROUP BY campaign_id, currency")
-          .bind(days.from, days.to)
+          .prepare("SELECT campaign_id, MAX(campaign_name) AS campaign_name, currency, SUM(cost) AS cost FROM ad_costs WHERE portal = ? AND day >= ? AND day <= ? GROUP BY campaign_id, currency")
+          .bind(portal, days.from, days.to)
           .all<{ campaign_id: string; campaign_name: string | null; currency: string; cost: number }>();
         return results.map((r): CampaignCost => ({ key: r.campaign_id, label: r.campaign_name, currency: r.currency, cost: r.cost }));
       }),
@@ -120,8 +123,8 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
         const found = new Set<string>();
         for (const part of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
           const { results } = await db
-            .prepare(`SELECT DISTINCT entity_id FROM attribution_touches WHERE entity = ? AND entity_id IN (${part.map(() => "?").join(",")})`)
-            .bind(entity, ...part)
+            .prepare(`SELECT DISTINCT entity_id FROM attribution_touches WHERE portal = ? AND entity = ? AND entity_id IN (${part.map(() => "?").join(",")})`)
+            .bind(portal, entity, ...part)
             .all<{ entity_id: string }>();
           for (const r of results) found.add(r.entity_id);
         }
@@ -132,28 +135,35 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
       run(async () => {
         if (deals.length === 0) return;
         const upsert = db.prepare(
-          `INSERT INTO crm_deals (deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (deal_id) DO UPDATE SET source_entity = excluded.source_entity, source_id = excluded.source_id, semantic = excluded.semantic, amount = excluded.amount, currency = excluded.currency, modified_at = excluded.modified_at`,
+          `INSERT INTO crm_deals (portal, deal_id, source_entity, source_id, semantic, amount, currency, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (portal, deal_id) DO UPDATE SET source_entity = excluded.source_entity, source_id = excluded.source_id, semantic = excluded.semantic, amount = excluded.amount, currency = excluded.currency, modified_at = excluded.modified_at`,
         );
-        await db.batch(deals.map((d) => upsert.bind(d.dealId, d.sourceEntity, d.sourceId, d.semantic, d.amount, d.currency, d.createdAt, d.modifiedAt)));
+        await db.batch(deals.map((d) => upsert.bind(portal, d.dealId, d.sourceEntity, d.sourceId, d.semantic, d.amount, d.currency, d.createdAt, d.modifiedAt)));
       }),
 
     putCosts: (day: string, siteIds: readonly string[], rows: readonly CostRecord[]) =>
       run(async () => {
-        const insert = db.prepare("INSERT INTO ad_costs (day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, ?, ?, ?, ?, ?)");
+        const insert = db.prepare("INSERT INTO ad_costs (portal, day, site_id, campaign_id, campaign_name, currency, cost) VALUES (?, ?, ?, ?, ?, ?, ?)");
         await db.batch([
-          ...siteIds.map((site) => db.prepare("DELETE FROM ad_costs WHERE day = ? AND site_id = ?").bind(day, site)),
-          ...rows.map((r) => insert.bind(r.day, r.siteId, r.campaignId, r.campaignName, r.currency, r.cost)),
+          ...siteIds.map((site) => db.prepare("DELETE FROM ad_costs WHERE portal = ? AND day = ? AND site_id = ?").bind(portal, day, site)),
+          ...rows.map((r) => insert.bind(portal, r.day, r.siteId, r.campaignId, r.campaignName, r.currency, r.cost)),
         ]);
       }),
 
-    siteIds: () => run(async () => (await db.prepare("SELECT DISTINCT site_id FROM attribution_touches WHERE site_id IS NOT NULL").all<{ site_id: string }>()).results.map((r) => r.site_id)),
+    siteIds: () =>
+      run(async () =>
+        (await db.prepare("SELECT DISTINCT site_id FROM attribution_touches WHERE portal = ? AND site_id IS NOT NULL").bind(portal).all<{ site_id: string }>()).results.map((r) => r.site_id),
+      ),
 
-    hasCredits: (entity: CreditedEntity) => run(async () => (await db.prepare("SELECT 1 AS one FROM attribution_touches WHERE entity = ? LIMIT 1").bind(entity).first()) !== null),
+    hasCredits: (entity: CreditedEntity) =>
+      run(async () => (await db.prepare("SELECT 1 AS one FROM attribution_touches WHERE portal = ? AND entity = ? LIMIT 1").bind(portal, entity).first()) !== null),
 
-    getState: (name: string) => run(async () => (await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(name).first<{ value: string }>())?.value ?? null),
+    getState: (name: string) => run(async () => (await db.prepare("SELECT value FROM sync_state WHERE portal = ? AND name = ?").bind(portal, name).first<{ value: string }>())?.value ?? null),
     setState: (name: string, value: string) =>
-      run(async () => void (await db.prepare("INSERT INTO sync_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").bind(name, value).run())),
+      run(
+        async () =>
+          void (await db.prepare("INSERT INTO sync_state (portal, name, value) VALUES (?, ?, ?) ON CONFLICT (portal, name) DO UPDATE SET value = excluded.value").bind(portal, name, value).run()),
+      ),
 
     // The lease is a sync_state row "<until ISO>|<id>": ISO times of one length compare as text, and an empty
     // value (released) is older than any time. One statement, so D1 decides between two claimers.
@@ -161,12 +171,13 @@ export function d1AttributionStore(db: D1Database): AttributionStore {
       run(async () => {
         const lease = `${until.toISOString()}|${crypto.randomUUID()}`;
         const { meta } = await db
-          .prepare("INSERT INTO sync_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE sync_state.value < ?3")
-          .bind(SYNC_LEASE, lease, now.toISOString())
+          .prepare("INSERT INTO sync_state (portal, name, value) VALUES (?4, ?1, ?2) ON CONFLICT (portal, name) DO UPDATE SET value = excluded.value WHERE sync_state.value < ?3")
+          .bind(SYNC_LEASE, lease, now.toISOString(), portal)
           .run();
         return meta.changes > 0 ? lease : null;
       }),
-    releaseSync: (lease: string) => run(async () => void (await db.prepare("UPDATE sync_state SET value = '' WHERE name = ? AND value = ?").bind(SYNC_LEASE, lease).run())),
-    syncRunning: (now: Date) => run(async () => ((await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(SYNC_LEASE).first<{ value: string }>())?.value ?? "") > now.toISOString()),
+    releaseSync: (lease: string) => run(async () => void (await db.prepare("UPDATE sync_state SET value = '' WHERE portal = ? AND name = ? AND value = ?").bind(portal, SYNC_LEASE, lease).run())),
+    syncRunning: (now: Date) =>
+      run(async () => ((await db.prepare("SELECT value FROM sync_state WHERE portal = ? AND name = ?").bind(portal, SYNC_LEASE).first<{ value: string }>())?.value ?? "") > now.toISOString()),
   };
 }

@@ -16,7 +16,8 @@ export interface CallGuard {
   countCall(day: string, scopes: { user: string; portal: string }, limits: { user: number; portal: number }): Promise<"ok" | "user_limit" | "portal_limit">;
 }
 
-export function d1CallGuard(db: D1Database): CallGuard {
+/** One portal's click-to-call guards: its tokens (random nonces, so one global table) and its daily counts. */
+export function d1CallGuard(db: D1Database, portal: string): CallGuard {
   return {
     async claimToken(nonce, at) {
       await ensureSchema(db);
@@ -29,14 +30,14 @@ export function d1CallGuard(db: D1Database): CallGuard {
     async countCall(day, scopes, limits) {
       await ensureSchema(db);
       const bump = (scope: string) =>
-        db.prepare("INSERT INTO call_counts (day, scope, count) VALUES (?, ?, 1) ON CONFLICT (day, scope) DO UPDATE SET count = count + 1 RETURNING count").bind(day, scope);
+        db.prepare("INSERT INTO call_counts (portal, day, scope, count) VALUES (?, ?, ?, 1) ON CONFLICT (portal, day, scope) DO UPDATE SET count = count + 1 RETURNING count").bind(portal, day, scope);
       // One batch is one transaction: both counts move together.
-      const [user, portal] = await db.batch<{ count: number }>([bump(`user:${scopes.user}`), bump(`portal:${scopes.portal}`)]);
-      const userCount = user?.results[0]?.count ?? Number.POSITIVE_INFINITY;
-      const portalCount = portal?.results[0]?.count ?? Number.POSITIVE_INFINITY;
+      const [userRow, portalRow] = await db.batch<{ count: number }>([bump(`user:${scopes.user}`), bump(`portal:${scopes.portal}`)]);
+      const userCount = userRow?.results[0]?.count ?? Number.POSITIVE_INFINITY;
+      const portalCount = portalRow?.results[0]?.count ?? Number.POSITIVE_INFINITY;
       if (userCount <= limits.user && portalCount <= limits.portal) return "ok";
       // Over a cap: take this call back out of both counts, so a refused call never uses up the day.
-      const undo = (scope: string) => db.prepare("UPDATE call_counts SET count = count - 1 WHERE day = ? AND scope = ?").bind(day, scope);
+      const undo = (scope: string) => db.prepare("UPDATE call_counts SET count = count - 1 WHERE portal = ? AND day = ? AND scope = ?").bind(portal, day, scope);
       await db.batch([undo(`user:${scopes.user}`), undo(`portal:${scopes.portal}`)]);
       return userCount > limits.user ? "user_limit" : "portal_limit";
     },

@@ -28,11 +28,12 @@ export function budgetStateName(api: string): string {
   return `comagic_budget:${api.toLowerCase().replace(/[^a-z0-9]+/g, "_")}`;
 }
 
-export function d1BudgetStore(db: D1Database): BudgetStore {
+/** One portal's snapshots (each portal has its own CoMagic account, and so its own points). */
+export function d1BudgetStore(db: D1Database, portal: string): BudgetStore {
   return {
     async get(api) {
       await ensureSchema(db);
-      const row = await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(budgetStateName(api)).first<{ value: string }>();
+      const row = await db.prepare("SELECT value FROM sync_state WHERE portal = ? AND name = ?").bind(portal, budgetStateName(api)).first<{ value: string }>();
       if (!row) return null;
       try {
         const parsed = budgetSchema.safeParse(JSON.parse(row.value));
@@ -46,10 +47,10 @@ export function d1BudgetStore(db: D1Database): BudgetStore {
       // An isolate answering late must not put back an older snapshot over a newer one.
       await db
         .prepare(
-          `INSERT INTO sync_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value
+          `INSERT INTO sync_state (portal, name, value) VALUES (?4, ?1, ?2) ON CONFLICT (portal, name) DO UPDATE SET value = excluded.value
            WHERE coalesce(json_extract(sync_state.value, '$.seenAt'), 0) <= ?3`,
         )
-        .bind(budgetStateName(budget.api), JSON.stringify(budget), budget.seenAt)
+        .bind(budgetStateName(budget.api), JSON.stringify(budget), budget.seenAt, portal)
         .run();
     },
   };

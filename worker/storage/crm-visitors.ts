@@ -14,7 +14,7 @@ export interface CrmVisitorStore {
   find(ref: CrmEntityRef): Promise<string | null>;
 }
 
-export function d1CrmVisitorStore(db: D1Database): CrmVisitorStore {
+export function d1CrmVisitorStore(db: D1Database, portal: string): CrmVisitorStore {
   return {
     async record(rows, at) {
       if (rows.length === 0) return;
@@ -22,14 +22,16 @@ export function d1CrmVisitorStore(db: D1Database): CrmVisitorStore {
       await db.batch(
         rows.map(({ ref, visitorId }) =>
           db
-            .prepare("INSERT INTO crm_visitors (item, visitor_id, written_at) VALUES (?, ?, ?) ON CONFLICT (item) DO UPDATE SET visitor_id = excluded.visitor_id, written_at = excluded.written_at")
-            .bind(ledgerRef(ref), visitorId, at.toISOString()),
+            .prepare(
+              "INSERT INTO crm_visitors (portal, item, visitor_id, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (portal, item) DO UPDATE SET visitor_id = excluded.visitor_id, written_at = excluded.written_at",
+            )
+            .bind(portal, ledgerRef(ref), visitorId, at.toISOString()),
         ),
       );
     },
     async find(ref) {
       await ensureSchema(db);
-      const row = await db.prepare("SELECT visitor_id FROM crm_visitors WHERE item = ?").bind(ledgerRef(ref)).first<{ visitor_id: string }>();
+      const row = await db.prepare("SELECT visitor_id FROM crm_visitors WHERE portal = ? AND item = ?").bind(portal, ledgerRef(ref)).first<{ visitor_id: string }>();
       return row?.visitor_id ?? null;
     },
   };

@@ -12,6 +12,7 @@ export interface DeadLetterRecord {
   failedAt: string;
   replayedAt: string | null;
   replayCount: number;
+  portal: string;
 }
 
 interface DeadLetterRow {
@@ -25,6 +26,7 @@ interface DeadLetterRow {
   failed_at: string;
   replayed_at: string | null;
   replay_count: number;
+  portal: string;
 }
 
 const toRecord = (r: DeadLetterRow): DeadLetterRecord => ({
@@ -38,6 +40,7 @@ const toRecord = (r: DeadLetterRow): DeadLetterRecord => ({
   failedAt: r.failed_at,
   replayedAt: r.replayed_at,
   replayCount: r.replay_count,
+  portal: r.portal,
 });
 
 /** A failed job as the store keeps it: what the dead-letter queue's letters carry (jobs/schema.ts `DeadLetter`). */
@@ -49,24 +52,28 @@ export interface FailedJob {
   failedAt: string;
 }
 
+/** The deployment's dead letters, each with the portal its job names (a replay goes back to that portal). */
 export function deadLetterStore(db: D1Database) {
   return {
     /** Idempotent by message id: the dead-letter queue may deliver a letter twice. */
-    async record(letters: { id: string; queue: string; jobType: string; letter: FailedJob }[]): Promise<void> {
+    async record(letters: { id: string; queue: string; jobType: string; portal: string; letter: FailedJob }[]): Promise<void> {
       if (letters.length === 0) return;
       await ensureSchema(db);
       await db.batch(
-        letters.map(({ id, queue, jobType, letter }) =>
+        letters.map(({ id, queue, jobType, portal, letter }) =>
           db
-            .prepare("INSERT OR IGNORE INTO dead_letters (id, queue, job_type, job, reason, code, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(id, queue, jobType, JSON.stringify(letter.job), letter.reason.slice(0, 2000), letter.code, letter.attempts, letter.failedAt),
+            .prepare("INSERT OR IGNORE INTO dead_letters (id, queue, job_type, job, reason, code, attempts, failed_at, portal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(id, queue, jobType, JSON.stringify(letter.job), letter.reason.slice(0, 2000), letter.code, letter.attempts, letter.failedAt, portal),
         ),
       );
     },
-    async list(options: { limit: number; pendingOnly: boolean }): Promise<DeadLetterRecord[]> {
+    async list(options: { limit: number; pendingOnly: boolean; portal?: string }): Promise<DeadLetterRecord[]> {
       await ensureSchema(db);
-      const where = options.pendingOnly ? "WHERE replayed_at IS NULL" : "";
-      const { results } = await db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY failed_at DESC, id LIMIT ?`).bind(options.limit).all<DeadLetterRow>();
+      const where = [options.pendingOnly ? "replayed_at IS NULL" : null, options.portal ? "portal = ?" : null].filter(Boolean);
+      const { results } = await db
+        .prepare(`SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY failed_at DESC, id LIMIT ?`)
+        .bind(...(options.portal ? [options.portal] : []), options.limit)
+        .all<DeadLetterRow>();
       return results.map(toRecord);
     },
     async get(id: string): Promise<DeadLetterRecord | null> {
@@ -116,9 +123,9 @@ export interface AppliedEvents {
 const KEYS_PER_QUERY = 90;
 
 const LOOKUPS = {
-  applied: "SELECT key AS k, lead_id AS v FROM applied_events WHERE key IN",
-  contacts: "SELECT contact AS k, lead_id AS v FROM contact_leads WHERE contact IN",
-  pending: "SELECT contact AS k, event_key AS v FROM pending_creates WHERE since >= ? AND contact IN",
+  applied: "SELECT key AS k, item AS v FROM applied_events WHERE portal = ? AND key IN",
+  contacts: "SELECT contact_key AS k, item AS v FROM contact_keys WHERE portal = ? AND contact_key IN",
+  pending: "SELECT contact_key AS k, event_key AS v FROM pending_creates WHERE portal = ? AND since >= ? AND contact_key IN",
 } as const;
 
 async function lookUp(db: D1Database, query: keyof typeof LOOKUPS, values: readonly string[], ...leading: string[]): Promise<Map<string, string>> {
@@ -137,17 +144,20 @@ async function lookUp(db: D1Database, query: keyof typeof LOOKUPS, values: reado
   return found;
 }
 
-export function d1AppliedEvents(db: D1Database): AppliedEvents {
+/** One portal's ledger. */
+export function d1AppliedEvents(db: D1Database, portal: string): AppliedEvents {
   return {
-    find: (keys) => lookUp(db, "applied", keys),
-    findContacts: (contacts) => lookUp(db, "contacts", contacts),
-    findPending: (contacts, since) => lookUp(db, "pending", contacts, since.toISOString()),
+    find: (keys) => lookUp(db, "applied", keys, portal),
+    findContacts: (contacts) => lookUp(db, "contacts", contacts, portal),
+    findPending: (contacts, since) => lookUp(db, "pending", contacts, portal, since.toISOString()),
     async markPending(rows, at) {
       const statements = rows.flatMap((r) =>
         r.contacts.map((contact) =>
           db
-            .prepare("INSERT INTO pending_creates (contact, event_key, since) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET event_key = excluded.event_key, since = excluded.since")
-            .bind(contact, r.key, at.toISOString()),
+            .prepare(
+              "INSERT INTO pending_creates (portal, contact_key, event_key, since) VALUES (?, ?, ?, ?) ON CONFLICT (portal, contact_key) DO UPDATE SET event_key = excluded.event_key, since = excluded.since",
+            )
+            .bind(portal, contact, r.key, at.toISOString()),
         ),
       );
       if (statements.length === 0) return;
@@ -157,7 +167,7 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
     async clearPending(keys) {
       if (keys.length === 0) return;
       await ensureSchema(db);
-      await db.batch(keys.map((key) => db.prepare("DELETE FROM pending_creates WHERE event_key = ?").bind(key)));
+      await db.batch(keys.map((key) => db.prepare("DELETE FROM pending_creates WHERE portal = ? AND event_key = ?").bind(portal, key)));
     },
     async record(rows, at) {
       if (rows.length === 0) return;
@@ -166,12 +176,14 @@ export function d1AppliedEvents(db: D1Database): AppliedEvents {
       // One batch is one transaction: the event and its contacts are recorded together or not at all.
       await db.batch(
         rows.flatMap((r) => [
-          db.prepare("INSERT OR IGNORE INTO applied_events (key, lead_id, applied_at) VALUES (?, ?, ?)").bind(r.key, r.leadId, when),
-          db.prepare("DELETE FROM pending_creates WHERE event_key = ?").bind(r.key),
+          db.prepare("INSERT OR IGNORE INTO applied_events (portal, key, item, applied_at) VALUES (?, ?, ?, ?)").bind(portal, r.key, r.leadId, when),
+          db.prepare("DELETE FROM pending_creates WHERE portal = ? AND event_key = ?").bind(portal, r.key),
           ...(r.contacts ?? []).map((contact) =>
             db
-              .prepare("INSERT INTO contact_leads (contact, lead_id, written_at) VALUES (?, ?, ?) ON CONFLICT (contact) DO UPDATE SET lead_id = excluded.lead_id, written_at = excluded.written_at")
-              .bind(contact, r.contactsRef ?? r.leadId, when),
+              .prepare(
+                "INSERT INTO contact_keys (portal, contact_key, item, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (portal, contact_key) DO UPDATE SET item = excluded.item, written_at = excluded.written_at",
+              )
+              .bind(portal, contact, r.contactsRef ?? r.leadId, when),
           ),
         ]),
       );

@@ -28,18 +28,21 @@ export interface FeedStateStore {
   put(state: FeedState): Promise<void>;
 }
 
-export function d1FeedState(db: D1Database): FeedStateStore {
+export function d1FeedState(db: D1Database, portal: string): FeedStateStore {
   return {
     async get() {
       await ensureSchema(db);
-      const row = await db.prepare("SELECT value FROM sync_state WHERE name = ?").bind(STATE_NAME).first<{ value: string }>();
+      const row = await db.prepare("SELECT value FROM sync_state WHERE portal = ? AND name = ?").bind(portal, STATE_NAME).first<{ value: string }>();
       if (!row) return EMPTY_FEED_STATE;
       const parsed = feedStateSchema.safeParse(JSON.parse(row.value));
       return parsed.success ? parsed.data : EMPTY_FEED_STATE;
     },
     async put(state) {
       await ensureSchema(db);
-      await db.prepare("INSERT INTO sync_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").bind(STATE_NAME, JSON.stringify(state)).run();
+      await db
+        .prepare("INSERT INTO sync_state (portal, name, value) VALUES (?, ?, ?) ON CONFLICT (portal, name) DO UPDATE SET value = excluded.value")
+        .bind(portal, STATE_NAME, JSON.stringify(state))
+        .run();
     },
   };
 }

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import type { Journey } from "../domain/touchpoints";
-import { kvJson } from "./kv-json";
+import { type KvCache, kvJson } from "./kv-json";
 
 /** How long a visitor's touchpoints stay cached for the CRM tab: CoMagic's own 90-day report window. */
 export const JOURNEY_RETENTION_SECONDS = 90 * 86_400;
@@ -35,7 +35,7 @@ export interface JourneyStore {
 }
 
 /** Touchpoints in KV: rebuilt from CoMagic on a miss, so losing them costs a fetch, never data. */
-export function kvJourneyStore(kv: KVNamespace): JourneyStore {
+export function kvJourneyStore(kv: KvCache): JourneyStore {
   const store = kvJson(kv, journeySchema);
   const key = (visitorId: string) => `journey:v1:${visitorId}`;
   return {

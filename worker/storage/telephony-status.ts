@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { kvJson } from "./kv-json";
+import { type KvCache, kvJson } from "./kv-json";
 
 /** What /health shows when Bitrix24 refuses telephony to both the app and the webhook; kept an hour, then tried again. */
 export interface TelephonyStatus {
@@ -13,7 +13,7 @@ const KEY = "telephony-refused:v1";
 const refusal = z.object({ reason: z.string() });
 
 /** Whether Bitrix24 refused telephony.externalCall.* lately, and why (KV: /health reads it too). */
-export function kvTelephonyStatus(kv: KVNamespace): TelephonyStatus {
+export function kvTelephonyStatus(kv: KvCache): TelephonyStatus {
   const store = kvJson(kv, refusal);
   return {
     refusedBecause: async () => (await store.get(KEY))?.reason ?? null,
