@@ -7,6 +7,7 @@ import { parseAllowedOrigins } from "./domain/origins";
 import { untypedCallCountries } from "./domain/call-policy";
 import { knownRegions } from "./domain/phone";
 import { isSafeUpstream } from "./domain/upstream-url";
+import { parseSettingsKeys } from "./storage/sealed-secrets";
 import { AppError } from "./errors";
 
 const KNOWN_REGIONS = new Set<string>(knownRegions());
@@ -370,6 +371,13 @@ function parseSettings(values: Record<string, string>, env: Env, portal: string)
   }
   if (values.COMAGIC_EMPLOYEES && parseEmployeeMap(values.COMAGIC_EMPLOYEES) === null) {
     warnings.push({ setting: "COMAGIC_EMPLOYEES", problem: 'is not a JSON object of Bitrix24 user id to CoMagic employee id, like {"1": 25}; users are matched by email instead' });
+  }
+  // The deployment's, read from env whichever portal is parsed.
+  if (!env.SETTINGS_KEY?.trim()) {
+    warnings.push({ setting: "SETTINGS_KEY", problem: "is not set: the app's OAuth tokens are stored in the clear, and no other portal can be stored (PUT /admin/portals)" });
+  } else {
+    const keys = parseSettingsKeys(env.SETTINGS_KEY);
+    if ("problem" in keys) warnings.push({ setting: "SETTINGS_KEY", problem: keys.problem });
   }
   const admin = adminTokensOf(env);
   if (admin.state === "unset") warnings.push({ setting: "ADMIN_TOKEN", problem: "is not set: the /admin routes are off" });

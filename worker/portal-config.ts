@@ -55,6 +55,15 @@ export async function portalKeys(env: Env): Promise<string[]> {
   return [...(readConfig(env).ok ? [DEFAULT_PORTAL] : []), ...stored];
 }
 
+/**
+ * The portal serving a Bitrix24 portal, by the member_id its app requests carry: the stored portal linked to it, else
+ * the default one (whose own checks then refuse a Bitrix24 portal that is not its own).
+ */
+export async function portalOfMember(env: Env, memberId: string): Promise<string> {
+  if (!env.DB) return DEFAULT_PORTAL;
+  return (await d1PortalSettings(env.DB).byMember(memberId))?.portal ?? DEFAULT_PORTAL;
+}
+
 /** What an admin sends to make or change a stored portal: settings by their env names (secrets among them), and its member_id. */
 export interface PortalChange {
   settings: Record<string, string | null>;

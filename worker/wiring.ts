@@ -1,4 +1,5 @@
 import { createBitrixClient, type BitrixClient } from "./bitrix/client";
+import type { RequestBudget } from "./bitrix/errors";
 import { portalBudget } from "./bitrix/request-budget";
 import { createCoMagicRpcClient, kvTokenStore, type CoMagicRpcClient, type TokenStore } from "./comagic/data-api";
 import { comagicAuth, type Config } from "./config";
@@ -12,7 +13,14 @@ import { kvCrmModeCache } from "./storage/crm-mode-cache";
 import { d1AppliedEvents, deadLetterStore } from "./storage/d1";
 import { kvJourneyStore } from "./storage/journeys";
 import { type KvCache, portalKv } from "./storage/kv-json";
-import { d1PortalStore } from "./storage/portals";
+import { d1AppInstalls } from "./storage/app-installs";
+import { parseSettingsKeys, type SettingsKeys } from "./storage/sealed-secrets";
+
+/** SETTINGS_KEY's keys, or null when it is unset or broken (/health says which; stored portals then answer 503). */
+export function settingsKeysOf(env: Env): SettingsKeys | null {
+  const parsed = parseSettingsKeys(env.SETTINGS_KEY);
+  return "keys" in parsed ? parsed.keys : null;
+}
 
 /** Adapters built from settings and bindings; everything below takes these, never the whole Env. */
 /**
@@ -21,8 +29,13 @@ import { d1PortalStore } from "./storage/portals";
  * 2 requests a second together (a deploy without the binding sends as before, and may meet QUERY_LIMIT_EXCEEDED).
  */
 export function bitrixClientFor(config: Config, env: Env): BitrixClient {
-  const budget = env.PORTAL_STATE ? portalBudget(env.PORTAL_STATE, config.portal) : undefined;
+  const budget = budgetFor(env, config.portal);
   return createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS, ...(budget ? { budget } : {}) });
+}
+
+/** The portal's Bitrix24 request budget, shared by its webhook, app and users' clients (FACTS.md §4.1: one limit per portal). */
+export function budgetFor(env: Env, portal: string): RequestBudget | undefined {
+  return env.PORTAL_STATE ? portalBudget(env.PORTAL_STATE, portal) : undefined;
 }
 
 /** Without KV, tokens live only as long as the isolate: still correct, only more login.user calls. */
@@ -33,6 +46,11 @@ function memoryTokenStore(): TokenStore {
     put: async (key, token) => void tokens.set(key, token),
     delete: async (key) => void tokens.delete(key),
   };
+}
+
+/** A rate limit counted per portal: one portal's spam never spends another's allowance. */
+export function portalLimiter(limiter: RateLimit | undefined, portal: string): Pick<RateLimit, "limit"> | null {
+  return limiter ? { limit: ({ key }) => limiter.limit({ key: `${portal}:${key}` }) } : null;
 }
 
 /** The portal's share of the KV cache, or null without the binding. */
@@ -74,7 +92,7 @@ export function storesFor(env: Env, portal: string) {
     ledger: db ? d1AppliedEvents(db, portal) : null,
     deadLetters: db ? deadLetterStore(db) : null,
     attribution: db ? d1AttributionStore(db, portal) : null,
-    portals: db ? d1PortalStore(db) : null,
+    installs: db ? d1AppInstalls(db, settingsKeysOf(env)) : null,
     callGuard: db ? d1CallGuard(db, portal) : null,
     visitors: db ? d1CrmVisitorStore(db, portal) : null,
     journeys: kv ? kvJourneyStore(kv) : null,

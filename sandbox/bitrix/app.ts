@@ -257,6 +257,7 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     stats.telephonyRequests = 0;
     stats.methods = {};
     media.reset();
+    oauth.reinstall();
     return c.json({ ok: true });
   });
   /** Fault settings, plus `findbycommLagMs`: how long a written phone or email stays invisible to findbycomm. */

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type Context, Hono } from "hono";
+import { createAppEvents, type EventDelivery } from "./app-events";
 import { type Portal, RestError } from "./portal";
 
 /*
@@ -9,6 +10,9 @@ import { type Portal, RestError } from "./portal";
  * A portal served under a path prefix (`/p/<name>`) names it in `client_endpoint`; the OAuth server stays one for
  * all portals (`server_endpoint`, FACTS-portals §9: oauth.bitrix.info), so the server's root `/oauth/token/`
  * refreshes every portal's tokens (`ownsRefreshToken`, `tokenAnswer`).
+ * Removing the app (`POST /_sandbox/bitrix/app/uninstall`) does what Bitrix24 does (onappuninstall.php): the app's
+ * tokens stop working at once, its placements and event handlers go, and ONAPPUNINSTALL is POSTed to the handlers it
+ * bound, with the install's application_token (FACTS.md §1.2: the only proof of origin the event carries).
  */
 
 export interface AppSettings {
@@ -44,19 +48,22 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
   const basePath = portal.basePath ?? "";
   const users = portal.users;
   const access = new Map<string, Grant>();
-  const refresh = new Map<string, number>();
+  const refresh = new Map<string, { userId: number; app: Grant["app"] }>();
   const placements: { placement: string; handler: string; title: string; titles?: Record<string, string> }[] = [];
   const stats = { refreshes: 0, issued: 0 };
   // The install's application_token (FACTS.md §1.3–1.4), sent again with every placement request.
   const applicationToken = randomBytes(16).toString("hex");
   const grants = new Map<string, Grant["app"]>();
+  const events = createAppEvents();
+  // Whether our app is installed: false once removed, until `POST /_sandbox/bitrix/app/install` (or a reset).
+  let installed = true;
 
   function issue(userId: number, app: Grant["app"] = "ours") {
     const accessToken = randomBytes(16).toString("hex");
     const refreshToken = randomBytes(16).toString("hex");
     grants.set(accessToken, app);
     access.set(accessToken, { userId, expiresAt: Date.now() + settings.tokenLifetimeSeconds * 1000, app });
-    refresh.set(refreshToken, userId);
+    refresh.set(refreshToken, { userId, app });
     stats.issued += 1;
     return { accessToken, refreshToken, expiresIn: settings.tokenLifetimeSeconds };
   }
@@ -75,6 +82,10 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
 
   /** Methods only an application may call; `userId` is null for a webhook. */
   function appMethod(method: string, params: Record<string, unknown>, userId: number | null, app: Grant["app"] = "ours"): { result: unknown; total?: number; next?: number } | null {
+    if (method.startsWith("event.")) {
+      const admin = users.find((u) => u.ID === userId)?.ADMIN ?? false;
+      return events.method(method, params, userId === null ? null : { id: userId, admin }, app);
+    }
     const appOnly = method === "app.info" || method.startsWith("placement.");
     if (!appOnly && method !== "profile") return null;
     if (userId === null) {
@@ -130,11 +141,12 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
       return { status: 401, body: { error: "invalid_client", error_description: "Invalid client" } };
     }
     if (form.grant_type !== "refresh_token") return { status: 400, body: { error: "invalid_request", error_description: "grant_type" } };
-    const userId = refresh.get(String(form.refresh_token));
-    if (userId === undefined) return { status: 400, body: { error: "invalid_grant", error_description: "Invalid refresh token" } };
+    const grant = refresh.get(String(form.refresh_token));
+    if (grant === undefined) return { status: 400, body: { error: "invalid_grant", error_description: "Invalid refresh token" } };
+    const userId = grant.userId;
     refresh.delete(String(form.refresh_token));
     stats.refreshes += 1;
-    const pair = issue(userId);
+    const pair = issue(userId, grant.app);
     return {
       status: 200,
       body: {
@@ -161,11 +173,9 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
     return c.json(answer.body, answer.status);
   });
 
-  /** Tokens as the portal hands them to the app for a user (on install, or in a placement POST). */
-  app.post("/_sandbox/bitrix/app/tokens", async (c) => {
-    const body = (await c.req.json().catch(() => ({}))) as { userId?: number; app?: Grant["app"] };
-    const app = body.app ?? "ours";
-    const pair = issue(body.userId ?? 1, app);
+  /** The answer of /tokens and /install: a user's tokens as the portal hands them to the app. */
+  function tokensAnswer(c: Context, userId: number, app: Grant["app"]) {
+    const pair = issue(userId, app);
     return c.json({
       AUTH_ID: pair.accessToken,
       REFRESH_ID: pair.refreshToken,
@@ -176,6 +186,55 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
       // A host, as Bitrix24 sends it: portals under /p/<name> share it, their member_id tells them apart.
       DOMAIN: new URL(c.req.url).host,
     });
+  }
+
+  /** Tokens as the portal hands them to the app for a user (on install, or in a placement POST). */
+  app.post("/_sandbox/bitrix/app/tokens", async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { userId?: number; app?: Grant["app"] };
+    const app = body.app ?? "ours";
+    if (app === "ours" && !installed) return c.json({ error: "The app was removed from this portal: POST /_sandbox/bitrix/app/install to install it again" }, 409);
+    return tokensAnswer(c, body.userId ?? 1, app);
+  });
+  /** Installs the app again after a removal (same application_token, no placements or handlers yet); answers as /tokens. */
+  app.post("/_sandbox/bitrix/app/install", async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { userId?: number };
+    installed = true;
+    return tokensAnswer(c, body.userId ?? 1, "ours");
+  });
+  /**
+   * The administrator removes the app (`{"clean": true|false}`, the "delete the app's data" box; false when left
+   * out): every token of the app stops working (calls: invalid_token, refresh: invalid_grant), then ONAPPUNINSTALL
+   * goes to each handler bound to it, then the app's handlers and placements are deleted. `"deliver": false` only
+   * builds the forms (a test in workerd posts them to the worker itself). Answers what was sent, and how it went.
+   */
+  app.post("/_sandbox/bitrix/app/uninstall", async (c) => {
+    const body = (await c.req.json().catch(() => null)) as { clean?: unknown; deliver?: unknown } | null;
+    if (body === null || typeof body !== "object") return c.json({ error: 'The body is JSON: {"clean": true|false}' }, 400);
+    if (body.clean !== undefined && typeof body.clean !== "boolean") return c.json({ error: "clean must be true or false (the administrator's \"delete the app's data\" box)" }, 400);
+    if (body.deliver !== undefined && typeof body.deliver !== "boolean") return c.json({ error: "deliver must be true or false" }, 400);
+    if (!installed) return c.json({ error: "The app is not installed on this portal" }, 409);
+    const clean = body.clean ?? false;
+    installed = false;
+    const revoked = { accessTokens: 0, refreshTokens: 0 };
+    for (const [token, grant] of access) if (grant.app === "ours" && access.delete(token)) revoked.accessTokens += 1;
+    for (const [token, grant] of refresh) if (grant.app === "ours" && refresh.delete(token)) revoked.refreshTokens += 1;
+    const url = new URL(c.req.url);
+    // The event's auth, as Sender::getAuth makes it: a token that no longer opens anything, no refresh token.
+    const auth = {
+      access_token: randomBytes(16).toString("hex"),
+      expires_in: String(settings.tokenLifetimeSeconds),
+      scope: "crm,placement,user_basic,telephony",
+      domain: url.host,
+      server_endpoint: `${url.origin}/rest/`,
+      status: "L",
+      client_endpoint: `${url.origin}${basePath}/rest/`,
+      member_id: settings.memberId,
+      application_token: applicationToken,
+    };
+    const delivered = await events.send("ours", "ONAPPUNINSTALL", { CLEAN: clean ? "1" : "0" }, auth, body.deliver !== false);
+    events.removeApp("ours");
+    placements.length = 0;
+    return c.json({ ok: true, clean, revoked, delivered });
   });
   app.post("/_sandbox/bitrix/app/settings", async (c) => {
     Object.assign(settings, (await c.req.json()) as Partial<AppSettings>);
@@ -194,7 +253,7 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
     user.ADMIN = body.admin;
     return c.json({ ok: true, user });
   });
-  app.get("/_sandbox/bitrix/app/state", (c) => c.json({ placements, ...stats }));
+  app.get("/_sandbox/bitrix/app/state", (c) => c.json({ installed, placements, events: events.bindings(), ...stats }));
 
   /**
    * The page a placement's iframe lives in (FACTS.md §1.3): the browser posts the placement form into the
@@ -260,5 +319,19 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
     });
   });
 
-  return { app, appMethod, userOf, appOf, settings, tokenAnswer, ownsRefreshToken: (token: unknown) => refresh.has(String(token)) };
+  return {
+    app,
+    appMethod,
+    userOf,
+    appOf,
+    settings,
+    tokenAnswer,
+    ownsRefreshToken: (token: unknown) => refresh.has(String(token)),
+    /** Where event POSTs go (ONAPPUNINSTALL): over HTTP unless a test captures them. */
+    setEventDelivery: (deliver: EventDelivery) => events.setDelivery(deliver),
+    /** A reset portal has the app installed again. */
+    reinstall: () => {
+      installed = true;
+    },
+  };
 }

@@ -1,9 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { oauthTokenUrlOf, refreshCoalesced, type OAuthSettings, type Portal, type PortalStore } from "../../worker/bitrix/portal";
-import { d1PortalStore } from "../../worker/storage/portals";
+import { oauthTokenUrlOf, refreshCoalesced, type OAuthSettings, type AppInstall, type InstallStore } from "../../worker/bitrix/app-client";
 import { ADMIN_TOKEN, sandbox, workerWithEnv } from "../worker/support";
-import { install, MEMBER, storedPortal, tokensFor } from "../worker/app-support";
+import { install, installStore, MEMBER, storedPortal, tokensFor } from "../worker/app-support";
 
 /*
  * Issue #21 item 9: the app's client secret is posted to the OAuth server on every token refresh. An install
@@ -18,8 +17,8 @@ const LOOPBACK_ENDPOINTS = ["http://127.0.0.1/rest/", "http://127.0.0.1:8790/res
 
 const oauthSettings = (allowLoopbackHttp: boolean, tokenUrl = PRODUCTION_OAUTH): OAuthSettings => ({ tokenUrl, clientId: "local.sandbox-app", clientSecret: CLIENT_SECRET, allowLoopbackHttp });
 
-/** A portal store in memory: a refresh here must not touch the shared sandbox portal's record. */
-function memoryStore(portal: Portal): PortalStore {
+/** An install store in memory: a refresh here must not touch the shared sandbox portal's record. */
+function memoryStore(portal: AppInstall): InstallStore {
   let current = portal;
   return {
     get: async () => current,
@@ -29,6 +28,7 @@ function memoryStore(portal: Portal): PortalStore {
     },
     lockRefresh: async () => true,
     unlockRefresh: async () => {},
+    delete: async () => true,
   };
 }
 
@@ -66,7 +66,7 @@ describe("an install's server_endpoint on this machine over plain http", () => {
 
 describe("a token refresh for a portal whose stored OAuth server is on this machine", () => {
   it.each(["http://127.0.0.1:8790/oauth/token/", "http://localhost/oauth/token/"])("never posts the client secret to %s without ALLOW_LOOPBACK_HTTP: it goes to BITRIX_OAUTH_URL", async (stored) => {
-    const portal: Portal = {
+    const portal: AppInstall = {
       memberId: "loopback-member",
       origin: "https://portal.bitrix24.ru",
       accessToken: "expired-access",
@@ -90,9 +90,9 @@ describe("a token refresh for a portal whose stored OAuth server is on this mach
     const installed = await storedPortal();
     expect(installed?.oauthTokenUrl).toBe(`${env.SANDBOX_URL}/oauth/token/`);
     const before = ((await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { refreshes: number }).refreshes;
-    const store = d1PortalStore(env.DB as D1Database);
+    const store = installStore();
     // BITRIX_OAUTH_URL elsewhere: only the install's (allowed) server_endpoint can have been asked.
-    const fresh = await refreshCoalesced(installed as Portal, { oauth: oauthSettings(true), store, now: Date.now });
+    const fresh = await refreshCoalesced(installed as AppInstall, { oauth: oauthSettings(true), store, now: Date.now });
     expect(fresh.memberId).toBe(MEMBER);
     expect(fresh.accessToken).not.toBe(installed?.accessToken);
     const after = ((await (await sandbox("/_sandbox/bitrix/app/state")).json()) as { refreshes: number }).refreshes;

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, admin, sandbox, workerWithEnv } from "../worker/support";
-import { APP_MAX_BYTES } from "../../worker/routes/bitrix-app";
+import { APP_MAX_BYTES } from "../../worker/routes/bitrix-app-context";
 import { ADMIN_MAX_BYTES } from "../../worker/routes/admin";
 
 /* What a stranger can learn or spend through /health, /admin and /bitrix/*. */

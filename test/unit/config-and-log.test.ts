@@ -27,6 +27,7 @@ const base: Env = {
   CALL_RATE_LIMITER: { limit: async () => ({ success: true }) },
   APP_RATE_LIMITER: { limit: async () => ({ success: true }) },
   TAB_TOKEN_SECRET: "tab-token-key-0123456789abcdef0123456789",
+  SETTINGS_KEY: "dGVzdC1zZXR0aW5ncy1rZXktMzItYnl0ZXMtbG9uZyE=",
 };
 
 const PLAIN_HTTP = 'must be https:// (plain http only to 127.0.0.1 or localhost, and only with ALLOW_LOOPBACK_HTTP="true", for a local sandbox)';
@@ -96,6 +97,8 @@ describe("readConfig", () => {
     [{ COMAGIC_VIRTUAL_NUMBER: undefined }, "COMAGIC_VIRTUAL_NUMBER", "the tab's Call button is off"],
     [{ COMAGIC_EMPLOYEES: "[1,2]" }, "COMAGIC_EMPLOYEES", "users are matched by email instead"],
     [{ CALL_RATE_LIMITER: undefined }, "CALL_RATE_LIMITER", "binding is missing"],
+    [{ SETTINGS_KEY: undefined }, "SETTINGS_KEY", "the app's OAuth tokens are stored in the clear"],
+    [{ SETTINGS_KEY: "c2hvcnQ=" }, "SETTINGS_KEY", "openssl rand -base64 32"],
   ])("warns, without failing, about optional CoMagic and admin settings (%o)", (overrides, setting, problem) => {
     const result = readConfig({ ...base, ...overrides } as Env);
     expect(result.ok).toBe(true);

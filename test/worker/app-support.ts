@@ -1,7 +1,9 @@
 import { env, exports } from "cloudflare:workers";
-import type { Portal } from "../../worker/bitrix/portal";
+import type { AppInstall } from "../../worker/bitrix/app-client";
 import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
-import { d1PortalStore } from "../../worker/storage/portals";
+import { d1AppInstalls } from "../../worker/storage/app-installs";
+import type { Env } from "../../worker/env";
+import { settingsKeysOf } from "../../worker/wiring";
 import { sandbox } from "./support";
 
 /** Helpers for the Bitrix24 app's routes: tokens from the sandbox portal, and the forms a card posts. */
@@ -129,7 +131,12 @@ export async function callsMade(): Promise<Record<string, unknown>[]> {
   return (await sandbox("/_sandbox/comagic/calls-made")).json();
 }
 
-/** The installed portal's record as the worker keeps it (D1). */
-export async function storedPortal(): Promise<Portal | null> {
-  return d1PortalStore(env.DB as D1Database).get(MEMBER);
+/** The app's install on the sandbox portal as the worker keeps it (D1), its tokens opened with SETTINGS_KEY. */
+export async function storedPortal(): Promise<AppInstall | null> {
+  return installStore().get(MEMBER);
+}
+
+/** The worker's store of app installs, with the tests' SETTINGS_KEY. */
+export function installStore() {
+  return d1AppInstalls(env.DB as D1Database, settingsKeysOf(env as unknown as Env));
 }

@@ -6,7 +6,8 @@ import { d1AttributionStore } from "../../worker/storage/attribution";
 import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
 import { deadLetterStore, d1AppliedEvents } from "../../worker/storage/d1";
 import { migrateSchema } from "../../worker/storage/d1-schema";
-import { admin, leadsWithPhone, makeCallSession, type SandboxLead, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet } from "./support";
+import { install, storedPortal } from "./app-support";
+import { admin, leadsWithPhone, makeCallSession, type SandboxLead, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet } from "./support";
 
 /*
  * Many portals from one deployment (issue #23): two stored portals, each with its own Bitrix24 portal and CoMagic
@@ -211,5 +212,65 @@ describe("two portals from one deployment", () => {
     expect((await db().prepare("SELECT COUNT(*) AS n FROM applied_events WHERE portal = 'beta'").first<{ n: number }>())?.n).toBeGreaterThan(0);
     const listed = (await (await admin("/portals")).json()) as { portals: { portal: string }[] };
     expect(listed.portals.map((p) => p.portal)).toEqual(["default", "beta"]);
+  });
+});
+
+describe("the app's removal from a Bitrix24 portal (ONAPPUNINSTALL)", () => {
+  const uninstallEvent = async (clean: boolean): Promise<string> => {
+    const res = await sandbox("/_sandbox/bitrix/app/uninstall", { clean, deliver: false });
+    const { delivered } = (await res.json()) as { delivered: { handler: string; body: string }[] };
+    const event = delivered.find((d) => d.handler.endsWith("/bitrix/uninstall"));
+    if (!event) throw new Error(`the install bound no ONAPPUNINSTALL handler: ${JSON.stringify(delivered)}`);
+    return event.body;
+  };
+  const postEvent = (body: string) =>
+    exports.default.fetch(new Request("http://worker.test/bitrix/uninstall", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body }));
+
+  it("is refused without the application_token the install gave, and deletes nothing", async () => {
+    await sandbox("/_sandbox/reset", {});
+    expect((await install()).status).toBe(200);
+    // Its OAuth tokens are sealed at rest with SETTINGS_KEY, bound to the install.
+    const tokens = await storedPortal();
+    const row = await db()
+      .prepare("SELECT record FROM app_installs WHERE member_id = ?")
+      .bind(tokens?.memberId ?? "")
+      .first<{ record: string }>();
+    expect(row?.record).toContain('"sealed"');
+    expect(row?.record).not.toContain(tokens?.accessToken ?? "?");
+    expect(row?.record).not.toContain(tokens?.refreshToken ?? "?");
+    const body = new URLSearchParams(await uninstallEvent(false));
+    body.set("auth[application_token]", "forged-token");
+    expect((await postEvent(body.toString())).status).toBe(401);
+    expect(await storedPortal()).not.toBeNull();
+  });
+
+  it("deletes the app's tokens (Bitrix24 revoked them) and keeps the portal's data when the admin kept the app's data", async () => {
+    await sandbox("/_sandbox/reset", {});
+    expect((await install()).status).toBe(200);
+    const applied = await db().prepare("SELECT COUNT(*) AS n FROM applied_events WHERE portal = 'default'").first<{ n: number }>();
+    const res = await postEvent(await uninstallEvent(false));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "uninstalled", portal: "default", clean: false, deleted: { rows: { app_installs: 1 } } });
+    expect(await storedPortal()).toBeNull();
+    expect(await db().prepare("SELECT COUNT(*) AS n FROM applied_events WHERE portal = 'default'").first<{ n: number }>()).toEqual(applied);
+    // Installed again, it works again.
+    await sandbox("/_sandbox/reset", {});
+    expect((await install()).status).toBe(200);
+    expect(await storedPortal()).not.toBeNull();
+  });
+
+  it("deletes everything kept about the portal when the admin asked to delete the app's data, and says what went", async () => {
+    await sandbox("/_sandbox/reset", {});
+    expect((await install()).status).toBe(200);
+    const res = await postEvent(await uninstallEvent(true));
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as { clean: boolean; deleted: { rows: Record<string, number> } };
+    expect(answer.clean).toBe(true);
+    expect(answer.deleted.rows).toMatchObject({ app_installs: 1, applied_events: expect.any(Number) });
+    expect(await storedPortal()).toBeNull();
+    expect((await db().prepare("SELECT COUNT(*) AS n FROM applied_events WHERE portal = 'default'").first<{ n: number }>())?.n).toBe(0);
+    // The other portal's rows stay.
+    expect((await db().prepare("SELECT COUNT(*) AS n FROM applied_events WHERE portal = 'beta'").first<{ n: number }>())?.n).toBeGreaterThan(0);
+    await sandbox("/_sandbox/reset", {});
   });
 });

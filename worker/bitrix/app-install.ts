@@ -6,13 +6,16 @@ import { type AccessRefusal, verifiedUser } from "./app-auth";
 import { batchBuilder } from "./batch-builder";
 import type { BitrixClient } from "./client";
 import { CARD_PLACEMENTS } from "./crm-card";
-import type { Portal, PortalStore } from "./portal";
+import type { AppInstall, InstallStore } from "./app-client";
 import { ensureCrmUserFields } from "./user-fields";
 
 const placementRows = z.union([
   z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()),
   z.array(z.never()),
 ]);
+
+/** event.get: the app's bound handlers (`[]` when none, as PHP sends an empty array). */
+const eventRows = z.array(z.object({ event: z.string(), handler: z.string() }).loose());
 
 export interface InstallRequest {
   memberId: string;
@@ -24,7 +27,7 @@ export interface InstallRequest {
   oauthTokenUrl: string | null;
 }
 
-export type InstallOutcome = { ok: true; portal: Portal; boundPlacements: string[]; createdFields: string[] } | { ok: false; refusal: AccessRefusal | "not_admin" };
+export type InstallOutcome = { ok: true; portal: AppInstall; boundPlacements: string[]; createdFields: string[] } | { ok: false; refusal: AccessRefusal | "not_admin" };
 
 /**
  * Installs (or reinstalls) the app: checks the token against the configured portal and our application,
@@ -37,11 +40,13 @@ export async function installApp(
     origin: string;
     handlerUrl: string;
     reportUrl: string;
+    /** Where Bitrix24 posts ONAPPUNINSTALL (routes/bitrix-install.ts). */
+    uninstallUrl: string;
     appCode: string;
     language: Language;
     userClient: BitrixClient;
-    appClient: (portal: Portal) => BitrixClient;
-    portals: PortalStore;
+    appClient: (portal: AppInstall) => BitrixClient;
+    installs: InstallStore;
     now: () => Date;
   },
 ): Promise<InstallOutcome> {
@@ -49,10 +54,10 @@ export async function installApp(
   if (!user.ok) return user;
   const { profile } = user;
   if (profile.ADMIN !== true) return { ok: false, refusal: "not_admin" };
-  const previous = await deps.portals.get(request.memberId);
+  const previous = await deps.installs.get(request.memberId);
   const applicationToken = request.applicationToken ?? previous?.applicationToken;
   const oauthTokenUrl = request.oauthTokenUrl ?? previous?.oauthTokenUrl;
-  const portal: Portal = {
+  const portal: AppInstall = {
     memberId: request.memberId,
     origin: deps.origin,
     accessToken: request.authId,
@@ -63,12 +68,17 @@ export async function installApp(
     ...(applicationToken ? { applicationToken } : {}),
     ...(oauthTokenUrl ? { oauthTokenUrl } : {}),
   };
-  await deps.portals.put(portal);
+  await deps.installs.put(portal);
   const client = deps.appClient(portal);
   const fields = await ensureCrmUserFields(client);
   const placements = batchBuilder();
   const boundHandle = placements.add("bound", { method: "placement.get", params: {} }, placementRows);
-  const bound = (await placements.send(client, { readOnly: true })).required(boundHandle);
+  const eventsHandle = placements.add("events", { method: "event.get", params: {} }, eventRows);
+  const answers = await placements.send(client, { readOnly: true });
+  const bound = answers.required(boundHandle);
+  // The app's removal deletes the portal's tokens (and, when asked to clean, its data): Bitrix24 tells us by ONAPPUNINSTALL.
+  const unbound = !answers.required(eventsHandle).some((e) => e.event.toUpperCase() === "ONAPPUNINSTALL" && e.handler === deps.uninstallUrl);
+  if (unbound) await client.call("event.bind", { event: "ONAPPUNINSTALL", handler: deps.uninstallUrl });
   const texts = (key: "tabPlacement" | "reportPlacement") => ({ ...messagesFor(deps.language).install[key], LANG_ALL: { ru: ru.install[key], en: en.install[key] } });
   const wanted = [
     ...CARD_PLACEMENTS.map((placement) => ({ placement, handler: deps.handlerUrl, texts: texts("tabPlacement") })),

@@ -32,7 +32,7 @@ export interface ConsumerDeps extends SettleDeps {
    * Anyone can post forms, each naming a visitor id; enriching them spends CoMagic's API points. This
    * limit (FORM_ENRICH_LIMITER, per minute) says whether one more form may be enriched; null: no limit.
    */
-  formEnrichLimit: RateLimit | null;
+  formEnrichLimit: Pick<RateLimit, "limit"> | null;
   /** Bitrix24 users of CoMagic employees COMAGIC_EMPLOYEES does not list, by email; null when that is off. */
   employeeUsers?: ((employeeIds: string[]) => Promise<Map<string, string>>) | null;
   queue: string;

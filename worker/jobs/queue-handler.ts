@@ -8,7 +8,7 @@ import type { BitrixClient } from "../bitrix/client";
 import { usersByEmployeeEmail } from "../bitrix/employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
-import { appClientFor } from "../bitrix/portal";
+import { appClientFor } from "../bitrix/app-client";
 import { appSettings, comagicAuth, deploymentSettings, type Config, type DeploymentSettings } from "../config";
 import { DEFAULT_PORTAL, portalKeySchema } from "../domain/portal-key";
 import { configFor } from "../portal-config";
@@ -18,7 +18,7 @@ import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { kvTelephonyStatus } from "../storage/telephony-status";
 import { deadLetterStore } from "../storage/d1";
-import { bitrixClientFor, cacheFor, dataApiClientFor, storesFor } from "../wiring";
+import { bitrixClientFor, budgetFor, cacheFor, dataApiClientFor, portalLimiter, storesFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
@@ -71,10 +71,11 @@ function webhookUserId(config: Config): string {
 /** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook. */
 async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
   const app = appSettings(config);
-  const { portals } = storesFor(env, config.portal);
-  const portal = app && portals ? await portals.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
+  const { installs } = storesFor(env, config.portal);
+  const install = app && installs ? await installs.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
   const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
-  if (app && portal && portals) clients.push({ name: "app", client: appClientFor(portal, { oauth: app, store: portals, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS }) });
+  if (app && install && installs)
+    clients.push({ name: "app", client: appClientFor(install, { oauth: app, store: installs, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS, budget: budgetFor(env, config.portal) }) });
   clients.push({ name: "webhook", client: webhook });
   return clients;
 }
@@ -184,7 +185,7 @@ async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger
     ledger,
     visitors: stores.visitors,
     followUps,
-    formEnrichLimit: env.FORM_ENRICH_LIMITER ?? null,
+    formEnrichLimit: portalLimiter(env.FORM_ENRICH_LIMITER, config.portal),
     employeeUsers: employeeUsersFor(env, config, bitrix),
     queue: batch.queue,
     rules: {

@@ -91,8 +91,9 @@ adminPortalsRoute.put("/:portal", async (c) => {
 
 adminPortalsRoute.delete("/:portal", async (c) => {
   const portal = portalParam(c.req.param("portal"));
-  if (!(await settingsStore(c.env).get(portal))) throw new AppError(404, "unknown_portal", "No such portal");
-  const deleted = await deletePortalData(c.env, portal);
+  const stored = await settingsStore(c.env).get(portal);
+  if (!stored) throw new AppError(404, "unknown_portal", "No such portal");
+  const deleted = await deletePortalData(c.env, portal, stored.memberId);
   forgetPortalConfig(portal);
   c.get("log").info("portal.deleted", { portal, ...deleted });
   return c.json({ status: "deleted", portal, deleted });

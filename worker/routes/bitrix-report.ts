@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
-import { userClientFor, type Portal } from "../bitrix/portal";
+import type { AppInstall } from "../bitrix/app-client";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { comagicAuth } from "../config";
 import { AppError } from "../errors";
@@ -18,18 +18,19 @@ import { refreshReportData } from "../jobs/report-sync";
 import { kvReportSessions } from "../storage/report-sessions";
 import {
   APP_MAX_BYTES,
+  type AppContext,
   appContext,
   appPageHeaders,
   checkApplicationToken,
   checkDomain,
   htmlError,
-  installFrom,
-  invalidInstall,
   limitByIp,
   RATE_LIMIT_PERIOD_SECONDS,
   refusedPage,
+  tabTokenKeys,
   text,
-} from "./bitrix-app";
+} from "./bitrix-app-context";
+import { installFrom, invalidInstall } from "./bitrix-install";
 
 /*
  * The attribution report: the app's own page (PLACEMENT=DEFAULT, from the left menu or Applications) and CRM
@@ -77,19 +78,21 @@ async function limitByUser(c: Context<AppEnv>, claims: ReportClaims, action: "vi
  * confirmed by Bitrix24 within five minutes. A renewed token goes back in X-Report-Token (and in the page).
  */
 async function reportSession(c: Context<AppEnv>, token: string | undefined, action: "view" | "refresh") {
-  const { app, config, portals, kv } = appContext(c);
   const now = new Date();
-  const claims = token ? await verifyReportToken(token, app.tabTokenKeys, now) : null;
+  const claims = token ? await verifyReportToken(token, tabTokenKeys(c), now) : null;
   const expired = () => new AppError(401, "invalid_report_token", messagesFor(claims?.lang ?? requestLanguage(c)).expired);
   if (!token || !claims) throw expired();
   await limitByUser(c, claims, action);
-  const portal = await portals.get(claims.memberId);
+  // The token names its portal (member_id): the report, its rows and its access checks are that portal's.
+  const ctx = await appContext(c, claims.memberId);
+  const { app, config, installs, kv } = ctx;
+  const portal = await installs.get(claims.memberId);
   if (!portal) throw pageError(401, "not_installed");
   const session = await recheckReportAccess(claims, token, {
     keys: app.tabTokenKeys,
     now,
     sessions: kvReportSessions(kv),
-    userClient: (authId) => userClientFor(portal.origin, authId, config.BITRIX_TIMEOUT_MS),
+    userClient: ctx.userClient,
     appCode: app.appCode,
     reportUserIds: config.REPORT_USER_IDS,
   });
@@ -101,7 +104,7 @@ async function reportSession(c: Context<AppEnv>, token: string | undefined, acti
   }
   if (session.renewed) c.get("log").info("report.rechecked", { memberId: claims.memberId, userId: claims.userId });
   c.header("X-Report-Token", session.token);
-  return { claims: session.claims, token: session.token, portal };
+  return { claims: session.claims, token: session.token, portal, ctx };
 }
 
 /** A user who lost access since the page opened: a 403 that says why, in the page's language. */
@@ -117,8 +120,8 @@ function accessDeniedPage(c: Context<AppEnv>, userId: string, language: Language
   return c.html(renderMessagePage(messages.accessDeniedTitle, messages.accessDenied(userId), language), 403);
 }
 
-async function reportView(c: Context<AppEnv>, claims: ReportClaims, portal: Portal, fields: Record<string, unknown>) {
-  const { config, appClient, attribution, crmModeCache } = appContext(c);
+async function reportView(ctx: AppContext, claims: ReportClaims, portal: AppInstall, fields: Record<string, unknown>) {
+  const { config, appClient, attribution, crmModeCache } = ctx;
   const filters = filterFields.parse(fields);
   const mode = filters.entity ? null : await crmModeOf(appClient(portal), crmModeCache).catch(() => null);
   const messages = messagesFor(claims.lang);
@@ -133,9 +136,9 @@ async function reportView(c: Context<AppEnv>, claims: ReportClaims, portal: Port
   return { filters: chosen, report, notes, messages };
 }
 
-async function renderReport(c: Context<AppEnv>, claims: ReportClaims, token: string, portal: Portal, fields: Record<string, unknown>) {
-  const { config } = appContext(c);
-  const view = await reportView(c, claims, portal, fields);
+async function renderReport(c: Context<AppEnv>, ctx: AppContext, claims: ReportClaims, token: string, portal: AppInstall, fields: Record<string, unknown>) {
+  const { config } = ctx;
+  const view = await reportView(ctx, claims, portal, fields);
   const cspNonce = crypto.randomUUID().replace(/-/g, "");
   reportHeaders(c, portal.origin, cspNonce);
   c.get("log").info("report.opened", { memberId: claims.memberId, userId: claims.userId, model: view.filters.model, grouping: view.filters.grouping, groups: view.report.rows.length });
@@ -145,17 +148,18 @@ async function renderReport(c: Context<AppEnv>, claims: ReportClaims, token: str
 bitrixReportRoute.post("/app", async (c) => {
   try {
     await limitByIp(c);
-    const { app, origin, portals, config, kv } = appContext(c);
     const language = requestLanguage(c);
     const raw = await c.req.parseBody();
-    checkDomain(c, origin, c.req.query("DOMAIN"));
     const form = appPageForm.safeParse(raw);
     if (!form.success) throw pageError(400, "invalid_app_page");
+    const ctx = await appContext(c, form.data.member_id);
+    const { app, origin, installs, config, kv } = ctx;
+    checkDomain(c, origin, c.req.query("DOMAIN"));
     // An administrator's first open of the app installs it, as Bitrix24 expects of an app without an install page.
-    const portal = (await portals.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
+    const portal = (await installs.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
     if (!portal) throw pageError(401, "not_installed");
     await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
-    const access = await reportAccess(userClientFor(portal.origin, form.data.AUTH_ID, config.BITRIX_TIMEOUT_MS), app.appCode, config.REPORT_USER_IDS);
+    const access = await reportAccess(ctx.userClient(form.data.AUTH_ID), app.appCode, config.REPORT_USER_IDS);
     if (access.kind === "refused") throw refusedPage(access.refusal);
     if (access.kind === "denied") {
       c.get("log").warn("report.refused", { memberId: portal.memberId, userId: access.userId });
@@ -165,7 +169,7 @@ bitrixReportRoute.post("/app", async (c) => {
     const sid = crypto.randomUUID();
     await kvReportSessions(kv).put(portal.memberId, sid, form.data.AUTH_ID, REPORT_TOKEN_TTL_SECONDS);
     const { token, claims } = await signReportToken({ memberId: portal.memberId, userId: access.userId, lang: language, sid }, app.tabTokenKeys, new Date());
-    return await renderReport(c, claims, token, portal, c.req.query());
+    return await renderReport(c, ctx, claims, token, portal, c.req.query());
   } catch (error) {
     return htmlError(c, error instanceof z.ZodError ? invalidInstall() : error);
   }
@@ -176,7 +180,7 @@ bitrixReportRoute.post("/report", async (c) => {
   try {
     const fields = await c.req.parseBody();
     const session = await reportSession(c, typeof fields.token === "string" ? fields.token : undefined, "view");
-    return await renderReport(c, session.claims, session.token, session.portal, fields);
+    return await renderReport(c, session.ctx, session.claims, session.token, session.portal, fields);
   } catch (error) {
     if (error instanceof AccessLostError) return accessDeniedPage(c, error.claims.userId, error.claims.lang);
     return htmlError(c, error);
@@ -186,8 +190,8 @@ bitrixReportRoute.post("/report", async (c) => {
 /** The table as CSV: fetched by the page's script with the token in the body, and saved from a Blob. */
 bitrixReportRoute.post("/report.csv", async (c) => {
   const fields = await c.req.parseBody();
-  const { claims, portal } = await reportSession(c, typeof fields.token === "string" ? fields.token : undefined, "view");
-  const view = await reportView(c, claims, portal, fields);
+  const { claims, portal, ctx } = await reportSession(c, typeof fields.token === "string" ? fields.token : undefined, "view");
+  const view = await reportView(ctx, claims, portal, fields);
   c.get("log").info("report.exported", { memberId: claims.memberId, userId: claims.userId });
   c.header("Content-Type", "text/csv; charset=utf-8");
   c.header("Content-Disposition", `attachment; filename="comagic-attribution-${view.filters.days.from}-${view.filters.days.to}.csv"`);
@@ -201,8 +205,8 @@ bitrixReportRoute.post("/report.csv", async (c) => {
  */
 bitrixReportRoute.post("/report/refresh", async (c) => {
   const body = tokenField.safeParse(await c.req.json().catch(() => null));
-  const { portal } = await reportSession(c, body.success ? body.data.token : undefined, "refresh");
-  const { config, appClient, attribution } = appContext(c);
+  const { portal, ctx } = await reportSession(c, body.success ? body.data.token : undefined, "refresh");
+  const { config, appClient, attribution } = ctx;
   const outcome = await refreshReportData({
     bitrix: appClient(portal),
     dataApi: dataApiClientFor(config, c.env, "deferrable"),

@@ -19,7 +19,7 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS contact_keys (portal TEXT NOT NULL, contact_key TEXT NOT NULL, item TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
   `CREATE TABLE IF NOT EXISTS pending_creates (portal TEXT NOT NULL, contact_key TEXT NOT NULL, event_key TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
   // Bitrix24 portals the app is installed on and their OAuth tokens (member_id is Bitrix24's own, global id).
-  `CREATE TABLE IF NOT EXISTS portals (member_id TEXT PRIMARY KEY, record TEXT NOT NULL, refreshing_until TEXT)`,
+  `CREATE TABLE IF NOT EXISTS app_installs (member_id TEXT PRIMARY KEY, record TEXT NOT NULL, refreshing_until TEXT)`,
   // The deployment's portals beyond the default one: settings, and secrets sealed with SETTINGS_KEY.
   `CREATE TABLE IF NOT EXISTS portal_settings (portal TEXT PRIMARY KEY, member_id TEXT, settings TEXT NOT NULL, secrets TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
   `CREATE UNIQUE INDEX IF NOT EXISTS portal_settings_member ON portal_settings (member_id) WHERE member_id IS NOT NULL`,
@@ -114,6 +114,11 @@ export async function portalMigration(db: D1Database): Promise<{ statements: D1P
   if (letters !== undefined && !/\bportal TEXT\b/.test(letters)) {
     statements.push(db.prepare(`ALTER TABLE dead_letters ADD COLUMN portal TEXT NOT NULL DEFAULT '${DEFAULT_PORTAL}'`), db.prepare("DROP INDEX IF EXISTS dead_letters_failed_at"));
     tables.push("dead_letters");
+  }
+  // The app's installs were a table named `portals`, a word that now means the deployment's portals.
+  if (existing.has("portals") && !existing.has("app_installs")) {
+    statements.push(db.prepare("ALTER TABLE portals RENAME TO app_installs"));
+    tables.push("app_installs");
   }
   // The old tables' indexes went with them; SCHEMA makes the new ones after this.
   return { statements, tables };

@@ -1,6 +1,7 @@
 /**
- * Everything the deployment keeps about one portal, for its removal (`DELETE /admin/portals/<key>`): its D1 rows in
- * every per-portal table, its dead letters, its stored settings, its Durable Object, and its KV cache entries.
+ * Everything the deployment keeps about one portal, for its removal (`DELETE /admin/portals/<key>`, the app's
+ * ONAPPUNINSTALL): its D1 rows in every per-portal table, its dead letters, its stored settings, the app's tokens on
+ * its Bitrix24 portal (`memberId`), its Durable Object, and its KV cache entries.
  * Returns what went, table by table, so the operator can say what was deleted.
  */
 import { portalKvKey } from "../domain/portal-key";
@@ -21,6 +22,7 @@ const KV_PAGE = 1000;
 export async function deletePortalData(
   env: { DB?: D1Database; COMAGIC_CACHE?: KVNamespace; PORTAL_STATE?: DurableObjectNamespace<import("../portal-state").PortalState> },
   portal: string,
+  memberId: string | null,
 ): Promise<DeletedPortal> {
   const rows: Record<string, number> = {};
   if (env.DB) {
@@ -28,7 +30,11 @@ export async function deletePortalData(
     await ensureSchema(db);
     const tables = [...PORTAL_TABLES, "dead_letters", "portal_settings"];
     // One batch is one transaction: the portal's rows go together or not at all.
-    const results = await db.batch(tables.map((table) => db.prepare(`DELETE FROM ${table} WHERE portal = ?`).bind(portal)));
+    const results = await db.batch([
+      ...tables.map((table) => db.prepare(`DELETE FROM ${table} WHERE portal = ?`).bind(portal)),
+      db.prepare("DELETE FROM app_installs WHERE member_id = ?").bind(memberId ?? ""),
+    ]);
+    tables.push("app_installs");
     tables.forEach((table, i) => {
       const changes = results[i]?.meta.changes ?? 0;
       if (changes > 0) rows[table] = changes;

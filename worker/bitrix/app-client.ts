@@ -1,10 +1,15 @@
+/*
+ * The Bitrix24 app's side of OAuth: an install of the app on a Bitrix24 portal (AppInstall: its member_id and tokens,
+ * kept by storage/app-installs.ts in D1), the refresh of its tokens (one at a time per install, since each refresh
+ * spends the refresh token), and the REST clients acting as the app or as a user who opened one of its pages.
+ */
 import * as z from "zod";
 import { createBitrixClient, type BitrixClient } from "./client";
-import { BitrixError } from "./errors";
+import { BitrixError, type RequestBudget } from "./errors";
 import { isLoopback, isSafeUpstream } from "../domain/upstream-url";
 
-/** The portal the app is installed on, with its OAuth tokens (KV, keyed by member_id). */
-export const portalSchema = z.object({
+/** The app's install on one Bitrix24 portal, with its OAuth tokens (D1 `app_installs`, by member_id). */
+export const appInstallSchema = z.object({
   memberId: z.string().min(1),
   /** https://portal.bitrix24.ru, as configured for this worker; never taken from a request. */
   origin: z.string().url(),
@@ -19,17 +24,19 @@ export const portalSchema = z.object({
   /** Where this portal's tokens are refreshed: the install's `server_endpoint` host + /oauth/token/ (FACTS-portals). */
   oauthTokenUrl: z.string().url().optional(),
 });
-export type Portal = z.infer<typeof portalSchema>;
+export type AppInstall = z.infer<typeof appInstallSchema>;
 
 /** Installed portals and their tokens, in a strongly consistent store (D1), with a lock for token refreshes. */
-export interface PortalStore {
-  get(memberId: string): Promise<Portal | null>;
+export interface InstallStore {
+  get(memberId: string): Promise<AppInstall | null>;
   /** The portal installed at this origin (the webhook's portal), if the app is installed there. */
-  findByOrigin(origin: string): Promise<Portal | null>;
-  put(portal: Portal): Promise<void>;
+  findByOrigin(origin: string): Promise<AppInstall | null>;
+  put(portal: AppInstall): Promise<void>;
   /** Takes the portal's refresh lock until `until`; false while another isolate holds it. */
   lockRefresh(memberId: string, now: Date, until: Date): Promise<boolean>;
   unlockRefresh(memberId: string): Promise<void>;
+  /** Forgets the install (the app was removed): true when there was one. */
+  delete(memberId: string): Promise<boolean>;
 }
 
 export interface OAuthSettings {
@@ -45,7 +52,7 @@ const tokenAnswer = z.object({ access_token: z.string().min(1), refresh_token: z
 const oauthError = z.object({ error: z.string(), error_description: z.string().nullish() }).loose();
 
 /** Trades the stored refresh token for a new pair; Bitrix issues a new refresh token each time, so both are stored. */
-async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: PortalStore, now: () => number, doFetch: typeof fetch): Promise<Portal> {
+async function refreshPortalTokens(portal: AppInstall, oauth: OAuthSettings, store: InstallStore, now: () => number, doFetch: typeof fetch): Promise<AppInstall> {
   const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: portal.refreshToken });
   // A stored URL is checked again: it may date from a deploy whose rules (or settings) were looser.
   const tokenUrl = oauthTokenUrlOf(portal.oauthTokenUrl, oauth) ?? oauth.tokenUrl;
@@ -70,7 +77,7 @@ async function refreshPortalTokens(portal: Portal, oauth: OAuthSettings, store: 
     );
   }
   const seconds = Math.floor(now() / 1000);
-  const fresh: Portal = {
+  const fresh: AppInstall = {
     ...portal,
     accessToken: answer.data.access_token,
     refreshToken: answer.data.refresh_token,
@@ -89,11 +96,11 @@ const REFRESH_POLL_MS = 200;
  * lock (each refresh spends the refresh token, so two at once would leave one isolate with a dead token).
  */
 export async function refreshCoalesced(
-  expired: Portal,
-  deps: { oauth: OAuthSettings; store: PortalStore; now: () => number; fetch?: typeof fetch; sleep?: (ms: number) => Promise<void> },
-): Promise<Portal> {
+  expired: AppInstall,
+  deps: { oauth: OAuthSettings; store: InstallStore; now: () => number; fetch?: typeof fetch; sleep?: (ms: number) => Promise<void> },
+): Promise<AppInstall> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const renewed = (p: Portal | null): p is Portal => p !== null && p.accessToken !== expired.accessToken;
+  const renewed = (p: AppInstall | null): p is AppInstall => p !== null && p.accessToken !== expired.accessToken;
   for (let waited = 0; waited <= REFRESH_LOCK_MS; waited += REFRESH_POLL_MS) {
     const current = await deps.store.get(expired.memberId);
     if (renewed(current)) return current;
@@ -113,11 +120,12 @@ export async function refreshCoalesced(
 }
 
 /** A REST client acting as the app on the installed portal, refreshing its tokens when Bitrix says they expired. */
-export function appClientFor(portal: Portal, deps: { oauth: OAuthSettings; store: PortalStore; now: () => number; timeoutMs: number }): BitrixClient {
+export function appClientFor(portal: AppInstall, deps: { oauth: OAuthSettings; store: InstallStore; now: () => number; timeoutMs: number; budget?: RequestBudget }): BitrixClient {
   let current = portal;
   return createBitrixClient({
     baseUrl: `${portal.origin}/rest/`,
     timeoutMs: deps.timeoutMs,
+    ...(deps.budget ? { budget: deps.budget } : {}),
     oauth: {
       token: async () => current.accessToken,
       refresh: async () => {
@@ -150,7 +158,7 @@ export function oauthTokenUrlOf(serverEndpoint: string | undefined, oauth: Pick<
 }
 
 /** A client for one call made with a token the browser brought (a placement's AUTH_ID): never refreshed. */
-export function userClientFor(origin: string, authId: string, timeoutMs: number): BitrixClient {
+export function userClientFor(origin: string, authId: string, timeoutMs: number, budget?: RequestBudget): BitrixClient {
   const expired = () => Promise.reject(new BitrixError("expired_token", "Bitrix24: the page's token expired; reopen the card", false, "no"));
-  return createBitrixClient({ baseUrl: `${origin}/rest/`, timeoutMs, maxTries: 2, oauth: { token: async () => authId, refresh: expired } });
+  return createBitrixClient({ baseUrl: `${origin}/rest/`, timeoutMs, maxTries: 2, oauth: { token: async () => authId, refresh: expired }, ...(budget ? { budget } : {}) });
 }
