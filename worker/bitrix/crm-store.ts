@@ -66,6 +66,21 @@ const duplicateIds = z.union([
     .transform((r) => ({ LEAD: r.LEAD ?? [], CONTACT: r.CONTACT ?? [], COMPANY: r.COMPANY ?? [] })),
 ]);
 type Duplicates = z.infer<typeof duplicateIds>;
+type DuplicateType = keyof Duplicates;
+const DUPLICATE_TYPES: readonly DuplicateType[] = ["LEAD", "CONTACT", "COMPANY"];
+/** FACTS.md §2.5: at this many duplicates of one type, findbycomm answers no other type. */
+const DUPLICATES_CAP = 20;
+/** A findbycomm asked without entity_type, with what it answered. */
+type CappedSearch = { params: { type: "PHONE" | "EMAIL"; values: string[] }; ids: Duplicates };
+
+/** The other types of a search that reached the cap, each asked on its own. */
+function askOtherTypes(batch: BatchBuilder, search: CappedSearch): { type: DuplicateType; handle: BatchHandle<Duplicates> }[] {
+  if (!DUPLICATE_TYPES.some((t) => search.ids[t].length >= DUPLICATES_CAP)) return [];
+  return DUPLICATE_TYPES.filter((t) => search.ids[t].length < DUPLICATES_CAP).map((type) => ({
+    type,
+    handle: batch.add(`again-${type}`, { method: "crm.duplicate.findbycomm", params: { ...search.params, entity_type: type } }, duplicateIds),
+  }));
+}
 
 const utmColumns = { UTM_SOURCE: nullableString, UTM_MEDIUM: nullableString, UTM_CAMPAIGN: nullableString, UTM_CONTENT: nullableString, UTM_TERM: nullableString };
 const utmOf = (row: Record<"UTM_SOURCE" | "UTM_MEDIUM" | "UTM_CAMPAIGN" | "UTM_CONTENT" | "UTM_TERM", string | null>): Utm => ({
@@ -235,6 +250,27 @@ export function createCrmStore(client: BitrixClient): CrmStore {
     return { leads, clients, deals };
   }
 
+  /**
+   * FACTS.md §2.5: "If 20 or more duplicates are found for one object type, the other types are not returned."
+   * A caller whose phone is on 20 old leads would lose their contact and its open deal; such searches are asked
+   * again for the other types one by one (entity_type), in one more batch, only when it happens.
+   */
+  async function completeCappedSearches(searches: readonly { phone: CappedSearch | null; email: CappedSearch | null }[]): Promise<{ phone: Duplicates | null; email: Duplicates | null }[]> {
+    const again = batchBuilder();
+    const asked = searches.map((s) => ({
+      phone: s.phone ? askOtherTypes(again, s.phone) : [],
+      email: s.email ? askOtherTypes(again, s.email) : [],
+    }));
+    const answers = again.size ? await again.send(client, { readOnly: true }) : null;
+    const merged = (search: CappedSearch | null, handles: { type: DuplicateType; handle: BatchHandle<Duplicates> }[]): Duplicates | null => {
+      if (!search) return null;
+      const out: Duplicates = { LEAD: [...search.ids.LEAD], CONTACT: [...search.ids.CONTACT], COMPANY: [...search.ids.COMPANY] };
+      for (const { type, handle } of handles) if (answers) out[type] = [...new Set([...out[type], ...answers.required(handle)[type]])];
+      return out;
+    };
+    return searches.map((s, i) => ({ phone: merged(s.phone, asked[i]?.phone ?? []), email: merged(s.email, asked[i]?.email ?? []) }));
+  }
+
   return {
     async addTodos(todos) {
       if (todos.length === 0) return new Set();
@@ -281,11 +317,19 @@ export function createCrmStore(client: BitrixClient): CrmStore {
       const answers = await batch.send(client, { readOnly: true });
       const { applied, madeContacts } = keysFrom(answers, queries, keys, mode);
       const none: Duplicates & { hinted: CrmEntityRef[] } = { LEAD: [], CONTACT: [], COMPANY: [], hinted: [] };
+      const found = await completeCappedSearches(
+        events.map((event, i) => {
+          const search = searches[i];
+          return {
+            phone: search?.phone ? { params: { type: "PHONE", values: phoneSearchVariants(event.phone ?? "") }, ids: answers.required(search.phone) } : null,
+            email: search?.email ? { params: { type: "EMAIL", values: [event.email ?? ""] }, ids: answers.required(search.email) } : null,
+          };
+        }),
+      );
       const matches = events.map((event, i) => {
         if (applied.has(event.key)) return none;
-        const search = searches[i];
-        const phone = search?.phone ? answers.required(search.phone) : none;
-        const email = search?.email ? answers.required(search.email) : none;
+        const phone = found[i]?.phone ?? none;
+        const email = found[i]?.email ?? none;
         const ours = known.get(event.key) ?? [];
         const made = madeContacts.get(event.key);
         const of = (type: "lead" | "contact" | "company") => ours.filter((r) => r.type === type).map((r) => r.id);
