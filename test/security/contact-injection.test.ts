@@ -66,7 +66,7 @@ describe("a ledger hint is only a candidate", () => {
     const clientLead = await leadOf(client.e164);
     // What an older deploy (or a lost race) may have left: the attacker's phone tied to the client's lead.
     const attacker = uniquePhone();
-    await env.DB?.prepare("INSERT OR REPLACE INTO contact_keys (portal, contact_key, item, written_at) VALUES ('default', ?, ?, ?)")
+    await env.DB?.prepare("INSERT OR REPLACE INTO contact_keys (portal, contact_key, ref, written_at) VALUES ('default', ?, ?, ?)")
       .bind(`phone:${attacker.e164}`, String(clientLead.ID), new Date().toISOString())
       .run();
 

@@ -12,7 +12,7 @@ import { admin, comagicStats, comagicTime, leadOf, leadsWithPhone, makeCallSessi
 // Long enough for the call, its lead and the deferral to happen first, even on a loaded machine.
 const DAY_RESET_SECONDS = 15;
 
-type LogLine = { event?: string; code?: string; visitorId?: string; leadId?: string; delaySeconds?: number; resent?: boolean };
+type LogLine = { event?: string; code?: string; visitorId?: string; entityId?: string; delaySeconds?: number; resent?: boolean };
 
 /** The worker's JSON log lines, as an operator would read them. */
 function captureLogs(): LogLine[] {
@@ -71,7 +71,7 @@ describe("a Data API day near its end", () => {
     expect((await postWebhook(body)).status).toBe(202);
     const lead = await leadOf(phone.e164);
 
-    const deferred = await waitFor(async () => logs.find((l) => l.event === "comagic.deferred" && l.leadId === lead.ID), "the enrichment deferred", 20_000);
+    const deferred = await waitFor(async () => logs.find((l) => l.event === "comagic.deferred" && l.entityId === lead.ID), "the enrichment deferred", 20_000);
     expect(deferred).toMatchObject({ code: "budget_day_reserve", resent: true });
     expect(deferred.delaySeconds).toBeLessThanOrEqual(DAY_RESET_SECONDS + 1);
     const held = await comagicStats();
@@ -88,6 +88,6 @@ describe("a Data API day near its end", () => {
     expect(enriched).toMatchObject({ UF_CRM_CM_VISITOR_ID: String(visitor), UF_CRM_CM_FIRST_SRC: "google" });
     const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: { job: { visitorId?: string } }[] };
     expect(deadLetters.filter((l) => l.job.visitorId === String(visitor))).toEqual([]);
-    expect(logs.filter((l) => l.event === "job.dead_lettered" || l.event === "job.retry").filter((l) => l.leadId === lead.ID)).toEqual([]);
+    expect(logs.filter((l) => l.event === "job.dead_lettered" || l.event === "job.retry").filter((l) => l.entityId === lead.ID)).toEqual([]);
   }, 90_000);
 });

@@ -69,7 +69,7 @@ describe("a database made before portals", () => {
     expect(migrated.sort()).toEqual(["applied_events", "contact_keys", "dead_letters", "sync_state"]);
     const ledger = d1AppliedEvents(db(), "default");
     expect(Object.fromEntries(await ledger.find(["call:900001"]))).toEqual({ "call:900001": "77" });
-    expect(Object.fromEntries(await ledger.findContacts(["phone:+79990001122"]))).toEqual({ "phone:+79990001122": "77" });
+    expect(Object.fromEntries(await ledger.findContactKeys(["phone:+79990001122"]))).toEqual({ "phone:+79990001122": "77" });
     expect(await d1AppliedEvents(db(), "alpha").find(["call:900001"])).toEqual(new Map());
     expect((await deadLetterStore(db()).get("old-letter"))?.portal).toBe("default");
     // Run again (another isolate, the admin command): nothing left to do.

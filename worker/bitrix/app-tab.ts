@@ -84,7 +84,7 @@ export async function openTab(
       memberId: request.memberId,
       userId: profile.ID,
       entityType: card.entity,
-      leadId: card.id,
+      entityId: card.id,
       phone,
       expiresAt: Math.floor(deps.now().getTime() / 1000) + TAB_TOKEN_TTL_SECONDS,
       nonce: deps.nonce(),

@@ -52,7 +52,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
   if (policy) return refuse({ code: "number_not_allowed", policy });
 
   const batch = batchBuilder();
-  const cardHandle = addCardRead(batch, claims.entityType, claims.leadId);
+  const cardHandle = addCardRead(batch, claims.entityType, claims.entityId);
   const userHandle = batch.add("user", { method: "user.get", params: { ID: claims.userId } }, userRows);
   const answers = await batch.send(deps.appClient, { readOnly: true });
   const card = await readCard(claims.entityType, answers.required(cardHandle), deps.appClient, deps.defaultRegion);
@@ -76,7 +76,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
       employeeId,
       contactE164: claims.phone,
       virtualNumber: deps.virtualNumber,
-      externalId: `bitrix24-${claims.entityType}-${claims.leadId}-${claims.nonce}`,
+      externalId: `bitrix24-${claims.entityType}-${claims.entityId}-${claims.nonce}`,
     });
   } catch (error) {
     if (!(error instanceof CoMagicError)) throw error;
@@ -86,7 +86,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
   // The call is already ringing: a failed comment is reported (and logged by the caller), not a failed call.
   const timelineRecorded = await deps.appClient
     .call("crm.timeline.comment.add", {
-      fields: { ENTITY_ID: Number(claims.leadId), ENTITY_TYPE: claims.entityType, COMMENT: deps.texts.clickToCall(who, deps.now().toISOString(), claims.phone, callSessionId) },
+      fields: { ENTITY_ID: Number(claims.entityId), ENTITY_TYPE: claims.entityType, COMMENT: deps.texts.clickToCall(who, deps.now().toISOString(), claims.phone, callSessionId) },
     })
     .then(
       () => true,

@@ -5,19 +5,23 @@ import * as z from "zod";
  * when. Signed with HMAC-SHA256 under TAB_TOKEN_SECRET, a key of its own: the app's client secret is readable
  * by every portal admin and travels to the OAuth server on each refresh, so it must not sign calls.
  */
-export const tabClaimsSchema = z.object({
-  memberId: z.string(),
-  userId: z.string(),
-  /** The card's entity (a lead, deal or contact; tokens from before deal and contact cards name none: a lead). */
-  entityType: z.enum(["lead", "deal", "contact"]).default("lead"),
-  /** The card's entity id (named when cards were leads only). */
-  leadId: z.string(),
-  /** The exact number the tab showed and Call dials (E.164). */
-  phone: z.string().nullable(),
-  /** Unix seconds. */
-  expiresAt: z.number(),
-  nonce: z.string(),
-});
+export const tabClaimsSchema = z
+  .object({
+    memberId: z.string(),
+    userId: z.string(),
+    /** The card's entity (a lead, deal or contact; tokens from before deal and contact cards name none: a lead). */
+    entityType: z.enum(["lead", "deal", "contact"]).default("lead"),
+    /** The card's entity id; a token signed before the rename (15 minutes at most) calls it `leadId`. */
+    entityId: z.string().optional(),
+    leadId: z.string().optional(),
+    /** The exact number the tab showed and Call dials (E.164). */
+    phone: z.string().nullable(),
+    /** Unix seconds. */
+    expiresAt: z.number(),
+    nonce: z.string(),
+  })
+  .refine((c) => (c.entityId ?? c.leadId) !== undefined, { error: "names no card" })
+  .transform(({ leadId, ...claims }) => ({ ...claims, entityId: (claims.entityId ?? leadId) as string }));
 export type TabClaims = z.infer<typeof tabClaimsSchema>;
 
 /** A card stays open a while; a quarter of an hour covers a conversation, not a day. */

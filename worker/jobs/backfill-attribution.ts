@@ -41,7 +41,7 @@ export async function backfillStep(
   const found = pages.flatMap((page) => answers.required(page));
   const jobs = found.flatMap((row) => {
     const visitorId = row[LEAD_FIELD.visitorId];
-    return visitorId ? [enrichJob({ portal: deps.portal, requestId: deps.requestId, leadId: row.ID, entity: request.entity, visitorId: String(visitorId) })] : [];
+    return visitorId ? [enrichJob({ portal: deps.portal, requestId: deps.requestId, entityId: row.ID, entity: request.entity, visitorId: String(visitorId) })] : [];
   });
   await sendInBatches(
     deps.enrichQueue,

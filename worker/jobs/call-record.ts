@@ -47,7 +47,7 @@ const timelineKey = (sessionId: string) => `record:${sessionId}`;
 /** A visitor the notification named is being enriched already; one only the record names is enriched now. */
 async function enrichNewVisitor(job: CallRecordJob, visitorId: string | null, deps: CallRecordDeps): Promise<void> {
   if (!visitorId || visitorId === job.visitorId || !deps.followUps) return;
-  const enrich = enrichJob({ portal: job.portal, requestId: job.requestId, leadId: job.leadId, entity: job.entity, visitorId, newContact: job.newContact });
+  const enrich = enrichJob({ portal: job.portal, requestId: job.requestId, entityId: job.entityId, entity: job.entity, visitorId, newContact: job.newContact });
   await deps.followUps.send([enrich]).catch((error: unknown) => {
     deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: 1 });
   });
@@ -127,11 +127,11 @@ async function findRecords(messages: readonly Message<unknown>[], deps: CallReco
         window,
       );
     } catch (error) {
-      for (const { message, job } of read.items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);
+      for (const { message, job } of read.items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { entityId: job.entityId, sessionId: job.sessionId }, deps);
       continue;
     }
     for (const { message, job } of read.items) {
-      const context = { leadId: job.leadId, sessionId: job.sessionId };
+      const context = { entityId: job.entityId, sessionId: job.sessionId };
       const record = records.get(job.sessionId);
       if (record) {
         found.push({ message, job, record });
@@ -160,10 +160,10 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
   );
   if (found.length === 0) return;
   const giveBack = async (items: Found[], error: unknown) => {
-    for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, sessionId: job.sessionId }, deps);
+    for (const { message, job } of items) await retryOrDeadLetter(message, deps.queue, asFailure(error), { entityId: job.entityId, sessionId: job.sessionId }, deps);
   };
 
-  const refOf = (job: CallRecordJob): CrmEntityRef => ({ type: job.entity, id: job.leadId });
+  const refOf = (job: CallRecordJob): CrmEntityRef => ({ type: job.entity, id: job.entityId });
   let entities: Map<string, EntityFields>;
   try {
     entities = await deps.store.entityFields(found.map((f) => refOf(f.job)));
@@ -182,7 +182,7 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
   for (const item of found) {
     const entity = entities.get(ledgerRef(refOf(item.job)));
     if (!entity) {
-      deps.log.warn("call_record.lead_gone", { [`${item.job.entity}Id`]: item.job.leadId, sessionId: item.job.sessionId });
+      deps.log.warn("call_record.lead_gone", { [`${item.job.entity}Id`]: item.job.entityId, sessionId: item.job.sessionId });
       item.message.ack();
       continue;
     }
@@ -192,12 +192,12 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     if (answeredBy) update.fields.ASSIGNED_BY_ID = answeredBy;
     const handles: BatchHandle<unknown>[] = [];
     if (Object.keys(update.fields).length) {
-      const params = { id: Number(item.job.leadId), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } };
+      const params = { id: Number(item.job.entityId), fields: update.fields, params: { REGISTER_SONET_EVENT: "N" } };
       handles.push(writes.add("fields", { method: `crm.${item.job.entity}.update`, params }, z.unknown()));
     }
     const comment = update.comment !== null && !commented.has(timelineKey(item.job.sessionId));
     if (comment) {
-      const fields = { ENTITY_ID: Number(item.job.leadId), ENTITY_TYPE: item.job.entity, COMMENT: update.comment };
+      const fields = { ENTITY_ID: Number(item.job.entityId), ENTITY_TYPE: item.job.entity, COMMENT: update.comment };
       handles.push(writes.add("comment", { method: "crm.timeline.comment.add", params: { fields } }, z.unknown()));
     }
     writing.push({ item, handles, fields: Object.keys(update.fields).length, commented: comment });
@@ -219,8 +219,8 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
       await giveBack([item], failed);
       continue;
     }
-    if (wroteComment) await recordInLedger(deps.ledger, [{ key: timelineKey(item.job.sessionId), leadId: item.job.leadId }], deps.now(), deps.log);
-    deps.log.info("call_record.applied", { leadId: item.job.leadId, sessionId: item.job.sessionId, fields, recording: item.record.recordingUrl !== null });
+    if (wroteComment) await recordInLedger(deps.ledger, [{ key: timelineKey(item.job.sessionId), ref: ledgerRef(refOf(item.job)) }], deps.now(), deps.log);
+    deps.log.info("call_record.applied", { entityId: item.job.entityId, sessionId: item.job.sessionId, fields, recording: item.record.recordingUrl !== null });
     await enrichNewVisitor(item.job, item.record.visitorId, deps);
     await attachNewRecording(item.job, item.record.recordingUrl, deps);
     item.message.ack();

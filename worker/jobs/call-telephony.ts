@@ -131,7 +131,7 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   }
   await recordInLedger(
     deps.ledger,
-    [...callIds].filter(([item]) => !done.has(keys(item.job.key).registered)).map(([item, id]) => ({ key: keys(item.job.key).registered, leadId: id })),
+    [...callIds].filter(([item]) => !done.has(keys(item.job.key).registered)).map(([item, id]) => ({ key: keys(item.job.key).registered, ref: id })),
     deps.now(),
     deps.log,
   );
@@ -154,7 +154,7 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   }
   await recordInLedger(
     deps.ledger,
-    nowFinished.map((item) => ({ key: keys(item.job.key).finished, leadId: callIds.get(item) ?? "" })),
+    nowFinished.map((item) => ({ key: keys(item.job.key).finished, ref: callIds.get(item) ?? "" })),
     deps.now(),
     deps.log,
   );
@@ -171,7 +171,7 @@ async function process(items: Item[], client: BitrixClient, deps: TelephonyDeps)
   const recorded = attaching.filter((item) => attached.get(item)?.kind === "attached");
   await recordInLedger(
     deps.ledger,
-    recorded.map((item) => ({ key: keys(item.job.key).recorded, leadId: callIds.get(item) ?? "" })),
+    recorded.map((item) => ({ key: keys(item.job.key).recorded, ref: callIds.get(item) ?? "" })),
     deps.now(),
     deps.log,
   );

@@ -144,7 +144,7 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
       enrichJob({
         portal: job.portal,
         requestId: job.requestId,
-        leadId: id,
+        entityId: id,
         entity,
         visitorId: event.visitorId,
         newContact,
@@ -158,7 +158,7 @@ async function followUpJobs(job: LeadJob, outcome: Written, plan: WritePlan | un
       callRecordJob({
         portal: job.portal,
         requestId: job.requestId,
-        leadId: id,
+        entityId: id,
         entity,
         sessionId: event.sessionId,
         calledAt: event.occurredAt ?? event.receivedAt,
@@ -224,7 +224,7 @@ async function addCallBackTodos(written: { item: Job; outcome: Written }[], deps
     const added = await deps.store.addTodos(todos);
     await recordInLedger(
       deps.ledger,
-      todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, leadId: t.ref })),
+      todos.filter((t) => added.has(t.key)).map((t) => ({ key: t.key, ref: t.ref })),
       deps.now(),
       deps.log,
     );
@@ -258,7 +258,7 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, pl
     applied.map(({ item, outcome, plan }) => {
       const tiedTo = contactRecordRef(outcome);
       const contacts = plan?.ties ?? [];
-      return { key: item.job.event.key, leadId: ledgerRef(outcome.target), ...(tiedTo && contacts.length ? { contactsRef: ledgerRef(tiedTo), contacts } : {}) };
+      return { key: item.job.event.key, ref: ledgerRef(outcome.target), ...(tiedTo && contacts.length ? { contactKeysRef: ledgerRef(tiedTo), contactKeys: contacts } : {}) };
     }),
     deps.now(),
     deps.log,
@@ -285,7 +285,7 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, pl
 async function entitiesKnownByContact(events: readonly LeadEvent[], deps: ConsumerDeps): Promise<Map<string, CrmEntityRef[]>> {
   let known = new Map<string, string>();
   await bestEffort(deps, async () => {
-    known = (await deps.ledger?.findContacts(events.flatMap(contactKeys))) ?? known;
+    known = (await deps.ledger?.findContactKeys(events.flatMap(contactKeys))) ?? known;
   });
   return new Map(events.map((e) => [e.key, contactKeys(e).flatMap((k) => parseLedgerRef(known.get(k) ?? "") ?? [])]));
 }
@@ -344,7 +344,7 @@ export async function handleLeadBatch(batch: Pick<MessageBatch<unknown>, "messag
         const lookup = lookups.get(event.key) ?? { applied: null, leads: [], clients: [], deals: [] };
         return { event, plan: planWrite(event, lookup, rules) };
       });
-      const creates = writes.filter((w) => w.plan.action === "create-lead" || w.plan.action === "create-deal").map((w) => ({ key: w.event.key, contacts: contactKeys(w.event) }));
+      const creates = writes.filter((w) => w.plan.action === "create-lead" || w.plan.action === "create-deal").map((w) => ({ key: w.event.key, contactKeys: contactKeys(w.event) }));
       await bestEffort(deps, () => deps.ledger?.markPending(creates, deps.now()));
       const outcomes = await deps.store.apply(writes);
       // A create Bitrix24 surely did not carry out is no longer in doubt.

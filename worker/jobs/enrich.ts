@@ -55,18 +55,18 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
 
   let entities: Map<string, EntityFields>;
   try {
-    entities = await deps.store.entityFields(jobs.map(({ job }) => ({ type: job.entity, id: job.leadId })));
+    entities = await deps.store.entityFields(jobs.map(({ job }) => ({ type: job.entity, id: job.entityId })));
   } catch (error) {
-    for (const { message, job } of jobs) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+    for (const { message, job } of jobs) await retryOrDeadLetter(message, deps.queue, asFailure(error), { entityId: job.entityId }, deps);
     return;
   }
 
   const wanted: (Item & { entity: EntityFields })[] = [];
   for (const { message, job } of jobs) {
-    const entity = entities.get(ledgerRef({ type: job.entity, id: job.leadId }));
+    const entity = entities.get(ledgerRef({ type: job.entity, id: job.entityId }));
     const skipped = skipReason(job, entity);
     if (skipped || !entity) {
-      deps.log.info("enrich.skipped", { leadId: job.leadId, visitorId: job.visitorId, entity: job.entity, reason: skipped });
+      deps.log.info("enrich.skipped", { entityId: job.entityId, visitorId: job.visitorId, entity: job.entity, reason: skipped });
       message.ack();
       continue;
     }
@@ -84,14 +84,14 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
       deps.timeZone,
     );
   } catch (error) {
-    for (const { message, job } of wanted) await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId, visitorId: job.visitorId }, deps);
+    for (const { message, job } of wanted) await retryOrDeadLetter(message, deps.queue, asFailure(error), { entityId: job.entityId, visitorId: job.visitorId }, deps);
     return;
   }
 
   const updates = batchBuilder();
   const ready: (Item & { journey: Journey; entity: EntityFields; update: BatchHandle<unknown> })[] = [];
   for (const { message, job, entity } of wanted) {
-    const context = { leadId: job.leadId, visitorId: job.visitorId };
+    const context = { entityId: job.entityId, visitorId: job.visitorId };
     try {
       const journey = journeys.get(job.visitorId) ?? buildJourney(job.visitorId, now, []);
       const summary = summarizeJourney(journey);
@@ -113,7 +113,7 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
         [LEAD_FIELD.firstSource]: summary.firstSource ?? "",
         [LEAD_FIELD.lastSource]: summary.lastSource ?? "",
       };
-      const update = updates.add("lead", { method: `crm.${job.entity}.update`, params: { id: Number(job.leadId), fields, params: { REGISTER_SONET_EVENT: "N" } } }, z.unknown());
+      const update = updates.add("lead", { method: `crm.${job.entity}.update`, params: { id: Number(job.entityId), fields, params: { REGISTER_SONET_EVENT: "N" } } }, z.unknown());
       ready.push({ message, job, journey, entity, update });
     } catch (error) {
       await retryOrDeadLetter(message, deps.queue, asFailure(error), context, deps);
@@ -126,18 +126,18 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
   for (const { message, job, journey, entity, update } of ready) {
     const failure = answers.failure(update);
     if (failure) {
-      await retryOrDeadLetter(message, deps.queue, asFailure(failure), { leadId: job.leadId }, deps);
+      await retryOrDeadLetter(message, deps.queue, asFailure(failure), { entityId: job.entityId }, deps);
       continue;
     }
     try {
       await storeCredits(job, journey, entity.dateCreate, deps);
       await deps.visitors?.record([{ ref: entity.ref, visitorId: job.visitorId }], deps.now());
     } catch (error) {
-      deps.log.warn("enrich.store_failed", { leadId: job.leadId, error: errorMessage(error) });
-      await retryOrDeadLetter(message, deps.queue, asFailure(error), { leadId: job.leadId }, deps);
+      deps.log.warn("enrich.store_failed", { entityId: job.entityId, error: errorMessage(error) });
+      await retryOrDeadLetter(message, deps.queue, asFailure(error), { entityId: job.entityId }, deps);
       continue;
     }
-    deps.log.info("lead.enriched", { leadId: job.leadId, visitorId: job.visitorId });
+    deps.log.info("lead.enriched", { entityId: job.entityId, visitorId: job.visitorId });
     message.ack();
   }
 }
@@ -150,5 +150,5 @@ async function storeCredits(job: EnrichJob, journey: Journey, dateCreate: string
   if (!deps.attribution) return;
   const parsed = Date.parse(job.convertedAt ?? dateCreate ?? "");
   const createdAt = Number.isNaN(parsed) ? deps.now() : new Date(parsed);
-  await deps.attribution.putCredits(job.entity, job.leadId, createdAt, creditRows(journey, createdAt), job.newContact);
+  await deps.attribution.putCredits(job.entity, job.entityId, createdAt, creditRows(journey, createdAt), job.newContact);
 }

@@ -145,9 +145,9 @@ export async function queueRows(rows: { calls?: readonly Read[]; chats?: readonl
   const byKey = new Map(events.map((e) => [e.key, e]));
   await recordInLedger(
     deps.ledger,
-    [...inBitrix].map(([key, leadId]) => {
+    [...inBitrix].map(([key, ref]) => {
       const event = byKey.get(key);
-      return { key, leadId, contacts: event?.kind === "call" ? contactKeys(event) : [] };
+      return { key, ref, contactKeys: event?.kind === "call" ? contactKeys(event) : [] };
     }),
     deps.now(),
     deps.log,

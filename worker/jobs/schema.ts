@@ -29,13 +29,25 @@ export const leadJob = (portal: string, event: LeadJob["event"], requestId: stri
 /** Which entity a follow-up job writes to: a lead, or (portals without leads, repeat clients) a deal. Older messages name none: a lead. */
 const writtenEntity = z.enum(["lead", "deal"]).default("lead");
 
+/**
+ * The id of the entity (`entity`: a lead or a deal) a follow-up writes to. Messages sent before the rename call it
+ * `leadId`, whatever the entity: read either, and keep `entityId`.
+ */
+const entityIdFields = { entityId: z.string().regex(/^\d+$/).optional(), leadId: z.string().regex(/^\d+$/).optional() };
+type WithEntityId = { entityId?: string | undefined; leadId?: string | undefined };
+const hasEntityId = (job: WithEntityId) => (job.entityId ?? job.leadId) !== undefined;
+const keepEntityId = <T extends WithEntityId>({ leadId, ...job }: T) => ({ ...job, entityId: (job.entityId ?? leadId) as string });
+const NO_ENTITY_ID = { error: "has no entityId", path: ["entityId"] };
+/** A follow-up builder's fields: the entity's id as `entityId`, never the old name. */
+type EntityFields<S extends z.ZodType> = Omit<Fields<S>, "leadId" | "entityId"> & { entityId: string };
+
 /** Fill a lead's (or deal's) CoMagic fields and cache its visitor's touchpoints. */
-export const enrichJobSchema = z.object({
+const enrichJobObject = z.object({
   type: z.literal("lead.enrich"),
   v: z.literal(V),
   portal: jobPortal,
   requestId: z.string().max(200),
-  leadId: z.string().regex(/^\d+$/),
+  ...entityIdFields,
   entity: writtenEntity,
   visitorId: z.string().min(1).max(100),
   /** The deal came with a contact the worker made for it; older messages say nothing: none. */
@@ -46,6 +58,7 @@ export const enrichJobSchema = z.object({
    */
   convertedAt: z.iso.datetime().optional(),
 });
+export const enrichJobSchema = enrichJobObject.refine(hasEntityId, NO_ENTITY_ID).transform(keepEntityId);
 export type EnrichJob = z.infer<typeof enrichJobSchema>;
 
 /**
@@ -77,12 +90,12 @@ export type CallTelephonyJob = z.infer<typeof callTelephonyJobSchema>;
  * Read a call's record from CoMagic (get.calls_report) once its report has it, and fill the lead from it:
  * UTMs, visitor and recording that the notification template could not carry.
  */
-export const callRecordJobSchema = z.object({
+const callRecordJobObject = z.object({
   type: z.literal("call.record"),
   v: z.literal(V),
   portal: jobPortal,
   requestId: z.string().max(200),
-  leadId: z.string().regex(/^\d+$/),
+  ...entityIdFields,
   sessionId: z.string().min(1).max(100),
   /** When the notification arrived: the call started before it, so the report is searched around it. */
   calledAt: z.iso.datetime(),
@@ -108,6 +121,7 @@ export const callRecordJobSchema = z.object({
     .nullable()
     .default(null),
 });
+export const callRecordJobSchema = callRecordJobObject.refine(hasEntityId, NO_ENTITY_ID).transform(keepEntityId);
 export type CallRecordJob = z.infer<typeof callRecordJobSchema>;
 
 /** Work that follows a lead's write, on the enrichment queue (it calls CoMagic's Data API or Bitrix24 telephony). */
@@ -169,8 +183,8 @@ export const portalTickJob = (portal: string, scheduledAt: Date): PortalTickJob 
   scheduledAt: scheduledAt.toISOString(),
 });
 
-export const enrichJob = (fields: Fields<typeof enrichJobSchema>): z.input<typeof enrichJobSchema> => ({ type: "lead.enrich", v: V, ...fields });
-export const callRecordJob = (fields: Fields<typeof callRecordJobSchema>): z.input<typeof callRecordJobSchema> => ({ type: "call.record", v: V, ...fields });
+export const enrichJob = (fields: EntityFields<typeof enrichJobObject>): z.input<typeof enrichJobSchema> => ({ type: "lead.enrich", v: V, ...fields });
+export const callRecordJob = (fields: EntityFields<typeof callRecordJobObject>): z.input<typeof callRecordJobSchema> => ({ type: "call.record", v: V, ...fields });
 export const callTelephonyJob = (fields: Fields<typeof callTelephonyJobSchema>): CallTelephonyJob => ({ type: "call.telephony", v: V, outbound: false, ...fields });
 
 export const followUpJobSchema = z.discriminatedUnion("type", [enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);

@@ -50,7 +50,7 @@ bitrixCallRoute.post("/call", async (c) => {
   // The token names its portal: the settings, guards and tokens are that portal's.
   const { config, installs, appClient, callGuard } = await appContext(c, claims.memberId);
   const log = c.get("log");
-  const audit = { memberId: claims.memberId, userId: claims.userId, leadId: claims.leadId };
+  const audit = { memberId: claims.memberId, userId: claims.userId, entityId: claims.entityId };
   log.info("call.requested", audit);
   if (!c.env.CALL_RATE_LIMITER) throw new AppError(503, "not_configured", say.not_configured);
   if (!(await c.env.CALL_RATE_LIMITER.limit({ key: `call:${claims.memberId}:${claims.userId}` })).success) {
@@ -99,7 +99,7 @@ bitrixCallRoute.post("/call", async (c) => {
     const job = callRecordJob({
       portal: config.portal,
       requestId: c.get("requestId"),
-      leadId: claims.leadId,
+      entityId: claims.entityId,
       sessionId: outcome.callSessionId,
       calledAt: now.toISOString(),
       visitorId: null,

@@ -23,7 +23,7 @@ export function d1CrmVisitorStore(db: D1Database, portal: string): CrmVisitorSto
         rows.map(({ ref, visitorId }) =>
           db
             .prepare(
-              "INSERT INTO crm_visitors (portal, item, visitor_id, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (portal, item) DO UPDATE SET visitor_id = excluded.visitor_id, written_at = excluded.written_at",
+              "INSERT INTO crm_visitors (portal, ref, visitor_id, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (portal, ref) DO UPDATE SET visitor_id = excluded.visitor_id, written_at = excluded.written_at",
             )
             .bind(portal, ledgerRef(ref), visitorId, at.toISOString()),
         ),
@@ -31,7 +31,7 @@ export function d1CrmVisitorStore(db: D1Database, portal: string): CrmVisitorSto
     },
     async find(ref) {
       await ensureSchema(db);
-      const row = await db.prepare("SELECT visitor_id FROM crm_visitors WHERE portal = ? AND item = ?").bind(portal, ledgerRef(ref)).first<{ visitor_id: string }>();
+      const row = await db.prepare("SELECT visitor_id FROM crm_visitors WHERE portal = ? AND ref = ?").bind(portal, ledgerRef(ref)).first<{ visitor_id: string }>();
       return row?.visitor_id ?? null;
     },
   };

@@ -13,10 +13,10 @@ const SCHEMA = [
      code TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at TEXT NOT NULL, replayed_at TEXT, replay_count INTEGER NOT NULL DEFAULT 0,
      portal TEXT NOT NULL DEFAULT '${DEFAULT_PORTAL}')`,
   `CREATE INDEX IF NOT EXISTS dead_letters_portal_failed_at ON dead_letters (portal, failed_at DESC)`,
-  // The ledger: every event written to Bitrix24, the CRM item (a lead, or `deal:7`) it landed on.
-  `CREATE TABLE IF NOT EXISTS applied_events (portal TEXT NOT NULL, key TEXT NOT NULL, item TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (portal, key))`,
-  // The CRM item each contact key (`phone:+7…`, `email:…`) was last written to: a hint Bitrix24 confirms.
-  `CREATE TABLE IF NOT EXISTS contact_keys (portal TEXT NOT NULL, contact_key TEXT NOT NULL, item TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
+  // The ledger: every event written to Bitrix24 and its ref: the entity it landed on (`12` a lead, `deal:7`) or a telephony call id.
+  `CREATE TABLE IF NOT EXISTS applied_events (portal TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (portal, key))`,
+  // The entity (ledger ref) each contact key (`phone:+7…`, `email:…`) was last written to: a hint Bitrix24 confirms.
+  `CREATE TABLE IF NOT EXISTS contact_keys (portal TEXT NOT NULL, contact_key TEXT NOT NULL, ref TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
   `CREATE TABLE IF NOT EXISTS pending_creates (portal TEXT NOT NULL, contact_key TEXT NOT NULL, event_key TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
   // Bitrix24 portals the app is installed on and their OAuth tokens (member_id is Bitrix24's own, global id).
   `CREATE TABLE IF NOT EXISTS app_installs (member_id TEXT PRIMARY KEY, record TEXT NOT NULL, refreshing_until TEXT)`,
@@ -44,7 +44,7 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS made_contacts (portal TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL, PRIMARY KEY (portal, entity, entity_id))`,
   `CREATE TABLE IF NOT EXISTS sync_state (portal TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (portal, name))`,
   // The visitor id the worker wrote to each lead or deal (ledger ref): the only one whose journey the tab shows.
-  `CREATE TABLE IF NOT EXISTS crm_visitors (portal TEXT NOT NULL, item TEXT NOT NULL, visitor_id TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, item))`,
+  `CREATE TABLE IF NOT EXISTS crm_visitors (portal TEXT NOT NULL, ref TEXT NOT NULL, visitor_id TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, ref))`,
 ];
 
 /** Every table whose rows belong to one portal (a `portal` column in their key). */
@@ -67,8 +67,8 @@ export const PORTAL_TABLES = [
  * transaction: a failure leaves the old table as it was, and the next use tries again).
  */
 const BEFORE_PORTALS: { old: string; table: string; columns: string; from: string; added?: string }[] = [
-  { old: "applied_events", table: "applied_events", columns: "portal, key, item, applied_at", from: "key, lead_id, applied_at" },
-  { old: "contact_leads", table: "contact_keys", columns: "portal, contact_key, item, written_at", from: "contact, lead_id, written_at" },
+  { old: "applied_events", table: "applied_events", columns: "portal, key, ref, applied_at", from: "key, lead_id, applied_at" },
+  { old: "contact_leads", table: "contact_keys", columns: "portal, contact_key, ref, written_at", from: "contact, lead_id, written_at" },
   { old: "pending_creates", table: "pending_creates", columns: "portal, contact_key, event_key, since", from: "contact, event_key, since" },
   { old: "call_counts", table: "call_counts", columns: "portal, day, scope, count", from: "day, scope, count" },
   {
@@ -87,7 +87,7 @@ const BEFORE_PORTALS: { old: string; table: string; columns: string; from: strin
   { old: "ad_costs", table: "ad_costs", columns: "portal, day, site_id, campaign_id, campaign_name, currency, cost", from: "day, site_id, campaign_id, campaign_name, currency, cost" },
   { old: "made_contacts", table: "made_contacts", columns: "portal, entity, entity_id", from: "entity, entity_id" },
   { old: "sync_state", table: "sync_state", columns: "portal, name, value", from: "name, value" },
-  { old: "crm_visitors", table: "crm_visitors", columns: "portal, item, visitor_id, written_at", from: "item, visitor_id, written_at" },
+  { old: "crm_visitors", table: "crm_visitors", columns: "portal, ref, visitor_id, written_at", from: "item, visitor_id, written_at" },
 ];
 
 const createOf = (table: string) => {

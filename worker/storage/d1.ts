@@ -88,25 +88,25 @@ export function deadLetterStore(db: D1Database) {
 }
 export type DeadLetterStore = ReturnType<typeof deadLetterStore>;
 
-/** One event written to Bitrix24: its key, the lead, and the normalised contacts (`phone:+7…`, `email:…`) it carried. */
+/** One event written to Bitrix24: its key, what it landed on, and the contact keys (`phone:+7…`, `email:…`) tied to it. */
 export interface AppliedEvent {
   key: string;
-  /** The lead (a bare id) or other entity (`deal:7`) the event landed on: see domain/crm-entity.ts ledgerRef. */
-  leadId: string;
-  /** What the contacts are tied to, when not `leadId`: a deal's contact, which the next event must find. */
-  contactsRef?: string;
-  contacts?: readonly string[];
+  /** The ledger ref of what the event wrote: a lead (a bare id), another entity (`deal:7`, domain/crm-entity.ts ledgerRef), or a telephony call id. */
+  ref: string;
+  /** What the contact keys are tied to, when not `ref`: a deal's contact, which the next event must find. */
+  contactKeysRef?: string;
+  contactKeys?: readonly string[];
 }
 
 /**
- * The ledger of events written to Bitrix24 (keyed like ORIGIN_ID / UF_CRM_COMAGIC_ID), and the lead each
- * contact was last written to. Bitrix24 indexes a new lead's phone for findbycomm some time after
+ * The ledger of events written to Bitrix24 (keyed like ORIGIN_ID / UF_CRM_COMAGIC_ID), and the entity each
+ * contact key was last written to. Bitrix24 indexes a new lead's phone for findbycomm some time after
  * crm.lead.add returns (FACTS.md §7), so a second contact seconds later finds its lead here. It is a hint
  * checked against Bitrix24, never the truth: a deleted or closed lead is not updated.
  */
 export interface AppliedEvents {
   find(keys: readonly string[]): Promise<Map<string, string>>;
-  findContacts(contacts: readonly string[]): Promise<Map<string, string>>;
+  findContactKeys(contactKeys: readonly string[]): Promise<Map<string, string>>;
   /** Records the events and their contacts, and ends their creates in doubt. */
   record(rows: readonly AppliedEvent[], at: Date): Promise<void>;
   /**
@@ -114,8 +114,8 @@ export interface AppliedEvents {
    * a lost answer). Another event about the same contact waits, or it could make a second lead while
    * Bitrix24's duplicate search has not indexed the first. Entries older than `since` are ignored.
    */
-  findPending(contacts: readonly string[], since: Date): Promise<Map<string, string>>;
-  markPending(rows: readonly { key: string; contacts: readonly string[] }[], at: Date): Promise<void>;
+  findPending(contactKeys: readonly string[], since: Date): Promise<Map<string, string>>;
+  markPending(rows: readonly { key: string; contactKeys: readonly string[] }[], at: Date): Promise<void>;
   clearPending(keys: readonly string[]): Promise<void>;
 }
 
@@ -123,8 +123,8 @@ export interface AppliedEvents {
 const KEYS_PER_QUERY = 90;
 
 const LOOKUPS = {
-  applied: "SELECT key AS k, item AS v FROM applied_events WHERE portal = ? AND key IN",
-  contacts: "SELECT contact_key AS k, item AS v FROM contact_keys WHERE portal = ? AND contact_key IN",
+  applied: "SELECT key AS k, ref AS v FROM applied_events WHERE portal = ? AND key IN",
+  contactKeys: "SELECT contact_key AS k, ref AS v FROM contact_keys WHERE portal = ? AND contact_key IN",
   pending: "SELECT contact_key AS k, event_key AS v FROM pending_creates WHERE portal = ? AND since >= ? AND contact_key IN",
 } as const;
 
@@ -148,16 +148,16 @@ async function lookUp(db: D1Database, query: keyof typeof LOOKUPS, values: reado
 export function d1AppliedEvents(db: D1Database, portal: string): AppliedEvents {
   return {
     find: (keys) => lookUp(db, "applied", keys, portal),
-    findContacts: (contacts) => lookUp(db, "contacts", contacts, portal),
-    findPending: (contacts, since) => lookUp(db, "pending", contacts, portal, since.toISOString()),
+    findContactKeys: (contactKeys) => lookUp(db, "contactKeys", contactKeys, portal),
+    findPending: (contactKeys, since) => lookUp(db, "pending", contactKeys, portal, since.toISOString()),
     async markPending(rows, at) {
       const statements = rows.flatMap((r) =>
-        r.contacts.map((contact) =>
+        r.contactKeys.map((contactKey) =>
           db
             .prepare(
               "INSERT INTO pending_creates (portal, contact_key, event_key, since) VALUES (?, ?, ?, ?) ON CONFLICT (portal, contact_key) DO UPDATE SET event_key = excluded.event_key, since = excluded.since",
             )
-            .bind(portal, contact, r.key, at.toISOString()),
+            .bind(portal, contactKey, r.key, at.toISOString()),
         ),
       );
       if (statements.length === 0) return;
@@ -176,14 +176,14 @@ export function d1AppliedEvents(db: D1Database, portal: string): AppliedEvents {
       // One batch is one transaction: the event and its contacts are recorded together or not at all.
       await db.batch(
         rows.flatMap((r) => [
-          db.prepare("INSERT OR IGNORE INTO applied_events (portal, key, item, applied_at) VALUES (?, ?, ?, ?)").bind(portal, r.key, r.leadId, when),
+          db.prepare("INSERT OR IGNORE INTO applied_events (portal, key, ref, applied_at) VALUES (?, ?, ?, ?)").bind(portal, r.key, r.ref, when),
           db.prepare("DELETE FROM pending_creates WHERE portal = ? AND event_key = ?").bind(portal, r.key),
-          ...(r.contacts ?? []).map((contact) =>
+          ...(r.contactKeys ?? []).map((contactKey) =>
             db
               .prepare(
-                "INSERT INTO contact_keys (portal, contact_key, item, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (portal, contact_key) DO UPDATE SET item = excluded.item, written_at = excluded.written_at",
+                "INSERT INTO contact_keys (portal, contact_key, ref, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (portal, contact_key) DO UPDATE SET ref = excluded.ref, written_at = excluded.written_at",
               )
-              .bind(portal, contact, r.contactsRef ?? r.leadId, when),
+              .bind(portal, contactKey, r.contactKeysRef ?? r.ref, when),
           ),
         ]),
       );
