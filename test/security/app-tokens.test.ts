@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { signTabToken } from "../../worker/bitrix/tab-token";
+import { signTabToken } from "../../worker/bitrix-app/tab-token";
 import { call, callsMade, install, MEMBER, openTab, seedLead, storedPortal, TAB_KEYS } from "../worker/app-support";
 import { sandbox, uniquePhone } from "../worker/support";
 

@@ -1,7 +1,7 @@
 import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadAttributionReport } from "../../worker/bitrix/app-report";
+import { loadAttributionReport } from "../../worker/bitrix-app/report";
 import { createBitrixClient } from "../../worker/bitrix/client";
 import { createCrmStore } from "../../worker/bitrix/crm-store";
 import { syncDeals } from "../../worker/bitrix/deal-sync";

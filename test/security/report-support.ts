@@ -1,5 +1,5 @@
 import { exports } from "cloudflare:workers";
-import { signClaims } from "../../worker/bitrix/tab-token";
+import { signClaims } from "../../worker/bitrix-app/tab-token";
 import { openReport, TAB_KEYS } from "../worker/app-support";
 
 export { openReport };

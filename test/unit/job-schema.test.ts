@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tabClaimsSchema } from "../../worker/bitrix/tab-token";
+import { tabClaimsSchema } from "../../worker/bitrix-app/tab-token";
 import { enrichJob, jobSchema } from "../../worker/jobs/schema";
 
 /*

@@ -55,9 +55,11 @@ describe("the worker's layers", () => {
   });
 
   it.each([
-    ["domain", ["bitrix", "comagic", "jobs", "routes", "storage", "app", "wiring", "index", "env", "config"]],
+    ["domain", ["bitrix", "bitrix-app", "comagic", "jobs", "routes", "storage", "app", "wiring", "index", "env", "config"]],
     ["storage", ["jobs", "routes", "app"]],
-    ["bitrix", ["jobs", "routes", "app"]],
+    // The REST adapter knows Bitrix24 only: the app's use cases (bitrix-app/) combine it with CoMagic and storage.
+    ["bitrix", ["jobs", "routes", "app", "bitrix-app", "comagic"]],
+    ["bitrix-app", ["jobs", "routes", "app"]],
     ["comagic", ["jobs", "routes", "app"]],
     ["i18n", ["jobs", "routes", "bitrix", "comagic", "storage", "app"]],
     ["env", ["jobs", "routes", "domain", "storage"]],

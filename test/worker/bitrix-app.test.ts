@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { signTabToken } from "../../worker/bitrix/tab-token";
+import { signTabToken } from "../../worker/bitrix-app/tab-token";
 import { asWrittenByWorker, call, callsMade, install, MEMBER, openTab, portalHost, postForm as form, seedLead, storedPortal, TAB_KEYS, tokenIn, tokensFor } from "./app-support";
 import { sandbox, uniquePhone, visitorSessions, waitFor, workerWithEnv } from "./support";
 

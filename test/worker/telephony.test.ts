@@ -189,7 +189,7 @@ describe("the Bitrix24 user of a call", () => {
   });
 
   // FACTS.md §2.9: register and finish answer ERROR_CORE "User is not found or is not active". The worker keeps an
-  // email match for a day (bitrix/employee-users.ts), so a manager dismissed since stays the call's responsible.
+  // email match for a day (jobs/employee-users.ts), so a manager dismissed since stays the call's responsible.
   it("a call for a dismissed user is dead-lettered at once with the fix in words, not retried", async () => {
     const before = await callWithRecording(null, { employee_id: 26 });
     await waitFor(async () => callsOn(await leadWith(before.phone.e164))[0]?.userId === 2, "a call of Maria's while she is active");

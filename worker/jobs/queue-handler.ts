@@ -5,7 +5,7 @@
  * gone holds up only its own messages. Dead letters are the deployment's.
  */
 import type { BitrixClient } from "../bitrix/client";
-import { usersByEmployeeEmail } from "../bitrix/employee-users";
+import { usersByEmployeeEmail } from "./employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/app-client";

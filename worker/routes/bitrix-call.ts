@@ -1,13 +1,13 @@
 /*
  * Click-to-call from a card's tab: the signed tab token names the portal (its member_id), the user and the card; one
- * call per token, toll-fraud caps, then CoMagic's start.employee_call (bitrix/click-to-call.ts).
+ * call per token, toll-fraud caps, then CoMagic's start.employee_call (bitrix-app/call.ts).
  */
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
-import { startCall } from "../bitrix/click-to-call";
+import { startCall } from "../bitrix-app/call";
 import { BitrixError } from "../bitrix/errors";
-import { verifyTabToken } from "../bitrix/tab-token";
+import { verifyTabToken } from "../bitrix-app/tab-token";
 import { callCountries, comagicAuth } from "../config";
 import type { CallRefusal } from "../domain/call-policy";
 import { formatComagicDateTime } from "../domain/comagic-time";

@@ -1,13 +1,13 @@
 /*
  * The app's install: Bitrix24's install POST (or an administrator's first open of the app, from bitrix-report.ts)
- * stores the portal's tokens and binds the card tab and the report's menu item (bitrix/app-install.ts).
+ * stores the portal's tokens and binds the card tab and the report's menu item (bitrix-app/install.ts).
  */
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
 import { oauthTokenUrlOf } from "../bitrix/app-client";
-import { installApp } from "../bitrix/app-install";
+import { installApp } from "../bitrix-app/install";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { languageOf, messagesFor, pageError } from "../i18n";

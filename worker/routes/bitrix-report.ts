@@ -10,7 +10,7 @@ import { dataApiClientFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { renderMessagePage } from "./bitrix-tab-page";
 import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
-import { loadAttributionReport, recheckReportAccess, REPORT_TOKEN_TTL_SECONDS, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix/app-report";
+import { loadAttributionReport, recheckReportAccess, REPORT_TOKEN_TTL_SECONDS, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix-app/report";
 import { MODELS } from "../domain/attribution";
 import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/attribution-report";
 import { languageOf, messagesFor, pageError, type Language } from "../i18n";
@@ -37,7 +37,7 @@ import { installFrom, invalidInstall } from "./bitrix-install";
  * Analytics' menu item (CRM_ANALYTICS_MENU) post to /app. Later requests (filters, CSV, refresh) carry the
  * signed report token the page was given, in the POST body only: a token in a URL would stay in logs and the
  * browser's history. Each is limited per user (REPORT_RATE_LIMITER), and access is re-checked with Bitrix24
- * once the token's last check is five minutes old (bitrix/app-report.ts).
+ * once the token's last check is five minutes old (bitrix-app/report.ts).
  */
 
 const appPageForm = z.object({ AUTH_ID: text, member_id: text, REFRESH_ID: text.optional(), APPLICATION_TOKEN: text.optional(), PLACEMENT: z.string().max(100).optional() });

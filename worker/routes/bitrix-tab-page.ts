@@ -1,5 +1,5 @@
 import { html, raw } from "hono/html";
-import type { JourneyState, TabView } from "../bitrix/app-tab";
+import type { JourneyState, TabView } from "../bitrix-app/tab";
 import { attribute, channelOf, MODELS, type Touch } from "../domain/attribution";
 import type { CallNumberRefusal, CallRefusal } from "../domain/call-policy";
 import type { SessionTouch, Touchpoint } from "../domain/touchpoints";

@@ -1,13 +1,13 @@
 /*
  * The "CoMagic" tab in lead and deal cards (CRM_*_DETAIL_TAB placements): the visitor's journey, attribution and the
- * Call button, for the card's portal (bitrix/app-tab.ts; the page itself is bitrix-tab-page.ts).
+ * Call button, for the card's portal (bitrix-app/tab.ts; the page itself is bitrix-tab-page.ts).
  */
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
-import { openTab } from "../bitrix/app-tab";
+import { openTab } from "../bitrix-app/tab";
 import { CARD_PLACEMENTS } from "../bitrix/crm-card";
-import { signTabToken } from "../bitrix/tab-token";
+import { signTabToken } from "../bitrix-app/tab-token";
 import { callCountries } from "../config";
 import { languageOf, messagesFor, pageError } from "../i18n";
 import { dataApiClientFor } from "../wiring";

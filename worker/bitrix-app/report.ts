@@ -3,8 +3,8 @@ import { buildReport, COST_GROUPING, rangeInstants, type Report, type ReportFilt
 import type { Messages } from "../i18n";
 import type { AttributionStore } from "../storage/attribution-store";
 import type { ReportSessionStore } from "../storage/report-sessions";
-import { type AccessRefusal, verifiedUser } from "./app-auth";
-import type { BitrixClient } from "./client";
+import { type AccessRefusal, verifiedUser } from "../bitrix/app-auth";
+import type { BitrixClient } from "../bitrix/client";
 import { signClaims, verifyClaims } from "./tab-token";
 
 /*

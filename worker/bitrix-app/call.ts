@@ -1,11 +1,16 @@
+/*
+ * Click-to-call from a card: the card and its number read again (the number the tab showed must still be there),
+ * the toll-fraud policy (domain/call-policy.ts), the caller's CoMagic employee, then the Call API's
+ * start.employee_call and a timeline entry. routes/bitrix-call.ts guards the token and the daily caps around it.
+ */
 import type { CountryCode } from "libphonenumber-js/core";
 import * as z from "zod";
 import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber, type CallRefusal } from "../domain/call-policy";
-import { batchBuilder } from "./batch-builder";
-import { addCardRead, readCard, type Card } from "./crm-card";
-import type { BitrixClient } from "./client";
+import { batchBuilder } from "../bitrix/batch-builder";
+import { addCardRead, readCard, type Card } from "../bitrix/crm-card";
+import type { BitrixClient } from "../bitrix/client";
 import type { TabClaims } from "./tab-token";
 import type { CrmTexts } from "../i18n/crm-texts";
 

@@ -1,13 +1,18 @@
+/*
+ * The app's install on a Bitrix24 portal: an administrator's token checked against the portal the worker serves there,
+ * the tokens stored (storage/app-installs.ts), the CRM fields made, the card tab and the report's menu item bound, and
+ * ONAPPUNINSTALL bound so the app's removal reaches the worker.
+ */
 import { messagesFor, type Language } from "../i18n";
 import { en } from "../i18n/en";
 import { ru } from "../i18n/ru";
 import * as z from "zod";
-import { type AccessRefusal, verifiedUser } from "./app-auth";
-import { batchBuilder } from "./batch-builder";
-import type { BitrixClient } from "./client";
-import { CARD_PLACEMENTS } from "./crm-card";
-import type { AppInstall, InstallStore } from "./app-client";
-import { ensureCrmUserFields } from "./user-fields";
+import { type AccessRefusal, verifiedUser } from "../bitrix/app-auth";
+import { batchBuilder } from "../bitrix/batch-builder";
+import type { BitrixClient } from "../bitrix/client";
+import { CARD_PLACEMENTS } from "../bitrix/crm-card";
+import type { AppInstall, InstallStore } from "../bitrix/app-client";
+import { ensureCrmUserFields } from "../bitrix/user-fields";
 
 const placementRows = z.union([
   z.array(z.object({ placement: z.string().optional(), PLACEMENT: z.string().optional(), handler: z.string().optional(), HANDLER: z.string().optional() }).loose()),

@@ -1,7 +1,7 @@
 import * as z from "zod";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { type KvCache, kvJson } from "../storage/kv-json";
-import type { BitrixClient } from "./client";
+import type { BitrixClient } from "../bitrix/client";
 
 /*
  * Which Bitrix24 user a CoMagic employee is, by the same email in both (get.employees and user.get), for

@@ -1,3 +1,8 @@
+/*
+ * Opening the CoMagic tab in a card: the user proved with Bitrix24 (app.info + profile + the card, one batch), the
+ * visitor's journey (only the visitor the worker itself wrote to that card: storage/crm-visitors.ts), and the signed
+ * token of the Call button. routes/bitrix-tab.ts renders it.
+ */
 import type { CountryCode } from "libphonenumber-js/core";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { loadJourney } from "../comagic/reports";
@@ -6,10 +11,10 @@ import type { Journey } from "../domain/touchpoints";
 import { errorMessage } from "../log";
 import type { CrmVisitorStore } from "../storage/crm-visitors";
 import type { JourneyStore } from "../storage/journeys";
-import { type AccessRefusal, verifiedUser } from "./app-auth";
-import { batchBuilder } from "./batch-builder";
-import { addCardRead, CARD_ENTITY, readCard, type Card, type CardPlacement } from "./crm-card";
-import type { BitrixClient } from "./client";
+import { type AccessRefusal, verifiedUser } from "../bitrix/app-auth";
+import { batchBuilder } from "../bitrix/batch-builder";
+import { addCardRead, CARD_ENTITY, readCard, type Card, type CardPlacement } from "../bitrix/crm-card";
+import type { BitrixClient } from "../bitrix/client";
 import { TAB_TOKEN_TTL_SECONDS, type TabClaims } from "./tab-token";
 
 /** `not_ours`: the card's visitor id is not one the worker wrote there (typed in by hand), so no visits are shown. */
