@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSandbox, type SandboxPortal } from "../../sandbox/server";
+import { sandboxInProcess } from "../helpers/sandbox-in-process";
 
 /*
  * One sandbox serves many portals (issue #23): each named portal under `/p/<name>` is a Bitrix24 portal and a
@@ -11,17 +12,7 @@ import { createSandbox, type SandboxPortal } from "../../sandbox/server";
 const ORIGIN = "http://localhost";
 
 function sandboxOf(portals: string[]) {
-  const { app, describe: at } = createSandbox({ portals });
-  const view = at(ORIGIN);
-  const json = async (path: string, body?: unknown) => {
-    const res = await app.request(path, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: unknown; result?: unknown } };
-  };
-  const portal = (name: string): SandboxPortal => {
-    const found = view.portals[name];
-    if (!found) throw new Error(`no portal ${name}`);
-    return found;
-  };
+  const { app, view, json, portal } = sandboxInProcess(portals, ORIGIN);
   return {
     app,
     view,

@@ -1,6 +1,7 @@
 import { parse as parseQuery } from "qs";
 import { describe, expect, it } from "vitest";
-import { createSandbox, type SandboxPortal } from "../../sandbox/server";
+import type { SandboxPortal } from "../../sandbox/server";
+import { sandboxInProcess } from "../helpers/sandbox-in-process";
 
 /*
  * The sandbox removes the Bitrix24 app as a portal does (issue #23, ONAPPUNINSTALL). The app binds its handlers with
@@ -23,17 +24,7 @@ interface Tokens {
 }
 
 function sandboxOf(portals: string[]) {
-  const { app, describe: at } = createSandbox({ portals });
-  const view = at(ORIGIN);
-  const json = async (path: string, body?: unknown) => {
-    const res = await app.request(path, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: unknown; result?: unknown } };
-  };
-  const portal = (name: string): SandboxPortal => {
-    const found = name === "root" ? view : view.portals[name];
-    if (!found) throw new Error(`no portal ${name}`);
-    return found;
-  };
+  const { app, view, json, portal } = sandboxInProcess(portals, ORIGIN);
   /** The requests a portal POSTs to event handlers, answered 200 (or `status`). */
   const capture = (p: SandboxPortal, status = 200) => {
     const sent: { url: string; method: string; type: string | null; form: Record<string, unknown> }[] = [];
