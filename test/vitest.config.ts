@@ -28,7 +28,14 @@ const WORKER_SHARDS: Shard[] = [
   {
     name: "worker-3",
     isolate: true,
-    files: ["test/worker/duplicate-lag.test.ts", "test/worker/ingest.test.ts", "test/worker/forms.test.ts", "test/worker/repeat-clients.test.ts", "test/security/form-attribution.test.ts"],
+    files: [
+      "test/worker/duplicate-lag.test.ts",
+      "test/worker/ingest.test.ts",
+      "test/worker/forms.test.ts",
+      "test/worker/repeat-clients.test.ts",
+      "test/security/form-attribution.test.ts",
+      "test/worker/portals-app.test.ts",
+    ],
   },
   {
     name: "worker-4",

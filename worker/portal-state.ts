@@ -8,7 +8,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import * as z from "zod";
-import { BITRIX_LIMITS, type BucketLimits, type BucketState, type Lease, acquireLease, drain, fullBucket, refill, releaseLease, take } from "./domain/request-budget";
+import { BITRIX_LIMITS, type BucketLimits, type BucketState, type Lease, acquireLease, admit, drain, fullBucket, refill, releaseLease, take } from "./domain/request-budget";
 import type { Env } from "./env";
 
 /*
@@ -28,6 +28,8 @@ const MIGRATIONS: readonly string[] = [
      drained INTEGER NOT NULL DEFAULT 0
    );
    CREATE TABLE lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, until_ms INTEGER NOT NULL);`,
+  // The admission horizon (domain/request-budget.ts `admit`): until when the portal's budget is spoken for.
+  `CREATE TABLE admission (id INTEGER PRIMARY KEY CHECK (id = 1), horizon_ms INTEGER NOT NULL, admitted INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0);`,
 ];
 
 /** RPC arguments come from other deploys' code too: checked like any edge. */
@@ -73,6 +75,29 @@ export class PortalState extends DurableObject<Env> {
       const outcome = take(row ? bucketOf(row) : fullBucket(now, bucketLimits), permits, now, bucketLimits);
       this.saveBudget(outcome.state, now, outcome.granted ? { granted: 1, permits, refused: 0, drained: 0 } : { granted: 0, permits: 0, refused: 1, drained: 0 });
       return { granted: outcome.granted, waitMs: outcome.waitMs };
+    });
+  }
+
+  /**
+   * Admits a round of work costing about `cost` permits while the portal's budget is spoken for at most `maxWaitMs`
+   * ahead; else refuses, booking nothing, and says how long until it would be admitted.
+   */
+  admit(cost: number, maxWaitMs: number, limits?: BucketLimits): { admitted: boolean; waitMs: number } {
+    const permits = permitsSchema.parse(cost);
+    const ahead = z.number().int().min(0).max(600_000).parse(maxWaitMs);
+    const bucketLimits = limits === undefined ? BITRIX_LIMITS : limitsSchema.parse(limits);
+    return this.transaction(() => {
+      const now = Date.now();
+      const row = this.ctx.storage.sql.exec<{ horizon_ms: number }>("SELECT horizon_ms FROM admission WHERE id = 1").toArray()[0];
+      const outcome = admit(row?.horizon_ms ?? 0, permits, now, ahead, bucketLimits);
+      this.ctx.storage.sql.exec(
+        `INSERT INTO admission (id, horizon_ms, admitted, refused) VALUES (1, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET horizon_ms = excluded.horizon_ms, admitted = admitted + excluded.admitted, refused = refused + excluded.refused`,
+        Math.round(outcome.horizonMs),
+        outcome.admitted ? 1 : 0,
+        outcome.admitted ? 0 : 1,
+      );
+      return { admitted: outcome.admitted, waitMs: Math.round(outcome.waitMs) };
     });
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BITRIX_ENTERPRISE_LIMITS, BITRIX_LIMITS, type BucketState, MAX_LEASE_MS, acquireLease, drain, fullBucket, refill, releaseLease, take } from "../../worker/domain/request-budget";
+import { BITRIX_ENTERPRISE_LIMITS, BITRIX_LIMITS, type BucketState, MAX_LEASE_MS, acquireLease, admit, drain, fullBucket, refill, releaseLease, take } from "../../worker/domain/request-budget";
 import { RequestBudgetError } from "../../worker/bitrix/errors";
 import { portalBudget } from "../../worker/bitrix/request-budget";
 import type { PortalState } from "../../worker/portal-state";
@@ -128,6 +128,30 @@ function fakeNamespace(answers: { granted: boolean; waitMs: number }[]) {
   };
   return { ns: ns as unknown as DurableObjectNamespace<PortalState>, calls };
 }
+
+describe("admission of a portal's work", () => {
+  const limits = { perSecond: 2, burst: 40 };
+  it("admits work while the portal's budget is spoken for at most the wait a consumer sits through", () => {
+    let horizon = 0;
+    const admitted: boolean[] = [];
+    // Three permits a round at 2 a second: each admission books 1.5 s; 5 s ahead at most.
+    for (let i = 0; i < 6; i++) {
+      const outcome = admit(horizon, 3, 1_000, 5_000, limits);
+      admitted.push(outcome.admitted);
+      horizon = outcome.horizonMs;
+    }
+    expect(admitted).toEqual([true, true, true, true, false, false]);
+  });
+
+  it("books nothing for refused work and says how long until it would be admitted", () => {
+    const refused = admit(20_000, 3, 1_000, 5_000, limits);
+    expect(refused).toEqual({ admitted: false, horizonMs: 20_000, waitMs: 14_000 });
+  });
+
+  it("starts a portal idle for a while from now, not from its old horizon", () => {
+    expect(admit(500, 3, 10_000, 5_000, limits)).toEqual({ admitted: true, horizonMs: 11_500, waitMs: 0 });
+  });
+});
 
 describe("portalBudget", () => {
   it("sleeps as long as the portal's object says, then asks again until granted", async () => {

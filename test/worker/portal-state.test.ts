@@ -117,7 +117,7 @@ describe("erasing a portal's object", () => {
     const stub = stubOf(portal("uninstalled"));
     await takeAll(stub, 5);
     await stub.lease("consumer-1", 30_000);
-    expect(await stub.erase()).toEqual({ deleted: ["_schema", "budget", "lease"] });
+    expect(await stub.erase()).toEqual({ deleted: ["_schema", "admission", "budget", "lease"] });
     const tables = await runInDurableObject(stub, async (_instance, state) =>
       state.storage.sql
         .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")

@@ -1,6 +1,9 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { callEvent } from "../fixtures/lead-event";
+import type { Env } from "../../worker/env";
+import worker from "../../worker/index";
 import { leadJob } from "../../worker/jobs/schema";
 import { d1AttributionStore } from "../../worker/storage/attribution";
 import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
@@ -197,6 +200,27 @@ describe("two portals from one deployment", () => {
     await d1CrmVisitorStore(db(), "alpha").record([{ ref: { type: "lead", id: "4242" }, visitorId: "555" }], new Date());
     expect(await d1CrmVisitorStore(db(), "alpha").find({ type: "lead", id: "4242" })).toBe("555");
     expect(await d1CrmVisitorStore(db(), "beta").find({ type: "lead", id: "4242" })).toBeNull();
+  });
+
+  it("sends a portal's messages back to the queue while its Bitrix24 budget is spoken for, and writes another portal's in the same batch at once", async () => {
+    // The default portal has a backlog: its budget is spoken for a minute ahead (40 rounds of 3 permits at 2 a second).
+    const state = (env as unknown as Env).PORTAL_STATE;
+    for (let i = 0; i < 40; i++) await state?.getByName("default").admit(3, 600_000);
+    const busy = uniquePhone();
+    const quiet = uniquePhone();
+    const job = (portal: string, phone: string) => leadJob(portal, callEvent({ key: `call:${uniqueSessionId()}`, phone, receivedAt: new Date().toISOString() }), "gate");
+    const batch = createMessageBatch("comagic-lead-jobs", [
+      { id: "busy", timestamp: new Date(), attempts: 1, body: job("default", busy.e164) },
+      { id: "quiet", timestamp: new Date(), attempts: 1, body: job("beta", quiet.e164) },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env as unknown as Env);
+    const result = await getQueueResult(batch, ctx);
+    // Both acked: the busy portal's job went back to the queue as a new message (no retry counted, no dead letter).
+    expect(result.explicitAcks.sort()).toEqual(["busy", "quiet"]);
+    expect(result.retryMessages).toEqual([]);
+    expect(leadsWithPhone(await leadsOf("beta"), quiet.e164)).toHaveLength(1);
+    expect(leadsWithPhone(await sandboxLeads(), busy.e164)).toEqual([]);
   });
 
   it("removes a portal with everything kept about it, says what went, and leaves the other portal whole", async () => {

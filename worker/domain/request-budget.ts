@@ -106,3 +106,21 @@ export function acquireLease(current: Lease | null, owner: string, ttlMs: number
 export function releaseLease(current: Lease | null, owner: string): Lease | null {
   return current !== null && current.owner === owner ? null : current;
 }
+
+/**
+ * Admission of work to a portal (a consumer's group of messages), apart from the per-request permits above: each
+ * admitted round books `cost` permits' worth of time on a horizon (GCRA: the time the portal's budget is spoken for
+ * until). Work is admitted while the horizon is at most `maxWaitMs` ahead, so a consumer never sits long in a
+ * portal's waits; further work is refused, without booking, with the wait until it would be admitted, and goes
+ * back to the queue. A portal draining a backlog thus takes its turns at its own pace, while other portals' messages
+ * in the same consumer are written at once.
+ */
+export type AdmitOutcome = { admitted: true; horizonMs: number; waitMs: number } | { admitted: false; horizonMs: number; waitMs: number };
+
+export function admit(horizonMs: number, cost: number, nowMs: number, maxWaitMs: number, limits: BucketLimits): AdmitOutcome {
+  if (!Number.isFinite(cost) || cost <= 0) throw new RangeError(`an admission costs more than 0 permits, got ${cost}`);
+  const start = Math.max(horizonMs, nowMs);
+  const ahead = start - nowMs;
+  if (ahead > maxWaitMs) return { admitted: false, horizonMs, waitMs: ahead - maxWaitMs };
+  return { admitted: true, horizonMs: start + (cost * 1000) / limits.perSecond, waitMs: ahead };
+}

@@ -24,7 +24,7 @@ import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
 import { handleFetchJobs } from "./comagic-fetch";
 import { handlePortalTicks } from "./portal-tick";
-import { withWriteLease } from "./write-lease";
+import { throughPortalGate } from "./portal-gate";
 import { feedDepsFor } from "./scheduled";
 import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
@@ -215,8 +215,9 @@ async function consumePortal(batch: PortalBatch, env: Env, portal: string, kind:
       batch.retryAll({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
       return;
     }
-    if (kind === "leads") await withWriteLease(env, portal, batch, env.LEAD_JOBS, log, () => consume(batch, env, result.config, log, kind));
-    else await consume(batch, env, result.config, log, kind);
+    const queue = kind === "leads" ? env.LEAD_JOBS : env.ENRICH_JOBS;
+    if (!queue) return await consume(batch, env, result.config, log, kind);
+    await throughPortalGate(env, portal, batch, queue, { lease: kind === "leads" }, log, () => consume(batch, env, result.config, log, kind));
   } catch (error) {
     log.error("queue.batch_failed", { error: errorMessage(error) });
     const attempts = Math.max(...batch.messages.map((m) => m.attempts));
@@ -247,8 +248,9 @@ export async function consumeQueue(batch: MessageBatch<unknown>, env: Env): Prom
     }
     const groups = new Map<string, Message<unknown>[]>();
     for (const m of batch.messages) groups.set(portalOf(m), [...(groups.get(portalOf(m)) ?? []), m]);
-    // One portal after another: each portal's writes stay serial within the batch, as its Bitrix24 budget wants.
-    for (const [portal, messages] of groups) await consumePortal(portalBatch(batch.queue, messages), env, portal, kind, log.child({ portal }));
+    // Portals side by side: each has its own Bitrix24 budget and CoMagic points, so a busy portal's waits for permits
+    // do not hold up a quiet portal's messages in the same batch; within a portal, its group runs as one.
+    await Promise.all([...groups].map(([portal, messages]) => consumePortal(portalBatch(batch.queue, messages), env, portal, kind, log.child({ portal }))));
   } catch (error) {
     log.error("queue.batch_failed", { error: errorMessage(error) });
     const attempts = Math.max(...batch.messages.map((m) => m.attempts));
