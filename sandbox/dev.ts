@@ -10,7 +10,7 @@ if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).sta
 // Visitors nobody seeded get a made-up journey, so enrichment and the CRM tab show something.
 const SECOND_TOKEN = "dev-second-token";
 // A second portal (its own Bitrix24 and CoMagic account under /p/second), served by the same worker as a stored portal.
-const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true }, portals: ["second"] });
+const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true }, portals: ["second"], ownPorts: true });
 const fields = await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
 console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields.created.length})`);
 
@@ -48,7 +48,7 @@ console.log(`
 
   Portals  curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/portals
            (the default one from these settings, and "second": webhook ${workerUrl}/webhooks/comagic/second?token=${SECOND_TOKEN},
-            script ${workerUrl}/s/second.js, leads at ${sandboxUrl}/p/second/_sandbox)
+            script ${workerUrl}/s/second.js, leads at ${sandbox.portals.second?.url ?? ""}/_sandbox)
 
   Next:    npm run send:call        posts a signed sample call and prints the lead it made
   Webhook  POST ${workerUrl}/webhooks/comagic?token=${DEV.webhookToken}
