@@ -82,7 +82,7 @@ export class PortalState extends DurableObject<Env> {
    * Admits a round of work costing about `cost` permits while the portal's budget is spoken for at most `maxWaitMs`
    * ahead; else refuses, booking nothing, and says how long until it would be admitted.
    */
-  admit(cost: number, maxWaitMs: number, limits?: BucketLimits): { admitted: boolean; waitMs: number } {
+  admit(cost: number, maxWaitMs: number, limits?: BucketLimits): { admitted: boolean; waitMs: number; mark: number } {
     const permits = permitsSchema.parse(cost);
     const ahead = z.number().int().min(0).max(600_000).parse(maxWaitMs);
     const bucketLimits = limits === undefined ? BITRIX_LIMITS : limitsSchema.parse(limits);
@@ -97,7 +97,26 @@ export class PortalState extends DurableObject<Env> {
         outcome.admitted ? 1 : 0,
         outcome.admitted ? 0 : 1,
       );
-      return { admitted: outcome.admitted, waitMs: Math.round(outcome.waitMs) };
+      // The permits granted so far: `settle` gives back what the round booked and did not take.
+      return { admitted: outcome.admitted, waitMs: Math.round(outcome.waitMs), mark: this.budgetRow()?.permits ?? 0 };
+    });
+  }
+
+  /**
+   * An admitted round is over: the permits it booked but nobody took since `mark` (the round used fewer Bitrix24
+   * requests than booked) come off the horizon, so rounds that barely call Bitrix24 never make the portal look busy.
+   */
+  settle(mark: number, booked: number, limits?: BucketLimits): void {
+    const from = z.number().int().min(0).parse(mark);
+    const cost = permitsSchema.parse(booked);
+    const bucketLimits = limits === undefined ? BITRIX_LIMITS : limitsSchema.parse(limits);
+    this.transaction(() => {
+      const now = Date.now();
+      const unused = Math.max(0, cost - ((this.budgetRow()?.permits ?? 0) - from));
+      if (unused === 0) return;
+      const row = this.ctx.storage.sql.exec<{ horizon_ms: number }>("SELECT horizon_ms FROM admission WHERE id = 1").toArray()[0];
+      if (!row) return;
+      this.ctx.storage.sql.exec("UPDATE admission SET horizon_ms = ? WHERE id = 1", Math.max(now, Math.round(row.horizon_ms - (unused * 1000) / bucketLimits.perSecond)));
     });
   }
 

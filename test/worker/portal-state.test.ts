@@ -112,6 +112,26 @@ describe("a portal's serial lease", () => {
   });
 });
 
+describe("admission of a portal's work", () => {
+  it("refuses work once the portal's budget is spoken for further ahead than a consumer may go, and gives back what admitted rounds did not take", async () => {
+    const stub = stubOf(portal("admission"));
+    // 3 permits a round at 2 a second: 1.5 s booked each; 4.5 s ahead at most here.
+    const marks: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const outcome = await stub.admit(3, 4_500);
+      expect(outcome.admitted).toBe(true);
+      marks.push(outcome.mark);
+    }
+    const refused = await stub.admit(3, 4_500);
+    expect(refused.admitted).toBe(false);
+    expect(refused.waitMs).toBeGreaterThan(0);
+    // The rounds called Bitrix24 once in all: what they booked and did not take comes back, and work is admitted again.
+    expect((await stub.take(1)).granted).toBe(true);
+    for (const mark of marks) await stub.settle(mark, 3);
+    expect((await stub.admit(3, 4_500)).admitted).toBe(true);
+  });
+});
+
 describe("erasing a portal's object", () => {
   it("leaves nothing behind and says what it deleted", async () => {
     const stub = stubOf(portal("uninstalled"));

@@ -17,8 +17,11 @@ import { errorMessage, type Logger } from "../log";
 const WRITE_LEASE_MS = 10 * 60_000;
 /** Permits a round of a batch takes, about: the lookup `batch`, the write `batch`, one more read or to-do. */
 const ROUND_PERMITS = 3;
-/** How far ahead a portal's budget may be spoken for and a consumer still take its messages; further, they come back. */
-const INLINE_WAIT_MS = 5_000;
+/**
+ * How far ahead a portal's budget may be spoken for and a consumer still take its messages; further, they come back:
+ * the burst the bucket lends (40 permits, 20 s of refill) and 5 s a consumer may sit waiting for permits.
+ */
+const ADMISSION_AHEAD_MS = 25_000;
 /** How soon messages sent back return: not at once (the portal is busy), not after the permits are long there. */
 const BACK_DELAY_SECONDS = { min: 2, max: 60 };
 
@@ -50,9 +53,13 @@ export async function throughPortalGate(
     if (!held) return sendBack(batch, queue, waitMs, log, "lease_held");
   }
   try {
-    const { admitted, waitMs } = await stub.admit(ROUND_PERMITS, INLINE_WAIT_MS);
+    const { admitted, waitMs, mark } = await stub.admit(ROUND_PERMITS, ADMISSION_AHEAD_MS);
     if (!admitted) return await sendBack(batch, queue, waitMs, log, "budget_spent");
-    await work();
+    try {
+      await work();
+    } finally {
+      await stub.settle(mark, ROUND_PERMITS).catch((error: unknown) => log.warn("admission.settle_failed", { error: errorMessage(error) }));
+    }
   } finally {
     if (options.lease) await stub.release(owner).catch((error: unknown) => log.warn("lease.release_failed", { error: errorMessage(error) }));
   }
