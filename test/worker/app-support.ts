@@ -53,9 +53,12 @@ export function postForm(
   );
 }
 
-export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours", fetcher: Fetcher = worker): Promise<Response> {
-  const t = await tokensFor(userId, app);
-  const fields = {
+/** The install form Bitrix24 posts with a portal's app tokens (FACTS.md §1.2), with `overrides`. */
+export function installFields(
+  t: { AUTH_ID: string; AUTH_EXPIRES: string | number; REFRESH_ID: string; member_id: string; APPLICATION_TOKEN: string; SERVER_ENDPOINT: string },
+  overrides: Record<string, string> = {},
+) {
+  return {
     AUTH_ID: t.AUTH_ID,
     AUTH_EXPIRES: String(t.AUTH_EXPIRES),
     REFRESH_ID: t.REFRESH_ID,
@@ -65,7 +68,10 @@ export async function install(userId = 1, overrides: Record<string, string> = {}
     status: "L",
     ...overrides,
   };
-  return postForm("/bitrix/install", fields, undefined, fetcher);
+}
+
+export async function install(userId = 1, overrides: Record<string, string> = {}, app: "ours" | "other" = "ours", fetcher: Fetcher = worker): Promise<Response> {
+  return postForm("/bitrix/install", installFields(await tokensFor(userId, app), overrides), undefined, fetcher);
 }
 
 export async function openTab(leadId: string, userId = 2, overrides: Record<string, string> = {}, query?: string, fetcher: Fetcher = worker, app: "ours" | "other" = "ours"): Promise<Response> {

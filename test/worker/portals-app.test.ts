@@ -3,8 +3,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { signReportToken } from "../../worker/bitrix-app/report";
 import { d1AttributionStore } from "../../worker/storage/attribution";
 import { claimsOf, postReport, tokenOf } from "../security/report-support";
-import { call, installStore, type PortalTokens, postForm, TAB_KEYS, tokenIn } from "./app-support";
+import { call, installFields, installStore, type PortalTokens, postForm, TAB_KEYS, tokenIn } from "./app-support";
 import { admin, sandbox, uniquePhone, waitFor } from "./support";
+import { PORTALS, type PortalName, portalSettingsOf } from "./portal-support";
 
 /*
  * The Bitrix24 app serving two portals of one deployment (issue #23): alpha and beta are stored portals, each its own
@@ -13,9 +14,7 @@ import { admin, sandbox, uniquePhone, waitFor } from "./support";
  * portal has under the same ids; a request from one portal that names the other is refused.
  */
 
-type Name = "alpha" | "beta";
-type SandboxPortal = { url: string; bitrixWebhookUrl: string; dataApiUrl: string; callApiUrl: string; memberId: string; comagic: { login: string; password: string } };
-const PORTALS = JSON.parse(env.SANDBOX_PORTALS) as Record<Name, SandboxPortal>;
+type Name = PortalName;
 const db = () => env.DB as D1Database;
 const hostOf = (name: Name) => new URL(PORTALS[name].url).host;
 
@@ -29,39 +28,18 @@ const leadOn = async (name: Name, id: string) =>
   ((await (await at(name, "/_sandbox/crm")).json()) as { leads: { ID: string; TIMELINE_COMMENTS: string[]; CALLS: { type: number; userId: number }[] }[] }).leads.find((l) => l.ID === id);
 const permitsOf = async (portal: string) => (await env.PORTAL_STATE.getByName(portal).stats()).permits;
 
-function settingsOf(name: Name) {
-  const p = PORTALS[name];
-  return {
-    BITRIX_WEBHOOK_URL: p.bitrixWebhookUrl,
-    COMAGIC_DATA_API_URL: p.dataApiUrl,
-    COMAGIC_CALL_API_URL: p.callApiUrl,
-    COMAGIC_LOGIN: p.comagic.login,
-    COMAGIC_PASSWORD: p.comagic.password,
-    COMAGIC_WEBHOOK_TOKEN: `${name}-webhook-token-0123456789`,
+const settingsOf = (name: Name) =>
+  portalSettingsOf(name, {
     COMAGIC_VIRTUAL_NUMBER: "+7 499 372-06-92",
     COMAGIC_EMPLOYEES: '{"1": 25, "2": 26}',
     // One click-to-call a day for all of alpha: its second call shows whose cap a call counts against.
     ...(name === "alpha" ? { CALL_DAILY_LIMIT: "1" } : {}),
-    CRM_LANGUAGE: "en",
-    ENRICH_DELAY_SECONDS: "1",
-    ENRICH_SLOT_SECONDS: "0",
-  };
-}
+  });
 
 /** The app's install as the portal's administrator (user 1) posts it from `from`'s portal (its DOMAIN), with `overrides`. */
 async function installFrom(from: Name, overrides: Record<string, string> = {}, domain?: string): Promise<Response> {
   const t = await tokensOn(from, 1);
-  const fields = {
-    AUTH_ID: t.AUTH_ID,
-    AUTH_EXPIRES: String(t.AUTH_EXPIRES),
-    REFRESH_ID: t.REFRESH_ID,
-    member_id: t.member_id,
-    APPLICATION_TOKEN: t.APPLICATION_TOKEN,
-    SERVER_ENDPOINT: t.SERVER_ENDPOINT,
-    status: "L",
-    ...overrides,
-  };
-  return postForm("/bitrix/install", fields, `?DOMAIN=${domain ?? t.DOMAIN}&PROTOCOL=0&LANG=en`);
+  return postForm("/bitrix/install", installFields(t, overrides), `?DOMAIN=${domain ?? t.DOMAIN}&PROTOCOL=0&LANG=en`);
 }
 
 const htmlDecoded = (value: string) => value.replace(/&quot;/g, '"').replace(/&amp;/g, "&");

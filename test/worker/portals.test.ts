@@ -10,6 +10,7 @@ import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
 import { deadLetterStore, d1AppliedEvents } from "../../worker/storage/d1";
 import { migrateSchema } from "../../worker/storage/d1-schema";
 import { install, storedPortal } from "./app-support";
+import { PORTALS, type PortalName, portalSettingsOf, webhookTokenOf } from "./portal-support";
 import { admin, leadsWithPhone, makeCallSession, type SandboxLead, sandbox, sandboxLeads, uniquePhone, uniqueSessionId, waitFor, waitForQuiet } from "./support";
 
 /*
@@ -18,26 +19,9 @@ import { admin, leadsWithPhone, makeCallSession, type SandboxLead, sandbox, sand
  * neither sees the other's leads, ledger, dead letters, report rows or tab visitors; each refuses the other's token.
  */
 
-type SandboxPortal = { bitrixWebhookUrl: string; dataApiUrl: string; callApiUrl: string; url: string; comagic: { login: string; password: string } };
-const PORTALS = JSON.parse(env.SANDBOX_PORTALS) as Record<"alpha" | "beta", SandboxPortal>;
 const db = () => env.DB as D1Database;
-
-const tokenOf = (portal: string) => `${portal}-webhook-token-0123456789`;
-function settingsOf(portal: "alpha" | "beta") {
-  const p = PORTALS[portal];
-  return {
-    BITRIX_WEBHOOK_URL: p.bitrixWebhookUrl,
-    COMAGIC_DATA_API_URL: p.dataApiUrl,
-    COMAGIC_CALL_API_URL: p.callApiUrl,
-    COMAGIC_LOGIN: p.comagic.login,
-    COMAGIC_PASSWORD: p.comagic.password,
-    COMAGIC_WEBHOOK_TOKEN: tokenOf(portal),
-    ALLOWED_ORIGINS: `https://${portal}.example`,
-    CRM_LANGUAGE: "en",
-    ENRICH_DELAY_SECONDS: 1,
-    ENRICH_SLOT_SECONDS: 0,
-  };
-}
+const tokenOf = webhookTokenOf;
+const settingsOf = (portal: PortalName) => portalSettingsOf(portal, { ALLOWED_ORIGINS: `https://${portal}.example` });
 
 const put = (portal: string, body: unknown) => admin(`/portals/${portal}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 const leadsOf = async (portal: "alpha" | "beta"): Promise<SandboxLead[]> => (await fetch(`${PORTALS[portal].url}/_sandbox/leads`)).json();
