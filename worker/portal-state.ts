@@ -30,6 +30,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, until_ms INTEGER NOT NULL);`,
   // The admission horizon (domain/request-budget.ts `admit`): until when the portal's budget is spoken for.
   `CREATE TABLE admission (id INTEGER PRIMARY KEY CHECK (id = 1), horizon_ms INTEGER NOT NULL, admitted INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0);`,
+  // Refused work's return slots (domain/request-budget.ts `admit`), so a backlog comes back spread out.
+  `ALTER TABLE admission ADD COLUMN return_ms INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** RPC arguments come from other deploys' code too: checked like any edge. */
@@ -88,12 +90,14 @@ export class PortalState extends DurableObject<Env> {
     const bucketLimits = limits === undefined ? BITRIX_LIMITS : limitsSchema.parse(limits);
     return this.transaction(() => {
       const now = Date.now();
-      const row = this.ctx.storage.sql.exec<{ horizon_ms: number }>("SELECT horizon_ms FROM admission WHERE id = 1").toArray()[0];
-      const outcome = admit(row?.horizon_ms ?? 0, permits, now, ahead, bucketLimits);
+      const row = this.ctx.storage.sql.exec<{ horizon_ms: number; return_ms: number }>("SELECT horizon_ms, return_ms FROM admission WHERE id = 1").toArray()[0];
+      const outcome = admit({ horizonMs: row?.horizon_ms ?? 0, returnMs: row?.return_ms ?? 0 }, permits, now, ahead, bucketLimits);
       this.ctx.storage.sql.exec(
-        `INSERT INTO admission (id, horizon_ms, admitted, refused) VALUES (1, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET horizon_ms = excluded.horizon_ms, admitted = admitted + excluded.admitted, refused = refused + excluded.refused`,
-        Math.round(outcome.horizonMs),
+        `INSERT INTO admission (id, horizon_ms, return_ms, admitted, refused) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET horizon_ms = excluded.horizon_ms, return_ms = excluded.return_ms,
+           admitted = admitted + excluded.admitted, refused = refused + excluded.refused`,
+        Math.round(outcome.admission.horizonMs),
+        Math.round(outcome.admission.returnMs),
         outcome.admitted ? 1 : 0,
         outcome.admitted ? 0 : 1,
       );

@@ -131,25 +131,30 @@ function fakeNamespace(answers: { granted: boolean; waitMs: number }[]) {
 
 describe("admission of a portal's work", () => {
   const limits = { perSecond: 2, burst: 40 };
+  const idle = { horizonMs: 0, returnMs: 0 };
+
   it("admits work while the portal's budget is spoken for at most the wait a consumer sits through", () => {
-    let horizon = 0;
+    let admission = idle;
     const admitted: boolean[] = [];
     // Three permits a round at 2 a second: each admission books 1.5 s; 5 s ahead at most.
     for (let i = 0; i < 6; i++) {
-      const outcome = admit(horizon, 3, 1_000, 5_000, limits);
+      const outcome = admit(admission, 3, 1_000, 5_000, limits);
       admitted.push(outcome.admitted);
-      horizon = outcome.horizonMs;
+      admission = outcome.admission;
     }
     expect(admitted).toEqual([true, true, true, true, false, false]);
   });
 
-  it("books nothing for refused work and says how long until it would be admitted", () => {
-    const refused = admit(20_000, 3, 1_000, 5_000, limits);
-    expect(refused).toEqual({ admitted: false, horizonMs: 20_000, waitMs: 14_000 });
+  it("books no work for refused work, and gives each refused share a return slot of its own, a round apart", () => {
+    const busy = { horizonMs: 20_000, returnMs: 0 };
+    const first = admit(busy, 3, 1_000, 5_000, limits);
+    expect(first).toEqual({ admitted: false, admission: { horizonMs: 20_000, returnMs: 16_500 }, waitMs: 14_000 });
+    const second = admit(first.admission, 3, 1_000, 5_000, limits);
+    expect(second).toEqual({ admitted: false, admission: { horizonMs: 20_000, returnMs: 18_000 }, waitMs: 15_500 });
   });
 
   it("starts a portal idle for a while from now, not from its old horizon", () => {
-    expect(admit(500, 3, 10_000, 5_000, limits)).toEqual({ admitted: true, horizonMs: 11_500, waitMs: 0 });
+    expect(admit({ horizonMs: 500, returnMs: 0 }, 3, 10_000, 5_000, limits)).toEqual({ admitted: true, admission: { horizonMs: 11_500, returnMs: 0 }, waitMs: 0 });
   });
 });
 

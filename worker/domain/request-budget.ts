@@ -115,12 +115,22 @@ export function releaseLease(current: Lease | null, owner: string): Lease | null
  * back to the queue. A portal draining a backlog thus takes its turns at its own pace, while other portals' messages
  * in the same consumer are written at once.
  */
-export type AdmitOutcome = { admitted: true; horizonMs: number; waitMs: number } | { admitted: false; horizonMs: number; waitMs: number };
+export interface Admission {
+  /** Until when the portal's budget is spoken for by admitted work. */
+  horizonMs: number;
+  /** The last return slot given to refused work: each refusal gets the next, so a backlog comes back spread out. */
+  returnMs: number;
+}
+export type AdmitOutcome = { admitted: boolean; admission: Admission; waitMs: number };
 
-export function admit(horizonMs: number, cost: number, nowMs: number, maxWaitMs: number, limits: BucketLimits): AdmitOutcome {
+export function admit(current: Admission, cost: number, nowMs: number, maxWaitMs: number, limits: BucketLimits): AdmitOutcome {
   if (!Number.isFinite(cost) || cost <= 0) throw new RangeError(`an admission costs more than 0 permits, got ${cost}`);
-  const start = Math.max(horizonMs, nowMs);
+  const step = (cost * 1000) / limits.perSecond;
+  const start = Math.max(current.horizonMs, nowMs);
   const ahead = start - nowMs;
-  if (ahead > maxWaitMs) return { admitted: false, horizonMs, waitMs: ahead - maxWaitMs };
-  return { admitted: true, horizonMs: start + (cost * 1000) / limits.perSecond, waitMs: ahead };
+  if (ahead <= maxWaitMs) return { admitted: true, admission: { ...current, horizonMs: start + step }, waitMs: ahead };
+  // Not the same wait for every refused share (they would all come back at once, and most go round again): a slot
+  // after the last one given, a round's time apart, as fast as the portal can write them.
+  const slot = Math.max(current.returnMs, start - maxWaitMs);
+  return { admitted: false, admission: { ...current, returnMs: slot + step }, waitMs: slot - nowMs };
 }

@@ -22,8 +22,13 @@ const ROUND_PERMITS = 3;
  * the burst the bucket lends (40 permits, 20 s of refill) and 5 s a consumer may sit waiting for permits.
  */
 const ADMISSION_AHEAD_MS = 25_000;
-/** How soon messages sent back return: not at once (the portal is busy), not after the permits are long there. */
-const BACK_DELAY_SECONDS = { min: 2, max: 60 };
+/**
+ * How soon messages sent back return: not at once (the portal is busy); at their return slot, up to 15 minutes (a
+ * queue takes delays of up to 12 hours, cloudflare/FACTS.md §2; later ones come back and get a new slot).
+ */
+const BACK_DELAY_SECONDS = { min: 2, max: 900 };
+/** How soon a batch that found the portal's lease held comes back. */
+const LEASE_BACK_MS = 30_000;
 
 type Batch = { messages: readonly Message<unknown>[] };
 
@@ -50,7 +55,8 @@ export async function throughPortalGate(
   const owner = crypto.randomUUID();
   if (options.lease) {
     const { held, waitMs } = await stub.lease(owner, WRITE_LEASE_MS);
-    if (!held) return sendBack(batch, queue, waitMs, log, "lease_held");
+    // The lease lasts 10 minutes in case its holder dies, but the holder's batch takes seconds: come back soon.
+    if (!held) return sendBack(batch, queue, Math.min(waitMs, LEASE_BACK_MS), log, "lease_held");
   }
   try {
     const { admitted, waitMs, mark } = await stub.admit(ROUND_PERMITS, ADMISSION_AHEAD_MS);
