@@ -8,7 +8,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import * as z from "zod";
-import { BITRIX_LIMITS, type BucketLimits, type BucketState, type Lease, acquireLease, admit, drain, fullBucket, refill, releaseLease, take } from "./domain/request-budget";
+import { type Admission, BITRIX_LIMITS, type BucketLimits, type BucketState, type Lease, acquireLease, admit, drain, fullBucket, refill, releaseLease, take } from "./domain/request-budget";
 import type { Env } from "./env";
 
 /*
@@ -90,8 +90,7 @@ export class PortalState extends DurableObject<Env> {
     const bucketLimits = limits === undefined ? BITRIX_LIMITS : limitsSchema.parse(limits);
     return this.transaction(() => {
       const now = Date.now();
-      const row = this.ctx.storage.sql.exec<{ horizon_ms: number; return_ms: number }>("SELECT horizon_ms, return_ms FROM admission WHERE id = 1").toArray()[0];
-      const outcome = admit({ horizonMs: row?.horizon_ms ?? 0, returnMs: row?.return_ms ?? 0 }, permits, now, ahead, bucketLimits);
+      const outcome = admit(this.admissionRow() ?? { horizonMs: 0, returnMs: 0 }, permits, now, ahead, bucketLimits);
       this.ctx.storage.sql.exec(
         `INSERT INTO admission (id, horizon_ms, return_ms, admitted, refused) VALUES (1, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET horizon_ms = excluded.horizon_ms, return_ms = excluded.return_ms,
@@ -118,9 +117,9 @@ export class PortalState extends DurableObject<Env> {
       const now = Date.now();
       const unused = Math.max(0, cost - ((this.budgetRow()?.permits ?? 0) - from));
       if (unused === 0) return;
-      const row = this.ctx.storage.sql.exec<{ horizon_ms: number }>("SELECT horizon_ms FROM admission WHERE id = 1").toArray()[0];
+      const row = this.admissionRow();
       if (!row) return;
-      this.ctx.storage.sql.exec("UPDATE admission SET horizon_ms = ? WHERE id = 1", Math.max(now, Math.round(row.horizon_ms - (unused * 1000) / bucketLimits.perSecond)));
+      this.ctx.storage.sql.exec("UPDATE admission SET horizon_ms = ? WHERE id = 1", Math.max(now, Math.round(row.horizonMs - (unused * 1000) / bucketLimits.perSecond)));
     });
   }
 
@@ -214,6 +213,11 @@ export class PortalState extends DurableObject<Env> {
 
   private budgetRow(): BudgetRow | null {
     return this.ctx.storage.sql.exec<BudgetRow>("SELECT tokens, updated_ms, since_ms, granted, permits, refused, drained FROM budget WHERE id = 1").toArray()[0] ?? null;
+  }
+
+  private admissionRow(): Admission | null {
+    const row = this.ctx.storage.sql.exec<{ horizon_ms: number; return_ms: number }>("SELECT horizon_ms, return_ms FROM admission WHERE id = 1").toArray()[0];
+    return row ? { horizonMs: row.horizon_ms, returnMs: row.return_ms } : null;
   }
 
   private leaseRow(): Lease | null {

@@ -32,7 +32,7 @@ export interface InstallRequest {
   oauthTokenUrl: string | null;
 }
 
-export type InstallOutcome = { ok: true; portal: AppInstall; boundPlacements: string[]; createdFields: string[] } | { ok: false; refusal: AccessRefusal | "not_admin" };
+export type InstallOutcome = { ok: true; install: AppInstall; boundPlacements: string[]; createdFields: string[] } | { ok: false; refusal: AccessRefusal | "not_admin" };
 
 /**
  * Installs (or reinstalls) the app: checks the token against the configured portal and our application,
@@ -50,7 +50,7 @@ export async function installApp(
     appCode: string;
     language: Language;
     userClient: BitrixClient;
-    appClient: (portal: AppInstall) => BitrixClient;
+    appClient: (install: AppInstall) => BitrixClient;
     installs: InstallStore;
     now: () => Date;
   },
@@ -62,7 +62,7 @@ export async function installApp(
   const previous = await deps.installs.get(request.memberId);
   const applicationToken = request.applicationToken ?? previous?.applicationToken;
   const oauthTokenUrl = request.oauthTokenUrl ?? previous?.oauthTokenUrl;
-  const portal: AppInstall = {
+  const install: AppInstall = {
     memberId: request.memberId,
     origin: deps.origin,
     accessToken: request.authId,
@@ -73,8 +73,8 @@ export async function installApp(
     ...(applicationToken ? { applicationToken } : {}),
     ...(oauthTokenUrl ? { oauthTokenUrl } : {}),
   };
-  await deps.installs.put(portal);
-  const client = deps.appClient(portal);
+  await deps.installs.put(install);
+  const client = deps.appClient(install);
   const fields = await ensureCrmUserFields(client);
   const placements = batchBuilder();
   const boundHandle = placements.add("bound", { method: "placement.get", params: {} }, placementRows);
@@ -96,5 +96,5 @@ export async function installApp(
     // FACTS.md §1.3: TITLE is the default, LANG_ALL what each interface language shows.
     await client.call("placement.bind", { PLACEMENT: w.placement, HANDLER: w.handler, ...w.texts });
   }
-  return { ok: true, portal, boundPlacements: missing.map((w) => w.placement), createdFields: fields.created };
+  return { ok: true, install, boundPlacements: missing.map((w) => w.placement), createdFields: fields.created };
 }

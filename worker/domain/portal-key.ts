@@ -18,3 +18,9 @@ export const jobPortal = portalKeySchema.default(DEFAULT_PORTAL);
 export function portalKvKey(portal: string, key: string): string {
   return portal === DEFAULT_PORTAL ? key : `portal:${portal}:${key}`;
 }
+
+/** The portal a job names (any message body); a job from before portals, or one naming no valid key, is the default portal's. */
+export function portalNamedBy(job: unknown): string {
+  const named = job !== null && typeof job === "object" ? (job as { portal?: unknown }).portal : undefined;
+  return portalKeySchema.safeParse(named).data ?? DEFAULT_PORTAL;
+}

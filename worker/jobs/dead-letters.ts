@@ -1,4 +1,4 @@
-import { DEFAULT_PORTAL, jobPortal } from "../domain/portal-key";
+import { portalNamedBy } from "../domain/portal-key";
 import { DEAD_LETTER_STORE_RETRY_SECONDS } from "../domain/retry-policy";
 import * as z from "zod";
 import { errorMessage, type Logger } from "../log";
@@ -14,12 +14,6 @@ const letterSchema = z.object({
   failedAt: z.string(),
 });
 const jobType = z.object({ type: z.string() }).loose();
-const jobOfPortal = z.object({ portal: jobPortal }).loose();
-
-/** The portal a failed job names (a job from before portals: the default one), so the letter is listed and replayed there. */
-function portalOfJob(job: unknown): string {
-  return jobOfPortal.safeParse(job).data?.portal ?? DEFAULT_PORTAL;
-}
 
 /**
  * Records dead letters in D1: the ones our consumers send (with Bitrix's or CoMagic's reason) and raw jobs
@@ -31,14 +25,14 @@ export async function handleDeadLetters(batch: Pick<MessageBatch<unknown>, "mess
     if (letter.success) {
       const { type: _type, ...rest } = letter.data;
       const kind = jobType.safeParse(rest.job);
-      return { id: message.id, queue: rest.queue, jobType: kind.success ? kind.data.type : "unknown", portal: portalOfJob(rest.job), letter: rest };
+      return { id: message.id, queue: rest.queue, jobType: kind.success ? kind.data.type : "unknown", portal: portalNamedBy(rest.job), letter: rest };
     }
     const kind = jobType.safeParse(message.body);
     return {
       id: message.id,
       queue: "unknown",
       jobType: kind.success ? kind.data.type : "unknown",
-      portal: portalOfJob(message.body),
+      portal: portalNamedBy(message.body),
       letter: {
         queue: "unknown",
         job: message.body,

@@ -10,7 +10,7 @@ import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/app-client";
 import { appSettings, comagicAuth, deploymentSettings, type Config, type DeploymentSettings } from "../config";
-import { DEFAULT_PORTAL, portalKeySchema } from "../domain/portal-key";
+import { portalNamedBy } from "../domain/portal-key";
 import { configFor } from "../portal-config";
 import { followUpDelaySeconds, MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
 import { usersByEmployee } from "../domain/responsible";
@@ -117,12 +117,6 @@ function portalBatch(queue: string, messages: readonly Message<unknown>[]): Port
       for (const m of messages) m.retry(options);
     },
   };
-}
-
-/** The portal a message's job names; a job from before portals names none and is the default portal's. */
-function portalOf(message: Message<unknown>): string {
-  const named = (message.body as { portal?: unknown } | null)?.portal;
-  return portalKeySchema.safeParse(named).data ?? DEFAULT_PORTAL;
 }
 
 async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger, kind: "enrich" | "leads"): Promise<void> {
@@ -247,7 +241,10 @@ export async function consumeQueue(batch: MessageBatch<unknown>, env: Env): Prom
       return;
     }
     const groups = new Map<string, Message<unknown>[]>();
-    for (const m of batch.messages) groups.set(portalOf(m), [...(groups.get(portalOf(m)) ?? []), m]);
+    for (const m of batch.messages) {
+      const portal = portalNamedBy(m.body);
+      groups.set(portal, [...(groups.get(portal) ?? []), m]);
+    }
     // Portals side by side: each has its own Bitrix24 budget and CoMagic points, so a busy portal's waits for permits
     // do not hold up a quiet portal's messages in the same batch; within a portal, its group runs as one.
     await Promise.all([...groups].map(([portal, messages]) => consumePortal(portalBatch(batch.queue, messages), env, portal, kind, log.child({ portal }))));

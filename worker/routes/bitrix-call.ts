@@ -64,12 +64,12 @@ bitrixCallRoute.post("/call", async (c) => {
     log.warn("call.refused", { ...audit, reason: "already_started" });
     throw new AppError(409, "already_started", say.already_started);
   }
-  const portal = await installs.get(claims.memberId);
-  if (!portal) throw new AppError(401, "not_installed", say.not_installed);
+  const install = await installs.get(claims.memberId);
+  if (!install) throw new AppError(401, "not_installed", say.not_installed);
   const now = new Date();
   const day = formatComagicDateTime(now, config.COMAGIC_TIMEZONE).slice(0, 10);
   const outcome = await startCall(claims, {
-    appClient: appClient(portal),
+    appClient: appClient(install),
     employees: config.COMAGIC_EMPLOYEES ?? {},
     matchByEmail: config.COMAGIC_MATCH_BY_EMAIL,
     dataApi: dataApiClientFor(config, c.env, "feed"),

@@ -41,7 +41,7 @@ function installFields(form: Record<string, string | File | (string | File)[]>):
   };
 }
 
-/** Installs from an install POST or an administrator's first open of the app; returns the stored portal and what to fix. */
+/** Installs from an install POST or an administrator's first open of the app; returns the stored install and what to fix. */
 export async function installFrom(c: Context<AppEnv>, form: Record<string, string | File | (string | File)[]>) {
   const request = installForm.parse(installFields(form));
   const { origin, installs, config, app, appClient, userClient, crmModeCache } = await appContext(c, request.member_id);
@@ -72,12 +72,12 @@ export async function installFrom(c: Context<AppEnv>, form: Record<string, strin
   );
   if (!result.ok) throw refusedPage(result.refusal);
   c.get("log").info("app.installed", { memberId: request.member_id, boundPlacements: result.boundPlacements, createdFields: result.createdFields });
-  const client = appClient(result.portal);
+  const client = appClient(result.install);
   const unfilled = await crmModeOf(client, crmModeCache)
     .then((mode) => unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}))
     .catch(() => []);
   if (unfilled.length) c.get("log").warn("app.required_fields", { fields: unfilled.map((f) => f.field), advice: messagesFor("en").install.requiredFields(unfilled) });
-  return { portal: result.portal, unfilled };
+  return { install: result.install, unfilled };
 }
 
 export const invalidInstall = () => pageError(400, "invalid_install");

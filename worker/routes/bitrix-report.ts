@@ -86,8 +86,8 @@ async function reportSession(c: Context<AppEnv>, token: string | undefined, acti
   // The token names its portal (member_id): the report, its rows and its access checks are that portal's.
   const ctx = await appContext(c, claims.memberId);
   const { app, config, installs, kv } = ctx;
-  const portal = await installs.get(claims.memberId);
-  if (!portal) throw pageError(401, "not_installed");
+  const install = await installs.get(claims.memberId);
+  if (!install) throw pageError(401, "not_installed");
   const session = await recheckReportAccess(claims, token, {
     keys: app.tabTokenKeys,
     now,
@@ -104,7 +104,7 @@ async function reportSession(c: Context<AppEnv>, token: string | undefined, acti
   }
   if (session.renewed) c.get("log").info("report.rechecked", { memberId: claims.memberId, userId: claims.userId });
   c.header("X-Report-Token", session.token);
-  return { claims: session.claims, token: session.token, portal, ctx };
+  return { claims: session.claims, token: session.token, install, ctx };
 }
 
 /** A user who lost access since the page opened: a 403 that says why, in the page's language. */
@@ -120,10 +120,10 @@ function accessDeniedPage(c: Context<AppEnv>, userId: string, language: Language
   return c.html(renderMessagePage(messages.accessDeniedTitle, messages.accessDenied(userId), language), 403);
 }
 
-async function reportView(ctx: AppContext, claims: ReportClaims, portal: AppInstall, fields: Record<string, unknown>) {
+async function reportView(ctx: AppContext, claims: ReportClaims, install: AppInstall, fields: Record<string, unknown>) {
   const { config, appClient, attribution, crmModeCache } = ctx;
   const filters = filterFields.parse(fields);
-  const mode = filters.entity ? null : await crmModeOf(appClient(portal), crmModeCache).catch(() => null);
+  const mode = filters.entity ? null : await crmModeOf(appClient(install), crmModeCache).catch(() => null);
   const messages = messagesFor(claims.lang);
   const chosen: ReportFilters = {
     period: filters.period,
@@ -136,11 +136,11 @@ async function reportView(ctx: AppContext, claims: ReportClaims, portal: AppInst
   return { filters: chosen, report, notes, messages };
 }
 
-async function renderReport(c: Context<AppEnv>, ctx: AppContext, claims: ReportClaims, token: string, portal: AppInstall, fields: Record<string, unknown>) {
+async function renderReport(c: Context<AppEnv>, ctx: AppContext, claims: ReportClaims, token: string, install: AppInstall, fields: Record<string, unknown>) {
   const { config } = ctx;
-  const view = await reportView(ctx, claims, portal, fields);
+  const view = await reportView(ctx, claims, install, fields);
   const cspNonce = crypto.randomUUID().replace(/-/g, "");
-  reportHeaders(c, portal.origin, cspNonce);
+  reportHeaders(c, install.origin, cspNonce);
   c.get("log").info("report.opened", { memberId: claims.memberId, userId: claims.userId, model: view.filters.model, grouping: view.filters.grouping, groups: view.report.rows.length });
   return c.html(renderReportPage({ ...view, token, language: claims.lang, timeZone: config.COMAGIC_TIMEZONE, entities: ["lead", "deal"], cspNonce }));
 }
@@ -156,20 +156,20 @@ bitrixReportRoute.post("/app", async (c) => {
     const { app, origin, installs, config, kv } = ctx;
     checkDomain(c, origin, c.req.query("DOMAIN"));
     // An administrator's first open of the app installs it, as Bitrix24 expects of an app without an install page.
-    const portal = (await installs.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).portal : null);
-    if (!portal) throw pageError(401, "not_installed");
-    await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
+    const install = (await installs.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).install : null);
+    if (!install) throw pageError(401, "not_installed");
+    await checkApplicationToken(form.data.APPLICATION_TOKEN, install.applicationToken);
     const access = await reportAccess(ctx.userClient(form.data.AUTH_ID), app.appCode, config.REPORT_USER_IDS);
     if (access.kind === "refused") throw refusedPage(access.refusal);
     if (access.kind === "denied") {
-      c.get("log").warn("report.refused", { memberId: portal.memberId, userId: access.userId });
+      c.get("log").warn("report.refused", { memberId: install.memberId, userId: access.userId });
       return accessDeniedPage(c, access.userId, language);
     }
     // The user's token stays with the worker for the re-checks; the page gets only the report token naming it.
     const sid = crypto.randomUUID();
-    await kvReportSessions(kv).put(portal.memberId, sid, form.data.AUTH_ID, REPORT_TOKEN_TTL_SECONDS);
-    const { token, claims } = await signReportToken({ memberId: portal.memberId, userId: access.userId, lang: language, sid }, app.tabTokenKeys, new Date());
-    return await renderReport(c, ctx, claims, token, portal, c.req.query());
+    await kvReportSessions(kv).put(install.memberId, sid, form.data.AUTH_ID, REPORT_TOKEN_TTL_SECONDS);
+    const { token, claims } = await signReportToken({ memberId: install.memberId, userId: access.userId, lang: language, sid }, app.tabTokenKeys, new Date());
+    return await renderReport(c, ctx, claims, token, install, c.req.query());
   } catch (error) {
     return htmlError(c, error instanceof z.ZodError ? invalidInstall() : error);
   }
@@ -180,7 +180,7 @@ bitrixReportRoute.post("/report", async (c) => {
   try {
     const fields = await c.req.parseBody();
     const session = await reportSession(c, typeof fields.token === "string" ? fields.token : undefined, "view");
-    return await renderReport(c, session.ctx, session.claims, session.token, session.portal, fields);
+    return await renderReport(c, session.ctx, session.claims, session.token, session.install, fields);
   } catch (error) {
     if (error instanceof AccessLostError) return accessDeniedPage(c, error.claims.userId, error.claims.lang);
     return htmlError(c, error);
@@ -190,8 +190,8 @@ bitrixReportRoute.post("/report", async (c) => {
 /** The table as CSV: fetched by the page's script with the token in the body, and saved from a Blob. */
 bitrixReportRoute.post("/report.csv", async (c) => {
   const fields = await c.req.parseBody();
-  const { claims, portal, ctx } = await reportSession(c, typeof fields.token === "string" ? fields.token : undefined, "view");
-  const view = await reportView(ctx, claims, portal, fields);
+  const { claims, install, ctx } = await reportSession(c, typeof fields.token === "string" ? fields.token : undefined, "view");
+  const view = await reportView(ctx, claims, install, fields);
   c.get("log").info("report.exported", { memberId: claims.memberId, userId: claims.userId });
   c.header("Content-Type", "text/csv; charset=utf-8");
   c.header("Content-Disposition", `attachment; filename="comagic-attribution-${view.filters.days.from}-${view.filters.days.to}.csv"`);
@@ -205,10 +205,10 @@ bitrixReportRoute.post("/report.csv", async (c) => {
  */
 bitrixReportRoute.post("/report/refresh", async (c) => {
   const body = tokenField.safeParse(await c.req.json().catch(() => null));
-  const { portal, ctx } = await reportSession(c, body.success ? body.data.token : undefined, "refresh");
+  const { install, ctx } = await reportSession(c, body.success ? body.data.token : undefined, "refresh");
   const { config, appClient, attribution } = ctx;
   const outcome = await refreshReportData({
-    bitrix: appClient(portal),
+    bitrix: appClient(install),
     dataApi: dataApiClientFor(config, c.env, "deferrable"),
     store: attribution,
     siteIds: config.COMAGIC_SITE_IDS,

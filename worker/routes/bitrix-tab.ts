@@ -29,9 +29,9 @@ bitrixTabRoute.post("/tab", async (c) => {
     if (!form.success) throw pageError(400, "invalid_placement");
     const { app, origin, installs, config, journeys, visitors, userClient } = await appContext(c, form.data.member_id);
     checkDomain(c, origin, c.req.query("DOMAIN"));
-    const portal = await installs.get(form.data.member_id);
-    if (!portal) throw pageError(401, "not_installed");
-    await checkApplicationToken(form.data.APPLICATION_TOKEN, portal.applicationToken);
+    const install = await installs.get(form.data.member_id);
+    if (!install) throw pageError(401, "not_installed");
+    await checkApplicationToken(form.data.APPLICATION_TOKEN, install.applicationToken);
     let entity: z.infer<typeof placementOptions>;
     try {
       entity = placementOptions.parse(JSON.parse(form.data.PLACEMENT_OPTIONS));
@@ -39,7 +39,7 @@ bitrixTabRoute.post("/tab", async (c) => {
       throw pageError(400, "invalid_card");
     }
     const opened = await openTab(
-      { memberId: portal.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
+      { memberId: install.memberId, placement: form.data.PLACEMENT, entityId: entity.ID },
       {
         userClient: userClient(form.data.AUTH_ID),
         appCode: app.appCode,
@@ -59,8 +59,8 @@ bitrixTabRoute.post("/tab", async (c) => {
     const workerOrigin = new URL(c.req.url).origin;
     const language = languageOf(c.req.query("LANG"));
     const cspNonce = crypto.randomUUID().replace(/-/g, "");
-    appPageHeaders(c, portal.origin, cspNonce);
-    c.get("log").info("tab.opened", { memberId: portal.memberId, userId: view.userId, entity: view.card.entity, entityId: view.card.id, journey: view.journeyState.kind });
+    appPageHeaders(c, install.origin, cspNonce);
+    c.get("log").info("tab.opened", { memberId: install.memberId, userId: view.userId, entity: view.card.entity, entityId: view.card.id, journey: view.journeyState.kind });
     return c.html(
       renderTabPage({
         view,
