@@ -124,6 +124,13 @@ const configSchema = z.object({
   /** app.info's CODE of our application, when it is not the client id (Marketplace apps). */
   BITRIX_APP_CODE: z.string().optional(),
   DEAD_LETTER_RETENTION_DAYS: positiveInt(30),
+  /**
+   * Days the ledger (applied events, contact keys) keeps a row. It must outlive every redelivery (a queue keeps a
+   * message 14 days at most) and Bitrix24's duplicate-search lag (seconds); after it, Bitrix24's own fields say what was written.
+   */
+  LEDGER_RETENTION_DAYS: positiveInt(90).refine((days) => days >= 14, { error: "must be at least 14: a queue may redeliver a message for 14 days" }),
+  /** Days the report keeps its conversions' visits, visitors and ad costs: a year back and a month more, so a month compares with the same month last year. */
+  REPORT_RETENTION_DAYS: positiveInt(400).refine((days) => days >= 90, { error: "must be at least 90: the report's longest preset period is 90 days" }),
   /** Bitrix24 user ids: who gets a new lead when no answering employee maps to a user, and who gets lost calls. */
   DEFAULT_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
   LOST_CALL_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
@@ -237,6 +244,8 @@ export const DEPLOYMENT_SETTINGS = [
   "ALLOW_LOOPBACK_HTTP",
   "TAB_TOKEN_SECRET",
   "DEAD_LETTER_RETENTION_DAYS",
+  "LEDGER_RETENTION_DAYS",
+  "REPORT_RETENTION_DAYS",
 ] as const satisfies readonly (keyof z.infer<typeof configSchema>)[];
 
 /** A portal's settings that are secrets: sealed at rest (storage/sealed-secrets.ts), never listed back. */

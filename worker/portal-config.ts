@@ -64,6 +64,12 @@ export async function portalOfMember(env: Env, memberId: string): Promise<string
   return (await d1PortalSettings(env.DB).byMember(memberId))?.portal ?? DEFAULT_PORTAL;
 }
 
+/** The member_id a stored portal is linked to (its app install's), or null: the default portal's install is found by its origin. */
+export async function memberOfPortal(env: Env, portal: string): Promise<string | null> {
+  if (!env.DB || portal === DEFAULT_PORTAL) return null;
+  return (await d1PortalSettings(env.DB).get(portal))?.memberId ?? null;
+}
+
 /** What an admin sends to make or change a stored portal: settings by their env names (secrets among them), and its member_id. */
 export interface PortalChange {
   settings: Record<string, string | null>;

@@ -6,7 +6,7 @@ import { type DeadLetter, type LeadJob, leadJob } from "../../worker/jobs/schema
 import { callEvent } from "../fixtures/lead-event";
 import worker from "../../worker/index";
 import { consumerDeps } from "./consumer-support";
-import { leadsWithPhone, sandbox, sandboxLeads, uniquePhone, uniqueSessionId } from "./support";
+import { admin, type DeadLetterView, leadsWithPhone, sandbox, sandboxLeads, uniquePhone, uniqueSessionId } from "./support";
 
 function job(overrides: Partial<LeadJob["event"]> = {}): LeadJob {
   const id = String(uniqueSessionId());
@@ -64,6 +64,34 @@ describe("the queue consumer", () => {
     expect(result.retryMessages).toHaveLength(1);
     expect(retry.mock.calls[0]?.[0]?.delaySeconds).toBeGreaterThanOrEqual(1);
     expect(leadsWithPhone(await sandboxLeads(), body.event.phone ?? "")).toEqual([]);
+  });
+
+  it("keeps a written lead's follow-ups as replayable dead letters when the enrichment queue refuses them twice", async () => {
+    // The lead is in Bitrix24 and its event in the ledger, so a redelivery would skip it: its telephony call and
+    // call record must not vanish with the queue's refusal.
+    const requestId = `enqueue-refused-${crypto.randomUUID()}`;
+    const id = String(uniqueSessionId());
+    const body = leadJob("default", callEvent({ key: id, sessionId: id, receivedAt: new Date().toISOString(), phone: uniquePhone().e164 }), requestId);
+    let refusals = 0;
+    const refusing = {
+      send: async () => Promise.reject(new Error("Queue send failed: internal error")),
+      sendBatch: async () => {
+        refusals += 1;
+        throw new Error("Queue sendBatch failed: internal error");
+      },
+    };
+    const batch = batchOf([body]);
+    await worker.queue(batch, { ...env, ENRICH_JOBS: refusing as unknown as Queue });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual(["m0"]);
+    expect(refusals).toBe(2);
+    expect(leadsWithPhone(await sandboxLeads(), body.event.phone ?? "")).toHaveLength(1);
+    const { deadLetters } = (await (await admin("/dead-letters?pending=1")).json()) as { deadLetters: (DeadLetterView & { job: { requestId?: string } })[] };
+    const kept = deadLetters.filter((l) => l.job.requestId === requestId);
+    expect(kept.map((l) => l.jobType).sort()).toEqual(["call.record", "call.telephony"]);
+    for (const letter of kept) expect(letter).toMatchObject({ code: "ENQUEUE_FAILED" });
+    const replay = await admin(`/dead-letters/${kept[0]?.id}/replay`, { method: "POST" });
+    expect(replay.status).toBe(202);
   });
 
   it("dead-letters a job Bitrix24 rejects for good, with Bitrix's reason, and acks it", async () => {

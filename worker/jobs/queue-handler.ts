@@ -9,10 +9,10 @@ import { usersByEmployeeEmail } from "./employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
 import { appClientFor } from "../bitrix/app-client";
-import { appSettings, comagicAuth, deploymentSettings, type Config, type DeploymentSettings } from "../config";
+import { appSettings, deploymentSettings, type Config, type DeploymentSettings } from "../config";
 import { portalNamedBy } from "../domain/portal-key";
-import { configFor } from "../portal-config";
-import { followUpDelaySeconds, MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
+import { configFor, memberOfPortal } from "../portal-config";
+import { MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
@@ -28,8 +28,8 @@ import { throughPortalGate } from "./portal-gate";
 import { feedDepsFor } from "./scheduled";
 import { handleTelephonyJobs } from "./call-telephony";
 import { handleEnrichJobs } from "./enrich";
-import { sendInBatches } from "./send-in-batches";
-import type { DeadLetterSender, FollowUpSender } from "./schema";
+import { followUpSender } from "./follow-ups";
+import type { DeadLetterSender } from "./schema";
 import type { SettleDeps } from "./settle";
 
 /** Which handler a queue feeds, by the names LEAD_QUEUE_NAME, ENRICH_QUEUE_NAME and DEAD_LETTER_QUEUE_NAME give. */
@@ -38,29 +38,6 @@ function kindOf(queue: string, config: DeploymentSettings): "dead-letters" | "en
   if (queue === config.ENRICH_QUEUE_NAME) return "enrich";
   if (queue === config.LEAD_QUEUE_NAME) return "leads";
   return null;
-}
-
-/**
- * Follow-up jobs go on the enrichment queue: telephony at once, the rest delayed so CoMagic's reports can catch
- * up. Enrichment and call records need the Data API; telephony needs only Bitrix24.
- */
-function followUpSender(env: Env, config: Config): FollowUpSender | null {
-  const queue = env.ENRICH_JOBS;
-  if (!queue) return null;
-  return {
-    enrichment: comagicAuth(config) !== null,
-    send: async (jobs) => {
-      // A round of 40 calls makes 120 follow-ups: more than one sendBatch takes.
-      await sendInBatches(
-        queue,
-        jobs.map((body) => ({
-          body,
-          contentType: "json" as const,
-          delaySeconds: body.type === "call.telephony" ? 0 : followUpDelaySeconds(Date.now(), config.ENRICH_DELAY_SECONDS, config.ENRICH_SLOT_SECONDS),
-        })),
-      );
-    },
-  };
 }
 
 /** The webhook's user, who owns what the webhook writes: the telephony USER_ID when nobody else is known. */
@@ -72,7 +49,9 @@ function webhookUserId(config: Config): string {
 async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
   const app = appSettings(config);
   const { installs } = storesFor(env, config.portal);
-  const install = app && installs ? await installs.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin).catch(() => null) : null;
+  // A stored portal names its install by member_id; two portals' webhooks may share an origin (a proxy, the sandbox).
+  const memberId = app && installs ? await memberOfPortal(env, config.portal).catch(() => null) : null;
+  const install = app && installs ? await (memberId ? installs.get(memberId) : installs.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin)).catch(() => null) : null;
   const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
   if (app && install && installs)
     clients.push({ name: "app", client: appClientFor(install, { oauth: app, store: installs, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS, budget: budgetFor(env, config.portal) }) });
@@ -123,7 +102,7 @@ async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger
   const stores = storesFor(env, config.portal);
   const bitrix = bitrixClientFor(config, env);
   const { ledger } = stores;
-  const followUps = followUpSender(env, config);
+  const followUps = followUpSender(env, config, log);
   const cache = cacheFor(env, config.portal);
   if (kind === "enrich") {
     const typeOf = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type;

@@ -5,11 +5,11 @@
  * CoMagic feed when due, then its report's sync.
  */
 import { createCrmStore } from "../bitrix/crm-store";
-import { feedOverlapMinutes, readConfig, type Config } from "../config";
+import { deploymentSettings, feedOverlapMinutes, type Config, type DeploymentSettings } from "../config";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { portalKeys } from "../portal-config";
-import { purgeExpired } from "../storage/retention";
+import { purgeExpired, type RetentionDays } from "../storage/retention";
 import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { d1FeedState } from "../storage/feed-state";
 import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
@@ -83,16 +83,20 @@ export async function runPortalTick(env: Env, config: Config, log: Logger, at: D
   }
 }
 
+const retentionDays = (config: DeploymentSettings): RetentionDays => ({
+  deadLetters: config.DEAD_LETTER_RETENTION_DAYS,
+  ledger: config.LEDGER_RETENTION_DAYS,
+  report: config.REPORT_RETENTION_DAYS,
+});
+
 /** The Cron Trigger: purges what D1 keeps no longer, then queues each portal's tick. Never throws. */
 export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
   const log = createLogger({ cron: controller.cron });
   const at = new Date(controller.scheduledTime);
   try {
-    const deployment = readConfig(env);
     if (env.DB) {
-      // Retention is the deployment's: dead letters of every portal go after DEAD_LETTER_RETENTION_DAYS.
-      const days = deployment.ok ? deployment.config.DEAD_LETTER_RETENTION_DAYS : 30;
-      log.info("retention.purged", await purgeExpired(env.DB, at, days));
+      // Retention is the deployment's, for every portal's rows.
+      log.info("retention.purged", await purgeExpired(env.DB, at, retentionDays(deploymentSettings(env))));
     }
     const portals = await portalKeys(env);
     const queue = env.ENRICH_JOBS;
