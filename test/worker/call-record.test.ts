@@ -1,8 +1,16 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
+import { callsReportRow, SANDBOX_ACCOUNT_TIME_ZONE } from "../../sandbox/comagic/calls-report-row";
+import { createBitrixClient } from "../../worker/bitrix/client";
+import { createCrmStore } from "../../worker/bitrix/crm-store";
+import { createCoMagicRpcClient } from "../../worker/comagic/data-api";
 import worker from "../../worker/index";
+import { handleCallRecordJobs } from "../../worker/jobs/call-record";
+import { createLogger } from "../../worker/log";
+import { d1AppliedEvents } from "../../worker/storage/d1";
+import { ensureSchema } from "../../worker/storage/d1-schema";
+import { type D1Spy, spyOnD1 } from "./d1-spy";
 import {
   admin,
   comagicStats,
@@ -269,5 +277,64 @@ describe("call records read per batch, by CoMagic's time", () => {
     await new Promise((r) => setTimeout(r, 3_000));
     expect((await pointsFor("get.calls_report")) - before).toBe(1);
     await sandbox("/_sandbox/portal", { telephony: { webhook: false } });
+  });
+});
+
+describe("the D1 commits call records cost", () => {
+  beforeAll(async () => {
+    await waitForQuiet();
+    await sandbox("/_sandbox/comagic/settings", { callsReportLagMs: 0 });
+  });
+  afterAll(async () => {
+    await sandbox("/_sandbox/comagic/settings", { callsReportLagMs: REPORT_LAG_MS });
+  });
+  const bitrix = () => createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
+  const deps = (spy: D1Spy) => ({
+    dataApi: createCoMagicRpcClient({
+      url: env.COMAGIC_DATA_API_URL ?? "",
+      auth: { kind: "login" as const, login: "sandbox", password: "sandbox-password" },
+      tokens: { get: async () => null, put: async () => {}, delete: async () => {} },
+      api: "Data API",
+    }),
+    store: createCrmStore(bitrix()),
+    userOfEmployee: async () => null,
+    bitrix: bitrix(),
+    ledger: d1AppliedEvents(spy.db, "default"),
+    followUps: null,
+    queue: "comagic-enrich-jobs",
+    timeZone: SANDBOX_ACCOUNT_TIME_ZONE,
+    retrySeconds: 1,
+    deadLetters: { send: async () => {} },
+    log: createLogger({}, () => {}),
+    now: () => new Date(),
+    random: () => 0.5,
+  });
+
+  it("a batch of 5 call records puts each recording on its lead's timeline and remembers all 5 in one ledger commit; redelivered, it adds no comment", async () => {
+    const { calls, batch } = await callsWithLeads(5);
+    const spy = spyOnD1(env.DB as D1Database);
+    await ensureSchema(spy.db);
+    spy.reset();
+    await handleCallRecordJobs(batch.messages, deps(spy));
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(5);
+    // One commit for the batch (was one a call: five), naming every call's comment.
+    expect(spy.commits.length).toBe(1);
+    expect(spy.commitsTo("applied_events")).toBe(1);
+    expect(spy.commits[0]?.values).toEqual(expect.arrayContaining(calls.map((c) => `record:${c.sessionId}`)));
+    const comments = async () => {
+      const leads = await sandboxLeads();
+      return calls.map((c) => leadsWithPhone(leads, c.phone)[0]?.TIMELINE_COMMENTS.length);
+    };
+    expect(await comments()).toEqual([1, 1, 1, 1, 1]);
+
+    // At-least-once delivery: the same batch again finds every comment in the ledger and writes none.
+    const again = createMessageBatch(
+      "comagic-enrich-jobs",
+      batch.messages.map((m) => ({ id: m.id, timestamp: m.timestamp, attempts: 2, body: m.body })),
+    );
+    await handleCallRecordJobs(again.messages, deps(spy));
+    expect((await getQueueResult(again, createExecutionContext())).explicitAcks).toHaveLength(5);
+    expect(await comments()).toEqual([1, 1, 1, 1, 1]);
+    expect(spy.commits.length).toBe(1);
   });
 });

@@ -1,7 +1,16 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBitrixClient } from "../../worker/bitrix/client";
+import { createCrmStore } from "../../worker/bitrix/crm-store";
+import { createCoMagicRpcClient } from "../../worker/comagic/data-api";
 import worker from "../../worker/index";
+import { handleEnrichJobs } from "../../worker/jobs/enrich";
+import { createLogger } from "../../worker/log";
+import { d1AttributionStore } from "../../worker/storage/attribution";
+import { d1CrmVisitorStore } from "../../worker/storage/crm-visitors";
+import { ensureSchema } from "../../worker/storage/d1-schema";
+import { type D1Spy, spyOnD1 } from "./d1-spy";
 import { admin, comagicStats, comagicTime, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, visitorSessions, waitFor, type SandboxLead } from "./support";
 
 let visitorSeq = 8_000_000 + Math.floor(Math.random() * 100_000) * 10;
@@ -162,5 +171,117 @@ describe("the reads an enrichment batch costs", () => {
       const journey = (await env.COMAGIC_CACHE?.get(`journey:v1:${visitorId}`, "json")) as { touchpoints: { type: string }[] } | null;
       expect(journey?.touchpoints.filter((t) => t.type === "call")).toHaveLength(1);
     }
+  });
+});
+
+describe("the D1 commits an enrichment batch costs", () => {
+  const bitrix = () => createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
+  const deps = (spy: D1Spy) => ({
+    dataApi: createCoMagicRpcClient({
+      url: env.COMAGIC_DATA_API_URL ?? "",
+      auth: { kind: "login" as const, login: "sandbox", password: "sandbox-password" },
+      tokens: { get: async () => null, put: async () => {}, delete: async () => {} },
+      api: "Data API",
+    }),
+    bitrix: bitrix(),
+    store: createCrmStore(bitrix()),
+    journeys: null,
+    attribution: d1AttributionStore(spy.db, "default"),
+    visitors: d1CrmVisitorStore(spy.db, "default"),
+    queue: "comagic-enrich-jobs",
+    timeZone: "Europe/Moscow",
+    deadLetters: { send: async () => {} },
+    log: createLogger({}, () => {}),
+    now: () => new Date(),
+    random: () => 0.5,
+  });
+  const db = () => env.DB as D1Database;
+  const touchesOf = async (id: string) =>
+    (await db().prepare("SELECT touch_no, utm_source FROM attribution_touches WHERE portal = 'default' AND entity = 'lead' AND entity_id = ? ORDER BY touch_no").bind(id).all()).results;
+  const visitorOf = async (id: string) => (await db().prepare("SELECT visitor_id FROM crm_visitors WHERE portal = 'default' AND ref = ?").bind(id).first<{ visitor_id: string }>())?.visitor_id ?? null;
+  /** `count` leads in the sandbox portal, each with a visitor CoMagic knows two visits of. */
+  async function leadsWithVisitors(count: number): Promise<{ leadId: string; visitorId: string }[]> {
+    const visitors = Array.from({ length: count }, () => newVisitor());
+    await sandbox("/_sandbox/comagic/data", { visitor_sessions: visitors.flatMap((v) => visitorSessions(v, ["paid", "direct"])) });
+    const out: { leadId: string; visitorId: string }[] = [];
+    for (const v of visitors) {
+      const seeded = await sandbox("/_sandbox/leads", { fields: { TITLE: "Caller", PHONE: [{ VALUE: uniquePhone().e164 }] } });
+      out.push({ leadId: String(((await seeded.json()) as { id: number }).id), visitorId: String(v) });
+    }
+    return out;
+  }
+  const batchOf = (leads: { leadId: string; visitorId: string }[], attempts = 1) =>
+    createMessageBatch(
+      "comagic-enrich-jobs",
+      leads.map(({ leadId, visitorId }) => ({
+        id: `d1-${leadId}`,
+        timestamp: new Date(),
+        attempts,
+        body: { type: "lead.enrich", v: 1, requestId: "d1", leadId, entity: "lead", visitorId, newContact: false },
+      })),
+    );
+  async function spied(refuse?: (sql: string, values: unknown[]) => boolean): Promise<D1Spy> {
+    const spy = spyOnD1(db(), refuse);
+    await ensureSchema(spy.db);
+    spy.reset();
+    return spy;
+  }
+
+  beforeAll(async () => {
+    await sandbox("/_sandbox/comagic/reset", {});
+  });
+
+  it("a batch of 5 enrichments, one of whose leads is gone, writes the other 4 leads' credits and visitors in one commit each, and a redelivery writes no duplicates", async () => {
+    const leads = [...(await leadsWithVisitors(4)), { leadId: "987654321", visitorId: String(newVisitor()) }];
+    const spy = await spied();
+    const batch = batchOf(leads);
+    await handleEnrichJobs(batch.messages, deps(spy));
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(5);
+    // Two commits for the batch (was two a lead: eight).
+    expect({ commits: spy.commits.length, credits: spy.commitsTo("attribution_touches"), visitors: spy.commitsTo("crm_visitors") }).toEqual({ commits: 2, credits: 1, visitors: 1 });
+    const written = await Promise.all(leads.slice(0, 4).map(async ({ leadId }) => touchesOf(leadId)));
+    for (const [i, rows] of written.entries()) {
+      expect(rows).toEqual([
+        { touch_no: 0, utm_source: "google" },
+        { touch_no: 1, utm_source: null },
+      ]);
+      expect(await visitorOf(leads[i]?.leadId ?? "")).toBe(leads[i]?.visitorId);
+    }
+    expect(await touchesOf("987654321")).toEqual([]);
+
+    // At-least-once delivery: the same batch again leaves each lead one set of credits.
+    const again = batchOf(leads, 2);
+    await handleEnrichJobs(again.messages, deps(spy));
+    expect((await getQueueResult(again, createExecutionContext())).explicitAcks).toHaveLength(5);
+    expect(await Promise.all(leads.slice(0, 4).map(async ({ leadId }) => touchesOf(leadId)))).toEqual(written);
+  });
+
+  it("a lead whose credits D1 refuses goes back to the queue alone: the batch's other leads are written once and acked", async () => {
+    const leads = await leadsWithVisitors(4);
+    const refused = leads[2]?.leadId ?? "";
+    const spy = await spied((sql, values) => sql.includes("attribution_touches") && values.includes(refused));
+    const batch = batchOf(leads);
+    await handleEnrichJobs(batch.messages, deps(spy));
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(
+      leads
+        .filter((l) => l.leadId !== refused)
+        .map((l) => `d1-${l.leadId}`)
+        .sort(),
+    );
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual([`d1-${refused}`]);
+    for (const { leadId, visitorId } of leads) {
+      expect((await touchesOf(leadId)).length).toBe(leadId === refused ? 0 : 2);
+      expect(await visitorOf(leadId)).toBe(leadId === refused ? null : visitorId);
+    }
+
+    // Its retry, once D1 takes it, writes it like the others.
+    const retry = batchOf(
+      leads.filter((l) => l.leadId === refused),
+      2,
+    );
+    await handleEnrichJobs(retry.messages, deps(await spied()));
+    expect((await getQueueResult(retry, createExecutionContext())).explicitAcks).toEqual([`d1-${refused}`]);
+    expect((await touchesOf(refused)).length).toBe(2);
   });
 });

@@ -213,13 +213,21 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     );
     return;
   }
-  for (const { item, handles, fields, commented: wroteComment } of writing) {
-    const failed = handles.map((handle) => answers.failure(handle)).find((failure) => failure !== null);
-    if (failed) {
-      await giveBack([item], failed);
-      continue;
-    }
-    if (wroteComment) await recordInLedger(deps.ledger, [{ key: timelineKey(item.job.sessionId), ref: ledgerRef(refOf(item.job)) }], deps.now(), deps.log);
+  const applied: (typeof writing)[number][] = [];
+  for (const w of writing) {
+    const failed = w.handles.map((handle) => answers.failure(handle)).find((failure) => failure !== null);
+    if (failed) await giveBack([w.item], failed);
+    else applied.push(w);
+  }
+  // The comments written, in one ledger commit for the batch (D1 has one writer for every portal), before any
+  // call is acked: a redelivery finds each of them there. A ledger that fails is logged; the acks stand.
+  await recordInLedger(
+    deps.ledger,
+    applied.filter((w) => w.commented).map(({ item }) => ({ key: timelineKey(item.job.sessionId), ref: ledgerRef(refOf(item.job)) })),
+    deps.now(),
+    deps.log,
+  );
+  for (const { item, fields } of applied) {
     deps.log.info("call_record.applied", { entityId: item.job.entityId, sessionId: item.job.sessionId, fields, recording: item.record.recordingUrl !== null });
     await enrichNewVisitor(item.job, item.record.visitorId, deps);
     await attachNewRecording(item.job, item.record.recordingUrl, deps);

@@ -10,7 +10,7 @@ import { LEAD_FIELD } from "../domain/lead-plan";
 import { buildJourney, summarizeJourney, type Journey } from "../domain/touchpoints";
 import { creditRows } from "../domain/attribution-credits";
 import { errorMessage } from "../log";
-import type { AttributionStore } from "../storage/attribution-store";
+import type { AttributionStore, ConversionCredits } from "../storage/attribution-store";
 import type { CrmVisitorStore } from "../storage/crm-visitors";
 import type { JourneyStore } from "../storage/journeys";
 import { enrichJobSchema, type EnrichJob } from "./schema";
@@ -24,7 +24,8 @@ import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settl
  * a job says (a form can name any visitor id: verified-source.ts); a visitor CoMagic knows no visits of, after the
  * reports had time to catch up, writes nothing at all. Rerunning a job writes the same values.
  *
- * A batch costs two Data API reads whatever its size: the visits and the contacts of all its visitors at once.
+ * A batch costs two Data API reads whatever its size: the visits and the contacts of all its visitors at once;
+ * and two D1 commits: the credits and the visitors of all its leads at once.
  */
 
 export interface EnrichDeps extends SettleDeps {
@@ -123,16 +124,16 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
 
   // Field updates are idempotent, so the batch may be repeated after any failure.
   const answers = await updates.send(deps.bitrix, { readOnly: true });
-  for (const { message, job, journey, entity, update } of ready) {
-    const failure = answers.failure(update);
-    if (failure) {
-      await retryOrDeadLetter(message, deps.queue, asFailure(failure), { entityId: job.entityId }, deps);
-      continue;
-    }
-    try {
-      await storeCredits(job, journey, entity.dateCreate, deps);
-      await deps.visitors?.record([{ ref: entity.ref, visitorId: job.visitorId }], deps.now());
-    } catch (error) {
+  const updated: typeof ready = [];
+  for (const item of ready) {
+    const failure = answers.failure(item.update);
+    if (failure) await retryOrDeadLetter(item.message, deps.queue, asFailure(failure), { entityId: item.job.entityId }, deps);
+    else updated.push(item);
+  }
+  const failures = await storeEnriched(updated, deps);
+  for (const { message, job } of updated) {
+    if (failures.has(message)) {
+      const error = failures.get(message);
       deps.log.warn("enrich.store_failed", { entityId: job.entityId, error: errorMessage(error) });
       await retryOrDeadLetter(message, deps.queue, asFailure(error), { entityId: job.entityId }, deps);
       continue;
@@ -142,13 +143,45 @@ export async function handleEnrichJobs(messages: readonly Message<unknown>[], de
   }
 }
 
+type Enriched = Item & { journey: Journey; entity: EntityFields };
+
+/**
+ * Writes the batch's credits and visitors to D1: one commit each for the whole batch (D1 has one writer for
+ * every portal, and a commit costs it several ms), not two a lead. A commit is all or nothing, so when one fails
+ * the leads are written again one by one: a lead D1 refuses goes back to the queue alone, as it did when each
+ * was written apart, and the others are acked. Both writes replace what a lead had, so writing one twice is
+ * harmless. Returns the error of each lead that could not be written.
+ */
+async function storeEnriched(items: readonly Enriched[], deps: EnrichDeps): Promise<Map<Message<unknown>, unknown>> {
+  const failures = new Map<Message<unknown>, unknown>();
+  if (items.length > 1) {
+    try {
+      await writeEnriched(items, deps);
+      return failures;
+    } catch (error) {
+      deps.log.warn("enrich.store_batch_failed", { leads: items.length, error: errorMessage(error) });
+    }
+  }
+  for (const item of items) {
+    await writeEnriched([item], deps).catch((error: unknown) => failures.set(item.message, error));
+  }
+  return failures;
+}
+
+async function writeEnriched(items: readonly Enriched[], deps: EnrichDeps): Promise<void> {
+  await deps.attribution?.putCreditsMany(items.map(({ job, journey, entity }) => conversionCredits(job, journey, entity.dateCreate, deps.now())));
+  await deps.visitors?.record(
+    items.map(({ job, entity }) => ({ ref: entity.ref, visitorId: job.visitorId })),
+    deps.now(),
+  );
+}
+
 /**
  * The report's credits of one enriched lead or deal, dated by when CoMagic recorded the contact that created it
  * (a feed read may come hours later), else by its DATE_CREATE (else now: a just-made entity).
  */
-async function storeCredits(job: EnrichJob, journey: Journey, dateCreate: string | null, deps: EnrichDeps): Promise<void> {
-  if (!deps.attribution) return;
+function conversionCredits(job: EnrichJob, journey: Journey, dateCreate: string | null, now: Date): ConversionCredits {
   const parsed = Date.parse(job.convertedAt ?? dateCreate ?? "");
-  const createdAt = Number.isNaN(parsed) ? deps.now() : new Date(parsed);
-  await deps.attribution.putCredits(job.entity, job.entityId, createdAt, creditRows(journey, createdAt), job.newContact);
+  const createdAt = Number.isNaN(parsed) ? now : new Date(parsed);
+  return { entity: job.entity, entityId: job.entityId, createdAt, rows: creditRows(journey, createdAt), madeContact: job.newContact };
 }

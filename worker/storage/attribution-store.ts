@@ -25,12 +25,27 @@ export interface CostRecord {
 
 export type Range = { from: Date; to: Date };
 
+/** One conversion's credits as enrichment writes them. */
+export interface ConversionCredits {
+  entity: CreditedEntity;
+  entityId: string;
+  createdAt: Date;
+  rows: readonly CreditRow[];
+  /** Only ever set, never cleared: a later enrichment (a backfill) cannot tell and must not forget it. */
+  madeContact?: boolean;
+}
+
 export interface AttributionStore {
   /**
    * Replaces one conversion's credits (a repeated enrichment writes the same rows). `madeContact` is only ever
    * set, never cleared: a later enrichment (a backfill) cannot tell and must not forget it.
    */
   putCredits(entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[], madeContact?: boolean): Promise<void>;
+  /**
+   * Replaces several conversions' credits in one D1 commit (one transaction: all of them or none), as
+   * `putCredits` does each: an enrichment batch writes its leads' credits together.
+   */
+  putCreditsMany(conversions: readonly ConversionCredits[]): Promise<void>;
   /** Each conversion created in [from, to) with its share per group under a model. */
   credits(entity: CreditedEntity, range: Range, model: Model, grouping: Grouping): Promise<GroupCredit[]>;
   /** The deals of the conversions created in [from, to). */

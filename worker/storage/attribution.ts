@@ -1,7 +1,7 @@
 import type { CreditRow, CreditedEntity } from "../domain/attribution-credits";
 import type { Model } from "../domain/attribution";
 import type { CampaignCost, DealOutcome, GroupCredit, Grouping } from "../domain/attribution-report";
-import type { AttributionStore, CostRecord, DealRecord, Range } from "./attribution-store";
+import type { AttributionStore, ConversionCredits, CostRecord, DealRecord, Range } from "./attribution-store";
 import { ensureSchema } from "./d1-schema";
 
 /** The attribution store in D1: strongly consistent, queried with SQL. */
@@ -27,6 +27,31 @@ const MODEL_COLUMNS: Record<Model, string> = {
 const SYNC_LEASE = "report_sync.lease";
 /** D1 binds at most 100 parameters a statement. */
 const IDS_PER_STATEMENT = 90;
+const TOUCH_COLUMNS = [
+  "portal",
+  "entity",
+  "entity_id",
+  "touch_no",
+  "created_at",
+  "at",
+  "utm_source",
+  "utm_medium",
+  "utm_campaign",
+  "source_medium",
+  "cm_campaign_id",
+  "cm_campaign_name",
+  "cm_channel",
+  "site_id",
+  "first_touch",
+  "last_touch",
+  "last_non_direct",
+  "linear",
+  "time_decay",
+  "position_based",
+];
+const TOUCH_PLACEHOLDERS = `(${TOUCH_COLUMNS.map(() => "?").join(", ")})`;
+/** Rows a multi-row INSERT carries inside D1's 100 bound parameters: ⌊100 / 20 columns⌋ = 5. */
+const TOUCHES_PER_INSERT = Math.floor(100 / TOUCH_COLUMNS.length);
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -40,42 +65,51 @@ export function d1AttributionStore(db: D1Database, portal: string): AttributionS
     await ensureSchema(db);
     return work();
   };
-  return {
-    putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[], madeContact = false) =>
-      run(async () => {
-        const insert = db.prepare(
-          `INSERT INTO attribution_touches (portal, entity, entity_id, touch_no, created_at, at, utm_source, utm_medium, utm_campaign, source_medium, cm_campaign_id, cm_campaign_name, cm_channel, site_id, first_touch, last_touch, last_non_direct, linear, time_decay, position_based)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        );
-        await db.batch([
+  /*
+   * Each conversion's old rows go before its new ones, in statement order inside one transaction: a redelivered
+   * batch, or the same lead twice in one, leaves one set of rows, never a primary-key clash or a half-written lead.
+   */
+  const putCreditsMany = (conversions: readonly ConversionCredits[]) =>
+    run(async () => {
+      if (conversions.length === 0) return;
+      await db.batch(
+        conversions.flatMap(({ entity, entityId, createdAt, rows, madeContact }) => [
           db.prepare("DELETE FROM attribution_touches WHERE portal = ? AND entity = ? AND entity_id = ?").bind(portal, entity, entityId),
-          ...rows.map((r) =>
-            insert.bind(
-              portal,
-              entity,
-              entityId,
-              r.touchNo,
-              createdAt.toISOString(),
-              r.at,
-              r.utmSource,
-              r.utmMedium,
-              r.utmCampaign,
-              r.sourceMedium,
-              r.cmCampaignId,
-              r.cmCampaignName,
-              r.cmChannel,
-              r.siteId,
-              r.shares.first_touch,
-              r.shares.last_touch,
-              r.shares.last_non_direct,
-              r.shares.linear,
-              r.shares.time_decay,
-              r.shares.position_based,
-            ),
+          ...chunks(rows, TOUCHES_PER_INSERT).map((some) =>
+            db
+              .prepare(`INSERT INTO attribution_touches (${TOUCH_COLUMNS.join(", ")}) VALUES ${some.map(() => TOUCH_PLACEHOLDERS).join(", ")}`)
+              .bind(
+                ...some.flatMap((r) => [
+                  portal,
+                  entity,
+                  entityId,
+                  r.touchNo,
+                  createdAt.toISOString(),
+                  r.at,
+                  r.utmSource,
+                  r.utmMedium,
+                  r.utmCampaign,
+                  r.sourceMedium,
+                  r.cmCampaignId,
+                  r.cmCampaignName,
+                  r.cmChannel,
+                  r.siteId,
+                  r.shares.first_touch,
+                  r.shares.last_touch,
+                  r.shares.last_non_direct,
+                  r.shares.linear,
+                  r.shares.time_decay,
+                  r.shares.position_based,
+                ]),
+              ),
           ),
           ...(madeContact ? [db.prepare("INSERT OR IGNORE INTO made_contacts (portal, entity, entity_id) VALUES (?, ?, ?)").bind(portal, entity, entityId)] : []),
-        ]);
-      }),
+        ]),
+      );
+    });
+  return {
+    putCredits: (entity: CreditedEntity, entityId: string, createdAt: Date, rows: readonly CreditRow[], madeContact = false) => putCreditsMany([{ entity, entityId, createdAt, rows, madeContact }]),
+    putCreditsMany,
 
     credits: (entity: CreditedEntity, range: Range, model: Model, grouping: Grouping) =>
       run(async () => {
