@@ -30,6 +30,7 @@ const WORKER_SHARDS: Shard[] = [
     isolate: true,
     files: [
       "test/worker/duplicate-lag.test.ts",
+      "test/worker/new-portal.test.ts",
       "test/worker/ingest.test.ts",
       "test/worker/forms.test.ts",
       "test/worker/repeat-clients.test.ts",

@@ -38,7 +38,7 @@ const plainHttpProblem = 'must be https:// (plain http only to 127.0.0.1 or loca
  * see that setting). Every setting made with it is listed in UPSTREAM_URL_SETTINGS.
  */
 const upstreamUrl = z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).refine((raw) => isSafeUpstream(new URL(raw), true), { error: plainHttpProblem });
-const UPSTREAM_URL_SETTINGS = ["BITRIX_WEBHOOK_URL", "COMAGIC_DATA_API_URL", "BITRIX_OAUTH_URL", "COMAGIC_CALL_API_URL"] as const;
+const UPSTREAM_URL_SETTINGS = ["BITRIX_WEBHOOK_URL", "BITRIX_PORTAL_URL", "COMAGIC_DATA_API_URL", "BITRIX_OAUTH_URL", "COMAGIC_CALL_API_URL"] as const;
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -47,7 +47,13 @@ const configSchema = z.object({
     .refine((url) => BITRIX_WEBHOOK_PATH.test(new URL(url).pathname), {
       error: "must end with /rest/<user id>/<webhook code>/",
     })
-    .transform((url) => (url.endsWith("/") ? url : `${url}/`)),
+    .transform((url) => (url.endsWith("/") ? url : `${url}/`))
+    .optional(),
+  /**
+   * A portal reached through the app instead of a webhook: its address, as Bitrix24's OAuth server named it at the
+   * install (`client_endpoint`); never typed, never taken from a browser. Set by the install (routes/bitrix-install.ts).
+   */
+  BITRIX_PORTAL_URL: upstreamUrl.transform((url) => new URL(url).origin).optional(),
   BITRIX_TIMEOUT_MS: positiveInt(25_000),
   COMAGIC_WEBHOOK_TOKEN: secretList.optional(),
   COMAGIC_WEBHOOK_SECRET: secretList.optional(),
@@ -146,6 +152,11 @@ const configSchema = z.object({
   REPORT_SYNC_MAX_PAGES: positiveInt(100),
   /** The language of titles, comments and timeline entries the worker writes into Bitrix24. */
   CRM_LANGUAGE: z.enum(["ru", "en"], { error: 'is not "ru" or "en"' }).default("ru"),
+  /**
+   * Where a portal's change of health is posted (`{"text": …}`, Slack/Telegram-compatible). Read through
+   * alertWebhookUrl: a value that is not a safe URL turns alerts off with a warning, never the worker.
+   */
+  ALERT_WEBHOOK_URL: z.string().optional(),
 });
 
 function idList(error: string) {
@@ -226,7 +237,13 @@ export function comagicAuth(config: Config): CoMagicAuth | null {
 }
 
 /** One portal's settings: `portal` names it (domain/portal-key.ts), and so every store and log line built from it. */
-export type Config = z.infer<typeof configSchema> & { portal: string };
+export type Config = z.infer<typeof configSchema> & {
+  portal: string;
+  /** The Bitrix24 portal's origin: BITRIX_WEBHOOK_URL's, else BITRIX_PORTAL_URL. The app's pages may be framed only by it. */
+  portalOrigin: string;
+  /** The Bitrix24 portal's member_id when a stored portal is linked to one (its app install); null for the default portal. */
+  memberId: string | null;
+};
 
 /**
  * Settings of the deployment, not of a portal: the queues, the Bitrix24 app's keys, the sandbox switch. A portal
@@ -246,7 +263,23 @@ export const DEPLOYMENT_SETTINGS = [
   "DEAD_LETTER_RETENTION_DAYS",
   "LEDGER_RETENTION_DAYS",
   "REPORT_RETENTION_DAYS",
+  "ALERT_WEBHOOK_URL",
 ] as const satisfies readonly (keyof z.infer<typeof configSchema>)[];
+
+/**
+ * ALERT_WEBHOOK_URL when alerts may go there: https, or plain http to this machine under ALLOW_LOOPBACK_HTTP (the
+ * sandbox's receiver); null when unset or not such a URL (the admin's /health warns). The URL itself may hold a
+ * token (a Slack hook's path, a Telegram bot's), so it is never logged.
+ */
+export function alertWebhookUrl(settings: Pick<DeploymentSettings, "ALERT_WEBHOOK_URL" | "ALLOW_LOOPBACK_HTTP">): string | null {
+  const raw = settings.ALERT_WEBHOOK_URL?.trim();
+  if (!raw) return null;
+  try {
+    return isSafeUpstream(new URL(raw), settings.ALLOW_LOOPBACK_HTTP) ? raw : null;
+  } catch {
+    return null;
+  }
+}
 
 /** A portal's settings that are secrets: sealed at rest (storage/sealed-secrets.ts), never listed back. */
 export const SECRET_SETTINGS = ["BITRIX_WEBHOOK_URL", "COMAGIC_WEBHOOK_TOKEN", "COMAGIC_WEBHOOK_SECRET", "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD"] as const;
@@ -307,7 +340,7 @@ export function deploymentSettings(env: Env): DeploymentSettings {
 }
 
 /** A stored portal's settings: its own values over the deployment's (DEPLOYMENT_SETTINGS from env). */
-export function parsePortalSettings(env: Env, portal: string, own: Record<string, string>): ConfigResult {
+export function parsePortalSettings(env: Env, portal: string, own: Record<string, string>, memberId: string | null = null): ConfigResult {
   const deployment = presentValues(env);
   const values: Record<string, string> = {};
   for (const name of DEPLOYMENT_SETTINGS) {
@@ -315,10 +348,10 @@ export function parsePortalSettings(env: Env, portal: string, own: Record<string
     if (value !== undefined) values[name] = value;
   }
   for (const [name, value] of Object.entries(own)) if (PORTAL_SETTINGS.includes(name) && value.trim() !== "") values[name] = value;
-  return parseSettings(values, env, portal);
+  return parseSettings(values, env, portal, memberId);
 }
 
-function parseSettings(values: Record<string, string>, env: Env, portal: string): ConfigResult {
+function parseSettings(values: Record<string, string>, env: Env, portal: string, memberId: string | null = null): ConfigResult {
   const parsed = configSchema.safeParse(values);
   const problems: ConfigProblem[] = parsed.success
     ? []
@@ -334,6 +367,9 @@ function parseSettings(values: Record<string, string>, env: Env, portal: string)
       // A value zod refused already has its problem (and may not parse as a URL).
       if (raw && !problems.some((p) => p.setting === setting) && !isSafeUpstream(new URL(raw), false)) problems.push({ setting, problem: plainHttpProblem });
     }
+  }
+  if (!values.BITRIX_WEBHOOK_URL && !(values.BITRIX_PORTAL_URL && memberId)) {
+    problems.push({ setting: "BITRIX_WEBHOOK_URL", problem: "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)" });
   }
   const hasToken = values.COMAGIC_WEBHOOK_TOKEN !== undefined;
   const hasSecret = values.COMAGIC_WEBHOOK_SECRET !== undefined;
@@ -378,6 +414,9 @@ function parseSettings(values: Record<string, string>, env: Env, portal: string)
   if (values.REQUIRED_FIELD_DEFAULTS && parseFieldDefaults(values.REQUIRED_FIELD_DEFAULTS) === null) {
     warnings.push({ setting: "REQUIRED_FIELD_DEFAULTS", problem: 'is not a JSON object of Bitrix24 field code to value, like {"UF_CRM_REGION": "Moscow"}; ignored' });
   }
+  if (values.ALERT_WEBHOOK_URL && !alertWebhookUrl({ ALERT_WEBHOOK_URL: values.ALERT_WEBHOOK_URL, ALLOW_LOOPBACK_HTTP: values.ALLOW_LOOPBACK_HTTP === "true" })) {
+    warnings.push({ setting: "ALERT_WEBHOOK_URL", problem: `${plainHttpProblem}: until then, portals' alerts are only logged (portal.alert)` });
+  }
   if (values.COMAGIC_EMPLOYEES && parseEmployeeMap(values.COMAGIC_EMPLOYEES) === null) {
     warnings.push({ setting: "COMAGIC_EMPLOYEES", problem: 'is not a JSON object of Bitrix24 user id to CoMagic employee id, like {"1": 25}; users are matched by email instead' });
   }
@@ -408,7 +447,8 @@ function parseSettings(values: Record<string, string>, env: Env, portal: string)
   if (!env.LEAD_JOBS) problems.push({ setting: "LEAD_JOBS", problem: "queue binding is missing" });
   if (!env.DEAD_LETTERS) problems.push({ setting: "DEAD_LETTERS", problem: "queue binding is missing" });
   if (problems.length > 0 || !parsed.success) return { ok: false, problems, warnings };
-  return { ok: true, config: { ...parsed.data, portal }, warnings };
+  const portalOrigin = new URL(parsed.data.BITRIX_WEBHOOK_URL ?? parsed.data.BITRIX_PORTAL_URL ?? "").origin;
+  return { ok: true, config: { ...parsed.data, portal, portalOrigin, memberId }, warnings };
 }
 
 /** For routes: the parsed config, or a 503 that names nothing (GET /health with the admin token does). */

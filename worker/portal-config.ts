@@ -36,7 +36,7 @@ export async function configFor(env: Env, portal: string): Promise<ConfigResult 
   if (cached && Date.now() - cached.at < CACHE_MS) return cached.result;
   if (!env.DB) return null;
   const stored = await d1PortalSettings(env.DB).get(portal);
-  const result = stored ? parsePortalSettings(env, portal, await openedSettings(env, stored)) : null;
+  const result = stored ? parsePortalSettings(env, portal, await openedSettings(env, stored), stored.memberId) : null;
   cache.set(portal, { result, at: Date.now() });
   return result;
 }
@@ -64,11 +64,6 @@ export async function portalOfMember(env: Env, memberId: string): Promise<string
   return (await d1PortalSettings(env.DB).byMember(memberId))?.portal ?? DEFAULT_PORTAL;
 }
 
-/** The member_id a stored portal is linked to (its app install's), or null: the default portal's install is found by its origin. */
-export async function memberOfPortal(env: Env, portal: string): Promise<string | null> {
-  if (!env.DB || portal === DEFAULT_PORTAL) return null;
-  return (await d1PortalSettings(env.DB).get(portal))?.memberId ?? null;
-}
 
 /** What an admin sends to make or change a stored portal: settings by their env names (secrets among them), and its member_id. */
 export interface PortalChange {
@@ -92,7 +87,8 @@ export async function savePortal(env: Env, portal: string, change: PortalChange,
     if (value === null || value.trim() === "") delete values[name];
     else values[name] = value;
   }
-  const result = parsePortalSettings(env, portal, values);
+  const memberId = change.memberId === undefined ? (before?.memberId ?? null) : change.memberId;
+  const result = parsePortalSettings(env, portal, values, memberId);
   if (!result.ok) throw new AppError(400, "invalid_settings", "The portal's settings are not valid", { problems: result.problems });
   const secrets: Record<string, Sealed> = {};
   const settings: Record<string, string> = {};
@@ -100,7 +96,6 @@ export async function savePortal(env: Env, portal: string, change: PortalChange,
     if ((SECRET_SETTINGS as readonly string[]).includes(name)) secrets[name] = await seal(keys, portal, name, value);
     else settings[name] = value;
   }
-  const memberId = change.memberId === undefined ? (before?.memberId ?? null) : change.memberId;
   const stored: StoredPortal = { portal, memberId, settings, secrets, createdAt: before?.createdAt ?? now.toISOString(), updatedAt: now.toISOString() };
   await store.put(stored);
   cache.delete(portal);

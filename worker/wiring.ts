@@ -1,8 +1,9 @@
+import { type AppInstall, refreshCoalesced } from "./bitrix/app-client";
 import { createBitrixClient, type BitrixClient } from "./bitrix/client";
-import type { RequestBudget } from "./bitrix/errors";
+import { BitrixError, type RequestBudget } from "./bitrix/errors";
 import { portalBudget } from "./bitrix/request-budget";
 import { createCoMagicRpcClient, kvTokenStore, type CoMagicRpcClient, type TokenStore } from "./comagic/data-api";
-import { comagicAuth, type Config } from "./config";
+import { appSettings, comagicAuth, type Config } from "./config";
 import type { CoMagicPriority } from "./domain/comagic-budget";
 import type { Env } from "./env";
 import { d1AttributionStore } from "./storage/attribution";
@@ -24,13 +25,49 @@ export function settingsKeysOf(env: Env): SettingsKeys | null {
 
 /** Adapters built from settings and bindings; everything below takes these, never the whole Env. */
 /**
- * The portal's REST client over its webhook. Every request takes a permit from the portal's Durable Object first
+ * The portal's REST client: over its webhook, or, for a portal reached through the app (no webhook), as the app
+ * with its install's tokens. Every request takes a permit from the portal's Durable Object first
  * (bitrix/request-budget.ts), so the consumers of all queues, running side by side, stay inside the portal's
  * 2 requests a second together (a deploy without the binding sends as before, and may meet QUERY_LIMIT_EXCEEDED).
  */
 export function bitrixClientFor(config: Config, env: Env): BitrixClient {
   const budget = budgetFor(env, config.portal);
-  return createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS, ...(budget ? { budget } : {}) });
+  if (config.BITRIX_WEBHOOK_URL) return createBitrixClient({ baseUrl: config.BITRIX_WEBHOOK_URL, timeoutMs: config.BITRIX_TIMEOUT_MS, ...(budget ? { budget } : {}) });
+  return installClient(config, env, budget);
+}
+
+/** The app's install on the portal: by the member_id a stored portal is linked to, else at the default portal's origin. */
+export async function installOf(env: Env, config: Config): Promise<AppInstall | null> {
+  const { installs } = storesFor(env, config.portal);
+  if (!installs) return null;
+  return config.memberId ? installs.get(config.memberId) : installs.findByOrigin(config.portalOrigin);
+}
+
+/** The app acting on a portal without a webhook: its install is read from D1 when the first request needs it. */
+function installClient(config: Config, env: Env, budget: RequestBudget | undefined): BitrixClient {
+  const oauth = appSettings(config);
+  const { installs } = storesFor(env, config.portal);
+  let install: AppInstall | null = null;
+  const current = async (): Promise<AppInstall> => {
+    install ??= oauth ? await installOf(env, config) : null;
+    // Not transient: a removed app comes back only when an administrator installs it again.
+    if (!install) throw new BitrixError("APP_NOT_INSTALLED", "Bitrix24: the CoMagic app is not installed on this portal (install it again)", false, "no");
+    return install;
+  };
+  return createBitrixClient({
+    baseUrl: `${config.portalOrigin}/rest/`,
+    timeoutMs: config.BITRIX_TIMEOUT_MS,
+    ...(budget ? { budget } : {}),
+    oauth: {
+      token: async () => (await current()).accessToken,
+      refresh: async () => {
+        const expired = await current();
+        if (!oauth || !installs) return expired.accessToken;
+        install = await refreshCoalesced(expired, { oauth, store: installs, now: Date.now });
+        return install.accessToken;
+      },
+    },
+  });
 }
 
 /** The portal's Bitrix24 request budget, shared by its webhook, app and users' clients (FACTS.md §4.1: one limit per portal). */

@@ -48,14 +48,32 @@ export interface OAuthSettings {
   allowLoopbackHttp: boolean;
 }
 
-const tokenAnswer = z.object({ access_token: z.string().min(1), refresh_token: z.string().min(1), expires_in: z.number().optional(), expires: z.number().optional() }).loose();
+const tokenAnswer = z
+  .object({
+    access_token: z.string().min(1),
+    refresh_token: z.string().min(1),
+    expires_in: z.number().optional(),
+    expires: z.number().optional(),
+    member_id: z.string().optional(),
+    client_endpoint: z.string().optional(),
+  })
+  .loose();
 const oauthError = z.object({ error: z.string(), error_description: z.string().nullish() }).loose();
 
-/** Trades the stored refresh token for a new pair; Bitrix issues a new refresh token each time, so both are stored. */
-async function refreshPortalTokens(portal: AppInstall, oauth: OAuthSettings, store: InstallStore, now: () => number, doFetch: typeof fetch): Promise<AppInstall> {
-  const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: portal.refreshToken });
-  // A stored URL is checked again: it may date from a deploy whose rules (or settings) were looser.
-  const tokenUrl = oauthTokenUrlOf(portal.oauthTokenUrl, oauth) ?? oauth.tokenUrl;
+/** What Bitrix24's OAuth server answers for a refresh token: a new pair, and the portal the tokens belong to. */
+export interface TradedTokens {
+  accessToken: string;
+  refreshToken: string;
+  /** Unix seconds. */
+  expiresAt: number;
+  memberId: string | null;
+  /** `https://<portal>/rest/`: where the portal is, in the OAuth server's own words (FACTS-portals §9). */
+  clientEndpoint: string | null;
+}
+
+/** Trades a refresh token for a new pair at the OAuth server; Bitrix issues a new refresh token each time. */
+export async function tradeRefreshToken(refreshToken: string, tokenUrl: string, oauth: Pick<OAuthSettings, "clientId" | "clientSecret">, now: () => number, doFetch: typeof fetch = fetch): Promise<TradedTokens> {
+  const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: refreshToken });
   const response = await doFetch(tokenUrl, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -77,12 +95,21 @@ async function refreshPortalTokens(portal: AppInstall, oauth: OAuthSettings, sto
     );
   }
   const seconds = Math.floor(now() / 1000);
-  const fresh: AppInstall = {
-    ...portal,
+  return {
     accessToken: answer.data.access_token,
     refreshToken: answer.data.refresh_token,
     expiresAt: answer.data.expires ?? seconds + (answer.data.expires_in ?? 3600),
+    memberId: answer.data.member_id ?? null,
+    clientEndpoint: answer.data.client_endpoint ?? null,
   };
+}
+
+/** Trades the stored refresh token for a new pair; Bitrix issues a new refresh token each time, so both are stored. */
+async function refreshPortalTokens(portal: AppInstall, oauth: OAuthSettings, store: InstallStore, now: () => number, doFetch: typeof fetch): Promise<AppInstall> {
+  // A stored URL is checked again: it may date from a deploy whose rules (or settings) were looser.
+  const tokenUrl = oauthTokenUrlOf(portal.oauthTokenUrl, oauth) ?? oauth.tokenUrl;
+  const traded = await tradeRefreshToken(portal.refreshToken, tokenUrl, oauth, now, doFetch);
+  const fresh: AppInstall = { ...portal, accessToken: traded.accessToken, refreshToken: traded.refreshToken, expiresAt: traded.expiresAt };
   await store.put(fresh);
   return fresh;
 }

@@ -8,17 +8,17 @@ import type { BitrixClient } from "../bitrix/client";
 import { usersByEmployeeEmail } from "./employee-users";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { createCrmStore } from "../bitrix/crm-store";
-import { appClientFor } from "../bitrix/app-client";
+import { type AppInstall, appClientFor } from "../bitrix/app-client";
 import { appSettings, deploymentSettings, type Config, type DeploymentSettings } from "../config";
 import { portalNamedBy } from "../domain/portal-key";
-import { configFor, memberOfPortal } from "../portal-config";
+import { configFor } from "../portal-config";
 import { MISCONFIGURED_RETRY_SECONDS, retryDelaySeconds } from "../domain/retry-policy";
 import { usersByEmployee } from "../domain/responsible";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
 import { kvTelephonyStatus } from "../storage/telephony-status";
 import { deadLetterStore } from "../storage/d1";
-import { bitrixClientFor, budgetFor, cacheFor, dataApiClientFor, portalLimiter, storesFor } from "../wiring";
+import { bitrixClientFor, budgetFor, cacheFor, dataApiClientFor, installOf, portalLimiter, storesFor } from "../wiring";
 import { handleLeadBatch } from "./consumer";
 import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
@@ -40,22 +40,20 @@ function kindOf(queue: string, config: DeploymentSettings): "dead-letters" | "en
   return null;
 }
 
-/** The webhook's user, who owns what the webhook writes: the telephony USER_ID when nobody else is known. */
-function webhookUserId(config: Config): string {
-  return /\/rest\/(?:api\/)?(\d+)\//.exec(new URL(config.BITRIX_WEBHOOK_URL).pathname)?.[1] ?? "1";
+/** The webhook's user, who owns what the webhook writes; a portal reached through the app: the administrator who installed it. */
+function ownerUserId(config: Config, install: AppInstall | null): string {
+  const webhookUser = config.BITRIX_WEBHOOK_URL ? /\/rest\/(?:api\/)?(\d+)\//.exec(new URL(config.BITRIX_WEBHOOK_URL).pathname)?.[1] : undefined;
+  return webhookUser ?? install?.installedByUserId ?? "1";
 }
 
-/** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook. */
-async function telephonyClients(env: Env, config: Config, webhook: BitrixClient): Promise<{ name: "app" | "webhook"; client: BitrixClient }[]> {
+/** Telephony clients in the order FACTS.md §2.9 suggests: the installed app's token first, then the webhook (when the portal has one). */
+function telephonyClients(env: Env, config: Config, install: AppInstall | null, bitrix: BitrixClient): { name: "app" | "webhook"; client: BitrixClient }[] {
   const app = appSettings(config);
   const { installs } = storesFor(env, config.portal);
-  // A stored portal names its install by member_id; two portals' webhooks may share an origin (a proxy, the sandbox).
-  const memberId = app && installs ? await memberOfPortal(env, config.portal).catch(() => null) : null;
-  const install = app && installs ? await (memberId ? installs.get(memberId) : installs.findByOrigin(new URL(config.BITRIX_WEBHOOK_URL).origin)).catch(() => null) : null;
   const clients: { name: "app" | "webhook"; client: BitrixClient }[] = [];
   if (app && install && installs)
     clients.push({ name: "app", client: appClientFor(install, { oauth: app, store: installs, now: Date.now, timeoutMs: config.BITRIX_TIMEOUT_MS, budget: budgetFor(env, config.portal) }) });
-  clients.push({ name: "webhook", client: webhook });
+  if (config.BITRIX_WEBHOOK_URL) clients.push({ name: "webhook", client: bitrix });
   return clients;
 }
 
@@ -111,12 +109,13 @@ async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger
     const telephony = batch.messages.filter((m) => typeOf(m) === "call.telephony");
     const rest = batch.messages.filter((m) => typeOf(m) !== "call.telephony" && typeOf(m) !== "portal.tick");
     if (telephony.length) {
+      const install = appSettings(config) ? await installOf(env, config).catch(() => null) : null;
       await handleTelephonyJobs(telephony, {
         ...commonDeps(env, log),
-        clients: await telephonyClients(env, config, bitrix),
+        clients: telephonyClients(env, config, install, bitrix),
         ledger,
         status: cache ? kvTelephonyStatus(cache) : null,
-        fallbackUserId: config.DEFAULT_RESPONSIBLE_ID ?? webhookUserId(config),
+        fallbackUserId: config.DEFAULT_RESPONSIBLE_ID ?? ownerUserId(config, install),
         queue: batch.queue,
       });
     }

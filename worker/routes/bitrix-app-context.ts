@@ -2,8 +2,8 @@
  * What every page and action of the Bitrix24 app shares: the portal a request is about (found by the Bitrix24
  * portal's member_id the request names: a stored portal with that member_id, else the default one), its settings and
  * stores, and the checks each request passes. Placement requests are posted by the user's browser, so nothing in
- * them is trusted until the portal this worker serves there (its BITRIX_WEBHOOK_URL's origin, never the request's
- * DOMAIN) accepts their token for our application.
+ * them is trusted until the portal this worker serves there (its BITRIX_WEBHOOK_URL's origin or the BITRIX_PORTAL_URL
+ * its install was given, never the request's DOMAIN) accepts their token for our application.
  */
 import type { Context } from "hono";
 import * as z from "zod";
@@ -47,7 +47,7 @@ export async function appContext(c: Context<AppEnv>, memberId: string) {
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
   const { installs, attribution, callGuard, journeys, visitors, crmModeCache } = storesFor(c.env, config.portal);
   if (!c.env.COMAGIC_CACHE || !installs || !attribution || !callGuard || !journeys || !visitors) throw new AppError(503, "misconfigured", "The worker is misconfigured");
-  const origin = new URL(config.BITRIX_WEBHOOK_URL).origin;
+  const origin = config.portalOrigin;
   // The app's and the users' calls share the portal's Bitrix24 budget with the queues' (FACTS.md §4.1: per portal).
   const budget = budgetFor(c.env, config.portal);
   /** The app acting on the installed portal with its stored tokens. */

@@ -6,7 +6,13 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
-import { oauthTokenUrlOf } from "../bitrix/app-client";
+import { oauthTokenUrlOf, tradeRefreshToken } from "../bitrix/app-client";
+import { openNewPortal } from "../bitrix-app/new-portal";
+import { deploymentSettings, readConfig } from "../config";
+import { DEFAULT_PORTAL } from "../domain/portal-key";
+import type { Env } from "../env";
+import { d1PortalSettings } from "../storage/portal-settings";
+import { parseSettingsKeys } from "../storage/sealed-secrets";
 import { installApp } from "../bitrix-app/install";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
@@ -15,7 +21,7 @@ import { limitBody } from "./body-limit";
 import { renderInstalledPage } from "./bitrix-tab-page";
 import { APP_MAX_BYTES, appContext, checkDomain, htmlError, limitByIp, refusedPage, text } from "./bitrix-app-context";
 import { AppError } from "../errors";
-import { forgetPortalConfig, portalOfMember } from "../portal-config";
+import { forgetPortalConfig, portalOfMember, savePortal } from "../portal-config";
 import { matchesAnySecret } from "../security";
 import { deletePortalData } from "../storage/portal-data";
 import { storesFor } from "../wiring";
@@ -41,19 +47,61 @@ function installFields(form: Record<string, string | File | (string | File)[]>):
   };
 }
 
+/** Whether a portal of the deployment serves this Bitrix24 portal already: one linked to its member_id, or an install of it. */
+export async function servesMember(env: Env, memberId: string): Promise<boolean> {
+  if (!env.DB) return true;
+  if (await d1PortalSettings(env.DB).byMember(memberId)) return true;
+  return (await storesFor(env, DEFAULT_PORTAL).installs?.get(memberId)) != null;
+}
+
+/**
+ * A Bitrix24 portal no portal of the deployment serves, installing: a new stored portal, when the deployment can keep
+ * one (D1, SETTINGS_KEY, the app's keys) and the install is not the default portal's (its DOMAIN). Null when the
+ * install is for a portal served already (or the deployment keeps none): appContext then finds it, or refuses.
+ */
+async function openPortalFor(c: Context<AppEnv>, request: z.infer<typeof installForm>, domain: unknown) {
+  const env = c.env;
+  const deployment = deploymentSettings(env);
+  const { BITRIX_APP_CLIENT_ID: clientId, BITRIX_APP_CLIENT_SECRET: clientSecret } = deployment;
+  if (!env.DB || !clientId || !clientSecret || "problem" in parseSettingsKeys(env.SETTINGS_KEY)) return null;
+  if (await servesMember(env, request.member_id)) return null;
+  const defaultPortal = readConfig(env);
+  // Bitrix24 names the portal's host in the form (install events) or the page's query (DOMAIN), as checkDomain reads it.
+  const claimed = typeof domain === "string" ? domain : c.req.query("DOMAIN");
+  if (defaultPortal.ok && claimed?.toLowerCase() === new URL(defaultPortal.config.portalOrigin).host.toLowerCase()) return null;
+  const oauth = { clientId, clientSecret, tokenUrl: deployment.BITRIX_OAUTH_URL, allowLoopbackHttp: deployment.ALLOW_LOOPBACK_HTTP };
+  const settings = d1PortalSettings(env.DB);
+  const outcome = await openNewPortal(
+    { memberId: request.member_id, refreshId: request.REFRESH_ID, language: languageOf(c.req.query("LANG")) },
+    {
+      trade: (refreshToken) => tradeRefreshToken(refreshToken, oauthTokenUrlOf(request.SERVER_ENDPOINT, oauth) ?? oauth.tokenUrl, oauth, Date.now),
+      taken: async (portal) => portal === DEFAULT_PORTAL || (await settings.get(portal)) !== null,
+      save: async (portal, values, memberId) => void (await savePortal(env, portal, { settings: { ...values }, memberId }, new Date())),
+      randomToken: () => [...crypto.getRandomValues(new Uint8Array(24))].map((b) => b.toString(16).padStart(2, "0")).join(""),
+      allowLoopbackHttp: deployment.ALLOW_LOOPBACK_HTTP,
+    },
+  );
+  if (!outcome.ok) throw refusedPage(outcome.refusal);
+  c.get("log").info("portal.opened", { portal: outcome.portal, memberId: request.member_id });
+  return outcome;
+}
+
 /** Installs from an install POST or an administrator's first open of the app; returns the stored install and what to fix. */
 export async function installFrom(c: Context<AppEnv>, form: Record<string, string | File | (string | File)[]>) {
   const request = installForm.parse(installFields(form));
+  const domain = form.DOMAIN ?? form["auth[domain]"];
+  // A new portal's REFRESH_ID was traded for a new pair at the OAuth server: the install keeps those.
+  const opened = await openPortalFor(c, request, domain);
   const { origin, installs, config, app, appClient, userClient, crmModeCache } = await appContext(c, request.member_id);
-  checkDomain(c, origin, form.DOMAIN ?? form["auth[domain]"]);
+  checkDomain(c, origin, domain);
   const now = () => new Date();
   const workerOrigin = new URL(c.req.url).origin;
   const result = await installApp(
     {
       memberId: request.member_id,
-      authId: request.AUTH_ID,
-      refreshId: request.REFRESH_ID,
-      expiresInSeconds: request.AUTH_EXPIRES,
+      authId: opened?.tokens.accessToken ?? request.AUTH_ID,
+      refreshId: opened?.tokens.refreshToken ?? request.REFRESH_ID,
+      expiresInSeconds: opened ? Math.max(60, opened.tokens.expiresAt - Math.floor(Date.now() / 1000)) : request.AUTH_EXPIRES,
       applicationToken: request.APPLICATION_TOKEN,
       oauthTokenUrl: oauthTokenUrlOf(request.SERVER_ENDPOINT, app),
     },

@@ -30,7 +30,7 @@ import {
   tabTokenKeys,
   text,
 } from "./bitrix-app-context";
-import { installFrom, invalidInstall } from "./bitrix-install";
+import { installFrom, invalidInstall, servesMember } from "./bitrix-install";
 
 /*
  * The attribution report: the app's own page (PLACEMENT=DEFAULT, from the left menu or Applications) and CRM
@@ -152,6 +152,8 @@ bitrixReportRoute.post("/app", async (c) => {
     const raw = await c.req.parseBody();
     const form = appPageForm.safeParse(raw);
     if (!form.success) throw pageError(400, "invalid_app_page");
+    // A portal the deployment does not serve yet: an administrator's first open installs it as a portal of its own.
+    if (form.data.REFRESH_ID && !(await servesMember(c.env, form.data.member_id))) await installFrom(c, raw);
     const ctx = await appContext(c, form.data.member_id);
     const { app, origin, installs, config, kv } = ctx;
     checkDomain(c, origin, c.req.query("DOMAIN"));
