@@ -1,12 +1,19 @@
 import { spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 import { createBitrixClient } from "../worker/bitrix/client";
 import { ensureCrmUserFields } from "../worker/bitrix/user-fields";
+import { buildDemo, DEMO_DEPARTED, seedDemo, type DemoResult } from "./demo-seed";
 import { DEV, sandboxUrl, workerUrl } from "./dev-settings";
 import { installSandboxApp, sandboxWorkerVars, startLocalWorker } from "./local-worker";
 import { postSampleCall, waitForLeadOf } from "./sample-call";
 import { startSandbox } from "./server";
 
 if (spawnSync(process.execPath, ["snippet/build.mjs"], { stdio: "inherit" }).status !== 0) process.exit(1);
+// `npm start -- --demo` seeds a shop's 90 days through the worker (sandbox/demo-seed.ts) into a worker state of its
+// own, made anew each time: the demo's CoMagic ids are the same on every run, and a kept ledger would skip them.
+const demo = process.argv.includes("--demo");
+const DEMO_STATE_DIR = ".wrangler/demo-state";
+if (demo) rmSync(DEMO_STATE_DIR, { recursive: true, force: true });
 // Visitors nobody seeded get a made-up journey, so enrichment and the CRM tab show something.
 const SECOND_TOKEN = "dev-second-token";
 // A second portal (its own Bitrix24 and CoMagic account under /p/second), served by the same worker as a stored portal.
@@ -16,7 +23,10 @@ console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields
 
 const worker = await startLocalWorker({
   port: DEV.workerPort,
+  ...(demo ? { stateDir: DEMO_STATE_DIR } : {}),
   vars: sandboxWorkerVars(sandbox, {
+    // The demo's manager who left (user 4) is still mapped to his CoMagic employee: his call becomes a dead letter.
+    ...(demo ? { COMAGIC_EMPLOYEES: JSON.stringify({ "1": 25, "2": 26, [DEMO_DEPARTED.userId]: DEMO_DEPARTED.employeeId }) } : {}),
     COMAGIC_WEBHOOK_TOKEN: DEV.webhookToken,
     COMAGIC_WEBHOOK_SECRET: DEV.webhookSecret,
     ALLOWED_ORIGINS: sandboxUrl,
@@ -35,16 +45,25 @@ const worker = await startLocalWorker({
 await installSandboxApp(sandbox, worker.url);
 const sampleLeadId = await createSampleLead();
 await addSecondPortal();
+const demoResult = demo ? await seedDemoPortal() : null;
+const cardLeadId = demoResult?.showcaseLeadId ?? sampleLeadId;
 
 console.log(`
   Worker   ${workerUrl}             health: ${workerUrl}/health
   Sandbox  ${sandboxUrl}/_sandbox    (the Bitrix24 portal's leads)
   Demo     ${sandboxUrl}/demo?utm_source=demo&utm_medium=cpc&utm_campaign=launch
            (a site with the snippet: submit its form, then look at the sandbox's leads)
-  Card     ${sandboxUrl}/_sandbox/lead-card/${sampleLeadId}?user=2
+  Card     ${sandboxUrl}/_sandbox/lead-card/${cardLeadId}?user=2
            (a lead card with the CoMagic tab, as Bitrix24 shows it: journey, attribution, Call)
   Report   ${sandboxUrl}/_sandbox/app?user=1&lang=ru   (lang=en for English)
-           (CRM Analytics' attribution report, as the portal's admin sees it; fills in as leads are enriched)
+           (CRM Analytics' attribution report, as the portal's admin sees it; fills in as leads are enriched)${
+             demoResult
+               ? `
+  Seeded   ${demoResult.leads} leads over 90 days (${demoResult.lostCalls} missed calls with call-back to-dos), ${demoResult.deals.won} deals won and ${demoResult.deals.lost} lost (${demoResult.deals.currencies.join(", ")}), ad cost of ${demoResult.costDays} days: in ${demoResult.seconds} s
+           in the report: period "Last 90 days", grouped by source / medium; group by CoMagic campaign for cost and ROMI
+           one dead letter (a call of a manager who left): curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/dead-letters`
+               : ""
+           }
 
   Portals  curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/portals
            (the default one from these settings, and "second": webhook ${workerUrl}/webhooks/comagic/second?token=${SECOND_TOKEN},
@@ -78,6 +97,28 @@ async function addSecondPortal(): Promise<void> {
     body: JSON.stringify({ settings }),
   });
   if (!res.ok) console.error(`Adding the second portal failed: HTTP ${res.status} ${await res.text()}`);
+}
+
+/** `--demo`: the shop's history through the worker's routes, then the report's refresh (sandbox/demo-seed.ts). */
+async function seedDemoPortal(): Promise<DemoResult> {
+  const plan = buildDemo({ now: new Date(), siteOrigin: sandboxUrl, mediaBase: sandboxUrl, departedEmployeeId: DEMO_DEPARTED.employeeId });
+  console.log("Seeding the demo shop through the worker …");
+  return seedDemo(plan, {
+    worker: (request) => fetch(request),
+    workerUrl,
+    sandboxUrl,
+    bitrixWebhookUrl: sandbox.bitrixWebhookUrl,
+    adminToken: DEV.adminToken,
+    webhook: { token: DEV.webhookToken, secret: DEV.webhookSecret, template: readFileSync("docs/comagic-call-notification.template", "utf8") },
+    siteOrigin: sandboxUrl,
+    departedUserId: DEMO_DEPARTED.userId,
+    log: (line) => console.log(`  demo: ${line}`),
+  }).catch(async (error: unknown) => {
+    console.error(`The demo could not be seeded: ${String(error)}`);
+    await worker.stop();
+    await sandbox.close();
+    process.exit(1);
+  });
 }
 
 async function createSampleLead(): Promise<string> {

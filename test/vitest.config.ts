@@ -19,7 +19,11 @@ const root = fileURLToPath(new URL("..", import.meta.url));
  */
 type Shard = { name: string; isolate: boolean; files: string[] };
 const WORKER_SHARDS: Shard[] = [
-  { name: "worker-1", isolate: true, files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts", "test/worker/feed.test.ts"] },
+  {
+    name: "worker-1",
+    isolate: true,
+    files: ["test/worker/call-record.test.ts", "test/worker/reconcile.test.ts", "test/worker/webhook.test.ts", "test/worker/feed.test.ts", "test/worker/demo.test.ts"],
+  },
   {
     name: "worker-2",
     isolate: true,
