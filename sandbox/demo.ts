@@ -10,8 +10,11 @@ const STYLE = `<style>body{font:15px system-ui;max-width:42rem;margin:2rem auto;
  */
 export function createDemoSite(workerUrl: string) {
   const app = new Hono();
-  app.get("/demo", (c) =>
-    c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Demo shop: sofas</title>${STYLE}
+  // ?portal=<key>: the shop of a stored portal, with that portal's tag (/s/<key>.js) as its settings page gives it.
+  app.get("/demo", (c) => {
+    const portal = /^[a-z0-9][a-z0-9-]{1,39}$/.exec(c.req.query("portal") ?? "")?.[0];
+    const snippet = `${workerUrl}${portal ? `/s/${portal}.js` : "/snippet.js"}`;
+    return c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Demo shop: sofas</title>${STYLE}
 <script>
   setTimeout(function () {
     var visitor = Number(localStorage.getItem("demo_visitor")) || Math.floor(1e7 + Math.random() * 9e7);
@@ -23,7 +26,7 @@ export function createDemoSite(workerUrl: string) {
     };
   }, 700);
 </script>
-<script src="${escapeHtml(workerUrl)}/snippet.js" data-forms="form" async></script>
+<script src="${escapeHtml(snippet)}" data-forms="form" async></script>
 </head><body>
 <h1>Demo shop: sofas</h1>
 <p>This page plays a customer's website. Open it with UTM tags (as from an ad), fill the form and send it:
@@ -36,8 +39,8 @@ Bitrix24 lead you can see in the <a href="/_sandbox" target="_blank">sandbox</a>
   <label>Message <textarea name="message">Please call me back about the green sofa</textarea></label>
   <input name="_hp" tabindex="-1" autocomplete="off" style="position:absolute;left:-9999px" aria-hidden="true">
   <button>Send</button>
-</form></body></html>`),
-  );
+</form></body></html>`);
+  });
   app.post("/demo/thanks", async (c) => {
     const fields = await c.req.parseBody();
     const rows = Object.entries(fields)

@@ -17,7 +17,7 @@ if (demo) rmSync(DEMO_STATE_DIR, { recursive: true, force: true });
 // Visitors nobody seeded get a made-up journey, so enrichment and the CRM tab show something.
 const SECOND_TOKEN = "dev-second-token";
 // A second portal (its own Bitrix24 and CoMagic account under /p/second), served by the same worker as a stored portal.
-const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true }, portals: ["second"], ownPorts: true });
+const sandbox = await startSandbox({ port: DEV.sandboxPort, demoWorkerUrl: workerUrl, comagic: { syntheticVisitors: true }, portals: ["second", "fresh"], ownPorts: true });
 const fields = await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 10_000 }));
 console.log(`Bitrix24 sandbox on ${sandbox.url} (custom fields created: ${fields.created.length})`);
 
@@ -47,6 +47,7 @@ const sampleLeadId = await createSampleLead();
 await addSecondPortal();
 const demoResult = demo ? await seedDemoPortal() : null;
 const cardLeadId = demoResult?.showcaseLeadId ?? sampleLeadId;
+const freshUrl = sandbox.portals.fresh?.url ?? "";
 
 console.log(`
   Worker   ${workerUrl}             health: ${workerUrl}/health
@@ -64,6 +65,14 @@ console.log(`
            one dead letter (a call of a manager who left): curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/dead-letters`
                : ""
            }
+
+  New      a portal nothing is set up for ("fresh", a Bitrix24 portal of its own): set it up in the app alone
+           1. install the app   ${freshUrl}/_sandbox/market/install?worker=${encodeURIComponent(workerUrl)}&lang=en
+           2. open its settings ${freshUrl}/_sandbox/app/open?lang=en   (lang=ru for Russian)
+              CoMagic account: "Local sandbox", login ${sandbox.comagic.login}, password ${sandbox.comagic.password}; sites: ${sandboxUrl}; Save
+           3. a call            npm run send:call -- '<the notification address the page shows>'
+           4. a form            ${sandboxUrl}/demo?portal=<the key in the page's script tag>
+           leads at ${freshUrl}/_sandbox
 
   Portals  curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/portals
            (the default one from these settings, and "second": webhook ${workerUrl}/webhooks/comagic/second?token=${SECOND_TOKEN},

@@ -16,6 +16,7 @@ import { createBitrixSandbox, type BitrixSandboxOptions } from "./bitrix/app";
 import { tokenForm } from "./bitrix/oauth-app";
 import { createCallApiSandbox } from "./comagic/call-api";
 import { createDataApiSandbox, type DataApiSettings } from "./comagic/data-api";
+import { createAlertReceiver } from "./alerts";
 import { createDemoSite } from "./demo";
 
 /** One portal's stand-ins as a worker reaches them. */
@@ -129,6 +130,8 @@ export function createSandbox(options: SandboxOptions = {}): { app: Hono; ownApp
     return c.json(own && answer.status === 200 ? { ...answer.body, client_endpoint: `${own}/rest/` } : answer.body, answer.status);
   });
   app.route("/", root.app);
+  // The deployment's alert hook (ALERT_WEBHOOK_URL): one for every portal, as a deployment has one.
+  app.route("/", createAlertReceiver().app);
   if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
   app.get("/favicon.ico", (c) => c.body(null, 204));

@@ -35,6 +35,7 @@ const WORKER_SHARDS: Shard[] = [
     files: [
       "test/worker/duplicate-lag.test.ts",
       "test/worker/new-portal.test.ts",
+      "test/worker/settings-page.test.ts",
       "test/worker/ingest.test.ts",
       "test/worker/forms.test.ts",
       "test/worker/repeat-clients.test.ts",
@@ -69,6 +70,7 @@ const WORKER_SHARDS: Shard[] = [
       "test/security/tab-journey.test.ts",
       "test/security/contact-injection.test.ts",
       "test/worker/portal-state.test.ts",
+      "test/worker/agency.test.ts",
     ],
   },
 ];

@@ -5,10 +5,13 @@ import { ZodError } from "zod";
 import { AppError } from "./errors";
 import { createLogger, errorMessage } from "./log";
 import { adminRoute } from "./routes/admin";
+import { agencyRoute } from "./routes/agency";
+import { agencyPageRoute } from "./routes/agency-page";
 import { bitrixCallRoute } from "./routes/bitrix-call";
 import { bitrixInstallRoute } from "./routes/bitrix-install";
 import { bitrixTabRoute } from "./routes/bitrix-tab";
 import { bitrixReportRoute } from "./routes/bitrix-report";
+import { bitrixSettingsRoute } from "./routes/bitrix-settings";
 import { comagicWebhookRoute } from "./routes/comagic-webhook";
 import { formsRoute } from "./routes/forms";
 import { healthRoute } from "./routes/health";
@@ -29,10 +32,14 @@ app.route("/snippet.js", snippetRoute);
 app.route("/s", portalSnippetRoute);
 app.route("/health", healthRoute);
 app.route("/admin", adminRoute);
+// After adminRoute: its middleware (the ADMIN_TOKEN bearer, the lockout) runs first for /admin/agency too.
+app.route("/admin/agency", agencyRoute);
+app.route("/agency", agencyPageRoute);
 app.route("/bitrix", bitrixInstallRoute);
 app.route("/bitrix", bitrixTabRoute);
 app.route("/bitrix", bitrixCallRoute);
 app.route("/bitrix", bitrixReportRoute);
+app.route("/bitrix", bitrixSettingsRoute);
 
 app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 

@@ -34,6 +34,8 @@ export interface WorkerSettings {
   CRM_LANGUAGE?: string;
   /** Keys that seal stored portals' secrets: base64 of 32 random bytes each, comma-separated; the first seals (rotation). */
   SETTINGS_KEY?: string;
+  /** Where a portal's change of health is posted as `{"text": …}` (Slack/Telegram-compatible): https. */
+  ALERT_WEBHOOK_URL?: string;
   /** "true" only for the local sandboxes (npm start, tests, benchmarks): plain http to 127.0.0.1/localhost. */
   ALLOW_LOOPBACK_HTTP?: string;
 }

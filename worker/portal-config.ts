@@ -64,7 +64,6 @@ export async function portalOfMember(env: Env, memberId: string): Promise<string
   return (await d1PortalSettings(env.DB).byMember(memberId))?.portal ?? DEFAULT_PORTAL;
 }
 
-
 /** What an admin sends to make or change a stored portal: settings by their env names (secrets among them), and its member_id. */
 export interface PortalChange {
   settings: Record<string, string | null>;

@@ -76,7 +76,7 @@ export function budgetFor(env: Env, portal: string): RequestBudget | undefined {
 }
 
 /** Without KV, tokens live only as long as the isolate: still correct, only more login.user calls. */
-function memoryTokenStore(): TokenStore {
+export function memoryTokenStore(): TokenStore {
   const tokens = new Map<string, { accessToken: string; expireAt: number }>();
   return {
     get: async (key) => tokens.get(key) ?? null,

@@ -261,9 +261,10 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
    */
   function placementPage(
     c: Context,
-    page: { title: string; header: string; css: string; frame: { id: string; title: string }; userId: number; placement: string; options: Record<string, string> },
+    page: { title: string; header: string; css: string; frame: { id: string; title: string }; userId: number; placement: string; options: Record<string, string>; handler?: string },
   ): Response | Promise<Response> {
-    const handler = placements.find((p) => p.placement === page.placement)?.handler;
+    // DEFAULT is not bindable (FACTS.md §1.3): the app's own page and its install open the paths it was registered with.
+    const handler = page.handler ?? placements.find((p) => p.placement === page.placement)?.handler;
     if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: nothing is bound to ${page.placement}.</p>`, 404);
     const pair = issue(page.userId);
     const host = new URL(c.req.url).host;
@@ -302,6 +303,48 @@ export function createOAuthApp(settings: AppSettings, portal: { users: Portal["u
       userId,
       placement: "CRM_LEAD_DETAIL_TAB",
       options: { ID: leadId, URI: `/crm/lead/details/${leadId}/?IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER` },
+    });
+  });
+
+  /** The app as its developer registered it: its handler path (the app's own page) and install path. */
+  let registered: { handler: string; install: string } | null = null;
+
+  /**
+   * An administrator installs the app (`?worker=<the worker's origin>`: the local app registered with the handler path
+   * `/bitrix/app` and the install path `/bitrix/install`): the install path opens in a frame with the user's tokens as
+   * a form (FACTS.md §1.2, app.layout's fields, PLACEMENT=DEFAULT), and the app calls BX24.installFinish() there.
+   */
+  app.get("/_sandbox/market/install", (c) => {
+    const worker = c.req.query("worker") ?? "";
+    if (!/^https?:\/\/[^/]+$/.test(worker)) return c.json({ error: "?worker= is the worker's origin, like http://127.0.0.1:8787" }, 400);
+    registered = { handler: `${worker}/bitrix/app`, install: `${worker}/bitrix/install` };
+    installed = true;
+    return placementPage(c, {
+      title: "Market · CoMagic",
+      header: "<strong>Applications · Installing CoMagic</strong> (sandbox, user 1)",
+      css: "iframe{border:0;width:100%;height:600px;background:#fff}",
+      frame: { id: "install", title: "CoMagic install" },
+      userId: Number(c.req.query("user") ?? 1),
+      placement: "DEFAULT",
+      options: {},
+      handler: registered.install,
+    });
+  });
+
+  /** The app's own page from the left menu or Applications (PLACEMENT=DEFAULT, its handler path). */
+  app.get("/_sandbox/app/open", (c) => {
+    const userId = Number(c.req.query("user") ?? 1);
+    const handler = registered?.handler ?? placements.find((p) => p.placement === "CRM_ANALYTICS_MENU")?.handler;
+    if (!handler) return c.html(`<!doctype html><meta charset="utf-8"><p>The app is not installed yet: open /_sandbox/market/install?worker=… first.</p>`, 404);
+    return placementPage(c, {
+      title: "CoMagic",
+      header: `<strong>Applications · CoMagic</strong> (sandbox, user ${userId})`,
+      css: "iframe{border:0;width:100%;height:1400px;background:#fff}",
+      frame: { id: "app", title: "CoMagic" },
+      userId,
+      placement: "DEFAULT",
+      options: {},
+      handler,
     });
   });
 

@@ -79,6 +79,31 @@ describe("the CoMagic JSON-RPC client", () => {
     expect(client.loginCount).toBe(2);
   });
 
+  it("logs in once when two reads that started together both find the shared token refused", async () => {
+    // A batch's enrichment reads two reports at once: each login.user is a login, and the new token is shared.
+    const { store } = memoryStore();
+    await store.put("any", { accessToken: "stale", expireAt: NOW / 1000 + 3600 }, 3600);
+    const valid = new Set<string>();
+    const methods: string[] = [];
+    const server = async (_url: unknown, init?: RequestInit) => {
+      const { method, params } = JSON.parse(String(init?.body)) as { method: string; params: Record<string, unknown> };
+      methods.push(method);
+      await new Promise((r) => setTimeout(r, 5));
+      if (method === "login.user") {
+        const token = `t${valid.size + 1}`;
+        valid.add(token);
+        return new Response(JSON.stringify(login(token).body));
+      }
+      const reply = valid.has(String(params.access_token)) ? ok([method]) : err(-32001, "access_token_expired");
+      return new Response(JSON.stringify(reply.body));
+    };
+    const keyed: TokenStore = { get: async () => store.get("any"), put: (_k, t, ttl) => store.put("any", t, ttl), delete: () => store.delete("any") };
+    const client = createCoMagicRpcClient({ url: "https://dataapi.test/v2.0", auth: { kind: "login", login: "user", password: "pw" }, tokens: keyed, api: "Data API", fetch: server as typeof fetch, now: () => NOW, sleep: async () => {} });
+    const answers = await Promise.all([client.call("get.visitor_sessions_report"), client.call("get.communications_report")]);
+    expect(answers.map((a) => a.data)).toEqual([["get.visitor_sessions_report"], ["get.communications_report"]]);
+    expect(methods.filter((m) => m === "login.user")).toHaveLength(1);
+  });
+
   it("does not log in twice in a row when the fresh token is refused too", async () => {
     const { client, sent } = scripted([login("t1"), err(-32001, "access_token_invalid"), login("t2"), err(-32001, "access_token_invalid")]);
     expect((await failure(client.call("start.employee_call"))).mnemonic).toBe("access_token_invalid");

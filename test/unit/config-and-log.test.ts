@@ -50,7 +50,11 @@ describe("readConfig", () => {
   it.each([
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: undefined }, "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)"],
     // A portal address without the app install (member_id) that proves it is not enough to reach a portal.
-    ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: undefined, BITRIX_PORTAL_URL: "https://shop.bitrix24.ru" }, "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)"],
+    [
+      "BITRIX_WEBHOOK_URL",
+      { BITRIX_WEBHOOK_URL: undefined, BITRIX_PORTAL_URL: "https://shop.bitrix24.ru" },
+      "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)",
+    ],
     ["BITRIX_PORTAL_URL", { BITRIX_PORTAL_URL: "http://shop.bitrix24.ru" }, PLAIN_HTTP],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/crm/" }, "must end with /rest/<user id>/<webhook code>/"],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "ftp://x/rest/1/a/" }, "is not an http(s) URL"],

@@ -13,8 +13,7 @@ import { admin, leadsWithPhone, makeCallSession, type SandboxLead, uniquePhone, 
  */
 
 const gamma = PORTALS.gamma;
-const at = (path: string, body?: unknown) =>
-  fetch(`${gamma.url}${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const at = (path: string, body?: unknown) => fetch(`${gamma.url}${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 const tokensOnGamma = async (userId = 1): Promise<PortalTokens> => (await at("/_sandbox/bitrix/app/tokens", { userId })).json();
 const leadsOnGamma = async (): Promise<SandboxLead[]> => (await at("/_sandbox/leads")).json();
 const storedFor = (memberId: string) => d1PortalSettings(env.DB as D1Database).byMember(memberId);
@@ -52,7 +51,9 @@ describe("the app installed on a portal the deployment does not serve", () => {
     expect(listed.portals.find((p) => p.portal === portal)?.secretsSet).toEqual(["COMAGIC_WEBHOOK_TOKEN"]);
 
     const token = "gamma-token-set-by-the-operator-0123456789";
-    expect((await admin(`/portals/${portal}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ settings: { COMAGIC_WEBHOOK_TOKEN: token } }) })).status).toBe(200);
+    expect((await admin(`/portals/${portal}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ settings: { COMAGIC_WEBHOOK_TOKEN: token } }) })).status).toBe(
+      200,
+    );
     const phone = uniquePhone();
     const sessionId = uniqueSessionId();
     const notification = makeCallSession({ id: sessionId, visitor_phone_number: phone.local, file_link: null });

@@ -17,7 +17,8 @@ import { signClaims, verifyClaims } from "./tab-token";
  */
 
 export const reportClaimsSchema = z.object({
-  purpose: z.literal("report"),
+  /** The page the token opens: the report (administrators and REPORT_USER_IDS), or the settings (administrators only). */
+  purpose: z.enum(["report", "settings"]),
   memberId: z.string(),
   userId: z.string(),
   lang: z.enum(["ru", "en"]),
@@ -47,14 +48,21 @@ export async function reportAccess(userClient: BitrixClient, appCode: string, re
 const seconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
 /** A new report token: access confirmed now, valid for an hour. */
-export async function signReportToken(fields: Pick<ReportClaims, "memberId" | "userId" | "lang" | "sid">, keys: readonly string[], now: Date): Promise<{ token: string; claims: ReportClaims }> {
+export async function signReportToken(
+  fields: Pick<ReportClaims, "memberId" | "userId" | "lang" | "sid">,
+  keys: readonly string[],
+  now: Date,
+  purpose: ReportClaims["purpose"] = "report",
+): Promise<{ token: string; claims: ReportClaims }> {
   const at = seconds(now);
-  const claims: ReportClaims = { purpose: "report", ...fields, checkedAt: at, expiresAt: at + REPORT_TOKEN_TTL_SECONDS };
+  const claims: ReportClaims = { purpose, ...fields, checkedAt: at, expiresAt: at + REPORT_TOKEN_TTL_SECONDS };
   return { token: await signClaims(claims, keys), claims };
 }
 
-export function verifyReportToken(token: string, keys: readonly string[], now: Date): Promise<ReportClaims | null> {
-  return verifyClaims(token, keys, now.getTime() / 1000, reportClaimsSchema, REPORT_TOKEN_TTL_SECONDS);
+/** The token's claims when it is genuine, unexpired and for `purpose`: a report token opens no settings, and back. */
+export async function verifyReportToken(token: string, keys: readonly string[], now: Date, purpose: ReportClaims["purpose"] = "report"): Promise<ReportClaims | null> {
+  const claims = await verifyClaims(token, keys, now.getTime() / 1000, reportClaimsSchema, REPORT_TOKEN_TTL_SECONDS);
+  return claims?.purpose === purpose ? claims : null;
 }
 
 /**

@@ -72,7 +72,13 @@ export interface TradedTokens {
 }
 
 /** Trades a refresh token for a new pair at the OAuth server; Bitrix issues a new refresh token each time. */
-export async function tradeRefreshToken(refreshToken: string, tokenUrl: string, oauth: Pick<OAuthSettings, "clientId" | "clientSecret">, now: () => number, doFetch: typeof fetch = fetch): Promise<TradedTokens> {
+export async function tradeRefreshToken(
+  refreshToken: string,
+  tokenUrl: string,
+  oauth: Pick<OAuthSettings, "clientId" | "clientSecret">,
+  now: () => number,
+  doFetch: typeof fetch = fetch,
+): Promise<TradedTokens> {
   const body = new URLSearchParams({ grant_type: "refresh_token", client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: refreshToken });
   const response = await doFetch(tokenUrl, {
     method: "POST",

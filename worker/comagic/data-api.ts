@@ -273,14 +273,28 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
     const fresh = { accessToken: result.data.access_token, expireAt };
     const ttl = Math.max(KV_MIN_TTL_SECONDS, expireAt - Math.floor(now() / 1000) - TOKEN_MARGIN_SECONDS);
     await options.tokens.put(key, fresh, ttl);
+    // Set here, before the login's waiters resume: a read that starts meanwhile finds it and logs in no more.
+    token = fresh;
     return fresh;
   }
 
   const usable = (t: CachedToken | null) => t !== null && t.expireAt - TOKEN_MARGIN_SECONDS > now() / 1000;
 
+  // Reads that find the token dead at the same time (a batch's two reports) wait for one login.user, not one each.
+  let loggingIn: Promise<CachedToken> | null = null;
+  function loginOnce(auth: Extract<CoMagicAuth, { kind: "login" }>, key: string): Promise<CachedToken> {
+    loggingIn ??= login(auth, key).finally(() => {
+      loggingIn = null;
+    });
+    return loggingIn;
+  }
+
   async function accessToken(key: string, auth: Extract<CoMagicAuth, { kind: "login" }>): Promise<string> {
-    if (!usable(token)) token = await options.tokens.get(key);
-    if (!usable(token)) token = await login(auth, key);
+    if (usable(token)) return (token as CachedToken).accessToken;
+    const cached = await options.tokens.get(key);
+    // Another read of this client may have logged in while the store answered.
+    if (!usable(token) && usable(cached)) token = cached;
+    if (!usable(token)) token = await loginOnce(auth, key);
     return (token as CachedToken).accessToken;
   }
 
@@ -288,14 +302,19 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
     const { auth } = options;
     if (auth.kind === "key") return rpc(method, { ...params, access_token: auth.token });
     const key = await cacheKey(options.api, options.url, auth);
+    const sent = await accessToken(key, auth);
     try {
-      return await rpc(method, { ...params, access_token: await accessToken(key, auth) });
+      return await rpc(method, { ...params, access_token: sent });
     } catch (error) {
       if (!(error instanceof CoMagicError) || !TOKEN_REJECTED.has(error.mnemonic)) throw error;
-      // The shared token died early (logged out, or expired ahead of expire_at): log in once more.
-      token = null;
-      await options.tokens.delete(key);
-      token = await login(auth, key);
+      // The shared token died early (logged out, or expired ahead of expire_at): log in once more, unless another
+      // read of this client already has (its new token is not the one refused).
+      if (loggingIn) token = await loggingIn;
+      if (!token || token.accessToken === sent) {
+        token = null;
+        await options.tokens.delete(key);
+        token = await loginOnce(auth, key);
+      }
       return rpc(method, { ...params, access_token: token.accessToken });
     }
   }

@@ -139,6 +139,78 @@ export const en = {
     not_admin: "Only a Bitrix24 administrator can install the CoMagic app",
     foreign_portal: "This worker serves another Bitrix24 portal",
   },
+  /** The agency's page (/agency), its JSON's reasons, and the alerts a portal's change of health posts. */
+  agency: {
+    title: "Portals",
+    tokenPrompt: "The deployment's admin token (ADMIN_TOKEN). It stays in this browser tab only, until the tab is closed.",
+    tokenLabel: "Admin token",
+    open: "Open",
+    forget: "Forget the token",
+    refresh: "Refresh",
+    loading: "Loading…",
+    unauthorized: "The token was not accepted; enter it again.",
+    lockedOut: "Too many wrong tokens from this address; try again in a minute.",
+    failed: "The worker did not answer; try again in a moment.",
+    noPortals: "This deployment has no portals yet.",
+    updated: "Updated",
+    otherLanguage: "Русский",
+    columns: {
+      portal: "Portal",
+      status: "Status",
+      today: "Today",
+      week: "This week",
+      lastEvent: "Last event",
+      feedLag: "Feed lag",
+      errors: "Last errors",
+      deadLetters: "Dead letters",
+      points: "CoMagic points left",
+      report: "Report synced",
+    },
+    statuses: { ok: "OK", degraded: "Degraded", failing: "Failing" },
+    sources: { call: "Calls", chat: "Chats", request: "Requests", form: "Forms" },
+    never: "never",
+    ago: "{} ago",
+    justNow: "just now",
+    units: { min: "min", h: "h", d: "days" },
+    details: "Details",
+    back: "All portals",
+    lastNotification: "Last CoMagic notification",
+    feed: "CoMagic feed",
+    feedLastSuccess: "Last read without error",
+    feedCursor: "Read up to",
+    bitrix24: "Bitrix24",
+    comagic: "CoMagic",
+    deadLettersTitle: "Dead letters waiting",
+    noDeadLetters: "No dead letters wait.",
+    moreLetters: "Only the newest {} are shown; GET /admin/dead-letters lists them all.",
+    letterColumns: { failedAt: "Failed", job: "Job", code: "Code", reason: "Reason", attempts: "Attempts" },
+    replay: "Replay",
+    replaying: "Sending…",
+    replayed: "Sent back to its queue",
+    replayFailed: "The replay failed",
+    resetAt: "reset",
+    reasons: {
+      settings_invalid: (settings: readonly string[]) => `its settings do not parse (${settings.join(", ")}): its notifications, forms and jobs are refused`,
+      feed_failing: (minutes: number | null, error: string) =>
+        minutes === null ? `the CoMagic feed has never read without error: ${error}` : `the CoMagic feed has not read for ${agencyDuration(minutes)}: ${error}`,
+      points_out: (minutes: number) => `CoMagic's Data API points for today are spent (they come back in ${agencyDuration(minutes)}): until then only notifications make leads`,
+      dead_letters: (count: number) => (count === 1 ? "1 dead letter waits for a replay" : `${count} dead letters wait for a replay`),
+      notifications_stopped: (minutes: number | null, calls: number) =>
+        `${minutes === null ? "no CoMagic notification has come yet" : `no CoMagic notification for ${agencyDuration(minutes)}`} while CoMagic's reports show calls (${calls} in the feed's last read): check the notification in CoMagic`,
+      report_stale: (minutes: number) => `the report's deals were last synced ${agencyDuration(minutes)} ago`,
+    },
+    alert: {
+      changed: (portal: string, status: string, reasons: readonly string[]) => `CoMagic → Bitrix24: portal ${portal} is ${status.toLowerCase()}: ${reasons.join("; ")}`,
+      recovered: (portal: string, was: string) => `CoMagic → Bitrix24: portal ${portal} is OK again (it was ${was.toLowerCase()})`,
+    },
+  },
 };
+
+/** A span for the agency's reasons: minutes, then hours, then days. */
+function agencyDuration(minutes: number): string {
+  if (minutes < 60) return `${minutes} min`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h`;
+  return `${Math.floor(minutes / 1440)} days`;
+}
 
 export type Messages = typeof en;

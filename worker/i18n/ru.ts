@@ -141,4 +141,75 @@ export const ru: Messages = {
     not_admin: "Установить приложение CoMagic может только администратор Битрикс24",
     foreign_portal: "Этот обработчик обслуживает другой портал Битрикс24",
   },
+  agency: {
+    title: "Порталы",
+    tokenPrompt: "Токен администратора развёртывания (ADMIN_TOKEN). Он хранится только в этой вкладке браузера, пока она открыта.",
+    tokenLabel: "Токен администратора",
+    open: "Открыть",
+    forget: "Забыть токен",
+    refresh: "Обновить",
+    loading: "Загрузка…",
+    unauthorized: "Токен не принят; введите его снова.",
+    lockedOut: "Слишком много неверных токенов с этого адреса; попробуйте через минуту.",
+    failed: "Обработчик не ответил; попробуйте чуть позже.",
+    noPortals: "В этом развёртывании ещё нет порталов.",
+    updated: "Обновлено",
+    otherLanguage: "English",
+    columns: {
+      portal: "Портал",
+      status: "Состояние",
+      today: "Сегодня",
+      week: "За неделю",
+      lastEvent: "Последнее событие",
+      feedLag: "Отставание ленты",
+      errors: "Последние ошибки",
+      deadLetters: "Невыполненные задания",
+      points: "Баллы CoMagic",
+      report: "Отчёт синхронизирован",
+    },
+    statuses: { ok: "В порядке", degraded: "С перебоями", failing: "Сбой" },
+    sources: { call: "Звонки", chat: "Чаты", request: "Заявки", form: "Формы" },
+    never: "не было",
+    ago: "{} назад",
+    justNow: "только что",
+    units: { min: "мин", h: "ч", d: "дн." },
+    details: "Подробнее",
+    back: "Все порталы",
+    lastNotification: "Последнее уведомление CoMagic",
+    feed: "Лента CoMagic",
+    feedLastSuccess: "Последнее чтение без ошибки",
+    feedCursor: "Прочитано до",
+    bitrix24: "Битрикс24",
+    comagic: "CoMagic",
+    deadLettersTitle: "Невыполненные задания, ждущие повтора",
+    noDeadLetters: "Невыполненных заданий нет.",
+    moreLetters: "Показаны только последние {}; все перечисляет GET /admin/dead-letters.",
+    letterColumns: { failedAt: "Когда", job: "Задание", code: "Код", reason: "Причина", attempts: "Попыток" },
+    replay: "Повторить",
+    replaying: "Отправка…",
+    replayed: "Отправлено в очередь",
+    replayFailed: "Повтор не удался",
+    resetAt: "сброс",
+    reasons: {
+      settings_invalid: (settings: readonly string[]) => `настройки портала не проходят проверку (${settings.join(", ")}): его уведомления, формы и задания отклоняются`,
+      feed_failing: (minutes: number | null, error: string) =>
+        minutes === null ? `лента CoMagic ещё ни разу не прочиталась без ошибки: ${error}` : `лента CoMagic не читается уже ${agencyDuration(minutes)}: ${error}`,
+      points_out: (minutes: number) => `баллы Data API CoMagic на сегодня исчерпаны (вернутся через ${agencyDuration(minutes)}): до тех пор лиды приходят только из уведомлений`,
+      dead_letters: (count: number) => `невыполненные задания ждут повтора: ${count}`,
+      notifications_stopped: (minutes: number | null, calls: number) =>
+        `${minutes === null ? "уведомлений CoMagic ещё не было" : `уведомлений CoMagic нет уже ${agencyDuration(minutes)}`}, а в отчётах CoMagic есть звонки (${calls} при последнем чтении ленты): проверьте уведомление в CoMagic`,
+      report_stale: (minutes: number) => `сделки отчёта последний раз синхронизированы ${agencyDuration(minutes)} назад`,
+    },
+    alert: {
+      changed: (portal: string, status: string, reasons: readonly string[]) => `CoMagic → Битрикс24: портал ${portal} — ${status.toLowerCase()}: ${reasons.join("; ")}`,
+      recovered: (portal: string, was: string) => `CoMagic → Битрикс24: портал ${portal} снова в порядке (было: ${was.toLowerCase()})`,
+    },
+  },
 };
+
+/** Промежуток для причин на странице агентства: минуты, затем часы, затем дни. */
+function agencyDuration(minutes: number): string {
+  if (minutes < 60) return `${minutes} мин`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} ч`;
+  return `${Math.floor(minutes / 1440)} дн.`;
+}

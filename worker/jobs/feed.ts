@@ -11,6 +11,7 @@ import { contactKeys, type LeadEvent } from "../domain/lead-event";
 import { errorMessage, type Logger } from "../log";
 import { recordInLedger, type AppliedEvents } from "../storage/d1";
 import type { FeedState, FeedStateStore } from "../storage/feed-state";
+import { type PortalActivity, recordQuietly } from "../storage/portal-activity";
 import { leadJob, type LeadJob } from "./schema";
 import { sendInBatches } from "./send-in-batches";
 
@@ -46,6 +47,8 @@ export interface FeedDeps {
   log: Logger;
   now: () => Date;
   rules: { defaultRegion: CountryCode; minLostCallSeconds: number; timeZone: string; includeTechRequests: boolean };
+  /** Where the events a feed read queues are counted for the agency page (best effort); absent, they are not. */
+  activity?: Pick<PortalActivity, "recordEvents"> | null;
 }
 
 type Read = ReadSession & { session: CoMagicSession };
@@ -91,6 +94,7 @@ export async function readFeed(window: { from: Date; to: Date }, deps: FeedDeps)
     fetchRequests(deps.dataApi, span, deps.rules.includeTechRequests),
   ]);
   const queued = await queueRows({ calls, chats, requests }, deps);
+  await recordQuietly(deps.activity?.recordEvents(queued.enqueuedByKind, deps.now()), deps.log);
   const report: FeedReport = { from: window.from.toISOString(), to: window.to.toISOString(), calls: calls.length, chats: chats.length, requests: requests.length, ...queued.counts };
   deps.log.info("feed.read", { ...report, missingKeys: queued.missingKeys });
   return { ...report, openSince: queued.openSince };
@@ -161,7 +165,15 @@ export async function queueRows(rows: { calls?: readonly Read[]; chats?: readonl
     counts: { targeted: events.length + applied, alreadyInBitrix: events.length - missing.length + applied, enqueued: missing.length, ignored },
     openSince,
     missingKeys: missing.slice(0, 20).map((e) => e.key),
+    enqueuedByKind: countKinds(missing),
   };
+}
+
+/** How many events of each kind: what the agency page counts for a feed read. */
+function countKinds(events: readonly LeadEvent[]): Partial<Record<LeadEvent["kind"], number>> {
+  const counts: Partial<Record<LeadEvent["kind"], number>> = {};
+  for (const e of events) counts[e.kind] = (counts[e.kind] ?? 0) + 1;
+  return counts;
 }
 
 /**

@@ -3,10 +3,12 @@
  * Ticks are acked whatever happens: the feed keeps its cursor and its error for /health when a read fails, and the
  * next cron run (5 minutes on) reads the same span again, so a retried tick would only read it twice. A batch may
  * hold a portal's tick twice (at-least-once delivery, or a run still queued when the next one came): one run serves all.
+ * After its work, the tick looks at the portal's health and tells a change of it (jobs/portal-alerts.ts).
  */
 import type { Config } from "../config";
 import type { Env } from "../env";
 import { errorMessage, type Logger } from "../log";
+import { alertOnChange } from "./portal-alerts";
 import { runPortalTick } from "./scheduled";
 import { portalTickJobSchema } from "./schema";
 import { readJobs } from "./settle";
@@ -19,6 +21,11 @@ export async function handlePortalTicks(messages: readonly Message<unknown>[], d
     await runPortalTick(deps.env, deps.config, deps.log, new Date(latest.scheduledAt));
   } catch (error) {
     deps.log.warn("tick.failed", { error: errorMessage(error), scheduledAt: latest.scheduledAt });
+  }
+  try {
+    await alertOnChange(deps.env, deps.config.portal, new Date(), deps.log);
+  } catch (error) {
+    deps.log.warn("health.check_failed", { error: errorMessage(error) });
   }
   for (const { message } of jobs) message.ack();
 }

@@ -2,17 +2,22 @@
  * The Cron Trigger and what it starts. The cron itself only purges what D1 keeps no longer (the deployment's) and
  * sends one `portal.tick` per portal (cloudflare/FACTS.md §6: a cron doing every portal's I/O would hit its 30 s
  * of CPU and 6 open connections by a few dozen portals); each tick runs on the enrichment queue: that portal's
- * CoMagic feed when due, then its report's sync.
+ * CoMagic feed when due, then its report's sync, then a look at its health (jobs/portal-alerts.ts). A portal whose
+ * settings do not parse gets no tick (its jobs wait for a fix), so the cron looks at that one's health itself.
  */
 import { createCrmStore } from "../bitrix/crm-store";
-import { deploymentSettings, feedOverlapMinutes, type Config, type DeploymentSettings } from "../config";
+import { deploymentSettings, feedOverlapMinutes, readConfig, type Config, type DeploymentSettings } from "../config";
+import { DEFAULT_PORTAL } from "../domain/portal-key";
 import type { Env } from "../env";
 import { createLogger, errorMessage, type Logger } from "../log";
-import { portalKeys } from "../portal-config";
+import { configFor, portalKeys } from "../portal-config";
+import { agencyPortals } from "../portal-overview";
 import { purgeExpired, type RetentionDays } from "../storage/retention";
 import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
 import { d1FeedState } from "../storage/feed-state";
+import { activityOf } from "../storage/portal-activity";
 import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
+import { alertOnChange } from "./portal-alerts";
 import { syncReportData } from "./report-sync";
 import { portalTickJob } from "./schema";
 import { sendInBatches } from "./send-in-batches";
@@ -27,6 +32,7 @@ export function feedDepsFor(env: Env, config: Config, log: Logger): FeedDeps | n
     store: createCrmStore(bitrixClientFor(config, env)),
     ledger: storesFor(env, config.portal).ledger,
     leadJobs: env.LEAD_JOBS,
+    activity: activityOf(env, config.portal),
     log,
     now: () => new Date(),
     rules: {
@@ -102,14 +108,35 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     const queue = env.ENRICH_JOBS;
     if (!queue) {
       log.warn("scheduled.skipped", { reason: "no ENRICH_JOBS binding: the feed and the report's sync do not run", portals: portals.length });
-      return;
+    } else {
+      await sendInBatches(
+        queue,
+        portals.map((portal) => ({ body: portalTickJob(portal, at), contentType: "json" as const })),
+      );
+      log.info("scheduled.fanned_out", { portals: portals.length });
     }
-    await sendInBatches(
-      queue,
-      portals.map((portal) => ({ body: portalTickJob(portal, at), contentType: "json" as const })),
-    );
-    log.info("scheduled.fanned_out", { portals: portals.length });
   } catch (error) {
     log.error("scheduled.failed", { error: errorMessage(error) });
+  }
+  await alertBrokenPortals(env, at, log);
+}
+
+/** The health of each portal whose settings do not parse (a tick looks at every other one's). Never throws. */
+async function alertBrokenPortals(env: Env, at: Date, log: Logger): Promise<void> {
+  let portals: string[];
+  try {
+    portals = await agencyPortals(env);
+  } catch (error) {
+    log.warn("health.check_failed", { error: errorMessage(error) });
+    return;
+  }
+  for (const portal of portals) {
+    try {
+      // A portal whose secrets cannot be opened is one whose settings do not parse, too.
+      const result = portal === DEFAULT_PORTAL ? readConfig(env) : await configFor(env, portal).catch(() => ({ ok: false }) as const);
+      if (result && !result.ok) await alertOnChange(env, portal, at, log.child({ portal }));
+    } catch (error) {
+      log.warn("health.check_failed", { portal, error: errorMessage(error) });
+    }
   }
 }

@@ -31,6 +31,8 @@ import {
   text,
 } from "./bitrix-app-context";
 import { installFrom, invalidInstall, servesMember } from "./bitrix-install";
+import { renderSettings } from "./bitrix-settings";
+import { verifiedUser } from "../bitrix/app-auth";
 
 /*
  * The attribution report: the app's own page (PLACEMENT=DEFAULT, from the left menu or Applications) and CRM
@@ -161,6 +163,18 @@ bitrixReportRoute.post("/app", async (c) => {
     const install = (await installs.get(form.data.member_id)) ?? (form.data.REFRESH_ID ? (await installFrom(c, raw)).install : null);
     if (!install) throw pageError(401, "not_installed");
     await checkApplicationToken(form.data.APPLICATION_TOKEN, install.applicationToken);
+    // The app's own page (from the left menu or Applications) is the settings for an administrator; CRM Analytics' item is the report.
+    const ownPage = (form.data.PLACEMENT ?? "DEFAULT") === "DEFAULT" && c.req.query("view") !== "report";
+    if (ownPage) {
+      const user = await verifiedUser(ctx.userClient(form.data.AUTH_ID), app.appCode);
+      if (!user.ok) throw refusedPage(user.refusal);
+      if (user.profile.ADMIN === true) {
+        const sid = crypto.randomUUID();
+        await kvReportSessions(kv).put(install.memberId, sid, form.data.AUTH_ID, REPORT_TOKEN_TTL_SECONDS);
+        const { claims } = await signReportToken({ memberId: install.memberId, userId: user.profile.ID, lang: language, sid }, app.tabTokenKeys, new Date(), "settings");
+        return await renderSettings(c, ctx, install, claims);
+      }
+    }
     const access = await reportAccess(ctx.userClient(form.data.AUTH_ID), app.appCode, config.REPORT_USER_IDS);
     if (access.kind === "refused") throw refusedPage(access.refusal);
     if (access.kind === "denied") {

@@ -11,6 +11,7 @@ import { classifySession } from "../domain/comagic-session";
 import { maskPhone } from "../domain/phone";
 import { AppError } from "../errors";
 import { comagicFetchJob, leadJob } from "../jobs/schema";
+import { activityOf, type ActivitySource, recordQuietly } from "../storage/portal-activity";
 
 /** CoMagic notifications are small; 64 KiB leaves room for long tag lists and stops abuse early. */
 export const WEBHOOK_MAX_BYTES = 64 * 1024;
@@ -47,27 +48,34 @@ export const comagicWebhookRoute = new Hono<AppEnv>().post("/:portal?", limitBod
   }
 
   const notification = parseNotification(parseJson(raw));
+  // Every verified notification counts as one (the agency page's "last notification"), and the event it brings as one of its source.
+  const receivedAt = new Date();
+  const noted = (source?: ActivitySource) => recordQuietly(activityOf(c.env, config.portal)?.recordNotification(receivedAt, source), log);
   if (notification.type === "fetch") {
     // Read through the Data API on the enrichment queue (jobs/comagic-fetch.ts); without it, the feed cannot read it either.
     if (!c.env.ENRICH_JOBS || !comagicAuth(config)) {
       log.warn("webhook.ignored", { reason: "no_data_api", kind: notification.kind });
+      await noted();
       return c.json({ status: "ignored", reason: "the CoMagic Data API is not configured, so the worker cannot read this chat or request" }, 200);
     }
     await c.env.ENRICH_JOBS.send(comagicFetchJob(config.portal, notification, c.get("requestId"), new Date()), { contentType: "json" });
     log.info("webhook.accepted", { fetch: notification.kind, field: notification.field, id: notification.id });
+    await noted(notification.kind);
     return c.json({ status: "accepted", fetch: notification.kind, id: notification.id }, 202);
   }
   if (notification.type === "unknown_event") {
     log.info("webhook.ignored", { reason: "unknown_event_type", eventType: notification.eventType.slice(0, 60) });
+    await noted();
     return c.json({ status: "ignored", reason: `unknown event_type "${notification.eventType.slice(0, 60)}"` }, 200);
   }
   const classified = classifySession(notification.session, {
     defaultRegion: config.DEFAULT_PHONE_REGION,
     minLostCallSeconds: config.MIN_LOST_CALL_SECONDS,
-    receivedAt: new Date(),
+    receivedAt,
   });
   if (classified.status === "ignored") {
     log.info("webhook.ignored", { reason: classified.reason, sessionId: notification.session.id });
+    await noted();
     return c.json({ status: "ignored", reason: classified.reason }, 200);
   }
 
@@ -75,5 +83,6 @@ export const comagicWebhookRoute = new Hono<AppEnv>().post("/:portal?", limitBod
   const job = leadJob(config.portal, event, c.get("requestId"));
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("webhook.accepted", { key: event.key, kind: event.kind, phone: event.phone ? maskPhone(event.phone) : null });
+  await noted(event.kind);
   return c.json({ status: "accepted", id: event.key }, 202);
 });

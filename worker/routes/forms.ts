@@ -12,6 +12,7 @@ import { maskPhone } from "../domain/phone";
 import { withoutSecretFields } from "../domain/secret-fields";
 import { AppError } from "../errors";
 import { leadJob } from "../jobs/schema";
+import { activityOf, recordQuietly } from "../storage/portal-activity";
 
 export const FORM_MAX_BYTES = 64 * 1024;
 /** What the rate-limit binding's period is set to in wrangler.toml; sent as Retry-After. */
@@ -137,5 +138,6 @@ formsRoute.post("/:portal?", limitBody(FORM_MAX_BYTES), async (c) => {
   const job = leadJob(config.portal, event, c.get("requestId"));
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
+  await recordQuietly(activityOf(c.env, config.portal)?.record("form", now), log);
   return accepted();
 });

@@ -45,6 +45,8 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS sync_state (portal TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (portal, name))`,
   // The visitor id the worker wrote to each lead or deal (ledger ref): the only one whose journey the tab shows.
   `CREATE TABLE IF NOT EXISTS crm_visitors (portal TEXT NOT NULL, ref TEXT NOT NULL, visitor_id TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, ref))`,
+  // What arrived per portal, UTC day and source (call, chat, request, form, notification): the agency page's counts.
+  `CREATE TABLE IF NOT EXISTS portal_activity (portal TEXT NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL, count INTEGER NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (portal, day, source))`,
 ];
 
 /** Every table whose rows belong to one portal (a `portal` column in their key). */
@@ -59,6 +61,7 @@ export const PORTAL_TABLES = [
   "made_contacts",
   "sync_state",
   "crm_visitors",
+  "portal_activity",
 ] as const;
 
 /**

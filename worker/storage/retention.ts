@@ -3,10 +3,12 @@
  * older than DEAD_LETTER_RETENTION_DAYS, replayed or not; spent call tokens, old daily counts and stale pending
  * creates after two days. Once a day (the run at 00:00–00:04 UTC): the per-call history that would otherwise fill
  * the 10 GB database (docs/performance.md "Where each limit is reached"): ledger rows after LEDGER_RETENTION_DAYS,
- * the report's visits, visitors and ad costs after REPORT_RETENTION_DAYS. Those tables are keyed by portal, not
+ * the report's visits, visitors and ad costs after REPORT_RETENTION_DAYS, the agency page's activity counts after
+ * ACTIVITY_RETENTION_DAYS (storage/portal-activity.ts). Those tables are keyed by portal, not
  * time, so each prune scans them: once a day, in slices, so no statement holds D1's single writer for long.
  */
 import { ensureSchema } from "./d1-schema";
+import { ACTIVITY_RETENTION_DAYS } from "./portal-activity";
 
 const DAY_MS = 86_400_000;
 /** Click-to-call tokens live 15 minutes and daily counts a day: a couple of days covers every time zone. */
@@ -28,6 +30,7 @@ const HISTORY = [
   { table: "crm_visitors", dated: "written_at", keep: "report" },
   { table: "attribution_touches", dated: "created_at", keep: "report" },
   { table: "ad_costs", dated: "day", keep: "report" },
+  { table: "portal_activity", dated: "day", keep: "activity" },
 ] as const;
 
 /** Whether a cron run at `now` is the day's one that prunes the history: the first run of the UTC day (crons run at least every 5 minutes). */
@@ -49,7 +52,7 @@ export async function purgeExpired(db: D1Database, now: Date, days: RetentionDay
   if (!prunesHistory(now)) return purged;
   for (const { table, dated, keep } of HISTORY) {
     // ISO timestamps and YYYY-MM-DD days compare as text; a day column gets the cut-off's day.
-    const cutoff = new Date(now.getTime() - days[keep] * DAY_MS).toISOString();
+    const cutoff = new Date(now.getTime() - { ...days, activity: ACTIVITY_RETENTION_DAYS }[keep] * DAY_MS).toISOString();
     const before = dated === "day" ? cutoff.slice(0, 10) : cutoff;
     purged[table] = await deleteInSlices(db, `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${dated} < ? LIMIT ${SLICE})`, before);
   }

@@ -1,0 +1,162 @@
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { d1PortalSettings } from "../../worker/storage/portal-settings";
+import { installFields, type PortalTokens, postForm } from "./app-support";
+import { PORTALS } from "./portal-support";
+import { makeCallSession, uniquePhone, uniqueSessionId, waitFor } from "./support";
+
+/*
+ * The app's settings page (issue #24): an administrator opening the app's own page (PLACEMENT=DEFAULT) on a portal
+ * the install opened sees the checklist, saves the CoMagic account through it, checks it, and sees the first
+ * notification arrive; nobody else gets in, and no secret comes back to the browser. gamma is the sandbox portal
+ * nothing set up (test/helpers/sandbox-global-setup.ts).
+ */
+
+const gamma = PORTALS.gamma;
+const at = (path: string, body?: unknown) => fetch(`${gamma.url}${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const tokensOn = async (userId: number): Promise<PortalTokens> => (await at("/_sandbox/bitrix/app/tokens", { userId })).json();
+const query = (t: PortalTokens, lang = "en") => `?DOMAIN=${t.DOMAIN}&PROTOCOL=0&LANG=${lang}`;
+
+/** The app's own page as Bitrix24 opens it from the left menu for `userId` (1: the administrator; 2: a manager). */
+async function openApp(userId: number, lang = "en"): Promise<Response> {
+  const t = await tokensOn(userId);
+  return postForm("/bitrix/app", { ...installFields(t), PLACEMENT: "DEFAULT", PLACEMENT_OPTIONS: "{}" }, query(t, lang));
+}
+
+const tokenIn = (html: string) => /<input type="hidden" id="token" value="([^"]+)"/.exec(html)?.[1] ?? "";
+const reportTokenIn = (html: string) => /<form id="open-report"[^>]*><input type="hidden" name="token" value="([^"]+)"/.exec(html)?.[1] ?? "";
+const fieldIn = (html: string, id: string) => new RegExp(`id="${id}"[^>]*value="([^"]*)"`).exec(html)?.[1]?.replace(/&amp;/g, "&") ?? "";
+
+function action(path: string, body: Record<string, unknown>): Promise<Response> {
+  return exports.default.fetch(
+    new Request(`http://worker.test/bitrix/settings${path}?LANG=en`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.7" },
+      body: JSON.stringify(body),
+    }),
+  );
+}
+
+let portal = "";
+beforeAll(async () => {
+  const t = await tokensOn(1);
+  expect((await postForm("/bitrix/install", installFields(t), query(t))).status).toBe(200);
+  portal = (await d1PortalSettings(env.DB as D1Database).byMember(gamma.memberId))?.portal ?? "";
+  expect(portal).not.toBe("");
+});
+
+describe("the settings page", () => {
+  it("shows an administrator the checklist: the portal's own notification address and script tag, and what waits", async () => {
+    const response = await openApp(1);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-security-policy")).toContain(`frame-ancestors ${new URL(gamma.url).origin}`);
+    const page = await response.text();
+    expect(page).toContain("1. CoMagic account");
+    expect(fieldIn(page, "notification-url")).toMatch(new RegExp(`^http://worker\\.test/webhooks/comagic/${portal}\\?token=[0-9a-f]{48}$`));
+    expect(fieldIn(page, "script-tag")).toContain(`/s/${portal}.js`);
+    expect(page).toContain("Waiting for the first call.");
+    expect(page).toContain("This portal works with leads");
+  });
+
+  it("speaks Russian to a Russian-speaking administrator", async () => {
+    const page = await (await openApp(1, "ru")).text();
+    expect(page).toContain("1. Аккаунт CoMagic");
+    expect(page).toContain("Ждём первого звонка.");
+  });
+
+  it("shows a manager who is not an administrator no settings", async () => {
+    const response = await openApp(2);
+    const page = await response.text();
+    expect(page).not.toContain("1. CoMagic account");
+    expect(page).not.toContain("/webhooks/comagic/");
+  });
+
+  it("saves a CoMagic account, checks it, and never sends the password back to the browser", async () => {
+    const page = await (await openApp(1)).text();
+    const token = tokenIn(page);
+    const wrong = await (await action("/check-comagic", { token, platform: "local", settings: { COMAGIC_LOGIN: "sandbox", COMAGIC_PASSWORD: "not-the-password" } })).json();
+    expect(wrong).toMatchObject({ ok: false });
+    expect((wrong as { message: string }).message).toContain("auth_error");
+    const right = await (await action("/check-comagic", { token, platform: "local", settings: { COMAGIC_LOGIN: "sandbox", COMAGIC_PASSWORD: "sandbox-password" } })).json();
+    expect(right).toMatchObject({ ok: true });
+    expect((right as { message: string }).message).toMatch(/CoMagic answered: \d+ employees/);
+
+    const saved = await action("/save", { token, platform: "local", settings: { COMAGIC_LOGIN: "sandbox", COMAGIC_PASSWORD: "sandbox-password", ALLOWED_ORIGINS: "https://gamma-shop.example" } });
+    expect(saved.status).toBe(200);
+    const stored = await d1PortalSettings(env.DB as D1Database).get(portal);
+    expect(stored?.settings).toMatchObject({ COMAGIC_LOGIN: "sandbox", ALLOWED_ORIGINS: "https://gamma-shop.example", COMAGIC_DATA_API_URL: env.COMAGIC_DATA_API_URL });
+    expect(JSON.stringify(stored)).not.toContain("sandbox-password");
+
+    const again = await (await openApp(1)).text();
+    expect(again).not.toContain("sandbox-password");
+    expect(again).toContain("set, ends in …rd");
+    expect(again).toMatch(/<section id="step-comagic"><h2>1\. CoMagic account <span class="state done">/);
+  });
+
+  it("refuses a setting that does not validate, saying which and why, and keeps the old value", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    const response = await action("/save", { token, settings: { COMAGIC_TIMEZONE: "Mars/Olympus" } });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { problems: { setting: string; problem: string }[] };
+    expect(body.problems).toContainEqual({ setting: "COMAGIC_TIMEZONE", problem: "is not an IANA time zone such as Europe/Moscow" });
+    expect((await d1PortalSettings(env.DB as D1Database).get(portal))?.settings.COMAGIC_TIMEZONE).not.toBe("Mars/Olympus");
+  });
+
+  it("accepts no setting outside the page's own: not the portal's address, not a webhook", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    const response = await action("/save", { token, settings: { BITRIX_PORTAL_URL: "https://evil.example", BITRIX_WEBHOOK_URL: "https://evil.example/rest/1/x/" } });
+    expect(response.status).toBe(400);
+    expect((await d1PortalSettings(env.DB as D1Database).get(portal))?.settings.BITRIX_PORTAL_URL).toBe(new URL(gamma.url).origin);
+  });
+
+  it("refuses a report token on the settings' actions, and a forged or missing token", async () => {
+    const page = await (await openApp(1)).text();
+    const report = reportTokenIn(page);
+    expect(report.length).toBeGreaterThan(10);
+    expect((await action("/save", { token: report, settings: { ALLOWED_ORIGINS: "https://x.example" } })).status).toBe(401);
+    expect((await action("/save", { token: `${tokenIn(page)}x`, settings: {} })).status).toBe(401);
+    expect((await action("/save", { settings: {} })).status).toBe(400);
+  });
+
+  it("checks a page only of a site the portal allows", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    const response = await action("/check-page", { token, url: "http://169.254.169.254/latest/meta-data/" });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ ok: false, message: "Only a page of a site listed above can be checked." });
+  });
+
+  it("shows when the first notification came to the portal's address", async () => {
+    const url = fieldIn(await (await openApp(1)).text(), "notification-url");
+    const phone = uniquePhone();
+    const posted = await exports.default.fetch(
+      new Request(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(makeCallSession({ id: uniqueSessionId(), visitor_phone_number: phone.local, file_link: null })),
+      }),
+    );
+    expect(posted.status).toBe(202);
+    const page = await waitFor(async () => {
+      const html = await (await openApp(1)).text();
+      return html.includes("Last notification received") ? html : null;
+    }, "the last notification on the page");
+    expect(page).toMatch(/<section id="step-notification"><h2>2\. [^<]+<span class="state done">/);
+  });
+});
+
+describe("the settings page of the default portal", () => {
+  it("shows its env settings and saves nothing", async () => {
+    const t = (await (
+      await fetch(`${env.SANDBOX_URL}/_sandbox/bitrix/app/tokens`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ userId: 1 }) })
+    ).json()) as PortalTokens;
+    expect((await postForm("/bitrix/install", installFields(t), query(t))).status).toBe(200);
+    const page = await (await postForm("/bitrix/app", { ...installFields(t), PLACEMENT: "DEFAULT" }, query(t))).text();
+    expect(page).toContain('id="env-portal"');
+    // Its password is an env secret: the page says only how it ends.
+    expect(page).not.toContain(env.COMAGIC_PASSWORD ?? "unset");
+    expect(page).toContain("set, ends in …rd");
+    expect(fieldIn(page, "notification-url")).toMatch(/^http:\/\/worker\.test\/webhooks\/comagic\?token=/);
+    const response = await action("/save", { token: tokenIn(page), settings: { ALLOWED_ORIGINS: "https://x.example" } });
+    expect(response.status).toBe(409);
+  });
+});

@@ -1,0 +1,121 @@
+/*
+ * The app's settings page, as use cases: which settings a portal's administrator may change there (never the
+ * portal's address, its member_id or the deployment's own settings), what each step of the checklist says, and the
+ * checks the page runs (the CoMagic account, a page of the site). Saving goes through portal-config.ts `savePortal`,
+ * so the page is held to the same schema as env and `PUT /admin/portals`.
+ */
+import * as z from "zod";
+import type { CoMagicRpcClient } from "../comagic/data-api";
+import { CoMagicError } from "../comagic/data-api";
+import type { SettingsMessages } from "../i18n/settings";
+
+/** CoMagic's platforms and their APIs (comagic/FACTS.md §1.1, §4: one account opens only its own platform's). */
+export const PLATFORMS = {
+  comagic: { data: "https://dataapi.comagic.ru/v2.0", call: "https://callapi.comagic.ru/v4.0" },
+  uis: { data: "https://dataapi.uiscom.ru/v2.0", call: "https://callapi.uiscom.ru/v4.0" },
+  callgear: { data: "https://dataapi.callgear.com/v2.0", call: "https://callapi.callgear.com/v4.0" },
+} as const;
+export type Platform = keyof typeof PLATFORMS | "local" | "custom";
+
+/** What the page may change, by the settings' env names; secrets are written only when given, never read back. */
+export const PAGE_SETTINGS = [
+  "COMAGIC_API_TOKEN",
+  "COMAGIC_LOGIN",
+  "COMAGIC_PASSWORD",
+  "COMAGIC_TIMEZONE",
+  "ALLOWED_ORIGINS",
+  "DEFAULT_RESPONSIBLE_ID",
+  "LOST_CALL_RESPONSIBLE_ID",
+  "COMAGIC_VIRTUAL_NUMBER",
+  "CALL_DAILY_LIMIT_PER_USER",
+  "CRM_LANGUAGE",
+] as const;
+export const PAGE_SECRETS = ["COMAGIC_API_TOKEN", "COMAGIC_PASSWORD"] as const;
+
+const text = z.string().trim().max(2000);
+export const pageChangeSchema = z.object({
+  platform: z.enum(["comagic", "uis", "callgear", "local", "custom"]).optional(),
+  settings: z.partialRecord(z.enum(PAGE_SETTINGS), text).default({}),
+});
+export type PageChange = z.infer<typeof pageChangeSchema>;
+
+/** The Data API and Call API addresses a platform choice means; `local` is the deployment's own sandbox (ALLOW_LOOPBACK_HTTP). */
+export function platformUrls(platform: Platform, local: { data: string; call: string } | null): { data: string; call: string } | null {
+  if (platform === "local") return local;
+  if (platform === "custom") return null;
+  return PLATFORMS[platform];
+}
+
+/** The platform a portal's Data API address belongs to. */
+export function platformOf(dataApiUrl: string, local: { data: string } | null): Platform {
+  for (const [name, urls] of Object.entries(PLATFORMS)) if (urls.data === dataApiUrl) return name as Platform;
+  return local && local.data === dataApiUrl ? "local" : "custom";
+}
+
+/**
+ * The settings a page change writes, by env name (null removes one): an empty secret keeps the stored one, an empty
+ * plain setting removes it, a platform sets both API addresses.
+ */
+export function settingsOfChange(change: PageChange, local: { data: string; call: string } | null): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [name, value] of Object.entries(change.settings)) {
+    if (value === undefined) continue;
+    const secret = (PAGE_SECRETS as readonly string[]).includes(name);
+    if (secret && value === "") continue;
+    out[name] = value === "" ? null : value;
+  }
+  const urls = change.platform ? platformUrls(change.platform, local) : null;
+  if (urls) {
+    out.COMAGIC_DATA_API_URL = urls.data;
+    out.COMAGIC_CALL_API_URL = urls.call;
+  }
+  return out;
+}
+
+/** "set, ends in …7f": enough to tell two keys apart, never enough to use one. */
+export function secretHint(value: string | undefined, m: SettingsMessages): string {
+  if (!value) return m.secretUnset;
+  return m.secretSet(value.length > 8 ? value.slice(-2) : "");
+}
+
+export type ComagicCheck = { ok: true; employees: number; pointsLeft: number | null } | { ok: false; text: string; mnemonic: string | null };
+
+/**
+ * Asks the Data API once (one point, FACTS.md §1.4: every read costs one): `get.employees` proves the credentials, the
+ * platform and the allow-list, and its `metadata.limits` say the points left today.
+ */
+export async function checkComagic(dataApi: CoMagicRpcClient | null, m: SettingsMessages): Promise<ComagicCheck> {
+  if (!dataApi) return { ok: false, text: m.comagic.noCredentials, mnemonic: null };
+  try {
+    const answer = await dataApi.call("get.employees", { fields: ["id"], limit: 1 });
+    const total = answer.metadata.total_items;
+    const limits = (answer.metadata as { limits?: { day_remaining?: unknown } }).limits;
+    const pointsLeft = typeof limits?.day_remaining === "number" ? limits.day_remaining : null;
+    return { ok: true, employees: typeof total === "number" ? total : Array.isArray(answer.data) ? answer.data.length : 0, pointsLeft };
+  } catch (error) {
+    if (!(error instanceof CoMagicError)) return { ok: false, text: m.comagic.unreachable, mnemonic: null };
+    const why =
+      error.mnemonic === "ip_not_whitelisted"
+        ? m.comagic.ipNotWhitelisted
+        : error.mnemonic === "auth_error" || error.mnemonic === "invalid_access_token" || error.mnemonic === "access_token_expired"
+          ? m.comagic.authError
+          : error.transient
+            ? m.comagic.unreachable
+            : error.message;
+    return { ok: false, text: m.comagic.refused(error.mnemonic, why), mnemonic: error.mnemonic };
+  }
+}
+
+/** Whether a page's HTML loads this portal's snippet: `/s/<portal>.js` (or `/snippet.js` for the default portal) on this worker. */
+export function pageHasSnippet(html: string, workerOrigin: string, portal: string, defaultPortal: boolean): boolean {
+  const paths = [`/s/${portal}.js`, ...(defaultPortal ? ["/snippet.js"] : [])];
+  const sources = [...html.matchAll(/<script\b[^>]*\bsrc\s*=\s*["']?([^"'\s>]+)/gi)].map((m) => m[1] ?? "");
+  return sources.some((src) => {
+    try {
+      const url = new URL(src, "https://page.invalid/");
+      return url.origin === workerOrigin && paths.includes(url.pathname);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,163 @@
+/*
+ * The texts of the app's settings page (routes/bitrix-settings-page.ts) and of its checks' answers, in English and
+ * Russian: the page follows the administrator's Bitrix24 language (LANG).
+ */
+import type { Language } from "./index";
+
+const en = {
+  title: "CoMagic: settings",
+  intro: "Five steps connect this Bitrix24 portal to CoMagic. Each says what it needs and whether it is done.",
+  envPortal: "This portal's settings live in the deployment's env (wrangler.toml and secrets): this page shows them, and they are changed there.",
+  stepState: { done: "Done", todo: "To do", waiting: "Waiting" },
+  reportLink: "Open the attribution report",
+  save: "Save",
+  saving: "Saving…",
+  saved: "Saved",
+  copy: "Copy",
+  copied: "Copied",
+  check: "Check",
+  checking: "Checking…",
+  never: "never",
+  secretSet: (tail: string) => `set, ends in …${tail}`,
+  secretUnset: "not set",
+  keepSecret: "leave empty to keep it",
+  problems: "Not saved:",
+  failed: "Something went wrong; reload the page from Bitrix24 and try again",
+  comagic: {
+    title: "1. CoMagic account",
+    platform: "Platform",
+    platforms: { comagic: "CoMagic (comagic.ru)", uis: "UIS (uiscom.ru)", callgear: "CallGear (callgear.com)", local: "Local sandbox (this machine)", custom: "Other address" },
+    apiToken: "API key (Администратор → Аккаунт → Ключи API)",
+    login: "or a login",
+    password: "and its password",
+    timeZone: "The account's time zone",
+    ok: (employees: number, points: string) => `CoMagic answered: ${employees} employees in the account; Data API points left today: ${points}.`,
+    noCredentials: "Give an API key, or a login and a password.",
+    refused: (mnemonic: string, why: string) => `CoMagic refused (${mnemonic}): ${why}`,
+    unreachable: "CoMagic did not answer; try again in a minute.",
+    ipNotWhitelisted:
+      "CoMagic refuses calls from addresses not on its allow-list, and Cloudflare Workers have no fixed address. In CoMagic open Администратор → Аккаунт → Правила и настройки безопасности, tab API, and allow 0.0.0.0/0 (with an API key of a user who may only read reports), or send the worker's traffic through a fixed egress address and allow that one.",
+    authError: "The login or the password is wrong, or the API key is not valid for this platform (a UIS key does not open CoMagic, and back).",
+  },
+  notification: {
+    title: "2. Notification of calls, chats and requests",
+    how: "In CoMagic open Уведомления, add a notification for the events you need (the call ended, a chat, a request), of the HTTP type, method POST, to this address, with the body below:",
+    url: "Address",
+    body: "Body (JSON)",
+    last: (when: string) => `Last notification received: ${when}.`,
+    waiting: "Waiting for the first call.",
+  },
+  website: {
+    title: "3. Website",
+    how: "Put this tag into every page of the site, before </body>: forms then carry the CoMagic visitor and the UTM tags, and reach Bitrix24.",
+    tag: "Script tag",
+    origins: "Sites that may send forms (origins, comma-separated, like https://shop.example.ru)",
+    checkPage: "Check a page of the site",
+    pageUrl: "Page address",
+    found: "The tag is on the page.",
+    notFound: "The page does not have this portal's tag.",
+    notAllowed: "Only a page of a site listed above can be checked.",
+    unreachable: (status: string) => `The page did not open (${status}).`,
+    last: (when: string) => `Last form received: ${when}.`,
+    waiting: "No form received yet.",
+  },
+  managers: {
+    title: "4. Managers",
+    responsible: "Bitrix24 user who gets leads nobody answered (id)",
+    lostCalls: "Bitrix24 user who gets the to-do to call back a lost call (id)",
+    virtualNumber: "CoMagic number managers call from (click-to-call)",
+    dailyLimit: "Calls a day per manager",
+  },
+  crm: {
+    title: "5. CRM",
+    modeClassic: "This portal works with leads: a call or a form makes a lead.",
+    modeSimple: "This portal works without leads: a call or a form makes a contact and a deal.",
+    modeUnknown: "The CRM mode could not be read just now.",
+    fieldsOk: "No required field blocks the worker's writes.",
+    fieldsBlocking: (fields: string) =>
+      `Required fields the worker does not fill: ${fields}. Turn off required-field checks for applications (CRM → Settings → Other → Other settings → Applications), or give each a default value.`,
+    language: "Language of what the worker writes into Bitrix24",
+  },
+};
+
+export type SettingsMessages = typeof en;
+
+const ru: SettingsMessages = {
+  title: "CoMagic: настройки",
+  intro: "Пять шагов связывают этот портал Битрикс24 с CoMagic. У каждого написано, что нужно и сделано ли.",
+  envPortal: "Настройки этого портала заданы в env развёртывания (wrangler.toml и секреты): страница их показывает, меняются они там.",
+  stepState: { done: "Готово", todo: "Нужно сделать", waiting: "Ждём" },
+  reportLink: "Открыть отчёт по атрибуции",
+  save: "Сохранить",
+  saving: "Сохраняем…",
+  saved: "Сохранено",
+  copy: "Копировать",
+  copied: "Скопировано",
+  check: "Проверить",
+  checking: "Проверяем…",
+  never: "ещё не было",
+  secretSet: (tail: string) => `задан, оканчивается на …${tail}`,
+  secretUnset: "не задан",
+  keepSecret: "оставьте пустым, чтобы не менять",
+  problems: "Не сохранено:",
+  failed: "Что-то пошло не так; откройте страницу из Битрикс24 заново и повторите",
+  comagic: {
+    title: "1. Аккаунт CoMagic",
+    platform: "Платформа",
+    platforms: { comagic: "CoMagic (comagic.ru)", uis: "UIS (uiscom.ru)", callgear: "CallGear (callgear.com)", local: "Локальная песочница (эта машина)", custom: "Другой адрес" },
+    apiToken: "API-ключ (Администратор → Аккаунт → Ключи API)",
+    login: "или логин",
+    password: "и пароль",
+    timeZone: "Часовой пояс аккаунта",
+    ok: (employees: number, points: string) => `CoMagic ответил: сотрудников в аккаунте — ${employees}; баллов Data API на сегодня осталось: ${points}.`,
+    noCredentials: "Укажите API-ключ или логин и пароль.",
+    refused: (mnemonic: string, why: string) => `CoMagic отказал (${mnemonic}): ${why}`,
+    unreachable: "CoMagic не ответил; попробуйте через минуту.",
+    ipNotWhitelisted:
+      "CoMagic не принимает запросы с адресов, которых нет в списке разрешённых, а у Cloudflare Workers нет постоянного адреса. В CoMagic откройте Администратор → Аккаунт → Правила и настройки безопасности, вкладка API, и разрешите 0.0.0.0/0 (с API-ключом пользователя, которому можно только читать отчёты), либо пустите запросы worker через постоянный адрес и разрешите его.",
+    authError: "Неверен логин или пароль, или API-ключ не от этой платформы (ключ UIS не подходит к CoMagic, и наоборот).",
+  },
+  notification: {
+    title: "2. Уведомления о звонках, чатах и заявках",
+    how: "В CoMagic откройте «Уведомления», добавьте уведомление о нужных событиях (завершение звонка, чат, заявка) типа HTTP, метод POST, на этот адрес, с телом ниже:",
+    url: "Адрес",
+    body: "Тело (JSON)",
+    last: (when: string) => `Последнее уведомление пришло: ${when}.`,
+    waiting: "Ждём первого звонка.",
+  },
+  website: {
+    title: "3. Сайт",
+    how: "Вставьте этот тег на все страницы сайта перед </body>: формы понесут посетителя CoMagic и UTM-метки и попадут в Битрикс24.",
+    tag: "Тег скрипта",
+    origins: "Сайты, с которых принимаются формы (origin через запятую, например https://shop.example.ru)",
+    checkPage: "Проверить страницу сайта",
+    pageUrl: "Адрес страницы",
+    found: "Тег на странице есть.",
+    notFound: "На странице нет тега этого портала.",
+    notAllowed: "Проверить можно только страницу сайта из списка выше.",
+    unreachable: (status: string) => `Страница не открылась (${status}).`,
+    last: (when: string) => `Последняя форма пришла: ${when}.`,
+    waiting: "Форм ещё не было.",
+  },
+  managers: {
+    title: "4. Менеджеры",
+    responsible: "Пользователь Битрикс24, которому уходят лиды без ответившего менеджера (id)",
+    lostCalls: "Пользователь Битрикс24, которому ставится дело перезвонить по пропущенному звонку (id)",
+    virtualNumber: "Номер CoMagic, с которого звонят менеджеры (звонок из карточки)",
+    dailyLimit: "Звонков в день на менеджера",
+  },
+  crm: {
+    title: "5. CRM",
+    modeClassic: "Портал работает с лидами: звонок или форма создают лид.",
+    modeSimple: "Портал работает без лидов: звонок или форма создают контакт и сделку.",
+    modeUnknown: "Режим CRM сейчас прочитать не удалось.",
+    fieldsOk: "Обязательных полей, мешающих записи, нет.",
+    fieldsBlocking: (fields: string) =>
+      `Обязательные поля, которые worker не заполняет: ${fields}. Отключите проверку обязательных полей для приложений (CRM → Настройки → Прочее → Прочие настройки → Приложения) или задайте каждому значение по умолчанию.`,
+    language: "Язык того, что worker пишет в Битрикс24",
+  },
+};
+
+export function settingsMessages(language: Language): SettingsMessages {
+  return language === "en" ? en : ru;
+}

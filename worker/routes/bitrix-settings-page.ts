@@ -1,0 +1,166 @@
+/*
+ * The settings page's HTML: a checklist of five steps, each with its state, its settings and its check, rendered on
+ * the server (hono/html escapes every value). The one script copies, checks and saves with the settings token in
+ * POST bodies; a renewed token comes back in X-Settings-Token. Labels wrap their fields and every action is a
+ * button, so the page works by keyboard.
+ */
+import { html, raw } from "hono/html";
+import type { Platform } from "../bitrix-app/settings";
+import type { CrmMode } from "../domain/crm-entity";
+import { LOCALES, type Language } from "../i18n";
+import { settingsMessages } from "../i18n/settings";
+
+type Html = ReturnType<typeof raw>;
+
+export interface SettingsView {
+  language: Language;
+  /** A stored portal's settings change here; the default portal's live in env and are only shown. */
+  editable: boolean;
+  portal: string;
+  platform: Platform;
+  localPlatform: boolean;
+  /** PAGE_SETTINGS by name as the page shows them; secrets empty (their hint is shown instead). */
+  values: Record<string, string>;
+  /** PAGE_SECRETS by name: "set, ends in …7f" or "not set" (bitrix-app/settings.ts secretHint). */
+  hints: Record<string, string>;
+  comagicReady: boolean;
+  notificationUrl: string | null;
+  scriptTag: string;
+  lastNotificationAt: string | null;
+  lastFormAt: string | null;
+  crmMode: CrmMode | null;
+  unfilled: string[] | null;
+  timeZone: string;
+}
+
+const STYLE = raw(`
+body{font:13px/1.45 "Helvetica Neue",Arial,sans-serif;color:#333;margin:0;padding:16px 20px;background:#fff;max-width:980px}
+h1{font-size:18px;margin:0 0 6px}h2{font-size:15px;margin:0 0 8px;display:flex;gap:10px;align-items:center}
+section{border:1px solid #dfe3e6;border-radius:4px;padding:12px 14px;margin:12px 0}
+label{display:block;margin:8px 0 0;color:#525c69;font-size:12px}label input,label select,textarea{display:block;width:100%;box-sizing:border-box;font:13px Arial;padding:5px;margin-top:3px;color:#333}
+textarea{height:7.5em;font:12px monospace}code{word-break:break-all;background:#f5f7f8;padding:2px 4px}
+.state{font-size:11px;border-radius:10px;padding:1px 8px;color:#fff;background:#a8adb4}.state.done{background:#9dcf00}.state.todo{background:#ffa900}
+.row{display:flex;gap:10px}.row>label{flex:1}.actions{display:flex;gap:8px;align-items:center;margin-top:10px;flex-wrap:wrap}
+button{background:#3bc8f5;border:0;border-radius:2px;color:#fff;font:bold 13px Arial;padding:7px 14px;cursor:pointer}button.secondary{background:#eef2f4;color:#333}
+button:focus-visible,input:focus-visible,select:focus-visible{outline:2px solid #2067b0;outline-offset:1px}
+.answer{min-height:1.2em}.answer.ok{color:#5b8a00}.answer.bad{color:#c4131b}.meta{color:#80868e;font-size:12px}.note{background:#f5f7f8;border-left:3px solid #2fc6f6;padding:8px 12px;margin:8px 0}`);
+
+/** Copy buttons, the checks and saving: the token travels in POST bodies only. */
+const SCRIPT = raw(`
+const token = document.getElementById("token");
+const keep = (res) => { const renewed = res.headers.get("x-settings-token"); if (renewed) token.value = renewed; };
+const fields = () => {
+  const settings = {};
+  document.querySelectorAll("[data-setting]").forEach((el) => { settings[el.name] = el.value; });
+  const platform = document.getElementById("platform");
+  return { platform: platform ? platform.value : undefined, settings };
+};
+const post = async (url, body, answer) => {
+  answer.className = "answer"; answer.textContent = answer.dataset.busy;
+  try {
+    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: token.value, ...body }) });
+    keep(res);
+    const json = await res.json().catch(() => ({}));
+    const problems = (json.problems || []).map((p) => p.setting + ": " + p.problem).join("; ");
+    answer.textContent = [json.message || answer.dataset.failed, problems].filter(Boolean).join(" ");
+    answer.className = "answer " + (res.ok && json.ok ? "ok" : "bad");
+    return res.ok && json.ok;
+  } catch (e) { answer.textContent = answer.dataset.failed; answer.className = "answer bad"; return false; }
+};
+document.querySelectorAll("[data-copy]").forEach((button) => button.addEventListener("click", async () => {
+  const source = document.getElementById(button.dataset.copy);
+  try { await navigator.clipboard.writeText(source.value ?? source.textContent); } catch (e) { source.select?.(); document.execCommand?.("copy"); }
+  button.textContent = button.dataset.done;
+}));
+document.getElementById("check-comagic")?.addEventListener("click", () => post("/bitrix/settings/check-comagic", fields(), document.getElementById("comagic-answer")));
+document.getElementById("check-page")?.addEventListener("click", () => post("/bitrix/settings/check-page", { url: document.getElementById("page-url").value }, document.getElementById("page-answer")));
+document.getElementById("save")?.addEventListener("click", async () => {
+  if (await post("/bitrix/settings/save", fields(), document.getElementById("save-answer"))) document.getElementById("reload").submit();
+});`);
+
+function when(at: string | null, language: Language, never: string): string {
+  if (!at) return never;
+  return new Intl.DateTimeFormat(LOCALES[language], { dateStyle: "medium", timeStyle: "short" }).format(new Date(at));
+}
+
+export function renderSettingsPage(view: SettingsView, tokens: { settings: string; report: string }, nonce: string): Html {
+  const token = tokens.settings;
+  const m = settingsMessages(view.language);
+  const lang = `?LANG=${view.language}`;
+  const disabled = view.editable ? "" : raw(" disabled");
+  const join = (parts: readonly unknown[]) => raw(parts.map(String).join(""));
+  const state = (s: "done" | "todo" | "waiting") => html`<span class="state ${s}">${m.stepState[s]}</span>`;
+  const input = (name: string, label: string, type = "text", placeholder = "") =>
+    html`<label>${label}<input data-setting name="${name}" id="${name}" type="${type}" value="${view.values[name] ?? ""}" placeholder="${placeholder}" autocomplete="off"${disabled}></label>`;
+  const secret = (name: string, label: string) =>
+    html`<label>${label} <span class="meta" id="${name}-hint">(${view.hints[name] ?? m.secretUnset})</span><input data-setting name="${name}" id="${name}" type="password" value="" placeholder="${m.keepSecret}" autocomplete="new-password"${disabled}></label>`;
+  const platforms: Platform[] = ["comagic", "uis", "callgear", ...(view.localPlatform ? (["local"] as const) : []), ...(view.platform === "custom" ? (["custom"] as const) : [])];
+  const notificationState = view.lastNotificationAt ? "done" : view.notificationUrl ? "waiting" : "todo";
+  const crmState = view.unfilled && view.unfilled.length === 0 ? "done" : "todo";
+  const page = html`<!doctype html><html lang="${view.language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${m.title}</title><style nonce="${nonce}">${STYLE}</style></head><body>
+<h1>${m.title}</h1><p class="meta">${m.intro}</p>
+<form id="open-report" method="post" action="/bitrix/report${lang}"><input type="hidden" name="token" value="${tokens.report}"><button type="submit" class="secondary">${m.reportLink}</button></form>
+${view.editable ? "" : html`<div class="note" id="env-portal">${m.envPortal}</div>`}
+<input type="hidden" id="token" value="${token}">
+<form id="reload" method="post" action="/bitrix/settings${lang}"><input type="hidden" name="token" value="${token}"></form>
+
+<section id="step-comagic"><h2>${m.comagic.title} ${state(view.comagicReady ? "done" : "todo")}</h2>
+<label>${m.comagic.platform}<select id="platform" name="platform"${disabled}>${join(platforms.map((p) => html`<option value="${p}"${p === view.platform ? raw(" selected") : ""}>${m.comagic.platforms[p]}</option>`))}</select></label>
+${secret("COMAGIC_API_TOKEN", m.comagic.apiToken)}
+<div class="row">${input("COMAGIC_LOGIN", m.comagic.login)}${secret("COMAGIC_PASSWORD", m.comagic.password)}</div>
+${input("COMAGIC_TIMEZONE", m.comagic.timeZone)}
+<div class="actions"><button type="button" class="secondary" id="check-comagic">${m.check}</button><span class="answer" id="comagic-answer" role="status" data-busy="${m.checking}" data-failed="${m.failed}"></span></div></section>
+
+<section id="step-notification"><h2>${m.notification.title} ${state(notificationState)}</h2>
+<p>${m.notification.how}</p>
+<label>${m.notification.url}<input id="notification-url" readonly value="${view.notificationUrl ?? ""}"></label>
+<div class="actions"><button type="button" class="secondary" data-copy="notification-url" data-done="${m.copied}">${m.copy}</button></div>
+<label>${m.notification.body}<textarea id="notification-body" readonly>${NOTIFICATION_BODY}</textarea></label>
+<div class="actions"><button type="button" class="secondary" data-copy="notification-body" data-done="${m.copied}">${m.copy}</button></div>
+<p class="meta" id="last-notification">${view.lastNotificationAt ? m.notification.last(when(view.lastNotificationAt, view.language, m.never)) : m.notification.waiting}</p></section>
+
+<section id="step-website"><h2>${m.website.title} ${state(view.lastFormAt ? "done" : view.values.ALLOWED_ORIGINS ? "waiting" : "todo")}</h2>
+<p>${m.website.how}</p>
+<label>${m.website.tag}<input id="script-tag" readonly value="${view.scriptTag}"></label>
+<div class="actions"><button type="button" class="secondary" data-copy="script-tag" data-done="${m.copied}">${m.copy}</button></div>
+${input("ALLOWED_ORIGINS", m.website.origins, "text", "https://shop.example.ru")}
+<div class="row"><label>${m.website.pageUrl}<input id="page-url" type="url" placeholder="https://shop.example.ru/"></label></div>
+<div class="actions"><button type="button" class="secondary" id="check-page">${m.website.checkPage}</button><span class="answer" id="page-answer" role="status" data-busy="${m.checking}" data-failed="${m.failed}"></span></div>
+<p class="meta" id="last-form">${view.lastFormAt ? m.website.last(when(view.lastFormAt, view.language, m.never)) : m.website.waiting}</p></section>
+
+<section id="step-managers"><h2>${m.managers.title} ${state(view.values.DEFAULT_RESPONSIBLE_ID ? "done" : "todo")}</h2>
+<div class="row">${input("DEFAULT_RESPONSIBLE_ID", m.managers.responsible)}${input("LOST_CALL_RESPONSIBLE_ID", m.managers.lostCalls)}</div>
+<div class="row">${input("COMAGIC_VIRTUAL_NUMBER", m.managers.virtualNumber)}${input("CALL_DAILY_LIMIT_PER_USER", m.managers.dailyLimit, "number")}</div></section>
+
+<section id="step-crm"><h2>${m.crm.title} ${state(crmState)}</h2>
+<p id="crm-mode">${view.crmMode === "classic" ? m.crm.modeClassic : view.crmMode === "simple" ? m.crm.modeSimple : m.crm.modeUnknown}</p>
+<p id="crm-fields">${view.unfilled === null ? "" : view.unfilled.length === 0 ? m.crm.fieldsOk : m.crm.fieldsBlocking(view.unfilled.join(", "))}</p>
+<label>${m.crm.language}<select data-setting name="CRM_LANGUAGE" id="CRM_LANGUAGE"${disabled}>${join(
+    (["ru", "en"] as const).map((l) => html`<option value="${l}"${(view.values.CRM_LANGUAGE || "ru") === l ? raw(" selected") : ""}>${l === "ru" ? "Русский" : "English"}</option>`),
+  )}</select></label></section>
+
+${view.editable ? html`<div class="actions"><button type="button" id="save">${m.save}</button><span class="answer" id="save-answer" role="status" data-busy="${m.saving}" data-failed="${m.failed}"></span></div>` : ""}
+<script nonce="${nonce}">${SCRIPT}</script></body></html>`;
+  return raw(String(page));
+}
+
+/** The notification body to paste into CoMagic (docs/comagic-call-notification.template, which a unit test keeps equal). */
+export const NOTIFICATION_BODY = `{
+  "notification_name": {{notification_name}},
+  "notification_time": {{notification_time}},
+  "call_session_id": {{call_session_id}},
+  "communication_number": {{communication_number}},
+  "contact_phone_number": {{contact_phone_number}},
+  "virtual_phone_number": {{virtual_phone_number}},
+  "direction": {{direction}},
+  "is_internal": {{is_internal}},
+  "call_source": {{call_source}},
+  "scenario_name": {{scenario_name}},
+  "employee_id": {{employee_id}},
+  "employee_full_name": {{employee_full_name}},
+  "talk_time_duration": {{talk_time_duration}},
+  "total_time_duration": {{total_time_duration}},
+  "wait_time_duration": {{wait_time_duration}},
+  "tag_names": {{tag_names}}
+}
+`;
