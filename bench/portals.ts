@@ -443,7 +443,12 @@ for (const e of events((e) => e.portal !== NOISY_PORTAL && e.leadAt !== null)) {
   byMinute.set(minute, [...(byMinute.get(minute) ?? []), (e.leadAt as number) - e.postedAt]);
 }
 // Machines here are shared: a minute slower than its neighbours in phase 1 is another process, not the worker.
-const timeline = `Quiet portals' p95 by the minute they were posted in (phase 2 began in minute ${Math.floor(r.phase2.startMs / 60_000)}): ${[...byMinute].map(([m, xs]) => `${m}: ${secs(p95(xs))}`).join(", ")}.`;
+const restarted = failures.filter((f) => f.includes("restarted mid-request")).length;
+const timeline = `Quiet portals' p95 by the minute they were posted in (phase 2 began in minute ${Math.floor(r.phase2.startMs / 60_000)}): ${[...byMinute].map(([m, xs]) => `${m}: ${secs(p95(xs))}`).join(", ")}.${
+  restarted
+    ? ` ${restarted} webhook${restarted === 1 ? " was" : "s were"} refused with 503 "Your worker restarted mid-request": the local runtime restarting under the load, not the worker's answer; the sender learns it was not taken, and deployed, the CoMagic feed reads a call whose notification was lost.`
+    : ""
+}`;
 console.log(timeline);
 for (const f of failures.slice(0, 5)) console.log(`  refused webhook: ${f}`);
 console.log(`Quiet portals' REST requests, busiest minute (req/s): ${QUIET.map((q) => `${q} ${r.restByPortal.get(q)?.requests}/${r.restByPortal.get(q)?.peak60.toFixed(2)}`).join(", ")}`);
@@ -464,9 +469,13 @@ function limitsSection(): string {
   const d1Writes = { low: 200, high: 500 };
   // From the code (see the text): rows a new call writes, and D1 transactions (a batch() is one commit).
   const rowsPerCall = 14;
-  const commitsPerCall = 3.2;
+  // Counted by test/worker/d1-spy.ts on a real batch: ≈ 0.35 a call in full batches, ≈ 3.2 when each holds one message.
+  const commitsPerCall = { full: 0.35, single: 3.2 };
   const byRows = { low: d1Writes.low / rowsPerCall, high: d1Writes.high / rowsPerCall };
-  const byCommits = { low: d1Writes.low / commitsPerCall, high: d1Writes.high / commitsPerCall };
+  const byCommits = { low: d1Writes.low / commitsPerCall.full, high: d1Writes.high / commitsPerCall.full };
+  const bySingleCommits = { low: d1Writes.low / commitsPerCall.single, high: d1Writes.high / commitsPerCall.single };
+  // The days each kind of row is kept (LEDGER_RETENTION_DAYS, REPORT_RETENTION_DAYS: worker/config.ts defaults).
+  const keptDays = { ledger: 90, report: 400 };
   const perDay = (perSecond: number) => perSecond * 36_000; // in 10 working hours
   const range = (x: { low: number; high: number }, f: (n: number) => number = (n) => n, digits = 0) => `${fmt(f(x.low), digits)}–${fmt(f(x.high), digits)}`;
   const d1 = r.d1;
@@ -476,19 +485,25 @@ function limitsSection(): string {
   // What this run does not write (no call records or enrichment): a timeline ledger row, a visitor row and ~3 touches
   // of ~300 B (20 columns and two indexes: an estimate, not measured).
   const fullCall = measuredPerCall === null ? null : measuredPerCall + rowBytes("applied_events") + rowBytes("contact_keys") + 3 * 300;
-  const callsIn10GB = fullCall ? 10e9 / fullCall : null;
   const d1Size =
-    d1 && measuredPerCall !== null && fullCall !== null && callsIn10GB !== null
-      ? [
-          `This run's ${fmt(r.eventsSent)} calls left, with their indexes (vacuumed): ${D1_TABLES.filter((t) => d1.rows[t])
-            .map((t) => `\`${t}\` ${fmt(d1.rows[t] as number)} rows, ${fmt(rowBytes(t))} B a row`)
-            .join("; ")}:`,
-          `≈ ${fmt(measuredPerCall)} B a call (a lead row and two telephony rows in the ledger, one contact key). With what this`,
-          "run leaves out (the call record's timeline ledger row, a `crm_visitors` row, ~3 `attribution_touches` rows at an",
-          `estimated 300 B each) ≈ ${fmt(fullCall)} B a call, so 10 GB hold ≈ ${fmt(callsIn10GB / 1e6)} M calls: 100 portals at 300 calls a day`,
-          `(30,000 a day) fill it in ≈ ${fmt(callsIn10GB / 30_000 / 365, 1)} years, 500 portals (150,000 a day) in ≈ ${fmt(callsIn10GB / 150_000 / 30, 1)} months, 1,000 portals in`,
-          `≈ ${fmt(callsIn10GB / 300_000 / 30, 1)} months.`,
-        ].join("\n  ")
+    d1 && measuredPerCall !== null && fullCall !== null
+      ? (() => {
+          const reportShare = fullCall - measuredPerCall;
+          const perDailyCall = keptDays.ledger * measuredPerCall + keptDays.report * reportShare;
+          const callsADay = 10e9 / perDailyCall;
+          return [
+            `This run's ${fmt(r.eventsSent)} calls left, with their indexes (vacuumed): ${D1_TABLES.filter((t) => d1.rows[t])
+              .map((t) => `\`${t}\` ${fmt(d1.rows[t] as number)} rows, ${fmt(rowBytes(t))} B a row`)
+              .join("; ")}:`,
+            `≈ ${fmt(measuredPerCall)} B a call of ledger (a lead row and two telephony rows, one contact key). The report's share, which`,
+            "this run leaves out (the call record's timeline ledger row, a `crm_visitors` row, ~3 `attribution_touches` rows at",
+            `an estimated 300 B each), is ≈ ${fmt(reportShare)} B a call. The cron prunes the ledger after \`LEDGER_RETENTION_DAYS\` (${keptDays.ledger}) and`,
+            `the report's rows after \`REPORT_RETENTION_DAYS\` (${keptDays.report}) (\`storage/retention.ts\`, once a day), so the database`,
+            `levels off at ≈ ${keptDays.ledger} × ${fmt(measuredPerCall)} B + ${keptDays.report} × ${fmt(reportShare)} B ≈ ${fmt(perDailyCall / 1000)} KB per daily call: 10 GB hold ≈ ${fmt(Math.round(callsADay / 100) * 100)} calls a day for good,`,
+            `i.e. ≈ ${fmt(callsADay / 300)} portals at 300 calls a day. Beyond that: a shorter \`REPORT_RETENTION_DAYS\` (at 90 days, ≈ ${fmt(Math.round(10e9 / (90 * fullCall) / 1000) * 1000)} calls`,
+            "a day), or a second deployment; one D1 database per group of portals is not built.",
+          ].join("\n  ");
+        })()
       : "";
   const noisyObject = r.objects?.counts[0];
   const drainSeconds = (noisyRest?.requests ?? 0) / (noisyRest?.spanRate || 1);
@@ -512,31 +527,30 @@ figures are from \`reference/cloudflare/FACTS.md\` (its section in brackets); th
   wait and asks again, one \`admit\` per portal's share of a batch (sent back or not), and \`lease\` + \`release\`
   per lead batch. Bitrix24 lets a portal have 2 requests/s (the noisy portal above: ${noisyRest?.spanRate.toFixed(2)}/s over its drain, its
   first 40 a burst), so a quiet portal's object sees a few requests a second${objectRate}, however many portals there are.
-- **D1 size: 10 GB per database (§3). Reached by the calls ever written**: nothing removes \`applied_events\`,
-  \`contact_keys\`, \`crm_visitors\` or \`attribution_touches\` rows (retention purges dead letters, call guards and
-  stale pending creates only). ${d1Size}
-  Pruning ledger rows older than the queues' retries and LEAD_DEDUP_DAYS would keep it bounded.
+- **D1 size: 10 GB per database (§3). Reached by the calls of the retention periods.** ${d1Size}
 - **D1 write rate: one writer for all portals, ~200–500 writes/s (§3, §8). The first limit a busy deployment
   reaches.** Rows one new call writes, from the code: its pending create (1 per phone or email, storage/d1.ts),
   the ledger (\`applied_events\`, the pending delete, \`contact_keys\` 1 per phone or email: 3), the visitor written
   (\`crm_visitors\`: 1); telephony's ledger rows (register, finish, recording: 2–3); the call record's timeline row
   (1); enrichment (\`crm_visitors\` 1, the \`attribution_touches\` delete 1 and a row a visit, ~3): about ${rowsPerCall}, each
   also writing its primary-key index. Transactions (a \`batch()\` is one commit, the "several ms" of a write): the
-  lead consumer writes once or twice a round of up to 40 calls and telephony up to three times a batch of 20, but the
-  call record writes once a call and enrichment twice a lead: about ${commitsPerCall} a call. Counting every row as a
-  write, D1 carries ${range(byRows)} calls/s for all portals together (${range(byRows, (n) => perDay(n) / 1e6, 1)} M a day in 10 working hours, i.e.
-  ${range(byRows, (n) => perDay(n) / 300)} portals at 300 calls a day); counting commits, ${range(byCommits)} calls/s (${range(byCommits, (n) => perDay(n) / 1e6, 1)} M a day,
-  ${range(byCommits, (n) => perDay(n) / 300)} portals). Backlogs reach it sooner: a portal drains at ≈ ${fmt(drainPerSecond, 1)} calls/s when Bitrix24 lets
-  it (the noisy portal above), and its follow-ups come at the same rate a minute later, so ${range(byRows, (n) => n / drainPerSecond, 1)} portals
-  draining at once by rows, ${range(byCommits, (n) => n / drainPerSecond, 1)} by commits (after a Bitrix24 or CoMagic outage, with consumers side by
-  side), load D1 as much as it takes. Writing the call records' and enrichment's rows once a batch would cut the
-  commits to well under one a call. Reads (the ledger's lookups once a round, portal settings once in 30 s an
+  lead consumer writes once or twice a round of up to 40 calls, telephony up to three times a batch of 20, the call
+  record once a batch and enrichment twice a batch (counted with \`test/worker/d1-spy.ts\` on a real batch: 20 call
+  records 1 commit, 20 enrichments 2): ≈ ${commitsPerCall.full} a call in full batches, ≈ ${commitsPerCall.single} when each batch holds one
+  message. Counting every row as a write, D1 carries ${range(byRows)} calls/s for all portals together (${range(byRows, (n) => perDay(n) / 1e6, 1)} M a day in
+  10 working hours, i.e. ${range(byRows, (n) => perDay(n) / 300)} portals at 300 calls a day); counting commits, ${range(byCommits)} calls/s in full
+  batches, ${range(bySingleCommits)} in single-message ones. Backlogs reach it sooner: a portal drains at ≈ ${fmt(drainPerSecond, 1)} calls/s when
+  Bitrix24 lets it (the noisy portal above), and its follow-ups come at the same rate a minute later, so
+  ${range(byRows, (n) => n / drainPerSecond, 1)} portals draining at once by rows (after a Bitrix24 or CoMagic outage, with consumers side by side)
+  load D1 as much as it takes; by commits in full batches, ${range(byCommits, (n) => n / drainPerSecond, 1)}. Reads (the ledger's lookups once a round, portal settings once in 30 s an
   isolate) are indexed, under a millisecond each.
-- **Queue throughput: 5,000 messages/s per queue (§2). Not reached before D1.** A call is one lead message and up to
-  three follow-ups (telephony, call record, enrichment) on the enrichment queue: D1 stops at ${fmt(byCommits.high)} calls/s at most,
-  far below a queue's 5,000 messages/s, unless a backlog goes round the queue: a portal's share of a batch that its
-  object does not admit (its lease held, its permits spoken for) is sent again as new messages 2–60 s later
-  (jobs/portal-gate.ts), about 3 queue operations a message each time round (§2).${sentBackLine}
+- **Queue throughput: 5,000 messages/s per queue (§2). Not reached before D1's rows.** A call is one lead message and
+  up to three follow-ups (telephony, call record, enrichment) on the enrichment queue, so a queue's 5,000 messages/s
+  are ≈ 1,250 calls/s: above D1 by rows (${fmt(byRows.high)} calls/s), about level with D1's best case by commits
+  (${fmt(byCommits.high)}), unless a backlog goes round the queue: a portal's share of a batch that its object does not admit
+  (its lease held, its permits spoken for) is sent again as new messages at a return slot of its own (2 s to 15 min,
+  a round after the last one given; a held lease: 2–30 s) (jobs/portal-gate.ts), about 3 queue operations a message
+  each time round (§2).${sentBackLine}
 - **Worker secrets: 128 per Worker (§5); cron triggers: 250 per account (§6).** One deployment seals every portal's
   secrets with one key (SETTINGS_KEY) and has one cron trigger whatever the number of portals. A Worker per portal
   stops at 250 portals per account by cron triggers alone, and per-portal secrets as Worker secrets at about 40

@@ -137,6 +137,12 @@ const configSchema = z.object({
   LEDGER_RETENTION_DAYS: positiveInt(90).refine((days) => days >= 14, { error: "must be at least 14: a queue may redeliver a message for 14 days" }),
   /** Days the report keeps its conversions' visits, visitors and ad costs: a year back and a month more, so a month compares with the same month last year. */
   REPORT_RETENTION_DAYS: positiveInt(400).refine((days) => days >= 90, { error: "must be at least 90: the report's longest preset period is 90 days" }),
+  /** Portals without leads: the funnel (deal category, 0 the general one) a new deal goes to, and its stage (else the funnel's first). */
+  DEAL_CATEGORY_ID: z.coerce.number().int().min(0, { error: "is not a deal funnel id (0 is the general funnel)" }).optional(),
+  DEAL_STAGE_ID: z
+    .string()
+    .regex(/^(C\d+:)?[A-Z0-9_]{1,40}$/, { error: "is not a deal stage id, like NEW or C1:NEW" })
+    .optional(),
   /** Bitrix24 user ids: who gets a new lead when no answering employee maps to a user, and who gets lost calls. */
   DEFAULT_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
   LOST_CALL_RESPONSIBLE_ID: z.string().regex(/^\d+$/, { error: "is not a Bitrix24 user id (a number)" }).optional(),
@@ -413,6 +419,12 @@ function parseSettings(values: Record<string, string>, env: Env, portal: string,
   }
   if (values.REQUIRED_FIELD_DEFAULTS && parseFieldDefaults(values.REQUIRED_FIELD_DEFAULTS) === null) {
     warnings.push({ setting: "REQUIRED_FIELD_DEFAULTS", problem: 'is not a JSON object of Bitrix24 field code to value, like {"UF_CRM_REGION": "Moscow"}; ignored' });
+  }
+  // FACTS-portals §2: funnel N's stages are `CN:…`, the general funnel's have no prefix; another funnel's stage is dropped.
+  if (parsed.success && parsed.data.DEAL_STAGE_ID) {
+    const category = parsed.data.DEAL_CATEGORY_ID ?? 0;
+    const prefix = /^C(\d+):/.exec(parsed.data.DEAL_STAGE_ID)?.[1];
+    if ((prefix === undefined ? 0 : Number(prefix)) !== category) problems.push({ setting: "DEAL_STAGE_ID", problem: `is a stage of another funnel than DEAL_CATEGORY_ID (${category})` });
   }
   if (values.ALERT_WEBHOOK_URL && !alertWebhookUrl({ ALERT_WEBHOOK_URL: values.ALERT_WEBHOOK_URL, ALLOW_LOOPBACK_HTTP: values.ALLOW_LOOPBACK_HTTP === "true" })) {
     warnings.push({ setting: "ALERT_WEBHOOK_URL", problem: `${plainHttpProblem}: until then, portals' alerts are only logged (portal.alert)` });

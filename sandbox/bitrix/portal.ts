@@ -114,6 +114,37 @@ function leadSemantic(statusId: string | null): string {
 }
 
 /** FACTS-portals §2: P for NEW…FINAL_INVOICE, S for WON, F for LOSE and APOLOGY; other funnels prefix `C1:`. */
+/**
+ * The portal's deal funnels (FACTS-portals §2: CATEGORY_ID ≥ 0, the general funnel 0; stages of funnel N are `CN:…`,
+ * the general funnel's unprefixed; a new deal starts in its funnel's first stage). The sandbox has two.
+ */
+export const DEAL_FUNNELS: { id: number; name: string; stages: { id: string; name: string }[] }[] = [
+  {
+    id: 0,
+    name: "General",
+    stages: [
+      { id: "NEW", name: "New" },
+      { id: "PREPARATION", name: "Preparing documents" },
+      { id: "PREPAYMENT_INVOICE", name: "Prepayment invoice" },
+      { id: "EXECUTING", name: "In progress" },
+      { id: "FINAL_INVOICE", name: "Final invoice" },
+      { id: "WON", name: "Deal won" },
+      { id: "LOSE", name: "Deal lost" },
+      { id: "APOLOGY", name: "Analyze failure" },
+    ],
+  },
+  {
+    id: 1,
+    name: "Wholesale",
+    stages: [
+      { id: "C1:NEW", name: "Request" },
+      { id: "C1:PREPARATION", name: "Offer sent" },
+      { id: "C1:WON", name: "Deal won" },
+      { id: "C1:LOSE", name: "Deal lost" },
+    ],
+  },
+];
+
 function dealSemantic(stageId: string | null): string {
   const stage = (stageId ?? "NEW").replace(/^C\d+:/, "");
   if (stage === "WON") return "S";
@@ -307,6 +338,12 @@ export class Portal {
     };
     const item: Item = { ID: this.nextIds[entity], fields: { ...defaults[entity] }, PHONE: [], EMAIL: [], DATE_CREATE: createdAt, DATE_MODIFY: createdAt };
     this.applyFields(entity, item, fields, createdAt);
+    if (entity === "deal") {
+      // FACTS-portals §2: a funnel that does not exist is refused; a stage not in the deal's funnel is dropped for its first.
+      const funnel = DEAL_FUNNELS.find((f) => String(f.id) === String(item.fields.CATEGORY_ID ?? "0"));
+      if (!funnel) throw new RestError(400, "", "Category not found");
+      if (!funnel.stages.some((stage) => stage.id === item.fields.STAGE_ID)) item.fields.STAGE_ID = funnel.stages[0]?.id ?? "NEW";
+    }
     item.fields.ASSIGNED_BY_ID ||= String(callerId);
     if (viaRest) this.checkRequired(entity, item);
     if (entity === "lead" || entity === "deal" || entity === "company") item.fields.TITLE ||= `${entity === "lead" ? "Lead" : entity === "deal" ? "Deal" : "Company"} #${item.ID}`;
@@ -754,6 +791,28 @@ export class Portal {
           (c) => (filter.ENTITY_ID === undefined || c.ENTITY_ID === Number(filter.ENTITY_ID)) && (filter.ENTITY_TYPE === undefined || c.ENTITY_TYPE === String(filter.ENTITY_TYPE).toLowerCase()),
         );
         return { result: rows.map((c) => ({ ID: String(c.ID), ENTITY_ID: String(c.ENTITY_ID), ENTITY_TYPE: c.ENTITY_TYPE, COMMENT: c.COMMENT, CREATED: bitrixDate(c.CREATED) })), total: rows.length };
+      }
+      case "crm.category.list": {
+        // The universal API's shape ({categories: […]}, camelCase) [inferred from crm.item.*; FACTS-portals §2 names the method].
+        if (Number(params.entityTypeId) !== 2) return { result: { categories: [] }, total: 0 };
+        const categories = DEAL_FUNNELS.map((f, i) => ({ id: f.id, name: f.name, sort: (i + 1) * 100, entityTypeId: 2, isDefault: f.id === 0 ? "Y" : "N" }));
+        return { result: { categories }, total: categories.length };
+      }
+      case "crm.status.list": {
+        // FACTS-portals §2: a funnel's stages by ENTITY_ID "DEAL_STAGE" (funnel 0) or "DEAL_STAGE_<id>".
+        const filter = (params.filter ?? {}) as Params;
+        const entityId = String(filter.ENTITY_ID ?? "");
+        const funnel = DEAL_FUNNELS.find((f) => entityId === (f.id === 0 ? "DEAL_STAGE" : `DEAL_STAGE_${f.id}`));
+        const rows = (funnel?.stages ?? []).map((stage, i) => ({
+          ID: String(100 * (funnel?.id ?? 0) + i + 1),
+          ENTITY_ID: entityId,
+          STATUS_ID: stage.id,
+          NAME: stage.name,
+          SORT: String((i + 1) * 10),
+          CATEGORY_ID: String(funnel?.id ?? 0),
+          SEMANTICS: dealSemantic(stage.id) === "P" ? null : dealSemantic(stage.id),
+        }));
+        return { result: rows, total: rows.length };
       }
       case "user.get": {
         // FACTS-portals: user.get takes `FILTER` (upper case; EMAIL, ACTIVE …) and `ID`.

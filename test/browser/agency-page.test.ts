@@ -5,6 +5,7 @@ import { sandboxWorkerVars, startLocalWorker, type LocalWorker } from "../../san
 import { sampleCall } from "../../sandbox/sample-call";
 import { startSandbox, type RunningSandbox } from "../../sandbox/server";
 import { chromiumPath, launchChromium } from "../helpers/chromium";
+import { waitFor } from "../helpers/wait-for";
 
 /*
  * The agency's page as the deployment's operator opens it (issue #24), under wrangler dev: three portals, the
@@ -25,16 +26,6 @@ const json = (body: unknown, headers: Record<string, string> = {}) => ({ method:
 /** A sample call's notification, as CoMagic sends it, to a portal's webhook address (`path` with its token). */
 const notify = (path: string) => fetch(`${worker.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: sampleCall().notification });
 const asAdmin = (path: string, init: RequestInit = {}) => fetch(`${worker.url}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${ADMIN}` } });
-
-async function waitFor<T>(probe: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 describe.skipIf(!chromiumPath)("the agency's page, in Chromium", () => {
   beforeAll(async () => {

@@ -5,6 +5,7 @@ import { installSandboxApp, sandboxWorkerVars, startLocalWorker, type LocalWorke
 import { startSandbox, type RunningSandbox } from "../../sandbox/server";
 import { formatComagicDateTime } from "../../worker/domain/comagic-time";
 import { chromiumPath, launchChromium } from "../helpers/chromium";
+import { waitFor } from "../helpers/wait-for";
 
 /*
  * The attribution report as a marketer opens it from CRM Analytics: the sandbox portal posts the app page into
@@ -23,16 +24,6 @@ const yesterday = at(1).slice(0, 10);
 
 async function post(path: string, body: unknown, base = sandbox.url, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-}
-
-async function waitFor<T>(probe: () => Promise<T | null | undefined>, what: string, timeoutMs = 40_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 const session = (id: number, visitor: number, daysAgo: number, source: string, campaign: number) => ({

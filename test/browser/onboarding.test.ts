@@ -5,6 +5,7 @@ import { freePort, sandboxWorkerVars, startLocalWorker, type LocalWorker } from 
 import { sampleCall } from "../../sandbox/sample-call";
 import { startSandbox, type RunningSandbox, type SandboxPortal } from "../../sandbox/server";
 import { chromiumPath, launchChromium } from "../helpers/chromium";
+import { waitFor } from "../helpers/wait-for";
 
 /*
  * Issue #24's acceptance, in Chromium under wrangler dev: a newcomer with `npm start`'s deployment installs the app
@@ -21,16 +22,6 @@ let worker: LocalWorker;
 let browser: Browser;
 const stateDir = `.wrangler/browser-onboarding-${process.pid}`;
 const shots = process.env.UPDATE_DOCS_IMAGES === "1" ? "docs/img" : "test-results";
-
-async function waitFor<T>(probe: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 const leadsOfFresh = async () => (await (await fetch(`${fresh.url}/_sandbox/leads`)).json()) as Record<string, unknown>[];
 
@@ -130,7 +121,7 @@ describe.skipIf(!chromiumPath)("a newcomer setting up a portal through the app's
       const content = await app.content();
       return content.includes("Last notification received") && content.includes("Last form received");
     }, "the last notification and form on the page");
-    await page.screenshot({ path: `${shots}/settings-page-done-en.png`, fullPage: true });
+    await page.screenshot({ path: `${shots}/settings-page.png`, fullPage: true });
 
     // In Russian, for a Russian-speaking administrator.
     await page.goto(`${fresh.url}/_sandbox/app/open?user=1&lang=ru`);

@@ -21,7 +21,8 @@ declare module "vitest" {
     callApiUrl: string;
     /**
      * More portals, each its own Bitrix24 portal and CoMagic account on its own origin: alpha and beta for the
-     * many-portals tests (provisioned as setup:bitrix would), gamma a portal that has only just met the app.
+     * many-portals tests (provisioned as setup:bitrix would), gamma a portal that has only just met the app, delta one
+     * without leads that has only just met it.
      */
     sandboxPortals: Record<string, ProvidedSandboxPortal>;
   }
@@ -30,7 +31,7 @@ declare module "vitest" {
 /** Starts the Bitrix24 sandbox in Node for the workerd tests, with the real rate limit on. */
 export default async function setup(project: TestProject) {
   // Each named portal on a port of its own: the worker's app finds a portal's REST at its origin + /rest/.
-  const sandbox = await startSandbox({ port: 0, portals: ["alpha", "beta", "gamma"], ownPorts: true });
+  const sandbox = await startSandbox({ port: 0, portals: ["alpha", "beta", "gamma", "delta"], ownPorts: true });
   // Provision exactly as `npm run setup:bitrix` does, so the tests also cover it.
   await ensureCrmUserFields(createBitrixClient({ baseUrl: sandbox.bitrixWebhookUrl, timeoutMs: 5_000 }));
   project.provide("sandboxUrl", sandbox.url);
@@ -40,7 +41,7 @@ export default async function setup(project: TestProject) {
   const portals: Record<string, ProvidedSandboxPortal> = {};
   for (const [name, p] of Object.entries(sandbox.portals)) {
     // As `npm run setup:bitrix` provisions each portal; gamma is set up by the app's install alone.
-    if (name !== "gamma") await ensureCrmUserFields(createBitrixClient({ baseUrl: p.bitrixWebhookUrl, timeoutMs: 5_000 }));
+    if (name === "alpha" || name === "beta") await ensureCrmUserFields(createBitrixClient({ baseUrl: p.bitrixWebhookUrl, timeoutMs: 5_000 }));
     portals[name] = { url: p.url, bitrixWebhookUrl: p.bitrixWebhookUrl, dataApiUrl: p.dataApiUrl, callApiUrl: p.callApiUrl, memberId: p.memberId, comagic: p.comagic };
   }
   project.provide("sandboxPortals", portals);

@@ -2,10 +2,8 @@ import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadAttributionReport } from "../../worker/bitrix-app/report";
-import { createBitrixClient } from "../../worker/bitrix/client";
 import { createCrmStore } from "../../worker/bitrix/crm-store";
 import { syncDeals } from "../../worker/bitrix/deal-sync";
-import { createCoMagicRpcClient } from "../../worker/comagic/data-api";
 import { periodDays, type ReportFilters } from "../../worker/domain/attribution-report";
 import { messagesFor } from "../../worker/i18n";
 import { handleEnrichJobs } from "../../worker/jobs/enrich";
@@ -16,7 +14,7 @@ import { createExecutionContext, getQueueResult } from "cloudflare:test";
 import { handleLeadBatch } from "../../worker/jobs/consumer";
 import { leadJob } from "../../worker/jobs/schema";
 import { callEvent } from "../fixtures/lead-event";
-import { consumerDeps } from "../worker/consumer-support";
+import { consumerDeps, sandboxBitrix, sandboxDataApi } from "../worker/consumer-support";
 import {
   bitrixCall,
   forgetPortalSettings,
@@ -47,7 +45,7 @@ async function trackedVisitor(channels: (string | null)[]): Promise<string> {
   return String(visitor);
 }
 
-const bitrix = () => createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
+const bitrix = sandboxBitrix;
 const db = () => env.DB as D1Database;
 const touchesOf = async (entity: string, id: string) => (await db().prepare("SELECT * FROM attribution_touches WHERE entity = ? AND entity_id = ? ORDER BY touch_no").bind(entity, id).all()).results;
 async function report(entity: "lead" | "deal") {
@@ -166,12 +164,7 @@ describe("a site chat naming a client cannot move the client's attribution", () 
 
 describe("enrichment fills, it never moves", () => {
   const deps = () => ({
-    dataApi: createCoMagicRpcClient({
-      url: env.COMAGIC_DATA_API_URL ?? "",
-      auth: { kind: "login" as const, login: "sandbox", password: "sandbox-password" },
-      tokens: { get: async () => null, put: async () => {}, delete: async () => {} },
-      api: "Data API",
-    }),
+    dataApi: sandboxDataApi(),
     bitrix: bitrix(),
     store: createCrmStore(bitrix()),
     journeys: null,

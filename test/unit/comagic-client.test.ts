@@ -98,7 +98,15 @@ describe("the CoMagic JSON-RPC client", () => {
       return new Response(JSON.stringify(reply.body));
     };
     const keyed: TokenStore = { get: async () => store.get("any"), put: (_k, t, ttl) => store.put("any", t, ttl), delete: () => store.delete("any") };
-    const client = createCoMagicRpcClient({ url: "https://dataapi.test/v2.0", auth: { kind: "login", login: "user", password: "pw" }, tokens: keyed, api: "Data API", fetch: server as typeof fetch, now: () => NOW, sleep: async () => {} });
+    const client = createCoMagicRpcClient({
+      url: "https://dataapi.test/v2.0",
+      auth: { kind: "login", login: "user", password: "pw" },
+      tokens: keyed,
+      api: "Data API",
+      fetch: server as typeof fetch,
+      now: () => NOW,
+      sleep: async () => {},
+    });
     const answers = await Promise.all([client.call("get.visitor_sessions_report"), client.call("get.communications_report")]);
     expect(answers.map((a) => a.data)).toEqual([["get.visitor_sessions_report"], ["get.communications_report"]]);
     expect(methods.filter((m) => m === "login.user")).toHaveLength(1);

@@ -56,6 +56,9 @@ describe("readConfig", () => {
       "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)",
     ],
     ["BITRIX_PORTAL_URL", { BITRIX_PORTAL_URL: "http://shop.bitrix24.ru" }, PLAIN_HTTP],
+    // FACTS-portals §2: funnel 1's stages are C1:…; a stage of another funnel would be dropped by Bitrix24.
+    ["DEAL_STAGE_ID", { DEAL_CATEGORY_ID: "1", DEAL_STAGE_ID: "PREPARATION" }, "is a stage of another funnel than DEAL_CATEGORY_ID (1)"],
+    ["DEAL_STAGE_ID", { DEAL_STAGE_ID: "C2:NEW" }, "is a stage of another funnel than DEAL_CATEGORY_ID (0)"],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "https://portal.bitrix24.ru/crm/" }, "must end with /rest/<user id>/<webhook code>/"],
     ["BITRIX_WEBHOOK_URL", { BITRIX_WEBHOOK_URL: "ftp://x/rest/1/a/" }, "is not an http(s) URL"],
     // Security: the webhook code, tokens and passwords never travel in the clear, except to a local sandbox.

@@ -77,6 +77,16 @@ describe("where an event lands on a portal without leads", () => {
     expect(plan.fields).toMatchObject({ ORIGIN_ID: "555", UF_CRM_COMAGIC_ID: "555", SOURCE_ID: "CALL", UTM_SOURCE: "google", ASSIGNED_BY_ID: "7" });
   });
 
+  it("a new deal goes to the funnel and stage the settings page chose, else Bitrix24's default (the general funnel's first stage)", () => {
+    const wholesale = planWrite(event(), lookup(), { ...simple, dealPipeline: { categoryId: 1, stageId: "C1:PREPARATION" } });
+    expect(wholesale.action === "create-deal" && wholesale.fields).toMatchObject({ CATEGORY_ID: 1, STAGE_ID: "C1:PREPARATION" });
+    const firstStage = planWrite(event(), lookup(), { ...simple, dealPipeline: { categoryId: 1, stageId: null } });
+    expect(firstStage.action === "create-deal" && firstStage.fields).toMatchObject({ CATEGORY_ID: 1 });
+    expect(firstStage.action === "create-deal" && firstStage.fields).not.toHaveProperty("STAGE_ID");
+    const unset = planWrite(event(), lookup(), simple);
+    expect(unset.action === "create-deal" && unset.fields).not.toHaveProperty("CATEGORY_ID");
+  });
+
   it("a known contact gets a new deal when it has no open one, and the open one otherwise", () => {
     expect(planWrite(event(), lookup({ clients: [contact("5", "9")] }), simple)).toMatchObject({ action: "create-deal", contact: { id: "5" }, fields: { CONTACT_ID: "5", COMPANY_ID: "9" } });
     expect(planWrite(event(), lookup({ clients: [contact("5")], deals: [deal()] }), simple)).toMatchObject({ action: "update", target: { type: "deal", id: "70" } });

@@ -1,10 +1,9 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sandboxBitrix, sandboxDataApi } from "./consumer-support";
 import { callsReportRow, SANDBOX_ACCOUNT_TIME_ZONE } from "../../sandbox/comagic/calls-report-row";
-import { createBitrixClient } from "../../worker/bitrix/client";
 import { createCrmStore } from "../../worker/bitrix/crm-store";
-import { createCoMagicRpcClient } from "../../worker/comagic/data-api";
 import worker from "../../worker/index";
 import { handleCallRecordJobs } from "../../worker/jobs/call-record";
 import { createLogger } from "../../worker/log";
@@ -288,14 +287,9 @@ describe("the D1 commits call records cost", () => {
   afterAll(async () => {
     await sandbox("/_sandbox/comagic/settings", { callsReportLagMs: REPORT_LAG_MS });
   });
-  const bitrix = () => createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
+  const bitrix = sandboxBitrix;
   const deps = (spy: D1Spy) => ({
-    dataApi: createCoMagicRpcClient({
-      url: env.COMAGIC_DATA_API_URL ?? "",
-      auth: { kind: "login" as const, login: "sandbox", password: "sandbox-password" },
-      tokens: { get: async () => null, put: async () => {}, delete: async () => {} },
-      api: "Data API",
-    }),
+    dataApi: sandboxDataApi(),
     store: createCrmStore(bitrix()),
     userOfEmployee: async () => null,
     bitrix: bitrix(),

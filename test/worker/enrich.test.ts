@@ -1,9 +1,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBitrixClient } from "../../worker/bitrix/client";
+import { sandboxBitrix, sandboxDataApi } from "./consumer-support";
 import { createCrmStore } from "../../worker/bitrix/crm-store";
-import { createCoMagicRpcClient } from "../../worker/comagic/data-api";
 import worker from "../../worker/index";
 import { handleEnrichJobs } from "../../worker/jobs/enrich";
 import { createLogger } from "../../worker/log";
@@ -175,14 +174,9 @@ describe("the reads an enrichment batch costs", () => {
 });
 
 describe("the D1 commits an enrichment batch costs", () => {
-  const bitrix = () => createBitrixClient({ baseUrl: env.BITRIX_WEBHOOK_URL ?? "", timeoutMs: 1_500, sleep: async () => {} });
+  const bitrix = sandboxBitrix;
   const deps = (spy: D1Spy) => ({
-    dataApi: createCoMagicRpcClient({
-      url: env.COMAGIC_DATA_API_URL ?? "",
-      auth: { kind: "login" as const, login: "sandbox", password: "sandbox-password" },
-      tokens: { get: async () => null, put: async () => {}, delete: async () => {} },
-      api: "Data API",
-    }),
+    dataApi: sandboxDataApi(),
     bitrix: bitrix(),
     store: createCrmStore(bitrix()),
     journeys: null,

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 
 /** The sandbox's two named portals (test/helpers/sandbox-global-setup.ts): each a Bitrix24 portal on its own origin with a CoMagic account. */
-export type PortalName = "alpha" | "beta" | "gamma";
+export type PortalName = "alpha" | "beta" | "gamma" | "delta";
 export type SandboxPortal = { url: string; bitrixWebhookUrl: string; dataApiUrl: string; callApiUrl: string; memberId: string; comagic: { login: string; password: string } };
 export const PORTALS = JSON.parse(env.SANDBOX_PORTALS) as Record<PortalName, SandboxPortal>;
 

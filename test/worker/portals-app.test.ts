@@ -14,8 +14,8 @@ import { PORTALS, type PortalName, portalSettingsOf } from "./portal-support";
  * portal has under the same ids; a request from one portal that names the other is refused.
  */
 
-/** The two portals set up as stored portals with webhooks (gamma is new-portal.test.ts's). */
-type Name = Exclude<PortalName, "gamma">;
+/** The two portals set up as stored portals with webhooks (gamma and delta are the app-installed ones' tests'). */
+type Name = Exclude<PortalName, "gamma" | "delta">;
 const db = () => env.DB as D1Database;
 const hostOf = (name: Name) => new URL(PORTALS[name].url).host;
 

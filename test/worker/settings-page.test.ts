@@ -93,6 +93,38 @@ describe("the settings page", () => {
     expect(again).toMatch(/<section id="step-comagic"><h2>1\. CoMagic account <span class="state done">/);
   });
 
+  it("lists CoMagic's employees with the Bitrix24 user of the same email chosen, and saves the administrator's choice as COMAGIC_EMPLOYEES", async () => {
+    const page = await (await openApp(1)).text();
+    // The sandbox's employees 25 (admin@…) and 26 (maria@…), and users 1 and 2 with those emails.
+    expect(page).toMatch(/<select data-employee="25"[^>]*>.*<option value="1" selected>/s);
+    expect(page).toMatch(/<select data-employee="26"[^>]*>.*<option value="2" selected>/s);
+    expect(page).toContain('data-by="email"');
+    const token = tokenIn(page);
+    const twice = await action("/save", {
+      token,
+      employees: [
+        { employeeId: "25", userId: "1" },
+        { employeeId: "26", userId: "1" },
+      ],
+    });
+    expect(twice.status).toBe(400);
+    expect(JSON.stringify(await twice.json())).toContain("user 1 is chosen for two employees");
+    const saved = await action("/save", {
+      token,
+      employees: [
+        { employeeId: "25", userId: "2" },
+        { employeeId: "26", userId: "1" },
+      ],
+      settings: { DEFAULT_RESPONSIBLE_ID: "1" },
+    });
+    expect(saved.status).toBe(200);
+    expect((await d1PortalSettings(env.DB as D1Database).get(portal))?.settings).toMatchObject({ COMAGIC_EMPLOYEES: '{"1":26,"2":25}', DEFAULT_RESPONSIBLE_ID: "1" });
+    // What was saved is what the page proposes next time.
+    const again = await (await openApp(1)).text();
+    expect(again).toMatch(/<select data-employee="25"[^>]*>.*<option value="2" selected>/s);
+    expect(again).toContain('data-by="saved"');
+  });
+
   it("refuses a setting that does not validate, saying which and why, and keeps the old value", async () => {
     const token = tokenIn(await (await openApp(1)).text());
     const response = await action("/save", { token, settings: { COMAGIC_TIMEZONE: "Mars/Olympus" } });
@@ -158,5 +190,46 @@ describe("the settings page of the default portal", () => {
     expect(fieldIn(page, "notification-url")).toMatch(/^http:\/\/worker\.test\/webhooks\/comagic\?token=/);
     const response = await action("/save", { token: tokenIn(page), settings: { ALLOWED_ORIGINS: "https://x.example" } });
     expect(response.status).toBe(409);
+  });
+});
+
+describe("the settings page of a portal without leads", () => {
+  const delta = PORTALS.delta;
+  const onDelta = (path: string, body?: unknown) =>
+    fetch(`${delta.url}${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+  it("offers the portal's deal funnels and their stages, and a call then makes a deal in the funnel and stage chosen", async () => {
+    // FACTS-portals §2: funnel 1's stages are C1:…; the sandbox has the general funnel and "Wholesale".
+    await onDelta("/_sandbox/portal", { mode: 2 });
+    const t = (await (await onDelta("/_sandbox/bitrix/app/tokens", { userId: 1 })).json()) as PortalTokens;
+    expect((await postForm("/bitrix/install", installFields(t), query(t))).status).toBe(200);
+    const page = await (await postForm("/bitrix/app", { ...installFields(t), PLACEMENT: "DEFAULT" }, query(t))).text();
+    expect(page).toContain("This portal works without leads");
+    expect(page).toMatch(/<select data-setting name="DEAL_CATEGORY_ID"[^>]*>.*<option value="1"[^>]*>Wholesale<\/option>/s);
+    expect(page).toContain('<option value="C1:PREPARATION" data-funnel="1" hidden>');
+    // Won and lost stages are no place for a new deal to start.
+    expect(page).not.toContain('value="C1:WON"');
+    const token = tokenIn(page);
+    expect((await action("/save", { token, settings: { DEAL_CATEGORY_ID: "1", DEAL_STAGE_ID: "PREPARATION" } })).status).toBe(400);
+    expect((await action("/save", { token, settings: { DEAL_CATEGORY_ID: "1", DEAL_STAGE_ID: "C1:PREPARATION" } })).status).toBe(200);
+
+    const deltaPortal = (await d1PortalSettings(env.DB as D1Database).byMember(delta.memberId))?.portal ?? "";
+    const url = fieldIn(page, "notification-url");
+    expect(url).toContain(`/webhooks/comagic/${deltaPortal}?token=`);
+    const phone = uniquePhone();
+    const sessionId = uniqueSessionId();
+    const posted = await exports.default.fetch(
+      new Request(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(makeCallSession({ id: sessionId, visitor_phone_number: phone.local, file_link: null })),
+      }),
+    );
+    expect(posted.status).toBe(202);
+    const deal = await waitFor(async () => {
+      const crm = (await (await onDelta("/_sandbox/crm")).json()) as { deals: Record<string, unknown>[] };
+      return crm.deals.find((d) => d.UF_CRM_COMAGIC_ID === String(sessionId));
+    }, "the deal on delta");
+    expect(deal).toMatchObject({ CATEGORY_ID: "1", STAGE_ID: "C1:PREPARATION" });
   });
 });

@@ -8,6 +8,9 @@ import * as z from "zod";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { CoMagicError } from "../comagic/data-api";
 import type { SettingsMessages } from "../i18n/settings";
+import type { BitrixClient } from "../bitrix/client";
+import { type KvCache, kvJson } from "../storage/kv-json";
+import { type EmployeeMatch, matchEmployees, type PortalUser, userNames } from "../domain/employee-match";
 
 /** CoMagic's platforms and their APIs (comagic/FACTS.md §1.1, §4: one account opens only its own platform's). */
 export const PLATFORMS = {
@@ -27,15 +30,25 @@ export const PAGE_SETTINGS = [
   "DEFAULT_RESPONSIBLE_ID",
   "LOST_CALL_RESPONSIBLE_ID",
   "COMAGIC_VIRTUAL_NUMBER",
+  "CALL_COUNTRIES",
   "CALL_DAILY_LIMIT_PER_USER",
+  "CALL_DAILY_LIMIT",
   "CRM_LANGUAGE",
+  "DEAL_CATEGORY_ID",
+  "DEAL_STAGE_ID",
 ] as const;
 export const PAGE_SECRETS = ["COMAGIC_API_TOKEN", "COMAGIC_PASSWORD"] as const;
 
 const text = z.string().trim().max(2000);
+const numericId = z.string().regex(/^\d{1,12}$/);
 export const pageChangeSchema = z.object({
   platform: z.enum(["comagic", "uis", "callgear", "local", "custom"]).optional(),
   settings: z.partialRecord(z.enum(PAGE_SETTINGS), text).default({}),
+  /** The managers' table: each CoMagic employee given a Bitrix24 user (COMAGIC_EMPLOYEES), when the page had one. */
+  employees: z
+    .array(z.object({ employeeId: numericId, userId: numericId }))
+    .max(1000)
+    .optional(),
 });
 export type PageChange = z.infer<typeof pageChangeSchema>;
 
@@ -118,4 +131,78 @@ export function pageHasSnippet(html: string, workerOrigin: string, portal: strin
       return false;
     }
   });
+}
+
+/** The managers' step: CoMagic's employees each with the Bitrix24 user proposed for them, and the portal's users to choose from. */
+export interface Managers {
+  matches: EmployeeMatch[];
+  users: PortalUser[];
+}
+
+const employeeRows = z.array(z.object({ id: z.union([z.number(), z.string()]).transform(String), full_name: z.string().nullish(), email: z.string().nullish() }).loose());
+const userRows = z.array(z.object({ ID: z.union([z.number(), z.string()]).transform(String), NAME: z.string().nullish(), LAST_NAME: z.string().nullish(), EMAIL: z.string().nullish() }).loose());
+const employeeList = z.array(z.object({ id: z.string(), fullName: z.string(), email: z.string().nullable() }));
+const EMPLOYEES_KEY = "settings-employees:v1";
+const EMPLOYEES_CACHE_SECONDS = 600;
+/** user.get answers 50 users a page (Bitrix24's list size); a portal's first 500 active users are offered. */
+const USER_PAGES = 10;
+
+/**
+ * Reads CoMagic's employees (get.employees: one point) and the portal's active users (user.get, with the app's
+ * `user_basic` scope for their emails), and proposes a user for each employee (domain/employee-match.ts).
+ */
+export async function loadManagers(deps: { dataApi: CoMagicRpcClient; bitrix: BitrixClient; cache: KvCache | null }, saved: Readonly<Record<string, string | number>>): Promise<Managers> {
+  // A page opened again (after each save) reads the employees once in ten minutes: points are few on small accounts.
+  const cache = deps.cache ? kvJson(deps.cache, employeeList) : null;
+  let employees = await cache?.get(EMPLOYEES_KEY);
+  if (!employees) {
+    const { data } = await deps.dataApi.call("get.employees", { fields: ["id", "full_name", "email"] });
+    employees = (employeeRows.safeParse(data).data ?? []).map((e) => ({ id: e.id, fullName: e.full_name ?? "", email: e.email ?? null }));
+    await cache?.put(EMPLOYEES_KEY, employees, EMPLOYEES_CACHE_SECONDS);
+  }
+  const users: (PortalUser & { names: string[] })[] = [];
+  for (let page = 0; page < USER_PAGES; page++) {
+    const rows = userRows.safeParse(await deps.bitrix.call("user.get", { FILTER: { ACTIVE: true }, start: page * 50 })).data ?? [];
+    for (const u of rows) {
+      if (users.some((known) => known.id === u.ID)) continue;
+      const names = userNames(u.NAME, u.LAST_NAME);
+      users.push({ id: u.ID, name: names[0] ? `${u.NAME ?? ""} ${u.LAST_NAME ?? ""}`.trim() : `#${u.ID}`, email: u.EMAIL ?? null, names });
+    }
+    if (rows.length < 50) break;
+  }
+  return { matches: matchEmployees(employees, users, saved), users: users.map(({ names: _names, ...user }) => user) };
+}
+
+/** A deal funnel and its stages still in progress: where a new deal may start. */
+export interface Funnel {
+  id: string;
+  name: string;
+  stages: { id: string; name: string }[];
+}
+
+const idText = z.union([z.number(), z.string()]).transform(String);
+const categoryRow = z.object({ id: idText, name: z.string() }).loose();
+// The universal API answers {categories: […]}; an older answer is the array itself. Both are read.
+const categoryList = z.union([z.object({ categories: z.array(categoryRow) }).transform((r) => r.categories), z.array(categoryRow)]);
+const stageRows = z.array(z.object({ STATUS_ID: z.string(), NAME: z.string(), SORT: z.coerce.number().optional(), SEMANTICS: z.string().nullish() }).loose());
+
+/** The portal's deal funnels (crm.category.list, entityTypeId 2) and each one's stages (crm.status.list DEAL_STAGE[_<id>], FACTS-portals §2). */
+export async function loadFunnels(bitrix: BitrixClient): Promise<Funnel[]> {
+  const categories = categoryList.safeParse(await bitrix.call("crm.category.list", { entityTypeId: 2 })).data ?? [];
+  // A portal that answers no funnel still has the general one.
+  const funnels = categories.length ? categories : [{ id: "0", name: "" }];
+  const out: Funnel[] = [];
+  for (const funnel of funnels.slice(0, 20)) {
+    const entityId = funnel.id === "0" ? "DEAL_STAGE" : `DEAL_STAGE_${funnel.id}`;
+    const stages = stageRows.safeParse(await bitrix.call("crm.status.list", { filter: { ENTITY_ID: entityId } })).data ?? [];
+    out.push({
+      id: funnel.id,
+      name: funnel.name,
+      stages: stages
+        .filter((stage) => !stage.SEMANTICS)
+        .sort((a, b) => (a.SORT ?? 0) - (b.SORT ?? 0))
+        .map((stage) => ({ id: stage.STATUS_ID, name: stage.NAME })),
+    });
+  }
+  return out;
 }

@@ -61,6 +61,8 @@ export interface PlanRules {
   callBackMinutes?: number;
   /** CRM_LANGUAGE: the language of what the worker writes into Bitrix24 (English when unset). */
   language?: "ru" | "en";
+  /** DEAL_CATEGORY_ID / DEAL_STAGE_ID: where a new deal of a portal without leads goes (else the general funnel's first stage). */
+  dealPipeline?: { categoryId: number; stageId: string | null } | null;
 }
 
 const DAY_MS = 86_400_000;

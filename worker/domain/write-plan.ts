@@ -163,6 +163,8 @@ export function newDealFields(event: LeadEvent, rules: PlanRules, client: { cont
     OPENED: "Y",
     ORIGINATOR_ID,
     ORIGIN_ID: event.key,
+    // CATEGORY_ID is set once, on add (FACTS-portals §2: immutable).
+    ...(rules.dealPipeline ? { CATEGORY_ID: rules.dealPipeline.categoryId, ...(rules.dealPipeline.stageId ? { STAGE_ID: rules.dealPipeline.stageId } : {}) } : {}),
     ...(client.contactId ? { CONTACT_ID: client.contactId } : {}),
     ...(client.companyId ? { COMPANY_ID: client.companyId } : {}),
     [LEAD_FIELD.comagicId]: event.key,

@@ -67,6 +67,15 @@ const en = {
     lostCalls: "Bitrix24 user who gets the to-do to call back a lost call (id)",
     virtualNumber: "CoMagic number managers call from (click-to-call)",
     dailyLimit: "Calls a day per manager",
+    portalLimit: "Calls a day for the whole portal",
+    countries: "Countries managers may call (ISO codes, comma-separated, like RU,KZ)",
+    table: "CoMagic employees and the Bitrix24 users they are: a lead a manager answered goes to that user, and that user's Call button rings that employee.",
+    employee: "CoMagic employee",
+    user: "Bitrix24 user",
+    nobody: "— nobody —",
+    by: { saved: "saved", email: "same email", name: "same name", none: "choose" },
+    connectFirst: "Connect the CoMagic account first: its employees are listed here then.",
+    twice: (userId: string) => `user ${userId} is chosen for two employees; a user calls as one employee`,
   },
   crm: {
     title: "5. CRM",
@@ -77,6 +86,10 @@ const en = {
     fieldsBlocking: (fields: string) =>
       `Required fields the worker does not fill: ${fields}. Turn off required-field checks for applications (CRM → Settings → Other → Other settings → Applications), or give each a default value.`,
     language: "Language of what the worker writes into Bitrix24",
+    funnel: "Funnel of new deals",
+    stage: "Their first stage",
+    firstStage: "— the funnel's first —",
+    generalFunnel: "General",
   },
 };
 
@@ -145,6 +158,15 @@ const ru: SettingsMessages = {
     lostCalls: "Пользователь Битрикс24, которому ставится дело перезвонить по пропущенному звонку (id)",
     virtualNumber: "Номер CoMagic, с которого звонят менеджеры (звонок из карточки)",
     dailyLimit: "Звонков в день на менеджера",
+    portalLimit: "Звонков в день на весь портал",
+    countries: "Страны, куда можно звонить (коды ISO через запятую, например RU,KZ)",
+    table: "Сотрудники CoMagic и пользователи Битрикс24, которыми они являются: лид, на который ответил менеджер, уходит этому пользователю, а его кнопка «Позвонить» звонит этому сотруднику.",
+    employee: "Сотрудник CoMagic",
+    user: "Пользователь Битрикс24",
+    nobody: "— никто —",
+    by: { saved: "сохранено", email: "тот же email", name: "то же имя", none: "выберите" },
+    connectFirst: "Сначала подключите аккаунт CoMagic: тогда здесь появятся его сотрудники.",
+    twice: (userId: string) => `пользователь ${userId} выбран для двух сотрудников; пользователь звонит как один сотрудник`,
   },
   crm: {
     title: "5. CRM",
@@ -155,6 +177,10 @@ const ru: SettingsMessages = {
     fieldsBlocking: (fields: string) =>
       `Обязательные поля, которые worker не заполняет: ${fields}. Отключите проверку обязательных полей для приложений (CRM → Настройки → Прочее → Прочие настройки → Приложения) или задайте каждому значение по умолчанию.`,
     language: "Язык того, что worker пишет в Битрикс24",
+    funnel: "Воронка новых сделок",
+    stage: "Их первая стадия",
+    firstStage: "— первая стадия воронки —",
+    generalFunnel: "Общая",
   },
 };
 

@@ -167,6 +167,7 @@ async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger
       responsible: { userOfEmployee: usersByEmployee(config.COMAGIC_EMPLOYEES ?? {}), defaultUserId: config.DEFAULT_RESPONSIBLE_ID ?? null, lostCallUserId: config.LOST_CALL_RESPONSIBLE_ID ?? null },
       callBackMinutes: config.LOST_CALL_TODO_MINUTES,
       language: config.CRM_LANGUAGE,
+      dealPipeline: config.DEAL_CATEGORY_ID === undefined && !config.DEAL_STAGE_ID ? null : { categoryId: config.DEAL_CATEGORY_ID ?? 0, stageId: config.DEAL_STAGE_ID ?? null },
     },
   });
   log.info("queue.batch_done", { bitrixRequests: bitrix.requestCount });

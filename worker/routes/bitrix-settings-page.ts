@@ -5,7 +5,7 @@
  * button, so the page works by keyboard.
  */
 import { html, raw } from "hono/html";
-import type { Platform } from "../bitrix-app/settings";
+import type { Funnel, Managers, Platform } from "../bitrix-app/settings";
 import type { CrmMode } from "../domain/crm-entity";
 import { LOCALES, type Language } from "../i18n";
 import { settingsMessages } from "../i18n/settings";
@@ -31,6 +31,10 @@ export interface SettingsView {
   crmMode: CrmMode | null;
   unfilled: string[] | null;
   timeZone: string;
+  /** Null until the CoMagic account answers (or when it cannot be read just now). */
+  managers: Managers | null;
+  /** A portal without leads: its deal funnels and their stages in progress; null otherwise. */
+  funnels: Funnel[] | null;
 }
 
 const STYLE = raw(`
@@ -43,17 +47,27 @@ textarea{height:7.5em;font:12px monospace}code{word-break:break-all;background:#
 .row{display:flex;gap:10px}.row>label{flex:1}.actions{display:flex;gap:8px;align-items:center;margin-top:10px;flex-wrap:wrap}
 button{background:#3bc8f5;border:0;border-radius:2px;color:#fff;font:bold 13px Arial;padding:7px 14px;cursor:pointer}button.secondary{background:#eef2f4;color:#333}
 button:focus-visible,input:focus-visible,select:focus-visible{outline:2px solid #2067b0;outline-offset:1px}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eef2f4;padding:4px 6px;text-align:left;vertical-align:middle}th{color:#525c69;font-weight:normal;font-size:12px}
+td select{font:13px Arial;padding:4px}
 .answer{min-height:1.2em}.answer.ok{color:#5b8a00}.answer.bad{color:#c4131b}.meta{color:#80868e;font-size:12px}.note{background:#f5f7f8;border-left:3px solid #2fc6f6;padding:8px 12px;margin:8px 0}`);
+
+/** Bitrix24's frame library (BX24): the frame is sized to the page with it. Without it (no network) the page scrolls. */
+const BX24_LIBRARY = "https://api.bitrix24.com/api/v1/";
 
 /** Copy buttons, the checks and saving: the token travels in POST bodies only. */
 const SCRIPT = raw(`
+// Bitrix24 gives an app's frame a fixed height: the page asks for its own, once loaded and whenever an answer grows it.
+const fit = () => { if (window.BX24) BX24.init(() => BX24.resizeWindow(document.documentElement.scrollWidth, document.documentElement.scrollHeight)); };
+document.getElementById("bx24")?.addEventListener("load", fit);
 const token = document.getElementById("token");
 const keep = (res) => { const renewed = res.headers.get("x-settings-token"); if (renewed) token.value = renewed; };
 const fields = () => {
   const settings = {};
   document.querySelectorAll("[data-setting]").forEach((el) => { settings[el.name] = el.value; });
   const platform = document.getElementById("platform");
-  return { platform: platform ? platform.value : undefined, settings };
+  const table = document.getElementById("managers");
+  const employees = table ? [...table.querySelectorAll("select[data-employee]")].filter((el) => el.value).map((el) => ({ employeeId: el.dataset.employee, userId: el.value })) : undefined;
+  return { platform: platform ? platform.value : undefined, settings, employees };
 };
 const post = async (url, body, answer) => {
   answer.className = "answer"; answer.textContent = answer.dataset.busy;
@@ -64,9 +78,16 @@ const post = async (url, body, answer) => {
     const problems = (json.problems || []).map((p) => p.setting + ": " + p.problem).join("; ");
     answer.textContent = [json.message || answer.dataset.failed, problems].filter(Boolean).join(" ");
     answer.className = "answer " + (res.ok && json.ok ? "ok" : "bad");
+    fit();
     return res.ok && json.ok;
   } catch (e) { answer.textContent = answer.dataset.failed; answer.className = "answer bad"; return false; }
 };
+// A stage belongs to one funnel: choosing a funnel offers its stages only.
+document.getElementById("DEAL_CATEGORY_ID")?.addEventListener("change", (event) => {
+  const stage = document.getElementById("DEAL_STAGE_ID");
+  stage.value = "";
+  stage.querySelectorAll("option[data-funnel]").forEach((option) => { option.hidden = option.dataset.funnel !== event.currentTarget.value; });
+});
 document.querySelectorAll("[data-copy]").forEach((button) => button.addEventListener("click", async () => {
   const source = document.getElementById(button.dataset.copy);
   try { await navigator.clipboard.writeText(source.value ?? source.textContent); } catch (e) { source.select?.(); document.execCommand?.("copy"); }
@@ -95,9 +116,41 @@ export function renderSettingsPage(view: SettingsView, tokens: { settings: strin
   const secret = (name: string, label: string) =>
     html`<label>${label} <span class="meta" id="${name}-hint">(${view.hints[name] ?? m.secretUnset})</span><input data-setting name="${name}" id="${name}" type="password" value="" placeholder="${m.keepSecret}" autocomplete="new-password"${disabled}></label>`;
   const platforms: Platform[] = ["comagic", "uis", "callgear", ...(view.localPlatform ? (["local"] as const) : []), ...(view.platform === "custom" ? (["custom"] as const) : [])];
+  const users = view.managers?.users ?? null;
+  const userOptions = (selected: string | null) =>
+    join([
+      html`<option value="">${m.managers.nobody}</option>`,
+      ...(users ?? []).map((u) => html`<option value="${u.id}"${u.id === selected ? raw(" selected") : ""}>${u.name}${u.email ? ` (${u.email})` : ""}</option>`),
+    ]);
+  // With the portal's users read, a user is chosen from them; else (CoMagic not connected yet) the id is typed.
+  const userChoice = (name: string, label: string) =>
+    users ? html`<label>${label}<select data-setting name="${name}" id="${name}"${disabled}>${userOptions(view.values[name] || null)}</select></label>` : input(name, label);
+  const managersTable = view.managers
+    ? html`<p class="meta">${m.managers.table}</p><table id="managers"><thead><tr><th>${m.managers.employee}</th><th>${m.managers.user}</th></tr></thead><tbody>${join(
+        view.managers.matches.map(
+          (match) =>
+            html`<tr><td>${match.employee.fullName || `#${match.employee.id}`}${match.employee.email ? html` <span class="meta">${match.employee.email}</span>` : ""}</td><td><select data-employee="${match.employee.id}" aria-label="${m.managers.user}: ${match.employee.fullName}"${disabled}>${userOptions(match.userId)}</select> <span class="meta" data-by="${match.by}">${m.managers.by[match.by]}</span></td></tr>`,
+        ),
+      )}</tbody></table>`
+    : html`<p class="meta" id="managers-later">${m.managers.connectFirst}</p>`;
+  const managersState = view.managers?.matches.every((match) => match.userId) && view.values.DEFAULT_RESPONSIBLE_ID ? "done" : "todo";
+  const chosenFunnel = view.values.DEAL_CATEGORY_ID || "0";
+  const funnelChoice = view.funnels
+    ? html`<div class="row"><label>${m.crm.funnel}<select data-setting name="DEAL_CATEGORY_ID" id="DEAL_CATEGORY_ID"${disabled}>${join(
+        view.funnels.map((f) => html`<option value="${f.id}"${f.id === chosenFunnel ? raw(" selected") : ""}>${f.name || m.crm.generalFunnel}</option>`),
+      )}</select></label><label>${m.crm.stage}<select data-setting name="DEAL_STAGE_ID" id="DEAL_STAGE_ID"${disabled}><option value="">${m.crm.firstStage}</option>${join(
+        view.funnels.flatMap((f) =>
+          f.stages.map(
+            (st) =>
+              html`<option value="${st.id}" data-funnel="${f.id}"${st.id === view.values.DEAL_STAGE_ID ? raw(" selected") : ""}${f.id === chosenFunnel ? "" : raw(" hidden")}>${st.name}</option>`,
+          ),
+        ),
+      )}</select></label></div>`
+    : "";
   const notificationState = view.lastNotificationAt ? "done" : view.notificationUrl ? "waiting" : "todo";
   const crmState = view.unfilled && view.unfilled.length === 0 ? "done" : "todo";
-  const page = html`<!doctype html><html lang="${view.language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${m.title}</title><style nonce="${nonce}">${STYLE}</style></head><body>
+  const page = html`<!doctype html><html lang="${view.language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${m.title}</title><style nonce="${nonce}">${STYLE}</style>
+<script src="${BX24_LIBRARY}" id="bx24" nonce="${nonce}" async></script></head><body>
 <h1>${m.title}</h1><p class="meta">${m.intro}</p>
 <form id="open-report" method="post" action="/bitrix/report${lang}"><input type="hidden" name="token" value="${tokens.report}"><button type="submit" class="secondary">${m.reportLink}</button></form>
 ${view.editable ? "" : html`<div class="note" id="env-portal">${m.envPortal}</div>`}
@@ -128,13 +181,16 @@ ${input("ALLOWED_ORIGINS", m.website.origins, "text", "https://shop.example.ru")
 <div class="actions"><button type="button" class="secondary" id="check-page">${m.website.checkPage}</button><span class="answer" id="page-answer" role="status" data-busy="${m.checking}" data-failed="${m.failed}"></span></div>
 <p class="meta" id="last-form">${view.lastFormAt ? m.website.last(when(view.lastFormAt, view.language, m.never)) : m.website.waiting}</p></section>
 
-<section id="step-managers"><h2>${m.managers.title} ${state(view.values.DEFAULT_RESPONSIBLE_ID ? "done" : "todo")}</h2>
-<div class="row">${input("DEFAULT_RESPONSIBLE_ID", m.managers.responsible)}${input("LOST_CALL_RESPONSIBLE_ID", m.managers.lostCalls)}</div>
-<div class="row">${input("COMAGIC_VIRTUAL_NUMBER", m.managers.virtualNumber)}${input("CALL_DAILY_LIMIT_PER_USER", m.managers.dailyLimit, "number")}</div></section>
+<section id="step-managers"><h2>${m.managers.title} ${state(managersState)}</h2>
+${managersTable}
+<div class="row">${userChoice("DEFAULT_RESPONSIBLE_ID", m.managers.responsible)}${userChoice("LOST_CALL_RESPONSIBLE_ID", m.managers.lostCalls)}</div>
+<div class="row">${input("COMAGIC_VIRTUAL_NUMBER", m.managers.virtualNumber)}${input("CALL_COUNTRIES", m.managers.countries)}</div>
+<div class="row">${input("CALL_DAILY_LIMIT_PER_USER", m.managers.dailyLimit, "number")}${input("CALL_DAILY_LIMIT", m.managers.portalLimit, "number")}</div></section>
 
 <section id="step-crm"><h2>${m.crm.title} ${state(crmState)}</h2>
 <p id="crm-mode">${view.crmMode === "classic" ? m.crm.modeClassic : view.crmMode === "simple" ? m.crm.modeSimple : m.crm.modeUnknown}</p>
 <p id="crm-fields">${view.unfilled === null ? "" : view.unfilled.length === 0 ? m.crm.fieldsOk : m.crm.fieldsBlocking(view.unfilled.join(", "))}</p>
+${view.funnels ? funnelChoice : ""}
 <label>${m.crm.language}<select data-setting name="CRM_LANGUAGE" id="CRM_LANGUAGE"${disabled}>${join(
     (["ru", "en"] as const).map((l) => html`<option value="${l}"${(view.values.CRM_LANGUAGE || "ru") === l ? raw(" selected") : ""}>${l === "ru" ? "Русский" : "English"}</option>`),
   )}</select></label></section>

@@ -13,7 +13,7 @@ import type { AppInstall } from "../bitrix/app-client";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { recheckReportAccess, type ReportClaims, signReportToken, verifyReportToken } from "../bitrix-app/report";
-import { checkComagic, PAGE_SECRETS, PAGE_SETTINGS, pageChangeSchema, pageHasSnippet, platformOf, secretHint, settingsOfChange } from "../bitrix-app/settings";
+import { checkComagic, loadFunnels, loadManagers, PAGE_SECRETS, PAGE_SETTINGS, pageChangeSchema, pageHasSnippet, platformOf, secretHint, settingsOfChange } from "../bitrix-app/settings";
 import { createCoMagicRpcClient } from "../comagic/data-api";
 import { comagicAuth, type Config } from "../config";
 import { DEFAULT_PORTAL } from "../domain/portal-key";
@@ -26,7 +26,8 @@ import { savePortal } from "../portal-config";
 import { d1PortalActivity } from "../storage/portal-activity";
 import { d1PortalSettings } from "../storage/portal-settings";
 import { kvReportSessions } from "../storage/report-sessions";
-import { memoryTokenStore } from "../wiring";
+import { cacheFor, dataApiClientFor, memoryTokenStore } from "../wiring";
+import { employeeMap } from "../domain/employee-match";
 import { limitBody } from "./body-limit";
 import { type AppContext, APP_MAX_BYTES, appContext, appPageHeaders, htmlError, RATE_LIMIT_PERIOD_SECONDS, tabTokenKeys } from "./bitrix-app-context";
 import { renderSettingsPage, type SettingsView } from "./bitrix-settings-page";
@@ -88,6 +89,8 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
   const own = config.portal === DEFAULT_PORTAL;
   const client = ctx.appClient(install);
   const mode = await crmModeOf(client, ctx.crmModeCache).catch(() => null);
+  // Only a portal without leads makes deals: the funnel and stage they start in are its to choose.
+  const funnels = mode === "simple" ? await loadFunnels(client).catch(() => null) : null;
   const unfilled = mode ? await unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}).catch(() => null) : null;
   const activity = c.env.DB
     ? await d1PortalActivity(c.env.DB, config.portal)
@@ -98,6 +101,13 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
   const local = localPlatform(c, config);
   const m = settingsMessages(language);
   const raw = await rawSettings(c, config.portal);
+  const dataApi = dataApiClientFor(config, c.env, "deferrable");
+  const managers = dataApi
+    ? await loadManagers({ dataApi, bitrix: client, cache: cacheFor(c.env, config.portal) }, config.COMAGIC_EMPLOYEES ?? {}).catch((error: unknown) => {
+        c.get("log").warn("settings.managers_unavailable", { error: errorMessage(error) });
+        return null;
+      })
+    : null;
   return {
     language,
     editable: !own,
@@ -115,6 +125,8 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
     crmMode: mode,
     unfilled: unfilled?.map((f) => `${f.entity} ${f.field} ("${f.title}")`) ?? null,
     timeZone: config.COMAGIC_TIMEZONE,
+    managers,
+    funnels,
   };
 }
 
@@ -165,6 +177,13 @@ bitrixSettingsRoute.post("/settings/save", async (c) => {
   const m = settingsMessages(claims.lang);
   if (ctx.config.portal === DEFAULT_PORTAL) throw new AppError(409, "env_portal", m.envPortal);
   const change = settingsOfChange(body.data, localPlatform(c, ctx.config));
+  if (body.data.employees) {
+    const map = employeeMap(body.data.employees);
+    if (!map.ok) return c.json({ ok: false, message: m.problems, problems: [{ setting: "COMAGIC_EMPLOYEES", problem: m.managers.twice(map.userId) }] }, 400);
+    change.COMAGIC_EMPLOYEES = Object.keys(map.map).length ? JSON.stringify(map.map) : null;
+  }
+  // Another account (or its employees) may be saved: the page reads them again.
+  await cacheFor(c.env, ctx.config.portal)?.delete("settings-employees:v1");
   try {
     await savePortal(c.env, ctx.config.portal, { settings: change }, new Date());
   } catch (error) {
