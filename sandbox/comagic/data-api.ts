@@ -449,6 +449,9 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
     if (def) answer = report(method, def, params);
     else if (method === "get.visitors") answer = getVisitors(params);
     else if (method === "get.employees") answer = getEmployees(params);
+    // FACTS.md §1.1: get.account answers the account's IANA `timezone`; its `name` and the one-row `data` array are
+    // inferred from clients of the same platform (not in comagic/docs/): the worker reads an object too.
+    else if (method === "get.account") answer = { data: [{ app_id: 1, name: `Sandbox shop (${settings.login})`, timezone: SANDBOX_ACCOUNT_TIME_ZONE }], metadata: {} };
     else throw new RpcError(-32601, "method_not_found", "The method does not exist");
     // Charged only now that it succeeded; the limits it answers with include this request.
     charge(method);

@@ -80,7 +80,11 @@ describe.skipIf(!chromiumPath)("a newcomer setting up a portal through the app's
     await app.fill("#COMAGIC_PASSWORD", sandbox.comagic.password);
     await app.click("#check-comagic");
     await waitFor(async () => (await app.locator("#comagic-answer.ok").count()) > 0, "CoMagic's answer");
-    expect(await app.locator("#comagic-answer").textContent()).toMatch(/CoMagic answered: \d+ employees/);
+    expect(await app.locator("#comagic-answer").textContent()).toMatch(/CoMagic answered: account «Sandbox shop/);
+    // The account's time zone comes with the answer: nothing to type.
+    await app.fill("#COMAGIC_TIMEZONE", "");
+    await app.click("#check-comagic");
+    await waitFor(async () => (await app.inputValue("#COMAGIC_TIMEZONE")) === "Europe/Moscow", "the account's time zone in its field");
     // The website: the demo shop's origin may send forms.
     await app.fill("#ALLOWED_ORIGINS", sandbox.url);
     await app.focus("#save");

@@ -79,7 +79,7 @@ describe("the settings page", () => {
     expect((wrong as { message: string }).message).toContain("auth_error");
     const right = await (await action("/check-comagic", { token, platform: "local", settings: { COMAGIC_LOGIN: "sandbox", COMAGIC_PASSWORD: "sandbox-password" } })).json();
     expect(right).toMatchObject({ ok: true });
-    expect((right as { message: string }).message).toMatch(/CoMagic answered: \d+ employees/);
+    expect((right as { message: string }).message).toMatch(/^CoMagic answered: account «Sandbox shop \(sandbox\)», time zone Europe\/Moscow; Data API points left today: \d+\.$/);
 
     const saved = await action("/save", { token, platform: "local", settings: { COMAGIC_LOGIN: "sandbox", COMAGIC_PASSWORD: "sandbox-password", ALLOWED_ORIGINS: "https://gamma-shop.example" } });
     expect(saved.status).toBe(200);

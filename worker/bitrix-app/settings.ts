@@ -91,32 +91,45 @@ export function secretHint(value: string | undefined, m: SettingsMessages): stri
   return m.secretSet(value.length > 8 ? value.slice(-2) : "");
 }
 
-export type ComagicCheck = { ok: true; employees: number; pointsLeft: number | null } | { ok: false; text: string; mnemonic: string | null };
+/** The account as a successful check reads it. */
+export interface ComagicAccount {
+  name: string | null;
+  timeZone: string | null;
+  pointsLeft: number | null;
+}
+
+const accountRow = z.object({ name: z.string().nullish(), timezone: z.string().nullish() }).loose();
+// FACTS.md §1.1 names get.account's `timezone`; a one-row array is what clients of the platform read, an object is read too.
+const accountAnswer = z.union([z.array(accountRow).transform((rows) => rows[0] ?? null), accountRow]);
 
 /**
- * Asks the Data API once (one point, FACTS.md §1.4: every read costs one): `get.employees` proves the credentials, the
- * platform and the allow-list, and its `metadata.limits` say the points left today.
+ * Asks the Data API once (one point, FACTS.md §1.4: every read costs one): `get.account` proves the credentials, the
+ * platform and the allow-list, names the account and its time zone, and its `metadata.limits` say the points left.
  */
-export async function checkComagic(dataApi: CoMagicRpcClient | null, m: SettingsMessages): Promise<ComagicCheck> {
-  if (!dataApi) return { ok: false, text: m.comagic.noCredentials, mnemonic: null };
+export async function checkComagic(dataApi: CoMagicRpcClient | null): Promise<ComagicAccount | Error> {
+  if (!dataApi) return new Error("no credentials");
   try {
-    const answer = await dataApi.call("get.employees", { fields: ["id"], limit: 1 });
-    const total = answer.metadata.total_items;
+    const answer = await dataApi.call("get.account", {});
+    const account = accountAnswer.safeParse(answer.data).data ?? null;
     const limits = (answer.metadata as { limits?: { day_remaining?: unknown } }).limits;
-    const pointsLeft = typeof limits?.day_remaining === "number" ? limits.day_remaining : null;
-    return { ok: true, employees: typeof total === "number" ? total : Array.isArray(answer.data) ? answer.data.length : 0, pointsLeft };
+    return { name: account?.name ?? null, timeZone: account?.timezone ?? null, pointsLeft: typeof limits?.day_remaining === "number" ? limits.day_remaining : null };
   } catch (error) {
-    if (!(error instanceof CoMagicError)) return { ok: false, text: m.comagic.unreachable, mnemonic: null };
-    const why =
-      error.mnemonic === "ip_not_whitelisted"
-        ? m.comagic.ipNotWhitelisted
-        : error.mnemonic === "auth_error" || error.mnemonic === "invalid_access_token" || error.mnemonic === "access_token_expired"
-          ? m.comagic.authError
-          : error.transient
-            ? m.comagic.unreachable
-            : error.message;
-    return { ok: false, text: m.comagic.refused(error.mnemonic, why), mnemonic: error.mnemonic };
+    return error instanceof Error ? error : new Error(String(error));
   }
+}
+
+/** What a failed check says, in words: the allow-list and credentials get the fix, anything else CoMagic's own words. */
+export function checkRefusal(outcome: CoMagicError | Error, m: SettingsMessages): { text: string; mnemonic: string | null } {
+  if (!(outcome instanceof CoMagicError)) return { text: outcome.message === "no credentials" ? m.comagic.noCredentials : m.comagic.unreachable, mnemonic: null };
+  const why =
+    outcome.mnemonic === "ip_not_whitelisted"
+      ? m.comagic.ipNotWhitelisted
+      : ["auth_error", "invalid_access_token", "access_token_expired"].includes(outcome.mnemonic)
+        ? m.comagic.authError
+        : outcome.transient
+          ? m.comagic.unreachable
+          : outcome.message;
+  return { text: m.comagic.refused(outcome.mnemonic, why), mnemonic: outcome.mnemonic };
 }
 
 /** Whether a page's HTML loads this portal's snippet: `/s/<portal>.js` (or `/snippet.js` for the default portal) on this worker. */

@@ -76,6 +76,9 @@ const post = async (url, body, answer) => {
     keep(res);
     const json = await res.json().catch(() => ({}));
     const problems = (json.problems || []).map((p) => p.setting + ": " + p.problem).join("; ");
+    // CoMagic names its account's time zone: the field takes it, nothing to type.
+    const zone = document.getElementById("COMAGIC_TIMEZONE");
+    if (json.timeZone && zone && !zone.disabled) zone.value = json.timeZone;
     answer.textContent = [json.message || answer.dataset.failed, problems].filter(Boolean).join(" ");
     answer.className = "answer " + (res.ok && json.ok ? "ok" : "bad");
     fit();

@@ -13,7 +13,7 @@ import type { AppInstall } from "../bitrix/app-client";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { recheckReportAccess, type ReportClaims, signReportToken, verifyReportToken } from "../bitrix-app/report";
-import { checkComagic, loadFunnels, loadManagers, PAGE_SECRETS, PAGE_SETTINGS, pageChangeSchema, pageHasSnippet, platformOf, secretHint, settingsOfChange } from "../bitrix-app/settings";
+import { checkComagic, checkRefusal, loadFunnels, loadManagers, PAGE_SECRETS, PAGE_SETTINGS, pageChangeSchema, pageHasSnippet, platformOf, secretHint, settingsOfChange } from "../bitrix-app/settings";
 import { createCoMagicRpcClient } from "../comagic/data-api";
 import { comagicAuth, type Config } from "../config";
 import { DEFAULT_PORTAL } from "../domain/portal-key";
@@ -213,10 +213,14 @@ bitrixSettingsRoute.post("/settings/check-comagic", async (c) => {
   })();
   // Unsaved credentials get a token store of their own: a check never replaces the portal's cached CoMagic token.
   const dataApi = auth && safe ? createCoMagicRpcClient({ url, auth, tokens: memoryTokenStore(), api: "Data API", timeoutMs: 10_000 }) : null;
-  const outcome = await checkComagic(dataApi, m);
-  c.get("log").info("settings.comagic_checked", { memberId: claims.memberId, ok: outcome.ok, ...(outcome.ok ? {} : { mnemonic: outcome.mnemonic }) });
-  if (!outcome.ok) return c.json({ ok: false, message: outcome.text });
-  return c.json({ ok: true, message: m.comagic.ok(outcome.employees, outcome.pointsLeft === null ? "?" : String(outcome.pointsLeft)) });
+  const outcome = await checkComagic(dataApi);
+  if (outcome instanceof Error) {
+    const refusal = checkRefusal(outcome, m);
+    c.get("log").info("settings.comagic_checked", { memberId: claims.memberId, ok: false, mnemonic: refusal.mnemonic });
+    return c.json({ ok: false, message: refusal.text });
+  }
+  c.get("log").info("settings.comagic_checked", { memberId: claims.memberId, ok: true });
+  return c.json({ ok: true, message: m.comagic.ok(outcome.name ?? "?", outcome.timeZone ?? "?", outcome.pointsLeft === null ? "?" : String(outcome.pointsLeft)), timeZone: outcome.timeZone });
 });
 
 /**
