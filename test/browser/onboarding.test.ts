@@ -129,7 +129,10 @@ describe.skipIf(!chromiumPath)("a newcomer setting up a portal through the app's
 
     // In Russian, for a Russian-speaking administrator.
     await page.goto(`${fresh.url}/_sandbox/app/open?user=1&lang=ru`);
-    await appFrame(page, "app", "1. Аккаунт CoMagic");
+    const russian = await appFrame(page, "app", "1. Аккаунт CoMagic");
+    await russian.click("#check-comagic");
+    await waitFor(async () => (await russian.locator("#comagic-answer.ok").count()) > 0, "CoMagic's answer in Russian");
+    expect(await russian.locator("#comagic-answer").textContent()).toMatch(/^CoMagic ответил: аккаунт «/);
     await page.screenshot({ path: `${shots}/settings-page-ru.png`, fullPage: true });
   });
 });
