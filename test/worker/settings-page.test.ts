@@ -56,6 +56,7 @@ describe("the settings page", () => {
     expect(fieldIn(page, "script-tag")).toContain(`/s/${portal}.js`);
     expect(page).toContain("Waiting for the first call.");
     expect(page).toContain("This portal works with leads");
+    expect(page).toContain("The CoMagic fields are on leads and deals (10).");
   });
 
   it("speaks Russian to a Russian-speaking administrator", async () => {

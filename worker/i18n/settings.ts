@@ -86,6 +86,8 @@ const en = {
     fieldsBlocking: (fields: string) =>
       `Required fields the worker does not fill: ${fields}. Turn off required-field checks for applications (CRM → Settings → Other → Other settings → Applications), or give each a default value.`,
     language: "Language of what the worker writes into Bitrix24",
+    fieldsPresent: (n: number) => `The CoMagic fields are on leads and deals (${n}).`,
+    fieldsRemade: (names: string) => `CoMagic fields that had been deleted were made again: ${names}.`,
     funnel: "Funnel of new deals",
     stage: "Their first stage",
     firstStage: "— the funnel's first —",
@@ -177,6 +179,8 @@ const ru: SettingsMessages = {
     fieldsBlocking: (fields: string) =>
       `Обязательные поля, которые worker не заполняет: ${fields}. Отключите проверку обязательных полей для приложений (CRM → Настройки → Прочее → Прочие настройки → Приложения) или задайте каждому значение по умолчанию.`,
     language: "Язык того, что worker пишет в Битрикс24",
+    fieldsPresent: (n: number) => `Поля CoMagic есть у лидов и сделок (${n}).`,
+    fieldsRemade: (names: string) => `Удалённые поля CoMagic созданы заново: ${names}.`,
     funnel: "Воронка новых сделок",
     stage: "Их первая стадия",
     firstStage: "— первая стадия воронки —",

@@ -35,6 +35,8 @@ export interface SettingsView {
   managers: Managers | null;
   /** A portal without leads: its deal funnels and their stages in progress; null otherwise. */
   funnels: Funnel[] | null;
+  /** The CoMagic fields on leads and deals: how many there are, and which this opening had to make again. */
+  fields: { present: number; remade: string[] } | null;
 }
 
 const STYLE = raw(`
@@ -192,6 +194,7 @@ ${managersTable}
 
 <section id="step-crm"><h2>${m.crm.title} ${state(crmState)}</h2>
 <p id="crm-mode">${view.crmMode === "classic" ? m.crm.modeClassic : view.crmMode === "simple" ? m.crm.modeSimple : m.crm.modeUnknown}</p>
+<p id="crm-comagic-fields">${view.fields ? (view.fields.remade.length ? m.crm.fieldsRemade(view.fields.remade.join(", ")) : m.crm.fieldsPresent(view.fields.present)) : ""}</p>
 <p id="crm-fields">${view.unfilled === null ? "" : view.unfilled.length === 0 ? m.crm.fieldsOk : m.crm.fieldsBlocking(view.unfilled.join(", "))}</p>
 ${view.funnels ? funnelChoice : ""}
 <label>${m.crm.language}<select data-setting name="CRM_LANGUAGE" id="CRM_LANGUAGE"${disabled}>${join(

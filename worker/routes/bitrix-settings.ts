@@ -11,6 +11,7 @@ import * as z from "zod";
 import type { AppEnv } from "./app-env";
 import type { AppInstall } from "../bitrix/app-client";
 import { crmModeOf } from "../bitrix/crm-mode";
+import { ensureCrmUserFields } from "../bitrix/user-fields";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { recheckReportAccess, type ReportClaims, signReportToken, verifyReportToken } from "../bitrix-app/report";
 import { checkComagic, checkRefusal, loadFunnels, loadManagers, PAGE_SECRETS, PAGE_SETTINGS, pageChangeSchema, pageHasSnippet, platformOf, secretHint, settingsOfChange } from "../bitrix-app/settings";
@@ -91,6 +92,8 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
   const mode = await crmModeOf(client, ctx.crmModeCache).catch(() => null);
   // Only a portal without leads makes deals: the funnel and stage they start in are its to choose.
   const funnels = mode === "simple" ? await loadFunnels(client).catch(() => null) : null;
+  // The install made the CoMagic fields; one deleted since is made again here, where an administrator is looking.
+  const fields = await ensureCrmUserFields(client).catch(() => null);
   const unfilled = mode ? await unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}).catch(() => null) : null;
   const activity = c.env.DB
     ? await d1PortalActivity(c.env.DB, config.portal)
@@ -127,6 +130,7 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
     timeZone: config.COMAGIC_TIMEZONE,
     managers,
     funnels,
+    fields: fields ? { present: fields.existing.length + fields.created.length, remade: fields.created } : null,
   };
 }
 
