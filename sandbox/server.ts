@@ -18,6 +18,7 @@ import { createCallApiSandbox } from "./comagic/call-api";
 import { createDataApiSandbox, type DataApiSettings } from "./comagic/data-api";
 import { createAlertReceiver } from "./alerts";
 import { createDemoSite } from "./demo";
+import { createMetricaSandbox } from "./metrica";
 
 /** One portal's stand-ins as a worker reaches them. */
 export interface SandboxPortal {
@@ -132,6 +133,8 @@ export function createSandbox(options: SandboxOptions = {}): { app: Hono; ownApp
   app.route("/", root.app);
   // The deployment's alert hook (ALERT_WEBHOOK_URL): one for every portal, as a deployment has one.
   app.route("/", createAlertReceiver().app);
+  // Yandex Metrica's offline-conversions API (issue #25 §3): one for every portal, as api-metrika.yandex.net is.
+  app.route("/", createMetricaSandbox().app);
   if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
   app.get("/favicon.ico", (c) => c.body(null, 204));

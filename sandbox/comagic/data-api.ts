@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { parseComagicDateTime } from "../../worker/domain/comagic-time";
 import { SANDBOX_EMPLOYEES } from "./call-api";
 import { SANDBOX_ACCOUNT_TIME_ZONE } from "./calls-report-row";
+import { createDealsSandbox } from "./deals";
 import { CAMPAIGN_DAILY_STAT_SPEC, CHAT_MESSAGES_SPEC, type ReportSpec, tableSpecs } from "./report-fields";
 import { applySort, checkFilter, checkSort, matches } from "./report-filter";
 import { RpcError } from "./rpc-error";
@@ -227,6 +228,17 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
   let minute = { start: now(), used: 0 };
   let day = { start: now(), used: 0 };
   let faultState = 11;
+  // Funnels and deals (deals.ts); a deal links to a seeded call, chat or request by its communication_id.
+  const COMMUNICATION_ROWS: Record<string, [ReportKey, string]> = { call: ["calls", "start_time"], chat: ["chats", "date_time"], offline_message: ["offline_messages", "date_time"] };
+  const deals = createDealsSandbox({
+    now,
+    timeZone: SANDBOX_ACCOUNT_TIME_ZONE,
+    communicationTime(id, type) {
+      const [key, time] = COMMUNICATION_ROWS[type] ?? ["communications", "date_time"];
+      const row = data[key].find((r) => Number(r.communication_id) === id);
+      return typeof row?.[time] === "string" ? (row[time] as string) : null;
+    },
+  });
 
   const nextRandom = () => {
     faultState = (faultState * 1103515245 + 12345) % 2 ** 31;
@@ -449,6 +461,7 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
     if (def) answer = report(method, def, params);
     else if (method === "get.visitors") answer = getVisitors(params);
     else if (method === "get.employees") answer = getEmployees(params);
+    else if (deals.handles(method)) answer = deals.call(method, params);
     // FACTS.md §1.1: get.account answers the account's IANA `timezone`; its `name` and the one-row `data` array are
     // inferred from clients of the same platform (not in comagic/docs/): the worker reads an object too.
     else if (method === "get.account") answer = { data: [{ app_id: 1, name: `Sandbox shop (${settings.login})`, timezone: SANDBOX_ACCOUNT_TIME_ZONE }], metadata: {} };
@@ -505,6 +518,7 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
     tokens.clear();
     for (const rows of Object.values(data)) rows.length = 0;
     visitors.length = 0;
+    deals.reset();
     Object.assign(stats, { requests: 0, logins: 0, authorizedCalls: 0, methods: {}, errors: {}, points: { total: 0, methods: {} } });
     minute = { start: now(), used: 0 };
     day = { start: now(), used: 0 };
@@ -529,6 +543,7 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
     return c.json({ ok: true });
   });
   app.get("/_sandbox/comagic/stats", (c) => c.json({ ...stats, limits: limits() }));
+  app.route("/", deals.control);
 
   /** A call CoMagic itself recorded (the Call API's), added to get.calls_report like a seeded one. */
   const recordCall = (row: Row) => {
