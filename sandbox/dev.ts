@@ -34,6 +34,8 @@ const worker = await startLocalWorker({
     // The demo shows enrichment within seconds; a deploy waits for the next 10-minute slot (ENRICH_SLOT_SECONDS).
     ENRICH_SLOT_SECONDS: "0",
     ADMIN_TOKEN: DEV.adminToken,
+    // The sandbox's stand-in for a Slack hook: a portal's change of health is posted there (GET /_sandbox/alerts).
+    ALERT_WEBHOOK_URL: `${sandboxUrl}/_sandbox/alerts`,
   }),
 }).catch(async (error: unknown) => {
   console.error(String(error));
@@ -73,6 +75,9 @@ console.log(`
            3. a call            npm run send:call -- '<the notification address the page shows>'
            4. a form            ${sandboxUrl}/demo?portal=<the key in the page's script tag>
            leads at ${freshUrl}/_sandbox
+
+  Agency   ${workerUrl}/agency   (every portal's health; sign in with the admin token ${DEV.adminToken})
+           alerts at ${sandboxUrl}/_sandbox/alerts (the cron posts them; wrangler dev runs no cron by itself)
 
   Portals  curl -H "Authorization: Bearer ${DEV.adminToken}" ${workerUrl}/admin/portals
            (the default one from these settings, and "second": webhook ${workerUrl}/webhooks/comagic/second?token=${SECOND_TOKEN},
