@@ -126,6 +126,27 @@ describe("the settings page", () => {
     expect(again).toContain('data-by="saved"');
   });
 
+  it("makes CoMagic's sales funnels from the portal's pipelines once end-to-end analytics is connected, saying what to switch on before", async () => {
+    // FACTS-loop §1.1: the account's admin connects end-to-end analytics («Другая CRM») first; §1.2: one funnel per pipeline.
+    const deals = (body: unknown) => fetch(`${env.SANDBOX_URL}/_sandbox/comagic/deals/settings`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    await deals({ endToEndAnalytics: false });
+    const token = tokenIn(await (await openApp(1)).text());
+    const off = (await (await action("/sales-funnels", { token })).json()) as { ok: boolean; message: string };
+    expect(off.ok).toBe(false);
+    expect(off.message).toContain("end-to-end analytics is not connected for this account");
+    expect(off.message).toContain("«Другая CRM»");
+    await deals({ endToEndAnalytics: true });
+    try {
+      const made = (await (await action("/sales-funnels", { token })).json()) as { ok: boolean; message: string };
+      expect(made).toMatchObject({ ok: true });
+      expect(made.message).toMatch(/«General»: funnel made\. «Wholesale»: funnel made\.|«General»: the funnel was there/);
+      const again = (await (await action("/sales-funnels", { token })).json()) as { ok: boolean; message: string };
+      expect(again.message).toBe("«General»: the funnel was there, nothing to add. «Wholesale»: the funnel was there, nothing to add.");
+    } finally {
+      await deals({ endToEndAnalytics: false });
+    }
+  });
+
   it("refuses a setting that does not validate, saying which and why, and keeps the old value", async () => {
     const token = tokenIn(await (await openApp(1)).text());
     const response = await action("/save", { token, settings: { COMAGIC_TIMEZONE: "Mars/Olympus" } });

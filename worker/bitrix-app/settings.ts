@@ -11,6 +11,8 @@ import type { SettingsMessages } from "../i18n/settings";
 import type { BitrixClient } from "../bitrix/client";
 import { type KvCache, kvJson } from "../storage/kv-json";
 import { type EmployeeMatch, matchEmployees, type PortalUser, userNames } from "../domain/employee-match";
+import { FunnelShapeError, type Pipeline, type SalesFunnel, salesFunnelFromPipeline } from "../domain/deal-history";
+import { ensureSalesFunnel } from "../comagic/deals-upload";
 
 /** CoMagic's platforms and their APIs (comagic/FACTS.md §1.1, §4: one account opens only its own platform's). */
 export const PLATFORMS = {
@@ -218,4 +220,49 @@ export async function loadFunnels(bitrix: BitrixClient): Promise<Funnel[]> {
     });
   }
   return out;
+}
+
+/** Every deal pipeline with all its stages and their semantics: what CoMagic's funnels are made from (FACTS-loop §1.2). */
+export async function loadPipelines(bitrix: BitrixClient): Promise<Pipeline[]> {
+  const categories = categoryList.safeParse(await bitrix.call("crm.category.list", { entityTypeId: 2 })).data ?? [];
+  const pipelines: Pipeline[] = [];
+  for (const category of (categories.length ? categories : [{ id: "0", name: "" }]).slice(0, 20)) {
+    const entityId = category.id === "0" ? "DEAL_STAGE" : `DEAL_STAGE_${category.id}`;
+    const stages = stageRows.safeParse(await bitrix.call("crm.status.list", { filter: { ENTITY_ID: entityId } })).data ?? [];
+    pipelines.push({
+      categoryId: category.id,
+      name: category.name || "Bitrix24",
+      stages: stages.map((stage) => ({ id: stage.STATUS_ID, name: stage.NAME, sort: stage.SORT ?? 0, semantics: stage.SEMANTICS === "S" ? "S" : stage.SEMANTICS === "F" ? "F" : "P" })),
+    });
+  }
+  return pipelines;
+}
+
+/** What making the funnels said, per pipeline: made, brought up to date, refused (analytics off), or a pipeline CoMagic cannot take. */
+export type FunnelReport = { pipeline: string; outcome: "created" | "updated" | "not_connected" | "unfit"; detail: string };
+
+/**
+ * Makes (or completes) one CoMagic sales funnel per Bitrix24 deal pipeline (comagic/deals-upload.ts): what the
+ * settings page's button does, before any deal is uploaded (FACTS-loop §1.1–§1.2).
+ */
+export async function makeSalesFunnels(deps: { bitrix: BitrixClient; dataApi: CoMagicRpcClient }): Promise<FunnelReport[]> {
+  const reports: FunnelReport[] = [];
+  for (const pipeline of await loadPipelines(deps.bitrix)) {
+    let funnel: SalesFunnel;
+    try {
+      funnel = salesFunnelFromPipeline(pipeline);
+    } catch (error) {
+      if (!(error instanceof FunnelShapeError)) throw error;
+      reports.push({ pipeline: pipeline.name, outcome: "unfit", detail: error.message });
+      continue;
+    }
+    const outcome = await ensureSalesFunnel(deps.dataApi, funnel);
+    if (outcome.status === "not_connected") {
+      // The account refuses every funnel alike: one answer says it.
+      reports.push({ pipeline: pipeline.name, outcome: "not_connected", detail: outcome.mnemonic });
+      break;
+    }
+    reports.push({ pipeline: pipeline.name, outcome: outcome.status, detail: outcome.addedStages.join(", ") });
+  }
+  return reports;
 }

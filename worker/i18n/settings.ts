@@ -77,6 +77,17 @@ const en = {
     connectFirst: "Connect the CoMagic account first: its employees are listed here then.",
     twice: (userId: string) => `user ${userId} is chosen for two employees; a user calls as one employee`,
   },
+  funnels: {
+    title: "CoMagic's end-to-end analytics",
+    how: "Deals reach CoMagic's reports once its sales funnels mirror this portal's pipelines. First, in CoMagic, the account's admin connects end-to-end analytics with the «Другая CRM» (Other CRM) integration; then this button makes one funnel per pipeline (its stages in order; every failure stage becomes CoMagic's one failed stage).",
+    make: "Make the funnels in CoMagic",
+    created: (pipeline: string) => `«${pipeline}»: funnel made.`,
+    updated: (pipeline: string, added: string) => `«${pipeline}»: the funnel was there${added ? `; stages added: ${added}` : ", nothing to add"}.`,
+    unfit: (pipeline: string, why: string) => `«${pipeline}»: CoMagic cannot take it (${why}).`,
+    not_connected: (pipeline: string) => `«${pipeline}»: refused.`,
+    notConnected: (mnemonic: string) =>
+      `CoMagic refused (${mnemonic}): end-to-end analytics is not connected for this account. In CoMagic, its admin opens the integrations and connects «Другая CRM» (Other CRM), then presses this button again.`,
+  },
   crm: {
     title: "5. CRM",
     modeClassic: "This portal works with leads: a call or a form makes a lead.",
@@ -169,6 +180,17 @@ const ru: SettingsMessages = {
     by: { saved: "сохранено", email: "тот же email", name: "то же имя", none: "выберите" },
     connectFirst: "Сначала подключите аккаунт CoMagic: тогда здесь появятся его сотрудники.",
     twice: (userId: string) => `пользователь ${userId} выбран для двух сотрудников; пользователь звонит как один сотрудник`,
+  },
+  funnels: {
+    title: "Сквозная аналитика CoMagic",
+    how: "Сделки попадают в отчёты CoMagic, когда его воронки продаж повторяют воронки этого портала. Сначала администратор аккаунта CoMagic подключает сквозную аналитику интеграцией «Другая CRM»; затем эта кнопка создаёт по воронке на каждую воронку портала (стадии по порядку; все стадии провала становятся одной стадией «провал» CoMagic).",
+    make: "Создать воронки в CoMagic",
+    created: (pipeline: string) => `«${pipeline}»: воронка создана.`,
+    updated: (pipeline: string, added: string) => `«${pipeline}»: воронка уже была${added ? `; добавлены стадии: ${added}` : ", добавлять нечего"}.`,
+    unfit: (pipeline: string, why: string) => `«${pipeline}»: CoMagic её не примет (${why}).`,
+    not_connected: (pipeline: string) => `«${pipeline}»: отказ.`,
+    notConnected: (mnemonic: string) =>
+      `CoMagic отказал (${mnemonic}): сквозная аналитика для аккаунта не подключена. В CoMagic администратор открывает интеграции и подключает «Другая CRM», затем снова нажимает эту кнопку.`,
   },
   crm: {
     title: "5. CRM",

@@ -99,6 +99,7 @@ document.querySelectorAll("[data-copy]").forEach((button) => button.addEventList
   button.textContent = button.dataset.done;
 }));
 document.getElementById("check-comagic")?.addEventListener("click", () => post("/bitrix/settings/check-comagic", fields(), document.getElementById("comagic-answer")));
+document.getElementById("make-funnels")?.addEventListener("click", () => post("/bitrix/settings/sales-funnels", {}, document.getElementById("funnels-answer")));
 document.getElementById("check-page")?.addEventListener("click", () => post("/bitrix/settings/check-page", { url: document.getElementById("page-url").value }, document.getElementById("page-answer")));
 document.getElementById("save")?.addEventListener("click", async () => {
   if (await post("/bitrix/settings/save", fields(), document.getElementById("save-answer"))) document.getElementById("reload").submit();
@@ -200,6 +201,13 @@ ${view.funnels ? funnelChoice : ""}
 <label>${m.crm.language}<select data-setting name="CRM_LANGUAGE" id="CRM_LANGUAGE"${disabled}>${join(
     (["ru", "en"] as const).map((l) => html`<option value="${l}"${(view.values.CRM_LANGUAGE || "ru") === l ? raw(" selected") : ""}>${l === "ru" ? "Русский" : "English"}</option>`),
   )}</select></label></section>
+
+${
+  view.comagicReady
+    ? html`<section id="step-funnels"><h2>${m.funnels.title}</h2><p class="meta">${m.funnels.how}</p>
+<div class="actions"><button type="button" class="secondary" id="make-funnels">${m.funnels.make}</button><span class="answer" id="funnels-answer" role="status" data-busy="${m.checking}" data-failed="${m.failed}"></span></div></section>`
+    : ""
+}
 
 ${view.editable ? html`<div class="actions"><button type="button" id="save">${m.save}</button><span class="answer" id="save-answer" role="status" data-busy="${m.saving}" data-failed="${m.failed}"></span></div>` : ""}
 <script nonce="${nonce}">${SCRIPT}</script></body></html>`;

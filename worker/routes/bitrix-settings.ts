@@ -14,7 +14,21 @@ import { crmModeOf } from "../bitrix/crm-mode";
 import { ensureCrmUserFields } from "../bitrix/user-fields";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { recheckReportAccess, type ReportClaims, signReportToken, verifyReportToken } from "../bitrix-app/report";
-import { checkComagic, checkRefusal, loadFunnels, loadManagers, PAGE_SECRETS, PAGE_SETTINGS, pageChangeSchema, pageHasSnippet, platformOf, secretHint, settingsOfChange } from "../bitrix-app/settings";
+import {
+  checkComagic,
+  checkRefusal,
+  type FunnelReport,
+  loadFunnels,
+  loadManagers,
+  makeSalesFunnels,
+  PAGE_SECRETS,
+  PAGE_SETTINGS,
+  pageChangeSchema,
+  pageHasSnippet,
+  platformOf,
+  secretHint,
+  settingsOfChange,
+} from "../bitrix-app/settings";
 import { createCoMagicRpcClient } from "../comagic/data-api";
 import { comagicAuth, type Config } from "../config";
 import { DEFAULT_PORTAL } from "../domain/portal-key";
@@ -256,6 +270,31 @@ bitrixSettingsRoute.post("/settings/check-page", async (c) => {
   const found = pageHasSnippet(html, new URL(c.req.url).origin, fresh.portal, fresh.portal === DEFAULT_PORTAL);
   c.get("log").info("settings.page_checked", { memberId: claims.memberId, origin: url.origin, found });
   return c.json({ ok: found, message: found ? m.website.found : m.website.notFound });
+});
+
+/**
+ * Makes the portal's CoMagic sales funnels from its deal pipelines (FACTS-loop §1.1–§1.2): the first step of sending
+ * deals to CoMagic's end-to-end analytics. Answers each pipeline's outcome in words; when the account has not
+ * connected end-to-end analytics, says what its admin must switch on.
+ */
+bitrixSettingsRoute.post("/settings/sales-funnels", async (c) => {
+  const body = tokenField.safeParse(await c.req.json().catch(() => null));
+  if (!body.success) throw new AppError(400, "invalid_request", "The body is {token}");
+  const { claims, ctx, install } = await settingsSession(c, body.data.token);
+  const m = settingsMessages(claims.lang);
+  const dataApi = dataApiClientFor(ctx.config, c.env, "feed");
+  if (!dataApi) return c.json({ ok: false, message: m.comagic.noCredentials }, 409);
+  let reports: FunnelReport[];
+  try {
+    reports = await makeSalesFunnels({ bitrix: ctx.appClient(install), dataApi });
+  } catch (error) {
+    const refusal = checkRefusal(error instanceof Error ? error : new Error(String(error)), m);
+    return c.json({ ok: false, message: refusal.text });
+  }
+  c.get("log").info("settings.sales_funnels", { memberId: claims.memberId, outcomes: reports.map((r) => r.outcome) });
+  const refused = reports.find((r) => r.outcome === "not_connected");
+  if (refused) return c.json({ ok: false, message: m.funnels.notConnected(refused.detail) });
+  return c.json({ ok: reports.every((r) => r.outcome !== "unfit"), message: reports.map((r) => m.funnels[r.outcome](r.pipeline, r.detail)).join(" ") });
 });
 
 async function readAtMost(response: Response, limit: number): Promise<string> {
