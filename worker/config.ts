@@ -374,6 +374,10 @@ function parseSettings(values: Record<string, string>, env: Env, portal: string,
       if (raw && !problems.some((p) => p.setting === setting) && !isSafeUpstream(new URL(raw), false)) problems.push({ setting, problem: plainHttpProblem });
     }
   }
+  // A webhook of another portal than the one the app's install found would send this portal's leads elsewhere.
+  if (parsed.success && parsed.data.BITRIX_WEBHOOK_URL && parsed.data.BITRIX_PORTAL_URL && new URL(parsed.data.BITRIX_WEBHOOK_URL).origin !== parsed.data.BITRIX_PORTAL_URL) {
+    problems.push({ setting: "BITRIX_WEBHOOK_URL", problem: "is on another Bitrix24 portal than the one the app was installed on (BITRIX_PORTAL_URL)" });
+  }
   if (!values.BITRIX_WEBHOOK_URL && !(values.BITRIX_PORTAL_URL && memberId)) {
     problems.push({ setting: "BITRIX_WEBHOOK_URL", problem: "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)" });
   }

@@ -135,7 +135,6 @@ export async function portalOverview(env: Env, portal: string, now: Date): Promi
   const comagicLetter = newest.find((l) => l.reason.startsWith("CoMagic"));
   const cursor = feedState.cursor ? Date.parse(feedState.cursor) : null;
   const day = budget?.windows.day;
-  const lastReadCalls = feedState.lastReport?.calls;
 
   const health = portalHealth(
     {
@@ -144,7 +143,7 @@ export async function portalOverview(env: Env, portal: string, now: Date): Promi
         ? {
             lastSuccessAt: feedState.lastSuccessAt,
             lastError,
-            lastReadCalls: typeof lastReadCalls === "number" ? lastReadCalls : null,
+            callsSeenAt: feedState.lastCallsSeenAt,
             intervalMinutes: config?.FEED_INTERVAL_MINUTES ?? DEFAULT_FEED_INTERVAL_MINUTES,
           }
         : null,

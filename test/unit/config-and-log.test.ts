@@ -56,6 +56,8 @@ describe("readConfig", () => {
       "is not set, and the portal is not reached through the app (install the app on it, or set a webhook URL)",
     ],
     ["BITRIX_PORTAL_URL", { BITRIX_PORTAL_URL: "http://shop.bitrix24.ru" }, PLAIN_HTTP],
+    // A webhook of another portal than the install's would send this portal's leads there.
+    ["BITRIX_WEBHOOK_URL", { BITRIX_PORTAL_URL: "https://other.bitrix24.ru" }, "is on another Bitrix24 portal than the one the app was installed on (BITRIX_PORTAL_URL)"],
     // FACTS-portals §2: funnel 1's stages are C1:…; a stage of another funnel would be dropped by Bitrix24.
     ["DEAL_STAGE_ID", { DEAL_CATEGORY_ID: "1", DEAL_STAGE_ID: "PREPARATION" }, "is a stage of another funnel than DEAL_CATEGORY_ID (1)"],
     ["DEAL_STAGE_ID", { DEAL_STAGE_ID: "C2:NEW" }, "is a stage of another funnel than DEAL_CATEGORY_ID (0)"],

@@ -12,7 +12,7 @@ const inMinutes = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000
 function healthy(overrides: Partial<HealthFacts> = {}): HealthFacts {
   return {
     invalidSettings: null,
-    feed: { lastSuccessAt: ago(5), lastError: null, lastReadCalls: 4, intervalMinutes: 10 },
+    feed: { lastSuccessAt: ago(5), lastError: null, callsSeenAt: ago(5), intervalMinutes: 10 },
     lastNotificationAt: ago(60),
     deadLettersWaiting: 0,
     points: { remaining: 600, resetAt: inMinutes(300) },
@@ -34,8 +34,12 @@ describe("a portal's health", () => {
 
   it.each<[string, Partial<HealthFacts>, string]>([
     ["its settings do not parse", { invalidSettings: ["BITRIX_WEBHOOK_URL"] }, "settings_invalid"],
-    ["the feed has failed for more than 3 intervals", { feed: { lastSuccessAt: ago(31), lastError: "CoMagic Data API: ip_not_whitelisted", lastReadCalls: 4, intervalMinutes: 10 } }, "feed_failing"],
-    ["the feed has never read without error", { feed: { lastSuccessAt: null, lastError: "CoMagic Data API: auth_error", lastReadCalls: null, intervalMinutes: 10 } }, "feed_failing"],
+    [
+      "the feed has failed for more than 3 intervals",
+      { feed: { lastSuccessAt: ago(31), lastError: "CoMagic Data API: ip_not_whitelisted", callsSeenAt: ago(5), intervalMinutes: 10 } },
+      "feed_failing",
+    ],
+    ["the feed has never read without error", { feed: { lastSuccessAt: null, lastError: "CoMagic Data API: auth_error", callsSeenAt: null, intervalMinutes: 10 } }, "feed_failing"],
     ["the day's points are out", { points: { remaining: 0, resetAt: inMinutes(90) } }, "points_out"],
   ])("is failing when %s", (_, overrides, code) => {
     const health = portalHealth(healthy(overrides), NOW);
@@ -45,8 +49,8 @@ describe("a portal's health", () => {
 
   it.each<[string, Partial<HealthFacts>, string]>([
     ["dead letters wait", { deadLettersWaiting: 2 }, "dead_letters"],
-    ["no notification came for a day while the feed's last read found calls", { lastNotificationAt: ago(24 * 60 + 1) }, "notifications_stopped"],
-    ["no notification ever came while the feed's last read found calls", { lastNotificationAt: null }, "notifications_stopped"],
+    ["no notification came for a day while the feed found calls", { lastNotificationAt: ago(24 * 60 + 10) }, "notifications_stopped"],
+    ["no notification ever came while the feed found calls", { lastNotificationAt: null }, "notifications_stopped"],
     ["the report's deals were last synced more than a day ago", { reportSyncedAt: ago(24 * 60 + 1) }, "report_stale"],
   ])("is degraded when %s", (_, overrides, code) => {
     const health = portalHealth(healthy(overrides), NOW);
@@ -55,13 +59,20 @@ describe("a portal's health", () => {
   });
 
   it("takes one failed read, or failures within 3 intervals, as a passing fault", () => {
-    expect(codes(healthy({ feed: { lastSuccessAt: ago(29), lastError: "timeout", lastReadCalls: 4, intervalMinutes: 10 } }))).toEqual([]);
+    expect(codes(healthy({ feed: { lastSuccessAt: ago(29), lastError: "timeout", callsSeenAt: ago(5), intervalMinutes: 10 } }))).toEqual([]);
     // The interval is the portal's own: 3 hourly reads missed take 3 hours.
-    expect(codes(healthy({ feed: { lastSuccessAt: ago(150), lastError: "timeout", lastReadCalls: 4, intervalMinutes: 60 } }))).toEqual([]);
+    expect(codes(healthy({ feed: { lastSuccessAt: ago(150), lastError: "timeout", callsSeenAt: ago(5), intervalMinutes: 60 } }))).toEqual([]);
+  });
+
+  it("keeps notifications counted as stopped through quiet reads of the feed, until a notification comes after the calls", () => {
+    // A read that finds no calls must not clear it: the alert would flap every read (issue #24 review).
+    const quietRead = { lastSuccessAt: ago(1), lastError: null, callsSeenAt: ago(2 * 60), intervalMinutes: 10 };
+    expect(codes(healthy({ lastNotificationAt: ago(3 * 24 * 60), feed: quietRead }))).toEqual(["notifications_stopped"]);
+    expect(codes(healthy({ lastNotificationAt: ago(30), feed: quietRead }))).toEqual([]);
   });
 
   it("does not count notifications as stopped while CoMagic's reports show no calls", () => {
-    expect(codes(healthy({ lastNotificationAt: null, feed: { lastSuccessAt: ago(5), lastError: null, lastReadCalls: 0, intervalMinutes: 10 } }))).toEqual([]);
+    expect(codes(healthy({ lastNotificationAt: null, feed: { lastSuccessAt: ago(5), lastError: null, callsSeenAt: null, intervalMinutes: 10 } }))).toEqual([]);
     expect(codes(healthy({ lastNotificationAt: ago(3 * 24 * 60), feed: null }))).toEqual([]);
   });
 
@@ -83,13 +94,13 @@ describe("a portal's health", () => {
 
 describe("a reason in words", () => {
   it("says what is wrong and for how long, in English and in Russian", () => {
-    const [feed] = portalHealth(healthy({ feed: { lastSuccessAt: ago(125), lastError: "CoMagic Data API: ip_not_whitelisted", lastReadCalls: 4, intervalMinutes: 10 } }), NOW).reasons;
+    const [feed] = portalHealth(healthy({ feed: { lastSuccessAt: ago(125), lastError: "CoMagic Data API: ip_not_whitelisted", callsSeenAt: ago(5), intervalMinutes: 10 } }), NOW).reasons;
     if (!feed) throw new Error("no reason");
     expect(healthReasonText(feed, messagesFor("en").agency.reasons)).toBe("the CoMagic feed has not read for 2 h: CoMagic Data API: ip_not_whitelisted");
     expect(healthReasonText(feed, messagesFor("ru").agency.reasons)).toBe("лента CoMagic не читается уже 2 ч: CoMagic Data API: ip_not_whitelisted");
     const [stopped] = portalHealth(healthy({ lastNotificationAt: ago(3 * 24 * 60) }), NOW).reasons;
     if (!stopped) throw new Error("no reason");
-    expect(healthReasonText(stopped, messagesFor("en").agency.reasons)).toContain("no CoMagic notification for 3 days while CoMagic's reports show calls (4 in the feed's last read)");
+    expect(healthReasonText(stopped, messagesFor("en").agency.reasons)).toContain("no CoMagic notification for 3 days while CoMagic's reports show calls (the last found 5 min ago)");
     const [letters] = portalHealth(healthy({ deadLettersWaiting: 1 }), NOW).reasons;
     if (!letters) throw new Error("no reason");
     expect(healthReasonText(letters, messagesFor("en").agency.reasons)).toBe("1 dead letter waits for a replay");

@@ -69,11 +69,18 @@ const formTo = (portal: string, fields: Record<string, string>) =>
 /** The CoMagic feed's state as a feed that has failed since `minutesAgo` leaves it, with `error` as its last words. */
 async function feedFailingSince(portal: string, minutesAgo: number, error: string): Promise<void> {
   const since = new Date(Date.now() - minutesAgo * 60_000).toISOString();
-  await d1FeedState(db(), portal).put({ cursor: since, lastRunAt: new Date(Date.now() - 60_000).toISOString(), lastSuccessAt: since, lastReport: { calls: 0 }, lastError: error });
+  await d1FeedState(db(), portal).put({
+    cursor: since,
+    lastRunAt: new Date(Date.now() - 60_000).toISOString(),
+    lastSuccessAt: since,
+    lastReport: { calls: 0 },
+    lastError: error,
+    lastCallsSeenAt: null,
+  });
 }
 async function feedReadingAgain(portal: string): Promise<void> {
   const now = new Date().toISOString();
-  await d1FeedState(db(), portal).put({ cursor: now, lastRunAt: now, lastSuccessAt: now, lastReport: { calls: 0 }, lastError: null });
+  await d1FeedState(db(), portal).put({ cursor: now, lastRunAt: now, lastSuccessAt: now, lastReport: { calls: 0 }, lastError: null, lastCallsSeenAt: null });
 }
 
 beforeAll(async () => {

@@ -84,7 +84,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   // Each test reads only its own rows.
   await sandbox("/_sandbox/comagic/reset", {});
-  await state().put({ cursor: null, lastRunAt: null, lastSuccessAt: null, lastReport: null, lastError: null });
+  await state().put({ cursor: null, lastRunAt: null, lastSuccessAt: null, lastReport: null, lastError: null, lastCallsSeenAt: null });
 });
 
 describe("the CoMagic feed", () => {

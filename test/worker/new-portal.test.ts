@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { d1PortalSettings } from "../../worker/storage/portal-settings";
 import { installFields, type PortalTokens, postForm } from "./app-support";
-import { PORTALS } from "./portal-support";
+import { PORTALS, portalSettingsOf } from "./portal-support";
 import { admin, leadsWithPhone, makeCallSession, type SandboxLead, uniquePhone, uniqueSessionId, waitFor } from "./support";
 
 /*
@@ -35,6 +35,26 @@ describe("the app installed on a portal the deployment does not serve", () => {
     expect(response.status).toBe(401);
     expect(await storedFor("someone-elses-member-id")).toBeNull();
     expect(await storedFor(gamma.memberId)).toBeNull();
+  });
+
+  it("opens nothing when the one installing (or first opening the app) is not an administrator of the portal", async () => {
+    const t = await tokensOnGamma(2);
+    const response = await postForm("/bitrix/install", installFields(t), `?DOMAIN=${t.DOMAIN}&PROTOCOL=0&LANG=en`);
+    expect(response.status).toBe(403);
+    expect(await storedFor(gamma.memberId)).toBeNull();
+  });
+
+  it("links a portal the operator set up with a webhook on that Bitrix24 portal, instead of opening a second one", async () => {
+    const alpha = PORTALS.alpha;
+    const put = await admin("/portals/alpha-shop", { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ settings: portalSettingsOf("alpha") }) });
+    expect(put.status).toBe(201);
+    const t = (await (
+      await fetch(`${alpha.url}/_sandbox/bitrix/app/tokens`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ userId: 1 }) })
+    ).json()) as PortalTokens;
+    expect((await postForm("/bitrix/install", installFields(t), `?DOMAIN=${t.DOMAIN}&PROTOCOL=0&LANG=en`)).status).toBe(200);
+    expect((await storedFor(alpha.memberId))?.portal).toBe("alpha-shop");
+    const all = await d1PortalSettings(env.DB as D1Database).list();
+    expect(all.filter((p) => p.settings.BITRIX_PORTAL_URL === new URL(alpha.url).origin)).toEqual([]);
   });
 
   it("opens a portal of its own at the OAuth server's address, and a call notification to its URL becomes a lead there through the app's token", async () => {

@@ -10,7 +10,9 @@ import type { TradedTokens } from "../bitrix/app-client";
 import { BitrixError } from "../bitrix/errors";
 import type { Language } from "../i18n";
 
-export type NewPortalOutcome = { ok: true; portal: string; origin: string; tokens: TradedTokens } | { ok: false; refusal: "not_verified" | "bitrix_unavailable" };
+export type NewPortalOutcome =
+  /** `opened`: a new stored portal; else the portal of the deployment already at that address, now linked to the member_id. */
+  { ok: true; portal: string; origin: string; tokens: TradedTokens; opened: boolean } | { ok: false; refusal: "not_verified" | "bitrix_unavailable" | "not_admin" };
 
 /** The settings a new portal starts with; everything else waits for its administrator (the settings page). */
 export interface NewPortalSettings {
@@ -44,6 +46,12 @@ export async function openNewPortal(
     /** Whether a portal key is in use already. */
     taken: (portal: string) => Promise<boolean>;
     save: (portal: string, settings: NewPortalSettings, memberId: string) => Promise<void>;
+    /** The deployment's portal already at this origin (its webhook's, or an earlier install's), if any. */
+    portalAt: (origin: string) => Promise<string | null>;
+    /** Links an existing portal to the member_id the OAuth server named. */
+    link: (portal: string, memberId: string) => Promise<void>;
+    /** Whether the installing user is an administrator of the portal at that origin (their own token, there). */
+    isAdmin: (origin: string) => Promise<boolean | "unavailable">;
     randomToken: () => string;
     allowLoopbackHttp: boolean;
   },
@@ -57,6 +65,16 @@ export async function openNewPortal(
   }
   const origin = endpointOrigin(tokens.clientEndpoint, deps.allowLoopbackHttp);
   if (tokens.memberId !== request.memberId || !origin) return { ok: false, refusal: "not_verified" };
+  // Only an administrator installs; a manager's first open of an app nobody installed opens nothing.
+  const admin = await deps.isAdmin(origin);
+  if (admin === "unavailable") return { ok: false, refusal: "bitrix_unavailable" };
+  if (!admin) return { ok: false, refusal: "not_admin" };
+  // A portal the deployment serves already (by its webhook's address) is linked, never doubled.
+  const existing = await deps.portalAt(origin);
+  if (existing) {
+    await deps.link(existing, request.memberId);
+    return { ok: true, portal: existing, origin, tokens, opened: false };
+  }
   const base = portalKeyFromHost(new URL(origin).host);
   let portal = base;
   for (let n = 2; await deps.taken(portal); n++) {
@@ -64,7 +82,7 @@ export async function openNewPortal(
     portal = `${base}-${n}`;
   }
   await deps.save(portal, { BITRIX_PORTAL_URL: origin, COMAGIC_WEBHOOK_TOKEN: deps.randomToken(), CRM_LANGUAGE: request.language }, request.memberId);
-  return { ok: true, portal, origin, tokens };
+  return { ok: true, portal, origin, tokens, opened: true };
 }
 
 /** `https://<portal>/rest/` → its origin; null for anything else (another path, plain http outside a local sandbox). */

@@ -272,7 +272,8 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
     const expireAt = result.data.expire_at ?? result.data.expire ?? Math.floor(now() / 1000) + 3600;
     const fresh = { accessToken: result.data.access_token, expireAt };
     const ttl = Math.max(KV_MIN_TTL_SECONDS, expireAt - Math.floor(now() / 1000) - TOKEN_MARGIN_SECONDS);
-    await options.tokens.put(key, fresh, ttl);
+    // A store that refuses the write (KV: one write a second a key) costs other isolates a login, never this one its token.
+    await options.tokens.put(key, fresh, ttl).catch(() => undefined);
     // Set here, before the login's waiters resume: a read that starts meanwhile finds it and logs in no more.
     token = fresh;
     return fresh;

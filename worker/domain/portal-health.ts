@@ -26,7 +26,8 @@ export interface HealthFacts {
   /** The settings named as missing or invalid, or null when they parse. */
   invalidSettings: string[] | null;
   /** The feed's state (storage/feed-state.ts), or null when it has none to judge (no Data API, never ran). */
-  feed: { lastSuccessAt: string | null; lastError: string | null; lastReadCalls: number | null; intervalMinutes: number } | null;
+  /** `callsSeenAt`: when a read of the feed last found calls (it stays until one finds calls again, so the rule below holds still). */
+  feed: { lastSuccessAt: string | null; lastError: string | null; callsSeenAt: string | null; intervalMinutes: number } | null;
   /** The last CoMagic notification of any kind (storage/portal-activity.ts). */
   lastNotificationAt: string | null;
   deadLettersWaiting: number;
@@ -41,7 +42,7 @@ export type HealthReason =
   | { code: "feed_failing"; status: "failing"; minutesSinceSuccess: number | null; error: string }
   | { code: "points_out"; status: "failing"; minutesToReset: number }
   | { code: "dead_letters"; status: "degraded"; count: number }
-  | { code: "notifications_stopped"; status: "degraded"; minutesSinceNotification: number | null; calls: number }
+  | { code: "notifications_stopped"; status: "degraded"; minutesSinceNotification: number | null; minutesSinceCalls: number }
   | { code: "report_stale"; status: "degraded"; minutesSinceSync: number };
 
 export interface PortalHealth {
@@ -66,10 +67,16 @@ export function portalHealth(facts: HealthFacts, now: Date): PortalHealth {
     reasons.push({ code: "points_out", status: "failing", minutesToReset: Math.ceil((Date.parse(facts.points.resetAt) - at) / 60_000) });
   }
   if (facts.deadLettersWaiting > 0) reasons.push({ code: "dead_letters", status: "degraded", count: facts.deadLettersWaiting });
-  const calls = feed?.lastReadCalls ?? 0;
+  // Compared with when the feed last found calls, not with its last read alone: a quiet read must not clear the alarm.
+  const callsSeen = feed?.callsSeenAt ? Date.parse(feed.callsSeenAt) : null;
   const lastNotification = facts.lastNotificationAt ? Date.parse(facts.lastNotificationAt) : null;
-  if (calls > 0 && (lastNotification === null || at - lastNotification > NOTIFICATION_SILENCE_MS)) {
-    reasons.push({ code: "notifications_stopped", status: "degraded", minutesSinceNotification: lastNotification === null ? null : minutesBetween(at, lastNotification), calls });
+  if (callsSeen !== null && (lastNotification === null || callsSeen - lastNotification > NOTIFICATION_SILENCE_MS)) {
+    reasons.push({
+      code: "notifications_stopped",
+      status: "degraded",
+      minutesSinceNotification: lastNotification === null ? null : minutesBetween(at, lastNotification),
+      minutesSinceCalls: minutesBetween(at, callsSeen),
+    });
   }
   const synced = facts.reportSyncedAt ? Date.parse(facts.reportSyncedAt) : null;
   if (synced !== null && at - synced > REPORT_STALE_MS) reasons.push({ code: "report_stale", status: "degraded", minutesSinceSync: minutesBetween(at, synced) });
@@ -94,7 +101,7 @@ export function healthReasonText(reason: HealthReason, words: Messages["agency"]
     case "dead_letters":
       return words.dead_letters(reason.count);
     case "notifications_stopped":
-      return words.notifications_stopped(reason.minutesSinceNotification, reason.calls);
+      return words.notifications_stopped(reason.minutesSinceNotification, reason.minutesSinceCalls);
     case "report_stale":
       return words.report_stale(reason.minutesSinceSync);
   }

@@ -195,8 +195,8 @@ export const en = {
         minutes === null ? `the CoMagic feed has never read without error: ${error}` : `the CoMagic feed has not read for ${agencyDuration(minutes)}: ${error}`,
       points_out: (minutes: number) => `CoMagic's Data API points for today are spent (they come back in ${agencyDuration(minutes)}): until then only notifications make leads`,
       dead_letters: (count: number) => (count === 1 ? "1 dead letter waits for a replay" : `${count} dead letters wait for a replay`),
-      notifications_stopped: (minutes: number | null, calls: number) =>
-        `${minutes === null ? "no CoMagic notification has come yet" : `no CoMagic notification for ${agencyDuration(minutes)}`} while CoMagic's reports show calls (${calls} in the feed's last read): check the notification in CoMagic`,
+      notifications_stopped: (minutes: number | null, callsMinutes: number) =>
+        `${minutes === null ? "no CoMagic notification has come yet" : `no CoMagic notification for ${agencyDuration(minutes)}`} while CoMagic's reports show calls (the last found ${agencyDuration(callsMinutes)} ago): check the notification in CoMagic`,
       report_stale: (minutes: number) => `the report's deals were last synced ${agencyDuration(minutes)} ago`,
     },
     alert: {

@@ -196,8 +196,8 @@ export const ru: Messages = {
         minutes === null ? `лента CoMagic ещё ни разу не прочиталась без ошибки: ${error}` : `лента CoMagic не читается уже ${agencyDuration(minutes)}: ${error}`,
       points_out: (minutes: number) => `баллы Data API CoMagic на сегодня исчерпаны (вернутся через ${agencyDuration(minutes)}): до тех пор лиды приходят только из уведомлений`,
       dead_letters: (count: number) => `невыполненные задания ждут повтора: ${count}`,
-      notifications_stopped: (minutes: number | null, calls: number) =>
-        `${minutes === null ? "уведомлений CoMagic ещё не было" : `уведомлений CoMagic нет уже ${agencyDuration(minutes)}`}, а в отчётах CoMagic есть звонки (${calls} при последнем чтении ленты): проверьте уведомление в CoMagic`,
+      notifications_stopped: (minutes: number | null, callsMinutes: number) =>
+        `${minutes === null ? "уведомлений CoMagic ещё не было" : `уведомлений CoMagic нет уже ${agencyDuration(minutes)}`}, а в отчётах CoMagic есть звонки (последний найден ${agencyDuration(callsMinutes)} назад): проверьте уведомление в CoMagic`,
       report_stale: (minutes: number) => `сделки отчёта последний раз синхронизированы ${agencyDuration(minutes)} назад`,
     },
     alert: {

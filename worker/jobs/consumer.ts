@@ -272,7 +272,8 @@ async function afterWrites(round: Job[], outcomes: Map<string, WriteOutcome>, pl
   for (const { item, outcome, plan } of written) jobs.push(...(await followUpJobs(item.job, outcome, plan, deps, rules)));
   if (deps.followUps && jobs.length) {
     await deps.followUps.send(jobs).catch((error: unknown) => {
-      deps.log.warn("enrich.enqueue_failed", { error: errorMessage(error), leads: jobs.length });
+      // Neither queued nor kept in D1: the leads are written, their telephony calls and enrichment are not.
+      deps.log.error("followup.lost", { error: errorMessage(error), jobs: jobs.length, events: written.map(({ item }) => item.job.event.key) });
     });
   }
 }

@@ -189,7 +189,14 @@ export async function runFeed(deps: FeedDeps & { state: FeedStateStore; feed: Fe
   const ran: FeedState = { ...state, lastRunAt: now.toISOString() };
   try {
     const { openSince, ...report } = await readFeed(window, deps);
-    await deps.state.put({ ...ran, cursor: nextCursor(window.to, openSince).toISOString(), lastSuccessAt: now.toISOString(), lastReport: { ...report }, lastError: null });
+    await deps.state.put({
+      ...ran,
+      cursor: nextCursor(window.to, openSince).toISOString(),
+      lastSuccessAt: now.toISOString(),
+      lastReport: { ...report },
+      lastError: null,
+      lastCallsSeenAt: report.calls > 0 ? now.toISOString() : state.lastCallsSeenAt,
+    });
     return report;
   } catch (error) {
     deps.log.warn("feed.failed", { error: errorMessage(error), from: window.from.toISOString() });

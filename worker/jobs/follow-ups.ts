@@ -2,7 +2,8 @@
  * Sends the follow-ups of a written lead (telephony, call record, enrichment) to the enrichment queue. The lead is
  * in Bitrix24 by then and its event in the ledger, so a redelivery would not send them again: when the queue
  * refuses a slice twice, its jobs go straight into D1's dead letters (code ENQUEUE_FAILED, replayable with
- * `POST /admin/dead-letters/<id>/replay`) instead of being lost. Only when D1 refuses too does `send` throw.
+ * `POST /admin/dead-letters/<id>/replay`) instead of being lost. Only when D1 refuses too does `send` throw, after
+ * every slice was tried.
  */
 import { comagicAuth, type Config } from "../config";
 import { followUpDelaySeconds } from "../domain/retry-policy";
@@ -41,12 +42,18 @@ export function followUpSender(env: Env, config: Config, log: Logger): FollowUpS
   return {
     enrichment: comagicAuth(config) !== null,
     send: async (jobs) => {
-      // A round of 40 calls makes 120 follow-ups: more than one sendBatch takes.
+      // A round of 40 calls makes 120 follow-ups: more than one sendBatch takes. Every slice is tried whatever an
+      // earlier one met; what could be neither queued nor kept is said at the end.
+      const lost: { jobs: number; error: unknown }[] = [];
       for (let i = 0; i < jobs.length; i += SLICE) {
         const slice = jobs.slice(i, i + SLICE);
         const messages = slice.map(request);
-        await queue.sendBatch(messages).catch(() => queue.sendBatch(messages).catch((error: unknown) => keep(slice, error)));
+        await queue
+          .sendBatch(messages)
+          .catch(() => queue.sendBatch(messages).catch((error: unknown) => keep(slice, error)))
+          .catch((error: unknown) => void lost.push({ jobs: slice.length, error }));
       }
+      if (lost.length) throw new Error(`${lost.reduce((n, l) => n + l.jobs, 0)} follow-ups were neither queued nor kept: ${errorMessage(lost[0]?.error)}`);
     },
   };
 }

@@ -9,7 +9,7 @@
  * looked at for the first time compares with "ok", so one that starts out failing is told. Alerts are written in
  * env's CRM_LANGUAGE (Russian unless it is "en"): the deployment has no language of its own.
  */
-import { alertWebhookUrl, deploymentSettings } from "../config";
+import { alertWebhookUrl } from "../config";
 import { healthReasonText, type HealthStatus } from "../domain/portal-health";
 import type { Env } from "../env";
 import { languageOf, messagesFor } from "../i18n";
@@ -48,7 +48,13 @@ export async function alertOnChange(env: Env, portal: string, now: Date, log: Lo
   const english = messagesFor("en").agency.reasons;
   log.warn("portal.alert", { portal, status: overview.status, was, reasons: overview.reasons.map((r) => healthReasonText(r, english)) });
 
-  const url = alertWebhookUrl(deploymentSettings(env));
+  // Read on its own: another broken deployment setting (which makes every portal fail) must not silence the alert.
+  const url = alertWebhookUrl({ ALERT_WEBHOOK_URL: env.ALERT_WEBHOOK_URL, ALLOW_LOOPBACK_HTTP: env.ALLOW_LOOPBACK_HTTP === "true" });
+  if (env.ALERT_WEBHOOK_URL?.trim() && !url) {
+    // A URL set but unusable: the change stays untold, so it is posted once the URL is fixed.
+    log.warn("alert.failed", { portal, status: overview.status, error: "ALERT_WEBHOOK_URL is not an https URL (see /health)" });
+    return { status: overview.status, was, text, told: false };
+  }
   if (url) {
     try {
       const res = await send(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text }), signal: AbortSignal.timeout(ALERT_TIMEOUT_MS) });

@@ -95,15 +95,11 @@ const retentionDays = (config: DeploymentSettings): RetentionDays => ({
   report: config.REPORT_RETENTION_DAYS,
 });
 
-/** The Cron Trigger: purges what D1 keeps no longer, then queues each portal's tick. Never throws. */
+/** The Cron Trigger: queues each portal's tick, then purges what D1 keeps no longer. Never throws. */
 export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
   const log = createLogger({ cron: controller.cron });
   const at = new Date(controller.scheduledTime);
   try {
-    if (env.DB) {
-      // Retention is the deployment's, for every portal's rows.
-      log.info("retention.purged", await purgeExpired(env.DB, at, retentionDays(deploymentSettings(env))));
-    }
     const portals = await portalKeys(env);
     const queue = env.ENRICH_JOBS;
     if (!queue) {
@@ -117,6 +113,14 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     }
   } catch (error) {
     log.error("scheduled.failed", { error: errorMessage(error) });
+  }
+  // After the ticks, on its own: the daily prune's long deletes must neither delay nor cancel any portal's tick.
+  if (env.DB) {
+    try {
+      log.info("retention.purged", await purgeExpired(env.DB, at, retentionDays(deploymentSettings(env))));
+    } catch (error) {
+      log.error("retention.failed", { error: errorMessage(error) });
+    }
   }
   await alertBrokenPortals(env, at, log);
 }

@@ -6,7 +6,8 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as z from "zod";
 import type { AppEnv } from "./app-env";
-import { oauthTokenUrlOf, tradeRefreshToken } from "../bitrix/app-client";
+import { oauthTokenUrlOf, tradeRefreshToken, userClientFor } from "../bitrix/app-client";
+import { verifiedUser } from "../bitrix/app-auth";
 import { openNewPortal } from "../bitrix-app/new-portal";
 import { deploymentSettings, readConfig } from "../config";
 import { DEFAULT_PORTAL } from "../domain/portal-key";
@@ -21,7 +22,7 @@ import { limitBody } from "./body-limit";
 import { renderInstalledPage } from "./bitrix-tab-page";
 import { APP_MAX_BYTES, appContext, checkDomain, htmlError, limitByIp, refusedPage, text } from "./bitrix-app-context";
 import { AppError } from "../errors";
-import { forgetPortalConfig, portalOfMember, savePortal } from "../portal-config";
+import { configFor, forgetPortalConfig, portalOfMember, savePortal } from "../portal-config";
 import { matchesAnySecret } from "../security";
 import { deletePortalData } from "../storage/portal-data";
 import { storesFor } from "../wiring";
@@ -79,10 +80,26 @@ async function openPortalFor(c: Context<AppEnv>, request: z.infer<typeof install
       save: async (portal, values, memberId) => void (await savePortal(env, portal, { settings: { ...values }, memberId }, new Date())),
       randomToken: () => [...crypto.getRandomValues(new Uint8Array(24))].map((b) => b.toString(16).padStart(2, "0")).join(""),
       allowLoopbackHttp: deployment.ALLOW_LOOPBACK_HTTP,
+      portalAt: async (origin) => {
+        if (defaultPortal.ok && defaultPortal.config.portalOrigin === origin) return DEFAULT_PORTAL;
+        for (const stored of await settings.list()) {
+          const values = (await configFor(env, stored.portal).catch(() => null)) ?? null;
+          if (values?.ok && values.config.portalOrigin === origin) return stored.portal;
+        }
+        return null;
+      },
+      // The default portal's install is found by its origin; a stored one is linked by its member_id.
+      link: async (portal, memberId) => void (portal === DEFAULT_PORTAL ? undefined : await savePortal(env, portal, { settings: {}, memberId }, new Date())),
+      isAdmin: async (origin) => {
+        // The app's code: BITRIX_APP_CODE, else its client id (config.ts appSettings).
+        const user = await verifiedUser(userClientFor(origin, request.AUTH_ID, deployment.BITRIX_TIMEOUT_MS), deployment.BITRIX_APP_CODE ?? clientId);
+        if (!user.ok) return user.refusal === "bitrix_unavailable" ? "unavailable" : false;
+        return user.profile.ADMIN === true;
+      },
     },
   );
   if (!outcome.ok) throw refusedPage(outcome.refusal);
-  c.get("log").info("portal.opened", { portal: outcome.portal, memberId: request.member_id });
+  c.get("log").info(outcome.opened ? "portal.opened" : "portal.linked", { portal: outcome.portal, memberId: request.member_id });
   return outcome;
 }
 

@@ -258,7 +258,10 @@ bitrixSettingsRoute.post("/settings/check-page", async (c) => {
   } catch {
     return c.json({ ok: false, message: m.website.notAllowed }, 400);
   }
-  if (!fresh.ALLOWED_ORIGINS.allows(url.origin) || !isSafeUpstream(url, fresh.ALLOW_LOOPBACK_HTTP)) return c.json({ ok: false, message: m.website.notAllowed }, 400);
+  // The same administrator writes ALLOWED_ORIGINS: addresses that are no public site are refused whatever it lists.
+  const internal = /^\[|^\d+(\.\d+){3}$|^localhost$|\.(internal|local|localhost)$/i.test(url.hostname) && !(fresh.ALLOW_LOOPBACK_HTTP && isLoopback(url));
+  if (internal || url.origin === new URL(c.req.url).origin || !fresh.ALLOWED_ORIGINS.allows(url.origin) || !isSafeUpstream(url, fresh.ALLOW_LOOPBACK_HTTP))
+    return c.json({ ok: false, message: m.website.notAllowed }, 400);
   let html: string;
   try {
     const response = await fetch(url, { redirect: "manual", signal: AbortSignal.timeout(PAGE_TIMEOUT_MS), headers: { accept: "text/html" } });

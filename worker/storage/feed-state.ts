@@ -18,10 +18,12 @@ export const feedStateSchema = z.object({
   lastReport: z.record(z.string(), z.unknown()).nullable(),
   /** The last failure's message, cleared by a successful read. */
   lastError: z.string().nullable(),
+  /** When a read last found calls: what "notifications stopped while CoMagic's reports show calls" compares with (older rows lack it). */
+  lastCallsSeenAt: z.string().nullable().default(null),
 });
 export type FeedState = z.infer<typeof feedStateSchema>;
 
-export const EMPTY_FEED_STATE: FeedState = { cursor: null, lastRunAt: null, lastSuccessAt: null, lastReport: null, lastError: null };
+export const EMPTY_FEED_STATE: FeedState = { cursor: null, lastRunAt: null, lastSuccessAt: null, lastReport: null, lastError: null, lastCallsSeenAt: null };
 
 export interface FeedStateStore {
   get(): Promise<FeedState>;
