@@ -201,28 +201,23 @@ const categoryRow = z.object({ id: idText, name: z.string() }).loose();
 const categoryList = z.union([z.object({ categories: z.array(categoryRow) }).transform((r) => r.categories), z.array(categoryRow)]);
 const stageRows = z.array(z.object({ STATUS_ID: z.string(), NAME: z.string(), SORT: z.coerce.number().optional(), SEMANTICS: z.string().nullish() }).loose());
 
-/** The portal's deal funnels (crm.category.list, entityTypeId 2) and each one's stages (crm.status.list DEAL_STAGE[_<id>], FACTS-portals §2). */
+/** The portal's deal funnels and each one's stages in progress, in order: where a new deal may start. */
 export async function loadFunnels(bitrix: BitrixClient): Promise<Funnel[]> {
-  const categories = categoryList.safeParse(await bitrix.call("crm.category.list", { entityTypeId: 2 })).data ?? [];
-  // A portal that answers no funnel still has the general one.
-  const funnels = categories.length ? categories : [{ id: "0", name: "" }];
-  const out: Funnel[] = [];
-  for (const funnel of funnels.slice(0, 20)) {
-    const entityId = funnel.id === "0" ? "DEAL_STAGE" : `DEAL_STAGE_${funnel.id}`;
-    const stages = stageRows.safeParse(await bitrix.call("crm.status.list", { filter: { ENTITY_ID: entityId } })).data ?? [];
-    out.push({
-      id: funnel.id,
-      name: funnel.name,
-      stages: stages
-        .filter((stage) => !stage.SEMANTICS)
-        .sort((a, b) => (a.SORT ?? 0) - (b.SORT ?? 0))
-        .map((stage) => ({ id: stage.STATUS_ID, name: stage.NAME })),
-    });
-  }
-  return out;
+  return (await loadPipelines(bitrix)).map((pipeline) => ({
+    id: pipeline.categoryId,
+    name: pipeline.name,
+    stages: pipeline.stages
+      .filter((stage) => stage.semantics === "P")
+      .sort((a, b) => a.sort - b.sort)
+      .map((stage) => ({ id: stage.id, name: stage.name })),
+  }));
 }
 
-/** Every deal pipeline with all its stages and their semantics: what CoMagic's funnels are made from (FACTS-loop §1.2). */
+/**
+ * Every deal pipeline (crm.category.list, entityTypeId 2) with all its stages and their semantics (crm.status.list
+ * DEAL_STAGE[_<id>], FACTS-portals §2): the settings page's funnels and CoMagic's (FACTS-loop §1.2) are made from it.
+ * The general funnel's name may be empty (the page names it); a portal that answers no funnel still has the general one.
+ */
 export async function loadPipelines(bitrix: BitrixClient): Promise<Pipeline[]> {
   const categories = categoryList.safeParse(await bitrix.call("crm.category.list", { entityTypeId: 2 })).data ?? [];
   const pipelines: Pipeline[] = [];
@@ -231,7 +226,7 @@ export async function loadPipelines(bitrix: BitrixClient): Promise<Pipeline[]> {
     const stages = stageRows.safeParse(await bitrix.call("crm.status.list", { filter: { ENTITY_ID: entityId } })).data ?? [];
     pipelines.push({
       categoryId: category.id,
-      name: category.name || "Bitrix24",
+      name: category.name,
       stages: stages.map((stage) => ({ id: stage.STATUS_ID, name: stage.NAME, sort: stage.SORT ?? 0, semantics: stage.SEMANTICS === "S" ? "S" : stage.SEMANTICS === "F" ? "F" : "P" })),
     });
   }
@@ -247,7 +242,9 @@ export type FunnelReport = { pipeline: string; outcome: "created" | "updated" | 
  */
 export async function makeSalesFunnels(deps: { bitrix: BitrixClient; dataApi: CoMagicRpcClient }): Promise<FunnelReport[]> {
   const reports: FunnelReport[] = [];
-  for (const pipeline of await loadPipelines(deps.bitrix)) {
+  for (const loaded of await loadPipelines(deps.bitrix)) {
+    // CoMagic's funnel needs a name; Bitrix24's general one may have none.
+    const pipeline = { ...loaded, name: loaded.name || "Bitrix24" };
     let funnel: SalesFunnel;
     try {
       funnel = salesFunnelFromPipeline(pipeline);
