@@ -12,7 +12,9 @@ import { type AccessRefusal, applicationTokenMatches } from "../bitrix/app-auth"
 import { appClientFor, type AppInstall, userClientFor } from "../bitrix/app-client";
 import { appSettings, deploymentSettings } from "../config";
 import { AppError } from "../errors";
-import { languageOf, messagesFor, pageError, pageErrorText } from "../i18n";
+import { type Language, languageOf, messagesFor, pageError, pageErrorText } from "../i18n";
+import { recheckReportAccess, type ReportClaims, verifyReportToken } from "../bitrix-app/report";
+import { kvReportSessions } from "../storage/report-sessions";
 import { portalOfMember, requirePortalConfig } from "../portal-config";
 import { budgetFor, storesFor } from "../wiring";
 import { renderMessagePage } from "./bitrix-tab-page";
@@ -102,4 +104,58 @@ export function appPageHeaders(c: Context<AppEnv>, origin: string, nonce: string
   );
   c.header("Cache-Control", "no-store");
   c.header("Referrer-Policy", "no-referrer");
+}
+
+/** How one of the app's token-carrying pages (the report, the settings) differs from the other. */
+export interface PageRules {
+  purpose: ReportClaims["purpose"];
+  /** The per-user rate limit's key prefix (REPORT_RATE_LIMITER): `report-view`, `report-refresh`, `settings`. */
+  limit: string;
+  /** Who besides the portal's administrators may keep the page (REPORT_USER_IDS for the report, nobody for the settings). */
+  allowed: (config: AppContext["config"]) => readonly string[];
+  /** The 401 of a token that is missing, forged, expired, or no longer accepted by Bitrix24, in the page's language. */
+  expired: (language: Language) => AppError;
+  /** The 403 of a user whose access was taken away since the page opened. */
+  denied: (claims: ReportClaims) => AppError;
+  /** The response header a renewed token goes back in. */
+  header: string;
+}
+
+/**
+ * A request of a page opened from Bitrix24: a genuine token of the page's purpose within its hour, under the user's
+ * rate limit, its portal's install, and access confirmed by Bitrix24 within five minutes (bitrix-app/report.ts). The
+ * token names its portal (member_id): the page, its data and its checks are that portal's.
+ */
+export async function pageSession(c: Context<AppEnv>, token: string | undefined, rules: PageRules) {
+  const now = new Date();
+  const claims = token ? await verifyReportToken(token, tabTokenKeys(c), now, rules.purpose) : null;
+  if (!token || !claims) throw rules.expired(claims?.lang ?? languageOf(c.req.query("LANG")));
+  const log = c.get("log");
+  const limiter = c.env.REPORT_RATE_LIMITER;
+  if (!limiter) throw new AppError(503, "misconfigured", "The worker is misconfigured");
+  if (!(await limiter.limit({ key: `${rules.limit}:${claims.memberId}:${claims.userId}` })).success) {
+    log.warn(`${rules.purpose}.rejected`, { code: "rate_limited", memberId: claims.memberId, userId: claims.userId, limit: rules.limit });
+    c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
+    throw pageError(429, "report_rate_limited");
+  }
+  const ctx = await appContext(c, claims.memberId);
+  const install = await ctx.installs.get(claims.memberId);
+  if (!install) throw pageError(401, "not_installed");
+  const session = await recheckReportAccess(claims, token, {
+    keys: ctx.app.tabTokenKeys,
+    now,
+    sessions: kvReportSessions(ctx.kv),
+    userClient: ctx.userClient,
+    appCode: ctx.app.appCode,
+    reportUserIds: rules.allowed(ctx.config),
+  });
+  if (session.kind === "expired") throw rules.expired(claims.lang);
+  if (session.kind === "unavailable") throw pageError(503, "bitrix_unavailable");
+  if (session.kind === "denied") {
+    log.warn(`${rules.purpose}.refused`, { memberId: claims.memberId, userId: claims.userId, reason: "access_lost" });
+    throw rules.denied(claims);
+  }
+  if (session.renewed) log.info(`${rules.purpose}.rechecked`, { memberId: claims.memberId, userId: claims.userId });
+  c.header(rules.header, session.token);
+  return { claims: session.claims, token: session.token, install, ctx };
 }

@@ -10,26 +10,13 @@ import { dataApiClientFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { renderMessagePage } from "./bitrix-tab-page";
 import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
-import { loadAttributionReport, recheckReportAccess, REPORT_TOKEN_TTL_SECONDS, reportAccess, signReportToken, verifyReportToken, type ReportClaims } from "../bitrix-app/report";
+import { loadAttributionReport, REPORT_TOKEN_TTL_SECONDS, reportAccess, signReportToken, type ReportClaims } from "../bitrix-app/report";
 import { MODELS } from "../domain/attribution";
 import { GROUPINGS, PERIODS, periodDays, type ReportFilters } from "../domain/attribution-report";
 import { languageOf, messagesFor, pageError, type Language } from "../i18n";
 import { refreshReportData } from "../jobs/report-sync";
 import { kvReportSessions } from "../storage/report-sessions";
-import {
-  APP_MAX_BYTES,
-  type AppContext,
-  appContext,
-  appPageHeaders,
-  checkApplicationToken,
-  checkDomain,
-  htmlError,
-  limitByIp,
-  RATE_LIMIT_PERIOD_SECONDS,
-  refusedPage,
-  tabTokenKeys,
-  text,
-} from "./bitrix-app-context";
+import { APP_MAX_BYTES, type AppContext, appContext, appPageHeaders, checkApplicationToken, checkDomain, htmlError, limitByIp, refusedPage, text, pageSession } from "./bitrix-app-context";
 import { installFrom, invalidInstall, servesMember } from "./bitrix-install";
 import { renderSettings } from "./bitrix-settings";
 import { verifiedUser } from "../bitrix/app-auth";
@@ -64,50 +51,19 @@ const reportHeaders = (c: Context<AppEnv>, portalOrigin: string, nonce: string) 
 /** The page's language before its token is read (the page sends it in the URL); expired tokens cannot say theirs. */
 const requestLanguage = (c: Context<AppEnv>): Language => languageOf(c.req.query("LANG"));
 
-/** Each report request reads D1 (and a refresh, Bitrix24): a limit per user, the refresh apart from the views. */
-async function limitByUser(c: Context<AppEnv>, claims: ReportClaims, action: "view" | "refresh"): Promise<void> {
-  const limiter = c.env.REPORT_RATE_LIMITER;
-  if (!limiter) throw new AppError(503, "misconfigured", "The worker is misconfigured");
-  if (!(await limiter.limit({ key: `report-${action}:${claims.memberId}:${claims.userId}` })).success) {
-    c.get("log").warn("report.rejected", { code: "rate_limited", memberId: claims.memberId, userId: claims.userId, action });
-    c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
-    throw pageError(429, "report_rate_limited");
-  }
-}
-
 /**
- * The request's report session: a genuine token within its hour, under the user's rate limit, with access
- * confirmed by Bitrix24 within five minutes. A renewed token goes back in X-Report-Token (and in the page).
+ * The request's report session (bitrix-app-context.ts pageSession): each request reads D1 (and a refresh, Bitrix24),
+ * so a limit per user, the refresh apart from the views. A renewed token goes back in X-Report-Token (and in the page).
  */
-async function reportSession(c: Context<AppEnv>, token: string | undefined, action: "view" | "refresh") {
-  const now = new Date();
-  const claims = token ? await verifyReportToken(token, tabTokenKeys(c), now) : null;
-  const expired = () => new AppError(401, "invalid_report_token", messagesFor(claims?.lang ?? requestLanguage(c)).expired);
-  if (!token || !claims) throw expired();
-  await limitByUser(c, claims, action);
-  // The token names its portal (member_id): the report, its rows and its access checks are that portal's.
-  const ctx = await appContext(c, claims.memberId);
-  const { app, config, installs, kv } = ctx;
-  const install = await installs.get(claims.memberId);
-  if (!install) throw pageError(401, "not_installed");
-  const session = await recheckReportAccess(claims, token, {
-    keys: app.tabTokenKeys,
-    now,
-    sessions: kvReportSessions(kv),
-    userClient: ctx.userClient,
-    appCode: app.appCode,
-    reportUserIds: config.REPORT_USER_IDS,
+const reportSession = (c: Context<AppEnv>, token: string | undefined, action: "view" | "refresh") =>
+  pageSession(c, token, {
+    purpose: "report",
+    limit: `report-${action}`,
+    allowed: (config) => config.REPORT_USER_IDS,
+    expired: (language) => new AppError(401, "invalid_report_token", messagesFor(language).expired),
+    denied: (claims) => new AccessLostError(claims),
+    header: "X-Report-Token",
   });
-  if (session.kind === "expired") throw expired();
-  if (session.kind === "unavailable") throw pageError(503, "bitrix_unavailable");
-  if (session.kind === "denied") {
-    c.get("log").warn("report.refused", { memberId: claims.memberId, userId: claims.userId, reason: "access_lost" });
-    throw new AccessLostError(claims);
-  }
-  if (session.renewed) c.get("log").info("report.rechecked", { memberId: claims.memberId, userId: claims.userId });
-  c.header("X-Report-Token", session.token);
-  return { claims: session.claims, token: session.token, install, ctx };
-}
 
 /** A user who lost access since the page opened: a 403 that says why, in the page's language. */
 class AccessLostError extends AppError {

@@ -13,7 +13,7 @@ import type { AppInstall } from "../bitrix/app-client";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { ensureCrmUserFields } from "../bitrix/user-fields";
 import { unfilledRequiredFields } from "../bitrix/required-fields";
-import { recheckReportAccess, type ReportClaims, signReportToken, verifyReportToken } from "../bitrix-app/report";
+import { type ReportClaims, signReportToken } from "../bitrix-app/report";
 import {
   checkComagic,
   checkRefusal,
@@ -40,11 +40,10 @@ import { errorMessage } from "../log";
 import { savePortal } from "../portal-config";
 import { d1PortalActivity } from "../storage/portal-activity";
 import { d1PortalSettings } from "../storage/portal-settings";
-import { kvReportSessions } from "../storage/report-sessions";
 import { cacheFor, dataApiClientFor, memoryTokenStore } from "../wiring";
 import { employeeMap } from "../domain/employee-match";
 import { limitBody } from "./body-limit";
-import { type AppContext, APP_MAX_BYTES, appContext, appPageHeaders, htmlError, RATE_LIMIT_PERIOD_SECONDS, tabTokenKeys } from "./bitrix-app-context";
+import { type AppContext, APP_MAX_BYTES, appPageHeaders, htmlError, pageSession } from "./bitrix-app-context";
 import { renderSettingsPage, type SettingsView } from "./bitrix-settings-page";
 
 const tokenField = z.object({ token: z.string().min(10).max(2000) });
@@ -62,40 +61,20 @@ function localPlatform(c: Context<AppEnv>, config: Config): { data: string; call
   return isLoopback(new URL(data)) ? { data, call } : null;
 }
 
-/** Each action reads D1 or calls CoMagic or a site: a limit per user, as the report has. */
-async function limitByUser(c: Context<AppEnv>, claims: ReportClaims): Promise<void> {
-  const limiter = c.env.REPORT_RATE_LIMITER;
-  if (!limiter) throw new AppError(503, "misconfigured", "The worker is misconfigured");
-  if (!(await limiter.limit({ key: `settings:${claims.memberId}:${claims.userId}` })).success) {
-    c.header("Retry-After", String(RATE_LIMIT_PERIOD_SECONDS));
-    throw pageError(429, "report_rate_limited");
-  }
-}
-
-/** The request's settings session: a genuine settings token, its user still an administrator of its portal (re-checked every five minutes). */
-async function settingsSession(c: Context<AppEnv>, token: string | undefined) {
-  const now = new Date();
-  const claims = token ? await verifyReportToken(token, tabTokenKeys(c), now, "settings") : null;
-  if (!token || !claims) throw new AppError(401, "invalid_settings_token", messagesFor("en").expired);
-  await limitByUser(c, claims);
-  const ctx = await appContext(c, claims.memberId);
-  const install = await ctx.installs.get(claims.memberId);
-  if (!install) throw pageError(401, "not_installed");
-  const session = await recheckReportAccess(claims, token, {
-    keys: ctx.app.tabTokenKeys,
-    now,
-    sessions: kvReportSessions(ctx.kv),
-    userClient: ctx.userClient,
-    appCode: ctx.app.appCode,
-    // Administrators only: REPORT_USER_IDS see the report, never the settings.
-    reportUserIds: [],
+/**
+ * The request's settings session (bitrix-app-context.ts pageSession): a settings token, each action under a limit per
+ * user (it reads D1, or calls CoMagic or a site), and its user still an administrator of its portal. REPORT_USER_IDS
+ * see the report, never the settings.
+ */
+const settingsSession = (c: Context<AppEnv>, token: string | undefined) =>
+  pageSession(c, token, {
+    purpose: "settings",
+    limit: "settings",
+    allowed: () => [],
+    expired: (language) => new AppError(401, "invalid_settings_token", messagesFor(language).expired),
+    denied: () => pageError(403, "not_admin"),
+    header: "X-Settings-Token",
   });
-  if (session.kind === "expired") throw new AppError(401, "invalid_settings_token", messagesFor(claims.lang).expired);
-  if (session.kind === "unavailable") throw pageError(503, "bitrix_unavailable");
-  if (session.kind === "denied") throw pageError(403, "not_admin");
-  c.header("X-Settings-Token", session.token);
-  return { claims: session.claims, token: session.token, install, ctx };
-}
 
 /** What the page shows: every step's settings and state, read from the portal's settings, its activity and Bitrix24. */
 async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppInstall, language: Language): Promise<SettingsView> {
