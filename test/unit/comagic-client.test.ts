@@ -112,6 +112,23 @@ describe("the CoMagic JSON-RPC client", () => {
     expect(methods.filter((m) => m === "login.user")).toHaveLength(1);
   });
 
+  it("takes the token another client stored instead of logging in again when its own is refused", async () => {
+    // Two queue batches in flight, each its own client: the first to find the token dead logs in and stores a new one.
+    const { store, items } = memoryStore();
+    await scripted([login("t1"), ok([])], undefined, store).client.call("get.calls_report");
+    const held = scripted([ok([]), err(-32001, "access_token_expired"), ok(["row"])], undefined, store);
+    await held.client.call("get.calls_report");
+    const key = [...items.keys()][0] as string;
+    await store.put(key, { accessToken: "t2", expireAt: NOW / 1000 + 3600 }, 3540);
+    expect((await held.client.call("get.calls_report")).data).toEqual(["row"]);
+    expect(held.sent.map((s) => [s.method, s.params.access_token])).toEqual([
+      ["get.calls_report", "t1"],
+      ["get.calls_report", "t1"],
+      ["get.calls_report", "t2"],
+    ]);
+    expect(items.get(key)?.token.accessToken).toBe("t2");
+  });
+
   it("does not log in twice in a row when the fresh token is refused too", async () => {
     const { client, sent } = scripted([login("t1"), err(-32001, "access_token_invalid"), login("t2"), err(-32001, "access_token_invalid")]);
     expect((await failure(client.call("start.employee_call"))).mnemonic).toBe("access_token_invalid");

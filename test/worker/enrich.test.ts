@@ -81,8 +81,10 @@ describe("enrichment from the CoMagic Data API", () => {
     // The faults really happened...
     expect(stats.errors.limit_exceeded ?? 0).toBeGreaterThan(0);
     expect(stats.errors.internal_error ?? 0).toBeGreaterThan(0);
-    // ...and every token served its six calls before the next login.user (one more for the last token).
-    expect(stats.logins).toBeLessThanOrEqual(Math.floor(stats.authorizedCalls / 6) + 1);
+    // ...and every token served its six calls before the next login.user: one more for the last token, and one for
+    // two batches in flight (each its own client) finding the same token dead before either stored the new one.
+    // Without the shared login (a login per read) it is about twice the tokens used.
+    expect(stats.logins).toBeLessThanOrEqual(Math.floor(stats.authorizedCalls / 6) + 2);
     expect(stats.logins).toBeGreaterThan(1);
   }, 300_000);
 });

@@ -309,12 +309,16 @@ export function createCoMagicRpcClient(options: CoMagicRpcOptions): CoMagicRpcCl
     } catch (error) {
       if (!(error instanceof CoMagicError) || !TOKEN_REJECTED.has(error.mnemonic)) throw error;
       // The shared token died early (logged out, or expired ahead of expire_at): log in once more, unless another
-      // read of this client already has (its new token is not the one refused).
+      // read of this client, or another client through the shared store, already has (its token is not the one refused).
       if (loggingIn) token = await loggingIn;
       if (!token || token.accessToken === sent) {
-        token = null;
-        await options.tokens.delete(key);
-        token = await loginOnce(auth, key);
+        const stored = await options.tokens.get(key);
+        if (stored !== null && usable(stored) && stored.accessToken !== sent) token = stored;
+        else {
+          token = null;
+          if (stored) await options.tokens.delete(key);
+          token = await loginOnce(auth, key);
+        }
       }
       return rpc(method, { ...params, access_token: token.accessToken });
     }
