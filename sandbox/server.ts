@@ -19,6 +19,7 @@ import { createDataApiSandbox, type DataApiSettings } from "./comagic/data-api";
 import { createAlertReceiver } from "./alerts";
 import { createDemoSite } from "./demo";
 import { createMetricaSandbox } from "./metrica";
+import { createGa4Sandbox } from "./ga4";
 
 /** One portal's stand-ins as a worker reaches them. */
 export interface SandboxPortal {
@@ -135,6 +136,8 @@ export function createSandbox(options: SandboxOptions = {}): { app: Hono; ownApp
   app.route("/", createAlertReceiver().app);
   // Yandex Metrica's offline-conversions API (issue #25 §3): one for every portal, as api-metrika.yandex.net is.
   app.route("/", createMetricaSandbox().app);
+  // Google Analytics 4's Measurement Protocol (issue #25 §3): one for every portal, as www.google-analytics.com is.
+  app.route("/", createGa4Sandbox().app);
   if (options.demoWorkerUrl) app.route("/", createDemoSite(options.demoWorkerUrl));
   app.get("/", (c) => c.redirect("/_sandbox"));
   app.get("/favicon.ico", (c) => c.body(null, 204));

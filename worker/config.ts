@@ -9,6 +9,10 @@ import { knownRegions } from "./domain/phone";
 import { isSafeUpstream } from "./domain/upstream-url";
 import { parseSettingsKeys } from "./storage/sealed-secrets";
 import { AppError } from "./errors";
+import { goalIdentifierSchema } from "./domain/offline-conversions";
+import { METRICA_API_URL } from "./metrica/client";
+import { ga4EventNameSchema } from "./domain/ga4-events";
+import { GA4_API_URL, ga4MeasurementIdSchema } from "./ga4/client";
 
 const KNOWN_REGIONS = new Set<string>(knownRegions());
 
@@ -38,7 +42,7 @@ const plainHttpProblem = 'must be https:// (plain http only to 127.0.0.1 or loca
  * see that setting). Every setting made with it is listed in UPSTREAM_URL_SETTINGS.
  */
 const upstreamUrl = z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).refine((raw) => isSafeUpstream(new URL(raw), true), { error: plainHttpProblem });
-const UPSTREAM_URL_SETTINGS = ["BITRIX_WEBHOOK_URL", "BITRIX_PORTAL_URL", "COMAGIC_DATA_API_URL", "BITRIX_OAUTH_URL", "COMAGIC_CALL_API_URL"] as const;
+const UPSTREAM_URL_SETTINGS = ["BITRIX_WEBHOOK_URL", "BITRIX_PORTAL_URL", "COMAGIC_DATA_API_URL", "BITRIX_OAUTH_URL", "COMAGIC_CALL_API_URL", "METRICA_API_URL", "GA4_API_URL"] as const;
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -163,7 +167,57 @@ const configSchema = z.object({
    * alertWebhookUrl: a value that is not a safe URL turns alerts off with a warning, never the worker.
    */
   ALERT_WEBHOOK_URL: z.string().optional(),
+  /**
+   * Issue #25: send deals that came from CoMagic into its end-to-end analytics (upload.deals_history). Off until the
+   * CoMagic admin connected "Другая CRM" and the funnels were made (the settings page's step, docs/deals-to-comagic.md).
+   */
+  COMAGIC_DEALS: flag,
+  /** The CoMagic account's currency: deal revenue is converted to it with Bitrix24's rates (CoMagic's revenue has none). */
+  COMAGIC_CURRENCY: z
+    .string()
+    .default("RUB")
+    .transform((c) => c.toUpperCase())
+    .refine((c) => /^[A-Z]{3}$/.test(c), { error: "is not a three-letter currency code, like RUB" }),
+  /** Yandex Metrica offline conversions (issue #25 §3): the counter, and an OAuth token with metrika:write. */
+  METRICA_COUNTER_ID: z
+    .string()
+    .regex(/^\d{1,12}$/, { error: "is not a Metrica counter number" })
+    .optional(),
+  METRICA_TOKEN: z.string().min(1).optional(),
+  /** Each goal's JavaScript-event identifier (not its number); empty turns that conversion off. */
+  METRICA_GOAL_QUALIFIED: goalSetting("crm_qualified"),
+  METRICA_GOAL_WON: goalSetting("crm_won"),
+  /** The lead status (Bitrix24 STATUS_ID) that makes a lead "qualified"; unset: only a deal made from it does. */
+  QUALIFIED_LEAD_STATUS: z
+    .string()
+    .regex(/^[A-Z0-9_:]{1,50}$/, { error: "is not a Bitrix24 status id, like IN_PROCESS" })
+    .optional(),
+  METRICA_API_URL: upstreamUrl.default(METRICA_API_URL),
+  /** Google Analytics 4 (issue #25 §3, optional): the same moments as Measurement Protocol events, by the visitor's `_ga` client id. */
+  GA4_MEASUREMENT_ID: ga4MeasurementIdSchema.optional(),
+  GA4_API_SECRET: z.string().min(1).optional(),
+  GA4_EVENT_QUALIFIED: eventSetting("crm_qualified"),
+  GA4_EVENT_WON: eventSetting("crm_won"),
+  GA4_API_URL: upstreamUrl.default(GA4_API_URL),
 });
+
+/** A GA4 event name setting: the default, or empty for "off" (null). */
+function eventSetting(fallback: string) {
+  return z
+    .string()
+    .default(fallback)
+    .transform((v) => v.trim() || null)
+    .pipe(ga4EventNameSchema.nullable());
+}
+
+/** A Metrica goal identifier setting: the default, or empty for "off" (null). */
+function goalSetting(fallback: string) {
+  return z
+    .string()
+    .default(fallback)
+    .transform((v) => v.trim() || null)
+    .pipe(goalIdentifierSchema.nullable());
+}
 
 function idList(error: string) {
   return z
@@ -288,7 +342,7 @@ export function alertWebhookUrl(settings: Pick<DeploymentSettings, "ALERT_WEBHOO
 }
 
 /** A portal's settings that are secrets: sealed at rest (storage/sealed-secrets.ts), never listed back. */
-export const SECRET_SETTINGS = ["BITRIX_WEBHOOK_URL", "COMAGIC_WEBHOOK_TOKEN", "COMAGIC_WEBHOOK_SECRET", "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD"] as const;
+export const SECRET_SETTINGS = ["BITRIX_WEBHOOK_URL", "COMAGIC_WEBHOOK_TOKEN", "COMAGIC_WEBHOOK_SECRET", "COMAGIC_API_TOKEN", "COMAGIC_PASSWORD", "METRICA_TOKEN", "GA4_API_SECRET"] as const;
 
 /** Every setting a portal in storage may have: all but the deployment's. */
 export const PORTAL_SETTINGS: readonly string[] = Object.keys(configSchema.shape).filter((name) => !(DEPLOYMENT_SETTINGS as readonly string[]).includes(name));

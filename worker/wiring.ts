@@ -11,6 +11,13 @@ import { d1BudgetStore } from "./storage/comagic-budget";
 import { d1CallGuard } from "./storage/call-guard";
 import { d1CrmVisitorStore } from "./storage/crm-visitors";
 import { kvCrmModeCache } from "./storage/crm-mode-cache";
+import { d1DealJournal } from "./storage/deal-journal";
+import { d1ConversionStore, type Destination } from "./storage/conversions";
+import { ga4Client, type Ga4Client } from "./ga4/client";
+import type { DealRecord } from "./storage/attribution-store";
+import type { ConversionSettings } from "./domain/offline-conversions";
+import { momentsOfDeals } from "./jobs/conversions";
+import { metricaClient, type MetricaClient } from "./metrica/client";
 import { d1AppliedEvents, deadLetterStore } from "./storage/d1";
 import { kvJourneyStore } from "./storage/journeys";
 import { type KvCache, portalKv } from "./storage/kv-json";
@@ -132,7 +139,46 @@ export function storesFor(env: Env, portal: string) {
     installs: db ? d1AppInstalls(db, settingsKeysOf(env)) : null,
     callGuard: db ? d1CallGuard(db, portal) : null,
     visitors: db ? d1CrmVisitorStore(db, portal) : null,
+    dealJournal: db ? d1DealJournal(db, portal) : null,
+    conversions: db ? d1ConversionStore(db, portal) : null,
     journeys: kv ? kvJourneyStore(kv) : null,
     crmModeCache: kvCrmModeCache(kv),
+  };
+}
+
+/** The portal's Metrica client and counter, when offline conversions are set up (METRICA_COUNTER_ID and METRICA_TOKEN). */
+export function metricaFor(config: Config): { client: MetricaClient; counterId: string } | null {
+  if (!config.METRICA_COUNTER_ID || !config.METRICA_TOKEN) return null;
+  return { client: metricaClient({ token: config.METRICA_TOKEN, baseUrl: config.METRICA_API_URL }), counterId: config.METRICA_COUNTER_ID };
+}
+
+/** The portal's GA4 client, when its events are set up (GA4_MEASUREMENT_ID and GA4_API_SECRET). */
+export function ga4For(config: Config): Ga4Client | null {
+  if (!config.GA4_MEASUREMENT_ID || !config.GA4_API_SECRET) return null;
+  return ga4Client({ measurementId: config.GA4_MEASUREMENT_ID, apiSecret: config.GA4_API_SECRET, baseUrl: config.GA4_API_URL });
+}
+
+/** Which CRM moments are conversions for each destination set up: Metrica's goals, GA4's event names. */
+export function conversionSettingsOf(config: Config): Partial<Record<Destination, ConversionSettings>> {
+  const qualifiedLeadStatus = config.QUALIFIED_LEAD_STATUS ?? null;
+  return {
+    ...(metricaFor(config) ? { metrica: { goals: { qualified: config.METRICA_GOAL_QUALIFIED, won: config.METRICA_GOAL_WON }, qualifiedLeadStatus } } : {}),
+    ...(ga4For(config) ? { ga4: { goals: { qualified: config.GA4_EVENT_QUALIFIED, won: config.GA4_EVENT_WON }, qualifiedLeadStatus } } : {}),
+  };
+}
+
+/**
+ * What starts from the deals a report sync saw changed: each waits for CoMagic's deal loop (COMAGIC_DEALS), and its
+ * moments wait to go to Metrica as conversions (when set up). Null when neither is on.
+ */
+export function dealChangesFor(env: Env, config: Config): ((deals: readonly DealRecord[], at: Date) => Promise<void>) | null {
+  const { dealJournal } = storesFor(env, config.portal);
+  const journal = config.COMAGIC_DEALS ? dealJournal : null;
+  const destinations = Object.entries(conversionSettingsOf(config)) as [Destination, ConversionSettings][];
+  const conversions = destinations.length ? storesFor(env, config.portal).conversions : null;
+  if (!journal && !conversions) return null;
+  return async (deals, at) => {
+    await journal?.markChanged(deals, at);
+    for (const [destination, settings] of destinations) await conversions?.add(destination, momentsOfDeals(deals, settings));
   };
 }

@@ -1,10 +1,11 @@
 import { Hono, type Context } from "hono";
 import { parse as parseQuery } from "qs";
+import * as z from "zod";
 import { FaultInjector, type FaultSettings } from "./faults";
 import { createOAuthApp, type AppSettings } from "./oauth-app";
 import { LeakyBucket } from "./leaky-bucket";
 import { COMAGIC_MEDIA_HOST, createMediaHost } from "../media-host";
-import { bitrixDate, Portal, RestError, type EntityName, type RecordFetch } from "./portal";
+import { bitrixDate, ControlError, Portal, RestError, type EntityName, type RecordFetch } from "./portal";
 import { renderLeadsPage } from "./page";
 
 export interface BitrixSandboxOptions {
@@ -52,6 +53,58 @@ async function readParams(c: Context): Promise<Params> {
     }
   }
   return { ...fromQuery, ...(parseQuery(text, QS_OPTIONS) as Params) };
+}
+
+/** A moment as a control body gives it: ISO 8601 with a zone (`Z` or an offset), never a local time. */
+const instant = z.iso.datetime({ offset: true }).transform((text) => new Date(text));
+const currencyRow = z.strictObject({
+  CURRENCY: z.string().regex(/^[A-Z]{3}$/, "a three-letter code"),
+  // Any text: a portal's rate that does not parse is what a reader must survive.
+  AMOUNT: z.string(),
+  AMOUNT_CNT: z.string().optional(),
+  BASE: z.enum(["Y", "N"]).optional(),
+  SORT: z.string().optional(),
+  FULL_NAME: z.string().optional(),
+  LID: z.string().optional(),
+  FORMAT_STRING: z.string().optional(),
+  DEC_POINT: z.string().optional(),
+  THOUSANDS_SEP: z.string().nullable().optional(),
+  DECIMALS: z.string().optional(),
+  DATE_UPDATE: z.string().nullable().optional(),
+});
+const CONTROL_BODIES = {
+  currencies: z.strictObject({ currencies: z.array(currencyRow).min(1) }),
+  stageHistory: z.strictObject({
+    ownerId: z.coerce.number().int().positive(),
+    stageId: z.string().min(1),
+    at: instant,
+    typeId: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(5)]).optional(),
+  }),
+  stageHistoryShape: z.strictObject({ shape: z.enum(["items", "array"]) }),
+  dealDates: z.strictObject({ DATE_CREATE: instant.optional(), DATE_MODIFY: instant.optional() }).refine((dates) => dates.DATE_CREATE || dates.DATE_MODIFY, "name DATE_CREATE, DATE_MODIFY or both"),
+};
+
+/**
+ * A control route whose body `schema` checks: 400 `{error}` with zod's account of a bad body, or with the portal's
+ * refusal (ControlError: a deal that does not exist, two base currencies).
+ */
+function controlRoute<S extends z.ZodType>(schema: S, run: (body: z.output<S>, c: Context) => Response | Promise<Response>) {
+  return async (c: Context) => {
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      return c.json({ error: "the body is not JSON" }, 400);
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
+    try {
+      return await run(parsed.data, c);
+    } catch (error) {
+      if (error instanceof ControlError) return c.json({ error: error.message }, 400);
+      throw error;
+    }
+  };
 }
 
 const REFERENCE = /\$(result|error|next|total|time)\[([^\]]*)\]((?:\[[^\]]*\])*)/g;
@@ -282,6 +335,42 @@ export function createBitrixSandbox(options: BitrixSandboxOptions = {}) {
     portal.restRequiredCheck = body.restCheck ?? portal.restRequiredCheck;
     return c.json({ ok: true, entity, fields: portal.required[entity], restCheck: portal.restRequiredCheck });
   });
+  /*
+   * The deals' stage journal and the currencies (issue #25; crm.stagehistory.list, crm.currency.*). A named portal
+   * has its own under `/p/<name>`, as for every control route here.
+   */
+  /** The currencies as a whole: `{currencies: [{CURRENCY, AMOUNT, AMOUNT_CNT?, BASE?, …}]}`, exactly one BASE "Y". */
+  app.post(
+    "/_sandbox/bitrix/currencies",
+    controlRoute(CONTROL_BODIES.currencies, (body, c) => {
+      portal.setCurrencies(body.currencies);
+      return c.json({ ok: true, currencies: portal.currencies });
+    }),
+  );
+  /** A late or backdated journal row for a deal: `{ownerId, stageId, at, typeId?}`; the deal's own stage stays. */
+  app.post(
+    "/_sandbox/bitrix/stage-history",
+    controlRoute(CONTROL_BODIES.stageHistory, (body, c) => c.json({ id: portal.addStageHistory(body) }, 201)),
+  );
+  /** Which answer shape crm.stagehistory.list gives: `{shape: "items"}` (`result.items`, the default) or `{shape: "array"}`. */
+  app.post(
+    "/_sandbox/bitrix/stage-history/shape",
+    controlRoute(CONTROL_BODIES.stageHistoryShape, (body, c) => {
+      portal.setStageHistoryShape(body.shape);
+      return c.json({ ok: true, shape: portal.stageHistoryShape });
+    }),
+  );
+  /** A deal's dates as if made or changed then: `{DATE_CREATE?, DATE_MODIFY?}` (its creation's journal row moves too). */
+  app.post(
+    "/_sandbox/bitrix/deals/:id/dates",
+    controlRoute(CONTROL_BODIES.dealDates, (body, c) => {
+      const id = Number(c.req.param("id"));
+      if (!Number.isInteger(id) || id <= 0) return c.json({ error: `a deal id is a positive integer, not ${c.req.param("id")}` }, 400);
+      portal.setDealDates(id, body);
+      const deal = portal.items.deal.get(id);
+      return c.json({ ok: true, DATE_CREATE: deal && bitrixDate(deal.DATE_CREATE), DATE_MODIFY: deal && bitrixDate(deal.DATE_MODIFY) });
+    }),
+  );
   /** Seeds a lead as if made earlier by hand: `{fields, createdAt}`. */
   app.post("/_sandbox/leads", async (c) => {
     const body = (await c.req.json()) as { fields: Params; createdAt?: string };

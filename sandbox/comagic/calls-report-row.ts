@@ -11,6 +11,8 @@ export const SANDBOX_ACCOUNT_TIME_ZONE = "Europe/Moscow";
 export function callsReportRow(call: { id: number; phone: string; visitorId: number | null; startedAt: Date }, overrides: Record<string, unknown> = {}) {
   return {
     id: call.id,
+    // A call's communication id is not its session id (FACTS-calls §1.1, FACTS-loop §1.5 "Which id"): a number of its own.
+    communication_id: call.id * 3 + 1,
     start_time: formatComagicDateTime(call.startedAt, SANDBOX_ACCOUNT_TIME_ZONE),
     direction: "in",
     is_lost: false,

@@ -58,8 +58,19 @@ describe("retention", () => {
       db
         .prepare("INSERT INTO ad_costs (portal, day, site_id, campaign_id, currency, cost) VALUES (?, ?, 's', 'c', 'RUB', 1), (?, ?, 's', 'c', 'RUB', 2)")
         .bind(portal, ago(401).slice(0, 10), portal, ago(91).slice(0, 10)),
+      db
+        .prepare("INSERT INTO deal_journal (portal, deal_id, source_entity, source_id, state, changed_at) VALUES (?, '1', 'lead', '1', 'sent', ?), (?, '2', 'lead', '2', 'sent', ?)")
+        .bind(portal, ago(401), portal, ago(91)),
+      db
+        .prepare(
+          "INSERT INTO conversions (portal, destination, key, goal, visitor_ref, at, state) VALUES (?, 'metrica', 'deal:1:won', 'won', '1', ?, 'sent'), (?, 'metrica', 'deal:2:won', 'won', '2', ?, 'sent')",
+        )
+        .bind(portal, ago(401), portal, ago(91)),
+      db
+        .prepare("INSERT INTO metrica_uploads (portal, upload_id, day, rows, status, created_at) VALUES (?, '1', 'd', 1, 'PROCESSED', ?), (?, '2', 'd', 1, 'PROCESSED', ?)")
+        .bind(portal, ago(401), portal, ago(91)),
     ]);
-    const tables = ["applied_events", "contact_keys", "crm_visitors", "attribution_touches", "ad_costs"];
+    const tables = ["applied_events", "contact_keys", "crm_visitors", "attribution_touches", "ad_costs", "deal_journal", "conversions", "metrica_uploads"];
     // A run later in the day leaves the history alone.
     await purgeExpired(db, new Date(midnight.getTime() + 10 * 60_000), { deadLetters: 30, ledger: 90, report: 400 });
     for (const table of tables) expect({ table, rows: await rows(table) }).toEqual({ table, rows: 2 });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { type ConversionCandidate, type ConversionSettings, conversionFiles, conversionOf, goalIdentifierSchema, planConversions, visitorIdOf } from "../../worker/domain/offline-conversions";
+import {
+  type ConversionCandidate,
+  type ConversionSettings,
+  conversionFiles,
+  conversionKey,
+  conversionOf,
+  goalIdentifierSchema,
+  planConversions,
+  visitorIdOf,
+} from "../../worker/domain/offline-conversions";
 
 /*
  * Offline conversions for Yandex Metrica, decided in pure code (issue #25 §3). FACTS-loop lines: §3.2 (CSV columns,
@@ -34,7 +43,11 @@ describe("which CRM moments are conversions (issue #25 §3)", () => {
   });
 
   it("makes a new deal a qualified conversion and a won deal a won conversion with its revenue", () => {
-    expect(conversionOf({ kind: "deal_created", deal: "9", at: NOW }, SETTINGS)).toMatchObject({ goal: "qualified", entity: { type: "deal", id: "9" } });
+    expect(conversionOf({ kind: "deal_created", deal: "9", from: null, at: NOW }, SETTINGS)).toMatchObject({ goal: "qualified", entity: { type: "deal", id: "9" } });
+    // A deal made from a lead qualifies that lead, once: the same key as the lead's own status move.
+    const fromLead = conversionOf({ kind: "deal_created", deal: "9", from: { type: "lead", id: "4" }, at: NOW }, SETTINGS);
+    const leadMoved = conversionOf({ kind: "lead_status", lead: "4", statusId: "IN_PROCESS", at: NOW }, SETTINGS);
+    expect(fromLead && conversionKey(fromLead)).toBe(leadMoved && conversionKey(leadMoved));
     expect(conversionOf({ kind: "deal_won", deal: "9", at: NOW, revenue: { amount: 5000, currency: "RUB" } }, SETTINGS)).toEqual({
       goal: "won",
       entity: { type: "deal", id: "9" },
@@ -45,7 +58,7 @@ describe("which CRM moments are conversions (issue #25 §3)", () => {
 
   it("makes no conversion for a goal whose identifier is not set", () => {
     const off: ConversionSettings = { goals: { qualified: null, won: null }, qualifiedLeadStatus: "IN_PROCESS" };
-    expect(conversionOf({ kind: "deal_created", deal: "9", at: NOW }, off)).toBeNull();
+    expect(conversionOf({ kind: "deal_created", deal: "9", from: null, at: NOW }, off)).toBeNull();
     expect(conversionOf({ kind: "deal_won", deal: "9", at: NOW, revenue: null }, off)).toBeNull();
   });
 });

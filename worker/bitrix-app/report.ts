@@ -1,6 +1,8 @@
 import * as z from "zod";
 import { buildReport, COST_GROUPING, rangeInstants, type Report, type ReportFilters } from "../domain/attribution-report";
 import type { Messages } from "../i18n";
+import type { ConversionStore } from "../storage/conversions";
+import type { DealJournalStore } from "../storage/deal-journal";
 import type { AttributionStore } from "../storage/attribution-store";
 import type { ReportSessionStore } from "../storage/report-sessions";
 import { type AccessRefusal, verifiedUser } from "../bitrix/app-auth";
@@ -108,7 +110,7 @@ export async function recheckReportAccess(
 /** The report's figures for the filters, and what the page should say about missing data. */
 export async function loadAttributionReport(
   filters: ReportFilters,
-  deps: { store: AttributionStore; timeZone: string; hasDataApi: boolean; messages: Messages },
+  deps: { store: AttributionStore; timeZone: string; hasDataApi: boolean; messages: Messages; loop?: LoopStores },
 ): Promise<{ report: Report; notes: string[] }> {
   const range = rangeInstants(filters.days, deps.timeZone);
   const withCost = filters.grouping === COST_GROUPING;
@@ -131,5 +133,25 @@ export async function loadAttributionReport(
   if (!withCost) notes.push(m.costOnlyCampaign);
   else if (!deps.hasDataApi) notes.push(m.noDataApi);
   else if (lastCostDay === null || (costs ?? []).length === 0) notes.push(m.costMissing);
+  notes.push(...(await loopNotes(deps.loop, m)));
   return { report: buildReport(credits, deals, costs), notes };
+}
+
+/** Where the loop's outcome is read from: the deals sent to CoMagic, and Metrica's conversions (issue #25). */
+export interface LoopStores {
+  deals: DealJournalStore | null;
+  conversions: ConversionStore | null;
+}
+
+/** A week of Metrica's outcome by day, and what became of the deals sent to CoMagic: the report's notes say it. */
+async function loopNotes(loop: LoopStores | undefined, m: Messages): Promise<string[]> {
+  const notes: string[] = [];
+  const deals = await loop?.deals?.summary();
+  if (deals && deals.sent + deals.waiting + deals.rejected > 0) {
+    notes.push(m.dealsToComagic(deals.sent, deals.waiting, deals.rejected));
+    if (deals.notLinked) notes.push(m.dealsNotLinked(deals.notLinked));
+  }
+  const days = (await loop?.conversions?.outcomes("metrica", new Date(Date.now() - 6 * 86_400_000))) ?? [];
+  for (const day of days) notes.push(m.metricaDay(day.day, day));
+  return notes;
 }

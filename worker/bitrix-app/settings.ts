@@ -4,6 +4,7 @@
  * checks the page runs (the CoMagic account, a page of the site). Saving goes through portal-config.ts `savePortal`,
  * so the page is held to the same schema as env and `PUT /admin/portals`.
  */
+import { loadPipelines } from "../bitrix/pipelines";
 import * as z from "zod";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { CoMagicError } from "../comagic/data-api";
@@ -11,7 +12,7 @@ import type { SettingsMessages } from "../i18n/settings";
 import type { BitrixClient } from "../bitrix/client";
 import { type KvCache, kvJson } from "../storage/kv-json";
 import { type EmployeeMatch, matchEmployees, type PortalUser, userNames } from "../domain/employee-match";
-import { FunnelShapeError, type Pipeline, type SalesFunnel, salesFunnelFromPipeline } from "../domain/deal-history";
+import { FunnelShapeError, type SalesFunnel, salesFunnelFromPipeline } from "../domain/deal-history";
 import { ensureSalesFunnel } from "../comagic/deals-upload";
 
 /** CoMagic's platforms and their APIs (comagic/FACTS.md §1.1, §4: one account opens only its own platform's). */
@@ -195,12 +196,6 @@ export interface Funnel {
   stages: { id: string; name: string }[];
 }
 
-const idText = z.union([z.number(), z.string()]).transform(String);
-const categoryRow = z.object({ id: idText, name: z.string() }).loose();
-// The universal API answers {categories: […]}; an older answer is the array itself. Both are read.
-const categoryList = z.union([z.object({ categories: z.array(categoryRow) }).transform((r) => r.categories), z.array(categoryRow)]);
-const stageRows = z.array(z.object({ STATUS_ID: z.string(), NAME: z.string(), SORT: z.coerce.number().optional(), SEMANTICS: z.string().nullish() }).loose());
-
 /** The portal's deal funnels and each one's stages in progress, in order: where a new deal may start. */
 export async function loadFunnels(bitrix: BitrixClient): Promise<Funnel[]> {
   return (await loadPipelines(bitrix)).map((pipeline) => ({
@@ -211,26 +206,6 @@ export async function loadFunnels(bitrix: BitrixClient): Promise<Funnel[]> {
       .sort((a, b) => a.sort - b.sort)
       .map((stage) => ({ id: stage.id, name: stage.name })),
   }));
-}
-
-/**
- * Every deal pipeline (crm.category.list, entityTypeId 2) with all its stages and their semantics (crm.status.list
- * DEAL_STAGE[_<id>], FACTS-portals §2): the settings page's funnels and CoMagic's (FACTS-loop §1.2) are made from it.
- * The general funnel's name may be empty (the page names it); a portal that answers no funnel still has the general one.
- */
-export async function loadPipelines(bitrix: BitrixClient): Promise<Pipeline[]> {
-  const categories = categoryList.safeParse(await bitrix.call("crm.category.list", { entityTypeId: 2 })).data ?? [];
-  const pipelines: Pipeline[] = [];
-  for (const category of (categories.length ? categories : [{ id: "0", name: "" }]).slice(0, 20)) {
-    const entityId = category.id === "0" ? "DEAL_STAGE" : `DEAL_STAGE_${category.id}`;
-    const stages = stageRows.safeParse(await bitrix.call("crm.status.list", { filter: { ENTITY_ID: entityId } })).data ?? [];
-    pipelines.push({
-      categoryId: category.id,
-      name: category.name,
-      stages: stages.map((stage) => ({ id: stage.STATUS_ID, name: stage.NAME, sort: stage.SORT ?? 0, semantics: stage.SEMANTICS === "S" ? "S" : stage.SEMANTICS === "F" ? "F" : "P" })),
-    });
-  }
-  return pipelines;
 }
 
 /** What making the funnels said, per pipeline: made, brought up to date, refused (analytics off), or a pipeline CoMagic cannot take. */

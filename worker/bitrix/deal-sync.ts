@@ -66,7 +66,10 @@ function parseResume(raw: string | null): z.infer<typeof resumeState> | null {
 /** Bitrix24's filters take ISO 8601 with an explicit offset ([UNCERTAIN] zone handling otherwise: FACTS-portals §2). */
 const bitrixTime = (date: Date) => `${date.toISOString().slice(0, 19)}+00:00`;
 
-export async function syncDeals(deps: { bitrix: BitrixClient; store: AttributionStore; now: () => Date; baseCurrency: string; maxPages?: number }): Promise<DealSyncResult> {
+/** The deals this sync kept, as changed: CoMagic's deal loop and the offline conversions start from them. */
+export type SyncedDeals = DealSyncResult & { changed: DealRecord[] };
+
+export async function syncDeals(deps: { bitrix: BitrixClient; store: AttributionStore; now: () => Date; baseCurrency: string; maxPages?: number }): Promise<SyncedDeals> {
   const resume = parseResume(await deps.store.getState(RESUME_KEY));
   const started = resume ? new Date(resume.startedAt) : deps.now();
   const since = (await deps.store.getState(STATE_KEY)) ?? new Date(started.getTime() - FIRST_SYNC_DAYS * 86_400_000).toISOString();
@@ -130,5 +133,5 @@ export async function syncDeals(deps: { bitrix: BitrixClient; store: Attribution
   } else {
     await deps.store.setState(RESUME_KEY, JSON.stringify({ afterId: lastId, startedAt: started.toISOString() }));
   }
-  return { read: rows.length, kept: kept.length, requests: deps.bitrix.requestCount - before, complete };
+  return { read: rows.length, kept: kept.length, requests: deps.bitrix.requestCount - before, complete, changed: kept };
 }

@@ -173,3 +173,44 @@ export async function fetchVisitors(client: CoMagicRpcClient, visitorIds: readon
   if (!rows.success) throw new CoMagicError("unexpected_answer", "CoMagic Data API get.visitors: rows not as expected", true);
   return new Map(rows.data.map((r) => [r.id, { name: r.name, email: r.email }]));
 }
+
+/** What a deal is linked by in CoMagic (FACTS-loop §1.5 "Which id"): the communication's own id, its type, when it was. */
+export interface CommunicationOf {
+  id: number;
+  type: "call" | "chat" | "offline_message";
+  /** CoMagic's time of it, account-local. */
+  at: string | null;
+}
+
+const callCommunicationRow = z.object({ id, communication_id: text, start_time: text }).loose();
+
+/**
+ * The communications of calls, chats and requests by their report ids, one read a kind that has any: a call's session
+ * id is not its communication id (FACTS-calls §1.1), so each is read once, when its deal is first sent. Keyed
+ * `call:<id>`, `chat:<id>`, `request:<id>`; one CoMagic has no row for (yet) is missing.
+ */
+export async function fetchCommunicationsOf(
+  client: CoMagicRpcClient,
+  events: readonly { kind: "call" | "chat" | "request"; id: string }[],
+  window: ReportWindow,
+): Promise<Map<string, CommunicationOf>> {
+  const found = new Map<string, CommunicationOf>();
+  const idsOf = (kind: string) => events.filter((e) => e.kind === kind).map((e) => e.id);
+  const asNumber = (value: string | null | undefined) => (value && /^\d+$/.test(value) ? Number(value) : null);
+  const calls = idsOf("call");
+  if (calls.length) {
+    for (const row of await fetchRowsAnyOf(client, "get.calls_report", Object.keys(callCommunicationRow.shape), callCommunicationRow, window, "id", calls)) {
+      const communication = asNumber(row.communication_id);
+      if (communication !== null) found.set(`call:${row.id}`, { id: communication, type: "call", at: row.start_time });
+    }
+  }
+  for (const kind of ["chat", "request"] as const) {
+    const ids = idsOf(kind);
+    if (ids.length === 0) continue;
+    for (const row of await fetchCommunicationsBy(client, kind, window, "id", ids)) {
+      const communication = asNumber(row.communicationId);
+      if (communication !== null) found.set(`${kind}:${row.session.id}`, { id: communication, type: kind === "chat" ? "chat" : "offline_message", at: row.at });
+    }
+  }
+  return found;
+}

@@ -260,3 +260,34 @@ export async function fetchCallRecords(client: CoMagicRpcClient, sessionIds: rea
   const wanted = new Set(sessionIds);
   return new Map(rows.filter((r) => wanted.has(r.id)).map((r) => [r.id, r]));
 }
+
+/** What identifies a visitor to the ad platforms, from CoMagic's visits (FACTS-loop §3.7), and when they were last seen. */
+export interface VisitorClickIds {
+  /** The latest visit's time (ms). */
+  lastVisitAt: number | null;
+  /** Yandex Metrica's ClientID, Direct's click id and GA's client id, each from the latest visit that has one. */
+  ymClientId: string | null;
+  yclid: string | null;
+  gaClientId: string | null;
+}
+
+const clickRow = z.object({ id, date_time: z.string(), visitor_id: text, ym_client_id: text, yclid: text, ua_client_id: text }).loose();
+
+/** The click ids of many visitors over the journey window, in one read (`visitor_id` in […]); an unknown visitor is missing. */
+export async function fetchVisitorClickIds(client: CoMagicRpcClient, visitorIds: readonly string[], window: ReportWindow): Promise<Map<string, VisitorClickIds>> {
+  const rows = await fetchRowsAnyOf(client, "get.visitor_sessions_report", Object.keys(clickRow.shape), clickRow, window, "visitor_id", visitorIds);
+  const found = new Map<string, VisitorClickIds & { at: number }>();
+  const ordered = rows.map((r) => ({ r, at: parseComagicDateTime(r.date_time, window.timeZone)?.getTime() ?? 0 })).sort((a, b) => a.at - b.at);
+  for (const { r, at } of ordered) {
+    if (!r.visitor_id) continue;
+    const seen = found.get(r.visitor_id) ?? { at: 0, lastVisitAt: null, ymClientId: null, yclid: null, gaClientId: null };
+    found.set(r.visitor_id, {
+      at,
+      lastVisitAt: at || seen.lastVisitAt,
+      ymClientId: r.ym_client_id ?? seen.ymClientId,
+      yclid: r.yclid ?? seen.yclid,
+      gaClientId: r.ua_client_id ?? seen.gaClientId,
+    });
+  }
+  return new Map([...found].map(([visitor, { at: _at, ...ids }]) => [visitor, ids]));
+}

@@ -15,3 +15,13 @@ export const requestKey = (offlineMessageId: string | number): string => `reques
 
 /** `fingerprintHex`: SHA-256 of the form's page view and content (domain/form-submission.ts), in hex. */
 export const formKey = (fingerprintHex: string): string => `form-${fingerprintHex.slice(0, 32)}`;
+
+/** What CoMagic knows an event by, read back from its key: the report and the id to ask for. Forms are ours alone. */
+export type KeyedEvent = { kind: "call"; id: string } | { kind: "chat"; id: string } | { kind: "request"; id: string } | { kind: "form" };
+
+export function eventOfKey(key: string): KeyedEvent | null {
+  if (/^\d+$/.test(key)) return { kind: "call", id: key };
+  const match = /^(chat|request)-(\d+)$/.exec(key);
+  if (match) return { kind: match[1] as "chat" | "request", id: match[2] as string };
+  return key.startsWith("form-") ? { kind: "form" } : null;
+}

@@ -43,7 +43,8 @@ export interface ConversionSettings {
 /** A CRM moment as the worker learns it; `at` is when it happened in the CRM (ms). */
 export type CrmMoment =
   | { kind: "lead_status"; lead: string; statusId: string; at: number }
-  | { kind: "deal_created"; deal: string; at: number }
+  /** `from`: the lead the deal was made from (its qualification already counted, or counted now), else the deal itself. */
+  | { kind: "deal_created"; deal: string; from: CrmEntityRef | null; at: number }
   | { kind: "deal_won"; deal: string; at: number; revenue: { amount: number; currency: string } | null };
 
 export interface Conversion {
@@ -64,7 +65,8 @@ export function conversionOf(moment: CrmMoment, settings: ConversionSettings): C
       return { goal: "qualified", entity: { type: "lead", id: moment.lead }, at: moment.at, revenue: null };
     case "deal_created":
       if (settings.goals.qualified === null) return null;
-      return { goal: "qualified", entity: { type: "deal", id: moment.deal }, at: moment.at, revenue: null };
+      // One person qualifies once: a deal made from a lead is that lead's qualification, not a second one.
+      return { goal: "qualified", entity: moment.from ?? { type: "deal", id: moment.deal }, at: moment.at, revenue: null };
     case "deal_won":
       if (settings.goals.won === null) return null;
       return { goal: "won", entity: { type: "deal", id: moment.deal }, at: moment.at, revenue: moment.revenue };

@@ -62,6 +62,19 @@ export const en = {
   costMissing: "CoMagic could not be reached for ad cost, or no cost is imported yet: cost columns show —.",
   noDataApi: "The CoMagic Data API is not configured on the worker: no ad cost.",
   lastSync: (when: string) => `Deals last synced: ${when}.`,
+  dealsToComagic: (sent: number, waiting: number, rejected: number) =>
+    `Deals sent to CoMagic's end-to-end analytics: ${sent}` +
+    (waiting ? `, ${waiting} waiting for the next sync` : "") +
+    (rejected ? `, ${rejected} refused by CoMagic (see the dead letters)` : "") +
+    ".",
+  dealsNotLinked: (count: number) => `${count} deal(s) are not linked to their call or request in CoMagic: it came more than 30 days before the deal, and CoMagic links none older.`,
+  metricaDay: (day: string, o: { sent: number; linked: number; notLinked: number; processing: number; tooOld: number; noVisitor: number; failed: number }) =>
+    `Yandex Metrica, ${day}: ${o.sent} conversion(s) sent` +
+    (o.processing ? `, ${o.processing} upload(s) still processing` : `, ${o.linked} linked, ${o.notLinked} not linked`) +
+    (o.tooOld ? `; ${o.tooOld} not sent: the visitor's last visit was over 21 days ago` : "") +
+    (o.noVisitor ? `; ${o.noVisitor} not sent: no Metrica visitor id` : "") +
+    (o.failed ? `; ${o.failed} refused by Metrica (check the token and counter)` : "") +
+    ".",
   accessDeniedTitle: "No access to the report",
   accessDenied: (userId: string) =>
     `The attribution report shows company-wide figures, so only the portal's administrators and the users listed in REPORT_USER_IDS see it. Ask a Bitrix24 administrator to add your user id (${userId}) to REPORT_USER_IDS in the worker's settings.`,

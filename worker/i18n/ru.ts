@@ -66,6 +66,19 @@ export const ru: Messages = {
   costMissing: "CoMagic недоступен или расходы ещё не загружены: в колонках расходов —.",
   noDataApi: "Data API CoMagic не настроен в воркере: расходов нет.",
   lastSync: (when: string) => `Сделки синхронизированы: ${when}.`,
+  dealsToComagic: (sent: number, waiting: number, rejected: number) =>
+    `Сделок передано в сквозную аналитику CoMagic: ${sent}` +
+    (waiting ? `, ${waiting} ждут следующей синхронизации` : "") +
+    (rejected ? `, ${rejected} CoMagic отклонил (см. «мёртвые письма»)` : "") +
+    ".",
+  dealsNotLinked: (count: number) => `Сделок без связи со звонком или заявкой в CoMagic: ${count}: обращение было больше чем за 30 дней до сделки, а такие CoMagic не связывает.`,
+  metricaDay: (day: string, o: { sent: number; linked: number; notLinked: number; processing: number; tooOld: number; noVisitor: number; failed: number }) =>
+    `Яндекс Метрика, ${day}: отправлено конверсий: ${o.sent}` +
+    (o.processing ? `, загрузок ещё в обработке: ${o.processing}` : `, привязано: ${o.linked}, не привязано: ${o.notLinked}`) +
+    (o.tooOld ? `; не отправлено ${o.tooOld}: последний визит посетителя больше 21 дня назад` : "") +
+    (o.noVisitor ? `; не отправлено ${o.noVisitor}: нет идентификатора посетителя Метрики` : "") +
+    (o.failed ? `; Метрика отклонила ${o.failed} (проверьте токен и счётчик)` : "") +
+    ".",
   accessDeniedTitle: "Нет доступа к отчёту",
   accessDenied: (userId: string) =>
     `Отчёт об атрибуции показывает данные всей компании, поэтому его видят только администраторы портала и пользователи из REPORT_USER_IDS. Попросите администратора Битрикс24 добавить ваш id пользователя (${userId}) в REPORT_USER_IDS в настройках воркера.`,

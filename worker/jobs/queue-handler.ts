@@ -24,6 +24,7 @@ import { handleDeadLetters } from "./dead-letters";
 import { handleCallRecordJobs } from "./call-record";
 import { handleFetchJobs } from "./comagic-fetch";
 import { handlePortalTicks } from "./portal-tick";
+import { handleDealUploads } from "./deal-loop";
 import { throughPortalGate } from "./portal-gate";
 import { feedDepsFor } from "./scheduled";
 import { handleTelephonyJobs } from "./call-telephony";
@@ -106,8 +107,10 @@ async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger
     const typeOf = (m: Message<unknown>) => (m.body as { type?: unknown } | null)?.type;
     const ticks = batch.messages.filter((m) => typeOf(m) === "portal.tick");
     if (ticks.length) await handlePortalTicks(ticks, { env, config, log });
+    const dealUploads = batch.messages.filter((m) => typeOf(m) === "deal.upload");
+    if (dealUploads.length) await handleDealUploads(dealUploads, stores.dealJournal, log);
     const telephony = batch.messages.filter((m) => typeOf(m) === "call.telephony");
-    const rest = batch.messages.filter((m) => typeOf(m) !== "call.telephony" && typeOf(m) !== "portal.tick");
+    const rest = batch.messages.filter((m) => !["call.telephony", "portal.tick", "deal.upload"].includes(String(typeOf(m))));
     if (telephony.length) {
       const install = appSettings(config) ? await installOf(env, config).catch(() => null) : null;
       await handleTelephonyJobs(telephony, {

@@ -4,7 +4,7 @@ import { importMissingCosts } from "../comagic/ad-costs";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { formatComagicDateTime } from "../domain/comagic-time";
 import { errorMessage, type Logger } from "../log";
-import type { AttributionStore } from "../storage/attribution-store";
+import type { AttributionStore, DealRecord } from "../storage/attribution-store";
 
 /*
  * What the report needs from outside: deals changed in Bitrix24 since the last sync, and CoMagic's ad cost for
@@ -36,6 +36,8 @@ export interface ReportSyncDeps {
   log: Logger;
   /** Deal pages one sync may read (REPORT_SYNC_MAX_PAGES); the next sync goes on from where this one stopped. */
   maxPages?: number;
+  /** Told of the deals this sync saw changed (wiring.ts dealChangesFor). */
+  dealChanges?: ((deals: readonly DealRecord[], at: Date) => Promise<void>) | null;
 }
 
 export async function syncReportData(deps: ReportSyncDeps): Promise<ReportSyncResult> {
@@ -48,8 +50,12 @@ export async function syncReportData(deps: ReportSyncDeps): Promise<ReportSyncRe
   }
   try {
     try {
-      result.deals = await syncDeals({ bitrix: deps.bitrix, store: deps.store, now: deps.now, baseCurrency: FALLBACK_CURRENCY, maxPages: deps.maxPages });
-      deps.log.info("report.deals_synced", { ...result.deals });
+      const { changed, ...counts } = await syncDeals({ bitrix: deps.bitrix, store: deps.store, now: deps.now, baseCurrency: FALLBACK_CURRENCY, maxPages: deps.maxPages });
+      result.deals = counts;
+      deps.log.info("report.deals_synced", { ...counts });
+      // What else starts from a deal's change (CoMagic's deal loop, offline conversions): told here, as the sync
+      // that saw the change will not see it again.
+      await deps.dealChanges?.(changed, deps.now());
     } catch (error) {
       result.problems.push("deals");
       deps.log.warn("report.deals_sync_failed", { error: errorMessage(error) });

@@ -13,12 +13,14 @@ import { createLogger, errorMessage, type Logger } from "../log";
 import { configFor, portalKeys } from "../portal-config";
 import { agencyPortals } from "../portal-overview";
 import { purgeExpired, type RetentionDays } from "../storage/retention";
-import { bitrixClientFor, dataApiClientFor, storesFor } from "../wiring";
+import { bitrixClientFor, conversionSettingsOf, dataApiClientFor, dealChangesFor, ga4For, metricaFor, storesFor } from "../wiring";
+import { type ConversionRunResult, recordQualifiedLeads, sendConversions, sendGa4Events } from "./conversions";
 import { d1FeedState } from "../storage/feed-state";
 import { activityOf } from "../storage/portal-activity";
 import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
 import { alertOnChange } from "./portal-alerts";
 import { syncReportData } from "./report-sync";
+import { type DealLoopResult, sendDealChanges } from "./deal-loop";
 import { portalTickJob } from "./schema";
 import { sendInBatches } from "./send-in-batches";
 
@@ -67,7 +69,7 @@ async function readFeedIfDue(env: Env, config: Config, log: Logger, now: Date): 
   });
 }
 
-/** One portal's tick: its feed when due, then its report's sync. Throws when the feed read failed (the queue retries). */
+/** One portal's tick: its feed when due, then its report's sync, then its deal changes to CoMagic. Throws when the feed read failed. */
 export async function runPortalTick(env: Env, config: Config, log: Logger, at: Date): Promise<void> {
   try {
     await readFeedIfDue(env, config, log, at);
@@ -75,6 +77,7 @@ export async function runPortalTick(env: Env, config: Config, log: Logger, at: D
     const { attribution } = storesFor(env, config.portal);
     if (attribution) {
       await syncReportData({
+        dealChanges: dealChangesFor(env, config),
         bitrix: bitrixClientFor(config, env),
         // The cost import can wait for the next day's points.
         dataApi: dataApiClientFor(config, env, "deferrable"),
@@ -86,6 +89,61 @@ export async function runPortalTick(env: Env, config: Config, log: Logger, at: D
         maxPages: config.REPORT_SYNC_MAX_PAGES,
       });
     }
+    if (config.COMAGIC_DEALS) await runDealLoop(env, config, log, at);
+    await runConversions(env, config, log, at);
+  }
+}
+
+/** The portal's waiting deal changes, into CoMagic's end-to-end analytics (jobs/deal-loop.ts). Never throws. */
+export async function runDealLoop(env: Env, config: Config, log: Logger, at: Date): Promise<DealLoopResult | null> {
+  const { dealJournal, ledger, deadLetters, attribution } = storesFor(env, config.portal);
+  // Deal uploads can wait for the next day's points: the feed's reads come first.
+  const dataApi = dataApiClientFor(config, env, "deferrable");
+  if (!dealJournal || !ledger || !attribution || !dataApi) return null;
+  try {
+    return await sendDealChanges({
+      portal: config.portal,
+      bitrix: bitrixClientFor(config, env),
+      dataApi,
+      journal: dealJournal,
+      ledger,
+      deadLetters,
+      state: { get: (name) => attribution.getState(name), set: (name, value) => attribution.setState(name, value) },
+      accountCurrency: config.COMAGIC_CURRENCY,
+      timeZone: config.COMAGIC_TIMEZONE,
+      intervalMinutes: config.FEED_INTERVAL_MINUTES,
+      now: () => at,
+      log,
+    });
+  } catch (error) {
+    log.warn("deals.loop_failed", { error: errorMessage(error) });
+    return null;
+  }
+}
+
+/** The portal's offline conversions to Metrica and GA4, when set up (jobs/conversions.ts). Never throws. */
+export async function runConversions(env: Env, config: Config, log: Logger, at: Date): Promise<ConversionRunResult | null> {
+  const destinations = conversionSettingsOf(config);
+  const { conversions, visitors, attribution } = storesFor(env, config.portal);
+  const dataApi = dataApiClientFor(config, env, "deferrable");
+  if (Object.keys(destinations).length === 0 || !conversions || !visitors || !attribution || !dataApi) return null;
+  try {
+    await recordQualifiedLeads({ bitrix: bitrixClientFor(config, env), attribution, conversions, destinations, now: at });
+  } catch (error) {
+    log.warn("conversions.leads_failed", { error: errorMessage(error) });
+  }
+  const shared = { dataApi, conversions, visitors, timeZone: config.COMAGIC_TIMEZONE, now: () => at, log };
+  const ga4 = ga4For(config);
+  if (ga4 && destinations.ga4) {
+    await sendGa4Events({ ...shared, ga4, names: destinations.ga4.goals }).catch((error: unknown) => log.warn("ga4.failed", { error: errorMessage(error) }));
+  }
+  const metrica = metricaFor(config);
+  if (!metrica || !destinations.metrica) return null;
+  try {
+    return await sendConversions({ ...shared, metrica: metrica.client, counterId: metrica.counterId, goals: destinations.metrica.goals });
+  } catch (error) {
+    log.warn("conversions.failed", { error: errorMessage(error) });
+    return null;
   }
 }
 

@@ -183,12 +183,25 @@ export const portalTickJob = (portal: string, scheduledAt: Date): PortalTickJob 
   scheduledAt: scheduledAt.toISOString(),
 });
 
+/**
+ * A deal to send to CoMagic again (issue #25): what a dead letter of the deal loop holds, so its replay puts the deal
+ * back in the journal's waiting list; the next tick re-reads and sends it (jobs/deal-loop.ts).
+ */
+export const dealUploadJobSchema = z.object({
+  type: z.literal("deal.upload"),
+  v: z.literal(V),
+  portal: jobPortal,
+  dealId: z.string().regex(/^\d+$/),
+});
+export type DealUploadJob = z.infer<typeof dealUploadJobSchema>;
+export const dealUploadJob = (portal: string, dealId: string): DealUploadJob => ({ type: "deal.upload", v: V, portal, dealId });
+
 export const enrichJob = (fields: EntityFields<typeof enrichJobObject>): z.input<typeof enrichJobSchema> => ({ type: "lead.enrich", v: V, ...fields });
 export const callRecordJob = (fields: EntityFields<typeof callRecordJobObject>): z.input<typeof callRecordJobSchema> => ({ type: "call.record", v: V, ...fields });
 export const callTelephonyJob = (fields: Fields<typeof callTelephonyJobSchema>): CallTelephonyJob => ({ type: "call.telephony", v: V, outbound: false, ...fields });
 
 export const followUpJobSchema = z.discriminatedUnion("type", [enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema]);
-export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema, comagicFetchJobSchema, portalTickJobSchema]);
+export const jobSchema = z.discriminatedUnion("type", [leadJobSchema, enrichJobSchema, callRecordJobSchema, callTelephonyJobSchema, comagicFetchJobSchema, portalTickJobSchema, dealUploadJobSchema]);
 export type Job = z.infer<typeof jobSchema>;
 export type QueueMessageBody = Job;
 

@@ -47,7 +47,7 @@ export async function appContext(c: Context<AppEnv>, memberId: string) {
   const config = await requirePortalConfig(c.env, await portalOfMember(c.env, memberId));
   const app = appSettings(config);
   if (!app) throw new AppError(503, "app_not_configured", "The Bitrix24 app is not configured: set BITRIX_APP_CLIENT_ID, BITRIX_APP_CLIENT_SECRET and TAB_TOKEN_SECRET");
-  const { installs, attribution, callGuard, journeys, visitors, crmModeCache } = storesFor(c.env, config.portal);
+  const { installs, attribution, callGuard, journeys, visitors, crmModeCache, dealJournal, conversions } = storesFor(c.env, config.portal);
   if (!c.env.COMAGIC_CACHE || !installs || !attribution || !callGuard || !journeys || !visitors) throw new AppError(503, "misconfigured", "The worker is misconfigured");
   const origin = config.portalOrigin;
   // The app's and the users' calls share the portal's Bitrix24 budget with the queues' (FACTS.md §4.1: per portal).
@@ -57,7 +57,9 @@ export async function appContext(c: Context<AppEnv>, memberId: string) {
   /** A user's own token, from a page the portal opened (never refreshed). */
   const userClient = (authId: string) => userClientFor(origin, authId, config.BITRIX_TIMEOUT_MS, budget);
   c.set("log", c.get("log").child({ portal: config.portal }));
-  return { config, app, origin, installs, attribution, callGuard, journeys, visitors, crmModeCache, appClient, userClient, kv: c.env.COMAGIC_CACHE };
+  // What the report says of the loop (issue #25): the deals sent to CoMagic and Metrica's conversions, when each is on.
+  const loop = { deals: config.COMAGIC_DEALS ? dealJournal : null, conversions: config.METRICA_COUNTER_ID ? conversions : null };
+  return { config, app, origin, installs, attribution, callGuard, journeys, visitors, crmModeCache, loop, appClient, userClient, kv: c.env.COMAGIC_CACHE };
 }
 export type AppContext = Awaited<ReturnType<typeof appContext>>;
 

@@ -6,7 +6,7 @@ import type { AppInstall } from "../bitrix/app-client";
 import { crmModeOf } from "../bitrix/crm-mode";
 import { comagicAuth } from "../config";
 import { AppError } from "../errors";
-import { dataApiClientFor } from "../wiring";
+import { dataApiClientFor, dealChangesFor } from "../wiring";
 import { limitBody } from "./body-limit";
 import { renderMessagePage } from "./bitrix-tab-page";
 import { renderReportCsv, renderReportPage } from "./bitrix-report-page";
@@ -79,7 +79,7 @@ function accessDeniedPage(c: Context<AppEnv>, userId: string, language: Language
 }
 
 async function reportView(ctx: AppContext, claims: ReportClaims, install: AppInstall, fields: Record<string, unknown>) {
-  const { config, appClient, attribution, crmModeCache } = ctx;
+  const { config, appClient, attribution, crmModeCache, loop } = ctx;
   const filters = filterFields.parse(fields);
   const mode = filters.entity ? null : await crmModeOf(appClient(install), crmModeCache).catch(() => null);
   const messages = messagesFor(claims.lang);
@@ -90,7 +90,7 @@ async function reportView(ctx: AppContext, claims: ReportClaims, install: AppIns
     grouping: filters.grouping,
     entity: filters.entity ?? (mode === "simple" ? "deal" : "lead"),
   };
-  const { report, notes } = await loadAttributionReport(chosen, { store: attribution, timeZone: config.COMAGIC_TIMEZONE, hasDataApi: comagicAuth(config) !== null, messages });
+  const { report, notes } = await loadAttributionReport(chosen, { store: attribution, timeZone: config.COMAGIC_TIMEZONE, hasDataApi: comagicAuth(config) !== null, messages, loop });
   return { filters: chosen, report, notes, messages };
 }
 
@@ -188,6 +188,7 @@ bitrixReportRoute.post("/report/refresh", async (c) => {
     now: () => new Date(),
     log: c.get("log"),
     maxPages: config.REPORT_SYNC_MAX_PAGES,
+    dealChanges: dealChangesFor(c.env, config),
   });
   if (outcome.joined) return c.json({ status: outcome.finished ? "joined" : "running" }, outcome.finished ? 200 : 202);
   const { deals, costDays, problems } = outcome;

@@ -12,6 +12,8 @@ export interface CrmVisitorStore {
   record(rows: readonly { ref: CrmEntityRef; visitorId: string }[], at: Date): Promise<void>;
   /** The visitor id the worker wrote to this lead or deal, or null when it wrote none. */
   find(ref: CrmEntityRef): Promise<string | null>;
+  /** The visitor ids of many ledger refs at once (bare lead ids, `deal:7`), by ref. */
+  findMany(refs: readonly string[]): Promise<Map<string, string>>;
 }
 
 export function d1CrmVisitorStore(db: D1Database, portal: string): CrmVisitorStore {
@@ -33,6 +35,22 @@ export function d1CrmVisitorStore(db: D1Database, portal: string): CrmVisitorSto
       await ensureSchema(db);
       const row = await db.prepare("SELECT visitor_id FROM crm_visitors WHERE portal = ? AND ref = ?").bind(portal, ledgerRef(ref)).first<{ visitor_id: string }>();
       return row?.visitor_id ?? null;
+    },
+    async findMany(refs) {
+      const found = new Map<string, string>();
+      const unique = [...new Set(refs)];
+      if (unique.length === 0) return found;
+      await ensureSchema(db);
+      // D1 allows 100 bound parameters a statement.
+      for (let i = 0; i < unique.length; i += 90) {
+        const part = unique.slice(i, i + 90);
+        const { results } = await db
+          .prepare(`SELECT ref, visitor_id FROM crm_visitors WHERE portal = ? AND ref IN (${part.map(() => "?").join(",")})`)
+          .bind(portal, ...part)
+          .all<{ ref: string; visitor_id: string }>();
+        for (const r of results) found.set(r.ref, r.visitor_id);
+      }
+      return found;
     },
   };
 }

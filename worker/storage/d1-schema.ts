@@ -15,6 +15,8 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS dead_letters_portal_failed_at ON dead_letters (portal, failed_at DESC)`,
   // The ledger: every event written to Bitrix24 and its ref: the entity it landed on (`12` a lead, `deal:7`) or a telephony call id.
   `CREATE TABLE IF NOT EXISTS applied_events (portal TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (portal, key))`,
+  // The deal loop asks which event made a lead (issue #25): by ref, without a scan of the portal's ledger.
+  `CREATE INDEX IF NOT EXISTS applied_events_ref ON applied_events (portal, ref)`,
   // The entity (ledger ref) each contact key (`phone:+7…`, `email:…`) was last written to: a hint Bitrix24 confirms.
   `CREATE TABLE IF NOT EXISTS contact_keys (portal TEXT NOT NULL, contact_key TEXT NOT NULL, ref TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
   `CREATE TABLE IF NOT EXISTS pending_creates (portal TEXT NOT NULL, contact_key TEXT NOT NULL, event_key TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (portal, contact_key))`,
@@ -47,6 +49,19 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS crm_visitors (portal TEXT NOT NULL, ref TEXT NOT NULL, visitor_id TEXT NOT NULL, written_at TEXT NOT NULL, PRIMARY KEY (portal, ref))`,
   // What arrived per portal, UTC day and source (call, chat, request, form, notification): the agency page's counts.
   `CREATE TABLE IF NOT EXISTS portal_activity (portal TEXT NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL, count INTEGER NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (portal, day, source))`,
+  // Deals sent to CoMagic's end-to-end analytics (issue #25): what CoMagic holds of each, and whether a change waits.
+  `CREATE TABLE IF NOT EXISTS deal_journal (
+     portal TEXT NOT NULL, deal_id TEXT NOT NULL, source_entity TEXT NOT NULL, source_id TEXT NOT NULL, state TEXT NOT NULL, changed_at TEXT NOT NULL,
+     journal TEXT, communication TEXT, flags TEXT, reason TEXT, sent_at TEXT, PRIMARY KEY (portal, deal_id))`,
+  `CREATE INDEX IF NOT EXISTS deal_journal_waiting ON deal_journal (portal, state, changed_at)`,
+  // Offline conversions (Metrica, GA4): each one once per destination, its DateTime fixed at the first try, and what became of it.
+  `CREATE TABLE IF NOT EXISTS conversions (
+     portal TEXT NOT NULL, destination TEXT NOT NULL, key TEXT NOT NULL, goal TEXT NOT NULL, visitor_ref TEXT NOT NULL, at TEXT NOT NULL, revenue REAL, currency TEXT,
+     date_time INTEGER, state TEXT NOT NULL, reason TEXT, upload_id TEXT, day TEXT, PRIMARY KEY (portal, destination, key))`,
+  `CREATE INDEX IF NOT EXISTS conversions_waiting ON conversions (portal, destination, state)`,
+  `CREATE TABLE IF NOT EXISTS metrica_uploads (
+     portal TEXT NOT NULL, upload_id TEXT NOT NULL, day TEXT NOT NULL, rows INTEGER NOT NULL, status TEXT NOT NULL, linked INTEGER, not_linked INTEGER,
+     created_at TEXT NOT NULL, checked_at TEXT, PRIMARY KEY (portal, upload_id))`,
 ];
 
 /** Every table whose rows belong to one portal (a `portal` column in their key). */
@@ -62,6 +77,9 @@ export const PORTAL_TABLES = [
   "sync_state",
   "crm_visitors",
   "portal_activity",
+  "deal_journal",
+  "conversions",
+  "metrica_uploads",
 ] as const;
 
 /**

@@ -117,6 +117,8 @@ export interface AppliedEvents {
   findPending(contactKeys: readonly string[], since: Date): Promise<Map<string, string>>;
   markPending(rows: readonly { key: string; contactKeys: readonly string[] }[], at: Date): Promise<void>;
   clearPending(keys: readonly string[]): Promise<void>;
+  /** The first event written to each of these refs (the one that made the lead or deal), by ref. */
+  firstEvents(refs: readonly string[]): Promise<Map<string, { key: string; appliedAt: string }>>;
 }
 
 // D1 allows 100 bound parameters a statement.
@@ -150,6 +152,21 @@ export function d1AppliedEvents(db: D1Database, portal: string): AppliedEvents {
     find: (keys) => lookUp(db, "applied", keys, portal),
     findContactKeys: (contactKeys) => lookUp(db, "contactKeys", contactKeys, portal),
     findPending: (contactKeys, since) => lookUp(db, "pending", contactKeys, portal, since.toISOString()),
+    async firstEvents(refs) {
+      const found = new Map<string, { key: string; appliedAt: string }>();
+      const unique = [...new Set(refs)];
+      if (unique.length === 0) return found;
+      await ensureSchema(db);
+      for (let i = 0; i < unique.length; i += KEYS_PER_QUERY) {
+        const part = unique.slice(i, i + KEYS_PER_QUERY);
+        const { results } = await db
+          .prepare(`SELECT ref, key, applied_at FROM applied_events WHERE portal = ? AND ref IN (${part.map(() => "?").join(",")}) ORDER BY applied_at, key`)
+          .bind(portal, ...part)
+          .all<{ ref: string; key: string; applied_at: string }>();
+        for (const r of results) if (!found.has(r.ref)) found.set(r.ref, { key: r.key, appliedAt: r.applied_at });
+      }
+      return found;
+    },
     async markPending(rows, at) {
       const statements = rows.flatMap((r) =>
         r.contactKeys.map((contactKey) =>

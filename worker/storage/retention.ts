@@ -31,6 +31,10 @@ const HISTORY = [
   { table: "attribution_touches", dated: "created_at", keep: "report" },
   { table: "ad_costs", dated: "day", keep: "report" },
   { table: "portal_activity", dated: "day", keep: "activity" },
+  // A deal unchanged for the report's span is not reported on any more; its conversions neither.
+  { table: "deal_journal", dated: "changed_at", keep: "report" },
+  { table: "conversions", dated: "at", keep: "report" },
+  { table: "metrica_uploads", dated: "created_at", keep: "report" },
 ] as const;
 
 /** Whether a cron run at `now` is the day's one that prunes the history: the first run of the UTC day (crons run at least every 5 minutes). */

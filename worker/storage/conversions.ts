@@ -1,0 +1,171 @@
+/*
+ * Offline conversions (issue #25 §3), per portal and destination (`metrica`, `ga4`): each CRM moment once, keyed by
+ * domain/offline-conversions.ts conversionKey, with the DateTime fixed at its first try (a retry re-sends the very
+ * same row, which Metrica overwrites: FACTS-loop §3.5), and what became of it: `waiting`, `sent` (in an upload),
+ * `too_old` / `no_visitor` / `goal_off` (not sent, counted), `failed` (Metrica refused the file for good). Metrica's
+ * uploads and their status, polled until PROCESSED or LINKAGE_FAILURE, are `metrica_uploads`. docs/storage.md has
+ * example rows.
+ */
+import type { ConversionGoal } from "../domain/offline-conversions";
+import { ensureSchema } from "./d1-schema";
+
+export type Destination = "metrica" | "ga4";
+export type ConversionState = "waiting" | "sent" | "too_old" | "no_visitor" | "goal_off" | "failed";
+
+export interface ConversionMoment {
+  key: string;
+  goal: ConversionGoal;
+  /** The ledger ref of the lead or deal whose visitor this is (a won deal's is its lead's). */
+  visitorRef: string;
+  at: Date;
+  revenue: { amount: number; currency: string } | null;
+}
+
+export interface WaitingConversion extends ConversionMoment {
+  /** The DateTime (Unix seconds) an earlier try fixed, or null. */
+  dateTime: number | null;
+}
+
+export interface UploadRecord {
+  uploadId: string;
+  rows: number;
+  status: string;
+  linked: number | null;
+  notLinked: number | null;
+}
+
+export interface DayOutcome {
+  day: string;
+  sent: number;
+  tooOld: number;
+  noVisitor: number;
+  failed: number;
+  /** From Metrica's processed uploads of that day: rows linked to a visit, and rows it could not link. */
+  linked: number;
+  notLinked: number;
+  /** Uploads of that day Metrica has not finished yet. */
+  processing: number;
+}
+
+export interface ConversionStore {
+  /** New moments wait to be sent; a moment already known (by key) is left as it is: each goes out once. */
+  add(destination: Destination, moments: readonly ConversionMoment[]): Promise<number>;
+  waiting(destination: Destination, limit: number): Promise<WaitingConversion[]>;
+  fix(destination: Destination, dateTimes: ReadonlyMap<string, number>): Promise<void>;
+  settle(destination: Destination, keys: readonly string[], state: Exclude<ConversionState, "waiting">, at: Date, detail?: { uploadId?: string; reason?: string }): Promise<void>;
+  recordUpload(upload: UploadRecord, at: Date): Promise<void>;
+  unfinishedUploads(limit: number): Promise<string[]>;
+  updateUpload(upload: UploadRecord, at: Date): Promise<void>;
+  /** What became of the conversions, per UTC day, the last `days` days (newest first). */
+  outcomes(destination: Destination, since: Date): Promise<DayOutcome[]>;
+}
+
+const utcDay = (at: Date) => at.toISOString().slice(0, 10);
+const FINAL = ["PROCESSED", "LINKAGE_FAILURE"];
+
+type Row = { key: string; goal: ConversionGoal; visitor_ref: string; at: string; revenue: number | null; currency: string | null; date_time: number | null };
+
+export function d1ConversionStore(db: D1Database, portal: string): ConversionStore {
+  return {
+    async add(destination, moments) {
+      if (moments.length === 0) return 0;
+      await ensureSchema(db);
+      const results = await db.batch(
+        moments.map((m) =>
+          db
+            .prepare("INSERT OR IGNORE INTO conversions (portal, destination, key, goal, visitor_ref, at, revenue, currency, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting')")
+            .bind(portal, destination, m.key, m.goal, m.visitorRef, m.at.toISOString(), m.revenue?.amount ?? null, m.revenue?.currency ?? null),
+        ),
+      );
+      return results.reduce((n, r) => n + (r.meta.changes ?? 0), 0);
+    },
+    async waiting(destination, limit) {
+      await ensureSchema(db);
+      const { results } = await db
+        .prepare("SELECT key, goal, visitor_ref, at, revenue, currency, date_time FROM conversions WHERE portal = ? AND destination = ? AND state = 'waiting' ORDER BY at LIMIT ?")
+        .bind(portal, destination, limit)
+        .all<Row>();
+      return results.map((r) => ({
+        key: r.key,
+        goal: r.goal,
+        visitorRef: r.visitor_ref,
+        at: new Date(r.at),
+        revenue: r.revenue !== null && r.currency ? { amount: r.revenue, currency: r.currency } : null,
+        dateTime: r.date_time,
+      }));
+    },
+    async fix(destination, dateTimes) {
+      if (dateTimes.size === 0) return;
+      await ensureSchema(db);
+      await db.batch(
+        [...dateTimes].map(([key, dateTime]) =>
+          db.prepare("UPDATE conversions SET date_time = ? WHERE portal = ? AND destination = ? AND key = ? AND date_time IS NULL").bind(dateTime, portal, destination, key),
+        ),
+      );
+    },
+    async settle(destination, keys, state, at, detail = {}) {
+      if (keys.length === 0) return;
+      await ensureSchema(db);
+      await db.batch(
+        keys.map((key) =>
+          db
+            .prepare("UPDATE conversions SET state = ?, day = ?, upload_id = ?, reason = ? WHERE portal = ? AND destination = ? AND key = ?")
+            .bind(state, utcDay(at), detail.uploadId ?? null, detail.reason ?? null, portal, destination, key),
+        ),
+      );
+    },
+    async recordUpload(upload, at) {
+      await ensureSchema(db);
+      await db
+        .prepare("INSERT OR REPLACE INTO metrica_uploads (portal, upload_id, day, rows, status, linked, not_linked, created_at, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(portal, upload.uploadId, utcDay(at), upload.rows, upload.status, upload.linked, upload.notLinked, at.toISOString(), at.toISOString())
+        .run();
+    },
+    async unfinishedUploads(limit) {
+      await ensureSchema(db);
+      const { results } = await db
+        .prepare(`SELECT upload_id FROM metrica_uploads WHERE portal = ? AND status NOT IN (${FINAL.map(() => "?").join(",")}) ORDER BY created_at LIMIT ?`)
+        .bind(portal, ...FINAL, limit)
+        .all<{ upload_id: string }>();
+      return results.map((r) => r.upload_id);
+    },
+    async updateUpload(upload, at) {
+      await ensureSchema(db);
+      await db
+        .prepare("UPDATE metrica_uploads SET status = ?, linked = ?, not_linked = ?, checked_at = ? WHERE portal = ? AND upload_id = ?")
+        .bind(upload.status, upload.linked, upload.notLinked, at.toISOString(), portal, upload.uploadId)
+        .run();
+    },
+    async outcomes(destination, since) {
+      await ensureSchema(db);
+      const day = utcDay(since);
+      const [states, uploads] = await db.batch<{ day: string; state?: string; n?: number; linked?: number; not_linked?: number; processing?: number }>([
+        db.prepare("SELECT day, state, COUNT(*) AS n FROM conversions WHERE portal = ? AND destination = ? AND day >= ? GROUP BY day, state").bind(portal, destination, day),
+        db
+          .prepare(
+            `SELECT day, SUM(COALESCE(linked, 0)) AS linked, SUM(COALESCE(not_linked, 0)) AS not_linked,
+               SUM(CASE WHEN status IN ('PROCESSED', 'LINKAGE_FAILURE') THEN 0 ELSE 1 END) AS processing
+             FROM metrica_uploads WHERE portal = ? AND day >= ? GROUP BY day`,
+          )
+          .bind(portal, day),
+      ]);
+      const byDay = new Map<string, DayOutcome>();
+      const of = (d: string) => {
+        let outcome = byDay.get(d);
+        if (!outcome) {
+          outcome = { day: d, sent: 0, tooOld: 0, noVisitor: 0, failed: 0, linked: 0, notLinked: 0, processing: 0 };
+          byDay.set(d, outcome);
+        }
+        return outcome;
+      };
+      const column: Record<string, "sent" | "tooOld" | "noVisitor" | "failed"> = { sent: "sent", too_old: "tooOld", no_visitor: "noVisitor", failed: "failed" };
+      for (const r of states?.results ?? []) {
+        const name = column[r.state ?? ""];
+        if (name) of(r.day)[name] += r.n ?? 0;
+      }
+      // Metrica says what linked; GA4 says nothing (its collect endpoint answers 2xx to anything: FACTS-loop §4).
+      for (const r of destination === "metrica" ? (uploads?.results ?? []) : []) Object.assign(of(r.day), { linked: r.linked ?? 0, notLinked: r.not_linked ?? 0, processing: r.processing ?? 0 });
+      return [...byDay.values()].sort((a, b) => b.day.localeCompare(a.day));
+    },
+  };
+}
