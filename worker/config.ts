@@ -172,6 +172,13 @@ const configSchema = z.object({
    * CoMagic admin connected "Другая CRM" and the funnels were made (the settings page's step, docs/deals-to-comagic.md).
    */
   COMAGIC_DEALS: flag,
+  /**
+   * Issue #25 §2: our website forms also go to CoMagic as offline messages (upload.offline_messages). Off until the
+   * CoMagic admin enabled the component «Загрузка офлайн-заявок из внешней системы».
+   */
+  COMAGIC_FORMS: flag,
+  /** The CoMagic site a form belongs to when it came without CoMagic's session id (a message needs one of them). */
+  COMAGIC_FORM_SITE_ID: z.coerce.number().int().positive({ error: "is not a CoMagic site id" }).optional(),
   /** The CoMagic account's currency: deal revenue is converted to it with Bitrix24's rates (CoMagic's revenue has none). */
   COMAGIC_CURRENCY: z
     .string()

@@ -12,6 +12,7 @@ import { d1CallGuard } from "./storage/call-guard";
 import { d1CrmVisitorStore } from "./storage/crm-visitors";
 import { kvCrmModeCache } from "./storage/crm-mode-cache";
 import { d1DealJournal } from "./storage/deal-journal";
+import { d1FormUploads } from "./storage/form-uploads";
 import { d1ConversionStore, type Destination } from "./storage/conversions";
 import { ga4Client, type Ga4Client } from "./ga4/client";
 import type { DealRecord } from "./storage/attribution-store";
@@ -141,6 +142,7 @@ export function storesFor(env: Env, portal: string) {
     visitors: db ? d1CrmVisitorStore(db, portal) : null,
     dealJournal: db ? d1DealJournal(db, portal) : null,
     conversions: db ? d1ConversionStore(db, portal) : null,
+    formUploads: db ? d1FormUploads(db, portal) : null,
     journeys: kv ? kvJourneyStore(kv) : null,
     crmModeCache: kvCrmModeCache(kv),
   };

@@ -4,6 +4,7 @@ import { parseComagicDateTime } from "../../worker/domain/comagic-time";
 import { SANDBOX_EMPLOYEES } from "./call-api";
 import { SANDBOX_ACCOUNT_TIME_ZONE } from "./calls-report-row";
 import { createDealsSandbox } from "./deals";
+import { createOfflineUploadsSandbox } from "./offline-uploads";
 import { CAMPAIGN_DAILY_STAT_SPEC, CHAT_MESSAGES_SPEC, type ReportSpec, tableSpecs } from "./report-fields";
 import { applySort, checkFilter, checkSort, matches } from "./report-filter";
 import { RpcError } from "./rpc-error";
@@ -239,6 +240,13 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
       return typeof row?.[time] === "string" ? (row[time] as string) : null;
     },
   });
+  // upload.offline_messages (offline-uploads.ts): checked against seeded sessions, stored as get.offline_messages_report rows.
+  const offlineUploads = createOfflineUploadsSandbox({
+    now,
+    timeZone: SANDBOX_ACCOUNT_TIME_ZONE,
+    session: (id) => data.visitor_sessions.find((r) => Number(r.id) === id),
+    record: (row) => data.offline_messages.push(row),
+  });
 
   const nextRandom = () => {
     faultState = (faultState * 1103515245 + 12345) % 2 ** 31;
@@ -462,6 +470,7 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
     else if (method === "get.visitors") answer = getVisitors(params);
     else if (method === "get.employees") answer = getEmployees(params);
     else if (deals.handles(method)) answer = deals.call(method, params);
+    else if (offlineUploads.handles(method)) answer = offlineUploads.call(method, params);
     // FACTS.md §1.1: get.account answers the account's IANA `timezone`; its `name` and the one-row `data` array are
     // inferred from clients of the same platform (not in comagic/docs/): the worker reads an object too.
     else if (method === "get.account") answer = { data: [{ app_id: 1, name: `Sandbox shop (${settings.login})`, timezone: SANDBOX_ACCOUNT_TIME_ZONE }], metadata: {} };
@@ -519,6 +528,7 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
     for (const rows of Object.values(data)) rows.length = 0;
     visitors.length = 0;
     deals.reset();
+    offlineUploads.reset();
     Object.assign(stats, { requests: 0, logins: 0, authorizedCalls: 0, methods: {}, errors: {}, points: { total: 0, methods: {} } });
     minute = { start: now(), used: 0 };
     day = { start: now(), used: 0 };
@@ -544,6 +554,7 @@ export function createDataApiSandbox(options: { now?: () => number; account?: { 
   });
   app.get("/_sandbox/comagic/stats", (c) => c.json({ ...stats, limits: limits() }));
   app.route("/", deals.control);
+  app.route("/", offlineUploads.control);
 
   /** A call CoMagic itself recorded (the Call API's), added to get.calls_report like a seeded one. */
   const recordCall = (row: Row) => {

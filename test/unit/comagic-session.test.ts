@@ -193,6 +193,13 @@ describe("classifySession: requests from get.offline_messages_report", () => {
     expect(classifySession(request({}, { tech: true }), { ...rules, includeTechRequests: true })).toMatchObject({ status: "accepted" });
   });
 
+  it("ignores a website form the worker uploaded to CoMagic itself (DataAPI, ext_id form-…), which has its lead already", () => {
+    // FACTS-loop §2: uploaded messages appear with form_type "DataAPI"; ours carry the form's ledger key as ext_id.
+    expect(classifySession(request({}, { formType: "DataAPI", extId: "form-6a0d12" }), rules)).toEqual({ status: "ignored", reason: "form_sent_by_worker" });
+    // Another system's upload is a client's request like any other.
+    expect(classifySession(request({}, { formType: "DataAPI", extId: "crm-77" }), rules)).toMatchObject({ status: "accepted" });
+  });
+
   it("a request's long text is cut so that its queue message still parses", () => {
     const result = classifySession(request({ name: "N".repeat(3000) }, { text: "x".repeat(5000), pageUrl: `https://e.ru/${"p".repeat(3000)}` }), rules);
     expect(result.status).toBe("accepted");

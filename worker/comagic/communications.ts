@@ -86,7 +86,7 @@ const chatRow = z
 // page l.35, form_type l.50, form_name l.53, properties l.77, employee l.82, visitor contacts l.104-107.
 /** `properties`: a callback form's comment, as text however CoMagic shapes it. */
 const properties = z.unknown().transform((v) => (v === null || v === undefined || v === "" ? null : typeof v === "string" ? v : JSON.stringify(v)));
-const requestColumns = { ...sharedColumns, text, form_type: text, form_name: text, properties, visitor_email: text, visitor_name: text };
+const requestColumns = { ...sharedColumns, text, form_type: text, form_name: text, properties, visitor_email: text, visitor_name: text, ext_id: text };
 const REQUEST_FIELDS = Object.keys(requestColumns);
 const requestRow = z
   .object(requestColumns)
@@ -98,7 +98,7 @@ const requestRow = z
       name: r.visitor_name,
       email: r.visitor_email,
       // No row field marks a technical request (RD l.25 is a parameter only): the report decides whether they come.
-      request: { formName: r.form_name, formType: r.form_type, text: r.text, pageUrl: r.communication_page_url, comment: r.properties, tech: null },
+      request: { formName: r.form_name, formType: r.form_type, text: r.text, pageUrl: r.communication_page_url, comment: r.properties, tech: null, extId: r.ext_id },
     }),
   );
 

@@ -59,6 +59,8 @@ export interface RequestDetails {
    * asked with include_tech_offline_messages, RD l.25): null from the report, true only where a source can tell.
    */
   tech: boolean | null;
+  /** The `ext_id` an upload gave it (`upload.offline_messages`, FACTS-loop §2): ours is the form's ledger key. */
+  extId?: string | null;
 }
 
 export type ChatIgnoreReason = "chat_open" | "group_chat" | "outbound_chat" | "no_client_message";

@@ -56,7 +56,17 @@ export interface SessionRules {
 export type Classification = { status: "accepted"; event: LeadEvent } | { status: "ignored"; reason: IgnoreReason };
 
 /** Why a session is not a lead; each is answered `200 ignored` so CoMagic does not send it again. */
-export type IgnoreReason = "untargeted_call" | "unparseable_phone" | "hidden_number" | "no_contact" | "outbound_call" | "internal_call" | "started_by_worker" | ChatIgnoreReason | "tech_request";
+export type IgnoreReason =
+  | "untargeted_call"
+  | "unparseable_phone"
+  | "hidden_number"
+  | "no_contact"
+  | "outbound_call"
+  | "internal_call"
+  | "started_by_worker"
+  | ChatIgnoreReason
+  | "tech_request"
+  | "form_sent_by_worker";
 
 /** Reasons that may change: an open chat is read again once CoMagic closes it (the feed keeps its cursor before it). */
 const NOT_FINAL: ReadonlySet<IgnoreReason> = new Set(["chat_open"]);
@@ -184,6 +194,8 @@ function classifyRequest(session: Extract<CoMagicSession, { kind: "request" }>, 
   const { request } = session;
   // The report leaves technical requests out unless asked for them; one a source marks is nothing unless wanted.
   if (request.tech === true && !rules.includeTechRequests) return { status: "ignored", reason: "tech_request" };
+  // A website form the worker itself uploaded to CoMagic (COMAGIC_FORMS, FACTS-loop §2): it has its lead already.
+  if (request.formType === "DataAPI" && request.extId?.startsWith("form-")) return { status: "ignored", reason: "form_sent_by_worker" };
   const phone = session.phone ? normalizePhone(session.phone, rules.defaultRegion) : null;
   const email = normalizeEmail(session.email);
   if (!phone && !email) return { status: "ignored", reason: "no_contact" };

@@ -21,17 +21,17 @@ import { parseComagicDateTime } from "../domain/comagic-time";
 import { ledgerRef } from "../domain/crm-entity";
 import { type BitrixDeal, type CurrencyRates, type DealCommunication, type DealSyncPlan, FunnelShapeError, planDealSync, type SalesFunnel, salesFunnelFromPipeline } from "../domain/deal-history";
 import { eventOfKey } from "../domain/event-keys";
+import { sendDue } from "../domain/send-window";
 import { journeyWindow } from "../domain/report-window";
 import { errorMessage, type Logger } from "../log";
 import type { AppliedEvents, DeadLetterStore } from "../storage/d1";
 import type { DealJournalStore, DealOutcome, JournalEntry } from "../storage/deal-journal";
+import type { FormUploadStore } from "../storage/form-uploads";
 import { dealUploadJob, dealUploadJobSchema } from "./schema";
 import { readJobs } from "./settle";
 
 /** Deals one tick sends at most (a few uploads, two Bitrix24 batches of reads). */
 const MAX_DEALS = 250;
-/** The cron's period: a change seen by one tick's sync is sent by a tick at most this much later than planned. */
-const TICK_MINUTES = 5;
 const SYNC_STATE_FUNNELS = "deals.funnels";
 
 export interface DealLoopDeps {
@@ -40,6 +40,8 @@ export interface DealLoopDeps {
   dataApi: CoMagicRpcClient;
   journal: DealJournalStore;
   ledger: AppliedEvents;
+  /** The forms sent to CoMagic (COMAGIC_FORMS), whose deals link to them. */
+  forms?: FormUploadStore | null;
   deadLetters: DeadLetterStore | null;
   /** The funnels CoMagic was told of (a signature per ext_id), so an unchanged pipeline costs no point. */
   state: { get(name: string): Promise<string | null>; set(name: string, value: string): Promise<void> };
@@ -141,10 +143,15 @@ async function communicationsOf(deps: DealLoopDeps, entries: readonly JournalEnt
   const refOf = (e: JournalEntry) => ledgerRef({ type: e.sourceEntity, id: e.sourceId });
   const first = await deps.ledger.firstEvents(wanted.map(refOf));
   const events = new Map<string, { kind: "call" | "chat" | "request"; id: string }>();
+  const formKeys = [...first.values()].map((f) => f.key).filter((key) => eventOfKey(key)?.kind === "form");
+  // A form of ours is in CoMagic as the offline message we sent (COMAGIC_FORMS): linked by that request's id.
+  const sentForms = formKeys.length && deps.forms ? await deps.forms.comagicIds(formKeys) : new Map<string, number>();
   for (const entry of wanted) {
     const key = first.get(refOf(entry))?.key;
     const event = key ? eventOfKey(key) : null;
     if (event && event.kind !== "form") events.set(entry.dealId, event);
+    const sent = key ? sentForms.get(key) : undefined;
+    if (sent !== undefined) events.set(entry.dealId, { kind: "request", id: String(sent) });
   }
   if (events.size === 0) return { found, calls: 0 };
   const kinds = new Set([...events.values()].map((e) => e.kind)).size;
@@ -157,21 +164,12 @@ async function communicationsOf(deps: DealLoopDeps, entries: readonly JournalEnt
   return { found, calls: kinds };
 }
 
-/** Whether the waiting deals go now: a full batch, or the oldest would otherwise miss its feed interval. */
-export function dealsDue(waiting: readonly Pick<JournalEntry, "changedAt">[], now: Date, intervalMinutes: number): boolean {
-  if (waiting.length === 0) return false;
-  if (waiting.length >= DEAL_BATCH_SIZE) return true;
-  const holdMs = Math.max(0, intervalMinutes - TICK_MINUTES) * 60_000;
-  if (holdMs === 0) return true;
-  return Date.parse(waiting[0]?.changedAt ?? "") <= now.getTime() - holdMs;
-}
-
 export async function sendDealChanges(deps: DealLoopDeps): Promise<DealLoopResult> {
   const result: DealLoopResult = { status: "idle", waiting: 0, sent: 0, rejected: 0, pending: 0, unchanged: 0, gone: 0, comagicCalls: 0 };
   const waiting = await deps.journal.waiting(MAX_DEALS);
   result.waiting = waiting.length;
   if (waiting.length === 0) return result;
-  if (!dealsDue(waiting, deps.now(), deps.intervalMinutes)) {
+  if (!sendDue(waiting[0]?.changedAt, waiting.length, DEAL_BATCH_SIZE, deps.now(), deps.intervalMinutes)) {
     deps.log.info("deals.held", { waiting: waiting.length, since: waiting[0]?.changedAt });
     return { ...result, status: "held" };
   }

@@ -21,6 +21,7 @@ import { type FeedDeps, type FeedReport, readFeed, runFeed } from "./feed";
 import { alertOnChange } from "./portal-alerts";
 import { syncReportData } from "./report-sync";
 import { type DealLoopResult, sendDealChanges } from "./deal-loop";
+import { sendFormsToComagic } from "./form-uploads";
 import { portalTickJob } from "./schema";
 import { sendInBatches } from "./send-in-batches";
 
@@ -89,14 +90,26 @@ export async function runPortalTick(env: Env, config: Config, log: Logger, at: D
         maxPages: config.REPORT_SYNC_MAX_PAGES,
       });
     }
+    // Forms first: a deal made from a form links to the offline message just sent.
+    if (config.COMAGIC_FORMS) await runFormUploads(env, config, log, at);
     if (config.COMAGIC_DEALS) await runDealLoop(env, config, log, at);
     await runConversions(env, config, log, at);
   }
 }
 
+/** The portal's website forms whose leads are written, into CoMagic as offline messages (jobs/form-uploads.ts). Never throws. */
+export async function runFormUploads(env: Env, config: Config, log: Logger, at: Date): Promise<void> {
+  const { formUploads } = storesFor(env, config.portal);
+  const dataApi = dataApiClientFor(config, env, "deferrable");
+  if (!formUploads || !dataApi) return;
+  await sendFormsToComagic({ dataApi, forms: formUploads, intervalMinutes: config.FEED_INTERVAL_MINUTES, now: () => at, log }).catch((error: unknown) =>
+    log.warn("forms.comagic_failed", { error: errorMessage(error) }),
+  );
+}
+
 /** The portal's waiting deal changes, into CoMagic's end-to-end analytics (jobs/deal-loop.ts). Never throws. */
 export async function runDealLoop(env: Env, config: Config, log: Logger, at: Date): Promise<DealLoopResult | null> {
-  const { dealJournal, ledger, deadLetters, attribution } = storesFor(env, config.portal);
+  const { dealJournal, ledger, deadLetters, attribution, formUploads } = storesFor(env, config.portal);
   // Deal uploads can wait for the next day's points: the feed's reads come first.
   const dataApi = dataApiClientFor(config, env, "deferrable");
   if (!dealJournal || !ledger || !attribution || !dataApi) return null;
@@ -107,6 +120,7 @@ export async function runDealLoop(env: Env, config: Config, log: Logger, at: Dat
       dataApi,
       journal: dealJournal,
       ledger,
+      forms: config.COMAGIC_FORMS ? formUploads : null,
       deadLetters,
       state: { get: (name) => attribution.getState(name), set: (name, value) => attribution.setState(name, value) },
       accountCurrency: config.COMAGIC_CURRENCY,

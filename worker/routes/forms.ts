@@ -13,6 +13,11 @@ import { withoutSecretFields } from "../domain/secret-fields";
 import { AppError } from "../errors";
 import { leadJob } from "../jobs/schema";
 import { activityOf, recordQuietly } from "../storage/portal-activity";
+import type { Env } from "../env";
+import type { LeadEvent } from "../domain/lead-event";
+import { offlineMessageOf } from "../domain/offline-message";
+import { errorMessage, type Logger } from "../log";
+import { storesFor } from "../wiring";
 
 export const FORM_MAX_BYTES = 64 * 1024;
 /** What the rate-limit binding's period is set to in wrangler.toml; sent as Retry-After. */
@@ -139,5 +144,22 @@ formsRoute.post("/:portal?", limitBody(FORM_MAX_BYTES), async (c) => {
   await c.env.LEAD_JOBS.send(job, { contentType: "json" });
   log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
   await recordQuietly(activityOf(c.env, config.portal)?.record("form", now), log);
+  if (config.COMAGIC_FORMS) await recordFormForComagic(c.env, config, event, now, log);
   return accepted();
 });
+
+/**
+ * COMAGIC_FORMS: the form goes to CoMagic as an offline message once its lead is written (jobs/form-uploads.ts). A
+ * form CoMagic could not take (no phone or email, no session or site) is said in the log; a failed write too, and
+ * the form's lead is not held up by either.
+ */
+async function recordFormForComagic(env: Env, config: Config, event: LeadEvent, now: Date, log: Logger): Promise<void> {
+  const forms = storesFor(env, config.portal).formUploads;
+  if (!forms) return;
+  const built = offlineMessageOf(event, { siteId: config.COMAGIC_FORM_SITE_ID ?? null, timeZone: config.COMAGIC_TIMEZONE }, now.getTime());
+  if (!built.ok) {
+    log.info("form.not_for_comagic", { key: event.key, reason: built.reason });
+    return;
+  }
+  await forms.add(event.key, built.message, now).catch((error: unknown) => log.warn("form.comagic_record_failed", { key: event.key, error: errorMessage(error) }));
+}

@@ -59,6 +59,10 @@ const SCHEMA = [
      portal TEXT NOT NULL, destination TEXT NOT NULL, key TEXT NOT NULL, goal TEXT NOT NULL, visitor_ref TEXT NOT NULL, at TEXT NOT NULL, revenue REAL, currency TEXT,
      date_time INTEGER, state TEXT NOT NULL, reason TEXT, upload_id TEXT, day TEXT, PRIMARY KEY (portal, destination, key))`,
   `CREATE INDEX IF NOT EXISTS conversions_waiting ON conversions (portal, destination, state)`,
+  // Website forms sent to CoMagic as offline messages (COMAGIC_FORMS, issue #25 §2): each once, by its ledger key.
+  `CREATE TABLE IF NOT EXISTS form_uploads (
+     portal TEXT NOT NULL, key TEXT NOT NULL, message TEXT NOT NULL, state TEXT NOT NULL, comagic_id INTEGER, reason TEXT, created_at TEXT NOT NULL,
+     sent_at TEXT, PRIMARY KEY (portal, key))`,
   `CREATE TABLE IF NOT EXISTS metrica_uploads (
      portal TEXT NOT NULL, upload_id TEXT NOT NULL, day TEXT NOT NULL, rows INTEGER NOT NULL, status TEXT NOT NULL, linked INTEGER, not_linked INTEGER,
      created_at TEXT NOT NULL, checked_at TEXT, PRIMARY KEY (portal, upload_id))`,
@@ -80,6 +84,7 @@ export const PORTAL_TABLES = [
   "deal_journal",
   "conversions",
   "metrica_uploads",
+  "form_uploads",
 ] as const;
 
 /**

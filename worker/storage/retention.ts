@@ -35,6 +35,8 @@ const HISTORY = [
   { table: "deal_journal", dated: "changed_at", keep: "report" },
   { table: "conversions", dated: "at", keep: "report" },
   { table: "metrica_uploads", dated: "created_at", keep: "report" },
+  // A form is sent within minutes, or its lead never came: the ledger's span is plenty.
+  { table: "form_uploads", dated: "created_at", keep: "ledger" },
 ] as const;
 
 /** Whether a cron run at `now` is the day's one that prunes the history: the first run of the UTC day (crons run at least every 5 minutes). */
