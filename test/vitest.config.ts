@@ -27,7 +27,15 @@ const WORKER_SHARDS: Shard[] = [
   {
     name: "worker-2",
     isolate: true,
-    files: ["test/worker/enrich.test.ts", "test/worker/faults.test.ts", "test/worker/consumer.test.ts", "test/worker/comagic-budget.test.ts", "test/worker/deal-loop.test.ts", "test/worker/conversions.test.ts", "test/worker/form-uploads.test.ts"],
+    files: [
+      "test/worker/enrich.test.ts",
+      "test/worker/faults.test.ts",
+      "test/worker/consumer.test.ts",
+      "test/worker/comagic-budget.test.ts",
+      "test/worker/deal-loop.test.ts",
+      "test/worker/conversions.test.ts",
+      "test/worker/form-uploads.test.ts",
+    ],
   },
   {
     name: "worker-3",

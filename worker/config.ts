@@ -191,7 +191,7 @@ const configSchema = z.object({
     .regex(/^\d{1,12}$/, { error: "is not a Metrica counter number" })
     .optional(),
   METRICA_TOKEN: z.string().min(1).optional(),
-  /** Each goal's JavaScript-event identifier (not its number); empty turns that conversion off. */
+  /** Each goal's JavaScript-event identifier (not its number); `off` turns that conversion off. */
   METRICA_GOAL_QUALIFIED: goalSetting("crm_qualified"),
   METRICA_GOAL_WON: goalSetting("crm_won"),
   /** The lead status (Bitrix24 STATUS_ID) that makes a lead "qualified"; unset: only a deal made from it does. */
@@ -200,6 +200,11 @@ const configSchema = z.object({
     .regex(/^[A-Z0-9_:]{1,50}$/, { error: "is not a Bitrix24 status id, like IN_PROCESS" })
     .optional(),
   METRICA_API_URL: upstreamUrl.default(METRICA_API_URL),
+  /**
+   * How long conversions wait to go together (Metrica and GA4): Metrica processes an upload over hours (FACTS-loop
+   * §3.3), so an hour's conversions in one upload cost one CoMagic read and one Metrica request instead of twelve.
+   */
+  CONVERSIONS_INTERVAL_MINUTES: z.coerce.number().int().min(5).max(1440).default(60),
   /** Google Analytics 4 (issue #25 §3, optional): the same moments as Measurement Protocol events, by the visitor's `_ga` client id. */
   GA4_MEASUREMENT_ID: ga4MeasurementIdSchema.optional(),
   GA4_API_SECRET: z.string().min(1).optional(),
@@ -208,21 +213,24 @@ const configSchema = z.object({
   GA4_API_URL: upstreamUrl.default(GA4_API_URL),
 });
 
-/** A GA4 event name setting: the default, or empty for "off" (null). */
+/** A GA4 event name setting: the default, or `off` for none (null), as goalSetting. */
 function eventSetting(fallback: string) {
   return z
     .string()
     .default(fallback)
-    .transform((v) => v.trim() || null)
+    .transform((v) => (v.trim().toLowerCase() === "off" ? null : v))
     .pipe(ga4EventNameSchema.nullable());
 }
 
-/** A Metrica goal identifier setting: the default, or empty for "off" (null). */
+/**
+ * A Metrica goal identifier setting: the default, or `off` for none (null). Not empty: an empty setting is an unset
+ * one (a stored portal's page drops it), which would bring the default back.
+ */
 function goalSetting(fallback: string) {
   return z
     .string()
     .default(fallback)
-    .transform((v) => v.trim() || null)
+    .transform((v) => (v.trim().toLowerCase() === "off" ? null : v))
     .pipe(goalIdentifierSchema.nullable());
 }
 

@@ -6,6 +6,10 @@
  * cron's alerts (jobs/portal-alerts.ts) compare it. Seven D1 reads a portal, side by side (the settings are cached
  * 30 s per isolate). Error texts leave with the portal's own secrets and any phone number masked: they are
  * Bitrix24's and CoMagic's words, and a network error may quote what was sent.
+ * The page also shows what became of the deals and conversions of issue #25 ("close the loop") for a portal that has
+ * them on, and the health rule reads today's refused conversions from them. The page reads them for all its portals at
+ * once (loopReader: three statements however many portals, and none when no portal has them on); a look at one portal
+ * (its details, the alerts) reads that portal's.
  */
 import { readConfig, type Config, type ConfigResult } from "./config";
 import { AppError } from "./errors";
@@ -18,14 +22,20 @@ import { d1AttributionStore } from "./storage/attribution";
 import { d1BudgetStore } from "./storage/comagic-budget";
 import { deadLetterStore } from "./storage/d1";
 import { d1FeedState, EMPTY_FEED_STATE } from "./storage/feed-state";
+import { dealSummaries, type DealSummary } from "./storage/deal-journal";
+import { type DayOutcome, outcomesByPortal, type PortalOutcomes } from "./storage/conversions";
 import { d1HealthStatus, type StoredHealth } from "./storage/health-status";
 import { SealedSecretError } from "./storage/sealed-secrets";
 import { type ActivitySummary, d1PortalActivity } from "./storage/portal-activity";
+import { ga4For, metricaFor } from "./wiring";
 
 /** Dead letters read per portal: the page lists these, and counts beyond them as "50+". */
 export const LETTERS_SHOWN = 50;
 /** FEED_INTERVAL_MINUTES's default, for a portal whose settings do not parse. */
 const DEFAULT_FEED_INTERVAL_MINUTES = 10;
+/** The loop's "this week", as the activity's: today and the six UTC days before it. */
+const LOOP_WEEK_DAYS = 7;
+const DAY_MS = 86_400_000;
 
 export interface LetterView {
   id: string;
@@ -52,7 +62,77 @@ export interface PortalOverview {
   points: { remaining: number | null; limit: number | null; resetAt: string } | null;
   report: { syncedAt: string | null };
   alerted: StoredHealth | null;
+  /** What became of the deals and conversions the portal has on, or null when it has none on or they were not read. */
+  loop: LoopView | null;
 }
+
+/** Conversions settled in a span: sent, not sent and why, refused; and of Metrica's, what its uploads linked. */
+export type ConversionFigures = Omit<DayOutcome, "day">;
+/** GA4 answers 2xx to anything and says nothing of what it linked (FACTS-loop §4): only what was sent or not. */
+export type Ga4Figures = Pick<ConversionFigures, "sent" | "tooOld" | "noVisitor" | "failed">;
+
+export interface LoopView {
+  /** Deals in CoMagic's end-to-end analytics by state (COMAGIC_DEALS), or null when off. */
+  deals: DealSummary | null;
+  /** Offline conversions to Yandex Metrica, today and this week (UTC days), or null when not set up. */
+  metrica: { today: ConversionFigures; week: ConversionFigures } | null;
+  ga4: { today: Ga4Figures; week: Ga4Figures } | null;
+}
+
+/** The loop's figures of every portal read (or of one), as storage/deal-journal.ts and storage/conversions.ts give them. */
+export interface LoopFigures {
+  deals: Map<string, DealSummary>;
+  conversions: Map<string, PortalOutcomes>;
+}
+
+/**
+ * The loop's figures, read when the first portal that has the loop on asks for them, and shared by every portal after:
+ * one statement on the deal journal and a batch of two on the conversions and Metrica's uploads. Without `portal`, all
+ * portals' (the page's list); with it, that one's (its details).
+ */
+export function loopReader(db: D1Database, now: Date, portal?: string): () => Promise<LoopFigures> {
+  let read: Promise<LoopFigures> | undefined;
+  const weekStart = new Date(now.getTime() - (LOOP_WEEK_DAYS - 1) * DAY_MS);
+  const figures = async (): Promise<LoopFigures> => {
+    const [deals, conversions] = await Promise.all([dealSummaries(db, portal), outcomesByPortal(db, weekStart, portal)]);
+    return { deals, conversions };
+  };
+  return () => {
+    read ??= figures();
+    return read;
+  };
+}
+
+const NO_DEALS: DealSummary = { waiting: 0, sent: 0, rejected: 0, gone: 0, notLinked: 0 };
+
+/** Today's figures and the week's (every day `outcomesByPortal` gave is within it). */
+function todayAndWeek(days: readonly DayOutcome[], today: string): { today: ConversionFigures; week: ConversionFigures } {
+  const zero = (): ConversionFigures => ({ sent: 0, tooOld: 0, noVisitor: 0, failed: 0, linked: 0, notLinked: 0, processing: 0 });
+  const sums = { today: zero(), week: zero() };
+  for (const { day, ...figures } of days) {
+    for (const span of day === today ? [sums.today, sums.week] : [sums.week]) {
+      for (const key of Object.keys(figures) as (keyof ConversionFigures)[]) span[key] += figures[key];
+    }
+  }
+  return sums;
+}
+
+const ga4Only = ({ sent, tooOld, noVisitor, failed }: ConversionFigures): Ga4Figures => ({ sent, tooOld, noVisitor, failed });
+
+/** The portal's loop as the page shows it: only what its settings turn on, or null when they turn on nothing. */
+function loopViewOf(config: Config, figures: LoopFigures, now: Date): LoopView | null {
+  const today = now.toISOString().slice(0, 10);
+  const outcomes = figures.conversions.get(config.portal) ?? {};
+  const ga4 = ga4For(config) ? todayAndWeek(outcomes.ga4 ?? [], today) : null;
+  const view: LoopView = {
+    deals: config.COMAGIC_DEALS ? (figures.deals.get(config.portal) ?? NO_DEALS) : null,
+    metrica: metricaFor(config) ? todayAndWeek(outcomes.metrica ?? [], today) : null,
+    ga4: ga4 ? { today: ga4Only(ga4.today), week: ga4Only(ga4.week) } : null,
+  };
+  return view.deals || view.metrica || view.ga4 ? view : null;
+}
+
+const loopIsOn = (config: Config | null): config is Config => !!config && (config.COMAGIC_DEALS || metricaFor(config) !== null || ga4For(config) !== null);
 
 /**
  * Every portal the agency looks after: `portalKeys`, and the default one also when env means to configure it
@@ -105,12 +185,14 @@ async function settingsOf(env: Env, portal: string): Promise<ConfigResult | null
   }
 }
 
-export async function portalOverview(env: Env, portal: string, now: Date): Promise<PortalOverview> {
+/** One portal's overview; `loop`, a loopReader shared by the portals of one page, else the portal's own. */
+export async function portalOverview(env: Env, portal: string, now: Date, loop?: () => Promise<LoopFigures>): Promise<PortalOverview> {
   const result = await settingsOf(env, portal);
   const config = result?.ok ? result.config : null;
   const secrets = secretsOf(config);
   const db = env.DB;
-  const [activity, feedState, budget, letters, syncedAt, alerted] = db
+  const readLoop = loop ?? (db ? loopReader(db, now, portal) : undefined);
+  const [activity, feedState, budget, letters, syncedAt, alerted, loopFigures] = db
     ? await Promise.all([
         d1PortalActivity(db, portal).summary(now),
         d1FeedState(db, portal).get(),
@@ -118,8 +200,10 @@ export async function portalOverview(env: Env, portal: string, now: Date): Promi
         deadLetterStore(db).list({ limit: LETTERS_SHOWN + 1, pendingOnly: true, portal }),
         d1AttributionStore(db, portal).getState("deals.modified_since"),
         d1HealthStatus(db, portal).get(),
+        // A portal without the loop on asks nothing; the first that has it on reads every portal's (loopReader).
+        readLoop && loopIsOn(config) ? readLoop() : null,
       ])
-    : [null, EMPTY_FEED_STATE, null, [], null, null];
+    : [null, EMPTY_FEED_STATE, null, [], null, null, null];
 
   const newest: LetterView[] = letters.slice(0, LETTERS_SHOWN).map((l) => ({
     id: l.id,
@@ -135,6 +219,7 @@ export async function portalOverview(env: Env, portal: string, now: Date): Promi
   const comagicLetter = newest.find((l) => l.reason.startsWith("CoMagic"));
   const cursor = feedState.cursor ? Date.parse(feedState.cursor) : null;
   const day = budget?.windows.day;
+  const loopView = loopFigures && config ? loopViewOf(config, loopFigures, now) : null;
 
   const health = portalHealth(
     {
@@ -151,6 +236,7 @@ export async function portalOverview(env: Env, portal: string, now: Date): Promi
       deadLettersWaiting: newest.length,
       points: day ? { remaining: day.remaining, resetAt: new Date(day.resetAt).toISOString() } : null,
       reportSyncedAt: syncedAt || null,
+      conversionsRefusedToday: { metrica: loopView?.metrica?.today.failed ?? 0, ga4: loopView?.ga4?.today.failed ?? 0 },
     },
     now,
   );
@@ -178,5 +264,6 @@ export async function portalOverview(env: Env, portal: string, now: Date): Promi
     points: day ? { remaining: day.resetAt > now.getTime() ? day.remaining : null, limit: day.limit, resetAt: new Date(day.resetAt).toISOString() } : null,
     report: { syncedAt: syncedAt || null },
     alerted,
+    loop: loopView,
   };
 }

@@ -13,6 +13,7 @@ import { d1CrmVisitorStore } from "./storage/crm-visitors";
 import { kvCrmModeCache } from "./storage/crm-mode-cache";
 import { d1DealJournal } from "./storage/deal-journal";
 import { d1FormUploads } from "./storage/form-uploads";
+import { d1CrmCommunications } from "./storage/crm-communications";
 import { d1ConversionStore, type Destination } from "./storage/conversions";
 import { ga4Client, type Ga4Client } from "./ga4/client";
 import type { DealRecord } from "./storage/attribution-store";
@@ -143,6 +144,7 @@ export function storesFor(env: Env, portal: string) {
     dealJournal: db ? d1DealJournal(db, portal) : null,
     conversions: db ? d1ConversionStore(db, portal) : null,
     formUploads: db ? d1FormUploads(db, portal) : null,
+    communications: db ? d1CrmCommunications(db, portal) : null,
     journeys: kv ? kvJourneyStore(kv) : null,
     crmModeCache: kvCrmModeCache(kv),
   };
@@ -181,6 +183,6 @@ export function dealChangesFor(env: Env, config: Config): ((deals: readonly Deal
   if (!journal && !conversions) return null;
   return async (deals, at) => {
     await journal?.markChanged(deals, at);
-    for (const [destination, settings] of destinations) await conversions?.add(destination, momentsOfDeals(deals, settings));
+    for (const [destination, settings] of destinations) await conversions?.add(destination, momentsOfDeals(deals, settings), at);
   };
 }

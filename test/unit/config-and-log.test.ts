@@ -137,6 +137,14 @@ describe("readConfig", () => {
     expect(!result.ok && result.problems).toContainEqual({ setting: "COMAGIC_TIMEZONE", problem: "is not an IANA time zone such as Europe/Moscow" });
   });
 
+  it("turns a conversion goal off with `off`, keeps the default when unset, and refuses a goal's number", () => {
+    // Issue #25 §3: a goal's JavaScript-event identifier (FACTS-loop §3.2), never its number; empty is unset.
+    const off = readConfig({ ...base, METRICA_GOAL_WON: "off", GA4_EVENT_QUALIFIED: "OFF" } as Env);
+    expect(off.ok && [off.config.METRICA_GOAL_WON, off.config.METRICA_GOAL_QUALIFIED, off.config.GA4_EVENT_QUALIFIED]).toEqual([null, "crm_qualified", null]);
+    const number = readConfig({ ...base, METRICA_GOAL_WON: "318492" } as Env);
+    expect(!number.ok && number.problems.map((p) => p.setting)).toEqual(["METRICA_GOAL_WON"]);
+  });
+
   it("warns when only one of the two webhook checks is configured", () => {
     const result = readConfig({ ...base, COMAGIC_WEBHOOK_SECRET: undefined });
     expect(result.ok).toBe(true);

@@ -17,6 +17,7 @@ function healthy(overrides: Partial<HealthFacts> = {}): HealthFacts {
     deadLettersWaiting: 0,
     points: { remaining: 600, resetAt: inMinutes(300) },
     reportSyncedAt: ago(10),
+    conversionsRefusedToday: { metrica: 0, ga4: 0 },
     ...overrides,
   };
 }
@@ -29,7 +30,10 @@ describe("a portal's health", () => {
   });
 
   it("is ok for a new portal the deployment knows nothing about yet", () => {
-    expect(portalHealth({ invalidSettings: null, feed: null, lastNotificationAt: null, deadLettersWaiting: 0, points: null, reportSyncedAt: null }, NOW).status).toBe("ok");
+    expect(
+      portalHealth({ invalidSettings: null, feed: null, lastNotificationAt: null, deadLettersWaiting: 0, points: null, reportSyncedAt: null, conversionsRefusedToday: { metrica: 0, ga4: 0 } }, NOW)
+        .status,
+    ).toBe("ok");
   });
 
   it.each<[string, Partial<HealthFacts>, string]>([
@@ -52,6 +56,8 @@ describe("a portal's health", () => {
     ["no notification came for a day while the feed found calls", { lastNotificationAt: ago(24 * 60 + 10) }, "notifications_stopped"],
     ["no notification ever came while the feed found calls", { lastNotificationAt: null }, "notifications_stopped"],
     ["the report's deals were last synced more than a day ago", { reportSyncedAt: ago(24 * 60 + 1) }, "report_stale"],
+    ["Yandex Metrica refused conversions today", { conversionsRefusedToday: { metrica: 2, ga4: 0 } }, "conversions_refused"],
+    ["GA4 refused conversions today", { conversionsRefusedToday: { metrica: 0, ga4: 1 } }, "conversions_refused"],
   ])("is degraded when %s", (_, overrides, code) => {
     const health = portalHealth(healthy(overrides), NOW);
     expect(health.status).toBe("degraded");
@@ -104,5 +110,9 @@ describe("a reason in words", () => {
     const [letters] = portalHealth(healthy({ deadLettersWaiting: 1 }), NOW).reasons;
     if (!letters) throw new Error("no reason");
     expect(healthReasonText(letters, messagesFor("en").agency.reasons)).toBe("1 dead letter waits for a replay");
+    const [refused] = portalHealth(healthy({ conversionsRefusedToday: { metrica: 2, ga4: 0 } }), NOW).reasons;
+    if (!refused) throw new Error("no reason");
+    expect(healthReasonText(refused, messagesFor("en").agency.reasons)).toBe("Yandex Metrica refused 2 conversion(s) today: check the token and counter");
+    expect(healthReasonText(refused, messagesFor("ru").agency.reasons)).toBe("Яндекс Метрика сегодня отклонила конверсий: 2 (проверьте токен и счётчик)");
   });
 });

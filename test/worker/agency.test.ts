@@ -5,7 +5,10 @@ import { callsReportRow } from "../../sandbox/comagic/calls-report-row";
 import type { Env } from "../../worker/env";
 import worker from "../../worker/index";
 import { portalTickJob } from "../../worker/jobs/schema";
+import type { ConversionState, Destination } from "../../worker/storage/conversions";
 import { deadLetterStore } from "../../worker/storage/d1";
+import { ensureSchema } from "../../worker/storage/d1-schema";
+import type { DealState } from "../../worker/storage/deal-journal";
 import { d1FeedState } from "../../worker/storage/feed-state";
 import { PORTALS, type PortalName, portalSettingsOf, webhookTokenOf } from "./portal-support";
 import { ADMIN_TOKEN, admin, makeCallSession, sandbox, uniquePhone, uniqueSessionId, workerWithEnv } from "./support";
@@ -15,6 +18,7 @@ import { ADMIN_TOKEN, admin, makeCallSession, sandbox, uniquePhone, uniqueSessio
  * of this file's own (agency-a on the sandbox's alpha portal, agency-b on beta) beside whatever the shard's other
  * files made; each test looks at its own portals, and the file removes them when done. Its calls and forms go to those
  * two only: follow-ups of the default portal's, still running after the file, would change what /health says of it.
+ * agency-a also has the deals and conversions of issue #25 on (LOOP_ON), agency-b none of them.
  */
 
 const db = () => env.DB as D1Database;
@@ -22,6 +26,16 @@ const A = "agency-a";
 const B = "agency-b";
 const sandboxOf: Record<string, PortalName> = { [A]: "alpha", [B]: "beta" };
 const originOf = (portal: string) => `https://${portal}.example`;
+/** Deals to CoMagic, conversions to Metrica and GA4 (the sandboxes' counter and property; no test here sends any). */
+const LOOP_ON = {
+  COMAGIC_DEALS: "true",
+  METRICA_COUNTER_ID: "2215573",
+  METRICA_TOKEN: "sandbox-metrica-token",
+  METRICA_API_URL: env.SANDBOX_URL,
+  GA4_MEASUREMENT_ID: "G-SANDBOX000",
+  GA4_API_SECRET: "sandbox-ga4-secret",
+  GA4_API_URL: env.SANDBOX_URL,
+};
 
 type Summary = {
   portal: string;
@@ -36,6 +50,7 @@ type Summary = {
   lastErrors: { bitrix24: { text: string } | null; comagic: { text: string } | null };
   deadLettersWaiting: number;
   details: string;
+  loop: Record<string, unknown> | null;
 };
 
 async function agency(query = "?lang=en", fetcher: (request: Request) => Promise<Response> = (r) => exports.default.fetch(r)): Promise<Summary[]> {
@@ -89,7 +104,7 @@ beforeAll(async () => {
     const res = await admin(`/portals/${portal}`, {
       method: "PUT",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ settings: portalSettingsOf(name, { ALLOWED_ORIGINS: originOf(portal) }) }),
+      body: JSON.stringify({ settings: portalSettingsOf(name, { ALLOWED_ORIGINS: originOf(portal), ...(portal === A ? LOOP_ON : {}) }) }),
     });
     expect(res.status, await res.clone().text()).toBe(201);
   }
@@ -233,6 +248,159 @@ describe("GET /admin/agency", () => {
   });
 });
 
+/** A UTC day `daysAgo` before today, as the loop's tables write it. */
+const dayAgo = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);
+
+/**
+ * What the deal loop and the conversions left for `portal`: deals by state (one sent deal's call too old to link),
+ * conversions settled today, 3 days ago and 10 days ago (before the week) or still waiting, and Metrica's uploads.
+ */
+async function seedLoop(portal: string): Promise<void> {
+  await ensureSchema(db());
+  const at = new Date().toISOString();
+  const deals: [DealState, number][] = [
+    ["sent", 3],
+    ["waiting", 2],
+    ["rejected", 1],
+    ["gone", 1],
+  ];
+  const conversions: [Destination, ConversionState, number | null, number][] = [
+    ["metrica", "sent", 0, 4],
+    ["metrica", "too_old", 0, 1],
+    ["metrica", "no_visitor", 0, 1],
+    ["metrica", "failed", 0, 2],
+    ["metrica", "goal_off", 0, 1],
+    ["metrica", "sent", 3, 2],
+    ["metrica", "too_old", 3, 1],
+    ["metrica", "sent", 10, 5],
+    ["metrica", "waiting", null, 3],
+    ["ga4", "sent", 0, 2],
+    ["ga4", "sent", 2, 3],
+    ["ga4", "no_visitor", 2, 1],
+  ];
+  const uploads: [string, number, string, number | null, number | null][] = [
+    ["today-1", 0, "PROCESSED", 3, 1],
+    ["today-2", 0, "UPLOADED", null, null],
+    ["earlier", 3, "LINKAGE_FAILURE", 2, 0],
+    ["before-the-week", 10, "PROCESSED", 5, 0],
+  ];
+  await db().batch([
+    ...deals.flatMap(([state, count]) =>
+      Array.from({ length: count }, (_, i) =>
+        db()
+          .prepare("INSERT OR REPLACE INTO deal_journal (portal, deal_id, source_entity, source_id, state, changed_at, flags) VALUES (?, ?, 'lead', ?, ?, ?, ?)")
+          .bind(portal, `${state}-${i}`, `${state}-${i}`, state, at, state === "sent" && i === 0 ? "communication_older_than_30_days" : null),
+      ),
+    ),
+    ...conversions.flatMap(([destination, state, daysAgo, count]) =>
+      Array.from({ length: count }, (_, i) =>
+        db()
+          .prepare("INSERT OR REPLACE INTO conversions (portal, destination, key, goal, visitor_ref, at, state, day) VALUES (?, ?, ?, 'won', '12', ?, ?, ?)")
+          .bind(portal, destination, `deal:${state}-${daysAgo}-${i}:won`, at, state, daysAgo === null ? null : dayAgo(daysAgo)),
+      ),
+    ),
+    ...uploads.map(([id, daysAgo, status, linked, notLinked]) =>
+      db()
+        .prepare("INSERT OR REPLACE INTO metrica_uploads (portal, upload_id, day, rows, status, linked, not_linked, created_at) VALUES (?, ?, ?, 4, ?, ?, ?, ?)")
+        .bind(portal, id, dayAgo(daysAgo), status, linked, notLinked, at),
+    ),
+  ]);
+}
+
+/** The D1 statements that read the loop's tables, counted through a D1 that lets everything else pass. */
+function countingLoopReads(): { db: D1Database; reads: string[] } {
+  const reads: string[] = [];
+  const watched = new Proxy(db(), {
+    get(target, property) {
+      if (property === "prepare") {
+        return (sql: string) => {
+          if (/^\s*SELECT\b[\s\S]*\bFROM (deal_journal|conversions|metrica_uploads)\b/i.test(sql)) reads.push(sql);
+          return target.prepare(sql);
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { db: watched, reads };
+}
+
+describe("deals and conversions (issue #25) on the agency page", () => {
+  beforeAll(async () => {
+    await seedLoop(A);
+    // The same rows for agency-b, which has none of it on: they must not show.
+    await seedLoop(B);
+  });
+
+  const expected = {
+    deals: { sent: 3, waiting: 2, rejected: 1, gone: 1, notLinked: 1 },
+    metrica: {
+      today: { sent: 4, linked: 3, notLinked: 1, processing: 1, tooOld: 1, noVisitor: 1, failed: 2 },
+      week: { sent: 6, linked: 5, notLinked: 1, processing: 1, tooOld: 2, noVisitor: 1, failed: 2 },
+    },
+    ga4: { today: { sent: 2, tooOld: 0, noVisitor: 0, failed: 0 }, week: { sent: 5, tooOld: 0, noVisitor: 1, failed: 0 } },
+  };
+
+  it("shows the deals sent to CoMagic, and Metrica's and GA4's conversions of today and the week, for a portal that has them on", async () => {
+    const a = entryOf(await agency(), A);
+    expect(a.loop).toEqual(expected);
+    // Metrica refused two of today's: a token or counter to fix.
+    expect(a.reasons).toContainEqual({ code: "conversions_refused", status: "degraded", text: "Yandex Metrica refused 2 conversion(s) today: check the token and counter" });
+    const details = await admin(`/agency/${A}?lang=en`);
+    expect(details.status).toBe(200);
+    expect(((await details.json()) as Summary).loop).toEqual(expected);
+  });
+
+  it("shows nothing of them for a portal that has none on, whatever its tables hold", async () => {
+    const b = entryOf(await agency(), B);
+    expect(b.loop).toBeNull();
+    expect(b.reasons.map((r) => r.code)).not.toContain("conversions_refused");
+    expect(((await (await admin(`/agency/${B}`)).json()) as Summary).loop).toBeNull();
+  });
+
+  it("shows only what a portal has on: Metrica without deals or GA4", async () => {
+    const C = "agency-c";
+    const res = await admin(`/portals/${C}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ settings: portalSettingsOf("gamma", { METRICA_COUNTER_ID: LOOP_ON.METRICA_COUNTER_ID, METRICA_TOKEN: LOOP_ON.METRICA_TOKEN }) }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    try {
+      await seedLoop(C);
+      expect(entryOf(await agency(), C).loop).toEqual({ deals: null, metrica: expected.metrica, ga4: null });
+    } finally {
+      await admin(`/portals/${C}`, { method: "DELETE" });
+    }
+  });
+
+  it("reads every portal's figures in three statements, however many portals have them on, and none for a portal without", async () => {
+    const C = "agency-c";
+    const res = await admin(`/portals/${C}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ settings: portalSettingsOf("gamma", LOOP_ON) }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    try {
+      const list = countingLoopReads();
+      const portals = await agency("?lang=en", workerWithEnv({ DB: list.db }));
+      expect(portals.filter((p) => p.loop).map((p) => p.portal)).toEqual(expect.arrayContaining([A, C]));
+      expect(list.reads).toHaveLength(3);
+
+      const one = countingLoopReads();
+      expect((await workerWithEnv({ DB: one.db })(new Request(`http://worker.test/admin/agency/${A}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }))).status).toBe(200);
+      expect(one.reads).toHaveLength(3);
+
+      const none = countingLoopReads();
+      expect((await workerWithEnv({ DB: none.db })(new Request(`http://worker.test/admin/agency/${B}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }))).status).toBe(200);
+      expect(none.reads).toEqual([]);
+    } finally {
+      await admin(`/portals/${C}`, { method: "DELETE" });
+    }
+  });
+});
+
 describe("GET /agency", () => {
   it("is a page that holds no data, under a strict policy, in the reader's language", async () => {
     const res = await exports.default.fetch(new Request("http://worker.test/agency", { headers: { "accept-language": "en-GB,en;q=0.9,ru;q=0.5" } }));
@@ -247,9 +415,14 @@ describe("GET /agency", () => {
     expect(page).toContain('<html lang="en">');
     expect(page).toContain(`<script nonce="${nonce}">`);
     for (const data of [A, B, ADMIN_TOKEN, PORTALS.alpha.comagic.password]) expect(page).not.toContain(data);
+    // The words for the deals and conversions come with the page's other words, in the reader's language.
+    expect(page).toContain("Deals and conversions");
+    expect(page).toContain("{} refused by Metrica (check the token and counter)");
     const russian = await (await exports.default.fetch(new Request("http://worker.test/agency?lang=ru"))).text();
     expect(russian).toContain('<html lang="ru">');
     expect(russian).toContain("Токен администратора");
+    expect(russian).toContain("Сделки и конверсии");
+    expect(russian).not.toContain("refused by Metrica");
   });
 });
 

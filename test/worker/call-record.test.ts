@@ -6,6 +6,7 @@ import { callsReportRow, SANDBOX_ACCOUNT_TIME_ZONE } from "../../sandbox/comagic
 import { createCrmStore } from "../../worker/bitrix/crm-store";
 import worker from "../../worker/index";
 import { handleCallRecordJobs } from "../../worker/jobs/call-record";
+import { d1CrmCommunications } from "../../worker/storage/crm-communications";
 import { createLogger } from "../../worker/log";
 import { d1AppliedEvents } from "../../worker/storage/d1";
 import { ensureSchema } from "../../worker/storage/d1-schema";
@@ -302,6 +303,16 @@ describe("the D1 commits call records cost", () => {
     log: createLogger({}, () => {}),
     now: () => new Date(),
     random: () => 0.5,
+  });
+
+  it("keeps each call's communication id (not its session id) by the lead it made, for the deal loop to link deals by", async () => {
+    const { calls, batch } = await callsWithLeads(3);
+    const db = env.DB as D1Database;
+    await handleCallRecordJobs(batch.messages, { ...deps(spyOnD1(db)), communications: d1CrmCommunications(db, "default") });
+    const kept = await d1CrmCommunications(db, "default").find(calls.map((c) => c.leadId));
+    // The sandbox's calls report gives each call a communication_id of its own (FACTS-loop §1.5 "Which id").
+    expect(calls.map((c) => kept.get(c.leadId)?.id)).toEqual(calls.map((c) => c.sessionId * 3 + 1));
+    expect(calls.map((c) => kept.get(c.leadId)?.type)).toEqual(["call", "call", "call"]);
   });
 
   it("a batch of 5 call records puts each recording on its lead's timeline and remembers all 5 in one ledger commit; redelivered, it adds no comment", async () => {

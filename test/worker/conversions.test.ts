@@ -34,7 +34,7 @@ const METRICA = {
 const GA4 = { GA4_MEASUREMENT_ID: "G-SANDBOX000", GA4_API_SECRET: "sandbox-ga4-secret" };
 
 async function tick(): Promise<void> {
-  const tickEnv = { ...env, ...METRICA, ...GA4, METRICA_API_URL: env.SANDBOX_URL, GA4_API_URL: env.SANDBOX_URL, FEED_INTERVAL_MINUTES: "5" } as unknown as Env;
+  const tickEnv = { ...env, ...METRICA, ...GA4, METRICA_API_URL: env.SANDBOX_URL, GA4_API_URL: env.SANDBOX_URL, FEED_INTERVAL_MINUTES: "5", CONVERSIONS_INTERVAL_MINUTES: "5" } as unknown as Env;
   const result = readConfig(tickEnv);
   if (!result.ok) throw new Error(JSON.stringify(result.problems));
   await runPortalTick(tickEnv, result.config, log, new Date());

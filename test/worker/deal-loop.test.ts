@@ -8,7 +8,7 @@ import { loadAttributionReport } from "../../worker/bitrix-app/report";
 import { messagesFor } from "../../worker/i18n";
 import { d1AttributionStore } from "../../worker/storage/attribution";
 import { d1DealJournal } from "../../worker/storage/deal-journal";
-import { admin, bitrixCall, comagicTime, deadLetterWhere, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor } from "./support";
+import { admin, bitrixCall, comagicStats, comagicTime, deadLetterWhere, makeCallSession, postWebhook, sandbox, sandboxLeads, uniquePhone, waitFor } from "./support";
 
 /*
  * Deals into CoMagic's end-to-end analytics (issue #25 §1), in workerd against both sandboxes, through the portal's
@@ -144,6 +144,22 @@ describe("deals into CoMagic's end-to-end analytics", () => {
     expect((await comagicDeals()).stats.rejectedUploads).toBe(stats.rejectedUploads);
   });
 
+  it("links a deal by the communication its call record kept, without a Data API read of its own", async () => {
+    const lead = await creditedLead();
+    const communication = 7_700_000 + Math.floor(Math.random() * 90_000);
+    const at = new Date(Date.now() - 3_600_000);
+    await sandbox("/_sandbox/comagic/data", { calls: [{ id: communication * 2, communication_id: communication, start_time: comagicTime(at), direction: "in" }] });
+    // What jobs/call-record.ts keeps when it applies the call's record (its communication_id, not its session id).
+    await env.DB?.prepare("INSERT INTO crm_communications (portal, ref, communication_id, communication_type, at) VALUES ('default', ?, ?, 'call', ?)")
+      .bind(lead, communication, at.toISOString())
+      .run();
+    const deal = await dealFrom(lead, { OPPORTUNITY: "700", CURRENCY_ID: "RUB" });
+    const reads = (await comagicStats()).methods["get.calls_report"] ?? 0;
+    await tick();
+    expect((await comagicDeal(deal))?.linked).toEqual({ communication_id: communication, communication_type: "call" });
+    expect((await comagicStats()).methods["get.calls_report"] ?? 0).toBe(reads);
+  });
+
   it("uploads 39 of 40 deals when CoMagic refuses one, and dead-letters that one with CoMagic's reason", async () => {
     const leads = await Promise.all(Array.from({ length: 40 }, () => creditedLead()));
     const dealIds: string[] = [];
@@ -182,7 +198,7 @@ describe("deals into CoMagic's end-to-end analytics", () => {
         loop: { deals: d1DealJournal(env.DB as D1Database, "default"), conversions: null },
       },
     );
-    expect(notes).toContain("Deals sent to CoMagic's end-to-end analytics: 40, 1 refused by CoMagic (see the dead letters).");
+    expect(notes).toContain("Deals sent to CoMagic's end-to-end analytics: 41, 1 refused by CoMagic (see the dead letters).");
 
     // Its replay puts the deal back in line for the next tick.
     expect((await admin(`/dead-letters/${encodeURIComponent(letter.id)}/replay`, { method: "POST" })).status).toBe(202);

@@ -1,15 +1,16 @@
 import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { d1PortalSettings } from "../../worker/storage/portal-settings";
 import { installFields, type PortalTokens, postForm } from "./app-support";
 import { PORTALS } from "./portal-support";
-import { makeCallSession, uniquePhone, uniqueSessionId, waitFor } from "./support";
+import { admin, makeCallSession, uniquePhone, uniqueSessionId, waitFor } from "./support";
 
 /*
  * The app's settings page (issue #24): an administrator opening the app's own page (PLACEMENT=DEFAULT) on a portal
  * the install opened sees the checklist, saves the CoMagic account through it, checks it, and sees the first
- * notification arrive; nobody else gets in, and no secret comes back to the browser. gamma is the sandbox portal
- * nothing set up (test/helpers/sandbox-global-setup.ts).
+ * notification arrive; nobody else gets in, and no secret comes back to the browser. Its sixth step (issue #25) closes
+ * the loop: deals into CoMagic, conversions into Yandex Metrica and GA4, a GA4 setting tried on the sandbox's
+ * validation server before it is saved. gamma is the sandbox portal nothing set up (test/helpers/sandbox-global-setup.ts).
  */
 
 const gamma = PORTALS.gamma;
@@ -198,6 +199,130 @@ describe("the settings page", () => {
   });
 });
 
+describe("the settings page's sixth step: closing the loop", () => {
+  const stored = async () => (await d1PortalSettings(env.DB as D1Database).get(portal)) ?? null;
+  const ga4Sandbox = (path: string, body: unknown = {}) =>
+    fetch(`${env.SANDBOX_URL}/_sandbox/ga4${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+  beforeAll(async () => {
+    // The operator's part (not the page's): the portal's GA4 validation server is the sandbox's.
+    const put = await admin(`/portals/${portal}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ settings: { GA4_API_URL: env.SANDBOX_URL } }) });
+    expect(put.status).toBe(200);
+  });
+
+  it("shows the step in English and in Russian, with what each moment is and what the GA4 check cannot see", async () => {
+    const english = await (await openApp(1)).text();
+    expect(english).toMatch(/<section id="step-loop"><h2>6\. Close the loop <span class="state todo">To do<\/span>/);
+    expect(english).toContain("connects end-to-end analytics with the «Другая CRM» (Other CRM) integration");
+    expect(english).toContain('id="make-funnels"');
+    expect(english).toContain("«Qualified»: the lead moved to the status chosen below, or a deal made from it.");
+    expect(english).toContain("«Won»: the deal won, with its amount as revenue.");
+    expect(english).toContain("That server does not check the API secret");
+    expect(english).toMatch(/<input type="checkbox" data-setting name="COMAGIC_DEALS" id="COMAGIC_DEALS">/);
+    const russian = await (await openApp(1, "ru")).text();
+    expect(russian).toMatch(/<section id="step-loop"><h2>6\. Продажи — обратно в аналитику <span class="state todo">Нужно сделать<\/span>/);
+    expect(russian).toContain("«Другая CRM»");
+    expect(russian).toContain("«Выиграна»: сделка выиграна, её сумма — доход.");
+    expect(russian).toContain("Секрет API этот сервер не проверяет");
+  });
+
+  it("saves deals on, the currency and Metrica's counter, token, goals and lead status, and shows the token only by how it ends", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    const loop = {
+      COMAGIC_DEALS: "true",
+      COMAGIC_CURRENCY: "USD",
+      METRICA_COUNTER_ID: "2215573",
+      METRICA_TOKEN: "sandbox-metrica-token",
+      METRICA_GOAL_QUALIFIED: "lead_qualified",
+      METRICA_GOAL_WON: "deal_won",
+      QUALIFIED_LEAD_STATUS: "IN_PROCESS",
+    };
+    const saved = await action("/save", { token, settings: loop });
+    expect(saved.status).toBe(200);
+    const { METRICA_TOKEN: _token, ...plain } = loop;
+    expect((await stored())?.settings).toMatchObject(plain);
+    // The token is sealed at rest, and never comes back to the browser.
+    expect(JSON.stringify(await stored())).not.toContain("sandbox-metrica-token");
+    const page = await (await openApp(1)).text();
+    expect(page).not.toContain("sandbox-metrica-token");
+    expect(page).toMatch(/id="METRICA_TOKEN-hint">\(set, ends in …en\)/);
+    expect(page).toMatch(/<section id="step-loop"><h2>6\. Close the loop <span class="state done">Done<\/span>/);
+    expect(page).toContain('id="COMAGIC_DEALS" checked');
+    expect(fieldIn(page, "METRICA_GOAL_WON")).toBe("deal_won");
+    expect(fieldIn(page, "QUALIFIED_LEAD_STATUS")).toBe("IN_PROCESS");
+    expect(page).toContain("Deals sent: 0, waiting: 0, refused by CoMagic: 0.");
+    // Off again: the other tests' calls send no deal to CoMagic.
+    expect((await action("/save", { token, settings: { COMAGIC_DEALS: "false", METRICA_COUNTER_ID: "" } })).status).toBe(200);
+  });
+
+  it("refuses a Metrica goal given as the goal's number, saying why, and keeps the old one", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    const response = await action("/save", { token, settings: { METRICA_GOAL_WON: "312874562" } });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { problems: { setting: string; problem: string }[] };
+    expect(body.problems).toContainEqual({ setting: "METRICA_GOAL_WON", problem: "This looks like the goal's number: give the JavaScript-event goal's identifier (e.g. crm_won)" });
+    expect((await stored())?.settings.METRICA_GOAL_WON).toBe("deal_won");
+  });
+
+  it("saves a GA4 setting the validation server accepts, its secret sealed and shown only by how it ends", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    const saved = await action("/save", { token, settings: { GA4_MEASUREMENT_ID: "g-sandbox000", GA4_API_SECRET: "sandbox-ga4-secret", GA4_EVENT_WON: "deal_won" } });
+    expect(saved.status).toBe(200);
+    expect((await stored())?.settings).toMatchObject({ GA4_MEASUREMENT_ID: "g-sandbox000", GA4_EVENT_WON: "deal_won" });
+    expect(JSON.stringify(await stored())).not.toContain("sandbox-ga4-secret");
+    const page = await (await openApp(1)).text();
+    expect(page).not.toContain("sandbox-ga4-secret");
+    expect(page).toMatch(/id="GA4_API_SECRET-hint">\(set, ends in …et\)/);
+  });
+
+  it("refuses a GA4 setting the validation server refuses, in its words, and saves nothing", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    // The sandbox refuses what GA4 refuses, and the settings' own schema refuses it all before: the request is broken on its way.
+    const realFetch = globalThis.fetch;
+    const validated: string[] = [];
+    const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.includes("/debug/mp/collect")) return realFetch(input, init);
+      validated.push(url);
+      const body = JSON.parse(String(init?.body)) as { events: { name: string }[] };
+      body.events[0] = { name: "1st_lead" };
+      return realFetch(url, { ...init, body: JSON.stringify(body) });
+    });
+    let response: Response;
+    try {
+      response = await action("/save", { token, settings: { GA4_EVENT_QUALIFIED: "lead_ok" } });
+    } finally {
+      spy.mockRestore();
+    }
+    // Once, at the portal's GA4_API_URL.
+    expect(validated).toEqual([expect.stringMatching(new RegExp(`^${env.SANDBOX_URL}/debug/mp/collect\\?measurement_id=G-SANDBOX000&`))]);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({
+      ok: false,
+      problems: [
+        {
+          setting: "GA4",
+          problem: "Google's validation server refused the sample event (NAME_INVALID): Event at index: [0] has invalid name [1st_lead]. Names must start with an alphabetic character.",
+        },
+      ],
+    });
+    expect((await stored())?.settings.GA4_EVENT_QUALIFIED).toBeUndefined();
+  });
+
+  it("refuses a GA4 setting while the validation server does not answer, saying to try again", async () => {
+    const token = tokenIn(await (await openApp(1)).text());
+    await ga4Sandbox("/fail", { times: 1, status: 503 });
+    try {
+      const response = await action("/save", { token, settings: { GA4_EVENT_QUALIFIED: "lead_ok" } });
+      expect(response.status).toBe(400);
+      expect(JSON.stringify(await response.json())).toContain("Google's validation server did not answer; nothing was saved, try again in a minute.");
+      expect((await stored())?.settings.GA4_EVENT_QUALIFIED).toBeUndefined();
+    } finally {
+      await ga4Sandbox("/reset");
+    }
+  });
+});
+
 describe("the settings page of the default portal", () => {
   it("shows its env settings and saves nothing", async () => {
     const t = (await (
@@ -209,6 +334,9 @@ describe("the settings page of the default portal", () => {
     // Its password is an env secret: the page says only how it ends.
     expect(page).not.toContain(env.COMAGIC_PASSWORD ?? "unset");
     expect(page).toContain("set, ends in …rd");
+    // The loop's settings are shown, not changed.
+    expect(page).toMatch(/<input type="checkbox" data-setting name="COMAGIC_DEALS" id="COMAGIC_DEALS" disabled>/);
+    expect(page).toMatch(/id="METRICA_TOKEN-hint">\(not set\)/);
     expect(fieldIn(page, "notification-url")).toMatch(/^http:\/\/worker\.test\/webhooks\/comagic\?token=/);
     const response = await action("/save", { token: tokenIn(page), settings: { ALLOWED_ORIGINS: "https://x.example" } });
     expect(response.status).toBe(409);
@@ -231,6 +359,9 @@ describe("the settings page of a portal without leads", () => {
     expect(page).toContain('<option value="C1:PREPARATION" data-funnel="1" hidden>');
     // Won and lost stages are no place for a new deal to start.
     expect(page).not.toContain('value="C1:WON"');
+    // Without leads, a deal made is the "qualified" moment: no lead status to choose.
+    expect(page).toContain("«Qualified»: a deal made (this portal works without leads).");
+    expect(page).not.toContain('id="QUALIFIED_LEAD_STATUS"');
     const token = tokenIn(page);
     expect((await action("/save", { token, settings: { DEAL_CATEGORY_ID: "1", DEAL_STAGE_ID: "PREPARATION" } })).status).toBe(400);
     expect((await action("/save", { token, settings: { DEAL_CATEGORY_ID: "1", DEAL_STAGE_ID: "C1:PREPARATION" } })).status).toBe(200);

@@ -1,8 +1,8 @@
 /*
  * The app's settings page, as use cases: which settings a portal's administrator may change there (never the
  * portal's address, its member_id or the deployment's own settings), what each step of the checklist says, and the
- * checks the page runs (the CoMagic account, a page of the site). Saving goes through portal-config.ts `savePortal`,
- * so the page is held to the same schema as env and `PUT /admin/portals`.
+ * checks the page runs (the CoMagic account, a page of the site, GA4's events on Google's validation server). Saving
+ * goes through portal-config.ts `savePortal`, so the page is held to the same schema as env and `PUT /admin/portals`.
  */
 import { loadPipelines } from "../bitrix/pipelines";
 import * as z from "zod";
@@ -14,6 +14,10 @@ import { type KvCache, kvJson } from "../storage/kv-json";
 import { type EmployeeMatch, matchEmployees, type PortalUser, userNames } from "../domain/employee-match";
 import { FunnelShapeError, type SalesFunnel, salesFunnelFromPipeline } from "../domain/deal-history";
 import { ensureSalesFunnel } from "../comagic/deals-upload";
+import type { Config, ConfigProblem } from "../config";
+import type { ConversionGoal } from "../domain/offline-conversions";
+import { ga4EventNameSchema, ga4SamplePayload } from "../domain/ga4-events";
+import { Ga4Error, ga4Client, ga4MeasurementIdSchema } from "../ga4/client";
 
 /** CoMagic's platforms and their APIs (comagic/FACTS.md §1.1, §4: one account opens only its own platform's). */
 export const PLATFORMS = {
@@ -39,8 +43,20 @@ export const PAGE_SETTINGS = [
   "CRM_LANGUAGE",
   "DEAL_CATEGORY_ID",
   "DEAL_STAGE_ID",
+  // Closing the loop (issue #25): deals into CoMagic, conversions into Yandex Metrica and GA4.
+  "COMAGIC_DEALS",
+  "COMAGIC_CURRENCY",
+  "METRICA_COUNTER_ID",
+  "METRICA_TOKEN",
+  "METRICA_GOAL_QUALIFIED",
+  "METRICA_GOAL_WON",
+  "QUALIFIED_LEAD_STATUS",
+  "GA4_MEASUREMENT_ID",
+  "GA4_API_SECRET",
+  "GA4_EVENT_QUALIFIED",
+  "GA4_EVENT_WON",
 ] as const;
-export const PAGE_SECRETS = ["COMAGIC_API_TOKEN", "COMAGIC_PASSWORD"] as const;
+export const PAGE_SECRETS = ["COMAGIC_API_TOKEN", "COMAGIC_PASSWORD", "METRICA_TOKEN", "GA4_API_SECRET"] as const;
 
 const text = z.string().trim().max(2000);
 const numericId = z.string().regex(/^\d{1,12}$/);
@@ -237,4 +253,79 @@ export async function makeSalesFunnels(deps: { bitrix: BitrixClient; dataApi: Co
     reports.push({ pipeline: pipeline.name, outcome: outcome.status, detail: outcome.addedStages.join(", ") });
   }
   return reports;
+}
+
+/** A lead status a lead may be moved to on its way (not converted, not junk): where it counts as "qualified". */
+export interface LeadStatus {
+  id: string;
+  name: string;
+}
+
+const statusRows = z.array(z.object({ STATUS_ID: z.string(), NAME: z.string(), SORT: z.coerce.number().optional(), SEMANTICS: z.string().nullish() }).loose());
+
+/**
+ * The portal's lead statuses still in progress, in order (crm.status.list ENTITY_ID "STATUS", one call): the choices
+ * for QUALIFIED_LEAD_STATUS. A converted lead (semantics S) made a deal, which counts already; a junk one (F) never does.
+ */
+export async function loadLeadStatuses(bitrix: BitrixClient): Promise<LeadStatus[]> {
+  const rows = statusRows.safeParse(await bitrix.call("crm.status.list", { filter: { ENTITY_ID: "STATUS" } })).data ?? [];
+  return rows
+    .filter((row) => row.SEMANTICS !== "S" && row.SEMANTICS !== "F")
+    .sort((a, b) => (a.SORT ?? 0) - (b.SORT ?? 0))
+    .map((row) => ({ id: row.STATUS_ID, name: row.NAME }));
+}
+
+type Ga4Settings = Pick<Config, "GA4_MEASUREMENT_ID" | "GA4_API_SECRET" | "GA4_EVENT_QUALIFIED" | "GA4_EVENT_WON">;
+
+/** GA4 as a save would leave it, to be checked on Google's validation server before it is stored. */
+export interface Ga4Check {
+  measurementId: string;
+  apiSecret: string;
+  names: Record<ConversionGoal, string | null>;
+}
+
+/**
+ * What a page change asks Google's validation server to look at: GA4 as the change leaves it (its measurement ID, API
+ * secret and event names), when that differs from the portal's current GA4 and GA4 stays on (both the ID and the
+ * secret). Null when there is nothing to check: GA4 off, unchanged, or a value the settings' own schema refuses
+ * (savePortal then names it, with its reason). An emptied event name falls back to its default, which is not checked.
+ */
+export function ga4CheckOf(change: Readonly<Record<string, string | null>>, current: Ga4Settings): Ga4Check | null {
+  const after = <K extends keyof Ga4Settings>(name: K): string | null => (name in change ? (change[name] ?? null) : (current[name] ?? null));
+  const measurementId = ga4MeasurementIdSchema.safeParse(after("GA4_MEASUREMENT_ID"));
+  const apiSecret = after("GA4_API_SECRET");
+  if (!measurementId.success || !apiSecret) return null;
+  const name = (setting: "GA4_EVENT_QUALIFIED" | "GA4_EVENT_WON") => {
+    const value = after(setting);
+    return value === null ? null : (ga4EventNameSchema.safeParse(value).data ?? undefined);
+  };
+  const names = { qualified: name("GA4_EVENT_QUALIFIED"), won: name("GA4_EVENT_WON") };
+  if (names.qualified === undefined || names.won === undefined || (names.qualified === null && names.won === null)) return null;
+  const check: Ga4Check = { measurementId: measurementId.data, apiSecret, names: { qualified: names.qualified, won: names.won } };
+  const unchanged =
+    check.measurementId === current.GA4_MEASUREMENT_ID &&
+    check.apiSecret === current.GA4_API_SECRET &&
+    check.names.qualified === current.GA4_EVENT_QUALIFIED &&
+    check.names.won === current.GA4_EVENT_WON;
+  return unchanged ? null : check;
+}
+
+/**
+ * Sends one sample of the events these settings make (a qualified lead, a won deal with revenue) to GA4's validation
+ * server (`/debug/mp/collect`, FACTS-loop §4): its messages are the save's problems, in words. That server checks the
+ * request's shape only, never the API secret or whether the measurement ID exists (ga4/client.ts): the page says so.
+ */
+export async function checkGa4(check: Ga4Check, deps: { baseUrl: string; now: number; fetch?: typeof fetch }, m: SettingsMessages): Promise<ConfigProblem[]> {
+  try {
+    const client = ga4Client({ measurementId: check.measurementId, apiSecret: check.apiSecret, baseUrl: deps.baseUrl, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+    const outcome = await client.validate(ga4SamplePayload(check.names, deps.now));
+    if (outcome.ok) return [];
+    // Google's words name the event or field they mean ("Event at index: [0] has invalid name [x] …").
+    return outcome.messages.map((message) => ({ setting: "GA4", problem: m.loop.ga4.refused(message.validationCode ?? "?", message.description) }));
+  } catch (error) {
+    if (!(error instanceof Ga4Error)) throw error;
+    // The client refuses a secret of a shape Google never makes (spaces, over 256 characters); its words never hold the value.
+    if (error.type === "invalid_parameter") return [{ setting: "GA4_API_SECRET", problem: error.message }];
+    return [{ setting: "GA4", problem: error.transient ? m.loop.ga4.unreachable : m.loop.ga4.answered(error.status) }];
+  }
 }

@@ -7,6 +7,7 @@
  * token, network, analytics not connected) stops the upload: what was not sent is returned as pending.
  */
 import type { DealHistoryRecord, SalesFunnel } from "../domain/deal-history";
+import { sendBisecting } from "./bisect-upload";
 import { CoMagicError, type CoMagicRpcClient } from "./data-api";
 
 /**
@@ -68,36 +69,17 @@ export function dealBatches(deals: DealUpload[], size = DEAL_BATCH_SIZE): DealUp
 
 /** Uploads deals in batches; a batch refused for its data is bisected down to the bad deal (§1.5, §6.1). */
 export async function uploadDeals(client: CoMagicRpcClient, deals: DealUpload[], size = DEAL_BATCH_SIZE): Promise<DealUploadResult> {
-  const result: DealUploadResult = { sent: [], rejected: [], pending: [], error: null, requests: 0 };
-
-  async function send(group: DealUpload[]): Promise<void> {
-    if (result.error) {
-      result.pending.push(...group.map((d) => d.dealId));
-      return;
-    }
-    result.requests += 1;
-    try {
+  const sent: string[] = [];
+  const result = await sendBisecting(dealBatches(deals, size), {
+    keyOf: (d) => d.dealId,
+    dataRefusals: RECORD_REFUSALS,
+    async send(group) {
       await client.call("upload.deals_history", { deals: group.flatMap((d) => d.records) });
-      result.sent.push(...group.map((d) => d.dealId));
-    } catch (error) {
-      if (!(error instanceof CoMagicError) || !RECORD_REFUSALS.has(error.mnemonic)) {
-        result.error = error instanceof CoMagicError ? error : new CoMagicError("unexpected_error", String(error), true);
-        result.pending.push(...group.map((d) => d.dealId));
-        return;
-      }
-      const [only] = group;
-      if (group.length === 1 && only) {
-        result.rejected.push({ dealId: only.dealId, mnemonic: error.mnemonic, reason: error.message });
-        return;
-      }
-      const half = Math.ceil(group.length / 2);
-      await send(group.slice(0, half));
-      await send(group.slice(half));
-    }
-  }
-
-  for (const batch of dealBatches(deals, size)) await send(batch);
-  return result;
+      sent.push(...group.map((d) => d.dealId));
+      return undefined;
+    },
+  });
+  return { ...result, sent, rejected: result.rejected.map(({ key, ...why }) => ({ dealId: key, ...why })) };
 }
 
 export type FunnelOutcome =

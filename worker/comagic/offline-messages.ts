@@ -16,7 +16,8 @@
  */
 import * as z from "zod";
 import type { OfflineMessage } from "../domain/offline-message";
-import { CoMagicError, type CoMagicRpcClient } from "./data-api";
+import { sendBisecting } from "./bisect-upload";
+import type { CoMagicError, CoMagicRpcClient } from "./data-api";
 
 /** l.11 "Максимальное количество заявок в одном запросе 50 шт": a bad one among 50 costs ≈ 2·log2(50) + 1 ≈ 13 calls. */
 export const OFFLINE_MESSAGE_BATCH_SIZE = 50;
@@ -59,51 +60,30 @@ const answerIds = z.array(z.object({ id: z.number().int() }).loose());
 
 /** Uploads messages ≤ 50 a request; a batch refused for its data is bisected down to the bad message. */
 export async function uploadOfflineMessages(client: CoMagicRpcClient, messages: OfflineMessageUpload[], size = OFFLINE_MESSAGE_BATCH_SIZE): Promise<OfflineMessageUploadResult> {
-  const result: OfflineMessageUploadResult = { sent: [], rejected: [], pending: [], error: null, requests: 0 };
   const batchSize = Math.max(1, Math.min(size, OFFLINE_MESSAGE_BATCH_SIZE));
-
-  async function send(group: OfflineMessageUpload[]): Promise<void> {
-    if (result.error) {
-      result.pending.push(...group.map((m) => m.key));
-      return;
-    }
-    result.requests += 1;
-    let data: unknown;
-    try {
+  const batches: OfflineMessageUpload[][] = [];
+  for (let i = 0; i < messages.length; i += batchSize) batches.push(messages.slice(i, i + batchSize));
+  const sent: OfflineMessageUploadResult["sent"] = [];
+  const result = await sendBisecting(batches, {
+    keyOf: (m) => m.key,
+    dataRefusals: MESSAGE_REFUSALS,
+    async send(group) {
       // The key is the ext_id whatever the message says, so the report can always be searched by it.
-      ({ data } = await client.call("upload.offline_messages", { offline_messages: group.map((m) => ({ ...m.message, ext_id: m.key })) }));
-    } catch (error) {
-      if (!(error instanceof CoMagicError) || !MESSAGE_REFUSALS.has(error.mnemonic)) {
-        result.error = error instanceof CoMagicError ? error : new CoMagicError("unexpected_error", String(error), true);
-        result.pending.push(...group.map((m) => m.key));
-        return;
+      const { data } = await client.call("upload.offline_messages", { offline_messages: group.map((m) => ({ ...m.message, ext_id: m.key })) });
+      const ids = answerIds.safeParse(data);
+      if (ids.success && ids.data.length === group.length) {
+        // Same count: the i-th id is the i-th message's (the answer's order is the request's; nothing else links them).
+        sent.push(...group.map((m, i) => ({ key: m.key, id: (ids.data[i] as { id: number }).id })));
+        return undefined;
       }
+      const count = ids.success ? ids.data.length : "unreadable";
       const [only] = group;
-      if (group.length === 1 && only) {
-        result.rejected.push({ key: only.key, mnemonic: error.mnemonic, reason: error.message });
-        return;
+      if (group.length === 1 && only && ids.success) {
+        return [{ key: only.key, mnemonic: "dropped", reason: "CoMagic accepted the request but answered no id for this message: it was left out as invalid" }];
       }
-      const half = Math.ceil(group.length / 2);
-      await send(group.slice(0, half));
-      await send(group.slice(half));
-      return;
-    }
-    const ids = answerIds.safeParse(data);
-    if (ids.success && ids.data.length === group.length) {
-      // Same count: the i-th id is the i-th message's (the answer's order is the request's; nothing else links them).
-      result.sent.push(...group.map((m, i) => ({ key: m.key, id: (ids.data[i] as { id: number }).id })));
-      return;
-    }
-    const count = ids.success ? ids.data.length : "unreadable";
-    const [only] = group;
-    if (group.length === 1 && only && ids.success) {
-      result.rejected.push({ key: only.key, mnemonic: "dropped", reason: "CoMagic accepted the request but answered no id for this message: it was left out as invalid" });
-      return;
-    }
-    const reason = `CoMagic answered ${count} ids for ${group.length} messages: which of them it stored is unknown (look them up by ext_id)`;
-    result.rejected.push(...group.map((m) => ({ key: m.key, mnemonic: "unconfirmed", reason })));
-  }
-
-  for (let i = 0; i < messages.length; i += batchSize) await send(messages.slice(i, i + batchSize));
-  return result;
+      const reason = `CoMagic answered ${count} ids for ${group.length} messages: which of them it stored is unknown (look them up by ext_id)`;
+      return group.map((m) => ({ key: m.key, mnemonic: "unconfirmed", reason }));
+    },
+  });
+  return { ...result, sent };
 }

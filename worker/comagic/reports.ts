@@ -160,6 +160,7 @@ export async function loadJourney(client: CoMagicRpcClient, visitorId: string, n
  */
 const CALL_FIELDS = [
   "id",
+  "communication_id",
   "start_time",
   "direction",
   "is_lost",
@@ -190,6 +191,7 @@ const eqUtmShape = Object.fromEntries(UTM_FIELDS.map((f) => [`eq_${f}`, text])) 
 const callRow = z
   .object({
     id,
+    communication_id: text,
     start_time: text,
     direction: text,
     is_lost: z.boolean().nullish(),
@@ -242,6 +244,7 @@ const callRow = z
       siteDomain: r.site_domain_name,
       campaignId: r.campaign_id,
       startTime: r.start_time,
+      communicationId: r.communication_id,
     }),
   );
 

@@ -10,6 +10,8 @@ export type CallRecord = Extract<CoMagicSession, { kind: "call" }> & {
   siteDomain: string | null;
   campaignId: string | null;
   startTime: string | null;
+  /** The call's communication id, not its session id (FACTS-loop §1.5 "Which id"): what a deal is linked by. */
+  communicationId?: string | null;
 };
 
 export interface CallRecordUpdate {

@@ -4,7 +4,8 @@
  *             since, or none ever); or the day's Data API points are out (none left, and the reset still to come);
  *   degraded  dead letters wait for a replay; or notifications stopped: none for 24 h while the feed's last read
  *             found calls ("notifications stopped while CoMagic's reports show calls"); or the report's deals were
- *             last synced more than a day ago;
+ *             last synced more than a day ago; or Yandex Metrica or GA4 refused conversions today (UTC day: a token,
+ *             counter or secret a person must fix; a refused conversion is not sent again, so the day clears it);
  *   ok        otherwise.
  * Each reason is a code with its facts, failing ones first; the words are in i18n (`agency.reasons`), in the
  * reader's language (healthReasonText). Pure: the caller reads the stores (worker/portal-overview.ts) and passes
@@ -35,7 +36,12 @@ export interface HealthFacts {
   points: { remaining: number; resetAt: string } | null;
   /** When the report's deals were last synced through (`deals.modified_since`), or null before the first sync. */
   reportSyncedAt: string | null;
+  /** Conversions each destination refused for good today (storage/conversions.ts `failed`); 0 where it is off. */
+  conversionsRefusedToday: Record<ConversionDestination, number>;
 }
+
+/** Where offline conversions go (issue #25). */
+export type ConversionDestination = "metrica" | "ga4";
 
 export type HealthReason =
   | { code: "settings_invalid"; status: "failing"; settings: string[] }
@@ -43,7 +49,8 @@ export type HealthReason =
   | { code: "points_out"; status: "failing"; minutesToReset: number }
   | { code: "dead_letters"; status: "degraded"; count: number }
   | { code: "notifications_stopped"; status: "degraded"; minutesSinceNotification: number | null; minutesSinceCalls: number }
-  | { code: "report_stale"; status: "degraded"; minutesSinceSync: number };
+  | { code: "report_stale"; status: "degraded"; minutesSinceSync: number }
+  | { code: "conversions_refused"; status: "degraded"; destination: ConversionDestination; count: number };
 
 export interface PortalHealth {
   status: HealthStatus;
@@ -80,6 +87,10 @@ export function portalHealth(facts: HealthFacts, now: Date): PortalHealth {
   }
   const synced = facts.reportSyncedAt ? Date.parse(facts.reportSyncedAt) : null;
   if (synced !== null && at - synced > REPORT_STALE_MS) reasons.push({ code: "report_stale", status: "degraded", minutesSinceSync: minutesBetween(at, synced) });
+  for (const destination of ["metrica", "ga4"] as const) {
+    const count = facts.conversionsRefusedToday[destination];
+    if (count > 0) reasons.push({ code: "conversions_refused", status: "degraded", destination, count });
+  }
   const status = reasons.some((r) => r.status === "failing") ? "failing" : reasons.length ? "degraded" : "ok";
   return { status, reasons };
 }
@@ -104,5 +115,7 @@ export function healthReasonText(reason: HealthReason, words: Messages["agency"]
       return words.notifications_stopped(reason.minutesSinceNotification, reason.minutesSinceCalls);
     case "report_stale":
       return words.report_stale(reason.minutesSinceSync);
+    case "conversions_refused":
+      return words.conversions_refused(reason.destination, reason.count);
   }
 }

@@ -211,6 +211,10 @@ export const en = {
       notifications_stopped: (minutes: number | null, callsMinutes: number) =>
         `${minutes === null ? "no CoMagic notification has come yet" : `no CoMagic notification for ${agencyDuration(minutes)}`} while CoMagic's reports show calls (the last found ${agencyDuration(callsMinutes)} ago): check the notification in CoMagic`,
       report_stale: (minutes: number) => `the report's deals were last synced ${agencyDuration(minutes)} ago`,
+      conversions_refused: (destination: "metrica" | "ga4", count: number) =>
+        destination === "metrica"
+          ? `Yandex Metrica refused ${count} conversion(s) today: check the token and counter`
+          : `GA4 refused ${count} conversion(s) today: check the measurement id and API secret`,
     },
     alert: {
       changed: (portal: string, status: string, reasons: readonly string[]) => `CoMagic → Bitrix24: portal ${portal} is ${status.toLowerCase()}: ${reasons.join("; ")}`,

@@ -212,6 +212,10 @@ export const ru: Messages = {
       notifications_stopped: (minutes: number | null, callsMinutes: number) =>
         `${minutes === null ? "уведомлений CoMagic ещё не было" : `уведомлений CoMagic нет уже ${agencyDuration(minutes)}`}, а в отчётах CoMagic есть звонки (последний найден ${agencyDuration(callsMinutes)} назад): проверьте уведомление в CoMagic`,
       report_stale: (minutes: number) => `сделки отчёта последний раз синхронизированы ${agencyDuration(minutes)} назад`,
+      conversions_refused: (destination: "metrica" | "ga4", count: number) =>
+        destination === "metrica"
+          ? `Яндекс Метрика сегодня отклонила конверсий: ${count} (проверьте токен и счётчик)`
+          : `GA4 сегодня отклонил конверсий: ${count} (проверьте идентификатор потока и секрет API)`,
     },
     alert: {
       changed: (portal: string, status: string, reasons: readonly string[]) => `CoMagic → Битрикс24: портал ${portal} — ${status.toLowerCase()}: ${reasons.join("; ")}`,

@@ -6,7 +6,7 @@ import type { Language } from "./index";
 
 const en = {
   title: "CoMagic: settings",
-  intro: "Five steps connect this Bitrix24 portal to CoMagic. Each says what it needs and whether it is done.",
+  intro: "Six steps connect this Bitrix24 portal to CoMagic. Each says what it needs and whether it is done.",
   envPortal: "This portal's settings live in the deployment's env (wrangler.toml and secrets): this page shows them, and they are changed there.",
   stepState: { done: "Done", todo: "To do", waiting: "Waiting" },
   reportLink: "Open the attribution report",
@@ -78,7 +78,6 @@ const en = {
     twice: (userId: string) => `user ${userId} is chosen for two employees; a user calls as one employee`,
   },
   funnels: {
-    title: "CoMagic's end-to-end analytics",
     how: "Deals reach CoMagic's reports once its sales funnels mirror this portal's pipelines. First, in CoMagic, the account's admin connects end-to-end analytics with the «Другая CRM» (Other CRM) integration; then this button makes one funnel per pipeline (its stages in order; every failure stage becomes CoMagic's one failed stage).",
     make: "Make the funnels in CoMagic",
     created: (pipeline: string) => `«${pipeline}»: funnel made.`,
@@ -87,6 +86,49 @@ const en = {
     not_connected: (pipeline: string) => `«${pipeline}»: refused.`,
     notConnected: (mnemonic: string) =>
       `CoMagic refused (${mnemonic}): end-to-end analytics is not connected for this account. In CoMagic, its admin opens the integrations and connects «Другая CRM» (Other CRM), then presses this button again.`,
+  },
+  loop: {
+    title: "6. Close the loop",
+    how: "Sales go back to where their customers came from: deals into CoMagic's reports, conversions into Yandex Metrica and Google Analytics.",
+    on: "On",
+    deals: {
+      title: "Deals into CoMagic's end-to-end analytics",
+      twice: "If CoMagic already gets this portal's deals through its own Bitrix24 integration, leave this off: both would send the same deals.",
+      connectFirst: "Connect the CoMagic account (step 1) first: the funnels are made through it.",
+      send: "Send deals that came from CoMagic (a call, chat, request or form) to CoMagic, with their stages and revenue",
+      currency: "The CoMagic account's currency (three letters, like RUB): amounts are converted to it with the portal's rates",
+      journal: (sent: number, waiting: number, refused: number) => `Deals sent: ${sent}, waiting: ${waiting}, refused by CoMagic: ${refused}.`,
+      notLinked: (n: number) => `Sent without their call or form (it came more than 30 days before the deal): ${n}.`,
+    },
+    metrica: {
+      title: "Yandex Metrica: offline conversions",
+      how: "Two moments reach the counter's goals as conversions of the visitor who came from the ad (Metrica links those last seen within 21 days):",
+      qualified: "«Qualified»: the lead moved to the status chosen below, or a deal made from it.",
+      qualifiedWithoutLeads: "«Qualified»: a deal made (this portal works without leads).",
+      won: "«Won»: the deal won, with its amount as revenue.",
+      counter: "Counter number",
+      token: "OAuth token (scope metrika:write)",
+      goalQualified: "Goal for «qualified»",
+      goalWon: "Goal for «won»",
+      goals: "Goals of the «JavaScript event» type: give each one's identifier (like crm_won), not its number.",
+      status: "Lead status that makes a lead «qualified»",
+      noStatus: "— none: only a deal made from the lead —",
+      offHint: "Off until the counter and the token are given.",
+    },
+    ga4: {
+      title: "Google Analytics 4 (optional)",
+      how: "The same two moments as Measurement Protocol events, for the visitor's GA client id. The ID and a secret are in GA4: Admin → Data streams → the stream → Measurement Protocol API secrets.",
+      measurementId: "Measurement ID (G-…)",
+      apiSecret: "API secret",
+      eventQualified: "Event for «qualified»",
+      eventWon: "Event for «won»",
+      check:
+        "Saving sends one sample of these events to Google's validation server, and refuses what it refuses. That server does not check the API secret, nor whether the measurement ID exists: a wrong one shows only as events missing from GA4's Realtime and DebugView.",
+      offHint: "Off until the measurement ID and the API secret are given.",
+      refused: (code: string, description: string) => `Google's validation server refused the sample event (${code}): ${description}`,
+      unreachable: "Google's validation server did not answer; nothing was saved, try again in a minute.",
+      answered: (status: number) => `Google's validation server answered HTTP ${status}; nothing was saved.`,
+    },
   },
   crm: {
     title: "5. CRM",
@@ -110,7 +152,7 @@ export type SettingsMessages = typeof en;
 
 const ru: SettingsMessages = {
   title: "CoMagic: настройки",
-  intro: "Пять шагов связывают этот портал Битрикс24 с CoMagic. У каждого написано, что нужно и сделано ли.",
+  intro: "Шесть шагов связывают этот портал Битрикс24 с CoMagic. У каждого написано, что нужно и сделано ли.",
   envPortal: "Настройки этого портала заданы в env развёртывания (wrangler.toml и секреты): страница их показывает, меняются они там.",
   stepState: { done: "Готово", todo: "Нужно сделать", waiting: "Ждём" },
   reportLink: "Открыть отчёт по атрибуции",
@@ -182,7 +224,6 @@ const ru: SettingsMessages = {
     twice: (userId: string) => `пользователь ${userId} выбран для двух сотрудников; пользователь звонит как один сотрудник`,
   },
   funnels: {
-    title: "Сквозная аналитика CoMagic",
     how: "Сделки попадают в отчёты CoMagic, когда его воронки продаж повторяют воронки этого портала. Сначала администратор аккаунта CoMagic подключает сквозную аналитику интеграцией «Другая CRM»; затем эта кнопка создаёт по воронке на каждую воронку портала (стадии по порядку; все стадии провала становятся одной стадией «провал» CoMagic).",
     make: "Создать воронки в CoMagic",
     created: (pipeline: string) => `«${pipeline}»: воронка создана.`,
@@ -191,6 +232,49 @@ const ru: SettingsMessages = {
     not_connected: (pipeline: string) => `«${pipeline}»: отказ.`,
     notConnected: (mnemonic: string) =>
       `CoMagic отказал (${mnemonic}): сквозная аналитика для аккаунта не подключена. В CoMagic администратор открывает интеграции и подключает «Другая CRM», затем снова нажимает эту кнопку.`,
+  },
+  loop: {
+    title: "6. Продажи — обратно в аналитику",
+    how: "Продажи возвращаются туда, откуда пришли клиенты: сделки — в отчёты CoMagic, конверсии — в Яндекс Метрику и Google Analytics.",
+    on: "Включено",
+    deals: {
+      title: "Сделки в сквозную аналитику CoMagic",
+      twice: "Если CoMagic уже получает сделки этого портала своей интеграцией с Битрикс24, не включайте: сделки придут дважды.",
+      connectFirst: "Сначала подключите аккаунт CoMagic (шаг 1): воронки создаются через него.",
+      send: "Передавать в CoMagic сделки, пришедшие из CoMagic (звонок, чат, заявка или форма), с их стадиями и выручкой",
+      currency: "Валюта аккаунта CoMagic (три буквы, например RUB): суммы пересчитываются в неё по курсам портала",
+      journal: (sent: number, waiting: number, refused: number) => `Сделок передано: ${sent}, ждут: ${waiting}, отклонено CoMagic: ${refused}.`,
+      notLinked: (n: number) => `Переданы без своего звонка или формы (он был больше чем за 30 дней до сделки): ${n}.`,
+    },
+    metrica: {
+      title: "Яндекс Метрика: офлайн-конверсии",
+      how: "Два момента достигают целей счётчика как конверсии посетителя, пришедшего с рекламы (Метрика связывает тех, кто был на сайте в последние 21 день):",
+      qualified: "«Квалифицирован»: лид переведён в статус, выбранный ниже, или из него создана сделка.",
+      qualifiedWithoutLeads: "«Квалифицирован»: создана сделка (портал работает без лидов).",
+      won: "«Выиграна»: сделка выиграна, её сумма — доход.",
+      counter: "Номер счётчика",
+      token: "OAuth-токен (доступ metrika:write)",
+      goalQualified: "Цель для «квалифицирован»",
+      goalWon: "Цель для «выиграна»",
+      goals: "Цели типа «JavaScript-событие»: укажите идентификатор цели (например, crm_won), а не её номер.",
+      status: "Статус лида, с которым лид «квалифицирован»",
+      noStatus: "— никакой: только созданная из лида сделка —",
+      offHint: "Выключено, пока не указаны счётчик и токен.",
+    },
+    ga4: {
+      title: "Google Analytics 4 (необязательно)",
+      how: "Те же два момента событиями Measurement Protocol, по client id посетителя в GA. Идентификатор и секрет — в GA4: Администратор → Потоки данных → поток → Секретные ключи Measurement Protocol API.",
+      measurementId: "Идентификатор (G-…)",
+      apiSecret: "Секрет API",
+      eventQualified: "Событие для «квалифицирован»",
+      eventWon: "Событие для «выиграна»",
+      check:
+        "При сохранении пример этих событий отправляется на проверочный сервер Google, и то, что он отклоняет, не сохраняется. Секрет API этот сервер не проверяет, как и то, есть ли такой поток: ошибку в них видно только по отсутствию событий в отчётах GA4 «В реальном времени» и DebugView.",
+      offHint: "Выключено, пока не указаны идентификатор потока и секрет API.",
+      refused: (code: string, description: string) => `Проверочный сервер Google отклонил пример события (${code}): ${description}`,
+      unreachable: "Проверочный сервер Google не ответил; ничего не сохранено, попробуйте через минуту.",
+      answered: (status: number) => `Проверочный сервер Google ответил HTTP ${status}; ничего не сохранено.`,
+    },
   },
   crm: {
     title: "5. CRM",

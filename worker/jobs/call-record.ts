@@ -6,7 +6,9 @@ import type { CoMagicRpcClient } from "../comagic/data-api";
 import { fetchCallRecords } from "../comagic/reports";
 import { callRecordUpdate, type CallRecord } from "../domain/call-record";
 import { ledgerRef, type CrmEntityRef } from "../domain/crm-entity";
+import { parseComagicDateTime } from "../domain/comagic-time";
 import { errorMessage } from "../log";
+import type { CrmCommunicationStore } from "../storage/crm-communications";
 import { findInLedger, recordInLedger, type AppliedEvents } from "../storage/d1";
 import { callRecordJobSchema, callTelephonyJob, enrichJob, type CallRecordJob, type FollowUpSender } from "./schema";
 import { asFailure, readJobs, retryOrDeadLetter, type SettleDeps } from "./settle";
@@ -38,6 +40,8 @@ export interface CallRecordDeps extends SettleDeps {
   timeZone: string;
   /** Pause before asking CoMagic again for a call its report does not have yet. */
   retrySeconds: number;
+  /** Where each lead's communication is kept for the deal loop (issue #25): a deal links to it with no read of its own. */
+  communications?: CrmCommunicationStore | null;
 }
 
 type Found = { message: Message<unknown>; job: CallRecordJob; record: CallRecord };
@@ -227,10 +231,24 @@ export async function handleCallRecordJobs(messages: readonly Message<unknown>[]
     deps.now(),
     deps.log,
   );
+  await rememberCommunications(
+    applied.map((w) => w.item),
+    deps,
+  );
   for (const { item, fields } of applied) {
     deps.log.info("call_record.applied", { entityId: item.job.entityId, sessionId: item.job.sessionId, fields, recording: item.record.recordingUrl !== null });
     await enrichNewVisitor(item.job, item.record.visitorId, deps);
     await attachNewRecording(item.job, item.record.recordingUrl, deps);
     item.message.ack();
   }
+}
+
+/** The communication each applied call is (its record's communication_id), by the lead it made. Best effort: the deal loop reads it from CoMagic otherwise. */
+async function rememberCommunications(items: readonly Found[], deps: CallRecordDeps): Promise<void> {
+  const rows = items.flatMap(({ job, record }) => {
+    const id = record.communicationId && /^\d+$/.test(record.communicationId) ? Number(record.communicationId) : null;
+    const at = record.startTime ? parseComagicDateTime(record.startTime, deps.timeZone)?.getTime() : undefined;
+    return id !== null && at !== undefined ? [{ ref: ledgerRef({ type: job.entity, id: job.entityId }), communication: { id, type: "call" as const, at } }] : [];
+  });
+  await deps.communications?.record(rows).catch((error: unknown) => deps.log.warn("call_record.communication_unsaved", { error: errorMessage(error), calls: rows.length }));
 }

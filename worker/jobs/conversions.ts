@@ -25,6 +25,7 @@ import {
   visitorIdOf,
 } from "../domain/offline-conversions";
 import { journeyWindow } from "../domain/report-window";
+import { sendDue } from "../domain/send-window";
 import { errorMessage, type Logger } from "../log";
 import { isFinalStatus, MetricaError, type MetricaClient, type MetricaUploading } from "../metrica/client";
 import { ga4ClientIdOf, ga4PayloadsOf } from "../domain/ga4-events";
@@ -105,7 +106,7 @@ export async function recordQualifiedLeads(deps: {
       const moment = credited.has(r.ID) ? momentOf({ kind: "lead_status", lead: r.ID, statusId: r.STATUS_ID, at: at(r.DATE_MODIFY ?? null) ?? deps.now.getTime() }, r.ID, settings) : null;
       return moment ? [moment] : [];
     });
-    added += await deps.conversions.add(destination, moments);
+    added += await deps.conversions.add(destination, moments, deps.now);
   }
   // A full page may have more behind it: the next look starts at the last one read (a repeated lead is ignored by key).
   const last = rows.at(-1)?.DATE_MODIFY;
@@ -129,6 +130,8 @@ async function clickIdsOf(deps: Pick<ConversionDeps, "visitors" | "dataApi" | "t
 
 export interface ConversionDeps {
   dataApi: CoMagicRpcClient;
+  /** CONVERSIONS_INTERVAL_MINUTES: conversions wait this long at most to go together (domain/send-window.ts). */
+  intervalMinutes: number;
   metrica: MetricaClient;
   counterId: string;
   conversions: ConversionStore;
@@ -168,7 +171,7 @@ export async function sendConversions(deps: ConversionDeps): Promise<ConversionR
   const result: ConversionRunResult = { sent: 0, skipped: { too_old: 0, no_visitor: 0, goal_off: 0 }, failed: 0, uploads: 0, polled: 0 };
   const now = deps.now();
   const waiting = await deps.conversions.waiting("metrica", MAX_CONVERSIONS);
-  if (waiting.length) {
+  if (sendDue(waiting[0]?.recordedAt, waiting.length, MAX_CONVERSIONS, now, deps.intervalMinutes)) {
     const clicks = await clickIdsOf(deps, waiting, now);
     const candidates: ConversionCandidate[] = waiting.map((w) => {
       const ids = clicks.get(w.visitorRef);
@@ -221,7 +224,7 @@ export async function sendConversions(deps: ConversionDeps): Promise<ConversionR
   return result;
 }
 
-export interface Ga4Deps extends Pick<ConversionDeps, "dataApi" | "conversions" | "visitors" | "timeZone" | "now" | "log"> {
+export interface Ga4Deps extends Pick<ConversionDeps, "dataApi" | "conversions" | "visitors" | "timeZone" | "now" | "log" | "intervalMinutes"> {
   ga4: Ga4Client;
   names: Record<ConversionGoal, string | null>;
 }
@@ -234,7 +237,7 @@ export interface Ga4Deps extends Pick<ConversionDeps, "dataApi" | "conversions" 
 export async function sendGa4Events(deps: Ga4Deps): Promise<{ sent: number; skipped: number }> {
   const now = deps.now();
   const waiting = await deps.conversions.waiting("ga4", MAX_CONVERSIONS);
-  if (waiting.length === 0) return { sent: 0, skipped: 0 };
+  if (!sendDue(waiting[0]?.recordedAt, waiting.length, MAX_CONVERSIONS, now, deps.intervalMinutes)) return { sent: 0, skipped: 0 };
   const clicks = await clickIdsOf(deps, waiting, now);
   const plan = ga4PayloadsOf(
     waiting.map((w) => ({ conversion: { goal: w.goal, entity: entityOfKey(w.key), at: w.at.getTime(), revenue: w.revenue }, clientId: ga4ClientIdOf(clicks.get(w.visitorRef)?.gaClientId ?? null) })),

@@ -27,6 +27,7 @@ import { errorMessage, type Logger } from "../log";
 import type { AppliedEvents, DeadLetterStore } from "../storage/d1";
 import type { DealJournalStore, DealOutcome, JournalEntry } from "../storage/deal-journal";
 import type { FormUploadStore } from "../storage/form-uploads";
+import type { CrmCommunicationStore } from "../storage/crm-communications";
 import { dealUploadJob, dealUploadJobSchema } from "./schema";
 import { readJobs } from "./settle";
 
@@ -42,6 +43,8 @@ export interface DealLoopDeps {
   ledger: AppliedEvents;
   /** The forms sent to CoMagic (COMAGIC_FORMS), whose deals link to them. */
   forms?: FormUploadStore | null;
+  /** The communications the call records kept, by lead. */
+  communications?: CrmCommunicationStore | null;
   deadLetters: DeadLetterStore | null;
   /** The funnels CoMagic was told of (a signature per ext_id), so an unchanged pipeline costs no point. */
   state: { get(name: string): Promise<string | null>; set(name: string, value: string): Promise<void> };
@@ -138,9 +141,16 @@ async function funnelsFor(deps: DealLoopDeps, categories: ReadonlySet<string>): 
 /** The communication each new deal came from: its lead's (or its own) first event in the ledger, then CoMagic's id. */
 async function communicationsOf(deps: DealLoopDeps, entries: readonly JournalEntry[]): Promise<{ found: Map<string, DealCommunication>; calls: number }> {
   const found = new Map<string, DealCommunication>();
-  const wanted = entries.filter((e) => e.communication === null);
-  if (wanted.length === 0) return { found, calls: 0 };
   const refOf = (e: JournalEntry) => ledgerRef({ type: e.sourceEntity, id: e.sourceId });
+  // What the call record kept (jobs/call-record.ts) costs no read; only the rest is looked for in CoMagic.
+  const unlinked = entries.filter((e) => e.communication === null);
+  const kept = unlinked.length && deps.communications ? await deps.communications.find(unlinked.map(refOf)) : new Map<string, DealCommunication>();
+  for (const entry of unlinked) {
+    const communication = kept.get(refOf(entry));
+    if (communication) found.set(entry.dealId, communication);
+  }
+  const wanted = unlinked.filter((e) => !found.has(e.dealId));
+  if (wanted.length === 0) return { found, calls: 0 };
   const first = await deps.ledger.firstEvents(wanted.map(refOf));
   const events = new Map<string, { kind: "call" | "chat" | "request"; id: string }>();
   const formKeys = [...first.values()].map((f) => f.key).filter((key) => eventOfKey(key)?.kind === "form");

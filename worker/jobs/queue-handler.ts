@@ -145,6 +145,7 @@ async function consume(batch: PortalBatch, env: Env, config: Config, log: Logger
       followUps,
       userOfEmployee,
       retrySeconds: Math.max(1, config.ENRICH_DELAY_SECONDS),
+      communications: config.COMAGIC_DEALS ? stores.communications : null,
     });
     await handleEnrichJobs(
       rest.filter((m) => !isCallRecord(m) && !isFetch(m)),

@@ -109,7 +109,7 @@ export async function runFormUploads(env: Env, config: Config, log: Logger, at: 
 
 /** The portal's waiting deal changes, into CoMagic's end-to-end analytics (jobs/deal-loop.ts). Never throws. */
 export async function runDealLoop(env: Env, config: Config, log: Logger, at: Date): Promise<DealLoopResult | null> {
-  const { dealJournal, ledger, deadLetters, attribution, formUploads } = storesFor(env, config.portal);
+  const { dealJournal, ledger, deadLetters, attribution, formUploads, communications } = storesFor(env, config.portal);
   // Deal uploads can wait for the next day's points: the feed's reads come first.
   const dataApi = dataApiClientFor(config, env, "deferrable");
   if (!dealJournal || !ledger || !attribution || !dataApi) return null;
@@ -121,6 +121,7 @@ export async function runDealLoop(env: Env, config: Config, log: Logger, at: Dat
       journal: dealJournal,
       ledger,
       forms: config.COMAGIC_FORMS ? formUploads : null,
+      communications,
       deadLetters,
       state: { get: (name) => attribution.getState(name), set: (name, value) => attribution.setState(name, value) },
       accountCurrency: config.COMAGIC_CURRENCY,
@@ -146,7 +147,7 @@ export async function runConversions(env: Env, config: Config, log: Logger, at: 
   } catch (error) {
     log.warn("conversions.leads_failed", { error: errorMessage(error) });
   }
-  const shared = { dataApi, conversions, visitors, timeZone: config.COMAGIC_TIMEZONE, now: () => at, log };
+  const shared = { dataApi, conversions, visitors, timeZone: config.COMAGIC_TIMEZONE, intervalMinutes: config.CONVERSIONS_INTERVAL_MINUTES, now: () => at, log };
   const ga4 = ga4For(config);
   if (ga4 && destinations.ga4) {
     await sendGa4Events({ ...shared, ga4, names: destinations.ga4.goals }).catch((error: unknown) => log.warn("ga4.failed", { error: errorMessage(error) }));

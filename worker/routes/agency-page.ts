@@ -5,12 +5,13 @@
  * the history), and renders GET /admin/agency (routes/agency.ts) with it, in the DOM by textContent only (portal
  * names and Bitrix24's or CoMagic's error words are not markup). A dead letter is replayed with the existing
  * POST /admin/dead-letters/<id>/replay. Strict CSP: nothing but its own nonce'd script and style runs, it talks only
- * to this worker, and no site may frame it.
+ * to this worker, and no site may frame it. A portal with deals or conversions on (issue #25) shows what became of
+ * them: a column of the list, present when some portal has them on, and lines of its details.
  */
 import { Hono } from "hono/tiny";
 import { html, raw } from "hono/html";
 import type { AppEnv } from "./app-env";
-import { LOCALES, messagesFor } from "../i18n";
+import { type Language, LOCALES, messagesFor } from "../i18n";
 import { agencyLanguage } from "./agency";
 
 const STYLE = raw(`
@@ -36,9 +37,83 @@ td.num { white-space: nowrap; }
 ul.reasons { margin: 4px 0 0; padding-left: 18px; } ul.reasons li { margin: 2px 0; }
 .error { min-width: 180px; max-width: 300px; overflow-wrap: anywhere; }
 td.reasons-cell { min-width: 180px; } .nowrap { white-space: nowrap; }
+/* Small type: with this column the Russian list is just as wide as a 1280-pixel screen. */
+td.loop { font-size: 12px; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; background: #fff; border: 1px solid #d5dbe3; padding: 12px; margin: 0; }
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 `);
+
+/** The deals and conversions in English, `{}` standing for the count (LOOP_WORDS). */
+const LOOP_EN = {
+  column: "Deals and conversions",
+  /** The list's short words; the details (and a hover in the list) say why, in the words below. */
+  brief: { sent: "{} sent", waiting: "{} waiting", linked: "{} linked", notLinked: "{} not linked", refused: "{} refused", notSent: "{} not sent" },
+  deals: {
+    title: "Deals to CoMagic",
+    sent: "{} sent",
+    waiting: "{} waiting",
+    rejected: "{} refused by CoMagic (see the dead letters)",
+    notLinked: "{} not linked: the call or request came over 30 days before",
+  },
+  metrica: {
+    today: "Metrica today",
+    week: "Metrica, 7 days",
+    sent: "{} sent",
+    linked: "{} linked",
+    notLinked: "{} not linked",
+    processing: "{} upload(s) processing",
+    tooOld: "{} not sent: last visit over 21 days ago",
+    noVisitor: "{} not sent: no Metrica visitor id",
+    failed: "{} refused by Metrica (check the token and counter)",
+  },
+  ga4: {
+    today: "GA4 today",
+    week: "GA4, 7 days",
+    sent: "{} sent",
+    tooOld: "{} not sent: over 72 hours old",
+    noVisitor: "{} not sent: no GA client id",
+    failed: "{} refused by GA4",
+  },
+};
+
+/**
+ * The page's words for the deals and conversions (issue #25). They belong with its other words in i18n
+ * (`agency.loop` of en.ts and ru.ts) and wait here until that catalogue takes them; each says why a conversion was
+ * not sent or a deal not linked as the report's notes do (i18n `metricaDay`, `dealsToComagic`, `dealsNotLinked`).
+ */
+const LOOP_WORDS: Record<Language, typeof LOOP_EN> = {
+  en: LOOP_EN,
+  ru: {
+    column: "Сделки и конверсии",
+    brief: { sent: "отправлено: {}", waiting: "ждут: {}", linked: "привязано: {}", notLinked: "не привязано: {}", refused: "отклонено: {}", notSent: "не отправлено: {}" },
+    deals: {
+      title: "Сделки в CoMagic",
+      sent: "отправлено: {}",
+      waiting: "ждут: {}",
+      rejected: "CoMagic отклонил: {} (см. невыполненные задания)",
+      notLinked: "без связи со звонком или заявкой (они старше 30 дней): {}",
+    },
+    metrica: {
+      today: "Метрика сегодня",
+      week: "Метрика за 7 дней",
+      sent: "отправлено: {}",
+      linked: "привязано: {}",
+      notLinked: "не привязано: {}",
+      processing: "загрузок в обработке: {}",
+      tooOld: "не отправлено, визит старше 21 дня: {}",
+      noVisitor: "не отправлено, нет посетителя Метрики: {}",
+      failed: "Метрика отклонила: {} (проверьте токен и счётчик)",
+    },
+    ga4: {
+      today: "GA4 сегодня",
+      week: "GA4 за 7 дней",
+      sent: "отправлено: {}",
+      tooOld: "не отправлено, старше 72 часов: {}",
+      noVisitor: "не отправлено, нет client id GA: {}",
+      failed: "GA4 отклонил: {}",
+    },
+  },
+};
 
 /** The page's logic: the texts come from the JSON block above it; every value goes into the DOM as text. */
 const SCRIPT = raw(`
@@ -103,13 +178,34 @@ function errorsCell(p, full) {
   if (p.lastErrors.comagic) lines.push(line(T.comagic, p.lastErrors.comagic));
   return lines.length ? lines : ["—"];
 }
+// Deals and conversions (issue #25), a line each as [label, every figure with why, the list's short parts]. The short
+// parts name what was sent, and what went wrong summed; they leave out zeros but the first.
+const LOOP = {
+  deals: { figures: ["sent", "waiting", "rejected", "notLinked"], brief: (f) => [["sent", f.sent], ["waiting", f.waiting], ["refused", f.rejected], ["notLinked", f.notLinked]] },
+  metrica: {
+    figures: ["sent", "linked", "notLinked", "processing", "tooOld", "noVisitor", "failed"],
+    brief: (f) => [["sent", f.sent], ["linked", f.linked], ["notLinked", f.notLinked], ["refused", f.failed], ["notSent", f.tooOld + f.noVisitor]],
+  },
+  ga4: { figures: ["sent", "tooOld", "noVisitor", "failed"], brief: (f) => [["sent", f.sent], ["refused", f.failed], ["notSent", f.tooOld + f.noVisitor]] },
+};
+function loopLines(p) {
+  const L = T.loop;
+  const count = (word, n) => word.replace("{}", String(n));
+  const line = (label, to, f) => [label, LOOP[to].figures.map((k) => count(L[to][k], f[k])).join(" · "), LOOP[to].brief(f).filter(([, n], i) => i === 0 || n > 0).map(([k, n]) => count(L.brief[k], n))];
+  const lines = [];
+  if (p.loop?.deals) lines.push(line(L.deals.title, "deals", p.loop.deals));
+  for (const to of ["metrica", "ga4"]) if (p.loop?.[to]) for (const span of ["today", "week"]) lines.push(line(L[to][span], to, p.loop[to][span]));
+  return lines;
+}
 const points = (p) => !p.points ? "—" : p.points.remaining === null ? "— (" + T.resetAt + " " + when(p.points.resetAt) + ")" : p.points.remaining + (p.points.limit ? " / " + p.points.limit : "");
 const letters = (p) => p.deadLettersWaiting + (p.deadLettersMore ? "+" : "");
 
 function list(data) {
   if (!data.portals.length) return main.replaceChildren(el("p", { text: T.noPortals }));
   const C = T.columns;
-  const head = el("tr", {}, ...[C.portal, C.status, C.today, C.week, C.lastEvent, C.feedLag, C.errors, C.deadLetters, C.points, C.report].map((h) => el("th", { scope: "col", text: h })));
+  // The column is there when some portal has deals or conversions on.
+  const withLoop = data.portals.some((p) => p.loop);
+  const head = el("tr", {}, ...[C.portal, C.status, C.today, C.week, C.lastEvent, C.feedLag, C.errors, C.deadLetters, C.points, C.report, ...(withLoop ? [T.loop.column] : [])].map((h) => el("th", { scope: "col", text: h })));
   const rows = data.portals.map((p) => el("tr", { "data-portal": p.portal },
     el("td", {}, el("a", { href: here({ portal: p.portal }), text: p.portal }), p.name !== p.portal ? el("div", { class: "muted", text: p.name }) : null),
     el("td", { class: "reasons-cell" }, badge(p), reasons(p)),
@@ -120,7 +216,8 @@ function list(data) {
     el("td", {}, ...errorsCell(p)),
     el("td", { class: "num", text: letters(p) }),
     el("td", { class: "num", text: points(p) }),
-    el("td", { class: "num", text: p.report.syncedAt ? ago(p.report.syncedAt) : T.never })));
+    el("td", { class: "num", text: p.report.syncedAt ? ago(p.report.syncedAt) : T.never }),
+    withLoop ? el("td", { class: "loop" }, ...(p.loop ? loopLines(p).map(([label, full, brief]) => el("div", { title: full, text: label + ": " + brief.join(" · ") })) : ["—"])) : null));
   main.replaceChildren(el("table", { id: "portals" }, el("thead", {}, head), el("tbody", {}, ...rows)), el("p", { class: "muted", text: T.updated + " " + when(data.at) }));
 }
 
@@ -135,7 +232,8 @@ function details(p) {
     el("dt", { text: T.columns.feedLag }), el("dd", { text: p.feedLagMinutes === null ? "—" : span(p.feedLagMinutes) }),
     el("dt", { text: T.columns.errors }), el("dd", {}, ...errorsCell(p, true)),
     el("dt", { text: T.columns.points }), el("dd", { text: points(p) }),
-    el("dt", { text: T.columns.report }), el("dd", { text: p.report.syncedAt ? ago(p.report.syncedAt) : T.never }));
+    el("dt", { text: T.columns.report }), el("dd", { text: p.report.syncedAt ? ago(p.report.syncedAt) : T.never }),
+    ...loopLines(p).flatMap(([label, full]) => [el("dt", { text: label }), el("dd", { text: full })]));
   const L = T.letterColumns;
   const letterRows = p.deadLetters.map((l) => {
     const button = el("button", { type: "button", text: T.replay });
@@ -186,7 +284,7 @@ export const agencyPageRoute = new Hono<AppEnv>().get("/", (c) => {
   const portal = c.req.query("portal");
   const switchTo = `?${new URLSearchParams({ ...(portal ? { portal } : {}), lang: other })}`;
   // The texts as data (functions drop out of JSON); `<` escaped so no text can close the script element.
-  const texts = JSON.stringify({ ...words, locale: LOCALES[language] }).replaceAll("<", "\\u003c");
+  const texts = JSON.stringify({ ...words, loop: LOOP_WORDS[language], locale: LOCALES[language] }).replaceAll("<", "\\u003c");
   c.header(
     "Content-Security-Policy",
     `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'`,

@@ -2,7 +2,9 @@
  * The agency's view of every portal, as JSON (the /agency page renders it; a script may read it too).
  * `GET /admin/agency`: each portal of the deployment, worst first: its status and reasons in words, events today
  * and this week per source and the last one of each, the feed's lag, the last Bitrix24 and CoMagic errors, dead
- * letters waiting, CoMagic's points left and the report's freshness, and the address of its details.
+ * letters waiting, CoMagic's points left and the report's freshness, the address of its details, and `loop`: for a
+ * portal that has them on, the deals sent to CoMagic by state and the conversions to Yandex Metrica and GA4 settled
+ * today and this week (portal-overview.ts LoopView; null when it has none on).
  * `GET /admin/agency/<key>`: one portal, with its feed and its newest dead letters (each replayed through
  * `POST /admin/dead-letters/<id>/replay`). Reasons are in `?lang=` (en, ru), else the Accept-Language's.
  * Mounted in app.ts under /admin after adminRoute, whose middleware (body limit, lockout of guessers, the
@@ -16,7 +18,7 @@ import { healthReasonText, worseFirst } from "../domain/portal-health";
 import { portalKeySchema } from "../domain/portal-key";
 import { AppError } from "../errors";
 import { type Language, messagesFor } from "../i18n";
-import { agencyPortals, type PortalOverview, portalOverview } from "../portal-overview";
+import { agencyPortals, loopReader, type PortalOverview, portalOverview } from "../portal-overview";
 
 /** Portals read at once: each is seven D1 reads, and one request may keep only so many going. */
 const PORTALS_AT_ONCE = 8;
@@ -51,6 +53,7 @@ function summaryOf(o: PortalOverview, language: Language) {
     deadLettersMore: o.deadLetters.more,
     points: o.points,
     report: o.report,
+    loop: o.loop,
     details: `/admin/agency/${o.portal}`,
   };
 }
@@ -66,7 +69,9 @@ export const agencyRoute = new Hono<AppEnv>();
 agencyRoute.get("/", async (c) => {
   const now = new Date();
   const language = agencyLanguage(c);
-  const overviews = await inSteps(await agencyPortals(c.env), PORTALS_AT_ONCE, (portal) => portalOverview(c.env, portal, now));
+  // Every portal's loop figures in one read, made when the first portal that has the loop on asks.
+  const loop = c.env.DB ? loopReader(c.env.DB, now) : undefined;
+  const overviews = await inSteps(await agencyPortals(c.env), PORTALS_AT_ONCE, (portal) => portalOverview(c.env, portal, now, loop));
   overviews.sort((a, b) => worseFirst(a.status, b.status) || a.portal.localeCompare(b.portal));
   return c.json({ at: now.toISOString(), language, portals: overviews.map((o) => summaryOf(o, language)) });
 });

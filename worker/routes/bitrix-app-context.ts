@@ -16,7 +16,7 @@ import { type Language, languageOf, messagesFor, pageError, pageErrorText } from
 import { recheckReportAccess, type ReportClaims, verifyReportToken } from "../bitrix-app/report";
 import { kvReportSessions } from "../storage/report-sessions";
 import { portalOfMember, requirePortalConfig } from "../portal-config";
-import { budgetFor, storesFor } from "../wiring";
+import { budgetFor, metricaFor, storesFor } from "../wiring";
 import { renderMessagePage } from "./bitrix-tab-page";
 
 /** Placement and install forms are a few hundred bytes; 16 KiB stops abuse before anything is read. */
@@ -58,7 +58,7 @@ export async function appContext(c: Context<AppEnv>, memberId: string) {
   const userClient = (authId: string) => userClientFor(origin, authId, config.BITRIX_TIMEOUT_MS, budget);
   c.set("log", c.get("log").child({ portal: config.portal }));
   // What the report says of the loop (issue #25): the deals sent to CoMagic and Metrica's conversions, when each is on.
-  const loop = { deals: config.COMAGIC_DEALS ? dealJournal : null, conversions: config.METRICA_COUNTER_ID ? conversions : null };
+  const loop = { deals: config.COMAGIC_DEALS ? dealJournal : null, conversions: metricaFor(config) ? conversions : null };
   return { config, app, origin, installs, attribution, callGuard, journeys, visitors, crmModeCache, loop, appClient, userClient, kv: c.env.COMAGIC_CACHE };
 }
 export type AppContext = Awaited<ReturnType<typeof appContext>>;

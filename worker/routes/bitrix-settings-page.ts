@@ -1,11 +1,11 @@
 /*
- * The settings page's HTML: a checklist of five steps, each with its state, its settings and its check, rendered on
+ * The settings page's HTML: a checklist of six steps, each with its state, its settings and its check, rendered on
  * the server (hono/html escapes every value). The one script copies, checks and saves with the settings token in
  * POST bodies; a renewed token comes back in X-Settings-Token. Labels wrap their fields and every action is a
  * button, so the page works by keyboard.
  */
 import { html, raw } from "hono/html";
-import type { Funnel, Managers, Platform } from "../bitrix-app/settings";
+import type { Funnel, LeadStatus, Managers, Platform } from "../bitrix-app/settings";
 import type { CrmMode } from "../domain/crm-entity";
 import { LOCALES, type Language } from "../i18n";
 import { settingsMessages } from "../i18n/settings";
@@ -37,17 +37,32 @@ export interface SettingsView {
   funnels: Funnel[] | null;
   /** The CoMagic fields on leads and deals: how many there are, and which this opening had to make again. */
   fields: { present: number; remade: string[] } | null;
+  /** Closing the loop (issue #25): what is on, and what the deal journal says. */
+  loop: {
+    /** COMAGIC_DEALS. */
+    dealsOn: boolean;
+    /** The deal journal's counts (storage/deal-journal.ts summary); null when it cannot be read. */
+    deals: { sent: number; waiting: number; rejected: number; notLinked: number } | null;
+    /** The portal's lead statuses in progress; null (a portal without leads, or not read): the status is typed. */
+    leadStatuses: LeadStatus[] | null;
+    /** Without leads a deal made is the "qualified" moment, and no lead status is asked for. */
+    withoutLeads: boolean;
+    metricaOn: boolean;
+    ga4On: boolean;
+  };
 }
 
 const STYLE = raw(`
 body{font:13px/1.45 "Helvetica Neue",Arial,sans-serif;color:#333;margin:0;padding:16px 20px;background:#fff;max-width:980px}
 h1{font-size:18px;margin:0 0 6px}h2{font-size:15px;margin:0 0 8px;display:flex;gap:10px;align-items:center}
 section{border:1px solid #dfe3e6;border-radius:4px;padding:12px 14px;margin:12px 0}
+h3{font-size:13px;margin:14px 0 4px;display:flex;gap:8px;align-items:baseline}
 label{display:block;margin:8px 0 0;color:#525c69;font-size:12px}label input,label select,textarea{display:block;width:100%;box-sizing:border-box;font:13px Arial;padding:5px;margin-top:3px;color:#333}
 textarea{height:7.5em;font:12px monospace}code{word-break:break-all;background:#f5f7f8;padding:2px 4px}
 .state{font-size:11px;border-radius:10px;padding:1px 8px;color:#fff;background:#a8adb4}.state.done{background:#9dcf00}.state.todo{background:#ffa900}
 .row{display:flex;gap:10px}.row>label{flex:1}.actions{display:flex;gap:8px;align-items:center;margin-top:10px;flex-wrap:wrap}
 button{background:#3bc8f5;border:0;border-radius:2px;color:#fff;font:bold 13px Arial;padding:7px 14px;cursor:pointer}button.secondary{background:#eef2f4;color:#333}
+#step-loop p{margin:4px 0}#step-loop h3{margin-top:12px}h3 .meta{font-weight:normal}label.check{display:flex;gap:6px;align-items:center;color:#333;font-size:13px}label.check input{width:auto;margin:0}
 button:focus-visible,input:focus-visible,select:focus-visible{outline:2px solid #2067b0;outline-offset:1px}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eef2f4;padding:4px 6px;text-align:left;vertical-align:middle}th{color:#525c69;font-weight:normal;font-size:12px}
 td select{font:13px Arial;padding:4px}
@@ -65,7 +80,7 @@ const token = document.getElementById("token");
 const keep = (res) => { const renewed = res.headers.get("x-settings-token"); if (renewed) token.value = renewed; };
 const fields = () => {
   const settings = {};
-  document.querySelectorAll("[data-setting]").forEach((el) => { settings[el.name] = el.value; });
+  document.querySelectorAll("[data-setting]").forEach((el) => { settings[el.name] = el.type === "checkbox" ? String(el.checked) : el.value; });
   const platform = document.getElementById("platform");
   const table = document.getElementById("managers");
   const employees = table ? [...table.querySelectorAll("select[data-employee]")].filter((el) => el.value).map((el) => ({ employeeId: el.dataset.employee, userId: el.value })) : undefined;
@@ -154,6 +169,40 @@ export function renderSettingsPage(view: SettingsView, tokens: { settings: strin
       )}</select></label></div>`
     : "";
   const notificationState = view.lastNotificationAt ? "done" : view.notificationUrl ? "waiting" : "todo";
+  const { loop } = view;
+  const onOff = (on: boolean, offHint: string) => html`<span class="meta">${on ? m.loop.on : offHint}</span>`;
+  // The statuses read from the portal are offered; a saved one no longer among them is kept as it is.
+  const savedStatus = view.values.QUALIFIED_LEAD_STATUS ?? "";
+  const statuses = loop.leadStatuses && [...loop.leadStatuses, ...(savedStatus && !loop.leadStatuses.some((s) => s.id === savedStatus) ? [{ id: savedStatus, name: savedStatus }] : [])];
+  const statusChoice = loop.withoutLeads
+    ? ""
+    : statuses?.length
+      ? html`<label>${m.loop.metrica.status}<select data-setting name="QUALIFIED_LEAD_STATUS" id="QUALIFIED_LEAD_STATUS"${disabled}><option value="">${m.loop.metrica.noStatus}</option>${join(
+          statuses.map((s) => html`<option value="${s.id}"${s.id === savedStatus ? raw(" selected") : ""}>${s.name}</option>`),
+        )}</select></label>`
+      : input("QUALIFIED_LEAD_STATUS", m.loop.metrica.status, "text", "IN_PROCESS");
+  const journal = loop.deals
+    ? html`<p class="meta" id="deal-journal">${m.loop.deals.journal(loop.deals.sent, loop.deals.waiting, loop.deals.rejected)}${loop.deals.notLinked ? ` ${m.loop.deals.notLinked(loop.deals.notLinked)}` : ""}</p>`
+    : "";
+  const loopStep = html`<section id="step-loop"><h2>${m.loop.title} ${state(loop.dealsOn ? "done" : "todo")}</h2>
+<p class="meta">${m.loop.how}</p>
+<h3>${m.loop.deals.title}</h3>
+<p class="meta">${m.funnels.how} ${m.loop.deals.twice}</p>
+${
+  view.comagicReady
+    ? html`<div class="actions"><button type="button" class="secondary" id="make-funnels">${m.funnels.make}</button><span class="answer" id="funnels-answer" role="status" data-busy="${m.checking}" data-failed="${m.failed}"></span></div>`
+    : html`<p class="meta" id="funnels-later">${m.loop.deals.connectFirst}</p>`
+}
+<div class="row"><label class="check"><input type="checkbox" data-setting name="COMAGIC_DEALS" id="COMAGIC_DEALS"${loop.dealsOn ? raw(" checked") : ""}${disabled}>${m.loop.deals.send}</label>${input("COMAGIC_CURRENCY", m.loop.deals.currency, "text", "RUB")}</div>
+${journal}
+<h3>${m.loop.metrica.title} ${onOff(loop.metricaOn, m.loop.metrica.offHint)}</h3>
+<p class="meta">${m.loop.metrica.how} ${loop.withoutLeads ? m.loop.metrica.qualifiedWithoutLeads : m.loop.metrica.qualified} ${m.loop.metrica.won} ${m.loop.metrica.goals}</p>
+<div class="row">${input("METRICA_COUNTER_ID", m.loop.metrica.counter, "text", "12345678")}${secret("METRICA_TOKEN", m.loop.metrica.token)}</div>
+<div class="row">${input("METRICA_GOAL_QUALIFIED", m.loop.metrica.goalQualified, "text", "crm_qualified")}${input("METRICA_GOAL_WON", m.loop.metrica.goalWon, "text", "crm_won")}${statusChoice}</div>
+<h3>${m.loop.ga4.title} ${onOff(loop.ga4On, m.loop.ga4.offHint)}</h3>
+<p class="meta">${m.loop.ga4.how}</p>
+<div class="row">${input("GA4_MEASUREMENT_ID", m.loop.ga4.measurementId, "text", "G-XXXXXXXXXX")}${secret("GA4_API_SECRET", m.loop.ga4.apiSecret)}${input("GA4_EVENT_QUALIFIED", m.loop.ga4.eventQualified, "text", "crm_qualified")}${input("GA4_EVENT_WON", m.loop.ga4.eventWon, "text", "crm_won")}</div>
+<p class="meta">${m.loop.ga4.check}</p></section>`;
   const crmState = view.unfilled && view.unfilled.length === 0 ? "done" : "todo";
   const page = html`<!doctype html><html lang="${view.language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${m.title}</title><style nonce="${nonce}">${STYLE}</style>
 <script src="${BX24_LIBRARY}" id="bx24" nonce="${nonce}" async></script></head><body>
@@ -202,12 +251,7 @@ ${view.funnels ? funnelChoice : ""}
     (["ru", "en"] as const).map((l) => html`<option value="${l}"${(view.values.CRM_LANGUAGE || "ru") === l ? raw(" selected") : ""}>${l === "ru" ? "Русский" : "English"}</option>`),
   )}</select></label></section>
 
-${
-  view.comagicReady
-    ? html`<section id="step-funnels"><h2>${m.funnels.title}</h2><p class="meta">${m.funnels.how}</p>
-<div class="actions"><button type="button" class="secondary" id="make-funnels">${m.funnels.make}</button><span class="answer" id="funnels-answer" role="status" data-busy="${m.checking}" data-failed="${m.failed}"></span></div></section>`
-    : ""
-}
+${loopStep}
 
 ${view.editable ? html`<div class="actions"><button type="button" id="save">${m.save}</button><span class="answer" id="save-answer" role="status" data-busy="${m.saving}" data-failed="${m.failed}"></span></div>` : ""}
 <script nonce="${nonce}">${SCRIPT}</script></body></html>`;

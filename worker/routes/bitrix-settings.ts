@@ -3,7 +3,8 @@
  * menu or Applications) opens it for an administrator (routes/bitrix-report.ts `/app`), with a signed settings
  * token that its actions post back (saving, checking the CoMagic account, checking a page of the site). The token
  * is the report's kind with purpose "settings" (bitrix-app/report.ts): in POST bodies only, an hour at most, the
- * user's administrator rights confirmed again with Bitrix24 every five minutes.
+ * user's administrator rights confirmed again with Bitrix24 every five minutes. Saving a changed GA4 setting asks
+ * Google's validation server first (the one outside call a save makes).
  */
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
@@ -16,9 +17,12 @@ import { unfilledRequiredFields } from "../bitrix/required-fields";
 import { type ReportClaims, signReportToken } from "../bitrix-app/report";
 import {
   checkComagic,
+  checkGa4,
   checkRefusal,
   type FunnelReport,
+  ga4CheckOf,
   loadFunnels,
+  loadLeadStatuses,
   loadManagers,
   makeSalesFunnels,
   PAGE_SECRETS,
@@ -40,7 +44,7 @@ import { errorMessage } from "../log";
 import { savePortal } from "../portal-config";
 import { d1PortalActivity } from "../storage/portal-activity";
 import { d1PortalSettings } from "../storage/portal-settings";
-import { cacheFor, dataApiClientFor, memoryTokenStore } from "../wiring";
+import { cacheFor, dataApiClientFor, ga4For, memoryTokenStore, metricaFor, storesFor } from "../wiring";
 import { employeeMap } from "../domain/employee-match";
 import { limitBody } from "./body-limit";
 import { type AppContext, APP_MAX_BYTES, appPageHeaders, htmlError, pageSession } from "./bitrix-app-context";
@@ -88,6 +92,10 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
   // The install made the CoMagic fields; one deleted since is made again here, where an administrator is looking.
   const fields = await ensureCrmUserFields(client).catch(() => null);
   const unfilled = mode ? await unfilledRequiredFields(client, mode, config.REQUIRED_FIELD_DEFAULTS ?? {}).catch(() => null) : null;
+  // A portal with leads chooses the status that makes one "qualified" among its own (one crm.status.list).
+  const leadStatuses = mode === "classic" ? await loadLeadStatuses(client).catch(() => null) : null;
+  const { dealJournal } = storesFor(c.env, config.portal);
+  const deals = dealJournal ? await dealJournal.summary().catch(() => null) : null;
   const activity = c.env.DB
     ? await d1PortalActivity(c.env.DB, config.portal)
         .summary(new Date())
@@ -124,6 +132,14 @@ async function settingsView(c: Context<AppEnv>, ctx: AppContext, install: AppIns
     managers,
     funnels,
     fields: fields ? { present: fields.existing.length + fields.created.length, remade: fields.created } : null,
+    loop: {
+      dealsOn: config.COMAGIC_DEALS,
+      deals,
+      leadStatuses: leadStatuses?.length ? leadStatuses : null,
+      withoutLeads: mode === "simple",
+      metricaOn: metricaFor(config) !== null,
+      ga4On: ga4For(config) !== null,
+    },
   };
 }
 
@@ -178,6 +194,13 @@ bitrixSettingsRoute.post("/settings/save", async (c) => {
     const map = employeeMap(body.data.employees);
     if (!map.ok) return c.json({ ok: false, message: m.problems, problems: [{ setting: "COMAGIC_EMPLOYEES", problem: m.managers.twice(map.userId) }] }, 400);
     change.COMAGIC_EMPLOYEES = Object.keys(map.map).length ? JSON.stringify(map.map) : null;
+  }
+  // GA4 answers 2xx to anything it will drop (FACTS-loop §4): a changed setting is tried on its validation server first.
+  const ga4 = ga4CheckOf(change, ctx.config);
+  if (ga4) {
+    const problems = await checkGa4(ga4, { baseUrl: ctx.config.GA4_API_URL, now: Date.now() }, m);
+    c.get("log").info("settings.ga4_checked", { memberId: claims.memberId, ok: problems.length === 0 });
+    if (problems.length) return c.json({ ok: false, message: m.problems, problems }, 400);
   }
   // Another account (or its employees) may be saved: the page reads them again.
   await cacheFor(c.env, ctx.config.portal)?.delete("settings-employees:v1");

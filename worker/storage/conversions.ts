@@ -24,6 +24,8 @@ export interface ConversionMoment {
 export interface WaitingConversion extends ConversionMoment {
   /** The DateTime (Unix seconds) an earlier try fixed, or null. */
   dateTime: number | null;
+  /** When the moment was seen (the sync or the look that found it): how long it has waited to go. */
+  recordedAt: string;
 }
 
 export interface UploadRecord {
@@ -49,7 +51,7 @@ export interface DayOutcome {
 
 export interface ConversionStore {
   /** New moments wait to be sent; a moment already known (by key) is left as it is: each goes out once. */
-  add(destination: Destination, moments: readonly ConversionMoment[]): Promise<number>;
+  add(destination: Destination, moments: readonly ConversionMoment[], recordedAt: Date): Promise<number>;
   waiting(destination: Destination, limit: number): Promise<WaitingConversion[]>;
   fix(destination: Destination, dateTimes: ReadonlyMap<string, number>): Promise<void>;
   settle(destination: Destination, keys: readonly string[], state: Exclude<ConversionState, "waiting">, at: Date, detail?: { uploadId?: string; reason?: string }): Promise<void>;
@@ -63,18 +65,18 @@ export interface ConversionStore {
 const utcDay = (at: Date) => at.toISOString().slice(0, 10);
 const FINAL = ["PROCESSED", "LINKAGE_FAILURE"];
 
-type Row = { key: string; goal: ConversionGoal; visitor_ref: string; at: string; revenue: number | null; currency: string | null; date_time: number | null };
+type Row = { key: string; goal: ConversionGoal; visitor_ref: string; at: string; revenue: number | null; currency: string | null; date_time: number | null; recorded_at: string | null };
 
 export function d1ConversionStore(db: D1Database, portal: string): ConversionStore {
   return {
-    async add(destination, moments) {
+    async add(destination, moments, recordedAt) {
       if (moments.length === 0) return 0;
       await ensureSchema(db);
       const results = await db.batch(
         moments.map((m) =>
           db
-            .prepare("INSERT OR IGNORE INTO conversions (portal, destination, key, goal, visitor_ref, at, revenue, currency, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting')")
-            .bind(portal, destination, m.key, m.goal, m.visitorRef, m.at.toISOString(), m.revenue?.amount ?? null, m.revenue?.currency ?? null),
+            .prepare("INSERT OR IGNORE INTO conversions (portal, destination, key, goal, visitor_ref, at, revenue, currency, state, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)")
+            .bind(portal, destination, m.key, m.goal, m.visitorRef, m.at.toISOString(), m.revenue?.amount ?? null, m.revenue?.currency ?? null, recordedAt.toISOString()),
         ),
       );
       return results.reduce((n, r) => n + (r.meta.changes ?? 0), 0);
@@ -82,7 +84,9 @@ export function d1ConversionStore(db: D1Database, portal: string): ConversionSto
     async waiting(destination, limit) {
       await ensureSchema(db);
       const { results } = await db
-        .prepare("SELECT key, goal, visitor_ref, at, revenue, currency, date_time FROM conversions WHERE portal = ? AND destination = ? AND state = 'waiting' ORDER BY at LIMIT ?")
+        .prepare(
+          "SELECT key, goal, visitor_ref, at, revenue, currency, date_time, recorded_at FROM conversions WHERE portal = ? AND destination = ? AND state = 'waiting' ORDER BY recorded_at, at LIMIT ?",
+        )
         .bind(portal, destination, limit)
         .all<Row>();
       return results.map((r) => ({
@@ -92,6 +96,7 @@ export function d1ConversionStore(db: D1Database, portal: string): ConversionSto
         at: new Date(r.at),
         revenue: r.revenue !== null && r.currency ? { amount: r.revenue, currency: r.currency } : null,
         dateTime: r.date_time,
+        recordedAt: r.recorded_at ?? r.at,
       }));
     },
     async fix(destination, dateTimes) {
@@ -168,4 +173,48 @@ export function d1ConversionStore(db: D1Database, portal: string): ConversionSto
       return [...byDay.values()].sort((a, b) => b.day.localeCompare(a.day));
     },
   };
+}
+
+/** One portal's outcomes per destination, newest day first; a destination with nothing settled has no entry. */
+export type PortalOutcomes = Partial<Record<Destination, DayOutcome[]>>;
+
+/**
+ * What became of every portal's conversions, or only `portal`'s, per destination and UTC day from `since`'s day on:
+ * the figures `outcomes()` gives, for all portals in one batch of two statements (the agency page's read).
+ */
+export async function outcomesByPortal(db: D1Database, since: Date, portal?: string): Promise<Map<string, PortalOutcomes>> {
+  await ensureSchema(db);
+  const onePortal = portal === undefined ? "" : "AND portal = ?2";
+  const bound = (sql: string) => (portal === undefined ? db.prepare(sql).bind(utcDay(since)) : db.prepare(sql).bind(utcDay(since), portal));
+  type Row = { portal: string; destination?: string; day: string; state?: string; n?: number; linked?: number; not_linked?: number; processing?: number };
+  const [states, uploads] = await db.batch<Row>([
+    bound(`SELECT portal, destination, day, state, COUNT(*) AS n FROM conversions WHERE day >= ?1 ${onePortal} GROUP BY portal, destination, day, state`),
+    bound(
+      `SELECT portal, day, SUM(COALESCE(linked, 0)) AS linked, SUM(COALESCE(not_linked, 0)) AS not_linked,
+         SUM(CASE WHEN status IN ('PROCESSED', 'LINKAGE_FAILURE') THEN 0 ELSE 1 END) AS processing
+       FROM metrica_uploads WHERE day >= ?1 ${onePortal} GROUP BY portal, day`,
+    ),
+  ]);
+  const byPortal = new Map<string, PortalOutcomes>();
+  const of = (p: string, destination: Destination, day: string): DayOutcome => {
+    const outcomes = byPortal.get(p) ?? {};
+    byPortal.set(p, outcomes);
+    const days = outcomes[destination] ?? [];
+    outcomes[destination] = days;
+    let outcome = days.find((o) => o.day === day);
+    if (!outcome) {
+      outcome = { day, sent: 0, tooOld: 0, noVisitor: 0, failed: 0, linked: 0, notLinked: 0, processing: 0 };
+      days.push(outcome);
+    }
+    return outcome;
+  };
+  const column: Record<string, "sent" | "tooOld" | "noVisitor" | "failed"> = { sent: "sent", too_old: "tooOld", no_visitor: "noVisitor", failed: "failed" };
+  for (const r of states?.results ?? []) {
+    const name = column[r.state ?? ""];
+    if (name && (r.destination === "metrica" || r.destination === "ga4")) of(r.portal, r.destination, r.day)[name] += r.n ?? 0;
+  }
+  // Only Metrica says what linked, as in outcomes().
+  for (const r of uploads?.results ?? []) Object.assign(of(r.portal, "metrica", r.day), { linked: r.linked ?? 0, notLinked: r.not_linked ?? 0, processing: r.processing ?? 0 });
+  for (const outcomes of byPortal.values()) for (const days of Object.values(outcomes)) days.sort((a, b) => b.day.localeCompare(a.day));
+  return byPortal;
 }

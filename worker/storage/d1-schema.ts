@@ -57,8 +57,12 @@ const SCHEMA = [
   // Offline conversions (Metrica, GA4): each one once per destination, its DateTime fixed at the first try, and what became of it.
   `CREATE TABLE IF NOT EXISTS conversions (
      portal TEXT NOT NULL, destination TEXT NOT NULL, key TEXT NOT NULL, goal TEXT NOT NULL, visitor_ref TEXT NOT NULL, at TEXT NOT NULL, revenue REAL, currency TEXT,
-     date_time INTEGER, state TEXT NOT NULL, reason TEXT, upload_id TEXT, day TEXT, PRIMARY KEY (portal, destination, key))`,
+     date_time INTEGER, state TEXT NOT NULL, reason TEXT, upload_id TEXT, day TEXT, recorded_at TEXT, PRIMARY KEY (portal, destination, key))`,
   `CREATE INDEX IF NOT EXISTS conversions_waiting ON conversions (portal, destination, state)`,
+  `CREATE INDEX IF NOT EXISTS conversions_day ON conversions (portal, destination, day)`,
+  // The CoMagic communication each lead or deal came from (ledger ref), as its call record named it: the deal loop links by it.
+  `CREATE TABLE IF NOT EXISTS crm_communications (
+     portal TEXT NOT NULL, ref TEXT NOT NULL, communication_id INTEGER NOT NULL, communication_type TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (portal, ref))`,
   // Website forms sent to CoMagic as offline messages (COMAGIC_FORMS, issue #25 §2): each once, by its ledger key.
   `CREATE TABLE IF NOT EXISTS form_uploads (
      portal TEXT NOT NULL, key TEXT NOT NULL, message TEXT NOT NULL, state TEXT NOT NULL, comagic_id INTEGER, reason TEXT, created_at TEXT NOT NULL,
@@ -85,6 +89,7 @@ export const PORTAL_TABLES = [
   "conversions",
   "metrica_uploads",
   "form_uploads",
+  "crm_communications",
 ] as const;
 
 /**

@@ -145,3 +145,37 @@ export function d1DealJournal(db: D1Database, portal: string): DealJournalStore 
     },
   };
 }
+
+/** A portal's deals by state, and those sent whose communication was too old to link: what `summary()` answers. */
+export type DealSummary = Record<DealState, number> & { notLinked: number };
+
+const NOT_LINKED: DealFlag = "communication_older_than_30_days";
+
+/**
+ * Every portal's deal summary, or only `portal`'s, in one statement: the agency page reads all its portals' at once
+ * instead of a `summary()` each. A portal with no deal in the journal has no entry.
+ */
+export async function dealSummaries(db: D1Database, portal?: string): Promise<Map<string, DealSummary>> {
+  await ensureSchema(db);
+  const statement = db.prepare(
+    `SELECT portal, state, COUNT(*) AS n, SUM(CASE WHEN flags LIKE '%' || ?1 || '%' THEN 1 ELSE 0 END) AS old
+     FROM deal_journal ${portal === undefined ? "" : "WHERE portal = ?2"} GROUP BY portal, state`,
+  );
+  const { results } = await (portal === undefined ? statement.bind(NOT_LINKED) : statement.bind(NOT_LINKED, portal)).all<{
+    portal: string;
+    state: string;
+    n: number;
+    old: number | null;
+  }>();
+  const summaries = new Map<string, DealSummary>();
+  for (const r of results) {
+    let counts = summaries.get(r.portal);
+    if (!counts) {
+      counts = { waiting: 0, sent: 0, rejected: 0, gone: 0, notLinked: 0 };
+      summaries.set(r.portal, counts);
+    }
+    if (r.state === "waiting" || r.state === "sent" || r.state === "rejected" || r.state === "gone") counts[r.state] = r.n;
+    counts.notLinked += r.old ?? 0;
+  }
+  return summaries;
+}

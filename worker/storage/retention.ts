@@ -37,6 +37,8 @@ const HISTORY = [
   { table: "metrica_uploads", dated: "created_at", keep: "report" },
   // A form is sent within minutes, or its lead never came: the ledger's span is plenty.
   { table: "form_uploads", dated: "created_at", keep: "ledger" },
+  // A communication older than 30 days before its deal is not linked anyway (FACTS-loop §1.5).
+  { table: "crm_communications", dated: "at", keep: "ledger" },
 ] as const;
 
 /** Whether a cron run at `now` is the day's one that prunes the history: the first run of the UTC day (crons run at least every 5 minutes). */
