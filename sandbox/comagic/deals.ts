@@ -162,6 +162,8 @@ export interface DealsSandboxOptions {
 export function createDealsSandbox(options: DealsSandboxOptions) {
   let settings: DealsSettings = { ...DEFAULTS };
   const funnels = new Map<string, Funnel>();
+  /** §1.3, §1.4: employees made with create.deal_employees; a deal's employee_ext_id names one of them. */
+  const employees = new Map<string, string>();
   const deals = new Map<string, StoredDeal>();
   const stats = { uploads: 0, records: 0, rejectedUploads: 0, lastRejection: null as null | { mnemonic: string; field: unknown } };
 
@@ -286,6 +288,9 @@ export function createDealsSandbox(options: DealsSandboxOptions) {
     for (const name of ["employee_ext_id", "lead_ext_id", "company_ext_id", "comments", "source", "main_contact_ext_id"]) {
       if (r[name] !== undefined && r[name] !== null && typeof r[name] !== "string") throw wrongType(`deals.${name}`);
     }
+    // §1.4 employee_ext_id "from create.deal_employees": whether CoMagic refuses an unknown one is not written
+    // (§1.4 [UNCERTAIN] on mnemonics); the sandbox does, as for an unknown funnel or stage (§6.2).
+    if (typeof r.employee_ext_id === "string" && !employees.has(r.employee_ext_id)) throw notFound("deals.employee_ext_id");
     // §1.4, §6.2: contact_ext_ids and main_contact_ext_id need each other; the main one is one of the list.
     if (r.contact_ext_ids !== undefined && !Array.isArray(r.contact_ext_ids)) throw wrongType("deals.contact_ext_ids");
     if (r.contact_ext_ids !== undefined && r.main_contact_ext_id === undefined) throw missed("deals.main_contact_ext_id");
@@ -423,7 +428,18 @@ export function createDealsSandbox(options: DealsSandboxOptions) {
     return { data, metadata: { total_items: rows.length } };
   }
 
+  /** §1.3 `create.deal_employees {ext_id*, name*}` → `{ext_id}`, one per call; made twice is duplicate_entity (as funnels, §6.7). */
+  function createEmployee(params: Params) {
+    checkParams(params, ["access_token", "user_id", "ext_id", "name"]);
+    const extId = requiredString(params, "ext_id");
+    const name = requiredString(params, "name");
+    if (employees.has(extId)) throw duplicate("ext_id");
+    employees.set(extId, name);
+    return { data: { ext_id: extId }, metadata: {} };
+  }
+
   const METHODS: Record<string, (params: Params) => { data: unknown; metadata: Record<string, unknown> }> = {
+    "create.deal_employees": createEmployee,
     "create.sales_funnel": createFunnel,
     "create.sales_funnel_stages": createStage,
     "get.sales_funnel": getFunnels,
@@ -439,7 +455,7 @@ export function createDealsSandbox(options: DealsSandboxOptions) {
 
   const control = new Hono();
   /** What was uploaded, as CoMagic holds it (with the sandbox-only `not_linked_reason`). */
-  control.get("/_sandbox/comagic/deals", (c) => c.json({ deals: [...deals.values()], funnels: [...funnels.values()], stats, settings }));
+  control.get("/_sandbox/comagic/deals", (c) => c.json({ deals: [...deals.values()], funnels: [...funnels.values()], employees: Object.fromEntries(employees), stats, settings }));
   control.get("/_sandbox/comagic/deals/:extId", (c) => {
     const deal = deals.get(c.req.param("extId"));
     return deal ? c.json(deal) : c.json({ error: "no such deal" }, 404);
@@ -475,6 +491,7 @@ export function createDealsSandbox(options: DealsSandboxOptions) {
       settings = { ...DEFAULTS };
       funnels.clear();
       deals.clear();
+      employees.clear();
       Object.assign(stats, { uploads: 0, records: 0, rejectedUploads: 0, lastRejection: null });
     },
   };

@@ -70,6 +70,7 @@ describe("retention", () => {
         .prepare("INSERT INTO metrica_uploads (portal, upload_id, day, rows, status, created_at) VALUES (?, '1', 'd', 1, 'PROCESSED', ?), (?, '2', 'd', 1, 'PROCESSED', ?)")
         .bind(portal, ago(401), portal, ago(91)),
       db.prepare("INSERT INTO form_uploads (portal, key, message, state, created_at) VALUES (?, 'form-1', '{}', 'sent', ?), (?, 'form-2', '{}', 'sent', ?)").bind(portal, ago(91), portal, ago(89)),
+      db.prepare("INSERT INTO crm_communications (portal, ref, communication_id, communication_type, at) VALUES (?, '1', 1, 'call', ?), (?, '2', 2, 'call', ?)").bind(portal, ago(91), portal, ago(89)),
     ]);
     const tables = ["applied_events", "contact_keys", "crm_visitors", "attribution_touches", "ad_costs", "deal_journal", "conversions", "metrica_uploads", "form_uploads", "crm_communications"];
     // A run later in the day leaves the history alone.

@@ -320,3 +320,15 @@ describe("worker/comagic/deals-upload.ts against the sandbox (FACTS-loop §1.2, 
     expect(await ensureSalesFunnel(api, grown)).toEqual({ status: "updated", addedStages: ["INVOICE"] });
   });
 });
+
+describe('a deal\'s employee (FACTS-loop §1.3, §1.4 employee_ext_id "from create.deal_employees")', () => {
+  it("refuses a deal naming an employee not made with create.deal_employees, takes it once made, and refuses making one twice", async () => {
+    const s = await sandbox();
+    await s.call("create.sales_funnel", FUNNEL);
+    const deal = record("1", "NEW", s.at(-DAY), s.at(-DAY), { employee_ext_id: "7" });
+    expect(mnemonic(await s.call("upload.deals_history", { deals: [deal] }))).toBe("entity_not_found");
+    expect((await s.call("create.deal_employees", { ext_id: "7", name: "Maria Sales" })).result?.data).toEqual({ ext_id: "7" });
+    expect(mnemonic(await s.call("create.deal_employees", { ext_id: "7", name: "Maria Sales" }))).toBe("duplicate_entity");
+    expect((await s.call("upload.deals_history", { deals: [deal] })).error).toBeUndefined();
+  });
+});

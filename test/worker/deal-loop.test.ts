@@ -22,6 +22,7 @@ import { admin, bitrixCall, comagicStats, comagicTime, deadLetterWhere, makeCall
 
 type CoMagicDeal = {
   ext_id: string;
+  employee_ext_id: string | null;
   stage_ext_id: string;
   revenue: number | null;
   closed_date_time: string | null;
@@ -45,7 +46,7 @@ async function comagicDeal(dealId: string | number): Promise<CoMagicDeal | null>
   return res.ok ? ((await res.json()) as CoMagicDeal) : null;
 }
 
-async function comagicDeals(): Promise<{ deals: CoMagicDeal[]; stats: { rejectedUploads: number } }> {
+async function comagicDeals(): Promise<{ deals: CoMagicDeal[]; employees: Record<string, string>; stats: { rejectedUploads: number } }> {
   return (await sandbox("/_sandbox/comagic/deals")).json();
 }
 
@@ -106,7 +107,7 @@ describe("deals into CoMagic's end-to-end analytics", () => {
   let wonDeal = "";
 
   it("sends a call's deal won in dollars on a rouble account as one CoMagic deal: revenue converted, linked to the call, stages in order", async () => {
-    wonDeal = await dealFrom(callLead, { OPPORTUNITY: "1000", CURRENCY_ID: "USD" }, new Date(Date.now() - 3_600_000));
+    wonDeal = await dealFrom(callLead, { OPPORTUNITY: "1000", CURRENCY_ID: "USD", ASSIGNED_BY_ID: "2" }, new Date(Date.now() - 3_600_000));
     await bitrixCall("crm.deal.update", { id: wonDeal, fields: { STAGE_ID: "PREPARATION" } });
     await bitrixCall("crm.deal.update", { id: wonDeal, fields: { STAGE_ID: "WON" } });
     await tick();
@@ -121,8 +122,11 @@ describe("deals into CoMagic's end-to-end analytics", () => {
     const times = deal?.history.map((h) => h.modified_stage_date_time) ?? [];
     expect([...times].sort()).toEqual(times);
     // The funnel was made from the portal's pipeline before the first deal (§1.2).
-    const { deals } = await comagicDeals();
+    const { deals, employees } = await comagicDeals();
     expect(deals.filter((d) => d.ext_id === wonDeal)).toHaveLength(1);
+    // Its responsible is a CoMagic employee made first (§1.3 create.deal_employees), named as in Bitrix24.
+    expect(deal?.employee_ext_id).toBe("2");
+    expect(employees).toMatchObject({ "2": "Maria Sales" });
   });
 
   it("changes nothing in CoMagic for a late, out-of-order stage event or a repeated one", async () => {

@@ -115,3 +115,25 @@ export async function ensureSalesFunnel(client: CoMagicRpcClient, funnel: SalesF
   }
   return { status: "updated", addedStages: added };
 }
+
+/**
+ * Makes the CoMagic employees deals will name (§1.3 `create.deal_employees`, one per call: a point each, once per
+ * employee): §1.4's employee_ext_id is "from create.deal_employees". One CoMagic already has (`duplicate_entity`) is
+ * as good as made. Returns the ids CoMagic has now; one it refused is left out, so its deals go without an employee.
+ */
+export async function ensureEmployees(client: CoMagicRpcClient, employees: readonly { extId: string; name: string }[]): Promise<{ made: string[]; refused: { extId: string; mnemonic: string }[] }> {
+  const made: string[] = [];
+  const refused: { extId: string; mnemonic: string }[] = [];
+  for (const employee of employees) {
+    try {
+      await client.call("create.deal_employees", { ext_id: employee.extId, name: employee.name });
+      made.push(employee.extId);
+    } catch (error) {
+      if (!(error instanceof CoMagicError)) throw error;
+      if (error.mnemonic === "duplicate_entity") made.push(employee.extId);
+      else if (RECORD_REFUSALS.has(error.mnemonic)) refused.push({ extId: employee.extId, mnemonic: error.mnemonic });
+      else throw error;
+    }
+  }
+  return { made, refused };
+}

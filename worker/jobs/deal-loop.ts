@@ -15,7 +15,7 @@ import { readCurrencyRates } from "../bitrix/currencies";
 import { loadPipelines } from "../bitrix/pipelines";
 import { readStageHistories } from "../bitrix/stage-history";
 import type { CoMagicRpcClient } from "../comagic/data-api";
-import { DEAL_BATCH_SIZE, ensureSalesFunnel, uploadDeals, type DealUpload } from "../comagic/deals-upload";
+import { DEAL_BATCH_SIZE, ensureEmployees, ensureSalesFunnel, uploadDeals, type DealUpload } from "../comagic/deals-upload";
 import { fetchCommunicationsOf, type CommunicationOf } from "../comagic/communications";
 import { parseComagicDateTime } from "../domain/comagic-time";
 import { ledgerRef } from "../domain/crm-entity";
@@ -138,6 +138,39 @@ async function funnelsFor(deps: DealLoopDeps, categories: ReadonlySet<string>): 
   return { funnels, calls, notConnected: false };
 }
 
+const SYNC_STATE_EMPLOYEES = "deals.employees";
+const userRows = z.array(z.object({ ID: idText, NAME: z.string().nullish(), LAST_NAME: z.string().nullish() }).loose());
+
+/**
+ * The deals' responsible users as CoMagic employees (§1.3): those not made yet are read from Bitrix24 (their names,
+ * one `batch`) and made in CoMagic, once each; what CoMagic has is kept in `sync_state`.
+ */
+async function employeesFor(deps: DealLoopDeps, userIds: readonly string[]): Promise<{ known: Set<string>; calls: number }> {
+  const known = new Set(
+    await deps.state.get(SYNC_STATE_EMPLOYEES).then((raw) => {
+      try {
+        return z.array(z.string()).parse(JSON.parse(raw ?? "[]"));
+      } catch {
+        return [];
+      }
+    }),
+  );
+  const fresh = [...new Set(userIds)].filter((id) => !known.has(id));
+  if (fresh.length === 0) return { known, calls: 0 };
+  const batch = batchBuilder();
+  const handles = fresh.slice(0, 50).map((id) => [id, batch.add("user", { method: "user.get", params: { ID: id } }, userRows)] as const);
+  const answers = await batch.send(deps.bitrix, { readOnly: true });
+  const named = handles.map(([id, handle]) => {
+    const user = answers.failure(handle) ? undefined : answers.required(handle)[0];
+    return { extId: id, name: [user?.NAME, user?.LAST_NAME].filter(Boolean).join(" ") || `Bitrix24 user ${id}` };
+  });
+  const { made, refused } = await ensureEmployees(deps.dataApi, named);
+  for (const r of refused) deps.log.warn("deals.employee_refused", { userId: r.extId, mnemonic: r.mnemonic });
+  for (const id of made) known.add(id);
+  await deps.state.set(SYNC_STATE_EMPLOYEES, JSON.stringify([...known]));
+  return { known, calls: named.length };
+}
+
 /** The communication each new deal came from: its lead's (or its own) first event in the ledger, then CoMagic's id. */
 async function communicationsOf(deps: DealLoopDeps, entries: readonly JournalEntry[]): Promise<{ found: Map<string, DealCommunication>; calls: number }> {
   const found = new Map<string, DealCommunication>();
@@ -245,7 +278,16 @@ export async function sendDealChanges(deps: DealLoopDeps): Promise<DealLoopResul
     plans.set(entry.dealId, { entry, plan, communication });
   }
 
-  const uploads: DealUpload[] = [...plans.entries()].map(([dealId, { plan }]) => ({ dealId, records: plan.records }));
+  const employees = await employeesFor(
+    deps,
+    [...plans.values()].flatMap(({ plan }) => plan.records.flatMap((r) => (r.employee_ext_id ? [r.employee_ext_id] : []))),
+  );
+  result.comagicCalls += employees.calls;
+  const uploads: DealUpload[] = [...plans.entries()].map(([dealId, { plan }]) => ({
+    dealId,
+    // An employee CoMagic would not make goes unnamed rather than failing the deal (§1.4: employee_ext_id is optional).
+    records: plan.records.map(({ employee_ext_id, ...record }) => (employee_ext_id && employees.known.has(employee_ext_id) ? { ...record, employee_ext_id } : record)),
+  }));
   const upload = await uploadDeals(deps.dataApi, uploads);
   result.comagicCalls += upload.requests;
   for (const dealId of upload.sent) {
