@@ -7,6 +7,22 @@
  */
 import { CoMagicError } from "./data-api";
 
+/**
+ * Refusals about an item's data, which halve a batch (the generic -32602 family: CoMagic documents no error list for
+ * `upload.*`, FACTS-loop §1.4 [UNCERTAIN]); `error` is its catch-all. Anything else stops the upload.
+ */
+export const DATA_REFUSALS: ReadonlySet<string> = new Set([
+  "invalid_date_time",
+  "entity_not_found",
+  "required_parameter_missed",
+  "invalid_parameter_value",
+  "data_type_error",
+  "unexpected_parameters",
+  "invalid_parameters_combination",
+  "data_limit_exceeded",
+  "error",
+]);
+
 export interface Rejection {
   key: string;
   mnemonic: string;

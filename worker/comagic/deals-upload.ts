@@ -7,7 +7,7 @@
  * token, network, analytics not connected) stops the upload: what was not sent is returned as pending.
  */
 import type { DealHistoryRecord, SalesFunnel } from "../domain/deal-history";
-import { sendBisecting } from "./bisect-upload";
+import { DATA_REFUSALS, sendBisecting } from "./bisect-upload";
 import { CoMagicError, type CoMagicRpcClient } from "./data-api";
 
 /**
@@ -18,18 +18,7 @@ export const DEAL_BATCH_SIZE = 40;
 /** §1.4 "Лимит 1000 сделок" (records per request). */
 const MAX_RECORDS = 1000;
 
-/** Refusals that are about a record's data: the batch is bisected. Anything else stops the upload. */
-const RECORD_REFUSALS = new Set([
-  "invalid_date_time",
-  "entity_not_found",
-  "required_parameter_missed",
-  "invalid_parameter_value",
-  "data_type_error",
-  "unexpected_parameters",
-  "invalid_parameters_combination",
-  "data_limit_exceeded",
-  "error",
-]);
+const RECORD_REFUSALS = DATA_REFUSALS;
 /** §1.1: what the account answers until its admin connects end-to-end analytics («Другая CRM»). */
 const NOT_CONNECTED = new Set(["method_component_disabled", "tariff_restrictions"]);
 

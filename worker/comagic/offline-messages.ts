@@ -16,26 +16,18 @@
  */
 import * as z from "zod";
 import type { OfflineMessage } from "../domain/offline-message";
-import { sendBisecting } from "./bisect-upload";
+import { DATA_REFUSALS, sendBisecting } from "./bisect-upload";
 import type { CoMagicError, CoMagicRpcClient } from "./data-api";
 
 /** l.11 "Максимальное количество заявок в одном запросе 50 шт": a bad one among 50 costs ≈ 2·log2(50) + 1 ≈ 13 calls. */
 export const OFFLINE_MESSAGE_BATCH_SIZE = 50;
 
-/** Refusals that are about a message's data: the batch is bisected. Anything else stops the upload. */
-const MESSAGE_REFUSALS = new Set([
-  "invalid_date_time",
-  "entity_not_found",
-  "required_parameter_missed",
-  "invalid_parameter_value",
-  "data_type_error",
-  "unexpected_parameters",
-  "invalid_parameters_combination",
-  "data_limit_exceeded",
+/** Refusals about a message's data, which halve a batch: the uploads' own, and two of offline messages. */
+const MESSAGE_REFUSALS: ReadonlySet<string> = new Set([
+  ...DATA_REFUSALS,
   // A third reading of a duplicate ext_id (§2 [UNCERTAIN]): refused as the create/update list's duplicate_entity.
   "duplicate_entity",
   "campaign_is_inactive",
-  "error",
 ]);
 
 export interface OfflineMessageUpload {

@@ -6,6 +6,7 @@
  */
 import type { DealCommunication } from "../domain/deal-history";
 import { ensureSchema } from "./d1-schema";
+import { selectAnyOf } from "./d1-lookup";
 
 export interface CrmCommunicationStore {
   record(rows: readonly { ref: string; communication: DealCommunication }[]): Promise<void>;
@@ -26,20 +27,15 @@ export function d1CrmCommunications(db: D1Database, portal: string): CrmCommunic
       );
     },
     async find(refs) {
-      const found = new Map<string, DealCommunication>();
-      const unique = [...new Set(refs)];
-      if (unique.length === 0) return found;
+      if (refs.length === 0) return new Map();
       await ensureSchema(db);
-      // D1 allows 100 bound parameters a statement.
-      for (let i = 0; i < unique.length; i += 90) {
-        const part = unique.slice(i, i + 90);
-        const { results } = await db
-          .prepare(`SELECT ref, communication_id, communication_type, at FROM crm_communications WHERE portal = ? AND ref IN (${part.map(() => "?").join(",")})`)
-          .bind(portal, ...part)
-          .all<{ ref: string; communication_id: number; communication_type: DealCommunication["type"]; at: string }>();
-        for (const r of results) found.set(r.ref, { id: r.communication_id, type: r.communication_type, at: Date.parse(r.at) });
-      }
-      return found;
+      const rows = await selectAnyOf<{ ref: string; communication_id: number; communication_type: DealCommunication["type"]; at: string }>(
+        db,
+        (any) => `SELECT ref, communication_id, communication_type, at FROM crm_communications WHERE portal = ? AND ref IN (${any})`,
+        [portal],
+        refs,
+      );
+      return new Map(rows.map((r) => [r.ref, { id: r.communication_id, type: r.communication_type, at: Date.parse(r.at) }]));
     },
   };
 }

@@ -1,5 +1,6 @@
 import { type CrmEntityRef, ledgerRef } from "../domain/crm-entity";
 import { ensureSchema } from "./d1-schema";
+import { selectAnyOf } from "./d1-lookup";
 
 /*
  * The CoMagic visitor id the worker itself wrote to each lead or deal (D1 `crm_visitors`). Anyone who may edit a
@@ -37,20 +38,10 @@ export function d1CrmVisitorStore(db: D1Database, portal: string): CrmVisitorSto
       return row?.visitor_id ?? null;
     },
     async findMany(refs) {
-      const found = new Map<string, string>();
-      const unique = [...new Set(refs)];
-      if (unique.length === 0) return found;
+      if (refs.length === 0) return new Map();
       await ensureSchema(db);
-      // D1 allows 100 bound parameters a statement.
-      for (let i = 0; i < unique.length; i += 90) {
-        const part = unique.slice(i, i + 90);
-        const { results } = await db
-          .prepare(`SELECT ref, visitor_id FROM crm_visitors WHERE portal = ? AND ref IN (${part.map(() => "?").join(",")})`)
-          .bind(portal, ...part)
-          .all<{ ref: string; visitor_id: string }>();
-        for (const r of results) found.set(r.ref, r.visitor_id);
-      }
-      return found;
+      const rows = await selectAnyOf<{ ref: string; visitor_id: string }>(db, (any) => `SELECT ref, visitor_id FROM crm_visitors WHERE portal = ? AND ref IN (${any})`, [portal], refs);
+      return new Map(rows.map((r) => [r.ref, r.visitor_id]));
     },
   };
 }

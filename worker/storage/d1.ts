@@ -1,5 +1,6 @@
 import { errorMessage, type Logger } from "../log";
 import { ensureSchema } from "./d1-schema";
+import { selectAnyOf } from "./d1-lookup";
 
 export interface DeadLetterRecord {
   id: string;
@@ -121,9 +122,6 @@ export interface AppliedEvents {
   firstEvents(refs: readonly string[]): Promise<Map<string, { key: string; appliedAt: string }>>;
 }
 
-// D1 allows 100 bound parameters a statement.
-const KEYS_PER_QUERY = 90;
-
 const LOOKUPS = {
   applied: "SELECT key AS k, ref AS v FROM applied_events WHERE portal = ? AND key IN",
   contactKeys: "SELECT contact_key AS k, ref AS v FROM contact_keys WHERE portal = ? AND contact_key IN",
@@ -131,19 +129,10 @@ const LOOKUPS = {
 } as const;
 
 async function lookUp(db: D1Database, query: keyof typeof LOOKUPS, values: readonly string[], ...leading: string[]): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
-  const unique = [...new Set(values)];
-  if (unique.length === 0) return found;
+  if (values.length === 0) return new Map();
   await ensureSchema(db);
-  for (let i = 0; i < unique.length; i += KEYS_PER_QUERY) {
-    const part = unique.slice(i, i + KEYS_PER_QUERY);
-    const { results } = await db
-      .prepare(`${LOOKUPS[query]} (${part.map(() => "?").join(",")})`)
-      .bind(...leading, ...part)
-      .all<{ k: string; v: string }>();
-    for (const r of results) found.set(r.k, r.v);
-  }
-  return found;
+  const rows = await selectAnyOf<{ k: string; v: string }>(db, (any) => `${LOOKUPS[query]} (${any})`, leading, values);
+  return new Map(rows.map((r) => [r.k, r.v]));
 }
 
 /** One portal's ledger. */
@@ -153,18 +142,17 @@ export function d1AppliedEvents(db: D1Database, portal: string): AppliedEvents {
     findContactKeys: (contactKeys) => lookUp(db, "contactKeys", contactKeys, portal),
     findPending: (contactKeys, since) => lookUp(db, "pending", contactKeys, portal, since.toISOString()),
     async firstEvents(refs) {
-      const found = new Map<string, { key: string; appliedAt: string }>();
-      const unique = [...new Set(refs)];
-      if (unique.length === 0) return found;
+      if (refs.length === 0) return new Map();
       await ensureSchema(db);
-      for (let i = 0; i < unique.length; i += KEYS_PER_QUERY) {
-        const part = unique.slice(i, i + KEYS_PER_QUERY);
-        const { results } = await db
-          .prepare(`SELECT ref, key, applied_at FROM applied_events WHERE portal = ? AND ref IN (${part.map(() => "?").join(",")}) ORDER BY applied_at, key`)
-          .bind(portal, ...part)
-          .all<{ ref: string; key: string; applied_at: string }>();
-        for (const r of results) if (!found.has(r.ref)) found.set(r.ref, { key: r.key, appliedAt: r.applied_at });
-      }
+      const rows = await selectAnyOf<{ ref: string; key: string; applied_at: string }>(
+        db,
+        (any) => `SELECT ref, key, applied_at FROM applied_events WHERE portal = ? AND ref IN (${any}) ORDER BY applied_at, key`,
+        [portal],
+        refs,
+      );
+      const found = new Map<string, { key: string; appliedAt: string }>();
+      // Slices come in order each: the earliest of a ref is the first seen in its own slice (a ref is in one slice).
+      for (const r of rows) if (!found.has(r.ref)) found.set(r.ref, { key: r.key, appliedAt: r.applied_at });
       return found;
     },
     async markPending(rows, at) {

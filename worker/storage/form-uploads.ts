@@ -7,6 +7,7 @@
  */
 import type { OfflineMessage } from "../domain/offline-message";
 import { ensureSchema } from "./d1-schema";
+import { selectAnyOf } from "./d1-lookup";
 
 export interface FormUploadStore {
   /** A form to send once its lead is written; a key already known is left as it is. */
@@ -50,19 +51,15 @@ export function d1FormUploads(db: D1Database, portal: string): FormUploadStore {
       );
     },
     async comagicIds(keys) {
-      const found = new Map<string, number>();
-      const unique = [...new Set(keys)];
-      if (unique.length === 0) return found;
+      if (keys.length === 0) return new Map();
       await ensureSchema(db);
-      for (let i = 0; i < unique.length; i += 90) {
-        const part = unique.slice(i, i + 90);
-        const { results } = await db
-          .prepare(`SELECT key, comagic_id FROM form_uploads WHERE portal = ? AND state = 'sent' AND key IN (${part.map(() => "?").join(",")})`)
-          .bind(portal, ...part)
-          .all<{ key: string; comagic_id: number }>();
-        for (const r of results) found.set(r.key, r.comagic_id);
-      }
-      return found;
+      const rows = await selectAnyOf<{ key: string; comagic_id: number }>(
+        db,
+        (any) => `SELECT key, comagic_id FROM form_uploads WHERE portal = ? AND state = 'sent' AND key IN (${any})`,
+        [portal],
+        keys,
+      );
+      return new Map(rows.map((r) => [r.key, r.comagic_id]));
     },
   };
 }
