@@ -12,6 +12,7 @@
  *
  * The api_secret travels in the query (l.17-18), so no URL is ever put in an error message or a log.
  */
+import { ServiceError } from "../service-error";
 import * as z from "zod";
 import { type Ga4Payload, GA4_MAX_EVENTS_PER_REQUEST, ga4SamplePayload } from "../domain/ga4-events";
 
@@ -37,18 +38,9 @@ export const ga4ApiSecretSchema = z.string().trim().min(1, "An API secret is req
  * permanent ones need other data or settings. A `timeout` may still have delivered the events, and GA4 does not
  * de-duplicate (§4): the caller decides whether a retry (a possible second event) beats a loss.
  */
-export class Ga4Error extends Error {
-  constructor(
-    /** `network`, `timeout`, `http_<status>`, `unexpected_answer`, `invalid_parameter` or `invalid_payload`. */
-    readonly type: string,
-    message: string,
-    readonly status: number,
-    readonly transient: boolean,
-    readonly retryAfterSeconds = 0,
-  ) {
-    super(message);
-    this.name = "Ga4Error";
-  }
+export class Ga4Error extends ServiceError {
+  // `type`: `network`, `timeout`, `http_<status>`, `unexpected_answer`, `invalid_parameter` or `invalid_payload`.
+  override name = "Ga4Error";
 }
 
 /** One message of the validation server (l.62-74). */

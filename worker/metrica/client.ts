@@ -6,6 +6,7 @@
  * The OAuth token goes in the Authorization header only (§3.1) and never into an error message: errors carry
  * Metrica's error type and message, which do not echo it.
  */
+import { ServiceError } from "../service-error";
 import * as z from "zod";
 
 export const METRICA_API_URL = "https://api-metrika.yandex.net";
@@ -21,18 +22,9 @@ const BACKEND_RETRY_SECONDS = 60;
  * A failed Metrica call. `transient`: the same call may succeed later (server errors, timeouts, quotas); permanent
  * ones need a person (a refused token, a counter without access) or different data (invalid_uploading).
  */
-export class MetricaError extends Error {
-  constructor(
-    /** Metrica's `error_type` (§3.6), or `network` / `timeout` / `unexpected_answer`. */
-    readonly type: string,
-    message: string,
-    readonly status: number,
-    readonly transient: boolean,
-    readonly retryAfterSeconds = 0,
-  ) {
-    super(message);
-    this.name = "MetricaError";
-  }
+export class MetricaError extends ServiceError {
+  // `type` is Metrica's `error_type` (§3.6), or `network` / `timeout` / `unexpected_answer`.
+  override name = "MetricaError";
 }
 
 /** §3.3's statuses; another one, should Metrica add it, is kept as a string and read as not final. */
