@@ -14,6 +14,7 @@ import { kvCrmModeCache } from "./storage/crm-mode-cache";
 import { d1DealJournal } from "./storage/deal-journal";
 import { d1FormUploads } from "./storage/form-uploads";
 import { d1CrmCommunications } from "./storage/crm-communications";
+import { d1FormVisitors } from "./storage/form-visitors";
 import { d1ConversionStore, type Destination } from "./storage/conversions";
 import { ga4Client, type Ga4Client } from "./ga4/client";
 import type { DealRecord } from "./storage/attribution-store";
@@ -145,6 +146,7 @@ export function storesFor(env: Env, portal: string) {
     conversions: db ? d1ConversionStore(db, portal) : null,
     formUploads: db ? d1FormUploads(db, portal) : null,
     communications: db ? d1CrmCommunications(db, portal) : null,
+    formVisitors: db ? d1FormVisitors(db, portal) : null,
     journeys: kv ? kvJourneyStore(kv) : null,
     crmModeCache: kvCrmModeCache(kv),
   };

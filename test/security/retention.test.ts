@@ -71,8 +71,21 @@ describe("retention", () => {
         .bind(portal, ago(401), portal, ago(91)),
       db.prepare("INSERT INTO form_uploads (portal, key, message, state, created_at) VALUES (?, 'form-1', '{}', 'sent', ?), (?, 'form-2', '{}', 'sent', ?)").bind(portal, ago(91), portal, ago(89)),
       db.prepare("INSERT INTO crm_communications (portal, ref, communication_id, communication_type, at) VALUES (?, '1', 1, 'call', ?), (?, '2', 2, 'call', ?)").bind(portal, ago(91), portal, ago(89)),
+      db.prepare("INSERT INTO form_visitors (portal, key, ym_uid, at) VALUES (?, 'form-1', '1', ?), (?, 'form-2', '2', ?)").bind(portal, ago(91), portal, ago(89)),
     ]);
-    const tables = ["applied_events", "contact_keys", "crm_visitors", "attribution_touches", "ad_costs", "deal_journal", "conversions", "metrica_uploads", "form_uploads", "crm_communications"];
+    const tables = [
+      "applied_events",
+      "contact_keys",
+      "crm_visitors",
+      "attribution_touches",
+      "ad_costs",
+      "deal_journal",
+      "conversions",
+      "metrica_uploads",
+      "form_uploads",
+      "crm_communications",
+      "form_visitors",
+    ];
     // A run later in the day leaves the history alone.
     await purgeExpired(db, new Date(midnight.getTime() + 10 * 60_000), { deadLetters: 30, ledger: 90, report: 400 });
     for (const table of tables) expect({ table, rows: await rows(table) }).toEqual({ table, rows: 2 });

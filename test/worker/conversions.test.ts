@@ -10,7 +10,7 @@ import { loadAttributionReport } from "../../worker/bitrix-app/report";
 import type { ReportFilters } from "../../worker/domain/attribution-report";
 import { messagesFor } from "../../worker/i18n";
 import { d1AttributionStore } from "../../worker/storage/attribution";
-import { bitrixCall, comagicTime, sandbox, uniquePhone } from "./support";
+import { bitrixCall, comagicTime, postWebsiteForm, sandbox, uniquePhone, waitFor, workerWithEnv } from "./support";
 
 /*
  * Offline conversions to Yandex Metrica (issue #25 §3), through the portal's tick in workerd against the sandboxes.
@@ -149,5 +149,26 @@ describe("offline conversions to Yandex Metrica", () => {
     // The marketer reads the day's outcome in the report's notes.
     const day = new Date().toISOString().slice(0, 10);
     expect(await reportNotes()).toContain(`Yandex Metrica, ${day}: 2 conversion(s) sent, 2 linked, 0 not linked; 2 not sent: the visitor's last visit was over 21 days ago.`);
+  });
+  it("converts a form's visitor CoMagic does not know by the _ym_uid the snippet sent", async () => {
+    const ymUid = `17${Math.floor(Math.random() * 1e15)}`;
+    const phone = uniquePhone();
+    // Conversions on for the forms route too (the settings are the portal's; the env type lists wrangler.toml's only).
+    const worker = workerWithEnv({ ...METRICA, METRICA_API_URL: env.SANDBOX_URL } as Parameters<typeof workerWithEnv>[0]);
+    expect((await postWebsiteForm({ name: "Ivan", phone: phone.local, ym_uid: ymUid, page_url: "https://shop.example.ru/sofa" }, worker)).status).toBeLessThan(300);
+    const ref = await waitFor(
+      async () => (await env.DB?.prepare("SELECT ref FROM applied_events WHERE portal = 'default' AND key LIKE 'form-%' ORDER BY applied_at DESC").first<{ ref: string }>())?.ref,
+      "the form's lead in the ledger",
+    );
+    // The report credits it (it came through the worker); a manager qualifies it.
+    const at = new Date().toISOString();
+    await env.DB?.prepare(
+      "INSERT INTO attribution_touches (portal, entity, entity_id, touch_no, created_at, at, first_touch, last_touch, last_non_direct, linear, time_decay, position_based) VALUES ('default', 'lead', ?, 0, ?, ?, 1, 1, 1, 1, 1, 1)",
+    )
+      .bind(ref, at, at)
+      .run();
+    await bitrixCall("crm.lead.update", { id: ref, fields: { STATUS_ID: "IN_PROCESS" } });
+    await tick();
+    expect(rowsOf(await metrica(), ymUid).map((r) => r.target)).toEqual(["crm_qualified"]);
   });
 });

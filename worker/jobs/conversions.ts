@@ -33,6 +33,8 @@ import { Ga4Error, type Ga4Client } from "../ga4/client";
 import type { AttributionStore, DealRecord } from "../storage/attribution-store";
 import type { ConversionMoment, ConversionStore, Destination, WaitingConversion } from "../storage/conversions";
 import type { CrmVisitorStore } from "../storage/crm-visitors";
+import type { AppliedEvents } from "../storage/d1";
+import type { FormVisitorStore } from "../storage/form-visitors";
 
 /** Conversions one tick sends at most; the rest wait for the next tick. */
 const MAX_CONVERSIONS = 500;
@@ -115,21 +117,44 @@ export async function recordQualifiedLeads(deps: {
   return added;
 }
 
-/** The click ids of each waiting conversion's visitor (by visitor ref): the visitor the worker wrote, then CoMagic's visits, one read. */
-async function clickIdsOf(deps: Pick<ConversionDeps, "visitors" | "dataApi" | "timeZone">, waiting: readonly WaitingConversion[], now: Date): Promise<Map<string, VisitorClickIds>> {
-  const visitorOf = await deps.visitors.findMany(waiting.map((w) => w.visitorRef));
-  if (visitorOf.size === 0) return new Map();
-  const clicks = await fetchVisitorClickIds(deps.dataApi, [...new Set(visitorOf.values())], journeyWindow(now, deps.timeZone));
-  return new Map(
-    [...visitorOf].flatMap(([ref, visitor]) => {
-      const ids = clicks.get(visitor);
-      return ids ? [[ref, ids] as const] : [];
-    }),
-  );
+/**
+ * The click ids of each waiting conversion's visitor (by visitor ref): CoMagic's visits of the visitor the worker wrote
+ * (one read), and what the snippet sent with the form that made the lead (`_ym_uid` first, as the issue orders them;
+ * a visitor CoMagic does not know converts by it too). The last visit is the later of the two.
+ */
+async function clickIdsOf(
+  deps: Pick<ConversionDeps, "visitors" | "dataApi" | "timeZone" | "ledger" | "formVisitors">,
+  waiting: readonly WaitingConversion[],
+  now: Date,
+): Promise<Map<string, VisitorClickIds>> {
+  const refs = waiting.map((w) => w.visitorRef);
+  const visitorOf = await deps.visitors.findMany(refs);
+  const clicks = visitorOf.size ? await fetchVisitorClickIds(deps.dataApi, [...new Set(visitorOf.values())], journeyWindow(now, deps.timeZone)) : new Map<string, VisitorClickIds>();
+  const first = deps.ledger && deps.formVisitors ? await deps.ledger.firstEvents(refs) : new Map<string, { key: string }>();
+  const forms = deps.formVisitors ? await deps.formVisitors.find([...first.values()].map((f) => f.key).filter((key) => key.startsWith("form-"))) : new Map<string, VisitorClickIds>();
+  const found = new Map<string, VisitorClickIds>();
+  for (const ref of new Set(refs)) {
+    const visitor = visitorOf.get(ref);
+    const comagic = visitor ? clicks.get(visitor) : undefined;
+    const key = first.get(ref)?.key;
+    const form = key ? forms.get(key) : undefined;
+    if (!comagic && !form) continue;
+    const last = Math.max(comagic?.lastVisitAt ?? 0, form?.lastVisitAt ?? 0);
+    found.set(ref, {
+      lastVisitAt: last || null,
+      ymClientId: form?.ymClientId ?? comagic?.ymClientId ?? null,
+      yclid: comagic?.yclid ?? form?.yclid ?? null,
+      gaClientId: form?.gaClientId ?? comagic?.gaClientId ?? null,
+    });
+  }
+  return found;
 }
 
 export interface ConversionDeps {
   dataApi: CoMagicRpcClient;
+  /** The ledger and the snippet's ids of forms: a form lead's visitor CoMagic does not know (optional). */
+  ledger?: AppliedEvents | null;
+  formVisitors?: FormVisitorStore | null;
   /** CONVERSIONS_INTERVAL_MINUTES: conversions wait this long at most to go together (domain/send-window.ts). */
   intervalMinutes: number;
   metrica: MetricaClient;
@@ -224,7 +249,7 @@ export async function sendConversions(deps: ConversionDeps): Promise<ConversionR
   return result;
 }
 
-export interface Ga4Deps extends Pick<ConversionDeps, "dataApi" | "conversions" | "visitors" | "timeZone" | "now" | "log" | "intervalMinutes"> {
+export interface Ga4Deps extends Pick<ConversionDeps, "dataApi" | "conversions" | "visitors" | "timeZone" | "now" | "log" | "intervalMinutes" | "ledger" | "formVisitors"> {
   ga4: Ga4Client;
   names: Record<ConversionGoal, string | null>;
 }

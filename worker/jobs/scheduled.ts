@@ -139,7 +139,7 @@ export async function runDealLoop(env: Env, config: Config, log: Logger, at: Dat
 /** The portal's offline conversions to Metrica and GA4, when set up (jobs/conversions.ts). Never throws. */
 export async function runConversions(env: Env, config: Config, log: Logger, at: Date): Promise<ConversionRunResult | null> {
   const destinations = conversionSettingsOf(config);
-  const { conversions, visitors, attribution } = storesFor(env, config.portal);
+  const { conversions, visitors, attribution, ledger, formVisitors } = storesFor(env, config.portal);
   const dataApi = dataApiClientFor(config, env, "deferrable");
   if (Object.keys(destinations).length === 0 || !conversions || !visitors || !attribution || !dataApi) return null;
   try {
@@ -147,7 +147,7 @@ export async function runConversions(env: Env, config: Config, log: Logger, at: 
   } catch (error) {
     log.warn("conversions.leads_failed", { error: errorMessage(error) });
   }
-  const shared = { dataApi, conversions, visitors, timeZone: config.COMAGIC_TIMEZONE, intervalMinutes: config.CONVERSIONS_INTERVAL_MINUTES, now: () => at, log };
+  const shared = { dataApi, conversions, visitors, ledger, formVisitors, timeZone: config.COMAGIC_TIMEZONE, intervalMinutes: config.CONVERSIONS_INTERVAL_MINUTES, now: () => at, log };
   const ga4 = ga4For(config);
   if (ga4 && destinations.ga4) {
     await sendGa4Events({ ...shared, ga4, names: destinations.ga4.goals }).catch((error: unknown) => log.warn("ga4.failed", { error: errorMessage(error) }));

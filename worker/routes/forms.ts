@@ -17,7 +17,7 @@ import type { Env } from "../env";
 import type { LeadEvent } from "../domain/lead-event";
 import { offlineMessageOf } from "../domain/offline-message";
 import { errorMessage, type Logger } from "../log";
-import { storesFor } from "../wiring";
+import { ga4For, metricaFor, storesFor } from "../wiring";
 
 export const FORM_MAX_BYTES = 64 * 1024;
 /** What the rate-limit binding's period is set to in wrangler.toml; sent as Retry-After. */
@@ -145,6 +145,7 @@ formsRoute.post("/:portal?", limitBody(FORM_MAX_BYTES), async (c) => {
   log.info("form.accepted", { key, phone: event.phone ? maskPhone(event.phone) : null, hasEmail: event.email !== null });
   await recordQuietly(activityOf(c.env, config.portal)?.record("form", now), log);
   if (config.COMAGIC_FORMS) await recordFormForComagic(c.env, config, event, now, log);
+  if (metricaFor(config) || ga4For(config)) await recordFormVisitor(c.env, config, event, now, log);
   return accepted();
 });
 
@@ -162,4 +163,12 @@ async function recordFormForComagic(env: Env, config: Config, event: LeadEvent, 
     return;
   }
   await forms.add(event.key, built.message, now).catch((error: unknown) => log.warn("form.comagic_record_failed", { key: event.key, error: errorMessage(error) }));
+}
+
+/** The ad platforms' ids the snippet sent (`_ym_uid`, `yclid`, `_ga`), for this form's conversions (jobs/conversions.ts). */
+async function recordFormVisitor(env: Env, config: Config, event: LeadEvent, now: Date, log: Logger): Promise<void> {
+  const ids = event.form?.clickIds ?? {};
+  await storesFor(env, config.portal)
+    .formVisitors?.record(event.key, { ymUid: ids.ym_uid ?? null, yclid: ids.yclid ?? null, gaClientId: ids.ga_client_id ?? null }, now)
+    .catch((error: unknown) => log.warn("form.visitor_unsaved", { key: event.key, error: errorMessage(error) }));
 }

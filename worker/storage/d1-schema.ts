@@ -63,6 +63,9 @@ const SCHEMA = [
   // The CoMagic communication each lead or deal came from (ledger ref), as its call record named it: the deal loop links by it.
   `CREATE TABLE IF NOT EXISTS crm_communications (
      portal TEXT NOT NULL, ref TEXT NOT NULL, communication_id INTEGER NOT NULL, communication_type TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (portal, ref))`,
+  // What the snippet said of a form's visitor to the ad platforms (_ym_uid, yclid, _ga), by the form's ledger key.
+  `CREATE TABLE IF NOT EXISTS form_visitors (
+     portal TEXT NOT NULL, key TEXT NOT NULL, ym_uid TEXT, yclid TEXT, ga_client_id TEXT, at TEXT NOT NULL, PRIMARY KEY (portal, key))`,
   // Website forms sent to CoMagic as offline messages (COMAGIC_FORMS, issue #25 §2): each once, by its ledger key.
   `CREATE TABLE IF NOT EXISTS form_uploads (
      portal TEXT NOT NULL, key TEXT NOT NULL, message TEXT NOT NULL, state TEXT NOT NULL, comagic_id INTEGER, reason TEXT, created_at TEXT NOT NULL,
@@ -90,6 +93,7 @@ export const PORTAL_TABLES = [
   "metrica_uploads",
   "form_uploads",
   "crm_communications",
+  "form_visitors",
 ] as const;
 
 /**

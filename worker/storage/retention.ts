@@ -39,6 +39,8 @@ const HISTORY = [
   { table: "form_uploads", dated: "created_at", keep: "ledger" },
   // A communication older than 30 days before its deal is not linked anyway (FACTS-loop §1.5).
   { table: "crm_communications", dated: "at", keep: "ledger" },
+  // Metrica links nothing more than 21 days after the visit (FACTS-loop §3.4): the ledger's span is plenty.
+  { table: "form_visitors", dated: "at", keep: "ledger" },
 ] as const;
 
 /** Whether a cron run at `now` is the day's one that prunes the history: the first run of the UTC day (crons run at least every 5 minutes). */
