@@ -142,35 +142,7 @@ export function d1ConversionStore(db: D1Database, portal: string): ConversionSto
         .run();
     },
     async outcomes(destination, since) {
-      await ensureSchema(db);
-      const day = utcDay(since);
-      const [states, uploads] = await db.batch<{ day: string; state?: string; n?: number; linked?: number; not_linked?: number; processing?: number }>([
-        db.prepare("SELECT day, state, COUNT(*) AS n FROM conversions WHERE portal = ? AND destination = ? AND day >= ? GROUP BY day, state").bind(portal, destination, day),
-        db
-          .prepare(
-            `SELECT day, SUM(COALESCE(linked, 0)) AS linked, SUM(COALESCE(not_linked, 0)) AS not_linked,
-               SUM(CASE WHEN status IN ('PROCESSED', 'LINKAGE_FAILURE') THEN 0 ELSE 1 END) AS processing
-             FROM metrica_uploads WHERE portal = ? AND day >= ? GROUP BY day`,
-          )
-          .bind(portal, day),
-      ]);
-      const byDay = new Map<string, DayOutcome>();
-      const of = (d: string) => {
-        let outcome = byDay.get(d);
-        if (!outcome) {
-          outcome = { day: d, sent: 0, tooOld: 0, noVisitor: 0, failed: 0, linked: 0, notLinked: 0, processing: 0 };
-          byDay.set(d, outcome);
-        }
-        return outcome;
-      };
-      const column: Record<string, "sent" | "tooOld" | "noVisitor" | "failed"> = { sent: "sent", too_old: "tooOld", no_visitor: "noVisitor", failed: "failed" };
-      for (const r of states?.results ?? []) {
-        const name = column[r.state ?? ""];
-        if (name) of(r.day)[name] += r.n ?? 0;
-      }
-      // Metrica says what linked; GA4 says nothing (its collect endpoint answers 2xx to anything: FACTS-loop §4).
-      for (const r of destination === "metrica" ? (uploads?.results ?? []) : []) Object.assign(of(r.day), { linked: r.linked ?? 0, notLinked: r.not_linked ?? 0, processing: r.processing ?? 0 });
-      return [...byDay.values()].sort((a, b) => b.day.localeCompare(a.day));
+      return (await outcomesByPortal(db, since, portal)).get(portal)?.[destination] ?? [];
     },
   };
 }

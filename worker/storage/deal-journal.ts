@@ -131,17 +131,7 @@ export function d1DealJournal(db: D1Database, portal: string): DealJournalStore 
       );
     },
     async summary() {
-      await ensureSchema(db);
-      const { results } = await db
-        .prepare("SELECT state, COUNT(*) AS n, SUM(CASE WHEN flags LIKE '%communication_older_than_30_days%' THEN 1 ELSE 0 END) AS old FROM deal_journal WHERE portal = ? GROUP BY state")
-        .bind(portal)
-        .all<{ state: DealState; n: number; old: number }>();
-      const counts = { waiting: 0, sent: 0, rejected: 0, gone: 0, notLinked: 0 };
-      for (const r of results) {
-        if (r.state in counts) counts[r.state] = r.n;
-        counts.notLinked += r.old ?? 0;
-      }
-      return counts;
+      return (await dealSummaries(db, portal)).get(portal) ?? { waiting: 0, sent: 0, rejected: 0, gone: 0, notLinked: 0 };
     },
   };
 }
