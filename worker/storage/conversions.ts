@@ -6,6 +6,7 @@
  * uploads and their status, polled until PROCESSED or LINKAGE_FAILURE, are `metrica_uploads`. docs/storage.md has
  * example rows.
  */
+import { FINAL_STATUSES } from "../metrica/client";
 import type { ConversionGoal } from "../domain/offline-conversions";
 import { ensureSchema } from "./d1-schema";
 
@@ -63,7 +64,8 @@ export interface ConversionStore {
 }
 
 const utcDay = (at: Date) => at.toISOString().slice(0, 10);
-const FINAL = ["PROCESSED", "LINKAGE_FAILURE"];
+/** Metrica's final statuses (§3.3) as SQL text, for the statements that tell a finished upload. */
+const FINAL_SQL = FINAL_STATUSES.map((status) => `'${status}'`).join(", ");
 
 type Row = { key: string; goal: ConversionGoal; visitor_ref: string; at: string; revenue: number | null; currency: string | null; date_time: number | null; recorded_at: string | null };
 
@@ -129,8 +131,8 @@ export function d1ConversionStore(db: D1Database, portal: string): ConversionSto
     async unfinishedUploads(limit) {
       await ensureSchema(db);
       const { results } = await db
-        .prepare(`SELECT upload_id FROM metrica_uploads WHERE portal = ? AND status NOT IN (${FINAL.map(() => "?").join(",")}) ORDER BY created_at LIMIT ?`)
-        .bind(portal, ...FINAL, limit)
+        .prepare(`SELECT upload_id FROM metrica_uploads WHERE portal = ? AND status NOT IN (${FINAL_SQL}) ORDER BY created_at LIMIT ?`)
+        .bind(portal, limit)
         .all<{ upload_id: string }>();
       return results.map((r) => r.upload_id);
     },
@@ -163,7 +165,7 @@ export async function outcomesByPortal(db: D1Database, since: Date, portal?: str
     bound(`SELECT portal, destination, day, state, COUNT(*) AS n FROM conversions WHERE day >= ?1 ${onePortal} GROUP BY portal, destination, day, state`),
     bound(
       `SELECT portal, day, SUM(COALESCE(linked, 0)) AS linked, SUM(COALESCE(not_linked, 0)) AS not_linked,
-         SUM(CASE WHEN status IN ('PROCESSED', 'LINKAGE_FAILURE') THEN 0 ELSE 1 END) AS processing
+         SUM(CASE WHEN status IN (${FINAL_SQL}) THEN 0 ELSE 1 END) AS processing
        FROM metrica_uploads WHERE day >= ?1 ${onePortal} GROUP BY portal, day`,
     ),
   ]);
