@@ -5,6 +5,7 @@ import {
   conversionFiles,
   conversionKey,
   conversionOf,
+  entityOfConversionKey,
   goalIdentifierSchema,
   planConversions,
   visitorIdOf,
@@ -162,5 +163,16 @@ describe("the CSV file Metrica takes (FACTS-loop §3.2)", () => {
       ["ClientId", "ClientId,Target,DateTime,Price,Currency", ["deal:4:won"]],
       ["Yclid", "Yclid,Target,DateTime,Price,Currency", ["deal:5:won"]],
     ]);
+  });
+});
+
+describe("a stored conversion key", () => {
+  it("names the lead or deal it was made from", () => {
+    for (const entity of [
+      { type: "lead", id: "12" },
+      { type: "deal", id: "7" },
+    ] as const) {
+      expect(entityOfConversionKey(conversionKey({ goal: "won", entity }))).toEqual(entity);
+    }
   });
 });

@@ -78,6 +78,12 @@ export function conversionKey(conversion: Pick<Conversion, "goal" | "entity">): 
   return `${conversion.entity.type}:${conversion.entity.id}:${conversion.goal}`;
 }
 
+/** The lead or deal a stored conversionKey names (`lead:12:qualified` → lead 12): the key's own format, read back. */
+export function entityOfConversionKey(key: string): { type: "lead" | "deal"; id: string } {
+  const [type, id = ""] = key.split(":");
+  return { type: type === "deal" ? "deal" : "lead", id };
+}
+
 /** The visitor as a CSV identifier column names them (§3.2). */
 export type VisitorId = { column: "ClientId"; value: string } | { column: "Yclid"; value: string };
 

@@ -21,6 +21,7 @@ import {
   conversionFiles,
   conversionKey,
   conversionOf,
+  entityOfConversionKey,
   planConversions,
   visitorIdOf,
 } from "../domain/offline-conversions";
@@ -185,12 +186,6 @@ function uploadRecord(upload: MetricaUploading, rows: number) {
   return { uploadId: upload.id, rows, status: upload.status, linked: done ? linked : null, notLinked: done && linked !== null ? Math.max(0, rows - linked) : null };
 }
 
-/** The lead or deal and goal a stored key names (domain/offline-conversions.ts conversionKey: `lead:12:qualified`). */
-function entityOfKey(key: string): { type: "lead" | "deal"; id: string } {
-  const [type, id = ""] = key.split(":");
-  return { type: type === "deal" ? "deal" : "lead", id };
-}
-
 /** Sends the waiting conversions, then asks Metrica how its unfinished uploads went. Throws only what D1 throws. */
 export async function sendConversions(deps: ConversionDeps): Promise<ConversionRunResult> {
   const result: ConversionRunResult = { sent: 0, skipped: { too_old: 0, no_visitor: 0, goal_off: 0 }, failed: 0, uploads: 0, polled: 0 };
@@ -201,7 +196,7 @@ export async function sendConversions(deps: ConversionDeps): Promise<ConversionR
     const candidates: ConversionCandidate[] = waiting.map((w) => {
       const ids = clicks.get(w.visitorRef);
       return {
-        conversion: { goal: w.goal, entity: entityOfKey(w.key), at: w.at.getTime(), revenue: w.revenue },
+        conversion: { goal: w.goal, entity: entityOfConversionKey(w.key), at: w.at.getTime(), revenue: w.revenue },
         visitor: ids ? visitorIdOf({ ymClientId: ids.ymClientId, yclid: ids.yclid }) : null,
         lastVisitAt: ids?.lastVisitAt ?? null,
       };
@@ -265,7 +260,10 @@ export async function sendGa4Events(deps: Ga4Deps): Promise<{ sent: number; skip
   if (!sendDue(waiting[0]?.recordedAt, waiting.length, MAX_CONVERSIONS, now, deps.intervalMinutes)) return { sent: 0, skipped: 0 };
   const clicks = await clickIdsOf(deps, waiting, now);
   const plan = ga4PayloadsOf(
-    waiting.map((w) => ({ conversion: { goal: w.goal, entity: entityOfKey(w.key), at: w.at.getTime(), revenue: w.revenue }, clientId: ga4ClientIdOf(clicks.get(w.visitorRef)?.gaClientId ?? null) })),
+    waiting.map((w) => ({
+      conversion: { goal: w.goal, entity: entityOfConversionKey(w.key), at: w.at.getTime(), revenue: w.revenue },
+      clientId: ga4ClientIdOf(clicks.get(w.visitorRef)?.gaClientId ?? null),
+    })),
     deps.names,
     now.getTime(),
   );
