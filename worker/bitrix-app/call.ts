@@ -3,8 +3,8 @@
  * the toll-fraud policy (domain/call-policy.ts), the caller's CoMagic employee, then the Call API's
  * start.employee_call and a timeline entry. routes/bitrix-call.ts guards the token and the daily caps around it.
  */
+import { fullName, userRows } from "../bitrix/users";
 import type { CountryCode } from "libphonenumber-js/core";
-import * as z from "zod";
 import { findEmployeeIdByEmail, startEmployeeCall } from "../comagic/call-api";
 import { CoMagicError, type CoMagicRpcClient } from "../comagic/data-api";
 import { checkCallNumber, type CallRefusal } from "../domain/call-policy";
@@ -13,9 +13,6 @@ import { addCardRead, readCard, type Card } from "../bitrix/crm-card";
 import type { BitrixClient } from "../bitrix/client";
 import type { TabClaims } from "./tab-token";
 import type { CrmTexts } from "../i18n/crm-texts";
-
-const idString = z.union([z.string(), z.number()]).transform(String);
-const userRows = z.array(z.object({ ID: idString, EMAIL: z.string().nullish(), NAME: z.string().nullish(), LAST_NAME: z.string().nullish() }).loose());
 
 export type CallOutcome =
   | { ok: true; callSessionId: string; phone: string; timelineRecorded: boolean; telephonyEntity: Card["telephonyEntity"] }
@@ -87,7 +84,7 @@ export async function startCall(claims: TabClaims, deps: CallDeps): Promise<Call
     if (!(error instanceof CoMagicError)) throw error;
     return { ok: false, refusal: { code: "comagic_refused", mnemonic: error.mnemonic }, askedCoMagic: true };
   }
-  const who = [bitrixUser?.NAME, bitrixUser?.LAST_NAME].filter(Boolean).join(" ") || `#${claims.userId}`;
+  const who = fullName(bitrixUser) ?? `#${claims.userId}`;
   // The call is already ringing: a failed comment is reported (and logged by the caller), not a failed call.
   const timelineRecorded = await deps.appClient
     .call("crm.timeline.comment.add", {

@@ -4,6 +4,7 @@
  * checks the page runs (the CoMagic account, a page of the site, GA4's events on Google's validation server). Saving
  * goes through portal-config.ts `savePortal`, so the page is held to the same schema as env and `PUT /admin/portals`.
  */
+import { userRows } from "../bitrix/users";
 import { loadPipelines } from "../bitrix/pipelines";
 import * as z from "zod";
 import type { CoMagicRpcClient } from "../comagic/data-api";
@@ -172,7 +173,6 @@ export interface Managers {
 }
 
 const employeeRows = z.array(z.object({ id: z.union([z.number(), z.string()]).transform(String), full_name: z.string().nullish(), email: z.string().nullish() }).loose());
-const userRows = z.array(z.object({ ID: z.union([z.number(), z.string()]).transform(String), NAME: z.string().nullish(), LAST_NAME: z.string().nullish(), EMAIL: z.string().nullish() }).loose());
 const employeeList = z.array(z.object({ id: z.string(), fullName: z.string(), email: z.string().nullable() }));
 const EMPLOYEES_KEY = "settings-employees:v1";
 const EMPLOYEES_CACHE_SECONDS = 600;

@@ -8,6 +8,7 @@
  * (domain/deal-history.ts), uploads (comagic/deals-upload.ts), and records the outcome: a deal CoMagic refuses for its
  * data becomes a dead letter with CoMagic's reason (its replay sends it again), the others go on.
  */
+import { fullName, userRows } from "../bitrix/users";
 import * as z from "zod";
 import { batchBuilder } from "../bitrix/batch-builder";
 import type { BitrixClient } from "../bitrix/client";
@@ -139,7 +140,6 @@ async function funnelsFor(deps: DealLoopDeps, categories: ReadonlySet<string>): 
 }
 
 const SYNC_STATE_EMPLOYEES = "deals.employees";
-const userRows = z.array(z.object({ ID: idText, NAME: z.string().nullish(), LAST_NAME: z.string().nullish() }).loose());
 
 /**
  * The deals' responsible users as CoMagic employees (§1.3): those not made yet are read from Bitrix24 (their names,
@@ -162,7 +162,7 @@ async function employeesFor(deps: DealLoopDeps, userIds: readonly string[]): Pro
   const answers = await batch.send(deps.bitrix, { readOnly: true });
   const named = handles.map(([id, handle]) => {
     const user = answers.failure(handle) ? undefined : answers.required(handle)[0];
-    return { extId: id, name: [user?.NAME, user?.LAST_NAME].filter(Boolean).join(" ") || `Bitrix24 user ${id}` };
+    return { extId: id, name: fullName(user) ?? `Bitrix24 user ${id}` };
   });
   const { made, refused } = await ensureEmployees(deps.dataApi, named);
   for (const r of refused) deps.log.warn("deals.employee_refused", { userId: r.extId, mnemonic: r.mnemonic });

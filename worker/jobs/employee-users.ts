@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { userRows } from "../bitrix/users";
 import type { CoMagicRpcClient } from "../comagic/data-api";
 import { type KvCache, kvJson } from "../storage/kv-json";
 import type { BitrixClient } from "../bitrix/client";
@@ -12,7 +13,6 @@ import type { BitrixClient } from "../bitrix/client";
 /** Employees and users change rarely; a day's cache keeps this to a couple of calls an employee a day. */
 const CACHE_SECONDS = 86_400;
 const employeeRows = z.array(z.object({ id: z.union([z.number(), z.string()]).transform(String), email: z.string().nullish() }).loose());
-const userRows = z.array(z.object({ ID: z.union([z.number(), z.string()]).transform(String), EMAIL: z.string().nullish() }).loose());
 const cached = z.object({ userId: z.string().nullable() });
 
 export async function usersByEmployeeEmail(employeeIds: readonly string[], deps: { dataApi: CoMagicRpcClient; bitrix: BitrixClient; kv: KvCache | null }): Promise<Map<string, string>> {
